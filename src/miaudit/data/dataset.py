@@ -1,0 +1,93 @@
+"""The data set as plain arrays plus metadata: what every stage after loading sees.
+
+Position in the pipeline: ``config -> data -> splits -> ...``. Loaders (built-in
+sets and user files) return a :class:`Dataset`; nothing downstream reads files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Encoded features, integer labels and what is known about them.
+
+    Attributes
+    ----------
+    name:
+        Short name (``"census-occupation"``, ``"adult"``, or the user file's stem).
+    X:
+        ``float32`` features. Tabular data: ``(n, d)`` after the tabular encoder
+        (one-hot categoricals, standardised numerics). Images: ``(n, c, h, w)``
+        scaled to ``[0, 1]``.
+    y:
+        ``int64`` labels in ``0 .. n_classes - 1``.
+    class_names:
+        Human-readable name of each label value, ``len == n_classes``.
+    feature_names:
+        Names of the raw input columns (before encoding).
+    categorical:
+        Which raw columns are categorical.
+    encoded_feature_names:
+        Name of each column of ``X`` for tabular data (``"sex=Female"``), empty for images.
+    kind:
+        ``"tabular"`` or ``"image"``.
+    source:
+        Where the data was read from (a file path or a package name), for reports.
+    encoder:
+        JSON-serialisable description of the tabular encoder (so raw rows can be
+        encoded the same way later, e.g. by a prediction server); ``None`` for images.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    feature_names: list[str]
+    categorical: list[str] = field(default_factory=list)
+    encoded_feature_names: list[str] = field(default_factory=list)
+    kind: str = "tabular"
+    source: str = ""
+    encoder: dict | None = None
+
+    @property
+    def n_records(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Width of one encoded record (``c*h*w`` for images)."""
+        return int(np.prod(self.X.shape[1:]))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one record as models see it: ``(d,)`` or ``(c, h, w)``."""
+        return tuple(int(s) for s in self.X.shape[1:])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the arrays and labels: identifies the content, not the name."""
+        h = hashlib.sha256()
+        h.update(str(self.X.shape).encode())
+        h.update(np.ascontiguousarray(self.X).tobytes())
+        h.update(np.ascontiguousarray(self.y).tobytes())
+        return h.hexdigest()
+
+    def summary(self) -> dict:
+        """The ``dataset`` block of ``results.json``."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "n_records": self.n_records,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "class_names": list(self.class_names),
+        }
