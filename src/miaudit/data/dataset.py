@@ -41,6 +41,10 @@ class Dataset:
     encoder:
         JSON-serialisable description of the tabular encoder (so raw rows can be
         encoded the same way later, e.g. by a prediction server); ``None`` for images.
+    notes:
+        JSON-serialisable facts about how the records were obtained, for reports:
+        rows read, rows dropped and why (``"duplicates_dropped"``), the label column,
+        the canonical source of a built-in set.
     """
 
     name: str
@@ -53,6 +57,7 @@ class Dataset:
     kind: str = "tabular"
     source: str = ""
     encoder: dict | None = None
+    notes: dict = field(default_factory=dict)
 
     @property
     def n_records(self) -> int:

@@ -1,0 +1,145 @@
+"""Audit configuration, validated once at the edge (CLI or API) into typed objects.
+
+Position in the pipeline: ``config -> data -> ...``. The CLI and :func:`miaudit.audit`
+both build an :class:`AuditConfig` here; inner code takes these objects, never raw
+dicts. ``config.json`` written next to the results is :meth:`AuditConfig.resolved_dict`,
+which :func:`load_config_file` reads back to repeat a run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from miaudit.errors import ConfigError
+
+#: Attack-model learners the Shokri attack accepts (see miaudit.attacks.shokri).
+LEARNERS = ("gbdt", "nn", "logreg", "rf")
+
+
+class ShokriConfig(BaseModel):
+    """The shadow-model attack's own settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learner: Literal["gbdt", "nn", "logreg", "rf"] = "gbdt"
+    per_class: bool = True
+    min_class_records: int = Field(default=100, ge=2)
+
+
+class RecipeSpec(BaseModel):
+    """A model recipe as the user gives it: unset fields take the model's defaults.
+
+    The pipeline resolves it, with the data set's kind (MLP for tables, CNN for
+    images), into a full :class:`miaudit.models.Recipe`; ``config.json`` holds the
+    resolved values so a repeat does not depend on today's defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None
+    hidden: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    l2: float | None = None
+    optimizer: str | None = None
+    n_estimators: int | None = None
+    max_depth: int | None = None
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class AuditConfig(BaseModel):
+    """Everything that determines an audit's result (apart from library versions).
+
+    ``target`` is the recipe the target model is trained with; ``shadow`` the one
+    the shadows use (the target's when ``None`` — the paper's attacker knows the
+    training algorithm). ``target_model`` loads a saved target instead of training one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = "census"
+    label: str | None = None
+    categorical: list[str] | None = None
+    target_size: int | None = Field(default=None, ge=1)
+    shadows: int = Field(default=10)
+    target: RecipeSpec = RecipeSpec()
+    shadow: RecipeSpec | None = None
+    target_model: str | None = None
+    save_target: str | None = None
+    attack: ShokriConfig = ShokriConfig()
+    seed: int = Field(default=0, ge=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    @field_validator("shadows")
+    @classmethod
+    def _at_least_one_shadow(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1: the attack learns from shadow models")
+        return v
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """JSON-ready configuration; feeding it back through ``--config`` repeats the run."""
+        return self.model_dump(mode="json")
+
+
+def _flatten_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown configuration key '{where}': check its spelling{more}"
+    return f"invalid configuration value for '{where}': {msg}{more}"
+
+
+def make_config(values: dict[str, Any]) -> AuditConfig:
+    """Validate a plain dict (from a file, flags or keyword arguments) into a config."""
+    try:
+        return AuditConfig.model_validate(values)
+    except ValidationError as err:
+        raise ConfigError(_flatten_error(err)) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``audit.toml``) or JSON (``config.json``) configuration file as a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist: pass the path of a .toml or .json file")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(p.read_text())
+        elif p.suffix.lower() == ".toml":
+            data = tomllib.loads(p.read_text())
+        else:
+            raise ConfigError(
+                f"config file {p} has suffix '{p.suffix}': use .toml or .json (a results "
+                "folder's config.json repeats that run)"
+            )
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {p} does not parse: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a table of settings, not {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested merge: values in ``overrides`` (``None`` means "not given") win over ``base``."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        elif isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if v is not None} or out.get(key)
+        else:
+            out[key] = value
+    return {k: v for k, v in out.items() if v is not None}

@@ -1,0 +1,319 @@
+"""The audit pipeline: config -> data -> splits -> target / shadows -> attack -> metrics.
+
+:func:`run_audit` is the one place the stages are wired together; the CLI and the
+Python API (:func:`miaudit.audit`) both call it. It returns an :class:`AuditResult`
+and writes nothing: :mod:`miaudit.report` turns the result into files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit import __version__
+from miaudit.config import AuditConfig, RecipeSpec
+from miaudit.data import Dataset, load_dataset
+from miaudit.errors import ConfigError, ModelError
+from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
+from miaudit.models import Recipe, check_input, load_model, save_model, train_models
+from miaudit.progress import Reporter
+from miaudit.splits import AuditSplits, make_splits, resolve_target_size
+from miaudit.target import LocalTarget
+
+#: File beside a saved target that says which records it was trained on.
+MEMBERSHIP_FILE = "membership.npz"
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit found; :meth:`to_dict` is the ``results.json`` contract."""
+
+    config: AuditConfig
+    dataset: dict[str, Any]
+    target: dict[str, Any]
+    shadows: dict[str, Any]
+    attacks: dict[str, AttackMetrics]
+    attack_notes: dict[str, dict[str, Any]]
+    record_index: np.ndarray
+    labels: np.ndarray
+    member: np.ndarray
+    scores: dict[str, np.ndarray]
+    roc: dict[str, dict[str, list[float]]]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        attacks = {}
+        for name, metrics in self.attacks.items():
+            attacks[name] = {**metrics.to_dict(), **self.attack_notes.get(name, {})}
+        return {
+            "miaudit_version": __version__,
+            "dataset": self.dataset,
+            "target": self.target,
+            "shadows": self.shadows,
+            "attacks": attacks,
+            "seed": self.config.seed,
+            "timings_s": dict(self.timings_s),
+        }
+
+
+def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
+    """A full recipe from the user's partial one: the paper's MLP for tables, CNN for images."""
+    given = spec.given()
+    given.setdefault("model", "cnn" if dataset.kind == "image" else "mlp")
+    if given["model"] == "cnn" and dataset.kind != "image":
+        raise ConfigError(
+            f"--model cnn needs an image data set, but {dataset.name} is tabular: use --model mlp"
+        )
+    return Recipe.for_model(**given)
+
+
+def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
+    # Independent streams per purpose, so adding a shadow never changes the target's
+    # split or weights, and the same seed gives the same bytes.
+    names = ("splits", "target", "shadows", "attack")
+    return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
+
+
+def _int_seeds(seq: np.random.SeedSequence, n: int) -> list[int]:
+    return [int(s) for s in seq.generate_state(n, dtype=np.uint32)]
+
+
+def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditResult:
+    """Run the shadow-model audit that ``config`` describes and return its result."""
+    reporter = reporter or Reporter()
+    seeds = _seeds(config.seed)
+
+    with reporter.stage("load_data", "loading data"):
+        data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
+
+    saved = None
+    if config.target_model is not None:
+        saved = load_saved_target(config.target_model, data)
+    target_recipe = saved.recipe if saved is not None else resolve_recipe(config.target, data)
+    shadow_recipe = (
+        resolve_recipe(config.shadow, data) if config.shadow is not None else target_recipe
+    )
+
+    with reporter.stage("splits", "drawing splits"):
+        if saved is not None:
+            splits = make_splits(
+                data.n_records,
+                len(saved.members),
+                config.shadows,
+                np.random.default_rng(seeds["splits"]),
+                fixed_target=(saved.members, saved.non_members),
+            )
+        else:
+            size = resolve_target_size(data.n_records, config.target_size)
+            splits = make_splits(
+                data.n_records, size, config.shadows, np.random.default_rng(seeds["splits"])
+            )
+
+    if saved is not None:
+        model = saved.model
+    else:
+        with reporter.stage("train_target", "training target", total=1) as tick:
+            models = train_models(
+                target_recipe,
+                data.X,
+                data.y,
+                data.n_classes,
+                [splits.target_in],
+                _int_seeds(seeds["target"], 1),
+                device=config.device,
+                progress=tick.update,
+            )
+            model = models.model(0)
+        if config.save_target is not None:
+            save_target(model, config.save_target, data, splits)
+            reporter.message(f"saved the target to {config.save_target}")
+    target = LocalTarget(model, data.n_classes)
+
+    with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
+        shadow_probs, shadow_labels, shadow_member = shadow_signals(
+            shadow_recipe, data, splits, _int_seeds(seeds["shadows"], config.shadows),
+            device=config.device, progress=tick.update,
+        )
+
+    with reporter.stage("query_target", "querying the target"):
+        eval_index, eval_member = splits.evaluation()
+        target_probs = target.predict_proba(data.X[eval_index])
+        eval_labels = data.y[eval_index]
+        predicted = target_probs.argmax(axis=1)
+        n_in = len(splits.target_in)
+        train_acc = float((predicted[:n_in] == eval_labels[:n_in]).mean())
+        test_acc = float((predicted[n_in:] == eval_labels[n_in:]).mean())
+
+    from miaudit.attacks.shokri import ShokriAttack
+
+    with reporter.stage("attack_fit", "fitting the attack models"):
+        attack = ShokriAttack(
+            learner=config.attack.learner,
+            per_class=config.attack.per_class,
+            min_class_records=config.attack.min_class_records,
+            n_classes=data.n_classes,
+            seed=_int_seeds(seeds["attack"], 1)[0],
+        )
+        attack.fit(shadow_probs, shadow_labels, shadow_member)
+    with reporter.stage("attack_score", "scoring the target's records"):
+        scores = attack.score(target_probs, eval_labels)
+    with reporter.stage("metrics", "computing metrics"):
+        metrics = evaluate_attack(
+            scores, eval_member, eval_labels, data.class_names, threshold=0.5
+        )
+        fpr, tpr = roc_points(scores, eval_member)
+    fallback = [data.class_names[c] for c in sorted(attack.fallback_classes_)]
+    if fallback:
+        reporter.message(
+            f"{len(fallback)} classes had too few attack records and used the class-agnostic "
+            f"attack model: {', '.join(fallback[:8])}{' …' if len(fallback) > 8 else ''}"
+        )
+
+    return AuditResult(
+        config=config,
+        dataset=data.summary(),
+        target={
+            "model": target_recipe.model,
+            "recipe": target_recipe.model_dump(mode="json"),
+            "source": config.target_model or "trained",
+            "n_train": int(len(splits.target_in)),
+            "n_test": int(len(splits.target_out)),
+            "train_accuracy": train_acc,
+            "test_accuracy": test_acc,
+        },
+        shadows={
+            "count": splits.n_shadows,
+            "source": "real",
+            "model": shadow_recipe.model,
+            "recipe": shadow_recipe.model_dump(mode="json"),
+            "n_in": int(len(splits.shadow_in[0])),
+            "n_out": int(len(splits.shadow_out[0])),
+            "pool_size": int(len(splits.pool)),
+        },
+        attacks={"shokri": metrics},
+        attack_notes={
+            "shokri": {
+                "learner": config.attack.learner,
+                "per_class": config.attack.per_class,
+                "fallback_classes": fallback,
+                "n_attack_records": int(len(shadow_member)),
+            }
+        },
+        record_index=eval_index,
+        labels=eval_labels,
+        member=eval_member,
+        scores={"shokri": scores},
+        roc={"shokri": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}},
+        timings_s=reporter.timings,
+    )
+
+
+def shadow_signals(
+    recipe: Recipe,
+    data: Dataset,
+    splits: AuditSplits,
+    seeds: list[int],
+    *,
+    device: str = "cpu",
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train the shadows and return their outputs on their own in/out records.
+
+    Returns ``(probabilities (m, C), labels (m,), member (m,))`` stacked over shadows;
+    the models themselves are dropped here, only their outputs flow on.
+    """
+    models = train_models(
+        recipe,
+        data.X,
+        data.y,
+        data.n_classes,
+        list(splits.shadow_in),
+        seeds,
+        device=device,
+        progress=progress,
+    )
+    probs, labels, member = [], [], []
+    for k in range(models.n_models):
+        index = np.concatenate([splits.shadow_in[k], splits.shadow_out[k]])
+        probs.append(models.model(k).predict_proba(data.X[index]))
+        labels.append(data.y[index])
+        member.append(
+            np.r_[np.ones(len(splits.shadow_in[k]), np.int8), np.zeros(len(splits.shadow_out[k]), np.int8)]
+        )
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(member)
+
+
+@dataclass
+class SavedTarget:
+    model: Any
+    recipe: Recipe
+    members: np.ndarray
+    non_members: np.ndarray
+
+
+def save_target(model, path: str | Path, data: Dataset, splits: AuditSplits) -> None:
+    """Save a trained target and which records it was trained on (so it can be audited)."""
+    path = Path(path)
+    save_model(model, path)
+    np.savez(
+        path / MEMBERSHIP_FILE,
+        members=splits.target_in,
+        non_members=splits.target_out,
+    )
+    (path / "dataset.json").write_text(
+        json.dumps({"name": data.name, "fingerprint": data.fingerprint()}, indent=2) + "\n"
+    )
+
+
+def load_saved_target(path: str | Path, data: Dataset) -> SavedTarget:
+    """Load a saved target for an audit; its membership must be known and fit ``data``."""
+    path = Path(path)
+    model = load_model(path)
+    check_input(model, data)
+    membership = path / MEMBERSHIP_FILE
+    if not membership.is_file():
+        raise ModelError(
+            f"{path} has no {MEMBERSHIP_FILE}: an audit must know which records the target was "
+            "trained on; save targets with `miaudit train` or `miaudit audit --save-target`"
+        )
+    info_file = path / "dataset.json"
+    if info_file.is_file():
+        info = json.loads(info_file.read_text())
+        if info.get("fingerprint") != data.fingerprint():
+            raise ModelError(
+                f"{path} was trained on data set '{info.get('name')}', whose content differs "
+                f"from '{data.name}': audit it with --dataset {info.get('name')}"
+            )
+    with np.load(membership) as f:
+        members, non_members = f["members"], f["non_members"]
+    return SavedTarget(model, model.recipe, members, non_members)
+
+
+def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter | None = None):
+    """Train the target exactly as :func:`run_audit` would and save it with its membership."""
+    reporter = reporter or Reporter()
+    seeds = _seeds(config.seed)
+    with reporter.stage("load_data", "loading data"):
+        data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
+    recipe = resolve_recipe(config.target, data)
+    size = resolve_target_size(data.n_records, config.target_size)
+    splits = make_splits(data.n_records, size, 1, np.random.default_rng(seeds["splits"]))
+    with reporter.stage("train_target", "training target", total=1) as tick:
+        model = train_models(
+            recipe, data.X, data.y, data.n_classes, [splits.target_in],
+            _int_seeds(seeds["target"], 1), device=config.device, progress=tick.update,
+        ).model(0)
+    save_target(model, out, data, splits)
+    P = model.predict_proba(data.X[np.concatenate([splits.target_in, splits.target_out])])
+    correct = P.argmax(axis=1) == data.y[np.concatenate([splits.target_in, splits.target_out])]
+    return {
+        "dataset": data.name,
+        "model": recipe.model,
+        "n_train": size,
+        "train_accuracy": float(correct[:size].mean()),
+        "test_accuracy": float(correct[size:].mean()),
+    }

@@ -1,0 +1,93 @@
+"""Progress of the long stages, reported through a small interface.
+
+The pipeline calls a :class:`Reporter`; the CLI passes one that draws rich progress
+bars on standard error, the Python API a silent one by default.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Reporter:
+    """Silent reporter: records stage times, shows nothing."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str, description: str, total: int | None = None) -> Iterator[StageTicker]:
+        ticker = self._ticker(description, total)
+        start = time.perf_counter()
+        try:
+            yield ticker
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
+            ticker.close()
+
+    def _ticker(self, description: str, total: int | None) -> StageTicker:
+        return StageTicker()
+
+    def message(self, text: str) -> None:
+        """A one-line note for the user (a fallback taken, a default chosen)."""
+
+
+class StageTicker:
+    """Progress within one stage: ``update(done, total)``."""
+
+    def update(self, done: int, total: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter(Reporter):
+    """Progress bars and notes on standard error (the summary table goes to stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    def _ticker(self, description: str, total: int | None) -> StageTicker:
+        return _RichTicker(self.console, description, total)
+
+    def message(self, text: str) -> None:
+        self.console.print(f"[dim]·[/dim] {text}", highlight=False)
+
+
+class _RichTicker(StageTicker):
+    def __init__(self, console, description: str, total: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal and "pytest" in sys.modules,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total)
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        task = self.progress.tasks[0]
+        if task.total is None:
+            self.progress.update(self.task, total=1, completed=1)
+        self.progress.stop()

@@ -1,0 +1,83 @@
+"""Writing an audit's result folder atomically."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from miaudit.errors import ConfigError
+from miaudit.report.html import render_html
+
+RESULT_FILES = ("results.json", "scores.csv", "config.json", "report.html")
+
+
+def default_out_dir(dataset_name: str, now: datetime | None = None) -> Path:
+    """``runs/<data set>-<date>-<time>`` under the current directory."""
+    now = now or datetime.now()
+    return Path("runs") / f"{dataset_name}-{now:%Y%m%d-%H%M%S}"
+
+
+def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
+    """Check, before any expensive work, that results can be written to ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: pass a folder for the results")
+    if out.is_dir() and any((out / name).exists() for name in RESULT_FILES) and not overwrite:
+        raise ConfigError(
+            f"--out {out} already holds results: choose another folder or pass --overwrite"
+        )
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"cannot write into {parent}: choose a writable --out")
+    return out
+
+
+def write_results(result, out: str | Path) -> Path:
+    """Write the four result files into ``out`` (created or replaced as a whole)."""
+    out = Path(out)
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        results = result.to_dict()
+        _dump_json(tmp / "results.json", results)
+        _dump_json(tmp / "config.json", result.config.resolved_dict())
+        _write_scores(tmp / "scores.csv", result)
+        (tmp / "report.html").write_text(render_html(result), encoding="utf-8")
+        if out.exists():
+            for name in RESULT_FILES:
+                os.replace(tmp / name, out / name)
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _dump_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _write_scores(path: Path, result) -> None:
+    names = list(result.scores)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["record", "label", "member", *(f"score_{n}" for n in names)])
+        columns = [result.scores[n] for n in names]
+        for i in range(len(result.record_index)):
+            writer.writerow(
+                [
+                    int(result.record_index[i]),
+                    int(result.labels[i]),
+                    int(result.member[i]),
+                    *(repr(float(c[i])) for c in columns),
+                ]
+            )

@@ -1,0 +1,175 @@
+"""A self-contained HTML page for people: summary, ROC curves, per-class table.
+
+No scripts, no external assets: the ROC curves are inline SVG drawn here, on
+linear and on log-log axes (the low false-positive end is where membership
+inference matters, and a linear plot hides it).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+
+_W, _H, _PAD = 360, 300, 48
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _axis_map(log: bool, lo: float):
+    def f(v: np.ndarray) -> np.ndarray:
+        if not log:
+            return v
+        v = np.clip(v, lo, 1.0)
+        return (np.log10(v) - math.log10(lo)) / -math.log10(lo)
+
+    return f
+
+
+def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int) -> str:
+    """An SVG ROC plot of each attack's curve, with the chance diagonal."""
+    lo = max(1e-5, 10 ** math.floor(math.log10(1.0 / max(n_neg, 1)))) if log else 0.0
+    m = _axis_map(log, lo)
+    inner_w, inner_h = _W - 2 * _PAD + 20, _H - 2 * _PAD + 10
+
+    def xy(fpr, tpr):
+        x = _PAD + m(np.asarray(fpr)) * inner_w
+        y = _H - _PAD - m(np.asarray(tpr)) * inner_h
+        return x, y
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+        f'viewBox="0 0 {_W} {_H}" role="img" aria-label="ROC curve">',
+        f'<rect x="{_PAD}" y="{_H - _PAD - inner_h}" width="{inner_w}" height="{inner_h}" '
+        'fill="#fafafa" stroke="#999"/>',
+    ]
+    ticks = [lo * 10**i for i in range(int(round(-math.log10(lo))) + 1)] if log else [
+        0, 0.25, 0.5, 0.75, 1.0
+    ]
+    for t in ticks:
+        tx, ty = xy([t], [t])
+        label = f"{t:g}"
+        parts.append(
+            f'<line x1="{tx[0]:.1f}" y1="{_H - _PAD}" x2="{tx[0]:.1f}" y2="{_H - _PAD + 4}" '
+            'stroke="#333"/>'
+            f'<text x="{tx[0]:.1f}" y="{_H - _PAD + 16}" font-size="10" '
+            f'text-anchor="middle">{label}</text>'
+            f'<line x1="{_PAD - 4}" y1="{ty[0]:.1f}" x2="{_PAD}" y2="{ty[0]:.1f}" stroke="#333"/>'
+            f'<text x="{_PAD - 6}" y="{ty[0] + 3:.1f}" font-size="10" '
+            f'text-anchor="end">{label}</text>'
+        )
+    grid = np.logspace(math.log10(lo), 0, 50) if log else np.array([0.0, 1.0])
+    gx, gy = xy(grid, grid)
+    parts.append(
+        '<polyline fill="none" stroke="#bbb" stroke-dasharray="4 3" points="'
+        + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(gx, gy, strict=True))
+        + '"/>'
+    )
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    for i, (name, c) in enumerate(curves.items()):
+        fpr, tpr = np.asarray(c["fpr"]), np.asarray(c["tpr"])
+        if log:
+            keep = fpr >= lo
+            fpr, tpr = np.r_[lo, fpr[keep]], np.r_[tpr[~keep].max() if (~keep).any() else 0, tpr[keep]]
+        x, y = xy(fpr, tpr)
+        colour = colours[i % len(colours)]
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" points="'
+            + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
+            + f'"><title>{html.escape(name)}</title></polyline>'
+            f'<text x="{_PAD + 8}" y="{_H - _PAD - inner_h + 14 + 13 * i}" font-size="11" '
+            f'fill="{colour}">{html.escape(name)}</text>'
+        )
+    scale = "log" if log else "linear"
+    parts.append(
+        f'<text x="{_PAD + inner_w / 2}" y="{_H - 8}" font-size="11" text-anchor="middle">'
+        f"false-positive rate ({scale})</text>"
+        f'<text x="12" y="{_H / 2}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {_H / 2})">true-positive rate ({scale})</text></svg>'
+    )
+    return "".join(parts)
+
+
+def render_html(result) -> str:
+    """The report page of an :class:`miaudit.pipeline.AuditResult`."""
+    d = result.to_dict()
+    ds, tg, sh = d["dataset"], d["target"], d["shadows"]
+    n_neg = int((np.asarray(result.member) == 0).sum())
+    rows = []
+    for name, a in d["attacks"].items():
+        t = a["tpr_at_fpr"]
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{_fmt(a['auc'])}</td>"
+            f"<td>{_fmt(a['precision'])}</td><td>{_fmt(a['recall'])}</td>"
+            f"<td>{_fmt(a['accuracy'])}</td><td>{_fmt(a['advantage'])}</td>"
+            f"<td>{_fmt(t['0.001'], 4)}</td><td>{_fmt(t['0.01'], 4)}</td>"
+            f"<td>{_fmt(t['0.1'], 4)}</td></tr>"
+        )
+    per_class_html = []
+    for name, a in d["attacks"].items():
+        fallback = set(a.get("fallback_classes", []))
+        body = "".join(
+            f"<tr><td>{html.escape(str(pc['class']))}{' *' if pc['class'] in fallback else ''}"
+            f"</td><td>{pc['n']}</td><td>{_fmt(pc['precision'])}</td>"
+            f"<td>{_fmt(pc['recall'])}</td></tr>"
+            for pc in a["per_class"]
+        )
+        note = (
+            "<p class=note>* too few attack records for its own attack model; scored by the "
+            "class-agnostic model.</p>"
+            if fallback
+            else ""
+        )
+        per_class_html.append(
+            f"<h3>{html.escape(name)}: per class</h3><table><tr><th>class</th><th>records</th>"
+            f"<th>precision</th><th>recall</th></tr>{body}</table>{note}"
+        )
+    timings = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.2f}</td></tr>" for k, v in d["timings_s"].items()
+    )
+    gap = tg["train_accuracy"] - tg["test_accuracy"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>miaudit report: {html.escape(ds["name"])}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}
+td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}
+.plots{{display:flex;gap:1.5em;flex-wrap:wrap}} .note{{color:#555;font-size:.9em}}
+</style></head><body>
+<h1>Membership inference audit</h1>
+<p>miaudit {html.escape(d["miaudit_version"])} · seed {d["seed"]}</p>
+<h2>What was audited</h2>
+<table>
+<tr><th>data set</th><td>{html.escape(ds["name"])} ({ds["n_records"]} records,
+{ds["n_features"]} features, {ds["n_classes"]} classes)</td></tr>
+<tr><th>target</th><td>{html.escape(tg["model"])}, {tg["n_train"]} training records</td></tr>
+<tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
+(gap {_fmt(gap)})</td></tr>
+<tr><th>shadows</th><td>{sh["count"]} × {html.escape(sh["model"])} on {html.escape(sh["source"])}
+data, {sh["n_in"]} in + {sh["n_out"]} out records each</td></tr>
+</table>
+<h2>How much it leaks</h2>
+<p class=note>Evaluated on {len(result.member)} records: {int(np.sum(result.member))} members of
+the target's training set and {n_neg} non-members. AUC 0.5 and TPR equal to FPR mean no leakage.
+Precision and recall use the attack's own decision threshold; TPR at a false-positive rate
+below 1/{n_neg} cannot be resolved with this many non-members.</p>
+<table><tr><th>attack</th><th>AUC</th><th>precision</th><th>recall</th><th>accuracy</th>
+<th>advantage</th><th>TPR@0.1%FPR</th><th>TPR@1%FPR</th><th>TPR@10%FPR</th></tr>
+{"".join(rows)}</table>
+<div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}
+{roc_svg(result.roc, log=True, n_neg=n_neg)}</div>
+{"".join(per_class_html)}
+<h2>Stage times (s)</h2><table>{timings}</table>
+</body></html>
+"""

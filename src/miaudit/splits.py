@@ -1,0 +1,161 @@
+"""Who is a member of what: every index set of an audit, made in one place from a seed.
+
+Position in the pipeline: ``data -> splits -> target / shadows``. The target's
+members and non-members and the attacker's pool are disjoint; each shadow model
+draws its own "in" set and a disjoint "out" set of the same size from the pool
+(shadows may overlap each other, as in Shokri et al., but never the target's data).
+Nothing else in the code invents its own split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from miaudit.errors import ConfigError, DataError
+
+#: The target's training-set size when the user asks for none and the data allows it.
+DEFAULT_TARGET_SIZE = 10_000
+
+
+@dataclass(frozen=True, eq=False)
+class AuditSplits:
+    """Index arrays into the data set (all ``int64``, sorted within each set).
+
+    Attributes
+    ----------
+    target_in:
+        The target's training records (members).
+    target_out:
+        Records the target never saw, as many as ``target_in`` (non-members).
+    pool:
+        The attacker's data, disjoint from both.
+    shadow_in, shadow_out:
+        One pair per shadow model, each drawn without replacement from ``pool``;
+        ``shadow_in[i]`` and ``shadow_out[i]`` are disjoint and of equal size.
+    """
+
+    target_in: np.ndarray
+    target_out: np.ndarray
+    pool: np.ndarray
+    shadow_in: tuple[np.ndarray, ...]
+    shadow_out: tuple[np.ndarray, ...]
+
+    @property
+    def target_size(self) -> int:
+        return len(self.target_in)
+
+    @property
+    def n_shadows(self) -> int:
+        return len(self.shadow_in)
+
+    def evaluation(self) -> tuple[np.ndarray, np.ndarray]:
+        """The balanced evaluation set: record indices and their membership (1 = member)."""
+        index = np.concatenate([self.target_in, self.target_out])
+        member = np.concatenate(
+            [np.ones(len(self.target_in), np.int8), np.zeros(len(self.target_out), np.int8)]
+        )
+        return index, member
+
+
+def max_target_size(n_records: int) -> int:
+    """Largest target size whose members, non-members and a shadow pool of twice that fit."""
+    return n_records // 4
+
+
+def resolve_target_size(n_records: int, requested: int | None) -> int:
+    """The target size to use: the request, or the default where the data allows it."""
+    if requested is None:
+        size = min(DEFAULT_TARGET_SIZE, max_target_size(n_records))
+        if size < 1:
+            raise DataError(
+                f"the data set has {n_records} records; an audit needs at least 4 "
+                "(members, non-members and a shadow pool of twice the target size)"
+            )
+        return size
+    if requested < 1:
+        raise ConfigError(f"--target-size must be at least 1, got {requested}")
+    return requested
+
+
+def make_splits(
+    n_records: int,
+    target_size: int,
+    n_shadows: int,
+    rng: np.random.Generator,
+    *,
+    fixed_target: tuple[np.ndarray, np.ndarray] | None = None,
+) -> AuditSplits:
+    """Draw the target's members and non-members, the pool, and the shadows' in/out sets.
+
+    Parameters
+    ----------
+    n_records:
+        Size of the data set.
+    target_size:
+        Members of the target; as many non-members are drawn, and each shadow gets
+        an in-set and an out-set of this size.
+    n_shadows:
+        Number of shadow models (at least 1).
+    rng:
+        The only source of randomness.
+    fixed_target:
+        ``(members, non_members)`` of a target trained earlier (a saved model);
+        the pool is then everything else.
+
+    Raises
+    ------
+    DataError
+        When the data cannot supply the requested sizes; the message says what fits.
+    """
+    if n_shadows < 1:
+        raise ConfigError(
+            f"--shadows must be at least 1, got {n_shadows}: the attack learns from shadow models"
+        )
+    if fixed_target is not None:
+        target_in = np.asarray(fixed_target[0], dtype=np.int64)
+        target_out = np.asarray(fixed_target[1], dtype=np.int64)
+        used = np.concatenate([target_in, target_out])
+        if used.size and (used.min() < 0 or used.max() >= n_records):
+            raise DataError(
+                f"the saved target's member indices reach {int(used.max())}, but the data set "
+                f"has {n_records} records: audit it with the data set it was trained on"
+            )
+        if len(np.unique(used)) != len(used):
+            raise DataError("the saved target's members and non-members overlap")
+        mask = np.ones(n_records, dtype=bool)
+        mask[used] = False
+        pool = np.flatnonzero(mask)
+        shadow_size = len(target_in)
+        if len(pool) < 2 * shadow_size:
+            raise DataError(
+                f"the pool left beside the saved target has {len(pool)} records but each shadow "
+                f"needs {2 * shadow_size} (in + out of the target's size {shadow_size})"
+            )
+    else:
+        needed = 4 * target_size
+        if needed > n_records:
+            raise DataError(
+                f"--target-size {target_size} needs {needed} records (members, as many "
+                f"non-members, and a shadow pool of twice the target size) but the data set "
+                f"has {n_records}: use --target-size {max_target_size(n_records)} or less"
+            )
+        order = rng.permutation(n_records)
+        target_in = order[:target_size]
+        target_out = order[target_size : 2 * target_size]
+        pool = order[2 * target_size :]
+        shadow_size = target_size
+
+    shadow_in, shadow_out = [], []
+    for _ in range(n_shadows):
+        draw = rng.choice(pool, size=2 * shadow_size, replace=False)
+        shadow_in.append(np.sort(draw[:shadow_size]))
+        shadow_out.append(np.sort(draw[shadow_size:]))
+    return AuditSplits(
+        target_in=np.sort(target_in),
+        target_out=np.sort(target_out),
+        pool=np.sort(pool),
+        shadow_in=tuple(shadow_in),
+        shadow_out=tuple(shadow_out),
+    )

@@ -1,0 +1,135 @@
+"""The command line: bad input gets one line and exit status 2, and nothing in --out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from miaudit.cli import main
+
+FAST = ["--epochs", "30", "--batch-size", "32", "--lr", "0.003"]
+
+
+@pytest.fixture()
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": rng.normal(50, 10, n),
+            "city": rng.choice(["north", "south", "east"], n),
+            "outcome": rng.choice(["yes", "no", "maybe"], n),
+        }
+    )
+    path = tmp_path / "people.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _one_line_error(code, err):
+    assert code == 2, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("miaudit: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_user_csv_audit_writes_results(table, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(
+        ["audit", "--dataset", str(table), "--label", "outcome", "--target-size", "50",
+         "--shadows", "2", "--out", str(out), "--quiet", *FAST],
+        capsys,
+    )
+    assert code == 0, err
+    d = json.loads((out / "results.json").read_text())
+    assert d["dataset"]["name"] == "people" and d["dataset"]["n_classes"] == 3
+    assert "Membership inference" in stdout and "shokri" in stdout
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["dataset"] == str(table) and cfg["target"]["epochs"] == 30
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--dataset", "nonsense"], "nonsense"),
+        (["--dataset", "{table}", "--label", "missing"], "missing"),
+        (["--dataset", "{table}", "--label", "outcome", "--shadows", "0"], "shadows"),
+        (["--dataset", "{table}", "--label", "outcome", "--target-size", "5000"], "target-size"),
+        (["--dataset", "{bad}", "--label", "y"], "bad.csv"),
+        (["--dataset", "{nan}", "--label", "y"], "NaN"),
+        (["--dataset", "{single}", "--label", "y"], "class"),
+        (["--config", "{missing_cfg}"], "config file"),
+        (["--dataset", "digits", "--lr", "-1"], "lr"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(args, expected, table, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b'a,b,y\n1,"2\n\x00\x00,,,,\n')
+    nan = tmp_path / "nan.csv"
+    pd.DataFrame({"a": [1.0, np.nan] * 50, "y": [0, 1] * 50}).to_csv(nan, index=False)
+    single = tmp_path / "single.csv"
+    pd.DataFrame({"a": np.arange(100.0), "y": [1] * 100}).to_csv(single, index=False)
+    subs = {"{table}": str(table), "{bad}": str(bad), "{nan}": str(nan), "{single}": str(single),
+            "{missing_cfg}": str(tmp_path / "nope.toml")}
+    args = [subs.get(a, a) for a in args]
+    out = tmp_path / "out"
+    code, _, err = run_cli(["audit", *args, "--out", str(out), "--quiet"], capsys)
+    line = _one_line_error(code, err)
+    assert expected in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_saved_model_of_other_width_is_refused(tmp_path, capsys):
+    model_dir = tmp_path / "m"
+    code, _, err = run_cli(
+        ["train", "--dataset", "digits", "--target-size", "100", "--out", str(model_dir), *FAST],
+        capsys,
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        ["audit", "--dataset", "mnist", "--target-model", str(model_dir), "--quiet",
+         "--out", str(tmp_path / "o")],
+        capsys,
+    )
+    assert "64" in _one_line_error(code, err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_results_are_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    code, _, err = run_cli(["audit", "--dataset", "digits", "--out", str(out)], capsys)
+    assert "--overwrite" in _one_line_error(code, err)
+    assert (out / "results.json").read_text() == "{}"
+
+
+def test_datasets_lists_the_builtin_sets(capsys):
+    code, out, _ = run_cli(["datasets"], capsys)
+    assert code == 0
+    for name in ("census", "adult", "fashion-mnist", "mnist", "digits"):
+        assert name in out
+
+
+def test_console_script_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "nonsense", "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("miaudit: error:")
+    assert not (tmp_path / "runs").exists()
