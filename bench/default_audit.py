@@ -27,7 +27,10 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    print(f"miaudit {miaudit.__version__}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(
+        f"miaudit {miaudit.__version__}, {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     for r in range(args.repeat):
         reporter = Reporter()
         start = time.perf_counter()

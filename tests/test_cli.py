@@ -50,8 +50,21 @@ def _one_line_error(code, err):
 def test_user_csv_audit_writes_results(table, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(
-        ["audit", "--dataset", str(table), "--label", "outcome", "--target-size", "50",
-         "--shadows", "2", "--out", str(out), "--quiet", *FAST],
+        [
+            "audit",
+            "--dataset",
+            str(table),
+            "--label",
+            "outcome",
+            "--target-size",
+            "50",
+            "--shadows",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            *FAST,
+        ],
         capsys,
     )
     assert code == 0, err
@@ -83,8 +96,13 @@ def test_bad_input_one_line_exit_2_nothing_written(args, expected, table, tmp_pa
     pd.DataFrame({"a": [1.0, np.nan] * 50, "y": [0, 1] * 50}).to_csv(nan, index=False)
     single = tmp_path / "single.csv"
     pd.DataFrame({"a": np.arange(100.0), "y": [1] * 100}).to_csv(single, index=False)
-    subs = {"{table}": str(table), "{bad}": str(bad), "{nan}": str(nan), "{single}": str(single),
-            "{missing_cfg}": str(tmp_path / "nope.toml")}
+    subs = {
+        "{table}": str(table),
+        "{bad}": str(bad),
+        "{nan}": str(nan),
+        "{single}": str(single),
+        "{missing_cfg}": str(tmp_path / "nope.toml"),
+    }
     args = [subs.get(a, a) for a in args]
     out = tmp_path / "out"
     code, _, err = run_cli(["audit", *args, "--out", str(out), "--quiet"], capsys)
@@ -101,8 +119,16 @@ def test_saved_model_of_other_width_is_refused(tmp_path, capsys):
     )
     assert code == 0, err
     code, _, err = run_cli(
-        ["audit", "--dataset", "mnist", "--target-model", str(model_dir), "--quiet",
-         "--out", str(tmp_path / "o")],
+        [
+            "audit",
+            "--dataset",
+            "mnist",
+            "--target-model",
+            str(model_dir),
+            "--quiet",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capsys,
     )
     assert "64" in _one_line_error(code, err)
@@ -128,7 +154,10 @@ def test_datasets_lists_the_builtin_sets(capsys):
 def test_console_script_exits_2_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "nonsense", "--quiet"],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("miaudit: error:")

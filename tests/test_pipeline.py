@@ -45,18 +45,26 @@ def test_same_seed_same_results_apart_from_timings(tmp_path):
     runs = []
     for name in ("a", "b"):
         miaudit.audit(
-            dataset="digits", target_size=150, shadows=2, target=FAST, seed=11,
+            dataset="digits",
+            target_size=150,
+            shadows=2,
+            target=FAST,
+            seed=11,
             out=tmp_path / name,
         )
         d = json.loads((tmp_path / name / "results.json").read_text())
         d.pop("timings_s")
         runs.append(d)
     assert runs[0] == runs[1]
-    assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "b" / "scores.csv").read_bytes()
+    assert (tmp_path / "a" / "scores.csv").read_bytes() == (
+        tmp_path / "b" / "scores.csv"
+    ).read_bytes()
 
 
 def test_config_json_repeats_the_run(tmp_path):
-    miaudit.audit(dataset="digits", target_size=150, shadows=2, target=FAST, seed=5, out=tmp_path / "a")
+    miaudit.audit(
+        dataset="digits", target_size=150, shadows=2, target=FAST, seed=5, out=tmp_path / "a"
+    )
     miaudit.audit(tmp_path / "a" / "config.json", out=tmp_path / "b")
     a = json.loads((tmp_path / "a" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "results.json").read_text())
@@ -95,7 +103,9 @@ def test_saved_target_on_other_data_is_refused(tmp_path):
     from miaudit.config import make_config
     from miaudit.pipeline import train_target_only
 
-    train_target_only(make_config({"dataset": "digits", "target_size": 100, "target": FAST}), tmp_path / "m")
+    train_target_only(
+        make_config({"dataset": "digits", "target_size": 100, "target": FAST}), tmp_path / "m"
+    )
     with pytest.raises(ModelError, match="features"):
         miaudit.audit(dataset="mnist", shadows=1, target_model=str(tmp_path / "m"))
 

@@ -80,7 +80,9 @@ def audit(
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.", rich_help_panel=_RECIPE)] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate.", rich_help_panel=_RECIPE)
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
     l2: Annotated[
         float | None, typer.Option(help="L2 regularisation weight.", rich_help_panel=_RECIPE)
@@ -151,7 +153,11 @@ def audit(
     if cfg.save_target is not None:
         prepare_model_dir(Path(cfg.save_target), overwrite=overwrite)
     reporter = Reporter() if quiet else RichReporter()
-    result = run_audit(cfg, reporter)
+    try:
+        result = run_audit(cfg, reporter)
+    except KeyboardInterrupt:
+        typer.echo("miaudit: interrupted; nothing was written to --out", err=True)
+        raise typer.Exit(130) from None
     target_dir = out if out is not None else default_out_dir(result.dataset["name"])
     written = write_results(result, target_dir)
     print_summary(result, written)
@@ -239,25 +245,18 @@ def version() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Standalone mode lets typer print usage errors itself (exit status 2);
+        # our own errors pass through it untouched and are printed here.
+        app(args=argv, prog_name="miaudit", standalone_mode=True)
     except MiauditError as err:
         typer.echo(f"miaudit: error: {err}", err=True)
         return 2
-    except typer.Exit as exc:
-        return exc.exit_code
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
         typer.echo("miaudit: interrupted; nothing was written to --out", err=True)
         return 130
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("miaudit: interrupted", err=True)
-            return 130
-        raise
     return 0
 
 

@@ -15,20 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from miaudit.attacks.shokri import ShokriConfig
 from miaudit.errors import ConfigError
-
-#: Attack-model learners the Shokri attack accepts (see miaudit.attacks.shokri).
-LEARNERS = ("gbdt", "nn", "logreg", "rf")
-
-
-class ShokriConfig(BaseModel):
-    """The shadow-model attack's own settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    learner: Literal["gbdt", "nn", "logreg", "rf"] = "gbdt"
-    per_class: bool = True
-    min_class_records: int = Field(default=100, ge=2)
 
 
 class RecipeSpec(BaseModel):
@@ -48,6 +36,8 @@ class RecipeSpec(BaseModel):
     batch_size: int | None = None
     l2: float | None = None
     optimizer: str | None = None
+    momentum: float | None = None
+    filters: int | None = None
     n_estimators: int | None = None
     max_depth: int | None = None
 
@@ -90,9 +80,10 @@ class AuditConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _flatten_error(err: ValidationError) -> str:
+def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line naming the first invalid setting and what is wrong with it."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
+    where = prefix + (".".join(str(p) for p in first["loc"]) or "config")
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
     if first["type"] == "extra_forbidden":
@@ -105,7 +96,7 @@ def make_config(values: dict[str, Any]) -> AuditConfig:
     try:
         return AuditConfig.model_validate(values)
     except ValidationError as err:
-        raise ConfigError(_flatten_error(err)) from None
+        raise ConfigError(flatten_validation_error(err)) from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -126,7 +117,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {p} does not parse: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a table of settings, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {p} must hold a table of settings, not {type(data).__name__}"
+        )
     return data
 
 

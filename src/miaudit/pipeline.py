@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from miaudit import __version__
-from miaudit.config import AuditConfig, RecipeSpec
+from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, ModelError
 from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
@@ -68,7 +69,10 @@ def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
         raise ConfigError(
             f"--model cnn needs an image data set, but {dataset.name} is tabular: use --model mlp"
         )
-    return Recipe.for_model(**given)
+    try:
+        return Recipe.model_validate(given)
+    except ValidationError as err:
+        raise ConfigError(flatten_validation_error(err, prefix="target.")) from None
 
 
 def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
@@ -113,6 +117,14 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
                 data.n_records, size, config.shadows, np.random.default_rng(seeds["splits"])
             )
 
+    resolved = config.model_copy(
+        update={
+            "target_size": splits.target_size,
+            "target": RecipeSpec(**target_recipe.model_dump()),
+            "shadow": RecipeSpec(**shadow_recipe.model_dump()),
+        }
+    )
+
     if saved is not None:
         model = saved.model
     else:
@@ -135,8 +147,12 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member = shadow_signals(
-            shadow_recipe, data, splits, _int_seeds(seeds["shadows"], config.shadows),
-            device=config.device, progress=tick.update,
+            shadow_recipe,
+            data,
+            splits,
+            _int_seeds(seeds["shadows"], config.shadows),
+            device=config.device,
+            progress=tick.update,
         )
 
     with reporter.stage("query_target", "querying the target"):
@@ -151,21 +167,15 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     from miaudit.attacks.shokri import ShokriAttack
 
     with reporter.stage("attack_fit", "fitting the attack models"):
-        attack = ShokriAttack(
-            learner=config.attack.learner,
-            per_class=config.attack.per_class,
-            min_class_records=config.attack.min_class_records,
-            n_classes=data.n_classes,
-            seed=_int_seeds(seeds["attack"], 1)[0],
-        )
+        # The audit's seed governs the attack's randomness too; attack.seed shifts it.
+        attack_seed = (_int_seeds(seeds["attack"], 1)[0] + config.attack.seed) % 2**32
+        attack = ShokriAttack.from_config(config.attack.model_copy(update={"seed": attack_seed}))
         attack.fit(shadow_probs, shadow_labels, shadow_member)
     with reporter.stage("attack_score", "scoring the target's records"):
         scores = attack.score(target_probs, eval_labels)
     with reporter.stage("metrics", "computing metrics"):
-        metrics = evaluate_attack(
-            scores, eval_member, eval_labels, data.class_names, threshold=0.5
-        )
-        fpr, tpr = roc_points(scores, eval_member)
+        metrics = evaluate_attack(scores, eval_member, eval_labels, data.class_names, threshold=0.5)
+        fpr, tpr, _ = roc_points(scores, eval_member)
     fallback = [data.class_names[c] for c in sorted(attack.fallback_classes_)]
     if fallback:
         reporter.message(
@@ -174,14 +184,14 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         )
 
     return AuditResult(
-        config=config,
+        config=resolved,
         dataset=data.summary(),
         target={
             "model": target_recipe.model,
             "recipe": target_recipe.model_dump(mode="json"),
             "source": config.target_model or "trained",
-            "n_train": int(len(splits.target_in)),
-            "n_test": int(len(splits.target_out)),
+            "n_train": len(splits.target_in),
+            "n_test": len(splits.target_out),
             "train_accuracy": train_acc,
             "test_accuracy": test_acc,
         },
@@ -190,17 +200,17 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             "source": "real",
             "model": shadow_recipe.model,
             "recipe": shadow_recipe.model_dump(mode="json"),
-            "n_in": int(len(splits.shadow_in[0])),
-            "n_out": int(len(splits.shadow_out[0])),
-            "pool_size": int(len(splits.pool)),
+            "n_in": len(splits.shadow_in[0]),
+            "n_out": len(splits.shadow_out[0]),
+            "pool_size": len(splits.pool),
         },
         attacks={"shokri": metrics},
         attack_notes={
             "shokri": {
                 "learner": config.attack.learner,
-                "per_class": config.attack.per_class,
+                "per_class_models": config.attack.per_class,
                 "fallback_classes": fallback,
-                "n_attack_records": int(len(shadow_member)),
+                "n_attack_records": len(shadow_member),
             }
         },
         record_index=eval_index,
@@ -242,7 +252,10 @@ def shadow_signals(
         probs.append(models.model(k).predict_proba(data.X[index]))
         labels.append(data.y[index])
         member.append(
-            np.r_[np.ones(len(splits.shadow_in[k]), np.int8), np.zeros(len(splits.shadow_out[k]), np.int8)]
+            np.r_[
+                np.ones(len(splits.shadow_in[k]), np.int8),
+                np.zeros(len(splits.shadow_out[k]), np.int8),
+            ]
         )
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(member)
 
@@ -304,8 +317,14 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
     splits = make_splits(data.n_records, size, 1, np.random.default_rng(seeds["splits"]))
     with reporter.stage("train_target", "training target", total=1) as tick:
         model = train_models(
-            recipe, data.X, data.y, data.n_classes, [splits.target_in],
-            _int_seeds(seeds["target"], 1), device=config.device, progress=tick.update,
+            recipe,
+            data.X,
+            data.y,
+            data.n_classes,
+            [splits.target_in],
+            _int_seeds(seeds["target"], 1),
+            device=config.device,
+            progress=tick.update,
         ).model(0)
     save_target(model, out, data, splits)
     P = model.predict_proba(data.X[np.concatenate([splits.target_in, splits.target_out])])

@@ -1,4 +1,4 @@
-"""Results as files: ``results.json`` (the contract), ``scores.csv``, ``config.json``, ``report.html``.
+"""Results as files: ``results.json`` (the contract), ``scores.csv``, ``config.json``, HTML.
 
 Position in the pipeline: ``... -> metrics -> report``. Writing is all-or-nothing:
 files go into a temporary folder beside ``--out`` that is renamed into place, so

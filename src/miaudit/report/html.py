@@ -52,9 +52,11 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
         f'<rect x="{_PAD}" y="{_H - _PAD - inner_h}" width="{inner_w}" height="{inner_h}" '
         'fill="#fafafa" stroke="#999"/>',
     ]
-    ticks = [lo * 10**i for i in range(int(round(-math.log10(lo))) + 1)] if log else [
-        0, 0.25, 0.5, 0.75, 1.0
-    ]
+    ticks = (
+        [lo * 10**i for i in range(round(-math.log10(lo)) + 1)]
+        if log
+        else [0, 0.25, 0.5, 0.75, 1.0]
+    )
     for t in ticks:
         tx, ty = xy([t], [t])
         label = f"{t:g}"
@@ -79,7 +81,10 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
         fpr, tpr = np.asarray(c["fpr"]), np.asarray(c["tpr"])
         if log:
             keep = fpr >= lo
-            fpr, tpr = np.r_[lo, fpr[keep]], np.r_[tpr[~keep].max() if (~keep).any() else 0, tpr[keep]]
+            fpr, tpr = (
+                np.r_[lo, fpr[keep]],
+                np.r_[tpr[~keep].max() if (~keep).any() else 0, tpr[keep]],
+            )
         x, y = xy(fpr, tpr)
         colour = colours[i % len(colours)]
         parts.append(

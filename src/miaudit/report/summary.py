@@ -20,7 +20,16 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         highlight=False,
     )
     table = Table(title="Membership inference", title_justify="left")
-    for col in ("attack", "AUC", "precision", "recall", "advantage", "TPR@0.1%", "TPR@1%", "TPR@10%"):
+    for col in (
+        "attack",
+        "AUC",
+        "precision",
+        "recall",
+        "advantage",
+        "TPR@0.1%",
+        "TPR@1%",
+        "TPR@10%",
+    ):
         table.add_column(col, justify="left" if col == "attack" else "right")
     ranked = sorted(d["attacks"].items(), key=lambda kv: -kv[1]["tpr_at_fpr"]["0.01"])
     for name, a in ranked:
