@@ -1,0 +1,126 @@
+"""The data stage: built-in data sets and users' files as a :class:`Dataset`.
+
+Position in the pipeline: ``config -> data -> splits -> ...``. Everything after
+this stage sees arrays plus metadata and never reads a file.
+
+>>> from miaudit.data import load_dataset
+>>> ds = load_dataset("digits")
+>>> ds.n_records, ds.n_classes
+(1797, 10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from miaudit.data import cache
+from miaudit.data.builtin import (
+    BUILTIN_DATASETS,
+    DatasetInfo,
+    builtin_infos,
+    is_builtin,
+    resolve_builtin,
+)
+from miaudit.data.dataset import Dataset
+from miaudit.data.encode import TabularEncoder
+from miaudit.data.files import FILE_FORMATS, file_format, load_file
+from miaudit.errors import DataError
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "TabularEncoder",
+    "list_datasets",
+    "load_dataset",
+]
+
+# Bump when the user-file loaders' output changes, so cached copies are rebuilt.
+_FILE_LOADER_VERSION = 1
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """The built-in data sets: known sizes, and whether their files are installed here.
+
+    Instant: sizes are the known ones, only the files' presence is checked.
+    """
+    return builtin_infos()
+
+
+def load_dataset(
+    name_or_path: str | Path,
+    label: str | None = None,
+    *,
+    categorical: Sequence[str] | None = None,
+    use_cache: bool = True,
+    drop_duplicates: bool = True,
+) -> Dataset:
+    """Load a built-in data set by name, or a user's CSV, Parquet or ``.npz`` file.
+
+    Parameters
+    ----------
+    name_or_path:
+        A built-in name (see :data:`BUILTIN_DATASETS`; ``"census"`` picks its
+        variant from ``label``) or a path to a file.
+    label:
+        Label column. Built-in sets have a default; ``census`` accepts
+        ``occupation`` (default), ``major-occupation``, ``industry``, ``income``
+        or the raw column names. Required for CSV and Parquet files.
+    categorical:
+        For tables in user files: columns to one-hot encode in addition to the
+        non-numeric ones (numeric codes such as zip codes).
+    use_cache:
+        Read from and write to the on-disk cache (:mod:`miaudit.data.cache`).
+    drop_duplicates:
+        Drop exact duplicate records (same features and label), keeping the first;
+        their count is in ``Dataset.notes["duplicates_dropped"]``.
+
+    Returns
+    -------
+    Dataset
+        Named after the built-in set (``"census-occupation"``) or the file's stem.
+
+    Raises
+    ------
+    DataError
+        Unknown name, missing data files (with how to install them), or any
+        problem with a user's file; the message names the input and the fix.
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and is_builtin(text):
+        if categorical:
+            raise DataError(
+                f"categorical= applies to user files; built-in data set {text!r} "
+                "already knows its categorical columns"
+            )
+        builtin = resolve_builtin(text, label)
+        files = builtin.source_files()
+        return cache.cached(
+            builtin.name,
+            builtin.version,
+            {"drop_duplicates": drop_duplicates},
+            files,
+            lambda: builtin.load(files, drop_duplicates),
+            use_cache=use_cache,
+        )
+
+    path = Path(text).expanduser()
+    if not path.is_file():
+        looks_like_path = file_format(path) is not None or "/" in text or "\\" in text
+        if looks_like_path:
+            raise DataError(f"{path}: file not found; check the path")
+        raise DataError(
+            f"unknown data set {text!r}; built-in data sets are census, "
+            f"{', '.join(BUILTIN_DATASETS)}, or give a path to a "
+            f"{', '.join(FILE_FORMATS)} file"
+        )
+    cats = sorted(set(categorical)) if categorical else []
+    return cache.cached(
+        f"file-{path.name}",
+        _FILE_LOADER_VERSION,
+        {"label": label, "categorical": cats, "drop_duplicates": drop_duplicates},
+        [path],
+        lambda: load_file(path, label, categorical=categorical, drop_duplicates=drop_duplicates),
+        use_cache=use_cache,
+    )

@@ -95,4 +95,5 @@ class Dataset:
             "n_features": self.n_features,
             "n_classes": self.n_classes,
             "class_names": list(self.class_names),
+            "notes": dict(self.notes),
         }

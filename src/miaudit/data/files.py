@@ -1,0 +1,227 @@
+"""Users' own data files: CSV, Parquet and NumPy ``.npz``.
+
+Position in the pipeline: ``config -> data -> splits -> ...``. These loaders
+read a file into a raw table or image array and hand it to
+:mod:`miaudit.data.build`, so a user's table is encoded exactly like the
+built-in tabular sets. Every problem a user can cause is a one-line
+:class:`~miaudit.errors.DataError` naming the file and the fix.
+
+* Tables (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``) need a label column.
+  Text, boolean and category columns are categorical, number columns numeric;
+  ``categorical=[...]`` declares more (e.g. numeric codes such as a zip code).
+* ``.npz`` files hold arrays ``X`` and ``y``. A 2-D ``X`` is a numeric table
+  (columns ``x0, x1, …``, or the names in an optional ``feature_names`` array);
+  ``(n, h, w)`` or ``(n, c, h, w)`` are images.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miaudit.data.build import image_dataset, table_dataset
+from miaudit.data.dataset import Dataset
+from miaudit.errors import DataError
+
+__all__ = ["FILE_FORMATS", "file_format", "load_file"]
+
+#: File name endings the loaders read, and the format each means.
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".npz": "npz",
+}
+
+
+def file_format(path: Path) -> str | None:
+    """``"csv"``, ``"parquet"`` or ``"npz"`` from the file name, ``None`` if unknown."""
+    name = path.name.lower()
+    for ending, fmt in sorted(FILE_FORMATS.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(ending):
+            return fmt
+    return None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ending in sorted(FILE_FORMATS, key=len, reverse=True):
+        if name.lower().endswith(ending):
+            return name[: -len(ending)] or name
+    return path.stem
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; supply a table with a header row") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        # pyarrow's ArrowInvalid is a ValueError; pandas' ParserError too.
+        hint = (
+            "check it is comma-separated UTF-8 text with a header row"
+            if fmt == "csv"
+            else "check it is a Parquet file (e.g. written by DataFrame.to_parquet)"
+        )
+        raise DataError(
+            f"{path}: cannot parse as {fmt.upper()} ({_first_line(exc)}); {hint}"
+        ) from None
+
+
+def _table_categoricals(df: pd.DataFrame, label: str, declared: Sequence[str] | None) -> list[str]:
+    """Columns to one-hot: non-number columns, plus the ones the user declared."""
+    chosen = [
+        str(c)
+        for c in df.columns
+        if c != label
+        and (
+            not pd.api.types.is_numeric_dtype(df[c].dtype)
+            or pd.api.types.is_bool_dtype(df[c].dtype)
+        )
+    ]
+    return chosen + [c for c in declared or () if c not in chosen]
+
+
+def _load_table(
+    path: Path,
+    fmt: str,
+    label: str | None,
+    categorical: Sequence[str] | None,
+    drop_duplicates: bool,
+) -> Dataset:
+    df = _read_table(path, fmt)
+    df.columns = [str(c) for c in df.columns]
+    if label is None:
+        raise DataError(
+            f"{path}: name the label column with label=...; columns are: "
+            f"{', '.join(df.columns[:30])}{' …' if len(df.columns) > 30 else ''}"
+        )
+    return table_dataset(
+        df,
+        label,
+        categorical=_table_categoricals(df, label, categorical),
+        name=_stem(path),
+        source=str(path),
+        what=str(path),
+        drop_duplicates=drop_duplicates,
+    )
+
+
+def _load_npz(
+    path: Path,
+    label: str | None,
+    categorical: Sequence[str] | None,
+    drop_duplicates: bool,
+) -> Dataset:
+    if label not in (None, "y"):
+        raise DataError(f"{path}: .npz files hold their labels in array 'y'; leave label unset")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("X", "y") if k not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path}: no array {' or '.join(repr(m) for m in missing)} "
+                    f"(found {', '.join(archive.files) or 'none'}); "
+                    "save with np.savez(path, X=X, y=y)"
+                )
+            X, y = archive["X"], archive["y"]
+            names = archive["feature_names"] if "feature_names" in archive.files else None
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        # Object arrays need pickle, which would run code from the file: refused.
+        raise DataError(
+            f"{path}: cannot read as .npz ({_first_line(exc)}); save numeric arrays with "
+            "np.savez(path, X=X, y=y)"
+        ) from None
+    if y.ndim != 1 or len(y) != len(X):
+        raise DataError(
+            f"{path}: X has {len(X)} rows but y has shape {y.shape}; supply one label per row of X"
+        )
+    if X.ndim in (3, 4):
+        if categorical:
+            raise DataError(f"{path}: images have no categorical columns; leave categorical unset")
+        return image_dataset(
+            X,
+            y,
+            name=_stem(path),
+            source=str(path),
+            what=str(path),
+            drop_duplicates=drop_duplicates,
+        )
+    if X.ndim != 2:
+        raise DataError(
+            f"{path}: X has shape {X.shape}; expected (n, d) features or (n, h, w) / (n, c, h, w) "
+            "images"
+        )
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise DataError(f"{path}: X must hold numbers, not {X.dtype}")
+    if names is None or len(names) != X.shape[1]:
+        names = [f"x{i}" for i in range(X.shape[1])]
+    columns = [str(n) for n in names]
+    if "y" in columns:
+        raise DataError(f"{path}: a feature is named 'y', which is the label; rename it")
+    df = pd.DataFrame(X, columns=columns).assign(y=y)
+    return table_dataset(
+        df,
+        "y",
+        categorical=list(categorical or ()),
+        name=_stem(path),
+        source=str(path),
+        what=str(path),
+        drop_duplicates=drop_duplicates,
+    )
+
+
+def load_file(
+    path: str | Path,
+    label: str | None = None,
+    *,
+    categorical: Sequence[str] | None = None,
+    drop_duplicates: bool = True,
+) -> Dataset:
+    """Load a user's CSV, Parquet or ``.npz`` file as a :class:`Dataset` named after its stem.
+
+    Parameters
+    ----------
+    path:
+        The file; its ending (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``, ``.npz``)
+        says how to read it.
+    label:
+        The label column of a table (required); ``.npz`` files use array ``y``.
+    categorical:
+        Extra columns to treat as categorical besides the non-numeric ones.
+    drop_duplicates:
+        Drop exact duplicate records (features and label), keeping the first.
+
+    Raises
+    ------
+    DataError
+        For a missing or unreadable file, an unknown ending, a missing label
+        column, missing values in a numeric feature or the label, a single class,
+        too few records, or ``.npz`` arrays that are absent or do not match.
+    """
+    path = Path(path).expanduser()
+    fmt = file_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    if fmt is None:
+        raise DataError(
+            f"{path}: unknown file type {path.suffix or '(no ending)'!r}; "
+            f"use one of {', '.join(FILE_FORMATS)}"
+        )
+    if fmt == "npz":
+        return _load_npz(path, label, categorical, drop_duplicates)
+    return _load_table(path, fmt, label, categorical, drop_duplicates)
