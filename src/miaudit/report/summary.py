@@ -8,6 +8,11 @@ from rich.console import Console
 from rich.table import Table
 
 
+def _rate(value: float | None) -> str:
+    # None: the evaluation set has too few non-members to resolve that FPR.
+    return "–" if value is None else f"{value:.4f}"
+
+
 def print_summary(result, out: Path, console: Console | None = None) -> None:
     """Target accuracy, each attack's headline numbers, and where the files are."""
     console = console or Console()
@@ -31,7 +36,7 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         "TPR@10%",
     ):
         table.add_column(col, justify="left" if col == "attack" else "right")
-    ranked = sorted(d["attacks"].items(), key=lambda kv: -kv[1]["tpr_at_fpr"]["0.01"])
+    ranked = sorted(d["attacks"].items(), key=lambda kv: -(kv[1]["tpr_at_fpr"]["0.01"] or 0.0))
     for name, a in ranked:
         t = a["tpr_at_fpr"]
         table.add_row(
@@ -40,10 +45,12 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
             f"{a['precision']:.3f}",
             f"{a['recall']:.3f}",
             f"{a['advantage']:.3f}",
-            f"{t['0.001']:.4f}",
-            f"{t['0.01']:.4f}",
-            f"{t['0.1']:.4f}",
+            _rate(t["0.001"]),
+            _rate(t["0.01"]),
+            _rate(t["0.1"]),
         )
     console.print(table)
+    if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
+        console.print("– : too few non-members to resolve that false-positive rate", style="dim")
     total = sum(d["timings_s"].values())
     console.print(f"{total:.1f} s in all; results in {out}/ (results.json, report.html)")

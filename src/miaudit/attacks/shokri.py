@@ -1,0 +1,390 @@
+"""Shokri et al.'s shadow-model attack: one membership classifier per class.
+
+Position in the pipeline: ``signals -> attack -> scores -> metrics -> report``.
+The shadows stage supplies, for every shadow model, its prediction vectors on
+its own in-records and on a disjoint out-set of the same size; this module
+learns from those which prediction vectors look like training records, and then
+scores the target's prediction vectors.
+
+Design, following the paper (S&P 2017, Section IV):
+
+* one binary attack model per class ``c``, trained on the shadow records whose
+  TRUE label is ``c``, with the prediction vector as input and P(member) as
+  output, because how a model's output looks on its training records depends
+  strongly on the class;
+* a class-agnostic model is always trained too. Its input must not depend on
+  the order of the classes, so it is the prediction vector sorted in decreasing
+  order plus the probability of the true class (the sorted vector says how
+  confident the model is, the true-class probability whether it is confidently
+  right). Classes whose shadow records are too few, or all of one membership
+  value, use it (see ``fallback_classes_``), as do labels that had no shadow
+  records at all; with ``per_class=False`` it scores every record;
+* the decision threshold for precision/recall is 0.5 on P(member), the attack
+  classifier's own decision; the shadow in- and out-sets have equal sizes, so
+  the attack models are trained on balanced data and 0.5 is their natural cut.
+
+Beyond the paper, the input may go through a monotone per-entry transform
+(``transform="log"`` or ``"logit"``). The tree learners are unaffected by it;
+for the neural network and logistic regression it spreads out the probabilities
+near 0 and 1 where an overfitted model's members and non-members differ.
+
+Defaults, from ``bench/attack_learners.py`` (overfitted MLP targets, 6 shadows):
+``learner="gbdt"`` because on the 20-class test bed it had the highest TPR at
+1 % FPR (0.14, against 0.08 for the random forest and 0.05 for the paper's
+network) at equal-best AUC (0.91) and fitted 3x faster than the network; on
+digits all learners were within noise of each other. ``transform="none"``
+because log/logit lowered AUC on the 20-class bed (0.89 -> 0.84-0.88 for the
+network) and their gain on digits was within noise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Literal, Self, get_args
+
+import numpy as np
+from joblib import Parallel, delayed
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from miaudit.attacks.base import Attack, build_config, check_prediction_signals, register
+from miaudit.errors import ConfigError
+
+__all__ = ["LEARNERS", "ShokriAttack", "ShokriConfig", "make_learner"]
+
+Learner = Literal["nn", "gbdt", "logreg", "rf"]
+Transform = Literal["none", "log", "logit"]
+
+
+def make_learner(name: str, seed: int) -> ClassifierMixin:
+    """A fresh, unfitted attack-model learner.
+
+    Hyper-parameters are fixed here on purpose: the attack has one knob per idea,
+    and these suit the few hundred to few thousand records one class model sees.
+    """
+    match name:
+        case "nn":
+            # The paper's choice: a small fully-connected network. Inputs are
+            # standardised because log/logit features span tens of units.
+            return make_pipeline(
+                StandardScaler(),
+                MLPClassifier(
+                    hidden_layer_sizes=(64,),
+                    alpha=1e-3,
+                    max_iter=300,
+                    early_stopping=False,
+                    random_state=seed,
+                ),
+            )
+        case "gbdt":
+            # No early stopping: its internal validation split would make results
+            # depend on the data size and fail on classes with a single member.
+            return HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, early_stopping=False, random_state=seed
+            )
+        case "logreg":
+            return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        case "rf":
+            # Leaves of at least 5 records so P(member) is graded, not mostly 0 or 1.
+            return RandomForestClassifier(
+                n_estimators=100, min_samples_leaf=5, n_jobs=1, random_state=seed
+            )
+    raise ConfigError(f"unknown learner {name!r}; choose one of: {', '.join(LEARNERS)}.")
+
+
+#: The attack-model learner names accepted by ``ShokriAttack(learner=...)``.
+LEARNERS: tuple[str, ...] = get_args(Learner)
+
+# Each attack model runs its OpenMP/BLAS code on one thread and parallelism comes
+# from ``n_jobs`` across the independent models. Attack
+# models are small, so a model's own threads gain little, and on a busy machine
+# OpenMP's spinning workers are ruinous: gradient boosting on 600 records took
+# 2.1 s with 2 threads and 0.33 s with 1 on a 2-core host under load. The limit
+# is process-wide while fit/score run (threadpoolctl cannot limit one thread).
+_THREADS_PER_MODEL = 1
+
+# Smallest probability the log and logit transforms distinguish; below it an
+# entry is "zero" (float32 softmax outputs underflow well above 1e-45 anyway).
+_EPS = 1e-30
+
+
+class ShokriConfig(BaseModel):
+    """Hyper-parameters of :class:`ShokriAttack` (see its docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learner: Learner = "gbdt"
+    per_class: bool = True
+    min_class_records: int = Field(default=50, ge=2)
+    transform: Transform = "none"
+    n_jobs: int = 1
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _n_jobs(cls, v: int) -> int:
+        if v < 1 and v != -1:
+            raise ValueError("n_jobs must be a positive number of workers, or -1 for all cores")
+        return v
+
+
+@register("shokri")
+class ShokriAttack(Attack):
+    """Shadow-model attack with one attack classifier per true class.
+
+    Parameters
+    ----------
+    learner:
+        Attack-model learner: ``"nn"`` (the paper's small neural network),
+        ``"gbdt"`` (histogram gradient boosting), ``"logreg"`` or ``"rf"``
+        (random forest); see :func:`make_learner`.
+    per_class:
+        One attack model per class (the paper). ``False``: a single
+        class-agnostic model on the sorted prediction vector plus the
+        probability of the true class.
+    min_class_records:
+        A class with fewer shadow records than this (or with only members or
+        only non-members among them) uses the class-agnostic model.
+    transform:
+        Monotone transform of each probability before the attack model:
+        ``"none"`` (the paper), ``"log"``, or ``"logit"`` (``log p - log(1-p)``,
+        with ``1 - p`` summed from the other entries so it stays accurate near 1).
+    n_jobs:
+        Attack models trained at once (they are independent); ``-1`` for all
+        cores. Workers are processes unless a ``joblib.parallel_config`` says
+        otherwise. On 2 shared cores no setting beat ``1`` (the default); it is
+        for hosts with idle cores and many classes.
+    seed:
+        Seed of every attack model's randomness; the same seed and data give
+        the same scores whatever ``n_jobs`` is.
+
+    Attributes
+    ----------
+    class_models_:
+        ``{class: fitted model}`` for the classes with their own model.
+    agnostic_model_:
+        The class-agnostic model (always fitted).
+    fallback_classes_:
+        ``{class: reason}`` for classes that use the class-agnostic model
+        although ``per_class`` is on; empty when ``per_class`` is off.
+    n_classes_:
+        Width of the prediction vectors seen at fit time.
+    class_counts_:
+        Shadow records per class, ``(n_classes_,)``.
+    """
+
+    Config: ClassVar[type[ShokriConfig]] = ShokriConfig
+
+    def __init__(
+        self,
+        learner: Learner = "gbdt",
+        per_class: bool = True,
+        min_class_records: int = 50,
+        transform: Transform = "none",
+        n_jobs: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.config = build_config(
+            ShokriConfig,
+            "shokri attack",
+            learner=learner,
+            per_class=per_class,
+            min_class_records=min_class_records,
+            transform=transform,
+            n_jobs=n_jobs,
+            seed=seed,
+        )
+
+    @classmethod
+    def from_config(cls, config: ShokriConfig) -> Self:
+        """Build the attack from an already validated config."""
+        return cls(**config.model_dump())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"ShokriAttack({args})"
+
+    @property
+    def decision_threshold(self) -> float:
+        """0.5 on P(member): the attack classifier's own decision."""
+        return 0.5
+
+    # ----------------------------------------------------------------- fit / score
+
+    def fit(self, signals: ArrayLike, labels: ArrayLike, member: ArrayLike) -> Self:
+        """Train the attack models on shadow models' prediction vectors.
+
+        Parameters
+        ----------
+        signals:
+            ``(n, C)`` shadow prediction vectors on the shadows' in- and out-records.
+        labels:
+            ``(n,)`` true class of each record.
+        member:
+            ``(n,)`` whether the record was in its shadow model's training set.
+        """
+        cfg = self.config
+        p, y = check_prediction_signals(signals, labels)
+        m = _as_membership(member, p.shape[0])
+        n_classes = p.shape[1]
+        t = _transform(p, cfg.transform)
+
+        counts = np.bincount(y, minlength=n_classes)
+        n_members = np.bincount(y, weights=m, minlength=n_classes).astype(np.int64)
+        # Jobs are (key, features, target); key None is the class-agnostic model.
+        jobs: list[tuple[int | None, np.ndarray, np.ndarray]] = [
+            (None, _agnostic_features(t, y), m)
+        ]
+        fallback: dict[int, str] = {}
+        if cfg.per_class:
+            for c, idx in enumerate(_group_by_label(y, n_classes)):
+                reason = _fallback_reason(int(counts[c]), int(n_members[c]), cfg.min_class_records)
+                if reason:
+                    fallback[c] = reason
+                else:
+                    jobs.append((c, t[idx], m[idx]))
+
+        with threadpool_limits(limits=_THREADS_PER_MODEL):
+            # Processes, not threads: on 2 cores threads made gradient boosting
+            # 2-3x slower than one worker (the GIL-bound parts of its boosting
+            # loop contend); see bench/attack_learners.py.
+            fitted = Parallel(n_jobs=cfg.n_jobs, prefer="processes")(
+                delayed(_fit_one)(cfg.learner, _model_seed(cfg.seed, key), X, target)
+                for key, X, target in jobs
+            )
+
+        self.agnostic_model_ = fitted[0]
+        self.class_models_ = {
+            key: model for (key, _, _), model in zip(jobs[1:], fitted[1:], strict=True)
+        }
+        self.fallback_classes_ = fallback
+        self.n_classes_ = n_classes
+        self.class_counts_ = counts
+        return self
+
+    def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
+        """P(member) for each target record, from the attack model of its true class.
+
+        Records of a class without its own model (see ``fallback_classes_``) are
+        scored by the class-agnostic model.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` float64 in [0, 1].
+        """
+        self._check_fitted("agnostic_model_")
+        p, y = check_prediction_signals(signals, labels, self.n_classes_)
+        t = _transform(p, self.config.transform)
+        scores = np.empty(p.shape[0], dtype=np.float64)
+        covered = np.zeros(p.shape[0], dtype=bool)
+        with threadpool_limits(limits=_THREADS_PER_MODEL):
+            self._score_into(scores, covered, t, y)
+        return scores
+
+    def _score_into(
+        self, scores: np.ndarray, covered: np.ndarray, t: np.ndarray, y: np.ndarray
+    ) -> None:
+        if self.class_models_:
+            groups = _group_by_label(y, self.n_classes_)
+            for c, model in self.class_models_.items():
+                idx = groups[c]
+                if idx.size:
+                    scores[idx] = _p_member(model, t[idx])
+                    covered[idx] = True
+        rest = ~covered
+        if rest.any():
+            scores[rest] = _p_member(self.agnostic_model_, _agnostic_features(t[rest], y[rest]))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_membership(member: ArrayLike, n: int) -> np.ndarray:
+    m = np.asarray(member)
+    if m.ndim != 1 or m.shape[0] != n:
+        raise ConfigError(
+            f"member must have one entry per row of signals ({n}); got shape {m.shape}."
+        )
+    if m.dtype != bool:
+        if not np.issubdtype(m.dtype, np.number) or not np.isin(m, (0, 1)).all():
+            raise ConfigError("member must be boolean or 0/1.")
+        m = m.astype(bool)
+    n_in = int(m.sum())
+    if n_in == 0 or n_in == n:
+        which = "non-members" if n_in == n else "members"
+        raise ConfigError(
+            f"the shadow records contain no {which}; the attack needs each shadow's "
+            "in-records and its out-records."
+        )
+    return m
+
+
+def _transform(p: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "none":
+        return p
+    if kind == "log":
+        return np.log(np.maximum(p, _EPS))
+    # logit: 1 - p from the rest of the row. Computed as 1 - p it would be 0 for an
+    # overfitted model's top entry (the very records the attack must tell apart),
+    # so the top entry's complement is summed from the other entries instead.
+    rows = np.arange(p.shape[0])
+    top = p.argmax(axis=1)
+    rest = p.sum(axis=1, keepdims=True) - p
+    others = p.copy()
+    others[rows, top] = 0.0
+    rest[rows, top] = others.sum(axis=1)
+    return np.log(np.maximum(p, _EPS)) - np.log(np.maximum(rest, _EPS))
+
+
+def _agnostic_features(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # The transforms are increasing in each entry, so sorting transformed values
+    # equals transforming the sorted probabilities.
+    sorted_desc = -np.sort(-t, axis=1)
+    return np.column_stack((sorted_desc, t[np.arange(t.shape[0]), y]))
+
+
+def _group_by_label(y: np.ndarray, n_classes: int) -> list[np.ndarray]:
+    order = np.argsort(y, kind="stable")
+    bounds = np.cumsum(np.bincount(y, minlength=n_classes))[:-1]
+    return np.split(order, bounds)
+
+
+def _fallback_reason(n: int, n_members: int, min_records: int) -> str:
+    if n == 0:
+        return "no shadow records"
+    if n < min_records:
+        return f"{n} shadow records (fewer than min_class_records={min_records})"
+    if n_members == 0:
+        return "no members among its shadow records"
+    if n_members == n:
+        return "no non-members among its shadow records"
+    return ""
+
+
+def _model_seed(seed: int, key: int | None) -> int:
+    # Derived from (seed, class), not drawn in order, so a model's randomness does
+    # not depend on which other classes exist or on the order workers run.
+    entropy = [seed, 0] if key is None else [seed, 1, key]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def _fit_one(learner: str, seed: int, X: np.ndarray, target: np.ndarray) -> Any:
+    with warnings.catch_warnings():
+        # Not converging in max_iter is routine for a small attack network and says
+        # nothing the metrics do not. Set here so it holds in worker processes too.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return make_learner(learner, seed).fit(X, target.astype(np.int64))
+
+
+def _p_member(model: Any, X: np.ndarray) -> np.ndarray:
+    # Both labels are present at fit time, so classes_ is [0, 1].
+    return model.predict_proba(X)[:, 1]

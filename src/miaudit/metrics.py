@@ -1,0 +1,700 @@
+"""How well an attack's scores separate members from non-members.
+
+Position in the pipeline: ``signals -> attack -> scores -> metrics -> report``.
+Every function here is pure NumPy: it takes one score per record (higher means
+"more likely a member"), the true membership, and sometimes the records' labels
+and a decision threshold, and returns plain numbers. Nothing here trains,
+reads files or knows which attack produced the scores.
+
+Two families of measures, following the paper and LiRA's lesson on reporting:
+
+* threshold-free: the ROC curve, its AUC, the TPR at a fixed low FPR (with a
+  bootstrap confidence interval) and the lower bound on ε that an operating
+  point implies;
+* at the attack's own decision threshold (0.5 on P(member) for Shokri's attack):
+  precision, recall, accuracy and advantage, overall and per class (the paper's
+  figure is the mean over classes).
+
+Conventions
+-----------
+* A record is predicted a member iff ``score >= threshold``.
+* Undefined ratios never become NaN (JSON cannot hold it): precision with no
+  record predicted a member is ``0.0`` (scikit-learn's ``zero_division=0``, and
+  the conservative reading: no demonstrated leakage); a per-class rate that the
+  evaluation set cannot measure (the class has no members or no non-members) is
+  ``None`` and is left out of the class means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from miaudit.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FPRS",
+    "AttackMetrics",
+    "ConfusionMetrics",
+    "TprInterval",
+    "auc",
+    "bootstrap_tpr_at_fpr",
+    "confusion_metrics",
+    "epsilon_lower_bound",
+    "evaluate_attack",
+    "fpr_key",
+    "mean_class_rates",
+    "min_resolvable_fpr",
+    "per_class_metrics",
+    "roc_curve",
+    "roc_points",
+    "tpr_at_fpr",
+]
+
+#: The low false-positive rates every report states the TPR at.
+DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
+
+# Target FPR times the number of non-members is the number of false positives
+# allowed; ``0.01 * 300`` is 3.0000000000000004 in floating point, and without
+# the slack ``floor`` would still be right here but ``0.07 * 100`` = 7.000000000000001
+# and ``0.29 * 100`` = 28.999999999999996 would not.
+_COUNT_SLACK = 1e-9
+
+# Bootstrap replicates are drawn in batches of about this many resampled records
+# so that memory stays bounded (a few tens of MB) whatever the data size.
+_BOOT_BATCH_RECORDS = 2_000_000
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_scores(scores: ArrayLike, name: str = "scores") -> np.ndarray:
+    s = np.asarray(scores)
+    if s.ndim != 1:
+        raise ConfigError(
+            f"{name} must be one-dimensional (one score per record); got shape {s.shape}."
+        )
+    if not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
+        raise ConfigError(f"{name} must be numeric; got dtype {s.dtype}.")
+    s = s.astype(np.float64, copy=False)
+    n_nan = int(np.isnan(s).sum())
+    if n_nan:
+        raise ConfigError(
+            f"{name} contains {n_nan} NaN value(s); an attack must give every record a score "
+            "(check the attack's inputs for NaN or zero-variance statistics)."
+        )
+    return s
+
+
+def _as_bool(values: ArrayLike, name: str, n: int | None = None, ref: str = "scores") -> np.ndarray:
+    """Boolean 1-D array from booleans or 0/1, of length ``n`` when given."""
+    v = np.asarray(values)
+    if v.ndim != 1:
+        raise ConfigError(f"{name} must be one-dimensional; got shape {v.shape}.")
+    if n is not None and v.shape[0] != n:
+        raise ConfigError(
+            f"{name} has {v.shape[0]} entries but {ref} has {n}; "
+            "they must describe the same records."
+        )
+    if v.dtype == bool:
+        return v
+    if not np.issubdtype(v.dtype, np.number) or not np.isin(v, (0, 1)).all():
+        raise ConfigError(f"{name} must be boolean or 0/1; got values outside {{0, 1}}.")
+    return v.astype(bool)
+
+
+def _check_member(member: ArrayLike, n: int, ref: str = "scores") -> np.ndarray:
+    m = _as_bool(member, "member", n, ref)
+    n_pos = int(m.sum())
+    if n_pos == 0:
+        raise ConfigError("member has no members (all False); the evaluation set needs both.")
+    if n_pos == m.shape[0]:
+        raise ConfigError("member has no non-members (all True); the evaluation set needs both.")
+    return m
+
+
+def _check_binary(scores: ArrayLike, member: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    s = _as_scores(scores)
+    return s, _check_member(member, s.shape[0])
+
+
+def _check_labels(labels: ArrayLike, n: int, class_names: Sequence[str]) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ConfigError(f"labels must have one entry per record ({n}); got shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ConfigError(f"labels must be integer class indices; got dtype {y.dtype}.")
+    y = y.astype(np.int64, copy=False)
+    n_classes = len(class_names)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ConfigError(
+            f"labels must lie in 0 .. {n_classes - 1} (one per class name); "
+            f"got values from {y.min()} to {y.max()}."
+        )
+    return y
+
+
+def _check_fpr(fpr: float) -> float:
+    f = float(fpr)
+    if not 0.0 <= f <= 1.0:
+        raise ConfigError(f"a false-positive rate must lie in [0, 1]; got {fpr}.")
+    return f
+
+
+def _allowed_false_positives(fprs: np.ndarray, n_neg: int) -> np.ndarray:
+    return np.floor(fprs * n_neg + _COUNT_SLACK).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- ROC
+
+
+def _roc_counts(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False/true positive counts at each distinct score, from the highest down."""
+    order = np.argsort(s, kind="stable")[::-1]
+    s_desc = s[order]
+    m_desc = m[order]
+    # `!=` rather than `np.diff`: inf - inf is NaN and would split a run of +inf scores.
+    run_ends = np.append(np.flatnonzero(s_desc[1:] != s_desc[:-1]), s_desc.size - 1)
+    tps = np.cumsum(m_desc)[run_ends]
+    fps = (run_ends + 1) - tps
+    return (
+        np.concatenate(([0], fps)),
+        np.concatenate(([0], tps)),
+        np.concatenate(([np.inf], s_desc[run_ends])),
+    )
+
+
+def roc_curve(scores: ArrayLike, member: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve with one point per distinct score.
+
+    Parameters
+    ----------
+    scores:
+        One score per record; higher means more likely a member. NaN is refused.
+    member:
+        True membership, boolean or 0/1, same length.
+
+    Returns
+    -------
+    fpr, tpr, thresholds:
+        Arrays of equal length ``n_distinct_scores + 1``. Point ``i`` is what the
+        rule ``score >= thresholds[i]`` achieves. The first point is ``(0, 0)``
+        with threshold ``+inf`` (nothing predicted a member); the last is
+        ``(1, 1)`` at the lowest score. Tied scores give a single point, because
+        no threshold can separate them. Matches
+        ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
+
+    Raises
+    ------
+    ConfigError
+        Length mismatch, NaN scores, or no members / no non-members.
+    """
+    s, m = _check_binary(scores, member)
+    fps, tps, thresholds = _roc_counts(s, m)
+    return fps / fps[-1], tps / tps[-1], thresholds
+
+
+def auc(scores: ArrayLike, member: ArrayLike) -> float:
+    """Area under the ROC curve (trapezoid rule over :func:`roc_curve`).
+
+    Equals the Mann–Whitney probability that a random member scores higher than
+    a random non-member, counting ties as one half; 0.5 is chance.
+    """
+    s, m = _check_binary(scores, member)
+    fps, tps, _ = _roc_counts(s, m)
+    return _auc_from_counts(fps, tps)
+
+
+def _auc_from_counts(fps: np.ndarray, tps: np.ndarray) -> float:
+    # Integer arithmetic up to the final division keeps tiny AUC differences exact.
+    area2 = np.sum(np.diff(fps) * (tps[1:] + tps[:-1]), dtype=np.float64)
+    return float(area2 / (2.0 * fps[-1] * tps[-1]))
+
+
+def _tpr_at_fprs_from_counts(fps: np.ndarray, tps: np.ndarray, fprs: np.ndarray) -> np.ndarray:
+    allowed = _allowed_false_positives(fprs, int(fps[-1]))
+    # fps is non-decreasing along the curve and so is tps: the last point whose
+    # false-positive count fits the budget has the highest TPR among those that fit.
+    idx = np.searchsorted(fps, allowed, side="right") - 1
+    return tps[idx] / tps[-1]
+
+
+def tpr_at_fpr(scores: ArrayLike, member: ArrayLike, fpr: float) -> float:
+    """Highest TPR of any threshold whose FPR does not exceed ``fpr``.
+
+    There is no interpolation between ROC points: a point on the segment between
+    two thresholds is reached only by a randomised rule, and interpolating would
+    report a rate no threshold achieves (at low FPR, a large over-statement).
+    The FPR budget is ``floor(fpr * n_nonmembers)`` false positives.
+
+    Edge cases follow from that definition: all scores equal gives ``0.0`` for
+    any ``fpr < 1``; ``fpr == 1`` gives ``1.0``; ``fpr == 0`` gives the TPR of
+    the highest-scoring records above every non-member. Below
+    :func:`min_resolvable_fpr` the result is the TPR at zero false positives and
+    says nothing about the requested rate.
+
+    Raises
+    ------
+    ConfigError
+        ``fpr`` outside [0, 1], or invalid scores / membership (see :func:`roc_curve`).
+    """
+    f = _check_fpr(fpr)
+    s, m = _check_binary(scores, member)
+    fps, tps, _ = _roc_counts(s, m)
+    return float(_tpr_at_fprs_from_counts(fps, tps, np.array([f]))[0])
+
+
+def min_resolvable_fpr(n_nonmembers: int) -> float:
+    """Smallest FPR an evaluation set with ``n_nonmembers`` non-members can measure.
+
+    One false positive is already a rate of ``1 / n_nonmembers``; a target rate
+    below it allows zero false positives, so the TPR reported "at" it is the TPR
+    at zero false positives and means nothing about the requested rate.
+    """
+    n = int(n_nonmembers)
+    if n < 1:
+        raise ConfigError(f"n_nonmembers must be at least 1; got {n_nonmembers}.")
+    return 1.0 / n
+
+
+def roc_points(
+    scores: ArrayLike, member: ArrayLike, max_points: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve thinned to at most ``max_points`` points for plotting.
+
+    The first ``max_points // 2`` points (the low-FPR end, which log-log plots
+    and TPR-at-low-FPR claims depend on) are kept exactly, as is the final
+    ``(1, 1)``; the rest are sampled geometrically in index, which is roughly
+    even spacing on a log-FPR axis. Returns ``(fpr, tpr, thresholds)`` like
+    :func:`roc_curve`, including the ``+inf`` first threshold.
+    """
+    if int(max_points) < 4:
+        raise ConfigError(f"max_points must be at least 4; got {max_points}.")
+    fpr, tpr, thresholds = roc_curve(scores, member)
+    n = fpr.size
+    if n <= max_points:
+        return fpr, tpr, thresholds
+    head = max_points // 2
+    tail = np.geomspace(head, n - 1, max_points - head).round().astype(np.int64)
+    keep = np.unique(np.concatenate((np.arange(head), tail, [n - 1])))
+    return fpr[keep], tpr[keep], thresholds[keep]
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True)
+class TprInterval:
+    """Bootstrap percentile interval for the TPR at one target FPR.
+
+    Attributes
+    ----------
+    fpr:
+        The target false-positive rate.
+    tpr:
+        Point estimate on the full evaluation set (:func:`tpr_at_fpr`).
+    low, high:
+        Percentile interval bounds at confidence ``level``.
+    level:
+        Nominal coverage, e.g. 0.95.
+    n_boot:
+        Number of bootstrap replicates.
+    resolvable:
+        False when ``fpr`` is below :func:`min_resolvable_fpr` for the number of
+        non-members; the interval is then about zero false positives only.
+    """
+
+    fpr: float
+    tpr: float
+    low: float
+    high: float
+    level: float
+    n_boot: int
+    resolvable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bootstrap_tpr_at_fpr(
+    scores: ArrayLike,
+    member: ArrayLike,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    n_boot: int = 1000,
+    rng: np.random.Generator | int | None = None,
+    level: float = 0.95,
+) -> list[TprInterval]:
+    """Percentile bootstrap intervals for :func:`tpr_at_fpr` at several rates.
+
+    Members and non-members are resampled separately (stratified), so every
+    replicate keeps the evaluation set's class balance and the FPR budget
+    ``floor(fpr * n_nonmembers)`` is the same in every replicate. Each replicate
+    computes the same statistic as :func:`tpr_at_fpr` in closed form: the share
+    of resampled members scoring strictly above the ``(budget + 1)``-th highest
+    resampled non-member.
+
+    Parameters
+    ----------
+    scores, member:
+        As for :func:`roc_curve`.
+    fprs:
+        Target false-positive rates.
+    n_boot:
+        Replicates (1000 is usual for 95 % percentile intervals).
+    rng:
+        A ``numpy.random.Generator`` (or a seed for one); the same generator
+        state gives the same intervals.
+    level:
+        Nominal coverage in (0, 1).
+
+    Returns
+    -------
+    list of TprInterval
+        One per entry of ``fprs``, in order.
+    """
+    s, m = _check_binary(scores, member)
+    targets = np.array([_check_fpr(f) for f in fprs], dtype=np.float64)
+    if int(n_boot) < 1:
+        raise ConfigError(f"n_boot must be at least 1; got {n_boot}.")
+    if not 0.0 < float(level) < 1.0:
+        raise ConfigError(f"level must lie strictly between 0 and 1; got {level}.")
+    rng = np.random.default_rng(rng)
+
+    pos = np.sort(s[m])
+    neg_desc = np.sort(s[~m])[::-1]
+    n_pos, n_neg = pos.size, neg_desc.size
+    allowed = _allowed_false_positives(targets, n_neg)
+    # With a budget of every non-member, the lowest threshold is allowed: TPR 1.
+    open_ = allowed < n_neg
+    k = np.minimum(allowed, n_neg - 1)
+
+    reps = np.empty((int(n_boot), targets.size))
+    batch = max(1, _BOOT_BATCH_RECORDS // max(n_pos, n_neg))
+    for start in range(0, int(n_boot), batch):
+        b = min(batch, int(n_boot) - start)
+        # Resampling counts per original record; cumulative counts along the sorted
+        # order replace sorting every replicate.
+        cum_neg = _resample_counts(rng, n_neg, b).cumsum(axis=1)
+        cum_pos = _resample_counts(rng, n_pos, b).cumsum(axis=1)
+        # Position (in descending order) of the (k+1)-th highest resampled non-member.
+        j = (cum_neg[:, :, None] < (k + 1)[None, None, :]).sum(axis=1)
+        v = neg_desc[j]
+        n_pos_le = np.searchsorted(pos, v, side="right")
+        below = np.where(
+            n_pos_le > 0,
+            np.take_along_axis(cum_pos, np.maximum(n_pos_le - 1, 0), axis=1),
+            0,
+        )
+        reps[start : start + b] = np.where(open_[None, :], (n_pos - below) / n_pos, 1.0)
+
+    fps, tps, _ = _roc_counts(s, m)
+    point = _tpr_at_fprs_from_counts(fps, tps, targets)
+    alpha = (1.0 - float(level)) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha], axis=0)
+    return [
+        TprInterval(
+            fpr=float(targets[i]),
+            tpr=float(point[i]),
+            low=float(low[i]),
+            high=float(high[i]),
+            level=float(level),
+            n_boot=int(n_boot),
+            resolvable=bool(allowed[i] >= 1),
+        )
+        for i in range(targets.size)
+    ]
+
+
+def _resample_counts(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
+    """How often each of ``n`` records is drawn in each of ``b`` resamples of size ``n``."""
+    draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+
+
+# --------------------------------------------------------------------------- at a threshold
+
+
+@dataclass(frozen=True)
+class ConfusionMetrics:
+    """Rates of the decision ``predicted`` against the true membership.
+
+    ``precision`` is ``0.0`` when no record is predicted a member. ``recall`` and
+    ``tpr`` are the same number under their two customary names; ``advantage``
+    is ``tpr - fpr`` (Yeom et al.'s membership advantage).
+    """
+
+    precision: float
+    recall: float
+    accuracy: float
+    tpr: float
+    fpr: float
+    advantage: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def confusion_metrics(predicted: ArrayLike, member: ArrayLike) -> ConfusionMetrics:
+    """Precision, recall, accuracy, TPR, FPR and advantage of a member/non-member decision.
+
+    Parameters
+    ----------
+    predicted:
+        The attack's decision per record (boolean or 0/1).
+    member:
+        True membership (boolean or 0/1); must contain both values.
+    """
+    p = _as_bool(predicted, "predicted")
+    m = _check_member(member, p.shape[0], ref="predicted")
+    tp = int(np.count_nonzero(p & m))
+    fp = int(np.count_nonzero(p & ~m))
+    n_pos = int(m.sum())
+    n_neg = m.size - n_pos
+    tpr = tp / n_pos
+    fpr = fp / n_neg
+    return ConfusionMetrics(
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tpr,
+        accuracy=(tp + (n_neg - fp)) / m.size,
+        tpr=tpr,
+        fpr=fpr,
+        advantage=tpr - fpr,
+    )
+
+
+def per_class_metrics(
+    predicted: ArrayLike,
+    member: ArrayLike,
+    labels: ArrayLike,
+    class_names: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Precision, recall and accuracy of the decision within each true class.
+
+    Returns
+    -------
+    list of dict
+        One entry per class name, in label order, with keys ``class`` (name),
+        ``label``, ``n``, ``n_members``, ``precision``, ``recall``, ``accuracy``.
+        ``precision`` and ``recall`` are ``None`` when the class has no members
+        or no non-members in the evaluation set (membership inference cannot be
+        measured there), ``accuracy`` is ``None`` when the class has no records;
+        otherwise precision is ``0.0`` when nothing in the class is predicted a
+        member. Plain Python types, ready for JSON.
+    """
+    p = _as_bool(predicted, "predicted")
+    m = _as_bool(member, "member", p.shape[0], ref="predicted")
+    y = _check_labels(labels, p.shape[0], class_names)
+    n_classes = len(class_names)
+    # One bincount per confusion cell keeps this O(n) whatever the number of classes.
+    n = np.bincount(y, minlength=n_classes)
+    n_mem = np.bincount(y, weights=m, minlength=n_classes).astype(np.int64)
+    tp = np.bincount(y, weights=p & m, minlength=n_classes).astype(np.int64)
+    fp = np.bincount(y, weights=p & ~m, minlength=n_classes).astype(np.int64)
+    n_non = n - n_mem
+    rows = []
+    for c, name in enumerate(class_names):
+        measurable = n_mem[c] > 0 and n_non[c] > 0
+        predicted_pos = tp[c] + fp[c]
+        rows.append(
+            {
+                "class": str(name),
+                "label": c,
+                "n": int(n[c]),
+                "n_members": int(n_mem[c]),
+                "precision": (
+                    (float(tp[c] / predicted_pos) if predicted_pos else 0.0) if measurable else None
+                ),
+                "recall": float(tp[c] / n_mem[c]) if measurable else None,
+                "accuracy": (float((tp[c] + n_non[c] - fp[c]) / n[c]) if n[c] else None),
+            }
+        )
+    return rows
+
+
+def mean_class_rates(per_class: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """Mean precision and mean recall over the classes where they are defined.
+
+    This is the paper's headline figure (baseline 0.5 on a balanced set);
+    ``None`` when no class is measurable.
+    """
+
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in per_class if r[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return mean("precision"), mean("recall")
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+def epsilon_lower_bound(tpr: float, fpr: float, delta: float = 0.0) -> float:
+    """Lower bound on ε implied by one attack operating point, as a point estimate.
+
+    An (ε, δ)-DP training algorithm forces every membership test to satisfy
+    ``tpr <= e^ε·fpr + δ`` and ``1 - fpr <= e^ε·(1 - tpr) + δ`` (Kairouz et al.'s
+    hypothesis-testing view), so an observed operating point implies
+
+        ε >= max(log((tpr - δ) / fpr), log((1 - fpr - δ) / (1 - tpr)), 0).
+
+    The rates plugged in here are empirical, so this is a point estimate, not a
+    high-confidence bound: with few records it can overstate ε. Use it to
+    compare audits, and the bootstrap interval to judge the noise. Returns
+    ``math.inf`` when a denominator is zero and its numerator is positive (for
+    example ``tpr == 1`` with ``fpr < 1``: no finite ε allows that).
+    """
+    t, f, d = float(tpr), float(fpr), float(delta)
+    for name, v in (("tpr", t), ("fpr", f), ("delta", d)):
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{name} must lie in [0, 1]; got {v}.")
+    return max(_log_ratio(t - d, f), _log_ratio(1.0 - f - d, 1.0 - t), 0.0)
+
+
+def _log_ratio(num: float, den: float) -> float:
+    if num <= 0.0:
+        return 0.0
+    if den <= 0.0:
+        return math.inf
+    return math.log(num / den)
+
+
+# --------------------------------------------------------------------------- everything
+
+
+def fpr_key(fpr: float) -> str:
+    """The string a target FPR is keyed by in results (``0.001 -> "0.001"``)."""
+    return f"{float(fpr):g}"
+
+
+@dataclass(frozen=True)
+class AttackMetrics:
+    """Everything the report states about one attack on one evaluation set.
+
+    Attributes
+    ----------
+    auc:
+        Area under the ROC curve.
+    precision, recall, accuracy, advantage:
+        Of the decision ``score >= threshold`` over all records.
+    threshold:
+        The decision threshold used.
+    tpr_at_fpr:
+        TPR at each target FPR, keyed by :func:`fpr_key` (``"0.001"``, ``"0.01"``,
+        ``"0.1"``); ``None`` where the target is below :func:`min_resolvable_fpr`.
+    epsilon_lower_bound:
+        :func:`epsilon_lower_bound` at ``(tpr_at_fpr[k], float(k))``, same keys;
+        ``None`` where the TPR is ``None`` or the point estimate is unbounded.
+    per_class:
+        :func:`per_class_metrics` rows.
+    mean_class_precision, mean_class_recall:
+        Means over measurable classes (the paper's figures); ``None`` if none.
+    n_members, n_nonmembers:
+        Sizes of the evaluation set.
+    """
+
+    auc: float
+    precision: float
+    recall: float
+    accuracy: float
+    advantage: float
+    threshold: float
+    tpr_at_fpr: dict[str, float | None]
+    epsilon_lower_bound: dict[str, float | None]
+    per_class: list[dict[str, Any]] = field(repr=False)
+    mean_class_precision: float | None
+    mean_class_recall: float | None
+    n_members: int
+    n_nonmembers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types only (no NumPy scalars, no NaN or infinity)."""
+        return _json_safe(asdict(self))
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def evaluate_attack(
+    scores: ArrayLike,
+    member: ArrayLike,
+    labels: ArrayLike,
+    class_names: Sequence[str],
+    threshold: float,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+) -> AttackMetrics:
+    """All metrics of one attack's scores on one evaluation set.
+
+    Parameters
+    ----------
+    scores:
+        One score per record, higher = more likely a member.
+    member:
+        True membership (both values must occur).
+    labels:
+        True class of each record, in ``0 .. len(class_names) - 1``.
+    class_names:
+        Name of each class.
+    threshold:
+        The attack's own decision threshold (``score >= threshold`` means member);
+        0.5 on P(member) for Shokri's attack.
+    fprs:
+        Target FPRs for :attr:`AttackMetrics.tpr_at_fpr`.
+    """
+    s, m = _check_binary(scores, member)
+    y = _check_labels(labels, s.shape[0], class_names)
+    t = float(threshold)
+    if math.isnan(t):
+        raise ConfigError("threshold must be a number; got NaN.")
+    targets = np.array([_check_fpr(f) for f in fprs], dtype=np.float64)
+
+    fps, tps, _ = _roc_counts(s, m)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    tprs = _tpr_at_fprs_from_counts(fps, tps, targets)
+    # A target that allows no false positive is below min_resolvable_fpr(n_neg).
+    resolvable = _allowed_false_positives(targets, n_neg) >= 1
+    tpr_map: dict[str, float | None] = {}
+    eps_map: dict[str, float | None] = {}
+    for f, tpr, ok in zip(targets, tprs, resolvable, strict=True):
+        key = fpr_key(f)
+        if not ok:
+            tpr_map[key] = eps_map[key] = None
+            continue
+        tpr_map[key] = float(tpr)
+        eps = epsilon_lower_bound(float(tpr), float(f))
+        eps_map[key] = eps if math.isfinite(eps) else None
+
+    predicted = s >= t
+    overall = confusion_metrics(predicted, m)
+    rows = per_class_metrics(predicted, m, y, class_names)
+    mean_p, mean_r = mean_class_rates(rows)
+    return AttackMetrics(
+        auc=_auc_from_counts(fps, tps),
+        precision=overall.precision,
+        recall=overall.recall,
+        accuracy=overall.accuracy,
+        advantage=overall.advantage,
+        threshold=t,
+        tpr_at_fpr=tpr_map,
+        epsilon_lower_bound=eps_map,
+        per_class=rows,
+        mean_class_precision=mean_p,
+        mean_class_recall=mean_r,
+        n_members=n_pos,
+        n_nonmembers=n_neg,
+    )

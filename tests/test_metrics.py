@@ -1,0 +1,370 @@
+"""Tests of miaudit.metrics: scikit-learn as the independent check, laws as properties."""
+
+from __future__ import annotations
+
+import json
+import math
+from unittest import mock
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from miaudit import metrics as M
+from miaudit.errors import ConfigError
+
+# --------------------------------------------------------------------------- strategies
+
+
+@st.composite
+def scored_records(draw, ties: bool) -> tuple[np.ndarray, np.ndarray]:
+    n = draw(st.integers(min_value=2, max_value=60))
+    if ties:
+        # Few distinct values so that ties (within and across membership) are common.
+        scores = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    else:
+        scores = draw(
+            st.lists(
+                st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False),
+                min_size=n,
+                max_size=n,
+                unique=True,
+            )
+        )
+    member = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    assume(any(member) and not all(member))
+    return np.asarray(scores, dtype=np.float64), np.asarray(member)
+
+
+any_records = st.one_of(scored_records(ties=True), scored_records(ties=False))
+
+
+def brute_force_tpr_at_fpr(scores: np.ndarray, member: np.ndarray, fpr: float) -> float:
+    """Try every threshold; keep the best TPR whose false positives fit the budget."""
+    n_neg = int((~member).sum())
+    budget = math.floor(fpr * n_neg + 1e-9)
+    best = 0.0
+    for t in np.unique(scores):
+        pred = scores >= t
+        if (pred & ~member).sum() <= budget:
+            best = max(best, (pred & member).sum() / member.sum())
+    return best
+
+
+# --------------------------------------------------------------------------- ROC and AUC
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_records)
+def test_auc_equals_sklearn(records):
+    scores, member = records
+    assert M.auc(scores, member) == pytest.approx(skm.roc_auc_score(member, scores), abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_records)
+def test_roc_curve_matches_sklearn_points(records):
+    scores, member = records
+    fpr, tpr, thr = M.roc_curve(scores, member)
+    fpr_sk, tpr_sk, thr_sk = skm.roc_curve(member, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, fpr_sk)
+    np.testing.assert_allclose(tpr, tpr_sk)
+    np.testing.assert_array_equal(thr, thr_sk)
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert fpr.size == np.unique(scores).size + 1
+
+
+def test_auc_mann_whitney_ties_count_half():
+    # One member and one non-member tied, one member above: (1 + 0.5) / 2.
+    assert M.auc([1.0, 1.0, 2.0], [True, False, True]) == 0.75
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_records, st.randoms(use_true_random=False))
+def test_metrics_invariant_under_permutation(records, random):
+    scores, member = records
+    perm = np.array(random.sample(range(scores.size), scores.size))
+    assert M.auc(scores[perm], member[perm]) == pytest.approx(M.auc(scores, member), abs=1e-12)
+    for f in (0.0, 0.1, 0.5, 1.0):
+        assert M.tpr_at_fpr(scores[perm], member[perm], f) == M.tpr_at_fpr(scores, member, f)
+    pred = scores >= np.median(scores)
+    assert M.confusion_metrics(pred[perm], member[perm]) == M.confusion_metrics(pred, member)
+
+
+# --------------------------------------------------------------------------- TPR at FPR
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_records, st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 0.99, 1.0]))
+def test_tpr_at_fpr_is_best_threshold_within_budget(records, fpr):
+    scores, member = records
+    assert M.tpr_at_fpr(scores, member, fpr) == pytest.approx(
+        brute_force_tpr_at_fpr(scores, member, fpr)
+    )
+
+
+def test_tpr_at_fpr_all_equal_scores():
+    member = np.array([True, False] * 50)
+    scores = np.ones(100)
+    for f in (0.0, 0.001, 0.5, 0.999):
+        assert M.tpr_at_fpr(scores, member, f) == 0.0
+    assert M.tpr_at_fpr(scores, member, 1.0) == 1.0
+
+
+def test_tpr_at_fpr_perfect_separation():
+    member = np.array([True] * 10 + [False] * 10)
+    scores = np.r_[np.linspace(2, 3, 10), np.linspace(0, 1, 10)]
+    assert M.tpr_at_fpr(scores, member, 0.0) == 1.0
+    assert M.auc(scores, member) == 1.0
+
+
+def test_tpr_at_fpr_tie_across_membership_cannot_be_split():
+    scores = [1.0, 1.0, 0.0, 0.0]
+    member = [True, False, True, False]
+    assert M.tpr_at_fpr(scores, member, 0.0) == 0.0
+    assert M.tpr_at_fpr(scores, member, 0.49) == 0.0
+    assert M.tpr_at_fpr(scores, member, 0.5) == 0.5
+
+
+def test_tpr_at_fpr_no_interpolation_between_points():
+    # Points (0, 0), (0.5, 1), (1, 1): interpolation would claim TPR 0.5 at FPR 0.25.
+    scores = [3.0, 2.0, 1.0, 0.0]
+    member = [False, True, True, False]
+    assert M.tpr_at_fpr(scores, member, 0.25) == 0.0
+
+
+def test_tpr_at_fpr_budget_survives_floating_point():
+    # 0.29 * 100 is 28.999999999999996: a plain floor would allow 28 false positives.
+    member = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    scores = np.r_[np.full(100, 70.5), np.arange(100.0)]  # 29 non-members above the members
+    assert M.tpr_at_fpr(scores, member, 0.28) == 0.0
+    assert M.tpr_at_fpr(scores, member, 0.29) == 1.0
+
+
+def test_min_resolvable_fpr():
+    assert M.min_resolvable_fpr(1000) == 0.001
+    with pytest.raises(ConfigError, match="at least 1"):
+        M.min_resolvable_fpr(0)
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_covers_true_rate_near_nominal_level():
+    # Binormal scores: non-members N(0, 1), members N(1, 1). At FPR 0.1 the true
+    # TPR is 1 - Phi(Phi^-1(0.9) - 1).
+    fpr, mu, n, sims = 0.1, 1.0, 400, 200
+    true_tpr = norm.sf(norm.isf(fpr) - mu)
+    rng = np.random.default_rng(12345)
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    covered = 0
+    for _ in range(sims):
+        scores = np.r_[rng.normal(mu, 1, n), rng.normal(0, 1, n)]
+        (iv,) = M.bootstrap_tpr_at_fpr(scores, member, [fpr], n_boot=200, rng=rng)
+        assert iv.low <= iv.tpr <= iv.high
+        covered += iv.low <= true_tpr <= iv.high
+    # Nominal 0.95; a binomial(200, 0.95) count falls in this range with p > 0.999.
+    assert 0.88 <= covered / sims <= 0.995
+
+
+def test_bootstrap_degenerate_cases_and_reproducibility():
+    member = np.array([True] * 20 + [False] * 20)
+    separated = np.r_[np.arange(20) + 100.0, np.arange(20.0)]
+    ivs = M.bootstrap_tpr_at_fpr(separated, member, [0.0, 0.05, 1.0], n_boot=50, rng=0)
+    assert [(iv.low, iv.tpr, iv.high) for iv in ivs] == [(1.0, 1.0, 1.0)] * 3
+    assert [iv.resolvable for iv in ivs] == [False, True, True]
+
+    equal = np.zeros(40)
+    (iv,) = M.bootstrap_tpr_at_fpr(equal, member, [0.5], n_boot=50, rng=0)
+    assert (iv.low, iv.tpr, iv.high) == (0.0, 0.0, 0.0)
+
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=40) + member
+    a = M.bootstrap_tpr_at_fpr(scores, member, n_boot=100, rng=np.random.default_rng(7))
+    b = M.bootstrap_tpr_at_fpr(scores, member, n_boot=100, rng=np.random.default_rng(7))
+    assert a == b
+    json.dumps([iv.to_dict() for iv in a], allow_nan=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_records)
+def test_bootstrap_replicate_statistic_equals_tpr_at_fpr(records):
+    # A "resample" that draws every record once is the original set, so each
+    # replicate's closed-form statistic must equal tpr_at_fpr exactly.
+    scores, member = records
+    identity = mock.patch.object(
+        M, "_resample_counts", lambda rng, n, b: np.ones((b, n), dtype=np.int64)
+    )
+    fprs = [0.0, 0.1, 0.25, 0.5, 1.0]
+    with identity:
+        intervals = M.bootstrap_tpr_at_fpr(scores, member, fprs, n_boot=2, rng=0)
+    for iv in intervals:
+        expected = M.tpr_at_fpr(scores, member, iv.fpr)
+        assert iv.low == iv.high == iv.tpr == expected
+
+
+def test_bootstrap_median_tracks_point_estimate():
+    # The replicates compute tpr_at_fpr in closed form; on a large set their
+    # centre must agree with the direct computation.
+    rng = np.random.default_rng(0)
+    member = rng.random(4000) < 0.5
+    scores = rng.normal(size=4000) + 1.5 * member
+    ivs = M.bootstrap_tpr_at_fpr(scores, member, [0.01, 0.1], n_boot=400, rng=1, level=0.5)
+    for iv in ivs:
+        assert iv.tpr == M.tpr_at_fpr(scores, member, iv.fpr)
+        assert iv.low - 0.01 <= iv.tpr <= iv.high + 0.01
+
+
+# --------------------------------------------------------------------------- at a threshold
+
+
+@settings(max_examples=60, deadline=None)
+@given(any_records)
+def test_confusion_metrics_match_sklearn(records):
+    scores, member = records
+    pred = scores >= np.median(scores)
+    c = M.confusion_metrics(pred, member)
+    assert c.precision == pytest.approx(skm.precision_score(member, pred, zero_division=0))
+    assert c.recall == pytest.approx(skm.recall_score(member, pred))
+    assert c.accuracy == pytest.approx(skm.accuracy_score(member, pred))
+    tn, fp, _fn, _tp = skm.confusion_matrix(member, pred, labels=[False, True]).ravel()
+    assert c.fpr == pytest.approx(fp / (fp + tn))
+    assert c.tpr == c.recall
+    assert c.advantage == pytest.approx(c.tpr - c.fpr)
+
+
+def test_confusion_nothing_predicted_member_gives_precision_zero():
+    c = M.confusion_metrics([False] * 4, [True, True, False, False])
+    assert (c.precision, c.recall, c.accuracy, c.advantage) == (0.0, 0.0, 0.5, 0.0)
+
+
+def test_per_class_metrics_match_sklearn_within_each_class():
+    rng = np.random.default_rng(1)
+    n = 600
+    labels = rng.integers(0, 3, n)
+    member = rng.random(n) < 0.5
+    pred = rng.random(n) < np.where(member, 0.7, 0.4)
+    labels[labels == 2] = 1  # class 2 has no records
+    pred[labels == 0] = False  # class 0: nothing predicted member
+    rows = M.per_class_metrics(pred, member, labels, ["a", "b", "c"])
+    assert [r["class"] for r in rows] == ["a", "b", "c"]
+    assert rows[0]["precision"] == 0.0
+    sel = labels == 1
+    assert rows[1]["n"] == sel.sum() and rows[1]["n_members"] == member[sel].sum()
+    assert rows[1]["precision"] == pytest.approx(skm.precision_score(member[sel], pred[sel]))
+    assert rows[1]["recall"] == pytest.approx(skm.recall_score(member[sel], pred[sel]))
+    assert rows[1]["accuracy"] == pytest.approx(skm.accuracy_score(member[sel], pred[sel]))
+    assert rows[2] == {
+        "class": "c",
+        "label": 2,
+        "n": 0,
+        "n_members": 0,
+        "precision": None,
+        "recall": None,
+        "accuracy": None,
+    }
+    mean_p, mean_r = M.mean_class_rates(rows)
+    assert mean_p == pytest.approx((0.0 + rows[1]["precision"]) / 2)
+    assert mean_r == pytest.approx((0.0 + rows[1]["recall"]) / 2)
+
+
+def test_evaluate_attack_is_json_ready_and_consistent():
+    rng = np.random.default_rng(2)
+    n = 500
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    labels = rng.integers(0, 4, 2 * n)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=2 * n) + member)))
+    r = M.evaluate_attack(scores, member, labels, ["w", "x", "y", "z"], threshold=0.5)
+    d = r.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert json.loads(text) == d
+    assert set(d["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
+    # 500 non-members cannot resolve 0.1 %.
+    assert d["tpr_at_fpr"]["0.001"] is None and d["epsilon_lower_bound"]["0.001"] is None
+    assert d["tpr_at_fpr"]["0.01"] == M.tpr_at_fpr(scores, member, 0.01)
+    assert d["auc"] == M.auc(scores, member)
+    assert d["epsilon_lower_bound"]["0.1"] == pytest.approx(
+        M.epsilon_lower_bound(d["tpr_at_fpr"]["0.1"], 0.1)
+    )
+    assert (d["n_members"], d["n_nonmembers"]) == (n, n)
+    c = M.confusion_metrics(scores >= 0.5, member)
+    assert (r.precision, r.recall, r.accuracy, r.advantage) == (
+        c.precision,
+        c.recall,
+        c.accuracy,
+        c.advantage,
+    )
+    assert len(d["per_class"]) == 4
+    assert all(type(v) is float for v in (d["auc"], d["precision"], d["mean_class_recall"]))
+
+
+def test_roc_points_keep_low_fpr_end_exact():
+    rng = np.random.default_rng(4)
+    member = rng.random(20_000) < 0.5
+    scores = rng.normal(size=member.size) + member
+    fpr, tpr, _ = M.roc_curve(scores, member)
+    f, t, h = M.roc_points(scores, member, max_points=500)
+    assert f.size <= 500
+    np.testing.assert_array_equal(f[:250], fpr[:250])
+    np.testing.assert_array_equal(t[:250], tpr[:250])
+    assert (f[-1], t[-1], h[0]) == (1.0, 1.0, np.inf)
+    assert np.all(np.diff(f) >= 0) and np.all(np.diff(t) >= 0)
+    small = M.roc_points(scores[:50], member[:50])
+    np.testing.assert_array_equal(small[0], M.roc_curve(scores[:50], member[:50])[0])
+
+
+# --------------------------------------------------------------------------- privacy bound
+
+
+def test_epsilon_lower_bound_known_values():
+    assert M.epsilon_lower_bound(0.5, 0.05) == pytest.approx(math.log(10))
+    assert M.epsilon_lower_bound(0.3, 0.3) == 0.0
+    assert M.epsilon_lower_bound(0.1, 0.5) == 0.0  # worse than chance implies nothing
+    # The complementary test dominates when few members are missed.
+    assert M.epsilon_lower_bound(0.99, 0.5) == pytest.approx(math.log(0.5 / 0.01))
+    assert M.epsilon_lower_bound(0.5, 0.05, delta=0.05) == pytest.approx(math.log(9))
+    assert M.epsilon_lower_bound(1.0, 0.1) == math.inf
+    assert M.epsilon_lower_bound(0.2, 0.0) == math.inf
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: M.auc([0.1, 0.2], [True]), "member has 1 entries but scores has 2"),
+        (lambda: M.auc([0.1, 0.2], [True, True]), "no non-members"),
+        (lambda: M.auc([0.1, 0.2], [False, False]), "no members"),
+        (lambda: M.auc([0.1, np.nan], [True, False]), "1 NaN value"),
+        (lambda: M.auc([[0.1, 0.2]], [True, False]), "one-dimensional"),
+        (lambda: M.auc([0.1, 0.2], [2, 0]), "boolean or 0/1"),
+        (lambda: M.tpr_at_fpr([0.1, 0.2], [True, False], 1.5), r"in \[0, 1\]"),
+        (lambda: M.roc_points([0.1, 0.2], [True, False], 2), "max_points"),
+        (lambda: M.bootstrap_tpr_at_fpr([0.1, 0.2], [True, False], n_boot=0), "n_boot"),
+        (lambda: M.bootstrap_tpr_at_fpr([0.1, 0.2], [True, False], level=1.0), "level"),
+        (
+            lambda: M.confusion_metrics([True, False, True], [True, False]),
+            "member has 2 entries but predicted has 3",
+        ),
+        (
+            lambda: M.evaluate_attack([0.1, 0.9], [True, False], [0, 2], ["a", "b"], 0.5),
+            r"labels must lie in 0 \.\. 1",
+        ),
+        (
+            lambda: M.evaluate_attack([0.1, 0.9], [True, False], [0.0, 1.0], ["a", "b"], 0.5),
+            "integer class indices",
+        ),
+        (
+            lambda: M.evaluate_attack([0.1, 0.9], [True, False], [0], ["a", "b"], 0.5),
+            "one entry per record",
+        ),
+        (lambda: M.epsilon_lower_bound(1.2, 0.1), "tpr must lie in"),
+    ],
+)
+def test_errors_name_the_input(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
