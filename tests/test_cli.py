@@ -144,11 +144,14 @@ def test_existing_results_are_not_overwritten(tmp_path, capsys):
     assert (out / "results.json").read_text() == "{}"
 
 
-def test_datasets_lists_the_builtin_sets(capsys):
+def test_datasets_lists_the_builtin_sets(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run_cli(["datasets"], capsys)
     assert code == 0
-    for name in ("census", "adult", "fashion-mnist", "mnist", "digits"):
-        assert name in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    for name in ("census-occupation", "adult", "fashion-mnist", "mnist", "digits"):
+        assert name in rows, out
+    assert "1,797" in rows["digits"] and "yes" in rows["digits"]
 
 
 def test_console_script_exits_2_without_traceback(tmp_path):

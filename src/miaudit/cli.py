@@ -222,7 +222,11 @@ def datasets() -> None:
 
     table = Table(title="Built-in data sets")
     for col in ("name", "records", "features", "classes", "kind", "installed", "description"):
-        table.add_column(col, justify="right" if col in ("records", "classes") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("records", "classes") else "left",
+            no_wrap=col in ("name", "records"),
+        )
     for info in list_datasets():
         table.add_row(
             info.name,
