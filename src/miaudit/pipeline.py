@@ -128,18 +128,7 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     if saved is not None:
         model = saved.model
     else:
-        with reporter.stage("train_target", "training target", total=1) as tick:
-            models = train_models(
-                target_recipe,
-                data.X,
-                data.y,
-                data.n_classes,
-                [splits.target_in],
-                _int_seeds(seeds["target"], 1),
-                device=config.device,
-                progress=tick.update,
-            )
-            model = models.model(0)
+        model = _train_target(target_recipe, data, splits, seeds["target"], config, reporter)
         if config.save_target is not None:
             save_target(model, config.save_target, data, splits)
             reporter.message(f"saved the target to {config.save_target}")
@@ -220,6 +209,30 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         roc={"shokri": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}},
         timings_s=reporter.timings,
     )
+
+
+def _train_target(
+    recipe: Recipe,
+    data: Dataset,
+    splits: AuditSplits,
+    seed: np.random.SeedSequence,
+    config: AuditConfig,
+    reporter: Reporter,
+):
+    # One function for `audit` and `train`, so a saved target is the one an audit
+    # with the same seed would have trained.
+    with reporter.stage("train_target", "training target", total=1) as tick:
+        models = train_models(
+            recipe,
+            data.X,
+            data.y,
+            data.n_classes,
+            [splits.target_in],
+            _int_seeds(seed, 1),
+            device=config.device,
+            progress=tick.update,
+        )
+    return models.model(0)
 
 
 def shadow_signals(
@@ -315,17 +328,7 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
     recipe = resolve_recipe(config.target, data)
     size = resolve_target_size(data.n_records, config.target_size)
     splits = make_splits(data.n_records, size, 1, np.random.default_rng(seeds["splits"]))
-    with reporter.stage("train_target", "training target", total=1) as tick:
-        model = train_models(
-            recipe,
-            data.X,
-            data.y,
-            data.n_classes,
-            [splits.target_in],
-            _int_seeds(seeds["target"], 1),
-            device=config.device,
-            progress=tick.update,
-        ).model(0)
+    model = _train_target(recipe, data, splits, seeds["target"], config, reporter)
     save_target(model, out, data, splits)
     P = model.predict_proba(data.X[np.concatenate([splits.target_in, splits.target_out])])
     correct = P.argmax(axis=1) == data.y[np.concatenate([splits.target_in, splits.target_out])]
