@@ -165,3 +165,30 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("miaudit: error:")
     assert not (tmp_path / "runs").exists()
+
+
+def test_toml_config_and_flags_override_it(tmp_path, capsys):
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(
+        'dataset = "digits"\ntarget_size = 100\nshadows = 3\nseed = 4\n'
+        '[target]\nepochs = 20\nbatch_size = 32\n[attack]\nlearner = "logreg"\n'
+    )
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        ["audit", "--config", str(cfg), "--shadows", "2", "--out", str(out), "--quiet"], capsys
+    )
+    assert code == 0, err
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["shadows"] == 2  # the flag wins over the file
+    assert resolved["target_size"] == 100 and resolved["seed"] == 4
+    assert resolved["target"]["epochs"] == 20 and resolved["target"]["lr"] == 0.01
+    assert resolved["attack"]["learner"] == "logreg"
+    results = json.loads((out / "results.json").read_text())
+    assert results["shadows"]["count"] == 2 and results["attacks"]["shokri"]["learner"] == "logreg"
+
+
+def test_unknown_key_in_config_file_is_named(tmp_path, capsys):
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text('dataset = "digits"\nshadow_count = 3\n')
+    code, _, err = run_cli(["audit", "--config", str(cfg), "--quiet"], capsys)
+    assert "shadow_count" in _one_line_error(code, err)
