@@ -97,6 +97,11 @@ def test_saved_target_round_trip_gives_the_same_audit(tmp_path):
     result = miaudit.audit(dataset="digits", shadows=2, target_model=str(tmp_path / "m"), seed=2)
     assert result.target["n_train"] == 150
     assert result.target["train_accuracy"] == pytest.approx(info["train_accuracy"])
+    # its resolved config repeats the run, and recipe flags beside a saved target are refused
+    again = miaudit.audit(result.config)
+    assert again.attacks["shokri"].auc == result.attacks["shokri"].auc
+    with pytest.raises(ConfigError, match=r"epochs.*would be ignored"):
+        miaudit.audit(dataset="digits", target_model=str(tmp_path / "m"), target={"epochs": 3})
 
 
 def test_saved_target_on_other_data_is_refused(tmp_path):

@@ -96,6 +96,12 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
 
     saved = None
     if config.target_model is not None:
+        if config.target.given():
+            given = ", ".join(sorted(config.target.given()))
+            raise ConfigError(
+                f"target recipe settings ({given}) would be ignored: --target-model loads a "
+                "trained target; drop them, or use --shadow-model for the shadows"
+            )
         saved = load_saved_target(config.target_model, data)
     target_recipe = saved.recipe if saved is not None else resolve_recipe(config.target, data)
     shadow_recipe = (
@@ -120,7 +126,10 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     resolved = config.model_copy(
         update={
             "target_size": splits.target_size,
-            "target": RecipeSpec(**target_recipe.model_dump()),
+            # A saved target carries its own recipe; repeating the run must not restate it.
+            "target": RecipeSpec()
+            if saved is not None
+            else RecipeSpec(**target_recipe.model_dump()),
             "shadow": RecipeSpec(**shadow_recipe.model_dump()),
         }
     )
