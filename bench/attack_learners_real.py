@@ -31,6 +31,12 @@ def main() -> None:
     parser.add_argument("--target-size", type=int, default=None)
     parser.add_argument("--shadows", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--learners", default=",".join(LEARNERS), help="comma-separated subset of learners"
+    )
+    parser.add_argument(
+        "--modes", default="per-class,agnostic", help="per-class, agnostic, or both"
+    )
     args = parser.parse_args()
 
     cfg = make_config({"dataset": args.dataset, "shadows": args.shadows, "seed": args.seed})
@@ -54,8 +60,9 @@ def main() -> None:
         f"{'learner':<8} {'per class':<10} {'AUC':>6} {'TPR@1%':>7} {'prec':>6} {'rec':>6} "
         f"{'fit s':>7} {'score s':>7}"
     )
-    for per_class in (True, False):
-        for learner in LEARNERS:
+    modes = [m.strip() == "per-class" for m in args.modes.split(",")]
+    for per_class in modes:
+        for learner in args.learners.split(","):
             attack = ShokriAttack(learner=learner, per_class=per_class, seed=1)
             t = time.perf_counter()
             attack.fit(probs, labels, member)
