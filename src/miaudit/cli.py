@@ -101,6 +101,14 @@ def audit(
     save_target: Annotated[
         Path | None, typer.Option(help="Also save the trained target into this folder.")
     ] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Output policy of the target, repeatable, applied in order: top-k=K, "
+            "round=D, temperature=T, label-only. The shadows answer through it too.",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
     attack_learner: Annotated[
         str | None,
         typer.Option(help="Attack model: gbdt, nn, logreg, rf.", rich_help_panel=_ATTACK),
@@ -140,6 +148,7 @@ def audit(
         "shadow": _recipe_overrides(model=shadow_model),
         "target_model": str(target_model) if target_model else None,
         "save_target": str(save_target) if save_target else None,
+        "defense": [d for spec in defense for d in _split_list(spec)] if defense else None,
         "attack": {
             "learner": attack_learner,
             "per_class": None if class_agnostic is None else not class_agnostic,

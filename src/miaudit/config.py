@@ -64,6 +64,7 @@ class AuditConfig(BaseModel):
     shadow: RecipeSpec | None = None
     target_model: str | None = None
     save_target: str | None = None
+    defense: list[str] = Field(default_factory=list)
     attack: ShokriConfig = ShokriConfig()
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
@@ -74,6 +75,14 @@ class AuditConfig(BaseModel):
         if v < 1:
             raise ValueError("must be at least 1: the attack learns from shadow models")
         return v
+
+    @field_validator("defense")
+    @classmethod
+    def _known_policies(cls, v: list[str]) -> list[str]:
+        from miaudit.policies import parse_policy
+
+        # Normalised spelling, so config.json states exactly what was applied.
+        return [parse_policy(spec).spec for spec in v]
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-ready configuration; feeding it back through ``--config`` repeats the run."""
@@ -96,6 +105,9 @@ def make_config(values: dict[str, Any]) -> AuditConfig:
     try:
         return AuditConfig.model_validate(values)
     except ValidationError as err:
+        cause = err.errors()[0].get("ctx", {}).get("error")
+        if isinstance(cause, ConfigError):
+            raise cause from None
         raise ConfigError(flatten_validation_error(err)) from None
 
 

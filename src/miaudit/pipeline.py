@@ -21,6 +21,7 @@ from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, ModelError
 from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
+from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
 from miaudit.splits import AuditSplits, make_splits, resolve_target_size
 from miaudit.target import LocalTarget
@@ -141,7 +142,10 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         if config.save_target is not None:
             save_target(model, config.save_target, data, splits)
             reporter.message(f"saved the target to {config.save_target}")
-    target = LocalTarget(model, data.n_classes)
+    policies = [parse_policy(spec) for spec in config.defense]
+    # The attacker knows the deployed output policy: the target answers through it,
+    # and the shadows' outputs pass through it too before the attack learns from them.
+    target = PolicyTarget(LocalTarget(model, data.n_classes), policies)
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member = shadow_signals(
@@ -152,6 +156,7 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             device=config.device,
             progress=tick.update,
         )
+        shadow_probs = apply_policies(shadow_probs, policies)
 
     with reporter.stage("query_target", "querying the target"):
         eval_index, eval_member = splits.evaluation()
@@ -188,6 +193,7 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             "model": target_recipe.model,
             "recipe": target_recipe.model_dump(mode="json"),
             "source": config.target_model or "trained",
+            "defense": [p.spec for p in policies],
             "n_train": len(splits.target_in),
             "n_test": len(splits.target_out),
             "train_accuracy": train_acc,
