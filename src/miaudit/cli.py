@@ -101,6 +101,26 @@ def audit(
     save_target: Annotated[
         Path | None, typer.Option(help="Also save the trained target into this folder.")
     ] = None,
+    shadow_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Shadow training data: real (the attacker's pool), noisy (pool records "
+            "with --noise of their features re-drawn), marginal (features drawn from "
+            "per-class marginals).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    noise: Annotated[
+        float | None,
+        typer.Option(help="Fraction of features re-drawn for noisy.", rich_help_panel=_ATTACK),
+    ] = None,
+    shadow_labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Label shadow records by the data (data) or by the target's answer (target).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
     defense: Annotated[
         list[str] | None,
         typer.Option(
@@ -148,6 +168,9 @@ def audit(
         "shadow": _recipe_overrides(model=shadow_model),
         "target_model": str(target_model) if target_model else None,
         "save_target": str(save_target) if save_target else None,
+        "shadow_data": shadow_data,
+        "noise": noise,
+        "shadow_labels": shadow_labels,
         "defense": [d for spec in defense for d in _split_list(spec)] if defense else None,
         "attack": {
             "learner": attack_learner,

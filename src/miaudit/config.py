@@ -65,6 +65,9 @@ class AuditConfig(BaseModel):
     target_model: str | None = None
     save_target: str | None = None
     defense: list[str] = Field(default_factory=list)
+    shadow_data: Literal["real", "noisy", "marginal"] = "real"
+    noise: float = Field(default=0.1, gt=0.0, le=1.0)
+    shadow_labels: Literal["data", "target"] = "data"
     attack: ShokriConfig = ShokriConfig()
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"

@@ -7,6 +7,7 @@ and writes nothing: :mod:`miaudit.report` turns the result into files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
+from miaudit.shadow_data import shadow_records
 from miaudit.splits import AuditSplits, make_splits, resolve_target_size
 from miaudit.target import LocalTarget
 
@@ -79,7 +81,7 @@ def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
 def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
     # Independent streams per purpose, so adding a shadow never changes the target's
     # split or weights, and the same seed gives the same bytes.
-    names = ("splits", "target", "shadows", "attack")
+    names = ("splits", "target", "shadows", "attack", "shadow_data")
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
 
@@ -147,10 +149,15 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     # and the shadows' outputs pass through it too before the attack learns from them.
     target = PolicyTarget(LocalTarget(model, data.n_classes), policies)
 
+    with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
+        shadow_data, label_queries = prepare_shadow_data(
+            data, splits, config, target, np.random.default_rng(seeds["shadow_data"])
+        )
+
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member = shadow_signals(
             shadow_recipe,
-            data,
+            shadow_data,
             splits,
             _int_seeds(seeds["shadows"], config.shadows),
             device=config.device,
@@ -201,7 +208,10 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         },
         shadows={
             "count": splits.n_shadows,
-            "source": "real",
+            "source": config.shadow_data,
+            "noise": config.noise if config.shadow_data == "noisy" else None,
+            "labels": config.shadow_labels,
+            "target_queries": label_queries,
             "model": shadow_recipe.model,
             "recipe": shadow_recipe.model_dump(mode="json"),
             "n_in": len(splits.shadow_in[0]),
@@ -224,6 +234,31 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         roc={"shokri": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}},
         timings_s=reporter.timings,
     )
+
+
+def prepare_shadow_data(
+    data: Dataset,
+    splits: AuditSplits,
+    config: AuditConfig,
+    target,
+    rng: np.random.Generator,
+) -> tuple[Dataset, int]:
+    """The data set as the shadows see it, and the target queries spent labelling it.
+
+    Pool rows are replaced per ``config.shadow_data``; with ``shadow_labels="target"``
+    the shadows' records are labelled by the target's answer (its top class), as an
+    attacker without labels would do.
+    """
+    X = shadow_records(data, splits.pool, config.shadow_data, rng, noise=config.noise)
+    y, queries = data.y, 0
+    if config.shadow_labels == "target":
+        used = np.unique(np.concatenate([*splits.shadow_in, *splits.shadow_out]))
+        y = data.y.copy()
+        y[used] = target.predict_proba(X[used]).argmax(axis=1)
+        queries = len(used)
+    if X is data.X and y is data.y:
+        return data, 0
+    return dataclasses.replace(data, X=X, y=y), queries
 
 
 def _train_target(
