@@ -8,7 +8,7 @@ import pytest
 
 import miaudit
 from miaudit.data import load_dataset
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, DataError
 from miaudit.shadow_data import feature_groups, shadow_records
 
 
@@ -100,3 +100,36 @@ def test_attack_strength_orders_real_then_noisy_then_marginal():
         auc[source] = r.attacks["shokri"].auc
     assert auc["real"] >= auc["noisy"] - 0.02, auc
     assert auc["noisy"] > auc["marginal"] + 0.02, auc
+
+
+def test_synthetic_shadow_data_reports_its_queries(tmp_path):
+    result = miaudit.audit(
+        dataset="digits",
+        target_size=100,
+        shadows=2,
+        seed=0,
+        shadow_data="synthetic",
+        target={"epochs": 40, "batch_size": 32, "lr": 0.003},
+        synthesis={"conf_min": 0.5, "iter_max": 200},
+    )
+    s = result.shadows
+    assert s["source"] == "synthetic" and s["pool_size"] == s["synthesis"]["n_records"]
+    info = s["synthesis"]
+    assert info["queries"] == sum(info["queries_per_class"].values())
+    assert info["queries_per_record"] == pytest.approx(info["queries"] / info["n_records"])
+    assert s["n_in"] == min(100, info["n_records"] // 2)
+    assert 0.0 <= result.attacks["shokri"].auc <= 1.0
+
+
+def test_synthesis_settings_and_budget_are_validated():
+    with pytest.raises(ConfigError, match="k_min"):
+        miaudit.audit(dataset="digits", shadow_data="synthetic", synthesis={"k_min": 0})
+    with pytest.raises(DataError, match="too few for a shadow"):
+        miaudit.audit(
+            dataset="digits",
+            target_size=100,
+            shadows=1,
+            shadow_data="synthetic",
+            query_budget=1,
+            target={"epochs": 2},
+        )

@@ -106,7 +106,7 @@ def audit(
         typer.Option(
             help="Shadow training data: real (the attacker's pool), noisy (pool records "
             "with --noise of their features re-drawn), marginal (features drawn from "
-            "per-class marginals).",
+            "per-class marginals), synthetic (hill climbing against the target).",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
@@ -118,6 +118,14 @@ def audit(
         str | None,
         typer.Option(
             help="Label shadow records by the data (data) or by the target's answer (target).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    query_budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Most target queries hill-climbing synthesis may spend "
+            "(its other knobs: [synthesis] in --config).",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
@@ -171,6 +179,7 @@ def audit(
         "shadow_data": shadow_data,
         "noise": noise,
         "shadow_labels": shadow_labels,
+        "query_budget": query_budget,
         "defense": [d for spec in defense for d in _split_list(spec)] if defense else None,
         "attack": {
             "learner": attack_learner,

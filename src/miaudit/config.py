@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from miaudit.attacks.shokri import ShokriConfig
 from miaudit.errors import ConfigError
+from miaudit.synthesis import SynthesisConfig
 
 
 class RecipeSpec(BaseModel):
@@ -65,7 +66,9 @@ class AuditConfig(BaseModel):
     target_model: str | None = None
     save_target: str | None = None
     defense: list[str] = Field(default_factory=list)
-    shadow_data: Literal["real", "noisy", "marginal"] = "real"
+    shadow_data: Literal["real", "noisy", "marginal", "synthetic"] = "real"
+    synthesis: SynthesisConfig = SynthesisConfig()
+    query_budget: int | None = Field(default=None, ge=1)
     noise: float = Field(default=0.1, gt=0.0, le=1.0)
     shadow_labels: Literal["data", "target"] = "data"
     attack: ShokriConfig = ShokriConfig()

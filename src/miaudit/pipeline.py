@@ -19,13 +19,14 @@ from pydantic import ValidationError
 from miaudit import __version__
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
-from miaudit.errors import ConfigError, ModelError
+from miaudit.errors import ConfigError, DataError, ModelError
 from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
-from miaudit.shadow_data import shadow_records
-from miaudit.splits import AuditSplits, make_splits, resolve_target_size
+from miaudit.shadow_data import feature_groups, shadow_records
+from miaudit.splits import AuditSplits, draw_shadow_sets, make_splits, resolve_target_size
+from miaudit.synthesis import format_sampler, hill_climb, records_needed
 from miaudit.target import LocalTarget
 
 #: File beside a saved target that says which records it was trained on.
@@ -149,16 +150,28 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     # and the shadows' outputs pass through it too before the attack learns from them.
     target = PolicyTarget(LocalTarget(model, data.n_classes), policies)
 
+    synthesis_info = None
+    shadow_splits = splits
     with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
-        shadow_data, label_queries = prepare_shadow_data(
-            data, splits, config, target, np.random.default_rng(seeds["shadow_data"])
-        )
+        rng = np.random.default_rng(seeds["shadow_data"])
+        if config.shadow_data == "synthetic":
+            shadow_data, shadow_splits, synthesis_info = synthesise_shadow_data(
+                data, splits, config, target, rng
+            )
+            label_queries = 0
+            if synthesis_info["unreached_classes"]:
+                reporter.message(
+                    f"hill climbing reached no record of {len(synthesis_info['unreached_classes'])}"
+                    " classes: " + ", ".join(synthesis_info["unreached_classes"][:8])
+                )
+        else:
+            shadow_data, label_queries = prepare_shadow_data(data, splits, config, target, rng)
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member = shadow_signals(
             shadow_recipe,
             shadow_data,
-            splits,
+            shadow_splits,
             _int_seeds(seeds["shadows"], config.shadows),
             device=config.device,
             progress=tick.update,
@@ -212,11 +225,12 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             "noise": config.noise if config.shadow_data == "noisy" else None,
             "labels": config.shadow_labels,
             "target_queries": label_queries,
+            "synthesis": synthesis_info,
             "model": shadow_recipe.model,
             "recipe": shadow_recipe.model_dump(mode="json"),
-            "n_in": len(splits.shadow_in[0]),
-            "n_out": len(splits.shadow_out[0]),
-            "pool_size": len(splits.pool),
+            "n_in": len(shadow_splits.shadow_in[0]),
+            "n_out": len(shadow_splits.shadow_out[0]),
+            "pool_size": len(shadow_splits.pool),
         },
         attacks={"shokri": metrics},
         attack_notes={
@@ -249,6 +263,8 @@ def prepare_shadow_data(
     the shadows' records are labelled by the target's answer (its top class), as an
     attacker without labels would do.
     """
+    if config.shadow_data == "synthetic":
+        raise ConfigError("internal: synthetic shadow data is prepared by synthesise_shadow_data")
     X = shadow_records(data, splits.pool, config.shadow_data, rng, noise=config.noise)
     y, queries = data.y, 0
     if config.shadow_labels == "target":
@@ -259,6 +275,60 @@ def prepare_shadow_data(
     if X is data.X and y is data.y:
         return data, 0
     return dataclasses.replace(data, X=X, y=y), queries
+
+
+def synthesise_shadow_data(
+    data: Dataset,
+    splits: AuditSplits,
+    config: AuditConfig,
+    target,
+    rng: np.random.Generator,
+) -> tuple[Dataset, AuditSplits, dict[str, Any]]:
+    """Hill-climb records against the target and draw the shadows' sets from them.
+
+    As many searches as the shadows need records (twice the target's size), spread
+    evenly over the classes; each accepted record is labelled by the class it was
+    searched for, as in the paper. Shadows get in/out sets of half the records found
+    (at most the target's size).
+    """
+    needed = 2 * splits.target_size
+    groups = feature_groups(data)
+    result = hill_climb(
+        target.predict_proba,
+        records_needed(needed, data.n_classes),
+        groups,
+        format_sampler(groups, data.encoder),
+        data.n_features,
+        rng,
+        config.synthesis,
+        query_budget=config.query_budget,
+    )
+    names = data.class_names
+    info = {
+        "queries": result.queries,
+        "queries_per_record": result.queries_per_record,
+        "n_records": len(result.y),
+        "n_searches": needed,
+        "accepted_per_class": {names[c]: n for c, n in result.accepted_per_class.items()},
+        "queries_per_class": {names[c]: n for c, n in result.queries_per_class.items()},
+        "unreached_classes": [names[c] for c in result.unreached_classes],
+        "settings": dataclasses.asdict(config.synthesis),
+    }
+    size = min(splits.target_size, len(result.y) // 2)
+    if size < 1:
+        raise DataError(
+            f"hill climbing found {len(result.y)} records in {result.queries} queries: too few "
+            "for a shadow; raise --query-budget or synthesis.iter_max, or lower synthesis.conf_min"
+        )
+    synth = dataclasses.replace(
+        data, X=result.X.reshape(-1, *data.input_shape), y=result.y, name=f"{data.name}-synthetic"
+    )
+    pool = np.arange(len(result.y))
+    shadow_in, shadow_out = draw_shadow_sets(pool, size, splits.n_shadows, rng)
+    shadow_splits = dataclasses.replace(
+        splits, pool=pool, shadow_in=shadow_in, shadow_out=shadow_out
+    )
+    return synth, shadow_splits, info
 
 
 def _train_target(

@@ -147,15 +147,28 @@ def make_splits(
         pool = order[2 * target_size :]
         shadow_size = target_size
 
-    shadow_in, shadow_out = [], []
-    for _ in range(n_shadows):
-        draw = rng.choice(pool, size=2 * shadow_size, replace=False)
-        shadow_in.append(np.sort(draw[:shadow_size]))
-        shadow_out.append(np.sort(draw[shadow_size:]))
+    shadow_in, shadow_out = draw_shadow_sets(pool, shadow_size, n_shadows, rng)
     return AuditSplits(
         target_in=np.sort(target_in),
         target_out=np.sort(target_out),
         pool=np.sort(pool),
-        shadow_in=tuple(shadow_in),
-        shadow_out=tuple(shadow_out),
+        shadow_in=shadow_in,
+        shadow_out=shadow_out,
     )
+
+
+def draw_shadow_sets(
+    pool: np.ndarray, size: int, n_shadows: int, rng: np.random.Generator
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Each shadow's in-set and a disjoint out-set of ``size`` records from ``pool``."""
+    if 2 * size > len(pool):
+        raise DataError(
+            f"each shadow needs {2 * size} records (in + out of {size}) but the pool has "
+            f"{len(pool)}: use a smaller --target-size"
+        )
+    shadow_in, shadow_out = [], []
+    for _ in range(n_shadows):
+        draw = rng.choice(pool, size=2 * size, replace=False)
+        shadow_in.append(np.sort(draw[:size]))
+        shadow_out.append(np.sort(draw[size:]))
+    return tuple(shadow_in), tuple(shadow_out)
