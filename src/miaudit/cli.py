@@ -125,7 +125,7 @@ def audit(
         int | None,
         typer.Option(
             help="Most target queries hill-climbing synthesis may spend "
-            "(its other knobs: [synthesis] in --config).",
+            "(its other knobs: the synthesis table of --config).",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
