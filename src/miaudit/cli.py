@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from miaudit import __version__
-from miaudit.errors import MiauditError
+from miaudit.errors import ConfigError, MiauditError
 
 app = typer.Typer(
     add_completion=False,
@@ -26,11 +26,6 @@ app = typer.Typer(
 _RECIPE = "Model recipe"
 _AUDIT = "Audit"
 _ATTACK = "Attack"
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"miaudit: error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _split_list(value: str | None) -> list[str] | None:
@@ -207,9 +202,9 @@ def audit(
 def prepare_model_dir(path: Path, *, overwrite: bool) -> None:
     """Refuse to overwrite a saved model unless asked."""
     if path.exists() and not path.is_dir():
-        _fail(f"{path} is a file: pass a folder to save the model into")
+        raise ConfigError(f"{path} is a file: pass a folder to save the model into")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        _fail(f"{path} is not empty: choose another folder or pass --overwrite")
+        raise ConfigError(f"{path} is not empty: choose another folder or pass --overwrite")
 
 
 @app.command()

@@ -150,22 +150,16 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
     # and the shadows' outputs pass through it too before the attack learns from them.
     target = PolicyTarget(LocalTarget(model, data.n_classes), policies)
 
-    synthesis_info = None
-    shadow_splits = splits
     with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
-        rng = np.random.default_rng(seeds["shadow_data"])
-        if config.shadow_data == "synthetic":
-            shadow_data, shadow_splits, synthesis_info = synthesise_shadow_data(
-                data, splits, config, target, rng
-            )
-            label_queries = 0
-            if synthesis_info["unreached_classes"]:
-                reporter.message(
-                    f"hill climbing reached no record of {len(synthesis_info['unreached_classes'])}"
-                    " classes: " + ", ".join(synthesis_info["unreached_classes"][:8])
-                )
-        else:
-            shadow_data, label_queries = prepare_shadow_data(data, splits, config, target, rng)
+        shadow_data, shadow_splits, source_info = prepare_shadow_data(
+            data, splits, config, target, np.random.default_rng(seeds["shadow_data"])
+        )
+    unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
+    if unreached:
+        reporter.message(
+            f"hill climbing reached no record of {len(unreached)} classes: "
+            + ", ".join(unreached[:8])
+        )
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member = shadow_signals(
@@ -224,8 +218,8 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             "source": config.shadow_data,
             "noise": config.noise if config.shadow_data == "noisy" else None,
             "labels": config.shadow_labels,
-            "target_queries": label_queries,
-            "synthesis": synthesis_info,
+            "target_queries": source_info["target_queries"],
+            "synthesis": source_info["synthesis"],
             "model": shadow_recipe.model,
             "recipe": shadow_recipe.model_dump(mode="json"),
             "n_in": len(shadow_splits.shadow_in[0]),
@@ -256,15 +250,19 @@ def prepare_shadow_data(
     config: AuditConfig,
     target,
     rng: np.random.Generator,
-) -> tuple[Dataset, int]:
-    """The data set as the shadows see it, and the target queries spent labelling it.
+) -> tuple[Dataset, AuditSplits, dict[str, Any]]:
+    """The data set and splits as the shadows see them, and what preparing them cost.
 
-    Pool rows are replaced per ``config.shadow_data``; with ``shadow_labels="target"``
-    the shadows' records are labelled by the target's answer (its top class), as an
-    attacker without labels would do.
+    ``real``, ``noisy`` and ``marginal`` replace the pool's rows in place, so the
+    shadows' index sets stay as drawn; ``synthetic`` builds a data set of its own
+    (:func:`synthesise_shadow_data`). With ``shadow_labels="target"`` the shadows'
+    records are labelled by the target's answer (its top class), as an attacker
+    without labels would do. Returns ``info`` with ``target_queries`` (spent on
+    labels) and ``synthesis`` (``None`` unless synthetic).
     """
     if config.shadow_data == "synthetic":
-        raise ConfigError("internal: synthetic shadow data is prepared by synthesise_shadow_data")
+        synth, synth_splits, synthesis = synthesise_shadow_data(data, splits, config, target, rng)
+        return synth, synth_splits, {"target_queries": 0, "synthesis": synthesis}
     X = shadow_records(data, splits.pool, config.shadow_data, rng, noise=config.noise)
     y, queries = data.y, 0
     if config.shadow_labels == "target":
@@ -272,9 +270,8 @@ def prepare_shadow_data(
         y = data.y.copy()
         y[used] = target.predict_proba(X[used]).argmax(axis=1)
         queries = len(used)
-    if X is data.X and y is data.y:
-        return data, 0
-    return dataclasses.replace(data, X=X, y=y), queries
+    shadow_data = data if X is data.X and y is data.y else dataclasses.replace(data, X=X, y=y)
+    return shadow_data, splits, {"target_queries": queries, "synthesis": None}
 
 
 def synthesise_shadow_data(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+
+import numpy as np
 
 from miaudit.errors import ConfigError
 from miaudit.report.html import render_html
@@ -67,17 +68,15 @@ def _dump_json(path: Path, data) -> None:
 
 
 def _write_scores(path: Path, result) -> None:
-    names = list(result.scores)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["record", "label", "member", *(f"score_{n}" for n in names)])
-        columns = [result.scores[n] for n in names]
-        for i in range(len(result.record_index)):
-            writer.writerow(
-                [
-                    int(result.record_index[i]),
-                    int(result.labels[i]),
-                    int(result.member[i]),
-                    *(repr(float(c[i])) for c in columns),
-                ]
-            )
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "record": np.asarray(result.record_index, dtype=np.int64),
+            "label": np.asarray(result.labels, dtype=np.int64),
+            "member": np.asarray(result.member, dtype=np.int64),
+            **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in result.scores.items()},
+        }
+    )
+    # pandas writes floats with repr(): the shortest text that reads back exactly.
+    frame.to_csv(path, index=False, lineterminator="\n")
