@@ -125,12 +125,16 @@ def test_synthetic_shadow_data_reports_its_queries(tmp_path):
 def test_synthesis_settings_and_budget_are_validated():
     with pytest.raises(ConfigError, match="k_min"):
         miaudit.audit(dataset="digits", shadow_data="synthetic", synthesis={"k_min": 0})
+    # The budget covers all queries: scoring the 200 evaluation records comes first.
+    with pytest.raises(ConfigError, match="cannot cover the 200 queries"):
+        miaudit.audit(dataset="digits", target_size=100, shadow_data="synthetic", query_budget=1)
+    # One query left for hill climbing finds too few records for a shadow.
     with pytest.raises(DataError, match="too few for a shadow"):
         miaudit.audit(
             dataset="digits",
             target_size=100,
             shadows=1,
             shadow_data="synthetic",
-            query_budget=1,
+            query_budget=201,
             target={"epochs": 2},
         )

@@ -26,6 +26,12 @@ app = typer.Typer(
 _RECIPE = "Model recipe"
 _AUDIT = "Audit"
 _ATTACK = "Attack"
+_REMOTE = "Remote target"
+_POLICY = "Output policy"
+_INTERRUPTED = (
+    "interrupted; nothing was written to --out (a remote target's answered queries are "
+    "kept in the query cache: rerun the same command to resume)"
+)
 
 
 def _split_list(value: str | None) -> list[str] | None:
@@ -96,6 +102,55 @@ def audit(
     save_target: Annotated[
         Path | None, typer.Option(help="Also save the trained target into this folder.")
     ] = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Attack a prediction API (miaudit serve, or any service speaking its "
+            "protocol) at this base URL instead of a local model.",
+            rich_help_panel=_REMOTE,
+        ),
+    ] = None,
+    membership: Annotated[
+        Path | None,
+        typer.Option(
+            help="Which records the remote target was trained on: its saved folder or "
+            "membership.npz (to evaluate the attack, never to train it).",
+            rich_help_panel=_REMOTE,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MIAUDIT_TOKEN",
+            show_envvar=True,
+            help="Bearer token of the service (never written to the results).",
+            rich_help_panel=_REMOTE,
+        ),
+    ] = None,
+    query_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of answered queries, so an interrupted audit resumes without "
+            "paying again (default $MIAUDIT_QUERY_CACHE or ~/.cache/miaudit/queries).",
+            rich_help_panel=_REMOTE,
+        ),
+    ] = None,
+    no_query_cache: Annotated[
+        bool,
+        typer.Option(help="Keep no answered queries on disk.", rich_help_panel=_REMOTE),
+    ] = False,
+    http_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds per request (default 30).", rich_help_panel=_REMOTE),
+    ] = None,
+    http_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Retries of a request that timed out, failed to connect or was answered "
+            "429/5xx, with exponential backoff (default 5).",
+            rich_help_panel=_REMOTE,
+        ),
+    ] = None,
     shadow_data: Annotated[
         str | None,
         typer.Option(
@@ -119,7 +174,8 @@ def audit(
     query_budget: Annotated[
         int | None,
         typer.Option(
-            help="Most target queries hill-climbing synthesis may spend "
+            help="Most queries the audit may send to the target (cached answers are "
+            "free); hill-climbing synthesis stops early to leave what scoring needs "
             "(its other knobs: the synthesis table of --config).",
             rich_help_panel=_ATTACK,
         ),
@@ -171,6 +227,9 @@ def audit(
         "shadow": _recipe_overrides(model=shadow_model),
         "target_model": str(target_model) if target_model else None,
         "save_target": str(save_target) if save_target else None,
+        "target_url": target_url,
+        "membership": str(membership) if membership else None,
+        "http": {"timeout": http_timeout, "retries": http_retries},
         "shadow_data": shadow_data,
         "noise": noise,
         "shadow_labels": shadow_labels,
@@ -189,10 +248,14 @@ def audit(
     if cfg.save_target is not None:
         prepare_model_dir(Path(cfg.save_target), overwrite=overwrite)
     reporter = Reporter() if quiet else RichReporter()
+    if no_query_cache and query_cache is not None:
+        raise ConfigError("--query-cache and --no-query-cache contradict each other: pass one")
     try:
-        result = run_audit(cfg, reporter)
+        result = run_audit(
+            cfg, reporter, token=token, query_cache=False if no_query_cache else query_cache
+        )
     except KeyboardInterrupt:
-        typer.echo("miaudit: interrupted; nothing was written to --out", err=True)
+        typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
         raise typer.Exit(130) from None
     target_dir = out if out is not None else default_out_dir(result.dataset["name"])
     written = write_results(result, target_dir)
@@ -249,6 +312,80 @@ def train(
 
 
 @app.command()
+def serve(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A target saved by `miaudit train` or `audit --save-target`.")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one and prints it).")] = 8000,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Bearer token a client must send; repeat for several clients (each gets "
+            "its own query counter). Default: $MIAUDIT_TOKEN.",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option(help="Serve without a token (only on a trusted network).")
+    ] = False,
+    top_k: Annotated[
+        int | None,
+        typer.Option(help="Answer only the K largest probabilities.", rich_help_panel=_POLICY),
+    ] = None,
+    round_: Annotated[
+        int | None,
+        typer.Option("--round", help="Round probabilities to D decimals.", rich_help_panel=_POLICY),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Soften the probabilities at temperature T.", rich_help_panel=_POLICY),
+    ] = None,
+    label_only: Annotated[
+        bool, typer.Option(help="Answer only the predicted label.", rich_help_panel=_POLICY)
+    ] = False,
+    max_batch: Annotated[int, typer.Option(help="Most records per request.")] = 1024,
+    max_body: Annotated[int, typer.Option(help="Most bytes per request body.")] = 8 * 2**20,
+) -> None:
+    """Serve a saved model as an HTTP prediction API (POST /v1/predict, GET /v1/info)."""
+    import os
+
+    from miaudit.policies import parse_policy
+    from miaudit.serve import TOKEN_ENV, PredictionService, ServiceLimits, bind, create_app, url_of
+    from miaudit.serve import run as run_server
+
+    tokens = list(token or [])
+    if not tokens and os.environ.get(TOKEN_ENV):
+        tokens = [os.environ[TOKEN_ENV]]
+    if tokens and no_auth:
+        raise ConfigError("--no-auth and a token contradict each other: pass one")
+    if not tokens and not no_auth:
+        raise ConfigError(
+            f"no token: pass --token (or set {TOKEN_ENV}) so that only your clients can "
+            "query the model, or --no-auth to serve it to anyone who can connect"
+        )
+    # The order a service would apply them: soften, truncate, round; label-only alone.
+    specs = [
+        f"temperature={temperature}" if temperature is not None else None,
+        f"top-k={top_k}" if top_k is not None else None,
+        f"round={round_}" if round_ is not None else None,
+        "label-only" if label_only else None,
+    ]
+    policies = [parse_policy(spec) for spec in specs if spec is not None]
+    service = PredictionService.from_folder(model_dir, policies)
+    limits = ServiceLimits(tuple(tokens), max_batch, max_body)
+    app = create_app(service, limits)
+    sock = bind(host, port)
+    policy = ", ".join(p.spec for p in policies) or "none"
+    typer.echo(
+        f"serving {model_dir} ({len(service.class_names)} classes, output policy: {policy}) "
+        f"on {url_of(sock)}; Ctrl-C stops",
+    )
+    sys.stdout.flush()
+    run_server(app, sock)
+    typer.echo(f"stopped after answering {sum(app.state.counts.values())} queries")
+
+
+@app.command()
 def datasets() -> None:
     """List the built-in data sets, their sizes, and whether each is installed here."""
     from rich.console import Console
@@ -295,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
-        typer.echo("miaudit: interrupted; nothing was written to --out", err=True)
+        typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
         return 130
     return 0
 

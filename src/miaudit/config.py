@@ -46,12 +46,26 @@ class RecipeSpec(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class HttpConfig(BaseModel):
+    """How the audit talks to a remote target (``--target-url``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=5, ge=0)
+    batch_size: int = Field(default=512, ge=1)
+
+
 class AuditConfig(BaseModel):
     """Everything that determines an audit's result (apart from library versions).
 
     ``target`` is the recipe the target model is trained with; ``shadow`` the one
     the shadows use (the target's when ``None`` — the paper's attacker knows the
-    training algorithm). ``target_model`` loads a saved target instead of training one.
+    training algorithm). ``target_model`` loads a saved target instead of training one;
+    ``target_url`` attacks a prediction service instead, whose membership (to evaluate
+    the attack, never to train it) comes from ``membership``. ``query_budget`` caps
+    the queries sent to the target; hill-climbing synthesis stops early to leave what
+    scoring needs. The service's token is not configuration: it is never written.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +78,9 @@ class AuditConfig(BaseModel):
     target: RecipeSpec = RecipeSpec()
     shadow: RecipeSpec | None = None
     target_model: str | None = None
+    target_url: str | None = None
+    membership: str | None = None
+    http: HttpConfig = HttpConfig()
     save_target: str | None = None
     defense: list[str] = Field(default_factory=list)
     shadow_data: Literal["real", "noisy", "marginal", "synthetic"] = "real"
@@ -81,6 +98,13 @@ class AuditConfig(BaseModel):
         if v < 1:
             raise ValueError("must be at least 1: the attack learns from shadow models")
         return v
+
+    @field_validator("target_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        from miaudit.remote import check_url
+
+        return None if v is None else check_url(v)
 
     @field_validator("defense")
     @classmethod

@@ -23,3 +23,11 @@ class DataError(MiauditError, ValueError):
 
 class ModelError(MiauditError, ValueError):
     """A model file or recipe is invalid or does not fit the data."""
+
+
+class TargetError(MiauditError, RuntimeError):
+    """A target cannot be queried: unreachable, refused, or answering malformed data."""
+
+
+class QueryBudgetError(TargetError):
+    """The audit would send more queries to the target than ``--query-budget`` allows."""

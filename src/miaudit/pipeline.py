@@ -90,8 +90,20 @@ def _int_seeds(seq: np.random.SeedSequence, n: int) -> list[int]:
     return [int(s) for s in seq.generate_state(n, dtype=np.uint32)]
 
 
-def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditResult:
-    """Run the shadow-model audit that ``config`` describes and return its result."""
+def run_audit(
+    config: AuditConfig,
+    reporter: Reporter | None = None,
+    *,
+    token: str | None = None,
+    query_cache: str | Path | bool | None = None,
+) -> AuditResult:
+    """Run the shadow-model audit that ``config`` describes and return its result.
+
+    ``token`` and ``query_cache`` concern only a remote target (``config.target_url``):
+    the service's bearer token (kept out of the configuration, so it is never
+    written to ``config.json``) and the root of the query cache (see
+    :class:`miaudit.remote.QueryCache`; ``False`` turns it off).
+    """
     reporter = reporter or Reporter()
     seeds = _seeds(config.seed)
 
@@ -99,7 +111,10 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
 
     saved = None
-    if config.target_model is not None:
+    if config.target_url is not None:
+        _check_remote_options(config)
+        saved = load_membership(config.membership, data)
+    elif config.target_model is not None:
         if config.target.given():
             given = ", ".join(sorted(config.target.given()))
             raise ConfigError(
@@ -107,7 +122,18 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
                 "trained target; drop them, or use --shadow-model for the shadows"
             )
         saved = load_saved_target(config.target_model, data)
-    target_recipe = saved.recipe if saved is not None else resolve_recipe(config.target, data)
+    elif config.membership is not None:
+        raise ConfigError(
+            "--membership says which records a remote target was trained on: use it with "
+            "--target-url (a saved model's membership comes with --target-model)"
+        )
+    # A remote target's recipe is the attacker's guess (the paper's attacker knows the
+    # training algorithm): the recipe flags describe it, and the shadows use it.
+    target_recipe = (
+        saved.recipe
+        if saved is not None and saved.recipe is not None
+        else resolve_recipe(config.target, data)
+    )
     shadow_recipe = (
         resolve_recipe(config.shadow, data) if config.shadow is not None else target_recipe
     )
@@ -132,27 +158,79 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
             "target_size": splits.target_size,
             # A saved target carries its own recipe; repeating the run must not restate it.
             "target": RecipeSpec()
-            if saved is not None
+            if config.target_model is not None
             else RecipeSpec(**target_recipe.model_dump()),
             "shadow": RecipeSpec(**shadow_recipe.model_dump()),
         }
     )
 
-    if saved is not None:
-        model = saved.model
+    n_eval = len(splits.target_in) + len(splits.target_out)
+    _check_budget(config, n_eval, splits)
+    if config.target_url is not None:
+        target = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
+        policies = [parse_policy(spec) for spec in target.policy]
+        facts = {"source": "http", **target.describe()}
     else:
-        model = _train_target(target_recipe, data, splits, seeds["target"], config, reporter)
-        if config.save_target is not None:
-            save_target(model, config.save_target, data, splits)
-            reporter.message(f"saved the target to {config.save_target}")
-    policies = [parse_policy(spec) for spec in config.defense]
+        if saved is not None:
+            model = saved.model
+        else:
+            model = _train_target(target_recipe, data, splits, seeds["target"], config, reporter)
+            if config.save_target is not None:
+                save_target(model, config.save_target, data, splits)
+                reporter.message(f"saved the target to {config.save_target}")
+        policies = [parse_policy(spec) for spec in config.defense]
+        target = LocalTarget(model, data.n_classes, query_budget=config.query_budget)
+        facts = {"source": config.target_model or "trained"}
     # The attacker knows the deployed output policy: the target answers through it,
     # and the shadows' outputs pass through it too before the attack learns from them.
-    target = PolicyTarget(LocalTarget(model, data.n_classes), policies)
+    # A remote service applies its own policy (and reports it); it is not applied twice.
+    target = PolicyTarget(target, [] if config.target_url is not None else policies)
+    try:
+        return _attack(
+            config,
+            data,
+            splits,
+            target,
+            policies,
+            resolved=resolved,
+            facts=facts,
+            target_recipe=target_recipe,
+            shadow_recipe=shadow_recipe,
+            n_eval=n_eval,
+            seeds=seeds,
+            reporter=reporter,
+        )
+    finally:
+        close = getattr(target.target, "close", None)
+        if close is not None:
+            close()
 
+
+def _attack(
+    config: AuditConfig,
+    data: Dataset,
+    splits: AuditSplits,
+    target: PolicyTarget,
+    policies: list,
+    *,
+    resolved: AuditConfig,
+    facts: dict[str, Any],
+    target_recipe: Recipe,
+    shadow_recipe: Recipe,
+    n_eval: int,
+    seeds: dict[str, np.random.SeedSequence],
+    reporter: Reporter,
+) -> AuditResult:
+    """Shadow data, shadows, target queries, attack and metrics: the audit once the
+    target is open (``run_audit`` closes it however this ends)."""
     with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
         shadow_data, shadow_splits, source_info = prepare_shadow_data(
-            data, splits, config, target, np.random.default_rng(seeds["shadow_data"])
+            data,
+            splits,
+            config,
+            target,
+            np.random.default_rng(seeds["shadow_data"]),
+            reserved_queries=n_eval,
         )
     unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
     if unreached:
@@ -204,10 +282,18 @@ def run_audit(config: AuditConfig, reporter: Reporter | None = None) -> AuditRes
         config=resolved,
         dataset=data.summary(),
         target={
-            "model": target_recipe.model,
-            "recipe": target_recipe.model_dump(mode="json"),
-            "source": config.target_model or "trained",
+            **facts,
+            # A remote target's recipe is unknown; the shadows' recipe is the attacker's guess.
+            "model": None if config.target_url is not None else target_recipe.model,
+            "recipe": None
+            if config.target_url is not None
+            else target_recipe.model_dump(mode="json"),
             "defense": [p.spec for p in policies],
+            "queries": {
+                "sent": target.target.queries_,
+                "from_cache": getattr(target.target, "cached_", 0),
+                "budget": config.query_budget,
+            },
             "n_train": len(splits.target_in),
             "n_test": len(splits.target_out),
             "train_accuracy": train_acc,
@@ -250,6 +336,8 @@ def prepare_shadow_data(
     config: AuditConfig,
     target,
     rng: np.random.Generator,
+    *,
+    reserved_queries: int = 0,
 ) -> tuple[Dataset, AuditSplits, dict[str, Any]]:
     """The data set and splits as the shadows see them, and what preparing them cost.
 
@@ -258,10 +346,14 @@ def prepare_shadow_data(
     (:func:`synthesise_shadow_data`). With ``shadow_labels="target"`` the shadows'
     records are labelled by the target's answer (its top class), as an attacker
     without labels would do. Returns ``info`` with ``target_queries`` (spent on
-    labels) and ``synthesis`` (``None`` unless synthetic).
+    labels) and ``synthesis`` (``None`` unless synthetic). Hill climbing spends at
+    most ``config.query_budget - reserved_queries``, leaving what scoring needs.
     """
     if config.shadow_data == "synthetic":
-        synth, synth_splits, synthesis = synthesise_shadow_data(data, splits, config, target, rng)
+        budget = None if config.query_budget is None else config.query_budget - reserved_queries
+        synth, synth_splits, synthesis = synthesise_shadow_data(
+            data, splits, config, target, rng, query_budget=budget
+        )
         return synth, synth_splits, {"target_queries": 0, "synthesis": synthesis}
     X = shadow_records(data, splits.pool, config.shadow_data, rng, noise=config.noise)
     y, queries = data.y, 0
@@ -280,6 +372,8 @@ def synthesise_shadow_data(
     config: AuditConfig,
     target,
     rng: np.random.Generator,
+    *,
+    query_budget: int | None = None,
 ) -> tuple[Dataset, AuditSplits, dict[str, Any]]:
     """Hill-climb records against the target and draw the shadows' sets from them.
 
@@ -298,7 +392,7 @@ def synthesise_shadow_data(
         data.n_features,
         rng,
         config.synthesis,
-        query_budget=config.query_budget,
+        query_budget=query_budget,
     )
     names = data.class_names
     info = {
@@ -392,8 +486,10 @@ def shadow_signals(
 
 @dataclass
 class SavedTarget:
+    """A target's membership, and its model and recipe where they are local."""
+
     model: Any
-    recipe: Recipe
+    recipe: Recipe | None
     members: np.ndarray
     non_members: np.ndarray
 
@@ -401,14 +497,26 @@ class SavedTarget:
 def save_target(model, path: str | Path, data: Dataset, splits: AuditSplits) -> None:
     """Save a trained target and which records it was trained on (so it can be audited)."""
     path = Path(path)
-    save_model(model, path)
+    save_model(model, path, class_names=data.class_names, dataset_fingerprint=data.fingerprint())
     np.savez(
         path / MEMBERSHIP_FILE,
         members=splits.target_in,
         non_members=splits.target_out,
     )
     (path / "dataset.json").write_text(
-        json.dumps({"name": data.name, "fingerprint": data.fingerprint()}, indent=2) + "\n"
+        json.dumps(
+            {
+                "name": data.name,
+                "fingerprint": data.fingerprint(),
+                # What `miaudit serve` needs to take raw records: the data's own columns
+                # and the encoder that turns them into the model's inputs.
+                "kind": data.kind,
+                "input_shape": list(data.input_shape),
+                "encoder": data.encoder,
+            },
+            indent=2,
+        )
+        + "\n"
     )
 
 
@@ -417,23 +525,109 @@ def load_saved_target(path: str | Path, data: Dataset) -> SavedTarget:
     path = Path(path)
     model = load_model(path)
     check_input(model, data)
-    membership = path / MEMBERSHIP_FILE
-    if not membership.is_file():
+    if not (path / MEMBERSHIP_FILE).is_file():
         raise ModelError(
             f"{path} has no {MEMBERSHIP_FILE}: an audit must know which records the target was "
             "trained on; save targets with `miaudit train` or `miaudit audit --save-target`"
         )
-    info_file = path / "dataset.json"
+    membership = load_membership(path, data)
+    return dataclasses.replace(membership, model=model, recipe=model.recipe)
+
+
+def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
+    """Which records of ``data`` a target was trained on, from a saved target's folder
+    (or its ``membership.npz``); the folder's data fingerprint must match ``data``."""
+    path = Path(path)
+    folder, membership = (path, path / MEMBERSHIP_FILE) if path.is_dir() else (path.parent, path)
+    if not membership.is_file():
+        raise ConfigError(
+            f"--membership {path}: no {MEMBERSHIP_FILE} there; pass the folder `miaudit train` "
+            "saved the target into, or its membership.npz"
+        )
+    info_file = folder / "dataset.json"
     if info_file.is_file():
         info = json.loads(info_file.read_text())
         if info.get("fingerprint") != data.fingerprint():
             raise ModelError(
-                f"{path} was trained on data set '{info.get('name')}', whose content differs "
+                f"{folder} was trained on data set '{info.get('name')}', whose content differs "
                 f"from '{data.name}': audit it with --dataset {info.get('name')}"
             )
-    with np.load(membership) as f:
-        members, non_members = f["members"], f["non_members"]
-    return SavedTarget(model, model.recipe, members, non_members)
+    try:
+        with np.load(membership) as f:
+            members, non_members = f["members"], f["non_members"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{membership} is not a membership file ({exc})") from None
+    everything = np.concatenate([members, non_members])
+    if len(everything) and (everything.min() < 0 or everything.max() >= data.n_records):
+        raise ConfigError(
+            f"{membership} names records beyond the {data.n_records} of '{data.name}': "
+            "audit it with the data set the target was trained on"
+        )
+    return SavedTarget(None, None, members, non_members)
+
+
+def _check_remote_options(config: AuditConfig) -> None:
+    """Refuse options that make no sense for a remote target, before any work."""
+    if config.target_model is not None:
+        raise ConfigError("--target-url and --target-model both name the target: pass one")
+    if config.save_target is not None:
+        raise ConfigError("--save-target saves a target trained here; a remote one cannot be")
+    if config.defense:
+        raise ConfigError(
+            "--defense applies an output policy to a local target; a service applies its own "
+            "and reports it (miaudit serve --top-k/--round/--temperature/--label-only)"
+        )
+    if config.membership is None:
+        raise ConfigError(
+            "an audit of --target-url must know which records the target was trained on: "
+            "pass --membership (the saved target's folder or its membership.npz)"
+        )
+
+
+def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits) -> None:
+    """Refuse a query budget that cannot cover scoring, before training anything."""
+    if config.query_budget is None:
+        return
+    needed = n_eval
+    if config.shadow_labels == "target" and config.shadow_data != "synthetic":
+        needed += len(np.unique(np.concatenate([*splits.shadow_in, *splits.shadow_out])))
+    if config.query_budget < needed + (config.shadow_data == "synthetic"):
+        what = "scoring the evaluation records" + (
+            " and labelling the shadows' records" if needed > n_eval else ""
+        )
+        raise ConfigError(
+            f"--query-budget {config.query_budget} cannot cover the {needed} queries {what} "
+            f"needs: raise it to at least {needed}"
+            + (" plus what hill climbing should spend" if config.shadow_data == "synthetic" else "")
+        )
+
+
+def _open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token, query_cache):
+    from miaudit.protocol import InputSchema
+    from miaudit.remote import HttpTarget
+
+    target = HttpTarget(
+        config.target_url,
+        InputSchema.for_dataset(data),
+        data.class_names,
+        token=token,
+        query_budget=config.query_budget,
+        cache_dir=query_cache,
+        batch_size=config.http.batch_size,
+        timeout=config.http.timeout,
+        retries=config.http.retries,
+        on_retry=reporter.message,
+    )
+    if target.cache is not None and len(target.cache):
+        reporter.message(
+            f"resuming: {len(target.cache)} answered queries of {target.url} are in the query cache"
+        )
+    if target.cache is not None and target.cache.skipped_chunks:
+        reporter.message(
+            f"{len(target.cache.skipped_chunks)} unreadable query-cache chunks were set aside; "
+            "their records are asked again"
+        )
+    return target
 
 
 def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter | None = None):

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from miaudit.errors import ModelError
+from miaudit.errors import ModelError, QueryBudgetError
 
 
 @runtime_checkable
@@ -31,14 +31,23 @@ class LocalTarget:
         Anything with ``predict_proba``; a :class:`miaudit.models.Classifier` usually.
     n_classes:
         Width every answer must have.
+    query_budget:
+        Most records this target answers; more raise :class:`QueryBudgetError` (as a
+        paid API would refuse), so an audit's query accounting is checked locally too.
     """
 
-    def __init__(self, model, n_classes: int) -> None:
+    def __init__(self, model, n_classes: int, *, query_budget: int | None = None) -> None:
         self.model = model
         self.n_classes = n_classes
+        self.query_budget = query_budget
         self.queries_ = 0
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.query_budget is not None and self.queries_ + len(X) > self.query_budget:
+            raise QueryBudgetError(
+                f"the query budget of {self.query_budget} is spent ({self.queries_} asked, "
+                f"{len(X)} more needed): raise --query-budget"
+            )
         P = np.asarray(self.model.predict_proba(X), dtype=np.float64)
         self.queries_ += len(X)
         check_probabilities(P, len(X), self.n_classes, source="the target model")

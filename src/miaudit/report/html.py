@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from miaudit.report.summary import describe_target
+
 _W, _H, _PAD = 360, 300, 48
 
 
@@ -142,6 +144,8 @@ def render_html(result) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{v:.2f}</td></tr>" for k, v in d["timings_s"].items()
     )
     gap = tg["train_accuracy"] - tg["test_accuracy"]
+    sent = (tg.get("queries") or {}).get("sent")
+    queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>miaudit report: {html.escape(ds["name"])}</title>
@@ -158,7 +162,8 @@ td:first-child,th:first-child{{text-align:left}}
 <table>
 <tr><th>data set</th><td>{html.escape(ds["name"])} ({ds["n_records"]} records,
 {ds["n_features"]} features, {ds["n_classes"]} classes)</td></tr>
-<tr><th>target</th><td>{html.escape(tg["model"])}, {tg["n_train"]} training records</td></tr>
+<tr><th>target</th><td>{html.escape(describe_target(tg))}, {tg["n_train"]} training records
+{queries}</td></tr>
 <tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
 (gap {_fmt(gap)})</td></tr>
 <tr><th>shadows</th><td>{sh["count"]} × {html.escape(sh["model"])} on {html.escape(sh["source"])}

@@ -13,13 +13,21 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
+def describe_target(tg: dict) -> str:
+    """``"mlp"``, or ``"the service at URL"``, with its output policy when there is one."""
+    what = f"the service at {tg['url']}" if tg.get("source") == "http" else str(tg["model"])
+    policy = ", ".join(tg.get("defense") or [])
+    return f"{what} (output policy: {policy})" if policy else what
+
+
 def print_summary(result, out: Path, console: Console | None = None) -> None:
     """Target accuracy, each attack's headline numbers, and where the files are."""
     console = console or Console()
     d = result.to_dict()
     tg = d["target"]
     console.print(
-        f"[bold]{d['dataset']['name']}[/bold]: {tg['model']} target on {tg['n_train']} records, "
+        f"[bold]{d['dataset']['name']}[/bold]: {describe_target(tg)} as target, "
+        f"{tg['n_train']} training records, "
         f"train accuracy {tg['train_accuracy']:.3f}, test accuracy {tg['test_accuracy']:.3f}; "
         f"{d['shadows']['count']} shadows",
         highlight=False,

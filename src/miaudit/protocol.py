@@ -1,0 +1,267 @@
+"""The prediction protocol spoken by ``miaudit serve`` and the HTTP target.
+
+Position in the pipeline: ``target``. A remote target receives records as JSON
+rows of *raw* feature values, in the data set's own columns, and answers one
+probability vector (or one label) per record. This module is the one place that
+knows how a record crosses that boundary:
+
+- :class:`InputSchema` describes the records a service accepts (``GET /v1/info``
+  publishes it) and converts between encoded arrays (what models and attacks see)
+  and raw JSON rows (what travels), in both directions, with validation that
+  names the bad record and field.
+- :func:`parse_answer` checks what a service answered before any number of it
+  reaches an attack.
+
+Wire format (version 1), documented for people who put an adapter in front of
+their own API in the README's "Prediction API" section::
+
+    POST /v1/predict   {"records": [{"age": 39, "sex": "Female", ...}, ...]}
+                   ->  {"probabilities": [[0.1, 0.9], ...]}      or, label only,
+                   ->  {"labels": ["<=50K", ...]}
+    GET  /v1/info  ->  {"protocol": 1, "classes": [...], "input": {...},
+                        "output": "probabilities" | "labels", "policy": [...], ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from miaudit.data.encode import TabularEncoder
+from miaudit.errors import TargetError
+
+PROTOCOL_VERSION = 1
+#: Field holding an image record's pixel values (flattened, channel-major).
+PIXELS = "pixels"
+#: Answers whose rows sum to 1 within this tolerance are probability vectors.
+SUM_TOLERANCE = 1e-3
+
+
+class RecordError(ValueError):
+    """A record does not fit the schema; ``field`` is ``records[i].column``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The records a model accepts, as raw values.
+
+    Tabular data: one field per raw column, numeric (a JSON number) or categorical
+    (a string; a category the model never saw encodes as all zeros, as the
+    :class:`~miaudit.data.encode.TabularEncoder` does). Images: one field,
+    ``"pixels"``, a flat list of ``prod(shape)`` numbers in ``[0, 1]``.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    encoder: dict | None = None
+
+    @classmethod
+    def for_dataset(cls, data) -> InputSchema:
+        """The schema of a :class:`~miaudit.data.Dataset`'s records."""
+        return cls(kind=data.kind, shape=data.input_shape, encoder=data.encoder)
+
+    # ------------------------------------------------------------------ description
+    def to_json(self) -> dict[str, Any]:
+        """The ``input`` block of ``/v1/info``: the fields and what each accepts.
+
+        Raw values travel, so the description says nothing of how the model
+        standardises them.
+        """
+        if self.kind == "image":
+            return {"kind": "image", "shape": list(self.shape), "field": PIXELS}
+        enc = self._encoder()
+        columns = [
+            {"name": name, "type": "categorical", "categories": enc.categories_[name]}
+            if name in enc.categories_
+            else {"name": name, "type": "numeric"}
+            for name in enc.columns_
+        ]
+        return {"kind": "tabular", "shape": list(self.shape), "columns": columns}
+
+    def differences(self, spec: Any) -> str | None:
+        """``None`` when a service's ``input`` block accepts these records, else what differs."""
+        if not isinstance(spec, dict):
+            return "the service describes no input schema"
+        mine = self.to_json()
+        if spec.get("kind") != mine["kind"]:
+            return f"the service takes {spec.get('kind')} records, not {mine['kind']}"
+        if self.kind == "image":
+            if list(spec.get("shape") or []) != mine["shape"]:
+                return f"the service takes images of shape {spec.get('shape')}, not {mine['shape']}"
+            return None
+        theirs = spec.get("columns")
+        if not isinstance(theirs, list) or not all(isinstance(c, dict) for c in theirs):
+            return "the service's column list is malformed"
+        names = [c.get("name") for c in theirs]
+        if names != [c["name"] for c in mine["columns"]]:
+            return f"the service's columns are {names}, not {[c['name'] for c in mine['columns']]}"
+        for a, b in zip(mine["columns"], theirs, strict=True):
+            if a != {k: b.get(k) for k in a}:
+                return f"column {a['name']!r} differs (type or categories)"
+        return None
+
+    def _encoder(self) -> TabularEncoder:
+        # Cached on the frozen instance: building an encoder per request would dominate.
+        cached = self.__dict__.get("_enc")
+        if cached is None:
+            cached = TabularEncoder.from_dict(self.encoder)
+            object.__setattr__(self, "_enc", cached)
+        return cached
+
+    @property
+    def fields(self) -> list[str]:
+        return [PIXELS] if self.kind == "image" else list(self._encoder().columns_)
+
+    # ------------------------------------------------------------------ conversion
+    def to_records(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Encoded records -> raw JSON rows (the client's side of the wire)."""
+        X = np.asarray(X)
+        if self.kind == "image":
+            flat = X.reshape(len(X), -1).astype(np.float64)
+            return [{PIXELS: row} for row in flat.tolist()]
+        frame = self._encoder().inverse_transform(X.reshape(len(X), -1))
+        return frame.to_dict(orient="records")
+
+    def encode(self, records: Any) -> np.ndarray:
+        """Raw JSON rows -> the encoded ``float32`` array models take (the server's side).
+
+        Raises
+        ------
+        RecordError
+            Naming the first bad record and field: a missing or unknown field, a
+            numeric field that is not a finite number, a categorical field that is
+            not a string, or pixels of the wrong count or range.
+        """
+        if not isinstance(records, list):
+            raise RecordError("records", "must be a list of records")
+        fields = self.fields
+        wanted = set(fields)
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise RecordError(f"records[{i}]", "must be an object of field: value")
+            if record.keys() != wanted:
+                missing = [f for f in fields if f not in record]
+                if missing:
+                    raise RecordError(f"records[{i}].{missing[0]}", "is missing")
+                extra = sorted(set(record) - wanted)
+                raise RecordError(f"records[{i}].{extra[0]}", f"is not a field; fields: {fields}")
+        if self.kind == "image":
+            return self._encode_images(records)
+        enc = self._encoder()
+        columns = {}
+        for name in enc.columns_:
+            values = [r[name] for r in records]
+            if name in enc.categories_:
+                for i, v in enumerate(values):
+                    if not (v is None or isinstance(v, str)):
+                        raise RecordError(
+                            f"records[{i}].{name}", f"must be a category (a string), not {v!r}"
+                        )
+            else:
+                for i, v in enumerate(values):
+                    if (
+                        isinstance(v, bool)
+                        or not isinstance(v, int | float)
+                        or not math.isfinite(v)
+                    ):
+                        raise RecordError(
+                            f"records[{i}].{name}", f"must be a finite number, not {v!r}"
+                        )
+            columns[name] = values
+        frame = pd.DataFrame(columns, columns=enc.columns_)
+        return enc.transform(frame).reshape(len(records), *self.shape)
+
+    def _encode_images(self, records: list[dict]) -> np.ndarray:
+        size = int(np.prod(self.shape))
+        out = np.empty((len(records), size), dtype=np.float32)
+        for i, record in enumerate(records):
+            pixels = record[PIXELS]
+            if not isinstance(pixels, list) or len(pixels) != size:
+                got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
+                raise RecordError(f"records[{i}].{PIXELS}", f"must be {size} numbers, got {got}")
+            try:
+                row = np.asarray(pixels, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise RecordError(f"records[{i}].{PIXELS}", "must hold only numbers") from None
+            if not (np.isfinite(row).all() and row.min() >= 0 and row.max() <= 1):
+                raise RecordError(f"records[{i}].{PIXELS}", "values must be finite and in [0, 1]")
+            out[i] = row
+        return out.reshape(len(records), *self.shape)
+
+
+def record_keys(records: list[dict[str, Any]]) -> list[bytes]:
+    """A digest per record of exactly what is sent: the key of the query cache."""
+    return [
+        hashlib.sha256(
+            json.dumps(r, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        ).digest()
+        for r in records
+    ]
+
+
+def parse_answer(
+    body: bytes, n: int, classes: list[str], *, label_only: bool, source: str
+) -> np.ndarray:
+    """A service's answer to ``n`` records as an ``(n, C)`` array of probability rows.
+
+    Labels (label-only services) become one-hot rows, which is what
+    :class:`~miaudit.policies.LabelOnly` gives for a local target.
+
+    Raises
+    ------
+    TargetError
+        Naming what was wrong: not JSON, the wrong key, the wrong number of rows,
+        rows of the wrong width, NaN or infinite values, negative values, rows that
+        do not sum to 1, or labels that are not classes.
+    """
+    try:
+        answer = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TargetError(f"{source} answered malformed JSON ({exc})") from None
+    key = "labels" if label_only else "probabilities"
+    if not isinstance(answer, dict) or key not in answer:
+        raise TargetError(f"{source} answered without the {key!r} field the protocol requires")
+    rows = answer[key]
+    if not isinstance(rows, list) or len(rows) != n:
+        got = len(rows) if isinstance(rows, list) else type(rows).__name__
+        raise TargetError(f"{source} answered {got} {key} for {n} records")
+    C = len(classes)
+    if label_only:
+        index = {c: k for k, c in enumerate(classes)}
+        P = np.zeros((n, C))
+        for i, label in enumerate(rows):
+            k = index.get(label if isinstance(label, str) else str(label))
+            if k is None:
+                raise TargetError(f"{source} answered label {label!r}, which is not a class")
+            P[i, k] = 1.0
+        return P
+    try:
+        P = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TargetError(f"{source} answered probability rows that are not all numbers") from None
+    if P.shape != (n, C):
+        raise TargetError(
+            f"{source} answered rows of shape {P.shape[1:] or 'ragged'}; expected {C} "
+            "probabilities per record, one per class"
+        )
+    if not np.isfinite(P).all():
+        raise TargetError(f"{source} answered NaN or infinite probabilities")
+    if (P < 0).any():
+        raise TargetError(f"{source} answered negative probabilities")
+    worst = float(np.abs(P.sum(axis=1) - 1).max()) if n else 0.0
+    if worst > SUM_TOLERANCE:
+        raise TargetError(
+            f"{source} answered rows that do not sum to 1 (off by up to {worst:.3g}): "
+            "are they probabilities, not logits or scores?"
+        )
+    return P

@@ -1,0 +1,398 @@
+"""A model behind a prediction API as a target: ``audit --target-url URL``.
+
+Position in the pipeline: ``target``. :class:`HttpTarget` has the same
+``predict_proba(X) -> P`` as a local target; underneath it turns encoded records
+into raw JSON rows (:mod:`miaudit.protocol`), sends them in batches over one
+kept-alive connection, retries what can be retried (timeouts, refused
+connections, 429 and 5xx, with exponential backoff and ``Retry-After``), refuses
+to exceed the query budget, and validates every answer before it reaches an
+attack.
+
+Every answered query is kept in a :class:`QueryCache` on disk, keyed by the record
+sent and by the service's identity (URL, model id, policy), so an interrupted
+audit resumes without paying again for what it already asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from miaudit.errors import ConfigError, QueryBudgetError, TargetError
+from miaudit.protocol import PROTOCOL_VERSION, InputSchema, parse_answer, record_keys
+
+#: Environment variable naming the query cache folder.
+QUERY_CACHE_ENV = "MIAUDIT_QUERY_CACHE"
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+# Chunks beyond this many are merged into one when the cache is opened.
+_MAX_CHUNKS = 64
+
+
+def query_cache_root() -> Path:
+    """``$MIAUDIT_QUERY_CACHE``, else ``$XDG_CACHE_HOME/miaudit/queries``, else ``~/.cache/...``."""
+    explicit = os.environ.get(QUERY_CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "miaudit" / "queries"
+
+
+def check_url(url: str) -> str:
+    """The URL without a trailing slash, or a :class:`ConfigError` saying what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"--target-url {url!r} is not an http(s) URL: give the service's base address, "
+            "e.g. http://127.0.0.1:8000"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"--target-url {url!r}: give the base address without '?' or '#'")
+    return url.rstrip("/")
+
+
+class QueryCache:
+    """Answered queries of one service, on disk: record digest -> answer row.
+
+    Each answered batch is one ``.npz`` chunk written under a temporary name and
+    renamed, so a chunk is either whole or absent; a chunk that does not read back
+    (edited, truncated) is set aside and its records are simply asked again.
+    """
+
+    def __init__(self, folder: str | Path, width: int) -> None:
+        self.folder = Path(folder)
+        self.width = width
+        self._index: dict[bytes, int] = {}
+        self._rows: list[np.ndarray] = []
+        self._n = 0
+        self.skipped_chunks: list[str] = []
+        self._load()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _load(self) -> None:
+        if not self.folder.is_dir():
+            return
+        chunks = sorted(self.folder.glob("chunk-*.npz"))
+        for path in chunks:
+            try:
+                with np.load(path) as f:
+                    keys, rows = f["keys"], f["answers"]
+                if keys.ndim != 2 or keys.shape[1] != 32 or rows.shape != (len(keys), self.width):
+                    raise ValueError("shapes do not match")
+            except (OSError, ValueError, KeyError, EOFError):
+                self.skipped_chunks.append(path.name)
+                path.replace(path.with_suffix(".bad"))
+                continue
+            self._remember([bytes(k) for k in keys], rows)
+        if len(chunks) > _MAX_CHUNKS:
+            self._compact(chunks)
+
+    def _remember(self, keys: list[bytes], rows: np.ndarray) -> None:
+        self._rows.append(np.asarray(rows, dtype=np.float64))
+        for i, key in enumerate(keys):
+            self._index[key] = self._n + i
+        self._n += len(keys)
+
+    def _compact(self, chunks: list[Path]) -> None:
+        keys = sorted(self._index, key=self._index.get)
+        self._write(keys, self.rows(keys))
+        for path in chunks:
+            path.unlink(missing_ok=True)
+
+    def rows(self, keys: list[bytes]) -> np.ndarray:
+        everything = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
+        self._rows = [everything]
+        return everything[[self._index[k] for k in keys]]
+
+    def get(self, keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """``(found mask, rows)``: the cached answers of the records that have one."""
+        found = np.array([k in self._index for k in keys], dtype=bool)
+        rows = np.zeros((len(keys), self.width))
+        if found.any():
+            rows[found] = self.rows([k for k, f in zip(keys, found, strict=True) if f])
+        return found, rows
+
+    def add(self, keys: list[bytes], rows: np.ndarray) -> None:
+        """Store answered queries (on disk first, then in memory)."""
+        if not keys:
+            return
+        self._write(keys, rows)
+        self._remember(keys, rows)
+
+    def _write(self, keys: list[bytes], rows: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        tmp = self.folder / f".{name}.tmp.npz"
+        key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
+        np.savez(tmp, keys=key_array, answers=np.asarray(rows, dtype=np.float64))
+        os.replace(tmp, self.folder / f"{name}.npz")
+
+
+class HttpTarget:
+    """A prediction service that speaks miaudit's protocol, as a target.
+
+    Parameters
+    ----------
+    url:
+        The service's base address (``http://host:port``).
+    schema:
+        The records the audit has (:meth:`InputSchema.for_dataset`); the service's
+        own schema must accept them.
+    class_names:
+        The data set's classes; the service must predict the same ones, in order.
+    token:
+        Bearer token (never written anywhere by miaudit).
+    query_budget:
+        Most queries this target may send (answers from the cache are free).
+    cache_dir:
+        Root of the query cache (:func:`query_cache_root` by default); ``False``
+        turns the cache off.
+    batch_size:
+        Records per request (at most the service's ``max_batch``).
+    timeout, retries, backoff:
+        Seconds per request; how many times to retry a request that timed out,
+        could not connect, or was answered 429/5xx; first wait between tries
+        (doubled each time, with jitter; a ``Retry-After`` header wins).
+    on_retry:
+        Called with a one-line message before each retry (progress reporting).
+    transport:
+        An ``httpx`` transport, for tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        schema: InputSchema,
+        class_names: list[str],
+        *,
+        token: str | None = None,
+        query_budget: int | None = None,
+        cache_dir: str | Path | bool | None = None,
+        batch_size: int = 512,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        on_retry: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = check_url(url)
+        self.schema = schema
+        self.class_names = [str(c) for c in class_names]
+        self.query_budget = query_budget
+        self.retries = retries
+        self.backoff = backoff
+        self.on_retry = on_retry
+        self.queries_ = 0
+        self.cached_ = 0
+        self.retries_ = 0
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_keepalive_connections=4),
+        )
+        try:
+            self.info = self._fetch_info()
+        except BaseException:
+            self._client.close()
+            raise
+        self.label_only = self.info.get("output") == "labels"
+        self.policy = [str(p) for p in self.info.get("policy") or []]
+        limit = self.info.get("max_batch")
+        self.batch_size = max(1, min(batch_size, limit if isinstance(limit, int) else batch_size))
+        self.cache: QueryCache | None = None
+        if cache_dir is not False:
+            root = query_cache_root() if cache_dir in (None, True) else Path(cache_dir)
+            self.cache = QueryCache(root / self.identity(), len(self.class_names))
+
+    # ------------------------------------------------------------------ set-up
+    def _fetch_info(self) -> dict[str, Any]:
+        response = self._request("GET", "/v1/info")
+        try:
+            info = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise TargetError(
+                f"{self.url}/v1/info answered something that is not JSON: is this a miaudit "
+                "prediction API (see the README's 'Prediction API')?"
+            ) from None
+        if not isinstance(info, dict) or not isinstance(info.get("classes"), list):
+            raise TargetError(f"{self.url}/v1/info does not list the service's classes")
+        if info.get("protocol") != PROTOCOL_VERSION:
+            raise TargetError(
+                f"{self.url} speaks protocol {info.get('protocol')!r}; this miaudit speaks "
+                f"{PROTOCOL_VERSION}"
+            )
+        classes = [str(c) for c in info["classes"]]
+        if classes != self.class_names:
+            raise TargetError(
+                f"{self.url} predicts {len(classes)} classes {classes[:5]}…, but the data set "
+                f"has {len(self.class_names)} {self.class_names[:5]}…: audit it with the data "
+                "set it was trained on"
+            )
+        problem = self.schema.differences(info.get("input"))
+        if problem:
+            raise TargetError(
+                f"{self.url} does not take this data set's records: {problem}; audit it with "
+                "the data set it was trained on"
+            )
+        return info
+
+    def identity(self) -> str:
+        """The query cache's folder name: what makes two services' answers differ."""
+        parts = {
+            "url": self.url,
+            "model_id": self.info.get("model_id"),
+            "policy": self.policy,
+            "output": self.info.get("output"),
+            "classes": self.class_names,
+            "protocol": PROTOCOL_VERSION,
+        }
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+        host = urlsplit(self.url).netloc.replace(":", "_").replace("[", "").replace("]", "")
+        return f"{host}-{digest}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpTarget:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ queries
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Answers to the records ``X`` (encoded, as the audit holds them): ``(n, C)``."""
+        records = self.schema.to_records(X)
+        keys = record_keys(records)
+        n, C = len(records), len(self.class_names)
+        if self.cache is not None:
+            found, P = self.cache.get(keys)
+        else:
+            found, P = np.zeros(n, dtype=bool), np.zeros((n, C))
+        self.cached_ += int(found.sum())
+        # A record asked twice in one call is sent once.
+        todo: dict[bytes, list[int]] = {}
+        for i in np.flatnonzero(~found):
+            todo.setdefault(keys[i], []).append(int(i))
+        pending = list(todo)
+        for start in range(0, len(pending), self.batch_size):
+            batch = pending[start : start + self.batch_size]
+            allowed = len(batch)
+            if self.query_budget is not None:
+                # Spend what is left of the budget before refusing, so the rerun pays less.
+                allowed = max(0, min(allowed, self.query_budget - self.queries_))
+            if allowed:
+                sent = batch[:allowed]
+                answer = self._predict([records[todo[k][0]] for k in sent])
+                if self.cache is not None:
+                    self.cache.add(sent, answer)
+                self.queries_ += len(sent)
+                for key, row in zip(sent, answer, strict=True):
+                    P[todo[key]] = row
+            if allowed < len(batch):
+                self._refuse(len(pending) - start - allowed)
+        return P
+
+    def _refuse(self, n: int) -> None:
+        kept = (
+            f"the {self.queries_} answered queries are kept in the query cache "
+            f"({self.cache.folder}), so rerunning with a larger --query-budget goes on "
+            "from there"
+            if self.cache is not None and self.queries_
+            else "raise --query-budget"
+        )
+        raise QueryBudgetError(
+            f"the query budget of {self.query_budget} is spent ({self.queries_} sent to "
+            f"{self.url}, {n} more needed now): {kept}"
+        )
+
+    def _predict(self, records: list[dict[str, Any]]) -> np.ndarray:
+        content = json.dumps({"records": records}, allow_nan=False).encode()
+        response = self._request(
+            "POST", "/v1/predict", content=content, headers={"Content-Type": "application/json"}
+        )
+        return parse_answer(
+            response.content,
+            len(records),
+            self.class_names,
+            label_only=self.label_only,
+            source=f"{self.url}/v1/predict",
+        )
+
+    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+        where = f"{self.url}{path}"
+        for attempt in range(self.retries + 1):
+            wait = self.backoff * 2**attempt * (0.5 + random.random())
+            try:
+                response = self._client.request(method, path, **kw)
+            except httpx.TimeoutException:
+                problem = "timed out"
+            except httpx.TransportError as exc:
+                problem = f"could not be reached ({type(exc).__name__}: {exc})"
+            else:
+                if response.status_code < 400:
+                    return response
+                if response.status_code not in _RETRY_STATUS:
+                    raise TargetError(self._refusal(where, response))
+                problem = f"answered {response.status_code}"
+                after = response.headers.get("retry-after", "")
+                if after.replace(".", "", 1).isdigit():
+                    wait = min(float(after), 60.0)
+            if attempt == self.retries:
+                hint = (
+                    "is the service running, and is the URL right?"
+                    if "reached" in problem
+                    else "try again later, or raise --http-retries / --http-timeout"
+                )
+                raise TargetError(f"{where} {problem} after {self.retries + 1} tries: {hint}")
+            self.retries_ += 1
+            if self.on_retry is not None:
+                self.on_retry(
+                    f"{where} {problem}; retrying in {wait:.1f} s "
+                    f"(try {attempt + 2} of {self.retries + 1})"
+                )
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _refusal(where: str, response: httpx.Response) -> str:
+        try:
+            detail = response.json().get("error") or response.json().get("detail")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            detail = response.text[:200]
+        status = response.status_code
+        if status in (401, 403):
+            return (
+                f"{where} refused the token ({status}: {detail}): pass the service's token "
+                "with --token or the MIAUDIT_TOKEN environment variable"
+            )
+        if status == 404:
+            return f"{where} does not exist (404): is this a miaudit prediction API?"
+        return f"{where} refused the request ({status}: {detail})"
+
+    def describe(self) -> dict[str, Any]:
+        """The ``target`` facts of ``results.json`` (the URL, never the token)."""
+        return {
+            "url": self.url,
+            "model_id": self.info.get("model_id"),
+            "output": self.info.get("output"),
+            "policy": self.policy,
+            "server": self.info.get("server"),
+        }
