@@ -1,4 +1,4 @@
-"""Shared fixtures: a per-session data cache so real data sets are parsed once."""
+"""Shared fixtures: per-session caches, and a small saved target for the HTTP tests."""
 
 from __future__ import annotations
 
@@ -12,4 +12,18 @@ def _data_cache(tmp_path_factory):
     # Reuse a developer's cache when one is configured; otherwise one cache per run.
     if "MIAUDIT_DATA_CACHE" not in os.environ:
         os.environ["MIAUDIT_DATA_CACHE"] = str(tmp_path_factory.mktemp("data-cache"))
+    # Answered queries never go to the user's own cache from a test.
+    os.environ["MIAUDIT_QUERY_CACHE"] = str(tmp_path_factory.mktemp("query-cache"))
     yield
+
+
+@pytest.fixture(scope="session")
+def saved_adult(tmp_path_factory):
+    """A target saved as `miaudit train` saves it: MLP on 600 Adult records (mixed columns)."""
+    from miaudit.config import make_config
+    from miaudit.pipeline import train_target_only
+
+    out = tmp_path_factory.mktemp("saved-adult")
+    config = make_config({"dataset": "adult", "target_size": 600, "target": {"epochs": 10}})
+    train_target_only(config, out)
+    return out

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from miaudit.pipeline import AuditResult
 
 
-def audit(config=None, *, out: str | None = None, **settings: Any) -> AuditResult:
+def audit(
+    config=None,
+    *,
+    out: str | None = None,
+    token: str | None = None,
+    query_cache: str | bool | None = None,
+    **settings: Any,
+) -> AuditResult:
     """Run an audit and return its result (the same pipeline as ``miaudit audit``).
 
     Parameters
@@ -30,6 +37,9 @@ def audit(config=None, *, out: str | None = None, **settings: Any) -> AuditResul
     out:
         When given, also write ``results.json``, ``scores.csv``, ``config.json`` and
         ``report.html`` into this folder.
+    token, query_cache:
+        For a remote target (``target_url=...``): the service's bearer token (never
+        written) and the query cache's folder (``False`` keeps none).
 
     Raises
     ------
@@ -51,7 +61,7 @@ def audit(config=None, *, out: str | None = None, **settings: Any) -> AuditResul
     cfg = make_config(merge(base, settings))
     if out is not None:
         prepare_out_dir(out)
-    result = run_audit(cfg)
+    result = run_audit(cfg, token=token, query_cache=query_cache)
     if out is not None:
         write_results(result, out)
     return result

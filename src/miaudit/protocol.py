@@ -245,15 +245,17 @@ def parse_answer(
                 raise TargetError(f"{source} answered label {label!r}, which is not a class")
             P[i, k] = 1.0
         return P
+    bad = next((r for r in rows if not isinstance(r, list) or len(r) != C), None)
+    if bad is not None:
+        got = f"{len(bad)} values" if isinstance(bad, list) else type(bad).__name__
+        raise TargetError(
+            f"{source} answered a row of {got}; expected {C} probabilities per record, "
+            "one per class"
+        )
     try:
-        P = np.asarray(rows, dtype=np.float64)
+        P = np.asarray(rows, dtype=np.float64).reshape(n, C)
     except (TypeError, ValueError):
         raise TargetError(f"{source} answered probability rows that are not all numbers") from None
-    if P.shape != (n, C):
-        raise TargetError(
-            f"{source} answered rows of shape {P.shape[1:] or 'ragged'}; expected {C} "
-            "probabilities per record, one per class"
-        )
     if not np.isfinite(P).all():
         raise TargetError(f"{source} answered NaN or infinite probabilities")
     if (P < 0).any():

@@ -21,6 +21,7 @@ import os
 import random
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class QueryCache:
                     keys, rows = f["keys"], f["answers"]
                 if keys.ndim != 2 or keys.shape[1] != 32 or rows.shape != (len(keys), self.width):
                     raise ValueError("shapes do not match")
-            except (OSError, ValueError, KeyError, EOFError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 self.skipped_chunks.append(path.name)
                 path.replace(path.with_suffix(".bad"))
                 continue
