@@ -9,7 +9,14 @@ import pytest
 
 from miaudit.data import load_dataset
 from miaudit.errors import TargetError
-from miaudit.protocol import InputSchema, RecordError, parse_answer, record_keys
+from miaudit.protocol import (
+    InputSchema,
+    RecordError,
+    parse_answer,
+    record_keys,
+    record_texts,
+    request_body,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +101,14 @@ def test_schema_differences(adult):
     assert schema.differences(None) is not None
 
 
-def test_record_keys_identify_content():
-    a, b = {"x": 1.0, "s": "a"}, {"s": "a", "x": 1.0}
-    assert record_keys([a])[0] == record_keys([b])[0]
-    assert record_keys([a])[0] != record_keys([{"x": 1.0000001, "s": "a"}])[0]
+def test_record_keys_identify_content_and_texts_make_the_body():
+    a, b = {"x": 1.0, "s": "a"}, {"x": 1.0000001, "s": "a"}
+    texts = record_texts([a, dict(a), b])
+    keys = record_keys(texts)
+    assert keys[0] == keys[1] != keys[2]
+    assert json.loads(request_body(texts)) == {"records": [a, a, b]}
+    with pytest.raises(ValueError):
+        record_texts([{"x": float("nan")}])
 
 
 CLASSES = ["no", "yes"]

@@ -12,7 +12,7 @@ import pytest
 from miaudit.data import load_dataset
 from miaudit.errors import QueryBudgetError, TargetError
 from miaudit.models import load_model
-from miaudit.protocol import InputSchema, record_keys
+from miaudit.protocol import InputSchema, record_texts
 from miaudit.remote import HttpTarget, QueryCache
 from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in_thread
 
@@ -169,7 +169,7 @@ def test_a_service_for_other_data_is_refused(faulty, tmp_path):
 def test_cache_answers_repeats_and_survives_a_new_client(make_target, faulty, adult, saved_adult):
     X = adult.X[100:400]
     # Records that encode alike are one query (float32 merges a few raw values).
-    distinct = len(set(record_keys(InputSchema.for_dataset(adult).to_records(X))))
+    distinct = len(set(record_texts(InputSchema.for_dataset(adult).to_records(X))))
     assert distinct > 290
     first = make_target()
     P1 = first.predict_proba(X)

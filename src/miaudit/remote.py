@@ -31,7 +31,14 @@ import httpx
 import numpy as np
 
 from miaudit.errors import ConfigError, QueryBudgetError, TargetError
-from miaudit.protocol import PROTOCOL_VERSION, InputSchema, parse_answer, record_keys
+from miaudit.protocol import (
+    PROTOCOL_VERSION,
+    InputSchema,
+    parse_answer,
+    record_keys,
+    record_texts,
+    request_body,
+)
 
 #: Environment variable naming the query cache folder.
 QUERY_CACHE_ENV = "MIAUDIT_QUERY_CACHE"
@@ -280,9 +287,9 @@ class HttpTarget:
     # ------------------------------------------------------------------ queries
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Answers to the records ``X`` (encoded, as the audit holds them): ``(n, C)``."""
-        records = self.schema.to_records(X)
-        keys = record_keys(records)
-        n, C = len(records), len(self.class_names)
+        texts = record_texts(self.schema.to_records(X))
+        keys = record_keys(texts)
+        n, C = len(texts), len(self.class_names)
         if self.cache is not None:
             found, P = self.cache.get(keys)
         else:
@@ -301,7 +308,7 @@ class HttpTarget:
                 allowed = max(0, min(allowed, self.query_budget - self.queries_))
             if allowed:
                 sent = batch[:allowed]
-                answer = self._predict([records[todo[k][0]] for k in sent])
+                answer = self._predict([texts[todo[k][0]] for k in sent])
                 if self.cache is not None:
                     self.cache.add(sent, answer)
                 self.queries_ += len(sent)
@@ -324,14 +331,16 @@ class HttpTarget:
             f"{self.url}, {n} more needed now): {kept}"
         )
 
-    def _predict(self, records: list[dict[str, Any]]) -> np.ndarray:
-        content = json.dumps({"records": records}, allow_nan=False).encode()
+    def _predict(self, texts: list[bytes]) -> np.ndarray:
         response = self._request(
-            "POST", "/v1/predict", content=content, headers={"Content-Type": "application/json"}
+            "POST",
+            "/v1/predict",
+            content=request_body(texts),
+            headers={"Content-Type": "application/json"},
         )
         return parse_answer(
             response.content,
-            len(records),
+            len(texts),
             self.class_names,
             label_only=self.label_only,
             source=f"{self.url}/v1/predict",

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from miaudit import __version__
@@ -194,7 +194,8 @@ def create_app(service: PredictionService, limits: ServiceLimits | None = None) 
         except RecordError as exc:
             return _error(422, str(exc))
         counts[who] = counts.get(who, 0) + len(records)
-        return answer
+        # Encoded here rather than by FastAPI's generic encoder, which walks every float.
+        return Response(json.dumps(answer).encode(), media_type="application/json")
 
     return app
 
