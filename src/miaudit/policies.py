@@ -176,7 +176,9 @@ class PolicyTarget:
 
     @property
     def label_only(self) -> bool:
-        return any(p.label_only for p in self.policies)
+        # A remote target may answer labels itself (its service's policy).
+        inner = bool(getattr(self.target, "label_only", False))
+        return inner or any(p.label_only for p in self.policies)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return apply_policies(self.target.predict_proba(X), self.policies)
