@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import miaudit
+from miaudit.attacks.suite import DEFAULT_ATTACKS
 from miaudit.errors import ConfigError, DataError, ModelError
 
 FAST = {"model": "mlp", "epochs": 40, "batch_size": 32, "lr": 0.003}
@@ -30,11 +32,29 @@ def test_digits_audit_result_has_the_contract_keys(tmp_path):
     assert len(shokri["per_class"]) == 10
     assert {"class", "n", "precision", "recall"} <= shokri["per_class"][0].keys()
     assert d["seed"] == 3 and "train_shadows" in d["timings_s"]
-    # scores.csv holds exactly the balanced evaluation set
-    rows = np.loadtxt(tmp_path / "r" / "scores.csv", delimiter=",", skiprows=1)
-    assert rows.shape == (400, 4) and rows[:, 2].sum() == 200
-    assert len(np.unique(rows[:, 0])) == 400
-    assert np.array_equal(rows[:, 3], result.scores["shokri"])  # written exactly
+    # Every attack of the default set, each with the same fields.
+    assert list(d["attacks"]) == list(DEFAULT_ATTACKS)
+    fields = set(d["attacks"]["shokri"])
+    metric_fields = {"auc", "tpr_at_fpr", "tpr_at_fpr_ci", "epsilon_lower_bound_cp",
+                     "precision_at_recall", "per_class", "advantage"}  # fmt: skip
+    for name, a in d["attacks"].items():
+        assert metric_fields <= set(a), name
+    assert fields >= metric_fields
+    # scores.csv holds exactly the balanced evaluation set, a column per attack
+    rows = pd.read_csv(tmp_path / "r" / "scores.csv")
+    assert list(rows.columns) == [
+        "record", "label", "member", *(f"score_{n}" for n in DEFAULT_ATTACKS), "exposure_rank"
+    ]  # fmt: skip
+    assert len(rows) == 400 and rows["member"].sum() == 200
+    assert rows["record"].nunique() == 400
+    assert np.array_equal(rows["score_shokri"], result.scores["shokri"])  # written exactly
+    # The most exposed records: the strongest attack's top scores, ranked in the CSV too.
+    top = d["most_exposed"]
+    assert top["attack"] == d["strongest_attack"] and len(top["records"]) == 20
+    strongest = rows[f"score_{top['attack']}"].to_numpy()
+    assert [r["score"] for r in top["records"]] == sorted(strongest, reverse=True)[:20]
+    first = rows.loc[rows["exposure_rank"] == 1, "record"].item()
+    assert first == top["records"][0]["record"]
     html = (tmp_path / "r" / "report.html").read_text()
     assert "<svg" in html and "log" in html
     # the result object and the file agree

@@ -155,10 +155,24 @@ def test_policy_target_wraps_any_target():
 
 def test_label_only_audit_scores_depend_only_on_label_and_prediction():
     FAST = {"epochs": 40, "batch_size": 32, "lr": 0.003}
+    # The default attack set needs probabilities: refused before anything is trained.
+    with pytest.raises(ConfigError, match=r"labels only, but loss, mentr-class.*need"):
+        miaudit.audit(dataset="digits", defense=["label-only"])
     result = miaudit.audit(
-        dataset="digits", target_size=200, shadows=2, target=FAST, seed=1, defense=["label-only"]
+        dataset="digits",
+        target_size=200,
+        shadows=2,
+        target=FAST,
+        seed=1,
+        defense=["label-only"],
+        attacks=["shokri", "gap", "robustness"],
     )
     assert result.target["defense"] == ["label-only"]
+    # The gap attack's advantage is the train-test accuracy gap (its score is correctness).
+    gap = result.attacks["gap"]
+    assert gap.advantage == pytest.approx(
+        result.target["train_accuracy"] - result.target["test_accuracy"]
+    )
     from miaudit.data import load_dataset
 
     data = load_dataset("digits")

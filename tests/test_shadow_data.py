@@ -127,7 +127,13 @@ def test_synthesis_settings_and_budget_are_validated():
         miaudit.audit(dataset="digits", shadow_data="synthetic", synthesis={"k_min": 0})
     # The budget covers all queries: scoring the 200 evaluation records comes first.
     with pytest.raises(ConfigError, match="cannot cover the 200 queries"):
-        miaudit.audit(dataset="digits", target_size=100, shadow_data="synthetic", query_budget=1)
+        miaudit.audit(
+            dataset="digits",
+            target_size=100,
+            shadow_data="synthetic",
+            query_budget=1,
+            attacks=["shokri"],
+        )
     # One query left for hill climbing finds too few records for a shadow.
     with pytest.raises(DataError, match="too few for a shadow"):
         miaudit.audit(
@@ -135,6 +141,7 @@ def test_synthesis_settings_and_budget_are_validated():
             target_size=100,
             shadows=1,
             shadow_data="synthetic",
+            attacks=["shokri"],
             query_budget=201,
             target={"epochs": 2},
         )

@@ -40,6 +40,15 @@ def _split_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _rates(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in _split_list(value)]
+    except ValueError:
+        raise ConfigError(f"--fpr {value}: give rates as numbers, e.g. --fpr 0.0001,0.05") from None
+
+
 def _recipe_overrides(**kw: Any) -> dict[str, Any] | None:
     given = {k: v for k, v in kw.items() if v is not None}
     return given or None
@@ -200,6 +209,48 @@ def audit(
             rich_help_panel=_ATTACK,
         ),
     ] = None,
+    attacks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated attacks, all sharing one set of shadows: shokri; loss, "
+            "confidence, entropy, mentr (each also -class: per-class thresholds); lira, "
+            "rmia (online: shadows train on halves of the evaluated records), lira-offline, "
+            "rmia-offline; gap, robustness (label only); 'all'. Default: "
+            "shokri,loss,mentr-class,gap,lira-offline,rmia-offline.",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    lira_variance: Annotated[
+        str | None,
+        typer.Option(
+            help="LiRA's Gaussians: global (default; stable below ~64 shadows) or per-record.",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    game: Annotated[
+        str | None,
+        typer.Option(
+            help="shokri (default: target members vs non-members, shadows on the attacker's "
+            "pool) or recipe (target and reference models each on a random half of a pool; "
+            "every pool record is scored).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            help="Bootstrap replicates for the TPR intervals (default 1000; 0: none).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    fpr: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated extra false-positive rates to report the TPR at (always: "
+            "0.001, 0.01, 0.1); refused when too few non-members can resolve one.",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     out: Annotated[
@@ -239,6 +290,11 @@ def audit(
             "learner": attack_learner,
             "per_class": None if class_agnostic is None else not class_agnostic,
         },
+        "attacks": _split_list(attacks),
+        "lira_variance": lira_variance,
+        "game": game,
+        "bootstrap": bootstrap,
+        "fprs": _rates(fpr),
         "seed": seed,
         "device": device,
     }

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from miaudit.attacks.shokri import ShokriConfig
+from miaudit.attacks.suite import DEFAULT_ATTACKS, parse_attacks
 from miaudit.errors import ConfigError
 from miaudit.synthesis import SynthesisConfig
 
@@ -56,6 +57,24 @@ class HttpConfig(BaseModel):
     batch_size: int = Field(default=512, ge=1)
 
 
+class RMIASettings(BaseModel):
+    """RMIA's knobs: ``gamma`` and how many population records ``z`` to draw."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gamma: float = Field(default=1.0, gt=0)
+    population: int = Field(default=2000, ge=10)
+
+
+class RobustnessSettings(BaseModel):
+    """The label-only robustness attack: perturbed copies per record and their noise."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    copies: int = Field(default=8, ge=1)
+    noise: float = Field(default=0.3, gt=0)
+
+
 class AuditConfig(BaseModel):
     """Everything that determines an audit's result (apart from library versions).
 
@@ -89,6 +108,13 @@ class AuditConfig(BaseModel):
     noise: float = Field(default=0.1, gt=0.0, le=1.0)
     shadow_labels: Literal["data", "target"] = "data"
     attack: ShokriConfig = ShokriConfig()
+    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    lira_variance: Literal["per-record", "global"] = "global"
+    rmia: RMIASettings = RMIASettings()
+    robustness: RobustnessSettings = RobustnessSettings()
+    game: Literal["shokri", "recipe"] = "shokri"
+    bootstrap: int = Field(default=1000, ge=0)
+    fprs: list[float] = Field(default_factory=list)
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
 
@@ -98,6 +124,19 @@ class AuditConfig(BaseModel):
         if v < 1:
             raise ValueError("must be at least 1: the attack learns from shadow models")
         return v
+
+    @field_validator("attacks")
+    @classmethod
+    def _known_attacks(cls, v: list[str]) -> list[str]:
+        return list(parse_attacks(v))
+
+    @field_validator("fprs")
+    @classmethod
+    def _rates(cls, v: list[float]) -> list[float]:
+        for f in v:
+            if not 0 < f < 1:
+                raise ValueError(f"{f} is not a false-positive rate between 0 and 1")
+        return sorted(set(v))
 
     @field_validator("target_url")
     @classmethod

@@ -44,13 +44,16 @@ __all__ = [
     "TprInterval",
     "auc",
     "bootstrap_tpr_at_fpr",
+    "clopper_pearson",
     "confusion_metrics",
     "epsilon_lower_bound",
+    "epsilon_lower_bound_cp",
     "evaluate_attack",
     "fpr_key",
     "mean_class_rates",
     "min_resolvable_fpr",
     "per_class_metrics",
+    "precision_at_recall",
     "roc_curve",
     "roc_points",
     "tpr_at_fpr",
@@ -58,6 +61,8 @@ __all__ = [
 
 #: The low false-positive rates every report states the TPR at.
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
+#: Recalls at which every report states the best precision.
+PRECISION_RECALLS: tuple[float, ...] = (0.1, 0.5, 0.9)
 
 # Target FPR times the number of non-members is the number of false positives
 # allowed; ``0.01 * 300`` is 3.0000000000000004 in floating point, and without
@@ -555,6 +560,56 @@ def epsilon_lower_bound(tpr: float, fpr: float, delta: float = 0.0) -> float:
     return max(_log_ratio(t - d, f), _log_ratio(1.0 - f - d, 1.0 - t), 0.0)
 
 
+def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Clopper–Pearson (exact binomial) interval for a proportion."""
+    from scipy.stats import beta
+
+    k, n = int(successes), int(trials)
+    if n <= 0:
+        return 0.0, 1.0
+    alpha = 1.0 - float(level)
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def epsilon_lower_bound_cp(
+    true_positives: int,
+    n_members: int,
+    false_positives: int,
+    n_nonmembers: int,
+    level: float = 0.95,
+    delta: float = 0.0,
+) -> float:
+    """A high-confidence lower bound on ε from one operating point (Jagielski et al.).
+
+    The TPR and FPR are replaced by the ends of their Clopper–Pearson intervals
+    that make ε smallest (TPR low, FPR high, each at ``level`` two-sided, so the
+    bound holds with probability at least ``2·level − 1``), then plugged into the
+    hypothesis-testing inequalities of :func:`epsilon_lower_bound`. Unlike the
+    point estimate, this never claims more than the counts support: with few
+    records it is 0.
+    """
+    tpr_low, _ = clopper_pearson(true_positives, n_members, level)
+    _, fpr_high = clopper_pearson(false_positives, n_nonmembers, level)
+    d = float(delta)
+    return max(
+        _log_ratio(tpr_low - d, fpr_high), _log_ratio(1.0 - fpr_high - d, 1.0 - tpr_low), 0.0
+    )
+
+
+def precision_at_recall(scores: ArrayLike, member: ArrayLike, recall: float) -> float:
+    """The highest precision of any threshold whose recall is at least ``recall``."""
+    s, m = _check_binary(scores, member)
+    fps, tps, _ = _roc_counts(s, m)
+    n_pos = tps[-1]
+    ok = tps >= float(recall) * n_pos - _COUNT_SLACK
+    if not ok.any():
+        return 0.0
+    precision = tps[ok] / np.maximum(tps[ok] + fps[ok], 1)
+    return float(precision.max())
+
+
 def _log_ratio(num: float, den: float) -> float:
     if num <= 0.0:
         return 0.0
@@ -595,6 +650,14 @@ class AttackMetrics:
         Means over measurable classes (the paper's figures); ``None`` if none.
     n_members, n_nonmembers:
         Sizes of the evaluation set.
+    tpr_at_fpr_ci:
+        Stratified bootstrap 95 % intervals ``[low, high]`` of ``tpr_at_fpr``, same
+        keys; ``None`` where the rate is unresolvable (or no bootstrap was asked).
+    epsilon_lower_bound_cp:
+        :func:`epsilon_lower_bound_cp` at the operating point of each FPR key: a
+        lower bound on ε that holds with 90 % confidence.
+    precision_at_recall:
+        :func:`precision_at_recall` at recall 0.1, 0.5 and 0.9.
     """
 
     auc: float
@@ -610,6 +673,9 @@ class AttackMetrics:
     mean_class_recall: float | None
     n_members: int
     n_nonmembers: int
+    tpr_at_fpr_ci: dict[str, list[float] | None] = field(default_factory=dict)
+    epsilon_lower_bound_cp: dict[str, float | None] = field(default_factory=dict)
+    precision_at_recall: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types only (no NumPy scalars, no NaN or infinity)."""
@@ -637,6 +703,9 @@ def evaluate_attack(
     class_names: Sequence[str],
     threshold: float,
     fprs: Sequence[float] = DEFAULT_FPRS,
+    *,
+    n_boot: int = 0,
+    rng: np.random.Generator | int | None = None,
 ) -> AttackMetrics:
     """All metrics of one attack's scores on one evaluation set.
 
@@ -655,6 +724,8 @@ def evaluate_attack(
         0.5 on P(member) for Shokri's attack.
     fprs:
         Target FPRs for :attr:`AttackMetrics.tpr_at_fpr`.
+    n_boot, rng:
+        Bootstrap replicates for the TPR intervals (0: none) and their generator.
     """
     s, m = _check_binary(scores, member)
     y = _check_labels(labels, s.shape[0], class_names)
@@ -670,14 +741,25 @@ def evaluate_attack(
     resolvable = _allowed_false_positives(targets, n_neg) >= 1
     tpr_map: dict[str, float | None] = {}
     eps_map: dict[str, float | None] = {}
-    for f, tpr, ok in zip(targets, tprs, resolvable, strict=True):
+    cp_map: dict[str, float | None] = {}
+    allowed = _allowed_false_positives(targets, n_neg)
+    for f, tpr, ok, a in zip(targets, tprs, resolvable, allowed, strict=True):
         key = fpr_key(f)
         if not ok:
-            tpr_map[key] = eps_map[key] = None
+            tpr_map[key] = eps_map[key] = cp_map[key] = None
             continue
         tpr_map[key] = float(tpr)
         eps = epsilon_lower_bound(float(tpr), float(f))
         eps_map[key] = eps if math.isfinite(eps) else None
+        # The operating point's own counts: the most false positives the rate allows.
+        at = np.searchsorted(fps, a, side="right") - 1
+        cp = epsilon_lower_bound_cp(int(tps[at]), n_pos, int(fps[at]), n_neg)
+        cp_map[key] = cp if math.isfinite(cp) else None
+    ci_map: dict[str, list[float] | None] = {fpr_key(f): None for f in targets}
+    if n_boot:
+        for interval in bootstrap_tpr_at_fpr(s, m, targets.tolist(), n_boot=n_boot, rng=rng):
+            if interval.resolvable:
+                ci_map[fpr_key(interval.fpr)] = [interval.low, interval.high]
 
     predicted = s >= t
     overall = confusion_metrics(predicted, m)
@@ -697,4 +779,7 @@ def evaluate_attack(
         mean_class_recall=mean_r,
         n_members=n_pos,
         n_nonmembers=n_neg,
+        tpr_at_fpr_ci=ci_map,
+        epsilon_lower_bound_cp=cp_map,
+        precision_at_recall={str(r): precision_at_recall(s, m, r) for r in PRECISION_RECALLS},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,30 @@ import numpy as np
 from pydantic import ValidationError
 
 from miaudit import __version__
+from miaudit.attacks.label_only import perturb
+from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
-from miaudit.metrics import AttackMetrics, evaluate_attack, roc_points
+from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
 from miaudit.shadow_data import feature_groups, shadow_records
-from miaudit.splits import AuditSplits, draw_shadow_sets, make_splits, resolve_target_size
+from miaudit.signals import ReferenceSignals
+from miaudit.splits import (
+    AuditSplits,
+    balanced_memberships,
+    draw_shadow_sets,
+    make_splits,
+    online_shadow_sets,
+    resolve_target_size,
+)
 from miaudit.synthesis import format_sampler, hill_climb, records_needed
 from miaudit.target import LocalTarget
 
+#: How many of the most exposed records ``results.json`` lists.
+MOST_EXPOSED = 20
 #: File beside a saved target that says which records it was trained on.
 MEMBERSHIP_FILE = "membership.npz"
 
@@ -50,6 +63,34 @@ class AuditResult:
     roc: dict[str, dict[str, list[float]]]
     timings_s: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def strongest(self) -> str:
+        """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
+        return max(
+            self.attacks,
+            key=lambda n: (self.attacks[n].tpr_at_fpr.get("0.01") or 0.0, self.attacks[n].auc),
+        )
+
+    def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
+        """The records the strongest attack most confidently calls members."""
+        name = self.strongest
+        scores = np.asarray(self.scores[name])
+        top = np.argsort(-scores, kind="stable")[:n]
+        names = self.dataset.get("class_names") or []
+        return {
+            "attack": name,
+            "records": [
+                {
+                    "rank": rank + 1,
+                    "record": int(self.record_index[i]),
+                    "label": names[int(self.labels[i])] if names else int(self.labels[i]),
+                    "member": bool(self.member[i]),
+                    "score": float(scores[i]),
+                }
+                for rank, i in enumerate(top)
+            ],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         attacks = {}
         for name, metrics in self.attacks.items():
@@ -60,6 +101,8 @@ class AuditResult:
             "target": self.target,
             "shadows": self.shadows,
             "attacks": attacks,
+            "strongest_attack": self.strongest,
+            "most_exposed": self.most_exposed(),
             "seed": self.config.seed,
             "timings_s": dict(self.timings_s),
         }
@@ -82,7 +125,18 @@ def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
 def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
     # Independent streams per purpose, so adding a shadow never changes the target's
     # split or weights, and the same seed gives the same bytes.
-    names = ("splits", "target", "shadows", "attack", "shadow_data")
+    # New purposes go at the end: earlier streams stay as they were.
+    names = (
+        "splits",
+        "target",
+        "shadows",
+        "attack",
+        "shadow_data",
+        "online",
+        "population",
+        "robustness",
+        "bootstrap",
+    )
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
 
@@ -109,6 +163,9 @@ def run_audit(
 
     with reporter.stage("load_data", "loading data"):
         data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
+
+    if config.game == "recipe":
+        return _recipe_game(config, data, seeds, reporter)
 
     saved = None
     if config.target_url is not None:
@@ -164,13 +221,26 @@ def run_audit(
         }
     )
 
+    _check_fprs(config, len(splits.target_out))
+    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
+    if plan.online:
+        splits, _ = online_shadow_sets(splits, np.random.default_rng(seeds["online"]))
     n_eval = len(splits.target_in) + len(splits.target_out)
-    _check_budget(config, n_eval, splits)
+    _check_budget(config, n_eval, splits, extra=_extra_queries(config, plan, splits))
+    check = {"n_shadows": config.shadows, "shadow_data": config.shadow_data, "game": "shokri"}
     if config.target_url is not None:
         target = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
         policies = [parse_policy(spec) for spec in target.policy]
         facts = {"source": "http", **target.describe()}
+        try:
+            plan.check(label_only=target.label_only, **check)
+        except ConfigError:
+            target.close()
+            raise
     else:
+        plan.check(
+            label_only=any(parse_policy(spec).label_only for spec in config.defense), **check
+        )
         if saved is not None:
             model = saved.model
         else:
@@ -192,6 +262,7 @@ def run_audit(
             splits,
             target,
             policies,
+            plan=plan,
             resolved=resolved,
             facts=facts,
             target_recipe=target_recipe,
@@ -213,6 +284,7 @@ def _attack(
     target: PolicyTarget,
     policies: list,
     *,
+    plan: AttackPlan,
     resolved: AuditConfig,
     facts: dict[str, Any],
     target_recipe: Recipe,
@@ -221,7 +293,7 @@ def _attack(
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
 ) -> AuditResult:
-    """Shadow data, shadows, target queries, attack and metrics: the audit once the
+    """Shadow data, shadows, target queries, attacks and metrics: the audit once the
     target is open (``run_audit`` closes it however this ends)."""
     with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
         shadow_data, shadow_splits, source_info = prepare_shadow_data(
@@ -230,7 +302,7 @@ def _attack(
             config,
             target,
             np.random.default_rng(seeds["shadow_data"]),
-            reserved_queries=n_eval,
+            reserved_queries=n_eval + _extra_queries(config, plan, splits),
         )
     unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
     if unreached:
@@ -238,46 +310,65 @@ def _attack(
             f"hill climbing reached no record of {len(unreached)} classes: "
             + ", ".join(unreached[:8])
         )
+    eval_index, eval_member = splits.evaluation()
+    eval_labels = data.y[eval_index]
+    reference = _reference_records(
+        plan,
+        config,
+        data,
+        splits,
+        shadow_data,
+        shadow_splits,
+        np.random.default_rng(seeds["population"]),
+    )
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
-        shadow_probs, shadow_labels, shadow_member = shadow_signals(
+        shadow_probs, shadow_labels, shadow_member, ref_probs = shadow_signals(
             shadow_recipe,
             shadow_data,
             shadow_splits,
             _int_seeds(seeds["shadows"], config.shadows),
             device=config.device,
             progress=tick.update,
+            extra=None if reference is None else reference["X"],
         )
         shadow_probs = apply_policies(shadow_probs, policies)
+        if ref_probs is not None:
+            ref_probs = apply_policies(ref_probs.reshape(-1, data.n_classes), policies).reshape(
+                ref_probs.shape
+            )
 
     with reporter.stage("query_target", "querying the target"):
-        eval_index, eval_member = splits.evaluation()
         target_probs = target.predict_proba(data.X[eval_index])
-        eval_labels = data.y[eval_index]
         predicted = target_probs.argmax(axis=1)
         n_in = len(splits.target_in)
         train_acc = float((predicted[:n_in] == eval_labels[:n_in]).mean())
         test_acc = float((predicted[n_in:] == eval_labels[n_in:]).mean())
-
-    from miaudit.attacks.shokri import ShokriAttack
-
-    with reporter.stage("attack_fit", "fitting the attack models"):
-        # The audit's seed governs the attack's randomness too; attack.seed shifts it.
-        attack_seed = (_int_seeds(seeds["attack"], 1)[0] + config.attack.seed) % 2**32
-        attack = ShokriAttack.from_config(config.attack.model_copy(update={"seed": attack_seed}))
-        attack.fit(shadow_probs, shadow_labels, shadow_member)
-    with reporter.stage("attack_score", "scoring the target's records"):
-        scores = attack.score(target_probs, eval_labels)
-    with reporter.stage("metrics", "computing metrics"):
-        metrics = evaluate_attack(scores, eval_member, eval_labels, data.class_names, threshold=0.5)
-        fpr, tpr, _ = roc_points(scores, eval_member)
-    fallback = [data.class_names[c] for c in sorted(attack.fallback_classes_)]
-    if fallback:
-        reporter.message(
-            f"{len(fallback)} classes had too few attack records and used the class-agnostic "
-            f"attack model: {', '.join(fallback[:8])}{' …' if len(fallback) > 8 else ''}"
+        inputs = AttackInputs(
+            own_probs=shadow_probs,
+            own_labels=shadow_labels,
+            own_member=shadow_member,
+            target_probs=target_probs,
+            labels=eval_labels,
+            n_eval=len(eval_index),
         )
+        if reference is not None:
+            inputs.reference = ReferenceSignals(ref_probs, reference["member"], reference["labels"])
+            inputs.population = reference["population"]
+            inputs.calibration = reference["calibration"]
+            if len(reference["z"]):
+                inputs.target_population = target.predict_proba(data.X[reference["z"]])
+        if plan.robustness:
+            inputs.target_copies = _robustness_queries(
+                target, data, eval_index, config, np.random.default_rng(seeds["robustness"])
+            )
 
+    outcome = _score_attacks(plan, inputs, config, data, eval_member, seeds, reporter)
+    queries = {
+        "sent": target.target.queries_,
+        "from_cache": getattr(target.target, "cached_", 0),
+        "budget": config.query_budget,
+    }
     return AuditResult(
         config=resolved,
         dataset=data.summary(),
@@ -289,11 +380,7 @@ def _attack(
             if config.target_url is not None
             else target_recipe.model_dump(mode="json"),
             "defense": [p.spec for p in policies],
-            "queries": {
-                "sent": target.target.queries_,
-                "from_cache": getattr(target.target, "cached_", 0),
-                "budget": config.query_budget,
-            },
+            "queries": queries,
             "n_train": len(splits.target_in),
             "n_test": len(splits.target_out),
             "train_accuracy": train_acc,
@@ -301,6 +388,8 @@ def _attack(
         },
         shadows={
             "count": splits.n_shadows,
+            "game": "shokri",
+            "draw": "online" if plan.online else "disjoint",
             "source": config.shadow_data,
             "noise": config.noise if config.shadow_data == "noisy" else None,
             "labels": config.shadow_labels,
@@ -312,22 +401,331 @@ def _attack(
             "n_out": len(shadow_splits.shadow_out[0]),
             "pool_size": len(shadow_splits.pool),
         },
-        attacks={"shokri": metrics},
-        attack_notes={
-            "shokri": {
-                "learner": config.attack.learner,
-                "per_class_models": config.attack.per_class,
-                "fallback_classes": fallback,
-                "n_attack_records": len(shadow_member),
-            }
-        },
         record_index=eval_index,
         labels=eval_labels,
         member=eval_member,
-        scores={"shokri": scores},
-        roc={"shokri": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}},
         timings_s=reporter.timings,
+        **outcome,
     )
+
+
+def _recipe_game(
+    config: AuditConfig,
+    data: Dataset,
+    seeds: dict[str, np.random.SeedSequence],
+    reporter: Reporter,
+) -> AuditResult:
+    """The "audit a training recipe" game LiRA and RMIA report on.
+
+    A pool of ``2 × target_size`` records; the target and ``config.shadows``
+    reference models are trained with the recipe, each on a random half of the pool,
+    drawn so that every record is IN for exactly half of the models. Every pool
+    record is then scored against the target (model 0) from the reference models'
+    outputs: a leakage score for every record of the pool. RMIA's population
+    records come from outside the pool.
+    """
+    for given, flag in (
+        (config.target_model, "--target-model"),
+        (config.target_url, "--target-url"),
+        (config.save_target, "--save-target"),
+    ):
+        if given is not None:
+            raise ConfigError(
+                f"--game recipe trains its target with the recipe, so {flag} does not apply: "
+                "drop it, or use the default --game shokri"
+            )
+    if config.shadow_data != "real":
+        raise ConfigError("--game recipe trains every model on the pool: use --shadow-data real")
+    recipe = resolve_recipe(config.target, data)
+    if config.shadow is not None and resolve_recipe(config.shadow, data) != recipe:
+        raise ConfigError(
+            "--game recipe audits one recipe: the reference models share the target's, so "
+            "drop --shadow-model"
+        )
+    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
+    policies = [parse_policy(spec) for spec in config.defense]
+    plan.check(
+        n_shadows=config.shadows,
+        shadow_data="real",
+        label_only=any(p.label_only for p in policies),
+        game="recipe",
+    )
+    size = resolve_target_size(data.n_records, config.target_size)
+    pool_size = 2 * size
+    population = min(config.rmia.population, data.n_records - pool_size) if plan.population else 0
+    if pool_size > data.n_records or (plan.population and population < 10):
+        raise ConfigError(
+            f"--game recipe needs a pool of 2 × --target-size = {pool_size} records"
+            + (" and population records for RMIA outside it" if plan.population else "")
+            + f", but {data.name} has {data.n_records}: lower --target-size"
+        )
+    # Half the pool, about, are non-members of the target.
+    _check_fprs(config, pool_size // 2)
+    n_models = config.shadows + 1
+    with reporter.stage("splits", "drawing the pool"):
+        rng = np.random.default_rng(seeds["splits"])
+        order = rng.permutation(data.n_records)
+        pool = np.sort(order[:pool_size])
+        z = np.sort(order[pool_size : pool_size + population])
+        keep = balanced_memberships(n_models, pool_size, rng)
+    extra = (config.robustness.copies * pool_size if plan.robustness else 0) + len(z)
+    if config.query_budget is not None and config.query_budget < pool_size + extra:
+        raise ConfigError(
+            f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
+            f"queries the recipe game needs: raise it to at least {pool_size + extra}"
+        )
+    with reporter.stage(
+        "train_shadows",
+        f"training the target and {config.shadows} reference models",
+        total=n_models,
+    ) as tick:
+        models = train_models(
+            recipe,
+            data.X,
+            data.y,
+            data.n_classes,
+            [pool[k] for k in keep],
+            _int_seeds(seeds["shadows"], n_models),
+            device=config.device,
+            progress=tick.update,
+        )
+        records = np.concatenate([pool, z])
+        probs = np.asarray(models.predict_proba(data.X[records]))[1:]
+        probs = apply_policies(probs.reshape(-1, data.n_classes), policies).reshape(probs.shape)
+        target = PolicyTarget(
+            LocalTarget(models.model(0), data.n_classes, query_budget=config.query_budget),
+            policies,
+        )
+    labels = data.y[pool]
+    member = keep[0].astype(np.int8)
+    ref_member = np.concatenate([keep[1:], np.zeros((config.shadows, len(z)), bool)], axis=1)
+    with reporter.stage("query_target", "querying the target"):
+        target_probs = target.predict_proba(data.X[pool])
+        correct = target_probs.argmax(axis=1) == labels
+        inputs = AttackInputs(
+            # Shokri's attack and the thresholds learn from the reference models'
+            # outputs on the pool, labelled by their own membership.
+            own_probs=probs[:, :pool_size].reshape(-1, data.n_classes),
+            own_labels=np.tile(labels, config.shadows),
+            own_member=keep[1:].reshape(-1).astype(np.int8),
+            target_probs=target_probs,
+            labels=labels,
+            reference=ReferenceSignals(probs, ref_member, data.y[records]),
+            n_eval=pool_size,
+            population=np.arange(pool_size, pool_size + len(z)),
+        )
+        if len(z):
+            inputs.target_population = target.predict_proba(data.X[z])
+        if plan.robustness:
+            inputs.target_copies = _robustness_queries(
+                target, data, pool, config, np.random.default_rng(seeds["robustness"])
+            )
+    del models
+    outcome = _score_attacks(plan, inputs, config, data, member, seeds, reporter)
+    resolved = config.model_copy(
+        update={"target_size": size, "target": RecipeSpec(**recipe.model_dump()), "shadow": None}
+    )
+    return AuditResult(
+        config=resolved,
+        dataset=data.summary(),
+        target={
+            "source": "trained",
+            "model": recipe.model,
+            "recipe": recipe.model_dump(mode="json"),
+            "defense": [p.spec for p in policies],
+            "queries": {
+                "sent": target.target.queries_,
+                "from_cache": 0,
+                "budget": config.query_budget,
+            },
+            "n_train": int(keep[0].sum()),
+            "n_test": int((~keep[0]).sum()),
+            "train_accuracy": float(correct[keep[0]].mean()),
+            "test_accuracy": float(correct[~keep[0]].mean()),
+        },
+        shadows={
+            "count": config.shadows,
+            "game": "recipe",
+            "draw": "balanced halves of the pool",
+            "source": "real",
+            "model": recipe.model,
+            "recipe": recipe.model_dump(mode="json"),
+            "pool_size": pool_size,
+            "population": len(z),
+            "n_in": int(keep[1:].sum(axis=1).mean()) if config.shadows else 0,
+        },
+        record_index=pool,
+        labels=labels,
+        member=member,
+        timings_s=reporter.timings,
+        **outcome,
+    )
+
+
+def _check_fprs(config: AuditConfig, n_nonmembers: int) -> None:
+    """Refuse a requested FPR the evaluation set cannot resolve, before any training."""
+    for f in config.fprs:
+        if f * n_nonmembers < 1 - 1e-9:
+            need = int(np.ceil(1 / f - 1e-9))
+            raise ConfigError(
+                f"--fpr {f:g}: TPR at that rate needs at least {need:,} non-members (one "
+                f"false positive), but this audit evaluates {n_nonmembers:,}; raise "
+                "--target-size or ask for a higher rate"
+            )
+
+
+def _extra_queries(config: AuditConfig, plan: AttackPlan, splits: AuditSplits) -> int:
+    """Target queries the attacks need beyond the evaluated records themselves."""
+    n_eval = len(splits.target_in) + len(splits.target_out)
+    extra = min(config.rmia.population, len(splits.pool)) if plan.population else 0
+    if plan.robustness:
+        extra += config.robustness.copies * n_eval
+    return extra
+
+
+def _member_of(index: np.ndarray, shadow_in: tuple[np.ndarray, ...], trained_on_data: bool):
+    """``(K, len(index))``: which shadows trained on which of these records."""
+    if not trained_on_data:
+        return np.zeros((len(shadow_in), len(index)), dtype=bool)
+    return np.stack([np.isin(index, s) for s in shadow_in])
+
+
+def _reference_records(
+    plan: AttackPlan,
+    config: AuditConfig,
+    data: Dataset,
+    splits: AuditSplits,
+    shadow_data: Dataset,
+    shadow_splits: AuditSplits,
+    rng: np.random.Generator,
+) -> dict[str, Any] | None:
+    """The records every shadow is asked about, for the reference attacks (LiRA, RMIA).
+
+    In order: the evaluated records; population records ``z`` from the attacker's
+    pool, preferring ones no shadow used (RMIA); and shadow 0's own in/out records,
+    on which RMIA-offline attacks shadow 0 with the others to choose ``a``.
+    """
+    if not plan.reference:
+        return None
+    on_data = config.shadow_data != "synthetic"  # synthetic shadows saw no real record
+    eval_index, _ = splits.evaluation()
+    X = [data.X[eval_index]]
+    labels = [data.y[eval_index]]
+    member = [_member_of(eval_index, shadow_splits.shadow_in, on_data)]
+    offset = len(eval_index)
+    z = np.zeros(0, np.int64)
+    if plan.population:
+        used = np.concatenate([*shadow_splits.shadow_in, *shadow_splits.shadow_out])
+        free = np.setdiff1d(splits.pool, used) if on_data else splits.pool
+        m = min(config.rmia.population, len(splits.pool))
+        candidates = free if len(free) >= m else splits.pool
+        z = np.sort(rng.choice(candidates, m, replace=False))
+        X.append(data.X[z])
+        labels.append(data.y[z])
+        member.append(_member_of(z, shadow_splits.shadow_in, on_data))
+    population = np.arange(offset, offset + len(z))
+    offset += len(z)
+    calibration = np.zeros(0, np.int64)
+    if plan.calibration and not plan.online:
+        cal = np.concatenate([shadow_splits.shadow_in[0], shadow_splits.shadow_out[0]])
+        X.append(shadow_data.X[cal])
+        labels.append(shadow_data.y[cal])
+        member.append(_member_of(cal, shadow_splits.shadow_in, True))
+        calibration = np.arange(offset, offset + len(cal))
+    return {
+        "X": np.concatenate(X),
+        "labels": np.concatenate(labels),
+        "member": np.concatenate(member, axis=1),
+        "population": population,
+        "calibration": calibration,
+        "z": z,
+    }
+
+
+def _robustness_queries(target, data: Dataset, index, config: AuditConfig, rng) -> np.ndarray:
+    """The target's answers on perturbed copies of the evaluated records."""
+    copies = perturb(
+        data.X[index],
+        feature_groups(data),
+        image=data.kind == "image",
+        copies=config.robustness.copies,
+        noise=config.robustness.noise,
+        rng=rng,
+    )
+    P = target.predict_proba(copies.reshape(-1, *data.input_shape))
+    return P.reshape(config.robustness.copies, len(index), -1)
+
+
+def _score_attacks(
+    plan: AttackPlan,
+    inputs: AttackInputs,
+    config: AuditConfig,
+    data: Dataset,
+    member: np.ndarray,
+    seeds: dict[str, np.random.SeedSequence],
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """Every attack's scores, metrics and notes, plus the most exposed records."""
+    from miaudit.attacks.shokri import ShokriAttack
+
+    notes: dict[str, dict[str, Any]] = {}
+    shokri = None
+    if "shokri" in plan.names:
+        with reporter.stage("attack_fit", "fitting the attack models"):
+            # The audit's seed governs the attack's randomness too; attack.seed shifts it.
+            attack_seed = (_int_seeds(seeds["attack"], 1)[0] + config.attack.seed) % 2**32
+            shokri = ShokriAttack.from_config(
+                config.attack.model_copy(update={"seed": attack_seed})
+            )
+            shokri.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
+        fallback = [data.class_names[c] for c in sorted(shokri.fallback_classes_)]
+        notes["shokri"] = {
+            "learner": config.attack.learner,
+            "per_class_models": config.attack.per_class,
+            "fallback_classes": fallback,
+            "n_attack_records": len(inputs.own_member),
+        }
+        if fallback:
+            reporter.message(
+                f"{len(fallback)} classes had too few attack records and used the "
+                f"class-agnostic attack model: {', '.join(fallback[:8])}"
+                f"{' …' if len(fallback) > 8 else ''}"
+            )
+    scores, thresholds = {}, {}
+    with reporter.stage("attack_score", "scoring the target's records"):
+        for name in plan.names:
+            started = time.perf_counter()
+            out = run_attack(
+                name,
+                inputs,
+                shokri=shokri,
+                rmia_gamma=config.rmia.gamma,
+                lira_variance=config.lira_variance,
+            )
+            scores[name], thresholds[name] = out.scores, out.threshold
+            notes.setdefault(name, {}).update(out.notes)
+            notes[name]["score_seconds"] = round(time.perf_counter() - started, 3)
+            if "fallback_classes" in out.notes and name != "shokri":
+                notes[name]["fallback_classes"] = [
+                    data.class_names[c] for c in out.notes["fallback_classes"]
+                ]
+    metrics, roc = {}, {}
+    with reporter.stage("metrics", "computing metrics"):
+        boot = np.random.default_rng(seeds["bootstrap"])
+        for name in plan.names:
+            metrics[name] = evaluate_attack(
+                scores[name],
+                member,
+                inputs.labels,
+                data.class_names,
+                threshold=thresholds[name],
+                fprs=sorted({*DEFAULT_FPRS, *config.fprs}),
+                n_boot=config.bootstrap,
+                rng=boot,
+            )
+            fpr, tpr, _ = roc_points(scores[name], member)
+            roc[name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    return {"attacks": metrics, "attack_notes": notes, "scores": scores, "roc": roc}
 
 
 def prepare_shadow_data(
@@ -454,11 +852,14 @@ def shadow_signals(
     *,
     device: str = "cpu",
     progress=None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    extra: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Train the shadows and return their outputs on their own in/out records.
 
-    Returns ``(probabilities (m, C), labels (m,), member (m,))`` stacked over shadows;
-    the models themselves are dropped here, only their outputs flow on.
+    Returns ``(probabilities (m, C), labels (m,), member (m,), extra_probs)``, the
+    first three stacked over shadows; ``extra_probs`` is every shadow's output on
+    the records ``extra`` (``(K, len(extra), C)``, ``None`` without ``extra``). The
+    models themselves are dropped here, only their outputs flow on.
     """
     models = train_models(
         recipe,
@@ -481,7 +882,8 @@ def shadow_signals(
                 np.zeros(len(splits.shadow_out[k]), np.int8),
             ]
         )
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(member)
+    extra_probs = None if extra is None else np.asarray(models.predict_proba(extra))
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(member), extra_probs
 
 
 @dataclass
@@ -584,11 +986,11 @@ def _check_remote_options(config: AuditConfig) -> None:
         )
 
 
-def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits) -> None:
+def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: int = 0) -> None:
     """Refuse a query budget that cannot cover scoring, before training anything."""
     if config.query_budget is None:
         return
-    needed = n_eval
+    needed = n_eval + extra
     if config.shadow_labels == "target" and config.shadow_data != "synthetic":
         needed += len(np.unique(np.concatenate([*splits.shadow_in, *splits.shadow_out])))
     if config.query_budget < needed + (config.shadow_data == "synthetic"):

@@ -9,6 +9,7 @@ Nothing else in the code invents its own split.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,3 +173,32 @@ def draw_shadow_sets(
         shadow_in.append(np.sort(draw[:size]))
         shadow_out.append(np.sort(draw[size:]))
     return tuple(shadow_in), tuple(shadow_out)
+
+
+def balanced_memberships(n_models: int, n_records: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_models, n_records)`` bool: each record IN for half of the models.
+
+    The draw LiRA and RMIA use for online reference models (Carlini et al.'s
+    ``keep`` matrix): for every record an independent random half of the models.
+    With an odd number of models, each record is IN for ``n_models // 2`` or one
+    more, at random, so every model still trains on half of the records on average.
+    """
+    order = rng.random((n_models, n_records)).argsort(axis=0)
+    count = n_models // 2 + (rng.random(n_records) < 0.5) * (n_models % 2)
+    return order < count
+
+
+def online_shadow_sets(
+    splits: AuditSplits, rng: np.random.Generator
+) -> tuple[AuditSplits, np.ndarray]:
+    """Shadows whose in-sets are balanced halves of the evaluated records.
+
+    Every evaluated record (the target's members and non-members) is IN for exactly
+    half of the shadows; each shadow's out-set is the rest of the evaluated records.
+    Returns the new splits and the ``(n_shadows, n_eval)`` membership matrix.
+    """
+    index, _ = splits.evaluation()
+    keep = balanced_memberships(splits.n_shadows, len(index), rng)
+    shadow_in = tuple(np.sort(index[k]) for k in keep)
+    shadow_out = tuple(np.sort(index[~k]) for k in keep)
+    return dataclasses.replace(splits, shadow_in=shadow_in, shadow_out=shadow_out), keep

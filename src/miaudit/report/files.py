@@ -78,5 +78,10 @@ def _write_scores(path: Path, result) -> None:
             **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in result.scores.items()},
         }
     )
+    # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
+    strongest = np.asarray(result.scores[result.strongest], dtype=np.float64)
+    rank = np.empty(len(strongest), dtype=np.int64)
+    rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
+    frame["exposure_rank"] = rank
     # pandas writes floats with repr(): the shortest text that reads back exactly.
     frame.to_csv(path, index=False, lineterminator="\n")

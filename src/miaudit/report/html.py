@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from miaudit.report.summary import describe_target
+from miaudit.report.summary import describe_target, ranked_attacks
 
 _W, _H, _PAD = 360, 300, 48
 
@@ -112,17 +112,34 @@ def render_html(result) -> str:
     ds, tg, sh = d["dataset"], d["target"], d["shadows"]
     n_neg = int((np.asarray(result.member) == 0).sum())
     rows = []
-    for name, a in d["attacks"].items():
+    for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
+        ci = a.get("tpr_at_fpr_ci") or {}
+        eps = a.get("epsilon_lower_bound_cp") or {}
+
+        def interval(key, ci=ci):
+            c = ci.get(key)
+            return "" if c is None else f" <small>[{_fmt(c[0], 3)}, {_fmt(c[1], 3)}]</small>"
+
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{_fmt(a['auc'])}</td>"
             f"<td>{_fmt(a['precision'])}</td><td>{_fmt(a['recall'])}</td>"
-            f"<td>{_fmt(a['accuracy'])}</td><td>{_fmt(a['advantage'])}</td>"
-            f"<td>{_fmt(t['0.001'], 4)}</td><td>{_fmt(t['0.01'], 4)}</td>"
-            f"<td>{_fmt(t['0.1'], 4)}</td></tr>"
+            f"<td>{_fmt(a['advantage'])}</td>"
+            f"<td>{_fmt(t['0.001'], 4)}{interval('0.001')}</td>"
+            f"<td>{_fmt(t['0.01'], 4)}{interval('0.01')}</td>"
+            f"<td>{_fmt(t['0.1'], 4)}</td><td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
         )
+    exposed = d["most_exposed"]
+    exposed_rows = "".join(
+        f"<tr><td>{r['rank']}</td><td>{r['record']}</td><td>{html.escape(str(r['label']))}</td>"
+        f"<td>{'yes' if r['member'] else 'no'}</td><td>{_fmt(r['score'], 4)}</td></tr>"
+        for r in exposed["records"]
+    )
     per_class_html = []
-    for name, a in d["attacks"].items():
+    # Per-class tables for the paper's attack and the strongest one; the rest are in
+    # results.json.
+    shown = dict.fromkeys(n for n in ("shokri", d["strongest_attack"]) if n in d["attacks"])
+    for name, a in ((n, d["attacks"][n]) for n in shown):
         fallback = set(a.get("fallback_classes", []))
         body = "".join(
             f"<tr><td>{html.escape(str(pc['class']))}{' *' if pc['class'] in fallback else ''}"
@@ -174,11 +191,21 @@ data, {sh["n_in"]} in + {sh["n_out"]} out records each</td></tr>
 the target's training set and {n_neg} non-members. AUC 0.5 and TPR equal to FPR mean no leakage.
 Precision and recall use the attack's own decision threshold; TPR at a false-positive rate
 below 1/{n_neg} cannot be resolved with this many non-members.</p>
-<table><tr><th>attack</th><th>AUC</th><th>precision</th><th>recall</th><th>accuracy</th>
-<th>advantage</th><th>TPR@0.1%FPR</th><th>TPR@1%FPR</th><th>TPR@10%FPR</th></tr>
+<table><tr><th>attack</th><th>AUC</th><th>precision</th><th>recall</th>
+<th>advantage</th><th>TPR@0.1%FPR [95% CI]</th><th>TPR@1%FPR [95% CI]</th><th>TPR@10%FPR</th>
+<th>ε ≥ (at 1% FPR)</th></tr>
 {"".join(rows)}</table>
+<p class=note>Attacks ranked by TPR at 1 % FPR. Intervals: stratified bootstrap. ε ≥: the
+smallest ε that the operating point at 1 % FPR allows with 90 % confidence (Clopper–Pearson
+bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
 <div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}
 {roc_svg(result.roc, log=True, n_neg=n_neg)}</div>
+<h2>Whose privacy is at stake</h2>
+<p class=note>The {len(exposed["records"])} records {html.escape(exposed["attack"])} (the
+strongest attack) is surest were in the training set; <code>scores.csv</code> ranks every
+record (<code>exposure_rank</code>).</p>
+<table><tr><th>rank</th><th>record</th><th>label</th><th>member</th><th>score</th></tr>
+{exposed_rows}</table>
 {"".join(per_class_html)}
 <h2>Stage times (s)</h2><table>{timings}</table>
 </body></html>

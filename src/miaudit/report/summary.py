@@ -20,6 +20,14 @@ def describe_target(tg: dict) -> str:
     return f"{what} (output policy: {policy})" if policy else what
 
 
+def ranked_attacks(d: dict) -> list[tuple[str, dict]]:
+    """``results.json``'s attacks, strongest first (TPR at 1 % FPR, then AUC)."""
+    return sorted(
+        d["attacks"].items(),
+        key=lambda kv: (-(kv[1]["tpr_at_fpr"].get("0.01") or 0.0), -kv[1]["auc"]),
+    )
+
+
 def print_summary(result, out: Path, console: Console | None = None) -> None:
     """Target accuracy, each attack's headline numbers, and where the files are."""
     console = console or Console()
@@ -38,27 +46,33 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         "AUC",
         "precision",
         "recall",
-        "advantage",
         "TPR@0.1%",
         "TPR@1%",
-        "TPR@10%",
+        "95% CI",
+        "ε≥",
     ):
         table.add_column(col, justify="left" if col == "attack" else "right")
-    ranked = sorted(d["attacks"].items(), key=lambda kv: -(kv[1]["tpr_at_fpr"]["0.01"] or 0.0))
-    for name, a in ranked:
+    for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
+        ci = (a.get("tpr_at_fpr_ci") or {}).get("0.01")
+        eps = (a.get("epsilon_lower_bound_cp") or {}).get("0.01")
         table.add_row(
             name,
             f"{a['auc']:.3f}",
             f"{a['precision']:.3f}",
             f"{a['recall']:.3f}",
-            f"{a['advantage']:.3f}",
             _rate(t["0.001"]),
             _rate(t["0.01"]),
-            _rate(t["0.1"]),
+            "–" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}",
+            "–" if eps is None else f"{eps:.2f}",
         )
     console.print(table)
     if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
         console.print("– : too few non-members to resolve that false-positive rate", style="dim")
+    console.print(
+        "ranked by TPR at 1 % FPR; 95% CI: bootstrap interval of that TPR; ε≥: lower bound on "
+        "ε at that operating point (Clopper–Pearson, 90 % confidence)",
+        style="dim",
+    )
     total = sum(d["timings_s"].values())
     console.print(f"{total:.1f} s in all; results in {out}/ (results.json, report.html)")

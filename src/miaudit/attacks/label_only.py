@@ -1,0 +1,75 @@
+"""Label-only attacks: membership from predicted labels alone.
+
+Position in the pipeline: ``signals -> attack -> scores``. Against a target that
+answers only labels (the ``label-only`` policy, or a service in label mode), the
+probability-based attacks have nothing to work with. Two attacks remain:
+
+* **gap** (Yeom et al.): a record the target classifies correctly is called a
+  member. Its score has two values, so its ROC has one corner; it is the
+  baseline every label-only attack must beat, and its advantage equals the
+  train-test accuracy gap.
+* **robustness** (Choquette-Choo et al., ICML 2021): a training record sits
+  further from the decision boundary, so its label survives perturbation more
+  often. The target is asked ``copies`` perturbed versions of each record, and the
+  score is the fraction answered with the true label (the unperturbed answer
+  counts as one of them). Perturbations keep the data's format: standardised
+  numeric features get Gaussian noise of ``noise`` standard deviations, each
+  categorical feature is re-drawn uniformly with probability ``noise / 3``, and
+  image pixels get Gaussian noise of ``noise / 3`` (clipped to [0, 1]).
+
+Both work on any target (prediction vectors are reduced to their argmax).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["gap_scores", "perturb", "robustness_scores"]
+
+
+def gap_scores(P: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """1.0 where the target's top class is the true class, else 0.0."""
+    return (np.asarray(P).argmax(axis=-1) == np.asarray(labels)).astype(np.float64)
+
+
+def perturb(
+    X: np.ndarray,
+    groups: list[np.ndarray],
+    *,
+    image: bool,
+    copies: int,
+    noise: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``copies`` perturbed versions of each record: ``(copies, n, *record shape)``."""
+    X = np.asarray(X, dtype=np.float32)
+    out = np.repeat(X[None], copies, axis=0)
+    if image:
+        out += rng.normal(0.0, noise / 3, out.shape).astype(np.float32)
+        return np.clip(out, 0.0, 1.0, out=out)
+    flat = out.reshape(copies, len(X), -1)
+    for g in groups:
+        if len(g) == 1:
+            flat[..., g[0]] += rng.normal(0.0, noise, flat.shape[:2]).astype(np.float32)
+            continue
+        redraw = rng.random(flat.shape[:2]) < noise / 3
+        if redraw.any():
+            block = np.zeros((int(redraw.sum()), len(g)), dtype=np.float32)
+            block[np.arange(len(block)), rng.integers(0, len(g), len(block))] = 1.0
+            sub = flat[..., g]
+            sub[redraw] = block
+            flat[..., g] = sub
+    return out
+
+
+def robustness_scores(
+    P_original: np.ndarray, P_copies: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """Fraction of the original and perturbed answers that give the true label.
+
+    ``P_original`` is ``(n, C)``, ``P_copies`` ``(copies, n, C)``.
+    """
+    y = np.asarray(labels)
+    hits = (np.asarray(P_copies).argmax(axis=-1) == y).sum(axis=0)
+    hits = hits + (np.asarray(P_original).argmax(axis=-1) == y)
+    return hits / (len(P_copies) + 1)

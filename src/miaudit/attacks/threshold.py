@@ -1,0 +1,129 @@
+"""Threshold attacks: one signal per record, compared with a threshold learnt on shadows.
+
+Position in the pipeline: ``signals -> attack -> scores``. The signal is the
+loss, the true-class confidence, the entropy or Song & Mittal's modified
+entropy of the target's prediction vector (:mod:`miaudit.signals`), oriented so
+that higher means "member". The threshold is chosen on the shadow models' own
+in- and out-records — never on the target's membership — as the value that best
+separates them (highest balanced accuracy):
+
+* ``global``: one threshold for all records (Yeom et al.'s loss attack when the
+  signal is the loss);
+* ``class``: one threshold per class (Song & Mittal), because a model's
+  confidence on its training records differs from class to class. The score is
+  then the signal's margin over its class's threshold, so that scores of
+  different classes are comparable and the ROC ranks them fairly.
+
+A class with too few shadow records of either membership uses the global threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict, Field
+
+from miaudit.attacks.base import Attack, build_config, check_prediction_signals, register
+from miaudit.signals import SIGNALS, member_signal
+
+__all__ = ["ThresholdAttack", "ThresholdConfig", "best_threshold"]
+
+
+class ThresholdConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signal: Literal["loss", "confidence", "entropy", "mentr"] = "loss"
+    thresholds: Literal["global", "class"] = "global"
+    min_class_records: int = Field(default=20, ge=2)
+
+
+def best_threshold(signal: np.ndarray, member: np.ndarray) -> float:
+    """The threshold ``t`` maximising balanced accuracy of ``signal >= t``.
+
+    Ties between thresholds go to the midpoint of the gap, so the threshold does
+    not sit exactly on a shadow record's value.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    n_in, n_out = int(member.sum()), int((~member).sum())
+    if n_in == 0 or n_out == 0:
+        return float(np.median(signal)) if signal.size else 0.0
+    order = np.argsort(-signal, kind="stable")
+    s, m = signal[order], member[order]
+    # Predict "member" for the first k records, k = 0 .. n.
+    tp = np.r_[0, np.cumsum(m)]
+    fp = np.r_[0, np.cumsum(~m)]
+    distinct = np.r_[True, s[1:] != s[:-1], True]  # cut only between distinct values
+    score = np.where(distinct, tp / n_in - fp / n_out, -np.inf)
+    k = int(np.argmax(score))
+    if k == 0:
+        return float(s[0]) + 1.0
+    if k == len(s):
+        return float(s[-1])
+    return float((s[k - 1] + s[k]) / 2)
+
+
+class ThresholdAttack(Attack):
+    """A signal against a global or per-class threshold chosen on shadow models.
+
+    ``fit(P, labels, member)`` takes the shadows' prediction vectors on their own
+    in/out records; ``score(P, labels)`` the target's. Scores are the signal
+    (global) or the signal minus its class's threshold (class); the attack's own
+    decision is ``score >= decision_threshold``.
+    """
+
+    def __init__(self, **options) -> None:
+        self.config = build_config(ThresholdConfig, "threshold attack", **options)
+
+    def fit(self, signals: ArrayLike, labels: ArrayLike, member: ArrayLike) -> Self:
+        P, y = check_prediction_signals(signals, labels)
+        m = np.asarray(member, dtype=bool)
+        s = member_signal(self.config.signal, P, y)
+        self.n_classes_ = P.shape[1]
+        self.global_threshold_ = best_threshold(s, m)
+        thresholds = np.full(self.n_classes_, self.global_threshold_)
+        fallback = []
+        if self.config.thresholds == "class":
+            for c in range(self.n_classes_):
+                sel = y == c
+                n_in, n_out = int(m[sel].sum()), int((~m[sel]).sum())
+                if min(n_in, n_out) >= self.config.min_class_records // 2:
+                    thresholds[c] = best_threshold(s[sel], m[sel])
+                else:
+                    fallback.append(c)
+        self.thresholds_ = thresholds
+        self.fallback_classes_ = fallback
+        return self
+
+    def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
+        self._check_fitted("thresholds_")
+        P, y = check_prediction_signals(signals, labels, self.n_classes_)
+        s = member_signal(self.config.signal, P, y)
+        if self.config.thresholds == "class":
+            return s - self.thresholds_[y]
+        return s
+
+    @property
+    def decision_threshold(self) -> float:
+        return 0.0 if self.config.thresholds == "class" else self.global_threshold_
+
+
+def _variant(name: str, signal: str, thresholds: str) -> None:
+    cls = type(
+        f"Threshold_{name.replace('-', '_')}",
+        (ThresholdAttack,),
+        {
+            "__init__": lambda self, **o: ThresholdAttack.__init__(
+                self, **{"signal": signal, "thresholds": thresholds, **o}
+            ),
+            "__doc__": f"{signal} against a {thresholds} threshold learnt on shadows.",
+        },
+    )
+    register(name)(cls)
+
+
+for _signal in SIGNALS:
+    _variant(_signal, _signal, "global")
+    _variant(f"{_signal}-class", _signal, "class")
