@@ -368,3 +368,72 @@ def test_epsilon_lower_bound_known_values():
 def test_errors_name_the_input(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------- intervals, bounds
+
+
+def test_clopper_pearson_known_values():
+    from miaudit.metrics import clopper_pearson
+
+    low, high = clopper_pearson(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.3084971, abs=1e-6)
+    low, high = clopper_pearson(5, 10)
+    assert (low, high) == pytest.approx((0.187086, 0.812914), abs=1e-5)
+    assert clopper_pearson(10, 10)[1] == 1.0
+
+
+def test_epsilon_cp_is_below_the_point_estimate_and_grows_with_data():
+    from miaudit.metrics import epsilon_lower_bound, epsilon_lower_bound_cp
+
+    point = epsilon_lower_bound(0.5, 0.01)
+    small = epsilon_lower_bound_cp(50, 100, 1, 100)
+    large = epsilon_lower_bound_cp(5000, 10000, 100, 10000)
+    assert 0 <= small < large < point
+    assert epsilon_lower_bound_cp(0, 100, 0, 100) == 0.0
+
+
+def test_precision_at_recall():
+    from miaudit.metrics import precision_at_recall
+
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    member = np.array([1, 0, 1, 1, 0, 0])
+    assert precision_at_recall(scores, member, 1 / 3) == 1.0
+    # Recall 2/3 is first reached at precision 2/3, but a lower threshold keeps
+    # recall above it at precision 3/4: the highest such precision is reported.
+    assert precision_at_recall(scores, member, 2 / 3) == pytest.approx(3 / 4)
+    assert precision_at_recall(scores, member, 1.0) == pytest.approx(3 / 4)
+
+
+def test_every_attack_result_has_intervals_and_bounds():
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    scores = rng.normal(member * 1.0, 1.0)
+    m = M.evaluate_attack(scores, member, np.zeros(4000, int), ["a"], 0.5, n_boot=200, rng=1)
+    for key in ("0.001", "0.01", "0.1"):
+        low, high = m.tpr_at_fpr_ci[key]
+        assert low <= m.tpr_at_fpr[key] <= high
+        assert 0 <= m.epsilon_lower_bound_cp[key] <= m.epsilon_lower_bound[key]
+    assert set(m.precision_at_recall) == {"0.1", "0.5", "0.9"}
+    # Unresolvable rates carry no interval either.
+    few = np.r_[0:500, 2000:2100]  # 100 non-members cannot resolve FPR 0.1 %
+    tiny = M.evaluate_attack(
+        scores[few], member[few], np.zeros(600, int), ["a"], 0.5, n_boot=50, rng=1
+    )
+    assert tiny.tpr_at_fpr["0.001"] is None and tiny.tpr_at_fpr_ci["0.001"] is None
+
+
+def test_bootstrap_intervals_cover_the_true_rate_at_their_nominal_level():
+    # Members N(1, 1), non-members N(0, 1): at FPR 10 % the threshold is the 90 %
+    # quantile of N(0, 1) and the true TPR is 1 - Φ(t - 1).
+    truth = 1 - norm.cdf(norm.ppf(0.9) - 1)
+    rng = np.random.default_rng(0)
+    hits, trials = 0, 200
+    member = np.r_[np.ones(1000, bool), np.zeros(1000, bool)]
+    for _ in range(trials):
+        scores = rng.normal(member * 1.0, 1.0)
+        (interval,) = M.bootstrap_tpr_at_fpr(scores, member, [0.1], n_boot=300, rng=rng)
+        hits += interval.low <= truth <= interval.high
+    coverage = hits / trials
+    # 95 % nominal; with 200 trials the sampling error of the coverage is about 1.5 %.
+    assert 0.89 <= coverage <= 0.99, coverage

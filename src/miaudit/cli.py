@@ -227,6 +227,14 @@ def audit(
             rich_help_panel=_ATTACK,
         ),
     ] = None,
+    lira_queries: Annotated[
+        int | None,
+        typer.Option(
+            help="Queries per record for LiRA: 1 (default), or more with augmentations "
+            "(images: mirror, then 1-pixel shifts; tables: small numeric offsets).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
     game: Annotated[
         str | None,
         typer.Option(
@@ -292,6 +300,7 @@ def audit(
         },
         "attacks": _split_list(attacks),
         "lira_variance": lira_variance,
+        "lira_queries": lira_queries,
         "game": game,
         "bootstrap": bootstrap,
         "fprs": _rates(fpr),

@@ -110,6 +110,7 @@ class AuditConfig(BaseModel):
     attack: ShokriConfig = ShokriConfig()
     attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
     lira_variance: Literal["per-record", "global"] = "global"
+    lira_queries: int = Field(default=1, ge=1, le=6)
     rmia: RMIASettings = RMIASettings()
     robustness: RobustnessSettings = RobustnessSettings()
     game: Literal["shokri", "recipe"] = "shokri"

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from miaudit import __version__
 from miaudit.attacks.label_only import perturb
+from miaudit.attacks.lira import query_variants
 from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
@@ -223,8 +224,11 @@ def run_audit(
 
     _check_fprs(config, len(splits.target_out))
     plan = AttackPlan(tuple(config.attacks), config.lira_variance)
+    population = _draw_population(plan, config, splits, np.random.default_rng(seeds["population"]))
     if plan.online:
-        splits, _ = online_shadow_sets(splits, np.random.default_rng(seeds["online"]))
+        splits, _ = online_shadow_sets(
+            splits, np.random.default_rng(seeds["online"]), extra=population
+        )
     n_eval = len(splits.target_in) + len(splits.target_out)
     _check_budget(config, n_eval, splits, extra=_extra_queries(config, plan, splits))
     check = {"n_shadows": config.shadows, "shadow_data": config.shadow_data, "game": "shokri"}
@@ -263,6 +267,7 @@ def run_audit(
             target,
             policies,
             plan=plan,
+            population=population,
             resolved=resolved,
             facts=facts,
             target_recipe=target_recipe,
@@ -285,6 +290,7 @@ def _attack(
     policies: list,
     *,
     plan: AttackPlan,
+    population: np.ndarray,
     resolved: AuditConfig,
     facts: dict[str, Any],
     target_recipe: Recipe,
@@ -313,13 +319,7 @@ def _attack(
     eval_index, eval_member = splits.evaluation()
     eval_labels = data.y[eval_index]
     reference = _reference_records(
-        plan,
-        config,
-        data,
-        splits,
-        shadow_data,
-        shadow_splits,
-        np.random.default_rng(seeds["population"]),
+        plan, config, data, splits, shadow_data, shadow_splits, population
     )
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
@@ -358,6 +358,12 @@ def _attack(
             inputs.calibration = reference["calibration"]
             if len(reference["z"]):
                 inputs.target_population = target.predict_proba(data.X[reference["z"]])
+            if len(reference["variants"]):
+                inputs.variants = reference["variants"]
+                rows = reference["X"][reference["variants"].reshape(-1)]
+                inputs.target_variants = target.predict_proba(rows).reshape(
+                    *reference["variants"].shape, -1
+                )
         if plan.robustness:
             inputs.target_copies = _robustness_queries(
                 target, data, eval_index, config, np.random.default_rng(seeds["robustness"])
@@ -419,10 +425,10 @@ def _recipe_game(
 
     A pool of ``2 × target_size`` records; the target and ``config.shadows``
     reference models are trained with the recipe, each on a random half of the pool,
-    drawn so that every record is IN for exactly half of the models. Every pool
-    record is then scored against the target (model 0) from the reference models'
-    outputs: a leakage score for every record of the pool. RMIA's population
-    records come from outside the pool.
+    drawn so that every record is IN for half of the models. Every pool record is
+    then scored against the target (model 0) from the reference models' outputs: a
+    leakage score for every record of the pool. RMIA's population records come from
+    outside the pool; the reference models (not the target) train on halves of them.
     """
     for given, flag in (
         (config.target_model, "--target-model"),
@@ -468,7 +474,14 @@ def _recipe_game(
         pool = np.sort(order[:pool_size])
         z = np.sort(order[pool_size : pool_size + population])
         keep = balanced_memberships(n_models, pool_size, rng)
+        # Reference models also train on halves of the population records, as RMIA's
+        # do; the target never sees them.
+        keep_z = balanced_memberships(config.shadows, len(z), rng)
+        in_sets = [pool[keep[0]]] + [
+            np.sort(np.concatenate([pool[keep[k]], z[keep_z[k - 1]]])) for k in range(1, n_models)
+        ]
     extra = (config.robustness.copies * pool_size if plan.robustness else 0) + len(z)
+    extra += (config.lira_queries - 1) * pool_size if plan.lira else 0
     if config.query_budget is not None and config.query_budget < pool_size + extra:
         raise ConfigError(
             f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
@@ -484,13 +497,20 @@ def _recipe_game(
             data.X,
             data.y,
             data.n_classes,
-            [pool[k] for k in keep],
+            in_sets,
             _int_seeds(seeds["shadows"], n_models),
             device=config.device,
             progress=tick.update,
         )
         records = np.concatenate([pool, z])
-        probs = np.asarray(models.predict_proba(data.X[records]))[1:]
+        X_ref = data.X[records]
+        variant_rows = np.zeros((0, *data.input_shape), np.float32)
+        if plan.lira and config.lira_queries > 1:
+            variant_rows = query_variants(
+                data.X[pool], config.lira_queries, image=data.kind == "image"
+            ).reshape(-1, *data.input_shape)
+            X_ref = np.concatenate([X_ref, variant_rows])
+        probs = np.asarray(models.predict_proba(X_ref))[1:]
         probs = apply_policies(probs.reshape(-1, data.n_classes), policies).reshape(probs.shape)
         target = PolicyTarget(
             LocalTarget(models.model(0), data.n_classes, query_budget=config.query_budget),
@@ -498,7 +518,9 @@ def _recipe_game(
         )
     labels = data.y[pool]
     member = keep[0].astype(np.int8)
-    ref_member = np.concatenate([keep[1:], np.zeros((config.shadows, len(z)), bool)], axis=1)
+    n_variants = len(variant_rows) // pool_size
+    ref_member = np.concatenate([keep[1:], keep_z, *([keep[1:]] * n_variants)], axis=1)
+    ref_labels = np.concatenate([data.y[records], *([labels] * n_variants)])
     with reporter.stage("query_target", "querying the target"):
         target_probs = target.predict_proba(data.X[pool])
         correct = target_probs.argmax(axis=1) == labels
@@ -510,12 +532,18 @@ def _recipe_game(
             own_member=keep[1:].reshape(-1).astype(np.int8),
             target_probs=target_probs,
             labels=labels,
-            reference=ReferenceSignals(probs, ref_member, data.y[records]),
+            reference=ReferenceSignals(probs, ref_member, ref_labels),
             n_eval=pool_size,
             population=np.arange(pool_size, pool_size + len(z)),
         )
         if len(z):
             inputs.target_population = target.predict_proba(data.X[z])
+        if n_variants:
+            start = len(records)
+            inputs.variants = start + np.arange(n_variants * pool_size).reshape(n_variants, -1)
+            inputs.target_variants = target.predict_proba(variant_rows).reshape(
+                n_variants, pool_size, -1
+            )
         if plan.robustness:
             inputs.target_copies = _robustness_queries(
                 target, data, pool, config, np.random.default_rng(seeds["robustness"])
@@ -578,6 +606,8 @@ def _extra_queries(config: AuditConfig, plan: AttackPlan, splits: AuditSplits) -
     """Target queries the attacks need beyond the evaluated records themselves."""
     n_eval = len(splits.target_in) + len(splits.target_out)
     extra = min(config.rmia.population, len(splits.pool)) if plan.population else 0
+    if plan.lira:
+        extra += (config.lira_queries - 1) * n_eval
     if plan.robustness:
         extra += config.robustness.copies * n_eval
     return extra
@@ -590,6 +620,26 @@ def _member_of(index: np.ndarray, shadow_in: tuple[np.ndarray, ...], trained_on_
     return np.stack([np.isin(index, s) for s in shadow_in])
 
 
+def _draw_population(
+    plan: AttackPlan, config: AuditConfig, splits: AuditSplits, rng: np.random.Generator
+) -> np.ndarray:
+    """RMIA's population records ``z``: from the attacker's pool, never the target's data.
+
+    The disjoint shadows draw from the pool too; records none of them uses are
+    preferred, so that offline every reference model is OUT for ``z``. With online
+    attacks the shadows then also train on balanced halves of ``z``, as RMIA's
+    reference models train on halves of the population, so that ``Pr(z)`` and
+    ``Pr(x)`` are averaged the same way.
+    """
+    if not plan.population:
+        return np.zeros(0, np.int64)
+    m = min(config.rmia.population, len(splits.pool))
+    used = np.concatenate([*splits.shadow_in, *splits.shadow_out])
+    free = np.setdiff1d(splits.pool, used)
+    candidates = free if len(free) >= m else splits.pool
+    return np.sort(rng.choice(candidates, m, replace=False))
+
+
 def _reference_records(
     plan: AttackPlan,
     config: AuditConfig,
@@ -597,13 +647,13 @@ def _reference_records(
     splits: AuditSplits,
     shadow_data: Dataset,
     shadow_splits: AuditSplits,
-    rng: np.random.Generator,
+    z: np.ndarray,
 ) -> dict[str, Any] | None:
     """The records every shadow is asked about, for the reference attacks (LiRA, RMIA).
 
-    In order: the evaluated records; population records ``z`` from the attacker's
-    pool, preferring ones no shadow used (RMIA); and shadow 0's own in/out records,
-    on which RMIA-offline attacks shadow 0 with the others to choose ``a``.
+    In order: the evaluated records; population records ``z`` (RMIA, see
+    :func:`_draw_population`); shadow 0's own in/out records, on which RMIA-offline
+    attacks shadow 0 with the others to choose ``a``; and LiRA's query variants.
     """
     if not plan.reference:
         return None
@@ -613,13 +663,7 @@ def _reference_records(
     labels = [data.y[eval_index]]
     member = [_member_of(eval_index, shadow_splits.shadow_in, on_data)]
     offset = len(eval_index)
-    z = np.zeros(0, np.int64)
-    if plan.population:
-        used = np.concatenate([*shadow_splits.shadow_in, *shadow_splits.shadow_out])
-        free = np.setdiff1d(splits.pool, used) if on_data else splits.pool
-        m = min(config.rmia.population, len(splits.pool))
-        candidates = free if len(free) >= m else splits.pool
-        z = np.sort(rng.choice(candidates, m, replace=False))
+    if len(z):
         X.append(data.X[z])
         labels.append(data.y[z])
         member.append(_member_of(z, shadow_splits.shadow_in, on_data))
@@ -632,12 +676,22 @@ def _reference_records(
         labels.append(shadow_data.y[cal])
         member.append(_member_of(cal, shadow_splits.shadow_in, True))
         calibration = np.arange(offset, offset + len(cal))
+    offset += len(calibration)
+    variants = np.zeros((0, len(eval_index)), np.int64)
+    if plan.lira and config.lira_queries > 1:
+        extra = query_variants(data.X[eval_index], config.lira_queries, image=data.kind == "image")
+        for v in extra:
+            X.append(v)
+            labels.append(data.y[eval_index])
+            member.append(member[0])
+        variants = offset + np.arange(len(extra) * len(eval_index)).reshape(len(extra), -1)
     return {
         "X": np.concatenate(X),
         "labels": np.concatenate(labels),
         "member": np.concatenate(member, axis=1),
         "population": population,
         "calibration": calibration,
+        "variants": variants,
         "z": z,
     }
 
@@ -704,7 +758,9 @@ def _score_attacks(
             )
             scores[name], thresholds[name] = out.scores, out.threshold
             notes.setdefault(name, {}).update(out.notes)
-            notes[name]["score_seconds"] = round(time.perf_counter() - started, 3)
+            # With the stage times (not in the attack's notes), so that two runs with the
+            # same seed have identical attack results.
+            reporter.timings[f"score:{name}"] = round(time.perf_counter() - started, 3)
             if "fallback_classes" in out.notes and name != "shokri":
                 notes[name]["fallback_classes"] = [
                     data.class_names[c] for c in out.notes["fallback_classes"]

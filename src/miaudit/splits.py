@@ -189,15 +189,18 @@ def balanced_memberships(n_models: int, n_records: int, rng: np.random.Generator
 
 
 def online_shadow_sets(
-    splits: AuditSplits, rng: np.random.Generator
+    splits: AuditSplits, rng: np.random.Generator, extra: np.ndarray | None = None
 ) -> tuple[AuditSplits, np.ndarray]:
     """Shadows whose in-sets are balanced halves of the evaluated records.
 
-    Every evaluated record (the target's members and non-members) is IN for exactly
-    half of the shadows; each shadow's out-set is the rest of the evaluated records.
-    Returns the new splits and the ``(n_shadows, n_eval)`` membership matrix.
+    Every evaluated record (the target's members and non-members), and every record
+    of ``extra`` (pool records, e.g. RMIA's population), is IN for half of the
+    shadows; each shadow's out-set is the rest of them. Returns the new splits and
+    the ``(n_shadows, n_eval + len(extra))`` membership matrix.
     """
     index, _ = splits.evaluation()
+    if extra is not None and len(extra):
+        index = np.concatenate([index, extra])
     keep = balanced_memberships(splits.n_shadows, len(index), rng)
     shadow_in = tuple(np.sort(index[k]) for k in keep)
     shadow_out = tuple(np.sort(index[~k]) for k in keep)

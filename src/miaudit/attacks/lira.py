@@ -33,7 +33,7 @@ from scipy.special import log_ndtr
 from miaudit.attacks.base import build_config
 from miaudit.errors import ConfigError
 
-__all__ = ["LiRA", "LiRAConfig", "gaussian_logpdf"]
+__all__ = ["LiRA", "LiRAConfig", "gaussian_logpdf", "query_variants"]
 
 # Floor of a standard deviation: a record whose reference models all agree to the
 # last digit would otherwise give an infinite score.
@@ -139,3 +139,33 @@ class LiRA:
             phi_target, mu_out, std_out
         )
         return ratio.sum(axis=-1)
+
+
+def query_variants(X: np.ndarray, n: int, *, image: bool, noise: float = 0.1) -> np.ndarray:
+    """``n - 1`` variants of each record for LiRA's extra queries: ``(n - 1, len(X), ...)``.
+
+    Images: the mirror image, then shifts by one pixel (right, left, down, up),
+    the augmentations Carlini et al. query. Tabular records have no natural
+    augmentation; the variants add fixed, deterministic offsets of ``±noise``
+    standard deviations to every numeric (standardised) feature (a one-hot block is
+    left as it is), so that shadows and target see identical variants.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    out = []
+    if image:
+        moves = [
+            lambda a: a[..., ::-1],
+            lambda a: np.roll(a, 1, axis=-1),
+            lambda a: np.roll(a, -1, axis=-1),
+            lambda a: np.roll(a, 1, axis=-2),
+            lambda a: np.roll(a, -1, axis=-2),
+        ]
+        if n - 1 > len(moves):
+            raise ConfigError(f"lira_queries {n}: images have at most {len(moves) + 1} queries")
+        return np.stack([moves[i](X) for i in range(n - 1)]) if n > 1 else X[None][:0]
+    numeric = np.array([len(np.unique(X[:, j])) > 2 for j in range(X.shape[1])])
+    for i in range(1, n):
+        sign = 1.0 if i % 2 else -1.0
+        step = noise * ((i + 1) // 2)
+        out.append(X + (sign * step * numeric).astype(np.float32))
+    return np.stack(out) if out else X[None][:0]

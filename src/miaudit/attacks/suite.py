@@ -106,6 +106,10 @@ class AttackPlan:
     def robustness(self) -> bool:
         return "robustness" in self.names
 
+    @property
+    def lira(self) -> bool:
+        return any(n.startswith("lira") for n in self.names)
+
     def check(self, *, n_shadows: int, shadow_data: str, label_only: bool, game: str) -> None:
         """Refuse, before any training, what these attacks cannot do with this audit."""
         if label_only:
@@ -161,7 +165,10 @@ class AttackInputs:
     shadow's outputs on the evaluated records followed by the population and
     calibration records (``population``/``calibration`` index into it);
     ``target_population`` the target's outputs on the population records;
-    ``target_copies`` its outputs on perturbed copies (robustness).
+    ``target_copies`` its outputs on perturbed copies (robustness);
+    ``variants`` ``(A - 1, n_eval)`` index the reference records holding LiRA's extra
+    queries of each evaluated record, and ``target_variants`` ``(A - 1, n_eval, C)``
+    are the target's answers to them.
     """
 
     own_probs: np.ndarray
@@ -175,6 +182,8 @@ class AttackInputs:
     calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     target_population: np.ndarray | None = None
     target_copies: np.ndarray | None = None
+    variants: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    target_variants: np.ndarray | None = None
 
 
 @dataclass
@@ -215,11 +224,21 @@ def run_attack(
         lira = LiRA(online=name == "lira", variance=lira_variance)
         phi_ref = logit_confidence(ev.probs, ev.labels)
         phi_target = logit_confidence(inputs.target_probs, y)
+        if len(inputs.variants):
+            # Extra queries per record: (K, n, A) and (n, A).
+            extra = [logit_confidence(ref.probs[:, v], ev.labels) for v in inputs.variants]
+            phi_ref = np.stack([phi_ref, *extra], axis=-1)
+            phi_target = np.stack(
+                [phi_target, *(logit_confidence(t, y) for t in inputs.target_variants)], axis=-1
+            )
         scores = lira.score(phi_ref, ev.member, phi_target)
         cut = 0.0 if name == "lira" else _LIRA_OFFLINE_CUT
-        return AttackOutcome(
-            scores, cut, {"variance": lira_variance, "reference_models": ref.n_models}
-        )
+        notes = {
+            "variance": lira_variance,
+            "reference_models": ref.n_models,
+            "queries_per_record": 1 + len(inputs.variants),
+        }
+        return AttackOutcome(scores, cut, notes)
     if name.startswith("rmia"):
         rmia = RMIA(online=name == "rmia", gamma=rmia_gamma)
         pop = ref.subset(inputs.population)
