@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from miaudit.data.cache import user_cache_dir
 from miaudit.errors import ConfigError, QueryBudgetError, TargetError
 from miaudit.protocol import (
     PROTOCOL_VERSION,
@@ -49,11 +50,7 @@ _MAX_CHUNKS = 64
 
 def query_cache_root() -> Path:
     """``$MIAUDIT_QUERY_CACHE``, else ``$XDG_CACHE_HOME/miaudit/queries``, else ``~/.cache/...``."""
-    explicit = os.environ.get(QUERY_CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "miaudit" / "queries"
+    return user_cache_dir("queries", QUERY_CACHE_ENV)
 
 
 def check_url(url: str) -> str:

@@ -44,14 +44,22 @@ _STALE_TMP_SECONDS = 24 * 3600
 _ARRAYS = ("X", "y")
 
 
-def cache_dir() -> Path:
-    """The cache folder: ``$MIAUDIT_DATA_CACHE``, else ``$XDG_CACHE_HOME/miaudit/datasets``,
-    else ``~/.cache/miaudit/datasets``."""
-    explicit = os.environ.get(CACHE_ENV)
+def user_cache_dir(subfolder: str, env: str) -> Path:
+    """``$env`` if set, else ``$XDG_CACHE_HOME/miaudit/<subfolder>``, else ``~/.cache/...``.
+
+    The one rule for every cache miaudit keeps (parsed data sets, answered queries).
+    """
+    explicit = os.environ.get(env)
     if explicit:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "miaudit" / "datasets"
+    return Path(base).expanduser() / "miaudit" / subfolder
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$MIAUDIT_DATA_CACHE``, else ``$XDG_CACHE_HOME/miaudit/datasets``,
+    else ``~/.cache/miaudit/datasets``."""
+    return user_cache_dir("datasets", CACHE_ENV)
 
 
 def _digest(obj: Any) -> str:
