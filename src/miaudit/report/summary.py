@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 
 def _rate(value: float | None) -> str:
     # None: the evaluation set has too few non-members to resolve that FPR.
-    return "–" if value is None else f"{value:.4f}"
+    return "–" if value is None else f"{value:.3f}"
 
 
 def describe_target(tg: dict) -> str:
@@ -40,7 +41,10 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         f"{d['shadows']['count']} shadows",
         highlight=False,
     )
-    table = Table(title="Membership inference", title_justify="left")
+    # A compact box keeps every column readable in an 80-column terminal.
+    table = Table(
+        title="Membership inference", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1)
+    )
     for col in (
         "attack",
         "AUC",
@@ -49,13 +53,14 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         "TPR@0.1%",
         "TPR@1%",
         "95% CI",
-        "ε≥",
     ):
-        table.add_column(col, justify="left" if col == "attack" else "right")
+        if col == "attack":
+            table.add_column(col, no_wrap=True, min_width=16)
+        else:
+            table.add_column(col, justify="right")
     for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
         ci = (a.get("tpr_at_fpr_ci") or {}).get("0.01")
-        eps = (a.get("epsilon_lower_bound_cp") or {}).get("0.01")
         table.add_row(
             name,
             f"{a['auc']:.3f}",
@@ -64,14 +69,13 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
             _rate(t["0.001"]),
             _rate(t["0.01"]),
             "–" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}",
-            "–" if eps is None else f"{eps:.2f}",
         )
     console.print(table)
     if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
         console.print("– : too few non-members to resolve that false-positive rate", style="dim")
     console.print(
-        "ranked by TPR at 1 % FPR; 95% CI: bootstrap interval of that TPR; ε≥: lower bound on "
-        "ε at that operating point (Clopper–Pearson, 90 % confidence)",
+        "ranked by TPR at 1 % FPR; 95% CI: its bootstrap interval. Lower bounds on ε, "
+        "precision at fixed recall and per-class figures are in results.json and report.html.",
         style="dim",
     )
     # "score:<attack>" entries break the attack_score stage down; count stages once.
