@@ -48,7 +48,7 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     for col in (
         "attack",
         "AUC",
-        "precision",
+        "prec.",
         "recall",
         "TPR@0.1%",
         "TPR@1%",
