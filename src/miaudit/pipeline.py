@@ -473,7 +473,11 @@ def _recipe_game(
         order = rng.permutation(data.n_records)
         pool = np.sort(order[:pool_size])
         z = np.sort(order[pool_size : pool_size + population])
-        keep = balanced_memberships(n_models, pool_size, rng)
+        # The target takes an independent random half; the reference models balanced
+        # halves (see balanced_memberships), so each pool record is IN for half of them.
+        target_half = np.zeros(pool_size, dtype=bool)
+        target_half[rng.permutation(pool_size)[: pool_size // 2]] = True
+        keep = np.vstack([target_half, balanced_memberships(config.shadows, pool_size, rng)])
         # Reference models also train on halves of the population records, as RMIA's
         # do; the target never sees them.
         keep_z = balanced_memberships(config.shadows, len(z), rng)

@@ -176,16 +176,24 @@ def draw_shadow_sets(
 
 
 def balanced_memberships(n_models: int, n_records: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n_models, n_records)`` bool: each record IN for half of the models.
+    """``(n_models, n_records)`` bool: each record IN for half of the models, and each
+    model trained on half of the records.
 
-    The draw LiRA and RMIA use for online reference models (Carlini et al.'s
-    ``keep`` matrix): for every record an independent random half of the models.
-    With an odd number of models, each record is IN for ``n_models // 2`` or one
-    more, at random, so every model still trains on half of the records on average.
+    The draw LiRA and RMIA use for online reference models. Models come in
+    complementary pairs: model ``2j`` takes a random half of the records and model
+    ``2j + 1`` the other half, so every record is IN for exactly ``n_models // 2``
+    models (one more for an odd count's last model, itself a random half) and every
+    model's training set has the same size (``n_records // 2`` or one more): equal
+    sizes let the models train stacked as one batched network.
     """
-    order = rng.random((n_models, n_records)).argsort(axis=0)
-    count = n_models // 2 + (rng.random(n_records) < 0.5) * (n_models % 2)
-    return order < count
+    keep = np.zeros((n_models, n_records), dtype=bool)
+    half = n_records // 2
+    for k in range(0, n_models, 2):
+        chosen = rng.permutation(n_records)[: half + (n_records % 2) * int(rng.random() < 0.5)]
+        keep[k, chosen] = True
+        if k + 1 < n_models:
+            keep[k + 1] = ~keep[k]
+    return keep
 
 
 def online_shadow_sets(
