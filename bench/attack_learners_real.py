@@ -47,7 +47,7 @@ def main() -> None:
     splits = make_splits(data.n_records, size, cfg.shadows, np.random.default_rng(seeds["splits"]))
     t0 = time.perf_counter()
     model = _train_target(recipe, data, splits, seeds["target"], cfg, Reporter())
-    probs, labels, member = shadow_signals(
+    probs, labels, member, _, _ = shadow_signals(
         recipe, data, splits, [int(s) for s in seeds["shadows"].generate_state(cfg.shadows)]
     )
     index, eval_member = splits.evaluation()

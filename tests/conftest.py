@@ -14,6 +14,7 @@ def _data_cache(tmp_path_factory):
         os.environ["MIAUDIT_DATA_CACHE"] = str(tmp_path_factory.mktemp("data-cache"))
     # Answered queries never go to the user's own cache from a test.
     os.environ["MIAUDIT_QUERY_CACHE"] = str(tmp_path_factory.mktemp("query-cache"))
+    os.environ["MIAUDIT_JOB_CACHE"] = str(tmp_path_factory.mktemp("job-cache"))
     yield
 
 

@@ -20,6 +20,7 @@ def no_training(monkeypatch):
         raise AssertionError("a model was trained before the bad input was refused")
 
     monkeypatch.setattr("miaudit.pipeline.train_models", refuse)
+    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
 
 
 def test_attack_names_are_validated():

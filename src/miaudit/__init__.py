@@ -23,6 +23,7 @@ def audit(
     out: str | None = None,
     token: str | None = None,
     query_cache: str | bool | None = None,
+    execution=None,
     **settings: Any,
 ) -> AuditResult:
     """Run an audit and return its result (the same pipeline as ``miaudit audit``).
@@ -40,6 +41,8 @@ def audit(
     token, query_cache:
         For a remote target (``target_url=...``): the service's bearer token (never
         written) and the query cache's folder (``False`` keeps none).
+    execution:
+        A :class:`miaudit.jobs.Execution`: the job cache, Dask, workers.
 
     Raises
     ------
@@ -61,7 +64,7 @@ def audit(
     cfg = make_config(merge(base, settings))
     if out is not None:
         prepare_out_dir(out)
-    result = run_audit(cfg, token=token, query_cache=query_cache)
+    result = run_audit(cfg, token=token, query_cache=query_cache, execution=execution)
     if out is not None:
         write_results(result, out)
     return result

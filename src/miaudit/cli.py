@@ -27,6 +27,7 @@ _RECIPE = "Model recipe"
 _AUDIT = "Audit"
 _ATTACK = "Attack"
 _REMOTE = "Remote target"
+_EXEC = "Execution (never changes a result)"
 _POLICY = "Output policy"
 _INTERRUPTED = (
     "interrupted; nothing was written to --out (a remote target's answered queries are "
@@ -259,6 +260,41 @@ def audit(
             rich_help_panel=_ATTACK,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes for scikit-learn shadows or a local Dask cluster "
+            "(default: the cores available).",
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (default) or dask: shadow training on a dask.distributed cluster.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address (tcp://host:port); without it --executor dask "
+            "starts a LocalCluster.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
+    job_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of trained shadows' outputs (default $MIAUDIT_JOB_CACHE or "
+            "~/.cache/miaudit/jobs): an identical rerun trains nothing, an interrupted one "
+            "resumes.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
+    no_job_cache: Annotated[
+        bool, typer.Option(help="Keep no job cache.", rich_help_panel=_EXEC)
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     out: Annotated[
@@ -315,9 +351,23 @@ def audit(
     reporter = Reporter() if quiet else RichReporter()
     if no_query_cache and query_cache is not None:
         raise ConfigError("--query-cache and --no-query-cache contradict each other: pass one")
+    if no_job_cache and job_cache is not None:
+        raise ConfigError("--job-cache and --no-job-cache contradict each other: pass one")
+    from miaudit.jobs import Execution
+
+    execution = Execution(
+        job_cache=False if no_job_cache else job_cache,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+    )
     try:
         result = run_audit(
-            cfg, reporter, token=token, query_cache=False if no_query_cache else query_cache
+            cfg,
+            reporter,
+            token=token,
+            query_cache=False if no_query_cache else query_cache,
+            execution=execution,
         )
     except KeyboardInterrupt:
         typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
@@ -476,6 +526,55 @@ def datasets() -> None:
             info.description,
         )
     Console().print(table)
+
+
+cache_app = typer.Typer(help="The on-disk caches: trained shadows' outputs, answered queries.")
+app.add_typer(cache_app, name="cache")
+
+
+def _caches():
+    from miaudit.data.cache import cache_dir
+    from miaudit.jobs import JobCache, job_cache_root
+    from miaudit.remote import query_cache_root
+
+    return {
+        "jobs": JobCache(job_cache_root()),
+        "queries": query_cache_root(),
+        "datasets": cache_dir(),
+    }
+
+
+def _folder_size(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Where each cache is and how much it holds."""
+    for name, cache in _caches().items():
+        folder = cache.root if name == "jobs" else cache
+        files, size = _folder_size(folder)
+        typer.echo(f"{name:<9} {folder}  {files} files, {size / 2**20:.1f} MiB")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    which: Annotated[str, typer.Argument(help="jobs, queries, datasets or all.")] = "jobs",
+) -> None:
+    """Delete a cache (default: the job cache); it refills as audits run."""
+    import shutil
+
+    caches = _caches()
+    names = list(caches) if which == "all" else [which]
+    for name in names:
+        if name not in caches:
+            raise ConfigError(f"unknown cache {name!r}: use jobs, queries, datasets or all")
+        folder = caches[name].root if name == "jobs" else caches[name]
+        files, size = _folder_size(folder)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        typer.echo(f"cleared {name}: {files} files, {size / 2**20:.1f} MiB")
 
 
 @app.command()

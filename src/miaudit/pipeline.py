@@ -24,6 +24,7 @@ from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
+from miaudit.jobs import Execution, ShadowJob, run_jobs
 from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
@@ -63,6 +64,9 @@ class AuditResult:
     scores: dict[str, np.ndarray]
     roc: dict[str, dict[str, list[float]]]
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: How the work ran (jobs trained, jobs answered from the cache): like the
+    #: timings, facts of this run rather than results, so not in ``results.json``.
+    execution: dict[str, Any] = field(default_factory=dict)
 
     @property
     def strongest(self) -> str:
@@ -151,13 +155,15 @@ def run_audit(
     *,
     token: str | None = None,
     query_cache: str | Path | bool | None = None,
+    execution: Execution | None = None,
 ) -> AuditResult:
     """Run the shadow-model audit that ``config`` describes and return its result.
 
     ``token`` and ``query_cache`` concern only a remote target (``config.target_url``):
     the service's bearer token (kept out of the configuration, so it is never
     written to ``config.json``) and the root of the query cache (see
-    :class:`miaudit.remote.QueryCache`; ``False`` turns it off).
+    :class:`miaudit.remote.QueryCache`; ``False`` turns it off). ``execution`` says
+    where shadow training runs and where its job cache is (:class:`miaudit.jobs.Execution`).
     """
     reporter = reporter or Reporter()
     seeds = _seeds(config.seed)
@@ -268,6 +274,7 @@ def run_audit(
             policies,
             plan=plan,
             population=population,
+            execution=execution,
             resolved=resolved,
             facts=facts,
             target_recipe=target_recipe,
@@ -291,6 +298,7 @@ def _attack(
     *,
     plan: AttackPlan,
     population: np.ndarray,
+    execution: Execution | None,
     resolved: AuditConfig,
     facts: dict[str, Any],
     target_recipe: Recipe,
@@ -323,7 +331,7 @@ def _attack(
     )
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
-        shadow_probs, shadow_labels, shadow_member, ref_probs = shadow_signals(
+        shadow_probs, shadow_labels, shadow_member, ref_probs, job_facts = shadow_signals(
             shadow_recipe,
             shadow_data,
             shadow_splits,
@@ -331,12 +339,19 @@ def _attack(
             device=config.device,
             progress=tick.update,
             extra=None if reference is None else reference["X"],
+            execution=execution,
+            notify=reporter.message,
         )
         shadow_probs = apply_policies(shadow_probs, policies)
         if ref_probs is not None:
             ref_probs = apply_policies(ref_probs.reshape(-1, data.n_classes), policies).reshape(
                 ref_probs.shape
             )
+    if job_facts["from_cache"]:
+        reporter.message(
+            f"{job_facts['from_cache']} of {config.shadows} shadows' outputs came from the job "
+            "cache"
+        )
 
     with reporter.stage("query_target", "querying the target"):
         target_probs = target.predict_proba(data.X[eval_index])
@@ -411,6 +426,7 @@ def _attack(
         labels=eval_labels,
         member=eval_member,
         timings_s=reporter.timings,
+        execution={"jobs": job_facts},
         **outcome,
     )
 
@@ -913,37 +929,44 @@ def shadow_signals(
     device: str = "cpu",
     progress=None,
     extra: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Train the shadows and return their outputs on their own in/out records.
+    execution: Execution | None = None,
+    notify=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Train the shadows (as cached, batched jobs) and return their outputs.
 
-    Returns ``(probabilities (m, C), labels (m,), member (m,), extra_probs)``, the
-    first three stacked over shadows; ``extra_probs`` is every shadow's output on
-    the records ``extra`` (``(K, len(extra), C)``, ``None`` without ``extra``). The
-    models themselves are dropped here, only their outputs flow on.
+    Returns ``(probabilities (m, C), labels (m,), member (m,), extra_probs, facts)``:
+    the first three are every shadow's outputs on its own in/out records, stacked;
+    ``extra_probs`` is every shadow's output on the records ``extra`` (``(K,
+    len(extra), C)``, ``None`` without ``extra``); ``facts`` says how many shadows
+    were trained and how many came from the job cache (:func:`miaudit.jobs.run_jobs`).
+    Only outputs flow on: the models are dropped as soon as they are taken.
     """
-    models = train_models(
+    jobs = [
+        ShadowJob(s_in, seed, np.concatenate([s_in, s_out]))
+        for s_in, s_out, seed in zip(splits.shadow_in, splits.shadow_out, seeds, strict=True)
+    ]
+    outputs, facts = run_jobs(
         recipe,
         data.X,
         data.y,
         data.n_classes,
-        list(splits.shadow_in),
-        seeds,
+        jobs,
+        extra=extra,
         device=device,
+        execution=execution,
+        data_fingerprint=data.fingerprint(),
         progress=progress,
+        notify=notify,
     )
-    probs, labels, member = [], [], []
-    for k in range(models.n_models):
-        index = np.concatenate([splits.shadow_in[k], splits.shadow_out[k]])
-        probs.append(models.model(k).predict_proba(data.X[index]))
-        labels.append(data.y[index])
-        member.append(
-            np.r_[
-                np.ones(len(splits.shadow_in[k]), np.int8),
-                np.zeros(len(splits.shadow_out[k]), np.int8),
-            ]
-        )
-    extra_probs = None if extra is None else np.asarray(models.predict_proba(extra))
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(member), extra_probs
+    probs, labels, member, extra_probs = [], [], [], []
+    for job, s_in, out in zip(jobs, splits.shadow_in, outputs, strict=True):
+        n = len(job.query)
+        probs.append(out[:n])
+        labels.append(data.y[job.query])
+        member.append(np.r_[np.ones(len(s_in), np.int8), np.zeros(n - len(s_in), np.int8)])
+        extra_probs.append(out[n:])
+    stacked = None if extra is None else np.stack(extra_probs)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(member), stacked, facts
 
 
 @dataclass

@@ -1,0 +1,332 @@
+"""Shadow training as jobs: batched, cached, resumable, and runnable on a Dask cluster.
+
+Position in the pipeline: ``shadows (source -> train) -> signals``. A
+:class:`ShadowJob` is a pure description — the records a model trains on, its
+seed, the records whose outputs are wanted — and its result is only those
+outputs. :func:`run_jobs` takes the jobs of one recipe and:
+
+* groups them, in order, into chunks of up to :data:`CHUNK` models that train
+  together as one stacked network (the chunk is fixed by the job list alone, so
+  a job's numbers never depend on what happened to be cached);
+* skips every chunk whose jobs are all in the :class:`JobCache`, and writes each
+  trained chunk's outputs there as soon as it finishes (under a temporary name,
+  then renamed, with a checksum verified on every read), so an interrupted audit
+  resumes where it stopped and gives the same bytes as an uninterrupted one;
+* drops each chunk's models once their outputs are taken, so memory holds one
+  chunk of models at a time, whatever the number of shadows;
+* runs chunks in this process (``executor="local"``; scikit-learn chunks fit in
+  ``workers`` processes) or on a ``dask.distributed`` cluster (``executor="dask"``,
+  an existing scheduler or a ``LocalCluster``), streaming results into the cache as
+  they finish; Dask reschedules the chunk of a worker that dies.
+
+The cache key hashes everything that determines a job's outputs: the data's
+content, the recipe and all its hyper-parameters, the training and query index
+sets, the seed, the other jobs of its chunk (stacked training shares the
+arithmetic), the extra records' content, the device, and the versions of the
+libraries that change numerics. Change any of them and the job runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit import __version__
+from miaudit.data.cache import user_cache_dir
+from miaudit.errors import ConfigError
+from miaudit.models import Recipe, train_models
+from miaudit.models.torch_batched import MAX_STACK
+
+#: Environment variable naming the job cache folder.
+JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
+#: Models per chunk: one stacked network, one unit of caching and of resuming.
+CHUNK = MAX_STACK
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    """Train one model on ``train`` with ``seed``; return its outputs on ``query``."""
+
+    train: np.ndarray
+    seed: int
+    query: np.ndarray
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how jobs run; none of it changes a result.
+
+    ``job_cache``: a folder, ``None`` for the default (:func:`job_cache_root`), or
+    ``False`` for none. ``executor``: ``"local"`` or ``"dask"``; ``scheduler``: a
+    Dask scheduler address (``tcp://host:port``), or ``None`` to start a
+    ``LocalCluster`` of ``workers`` processes. ``workers``: processes for
+    scikit-learn chunks or the local Dask cluster (default: the cores available).
+    """
+
+    job_cache: str | Path | bool | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "dask"):
+            raise ConfigError(f"--executor {self.executor}: use local or dask")
+        if self.scheduler is not None and self.executor != "dask":
+            raise ConfigError("--scheduler needs --executor dask")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: must be at least 1")
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
+
+
+def job_cache_root() -> Path:
+    """``$MIAUDIT_JOB_CACHE``, else ``$XDG_CACHE_HOME/miaudit/jobs``, else ``~/.cache/...``."""
+    return user_cache_dir("jobs", JOB_CACHE_ENV)
+
+
+def _digest(array: np.ndarray) -> str:
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of everything whose change can change a trained model's numbers."""
+    import sklearn
+    import torch
+
+    return {
+        "miaudit": __version__,
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+class JobCache:
+    """Job outputs on disk, one ``.npz`` per job beside its SHA-256 checksum."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.corrupt = 0
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        folder = self.root / key[:2]
+        return folder / f"{key}.npz", folder / f"{key}.sha256"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The stored outputs, or ``None`` if absent or failing its checksum."""
+        data, check = self._paths(key)
+        if not (data.is_file() and check.is_file()):
+            return None
+        try:
+            blob = data.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != check.read_text().strip():
+                raise ValueError("checksum mismatch")
+            with np.load(data) as f:
+                return f["outputs"]
+        except (OSError, ValueError, KeyError):
+            # Never a result built from a corrupt entry: drop it and train again.
+            self.corrupt += 1
+            data.unlink(missing_ok=True)
+            check.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, outputs: np.ndarray) -> None:
+        data, check = self._paths(key)
+        data.parent.mkdir(parents=True, exist_ok=True)
+        tmp = data.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            np.savez(tmp, outputs=np.asarray(outputs, dtype=np.float32))
+            blob = Path(f"{tmp}.npz").read_bytes()
+            # The checksum is written last: an entry without it is never read.
+            os.replace(f"{tmp}.npz", data)
+            tmp_check = tmp.with_suffix(".sha")
+            tmp_check.write_text(hashlib.sha256(blob).hexdigest() + "\n")
+            os.replace(tmp_check, check)
+        except OSError as exc:
+            Path(f"{tmp}.npz").unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write the job cache in {self.root} ({exc.strerror}): free some "
+                f"space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
+            ) from None
+
+    def info(self) -> dict[str, Any]:
+        entries = list(self.root.glob("*/*.npz")) if self.root.is_dir() else []
+        return {
+            "folder": str(self.root),
+            "entries": len(entries),
+            "bytes": sum(p.stat().st_size for p in entries),
+        }
+
+    def clear(self) -> int:
+        n = self.info()["entries"]
+        if self.root.is_dir():
+            shutil.rmtree(self.root)
+        return n
+
+
+def _train_chunk(
+    recipe: Recipe,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    jobs: list[ShadowJob],
+    extra: np.ndarray | None,
+    device: str,
+    workers: int,
+) -> list[np.ndarray]:
+    """Train one chunk and return each job's outputs: ``query`` rows, then ``extra``."""
+    if recipe.framework == "sklearn" and workers > 1 and len(jobs) > 1:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=min(workers, len(jobs)))(
+            delayed(_train_chunk)(recipe, X, y, n_classes, [job], extra, device, 1) for job in jobs
+        )
+        return [p[0] for p in parts]
+    models = train_models(
+        recipe, X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device
+    )
+    outputs = []
+    for k, job in enumerate(jobs):
+        model = models.model(k)
+        rows = [model.predict_proba(X[job.query])]
+        if extra is not None:
+            rows.append(model.predict_proba(extra))
+        outputs.append(np.concatenate(rows).astype(np.float32))
+    return outputs
+
+
+def run_jobs(
+    recipe: Recipe,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    jobs: list[ShadowJob],
+    *,
+    extra: np.ndarray | None = None,
+    device: str = "cpu",
+    execution: Execution | None = None,
+    data_fingerprint: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Every job's outputs (``len(query) + len(extra)`` rows each), in job order.
+
+    Returns the outputs and facts for the report: jobs trained, jobs answered from
+    the cache, corrupt entries found.
+    """
+    execution = execution or Execution()
+    cache = None
+    if execution.job_cache is not False:
+        root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
+        cache = JobCache(root)
+    common = {
+        "format": _FORMAT,
+        "data": data_fingerprint or _digest(X) + _digest(y),
+        "n_classes": int(n_classes),
+        "recipe": recipe.model_dump(mode="json"),
+        "extra": None if extra is None else _digest(extra),
+        "device": device,
+        "versions": library_versions(),
+    }
+    chunks = [list(range(i, min(i + CHUNK, len(jobs)))) for i in range(0, len(jobs), CHUNK)]
+    signature = [(_digest(j.train), int(j.seed), _digest(j.query)) for j in jobs]
+    keys = []
+    for chunk in chunks:
+        partners = [signature[k] for k in chunk]
+        for position in range(len(chunk)):
+            text = json.dumps({**common, "chunk": partners, "position": position}, sort_keys=True)
+            keys.append(hashlib.sha256(text.encode()).hexdigest())
+    results: list[np.ndarray | None] = [None] * len(jobs)
+    if cache is not None:
+        for k, key in enumerate(keys):
+            results[k] = cache.get(key)
+    todo = [c for c in chunks if any(results[k] is None for k in c)]
+    done = len(jobs) - sum(len(c) for c in todo)
+    facts = {"trained": sum(len(c) for c in todo), "from_cache": done, "corrupt": 0}
+    if progress is not None:
+        progress(done, len(jobs))
+
+    def finished(chunk: list[int], outputs: list[np.ndarray]) -> None:
+        nonlocal done
+        for k, out in zip(chunk, outputs, strict=True):
+            results[k] = out
+            if cache is not None:
+                cache.put(keys[k], out)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(jobs))
+
+    if todo and execution.executor == "dask":
+        _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
+    else:
+        for chunk in todo:
+            outputs = _train_chunk(
+                recipe, X, y, n_classes, [jobs[k] for k in chunk], extra, device,
+                execution.n_workers,
+            )  # fmt: skip
+            finished(chunk, outputs)
+    if cache is not None:
+        facts["corrupt"] = cache.corrupt
+        if cache.corrupt and notify is not None:
+            notify(f"{cache.corrupt} corrupt job-cache entries were dropped and trained again")
+    return [r for r in results if r is not None], facts
+
+
+def _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - a dependency of miaudit
+        raise ConfigError(
+            "--executor dask needs dask.distributed: pip install distributed"
+        ) from None
+    cluster = None
+    try:
+        if execution.scheduler is not None:
+            try:
+                client = Client(execution.scheduler, timeout=10)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {execution.scheduler} ({exc}): is it "
+                    "running, and is the address right? (--executor dask without --scheduler "
+                    "starts a local cluster)"
+                ) from None
+        else:
+            cluster = LocalCluster(
+                n_workers=execution.n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
+            client = Client(cluster)
+        if notify is not None:
+            notify(f"dask: {len(client.scheduler_info()['workers'])} workers")
+        data = client.scatter([X, y, extra], broadcast=True)
+        futures = {}
+        for chunk in todo:
+            future = client.submit(
+                _train_chunk, recipe, data[0], data[1], n_classes,
+                [jobs[k] for k in chunk], data[2], device, 1,
+                retries=3, pure=False,
+            )  # fmt: skip
+            futures[future] = chunk
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+        client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()

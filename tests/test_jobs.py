@@ -1,0 +1,212 @@
+"""Shadow training jobs: the cache invalidates honestly, resumes exactly, and runs on Dask."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import miaudit
+from miaudit.cli import main
+from miaudit.data import load_dataset
+from miaudit.errors import ConfigError
+from miaudit.jobs import Execution, JobCache, ShadowJob, run_jobs
+from miaudit.models import Recipe
+
+RECIPE = Recipe(model="mlp", epochs=2, batch_size=64, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _jobs(n=3, size=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        ShadowJob(np.sort(rng.choice(1797, size, replace=False)), 100 + k, np.arange(50))
+        for k in range(n)
+    ]
+
+
+def _run(digits, jobs, cache, **kw):
+    kw.setdefault("recipe", RECIPE)
+    recipe = kw.pop("recipe")
+    X, y = kw.pop("X", digits.X), kw.pop("y", digits.y)
+    return run_jobs(recipe, X, y, 10, jobs, execution=Execution(job_cache=cache), **kw)
+
+
+def test_second_identical_run_trains_nothing_and_gives_the_same_bytes(digits, tmp_path):
+    first, facts1 = _run(digits, _jobs(), tmp_path)
+    second, facts2 = _run(digits, _jobs(), tmp_path)
+    assert facts1 == {"trained": 3, "from_cache": 0, "corrupt": 0}
+    assert facts2 == {"trained": 0, "from_cache": 3, "corrupt": 0}
+    for a, b in zip(first, second, strict=True):
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["data", "recipe", "train", "query", "seed", "extra", "partner", "versions", "classes"],
+)
+def test_each_ingredient_of_the_key_invalidates(digits, tmp_path, monkeypatch, change):
+    jobs = _jobs()
+    _run(digits, jobs, tmp_path, extra=digits.X[:5])
+    kw = {"extra": digits.X[:5]}
+    if change == "data":
+        X = digits.X.copy()
+        X[7, 3] += 1.0
+        kw["X"] = X
+    elif change == "recipe":
+        kw["recipe"] = RECIPE.model_copy(update={"lr": RECIPE.lr * 2})
+    elif change == "train":
+        jobs[1] = ShadowJob(np.sort(np.r_[jobs[1].train[1:], 1796]), jobs[1].seed, jobs[1].query)
+    elif change == "query":
+        jobs[1] = ShadowJob(jobs[1].train, jobs[1].seed, np.arange(51))
+    elif change == "seed":
+        jobs[1] = ShadowJob(jobs[1].train, 999, jobs[1].query)
+    elif change == "extra":
+        kw["extra"] = digits.X[1:6]
+    elif change == "partner":
+        jobs = jobs[:2]  # the stack the first two trained in changes
+    elif change == "versions":
+        from miaudit import jobs as module
+
+        real = module.library_versions
+        monkeypatch.setattr(module, "library_versions", lambda: {**real(), "torch": "9.9"})
+    elif change == "classes":
+        _, facts = run_jobs(
+            RECIPE, digits.X, digits.y, 11, jobs, extra=digits.X[:5],
+            execution=Execution(job_cache=tmp_path),
+        )  # fmt: skip
+        assert facts["trained"] == 3
+        return
+    _, facts = _run(digits, jobs, tmp_path, **kw)
+    assert facts["trained"] > 0, change
+
+
+def test_corrupt_entries_are_never_read(digits, tmp_path):
+    first, _ = _run(digits, _jobs(), tmp_path)
+    entries = sorted(tmp_path.glob("*/*.npz"))
+    entries[0].write_bytes(entries[0].read_bytes()[:-20])  # truncated behind our back
+    check = sorted(tmp_path.glob("*/*.sha256"))[1]
+    check.write_text("0" * 64)  # and a checksum edited
+    again, facts = _run(digits, _jobs(), tmp_path)
+    assert facts["corrupt"] == 2 and facts["trained"] == 3  # one chunk: retrained whole
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a, b)
+    assert JobCache(tmp_path).info()["entries"] == 3
+
+
+def test_a_full_disk_is_one_clear_error(digits, tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(ConfigError, match=r"No space left on device.*--no-job-cache"):
+        _run(digits, _jobs(1), tmp_path)
+
+
+FAST = {"target_size": 150, "shadows": 5, "target": {"epochs": 5}, "seed": 9}
+
+
+def _results(folder):
+    d = json.loads((folder / "results.json").read_text())
+    d.pop("timings_s")
+    return d
+
+
+def test_killed_audit_resumes_to_the_same_result(tmp_path):
+    # The uninterrupted run, with its own cache.
+    miaudit.audit(
+        dataset="digits", out=tmp_path / "whole",
+        execution=Execution(job_cache=tmp_path / "cache-a"), **FAST,
+    )  # fmt: skip
+    # The same audit, killed with SIGKILL while its second chunk of shadows trains.
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import miaudit, miaudit.jobs as jobs
+        from miaudit.jobs import Execution
+        jobs.CHUNK = 2
+        real, calls = jobs.train_models, []
+        def train(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*a, **k)
+        jobs.train_models = train
+        miaudit.audit(dataset="digits", out={str(tmp_path / "never")!r},
+                      execution=Execution(job_cache={str(tmp_path / "cache-b")!r}), **{FAST!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert not (tmp_path / "never").exists()
+    assert JobCache(tmp_path / "cache-b").info()["entries"] == 2  # the first chunk
+    # Rerun the same command (chunks of 2 as before): only the rest is trained.
+    from miaudit import jobs
+
+    original = jobs.CHUNK
+    jobs.CHUNK = 2
+    try:
+        resumed = miaudit.audit(
+            dataset="digits", out=tmp_path / "resumed",
+            execution=Execution(job_cache=tmp_path / "cache-b"), **FAST,
+        )  # fmt: skip
+        whole_small = miaudit.audit(
+            dataset="digits", out=tmp_path / "whole-small",
+            execution=Execution(job_cache=tmp_path / "cache-c"), **FAST,
+        )  # fmt: skip
+    finally:
+        jobs.CHUNK = original
+    assert resumed.execution["jobs"] == {"trained": 3, "from_cache": 2, "corrupt": 0}
+    assert whole_small.execution["jobs"]["trained"] == 5
+    assert _results(tmp_path / "resumed") == _results(tmp_path / "whole-small")
+    # Chunking is part of the arithmetic, but not of the attack's conclusions here.
+    assert _results(tmp_path / "whole")["dataset"] == _results(tmp_path / "resumed")["dataset"]
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_local_result(tmp_path):
+    local = miaudit.audit(
+        dataset="digits", execution=Execution(job_cache=False), attacks=["shokri", "lira"], **FAST
+    )
+    dask = miaudit.audit(
+        dataset="digits",
+        execution=Execution(job_cache=tmp_path, executor="dask", workers=2),
+        attacks=["shokri", "lira"],
+        **FAST,
+    )
+    assert dask.execution["jobs"]["trained"] == 5
+    for name in local.scores:
+        np.testing.assert_array_equal(dask.scores[name], local.scores[name])
+
+
+def test_unreachable_scheduler_and_bad_execution(capsys):
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
+        miaudit.audit(
+            dataset="digits",
+            execution=Execution(job_cache=False, executor="dask", scheduler="tcp://127.0.0.1:9"),
+            **FAST,
+        )
+    with pytest.raises(ConfigError, match="--scheduler needs --executor dask"):
+        Execution(scheduler="tcp://x:1")
+    code = main(["audit", "--dataset", "digits", "--executor", "spark"])
+    assert code == 2 and "use local or dask" in capsys.readouterr().err
+
+
+def test_cache_info_and_clear(digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MIAUDIT_JOB_CACHE", str(tmp_path / "jobs"))
+    _run(digits, _jobs(2), tmp_path / "jobs")
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "jobs" in out and "4 files" in out
+    assert main(["cache", "clear"]) == 0
+    assert "cleared jobs: 4 files" in capsys.readouterr().out
+    assert not (tmp_path / "jobs").exists()
+    assert main(["cache", "clear", "nope"]) == 2
