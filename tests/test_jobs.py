@@ -136,7 +136,7 @@ def test_killed_audit_resumes_to_the_same_result(tmp_path):
         real, calls = jobs.train_models, []
         def train(*a, **k):
             calls.append(1)
-            if len(calls) == 2:
+            if len(calls) == 3:  # the target, the first chunk, then killed
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*a, **k)
         jobs.train_models = train
@@ -210,3 +210,24 @@ def test_cache_info_and_clear(digits, tmp_path, monkeypatch, capsys):
     assert "cleared jobs: 4 files" in capsys.readouterr().out
     assert not (tmp_path / "jobs").exists()
     assert main(["cache", "clear", "nope"]) == 2
+
+
+def test_an_identical_second_audit_trains_nothing(tmp_path, monkeypatch):
+    execution = Execution(job_cache=tmp_path)
+    first = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "a", **FAST)
+    assert first.execution["jobs"]["trained"] == 5
+
+    def refuse(*a, **k):
+        raise AssertionError("trained a model that the job cache holds")
+
+    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    second = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "b", **FAST)
+    assert second.execution["jobs"] == {"trained": 0, "from_cache": 5, "corrupt": 0}
+    assert _results(tmp_path / "a") == _results(tmp_path / "b")
+    # A corrupt target entry is dropped and trained again, never loaded.
+    weights = next((tmp_path / "models").glob("*/weights.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    monkeypatch.undo()
+    third = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "c", **FAST)
+    assert third.execution["jobs"]["trained"] == 0
+    assert _results(tmp_path / "c") == _results(tmp_path / "a")

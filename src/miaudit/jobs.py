@@ -165,7 +165,7 @@ class JobCache:
             ) from None
 
     def info(self) -> dict[str, Any]:
-        entries = list(self.root.glob("*/*.npz")) if self.root.is_dir() else []
+        entries = list(self.root.glob("[0-9a-f][0-9a-f]/*.npz")) if self.root.is_dir() else []
         return {
             "folder": str(self.root),
             "entries": len(entries),
@@ -177,6 +177,76 @@ class JobCache:
         if self.root.is_dir():
             shutil.rmtree(self.root)
         return n
+
+
+def cached_model(
+    recipe: Recipe,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    train: np.ndarray,
+    seed: int,
+    *,
+    device: str = "cpu",
+    execution: Execution | None = None,
+    data_fingerprint: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """One trained model (the target), from the job cache when it was trained before.
+
+    Keyed like a job; stored with :func:`miaudit.models.save_model` plus a checksum
+    of its files, verified before loading. Returns ``(model, from_cache)``.
+    """
+    from miaudit.models import load_model, save_model
+
+    execution = execution or Execution()
+    parts = {
+        "format": _FORMAT,
+        "kind": "model",
+        "data": data_fingerprint or _digest(X) + _digest(y),
+        "n_classes": int(n_classes),
+        "recipe": recipe.model_dump(mode="json"),
+        "train": _digest(train),
+        "seed": int(seed),
+        "device": device,
+        "versions": library_versions(),
+    }
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    folder = None
+    if execution.job_cache is not False:
+        root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
+        folder = Path(root) / "models" / key
+        if (folder / "checksum").is_file():
+            if (folder / "checksum").read_text().strip() == _folder_digest(folder):
+                return load_model(folder, device=device), True
+            shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
+    model = train_models(
+        recipe, X, y, n_classes, [train], [int(seed)], device=device, progress=progress
+    ).model(0)
+    if folder is not None:
+        tmp = folder.parent / f".{key}.{uuid.uuid4().hex[:8]}"
+        try:
+            save_model(model, tmp)
+            (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ConfigError(
+                f"cannot write the job cache in {folder.parent} ({exc.strerror}): free some "
+                f"space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
+            ) from None
+    return model, False
+
+
+def _folder_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != "checksum":
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def _train_chunk(

@@ -24,7 +24,7 @@ from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
-from miaudit.jobs import Execution, ShadowJob, run_jobs
+from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
 from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model, train_models
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
@@ -254,7 +254,9 @@ def run_audit(
         if saved is not None:
             model = saved.model
         else:
-            model = _train_target(target_recipe, data, splits, seeds["target"], config, reporter)
+            model = _train_target(
+                target_recipe, data, splits, seeds["target"], config, reporter, execution
+            )
             if config.save_target is not None:
                 save_target(model, config.save_target, data, splits)
                 reporter.message(f"saved the target to {config.save_target}")
@@ -903,21 +905,26 @@ def _train_target(
     seed: np.random.SeedSequence,
     config: AuditConfig,
     reporter: Reporter,
+    execution: Execution | None = None,
 ):
     # One function for `audit` and `train`, so a saved target is the one an audit
     # with the same seed would have trained.
     with reporter.stage("train_target", "training target", total=1) as tick:
-        models = train_models(
+        model, from_cache = cached_model(
             recipe,
             data.X,
             data.y,
             data.n_classes,
-            [splits.target_in],
-            _int_seeds(seed, 1),
+            splits.target_in,
+            _int_seeds(seed, 1)[0],
             device=config.device,
+            execution=execution,
+            data_fingerprint=data.fingerprint(),
             progress=tick.update,
         )
-    return models.model(0)
+    if from_cache:
+        reporter.message("the target came from the job cache")
+    return model
 
 
 def shadow_signals(
