@@ -19,7 +19,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was trained before the bad input was refused")
 
-    monkeypatch.setattr("miaudit.pipeline.train_models", refuse)
+    # Every model (target, shadows, reference models) is trained through miaudit.jobs.
     monkeypatch.setattr("miaudit.jobs.train_models", refuse)
 
 

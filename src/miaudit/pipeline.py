@@ -26,7 +26,7 @@ from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
 from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
 from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
-from miaudit.models import Recipe, check_input, load_model, save_model, train_models
+from miaudit.models import Recipe, check_input, load_model, save_model
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
 from miaudit.shadow_data import feature_groups, shadow_records
@@ -172,7 +172,7 @@ def run_audit(
         data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
 
     if config.game == "recipe":
-        return _recipe_game(config, data, seeds, reporter)
+        return _recipe_game(config, data, seeds, reporter, execution)
 
     saved = None
     if config.target_url is not None:
@@ -438,6 +438,7 @@ def _recipe_game(
     data: Dataset,
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
+    execution: Execution | None,
 ) -> AuditResult:
     """The "audit a training recipe" game LiRA and RMIA report on.
 
@@ -509,35 +510,34 @@ def _recipe_game(
             f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
             f"queries the recipe game needs: raise it to at least {pool_size + extra}"
         )
-    with reporter.stage(
-        "train_shadows",
-        f"training the target and {config.shadows} reference models",
-        total=n_models,
-    ) as tick:
-        models = train_models(
-            recipe,
-            data.X,
-            data.y,
-            data.n_classes,
-            in_sets,
-            _int_seeds(seeds["shadows"], n_models),
-            device=config.device,
+    records = np.concatenate([pool, z])
+    variant_rows = np.zeros((0, *data.input_shape), np.float32)
+    if plan.lira and config.lira_queries > 1:
+        variant_rows = query_variants(
+            data.X[pool], config.lira_queries, image=data.kind == "image"
+        ).reshape(-1, *data.input_shape)
+    model_seeds = _int_seeds(seeds["shadows"], n_models)
+    fingerprint = data.fingerprint()
+    with reporter.stage("train_target", "training target", total=1) as tick:
+        model, _ = cached_model(
+            recipe, data.X, data.y, data.n_classes, in_sets[0], model_seeds[0],
+            device=config.device, execution=execution, data_fingerprint=fingerprint,
             progress=tick.update,
-        )
-        records = np.concatenate([pool, z])
-        X_ref = data.X[records]
-        variant_rows = np.zeros((0, *data.input_shape), np.float32)
-        if plan.lira and config.lira_queries > 1:
-            variant_rows = query_variants(
-                data.X[pool], config.lira_queries, image=data.kind == "image"
-            ).reshape(-1, *data.input_shape)
-            X_ref = np.concatenate([X_ref, variant_rows])
-        probs = np.asarray(models.predict_proba(X_ref))[1:]
-        probs = apply_policies(probs.reshape(-1, data.n_classes), policies).reshape(probs.shape)
+        )  # fmt: skip
         target = PolicyTarget(
-            LocalTarget(models.model(0), data.n_classes, query_budget=config.query_budget),
-            policies,
+            LocalTarget(model, data.n_classes, query_budget=config.query_budget), policies
         )
+    with reporter.stage("train_shadows", f"training {config.shadows} reference models") as tick:
+        # Reference models are jobs like shadows: cached, resumable, on Dask if asked.
+        jobs = [ShadowJob(t, s, records) for t, s in zip(in_sets[1:], model_seeds[1:], strict=True)]
+        outputs, job_facts = run_jobs(
+            recipe, data.X, data.y, data.n_classes, jobs,
+            extra=variant_rows if len(variant_rows) else None,
+            device=config.device, execution=execution, data_fingerprint=fingerprint,
+            progress=tick.update, notify=reporter.message,
+        )  # fmt: skip
+        probs = np.stack(outputs)
+        probs = apply_policies(probs.reshape(-1, data.n_classes), policies).reshape(probs.shape)
     labels = data.y[pool]
     member = keep[0].astype(np.int8)
     n_variants = len(variant_rows) // pool_size
@@ -570,7 +570,6 @@ def _recipe_game(
             inputs.target_copies = _robustness_queries(
                 target, data, pool, config, np.random.default_rng(seeds["robustness"])
             )
-    del models
     outcome = _score_attacks(plan, inputs, config, data, member, seeds, reporter)
     resolved = config.model_copy(
         update={"target_size": size, "target": RecipeSpec(**recipe.model_dump()), "shadow": None}
@@ -608,6 +607,7 @@ def _recipe_game(
         labels=labels,
         member=member,
         timings_s=reporter.timings,
+        execution={"jobs": job_facts},
         **outcome,
     )
 
