@@ -78,12 +78,20 @@ class Dataset:
         return tuple(int(s) for s in self.X.shape[1:])
 
     def fingerprint(self) -> str:
-        """SHA-256 of the arrays and labels: identifies the content, not the name."""
+        """SHA-256 of the arrays and labels: identifies the content, not the name.
+
+        Computed once per data set (the arrays of a frozen data set do not change).
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
         h = hashlib.sha256()
         h.update(str(self.X.shape).encode())
         h.update(np.ascontiguousarray(self.X).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
-        return h.hexdigest()
+        # A frozen dataclass: store the cache beside the fields, not through __setattr__.
+        object.__setattr__(self, "_fingerprint", h.hexdigest())
+        return self.__dict__["_fingerprint"]
 
     def summary(self) -> dict:
         """The ``dataset`` block of ``results.json``."""
