@@ -104,6 +104,9 @@ def main() -> None:
                 query_cache=False,
                 shadows=args.shadows,
                 shadow_data=source,
+                # Shokri's attack: the paper's, and one that runs against every policy
+                # (label-only answers rule out the probability attacks).
+                attacks=["shokri"],
                 seed=args.seed,
             )
             return result, time.perf_counter() - t0
