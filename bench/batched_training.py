@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timings per row (default 3)")
     parser.add_argument("--cnn-records", type=int, default=2500, help="records per CNN")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--ks", default="4,16,64", help="MLP stack sizes (default 4,16,64)")
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}, {args.threads} thread(s); fastest of {args.repeats} runs")
@@ -105,7 +106,7 @@ def main() -> None:
     X = (rng.random((40_000, 500)) < 0.1).astype(np.float32)
     y = rng.integers(0, 46, len(X))
     mlp = Recipe(model="mlp", epochs=args.epochs)
-    for k in (4, 16):
+    for k in (int(v) for v in args.ks.split(",")):
         compare(
             "mlp 500-128-46, 10,000 records", mlp, X, y, 46, k, 10_000, args.repeats, args.threads
         )

@@ -1,0 +1,88 @@
+"""Shadow training from 8 to 64 shadows: time per shadow, and the FLOP rate it reaches.
+
+Where it sits: the ``shadows`` stage (:func:`miaudit.jobs.run_jobs`, no cache).
+For ``K`` shadows of the default recipe (the paper's MLP, 362 -> 128 -> 46, 50
+epochs) on census records, this prints the wall time per shadow — it should stay
+flat as ``K`` grows, since shadows train in stacks of 16 one after another — and
+the arithmetic rate training achieves, against the rate of a plain large matrix
+multiplication measured in the same run with the same thread count.
+
+FLOPs counted per record and epoch: forward ``2·(d·h + h·C)`` multiply-adds, and
+backward twice that (gradients for the weights and for the hidden layer), so
+``6·(d·h + h·C)``; softmax, tanh and the optimiser's updates are left out, so the
+rate is a slight underestimate.
+
+Run: ``.venv/bin/python bench/scaling.py [--size 10000] [--ks 8,16,32,64]``.
+
+Measured on the 2-core development VM (one torch thread, as shadows train)::
+
+    census, MLP 362->128->46, 10000 records per shadow, 50 epochs;
+    matmul 2048x2048 on 1 thread: 166.2 GFLOP/s
+       K  seconds  s/shadow  GFLOP/s  of matmul
+       8     18.3      2.29     68.5        41%
+      16     33.7      2.11     74.4        45%
+      32     67.3      2.10     74.5        45%
+      64    130.5      2.04     76.8        46%
+
+Time per shadow stays flat (it falls slightly as more of the run is full stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from miaudit.data import load_dataset
+from miaudit.jobs import Execution, ShadowJob, run_jobs
+from miaudit.models import Recipe
+from miaudit.models.torch_batched import torch_threads
+
+
+def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an ``n × n`` float32 matrix product with ``threads`` threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    with torch_threads(threads):
+        torch.mm(a, b)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--ks", default="8,16,32,64")
+    parser.add_argument("--epochs", type=int, default=50)
+    args = parser.parse_args()
+
+    data = load_dataset("census")
+    recipe = Recipe(model="mlp", epochs=args.epochs)
+    d, h, C = data.n_features, recipe.hidden, data.n_classes
+    flops_per_model = 6 * (d * h + h * C) * args.size * args.epochs
+    peak = matmul_rate(1)
+    print(
+        f"census, MLP {d}->{h}->{C}, {args.size} records per shadow, {args.epochs} epochs; "
+        f"matmul 2048x2048 on 1 thread: {peak:.1f} GFLOP/s"
+    )
+    print(f"{'K':>4} {'seconds':>8} {'s/shadow':>9} {'GFLOP/s':>8} {'of matmul':>10}")
+    rng = np.random.default_rng(0)
+    for k in (int(v) for v in args.ks.split(",")):
+        jobs = []
+        for i in range(k):
+            idx = rng.choice(data.n_records, args.size, replace=False)
+            jobs.append(ShadowJob(np.sort(idx), 1000 + i, idx[:100]))
+        t0 = time.perf_counter()
+        run_jobs(recipe, data.X, data.y, data.n_classes, jobs, execution=Execution(job_cache=False))
+        seconds = time.perf_counter() - t0
+        rate = flops_per_model * k / seconds / 1e9
+        print(f"{k:4d} {seconds:8.1f} {seconds / k:9.2f} {rate:8.1f} {rate / peak:10.0%}")
+
+
+if __name__ == "__main__":
+    main()
