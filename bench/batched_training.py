@@ -25,6 +25,10 @@ Measured on the 2-core development VM (torch 2.13 CPU, a quiet moment)::
                cnn K=4   one-by-one 2.31 s  stacked 1.65 s  1.41x  0.412 s/model-epoch
 
 Two threads win only on an idle machine; see ``torch_threads`` for why one is the default.
+
+A later run with one repeat (1 thread), K = 4, 16, 64: speed-ups 3.38x, 1.52x,
+1.41x, 0.058-0.064 s per model-epoch stacked. Single repeats on this shared machine
+vary by tens of percent; take the fastest of several.
 """
 
 from __future__ import annotations
