@@ -231,3 +231,55 @@ def test_an_identical_second_audit_trains_nothing(tmp_path, monkeypatch):
     third = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "c", **FAST)
     assert third.execution["jobs"]["trained"] == 0
     assert _results(tmp_path / "c") == _results(tmp_path / "a")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path):
+    import os
+    import signal
+    import threading
+    import time as time_module
+
+    from dask.distributed import Client, LocalCluster
+
+    from miaudit import jobs
+
+    settings = {**FAST, "shadows": 4, "target": {"epochs": 60}}
+    reference = miaudit.audit(dataset="digits", execution=Execution(job_cache=False), **settings)
+    original = jobs.CHUNK
+    jobs.CHUNK = 2  # two chunks, one per worker (MLP stacks are bit-identical at any size)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one():
+            # Wait until both workers are busy training, then kill one of them.
+            deadline = time_module.monotonic() + 60
+            while time_module.monotonic() < deadline:
+                if sum(len(v) for v in client.processing().values()) >= 2:
+                    time_module.sleep(0.5)
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                    return
+                time_module.sleep(0.05)
+
+        thread = threading.Thread(target=kill_one)
+        thread.start()
+        result = miaudit.audit(
+            dataset="digits",
+            execution=Execution(
+                job_cache=tmp_path, executor="dask", scheduler=cluster.scheduler_address
+            ),
+            **settings,
+        )
+        thread.join()
+    finally:
+        jobs.CHUNK = original
+        client.close()
+        cluster.close()
+    assert killed, "no worker was killed: the test did not exercise anything"
+    assert result.execution["jobs"]["trained"] == 4
+    for name in reference.scores:
+        np.testing.assert_array_equal(result.scores[name], reference.scores[name])
