@@ -72,7 +72,7 @@ def test_online_shadows_train_on_balanced_halves_and_serve_every_attack():
     assert result.target["queries"]["sent"] == 400 + 1397 + 8 * 400
 
 
-def test_the_recipe_game_scores_every_pool_record():
+def test_the_recipe_game_scores_every_pool_record(tmp_path):
     result = miaudit.audit(
         dataset="digits",
         target_size=200,
@@ -81,7 +81,11 @@ def test_the_recipe_game_scores_every_pool_record():
         game="recipe",
         attacks=["shokri", "loss", "lira", "lira-offline", "rmia"],
         seed=4,
+        out=tmp_path / "r",
     )
+    # The results folder holds every pool record and a report of the game.
+    assert "recipe game" in (tmp_path / "r" / "report.html").read_text()
+    assert len((tmp_path / "r" / "scores.csv").read_text().splitlines()) == 401
     assert result.shadows["game"] == "recipe" and result.shadows["pool_size"] == 400
     assert len(result.record_index) == 400 and len(np.unique(result.record_index)) == 400
     # The target trained on about half the pool; every record is scored.

@@ -602,6 +602,7 @@ def _recipe_game(
             "pool_size": pool_size,
             "population": len(z),
             "n_in": int(keep[1:].sum(axis=1).mean()) if config.shadows else 0,
+            "n_out": int((~keep[1:]).sum(axis=1).mean()) if config.shadows else 0,
         },
         record_index=pool,
         labels=labels,

@@ -161,6 +161,11 @@ def render_html(result) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{v:.2f}</td></tr>" for k, v in d["timings_s"].items()
     )
     gap = tg["train_accuracy"] - tg["test_accuracy"]
+    game = (
+        f" (recipe game: every record of a {sh['pool_size']}-record pool scored)"
+        if sh.get("game") == "recipe"
+        else ""
+    )
     sent = (tg.get("queries") or {}).get("sent")
     queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
     return f"""<!doctype html>
@@ -184,7 +189,7 @@ td:first-child,th:first-child{{text-align:left}}
 <tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
 (gap {_fmt(gap)})</td></tr>
 <tr><th>shadows</th><td>{sh["count"]} × {html.escape(sh["model"])} on {html.escape(sh["source"])}
-data, {sh["n_in"]} in + {sh["n_out"]} out records each</td></tr>
+data, {sh.get("n_in")} in + {sh.get("n_out")} out records each{game}</td></tr>
 </table>
 <h2>How much it leaks</h2>
 <p class=note>Evaluated on {len(result.member)} records: {int(np.sum(result.member))} members of
