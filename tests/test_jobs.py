@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -283,3 +284,14 @@ def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path):
     assert result.execution["jobs"]["trained"] == 4
     for name in reference.scores:
         np.testing.assert_array_equal(result.scores[name], reference.scores[name])
+
+
+def test_progress_moves_per_epoch_and_counts_cached_jobs_as_done(digits, tmp_path):
+    calls = []
+    _run(digits, _jobs(3), tmp_path, progress=lambda d, t: calls.append((d, t)))
+    # 3 networks x 2 epochs, reported as they train, never going back.
+    assert calls[-1] == (6, 6) and len(calls) > 3
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
+    calls.clear()
+    _run(digits, _jobs(3), tmp_path, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(6, 6)]

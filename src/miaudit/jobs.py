@@ -258,6 +258,7 @@ def _train_chunk(
     extra: np.ndarray | None,
     device: str,
     workers: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
     """Train one chunk and return each job's outputs: ``query`` rows, then ``extra``."""
     if recipe.framework == "sklearn" and workers > 1 and len(jobs) > 1:
@@ -268,8 +269,9 @@ def _train_chunk(
         )
         return [p[0] for p in parts]
     models = train_models(
-        recipe, X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device
-    )
+        recipe, X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
+        progress=progress,
+    )  # fmt: skip
     outputs = []
     for k, job in enumerate(jobs):
         model = models.model(k)
@@ -328,8 +330,12 @@ def run_jobs(
     todo = [c for c in chunks if any(results[k] is None for k in c)]
     done = len(jobs) - sum(len(c) for c in todo)
     facts = {"trained": sum(len(c) for c in todo), "from_cache": done, "corrupt": 0}
+    # Progress in train_models' units (one epoch of one network, or one fitted
+    # estimator), so a long chunk moves the bar as it trains.
+    per_job = recipe.epochs if recipe.framework == "torch" else 1
+    total = len(jobs) * per_job
     if progress is not None:
-        progress(done, len(jobs))
+        progress(done * per_job, total)
 
     def finished(chunk: list[int], outputs: list[np.ndarray]) -> None:
         nonlocal done
@@ -339,15 +345,21 @@ def run_jobs(
                 cache.put(keys[k], out)
         done += len(chunk)
         if progress is not None:
-            progress(done, len(jobs))
+            progress(done * per_job, total)
 
     if todo and execution.executor == "dask":
         _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
     else:
         for chunk in todo:
+            base = done * per_job
+
+            def within(units: int, _total: int, base: int = base) -> None:
+                if progress is not None:
+                    progress(base + units, total)
+
             outputs = _train_chunk(
                 recipe, X, y, n_classes, [jobs[k] for k in chunk], extra, device,
-                execution.n_workers,
+                execution.n_workers, within,
             )  # fmt: skip
             finished(chunk, outputs)
     if cache is not None:
