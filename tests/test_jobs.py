@@ -159,17 +159,12 @@ def test_killed_audit_resumes_to_the_same_result(tmp_path):
             dataset="digits", out=tmp_path / "resumed",
             execution=Execution(job_cache=tmp_path / "cache-b"), **FAST,
         )  # fmt: skip
-        whole_small = miaudit.audit(
-            dataset="digits", out=tmp_path / "whole-small",
-            execution=Execution(job_cache=tmp_path / "cache-c"), **FAST,
-        )  # fmt: skip
     finally:
         jobs.CHUNK = original
     assert resumed.execution["jobs"] == {"trained": 3, "from_cache": 2, "corrupt": 0}
-    assert whole_small.execution["jobs"]["trained"] == 5
-    assert _results(tmp_path / "resumed") == _results(tmp_path / "whole-small")
-    # Chunking is part of the arithmetic, but not of the attack's conclusions here.
-    assert _results(tmp_path / "whole")["dataset"] == _results(tmp_path / "resumed")["dataset"]
+    # The same results.json, apart from timings, as the uninterrupted run (MLPs stacked
+    # in chunks of 2 or of 16 give the same bytes).
+    assert _results(tmp_path / "resumed") == _results(tmp_path / "whole")
 
 
 @pytest.mark.slow

@@ -85,8 +85,12 @@ def test_bad_containers_and_pixels_are_refused():
         schema.encode([[0.0] * 784])
     with pytest.raises(RecordError, match="784 numbers, got 3"):
         schema.encode([{"pixels": [0, 0, 0]}])
-    with pytest.raises(RecordError, match=r"in \[0, 1\]"):
-        schema.encode([{"pixels": [2.0] * 784}])
+    with pytest.raises(RecordError, match=r"in \[0, 1\]") as err:
+        schema.encode([{"pixels": [0.5] * 784}, {"pixels": [2.0] * 784}])
+    assert err.value.field == "records[1].pixels"
+    with pytest.raises(RecordError, match="only numbers") as err:
+        schema.encode([{"pixels": [0.5] * 784}, {"pixels": ["x"] * 784}])
+    assert err.value.field == "records[1].pixels"
 
 
 def test_schema_differences(adult):

@@ -532,16 +532,12 @@ cache_app = typer.Typer(help="The on-disk caches: trained shadows' outputs, answ
 app.add_typer(cache_app, name="cache")
 
 
-def _caches():
+def _cache_folders() -> dict[str, Path]:
     from miaudit.data.cache import cache_dir
-    from miaudit.jobs import JobCache, job_cache_root
+    from miaudit.jobs import job_cache_root
     from miaudit.remote import query_cache_root
 
-    return {
-        "jobs": JobCache(job_cache_root()),
-        "queries": query_cache_root(),
-        "datasets": cache_dir(),
-    }
+    return {"jobs": job_cache_root(), "queries": query_cache_root(), "datasets": cache_dir()}
 
 
 def _folder_size(path: Path) -> tuple[int, int]:
@@ -552,8 +548,7 @@ def _folder_size(path: Path) -> tuple[int, int]:
 @cache_app.command("info")
 def cache_info() -> None:
     """Where each cache is and how much it holds."""
-    for name, cache in _caches().items():
-        folder = cache.root if name == "jobs" else cache
+    for name, folder in _cache_folders().items():
         files, size = _folder_size(folder)
         typer.echo(f"{name:<9} {folder}  {files} files, {size / 2**20:.1f} MiB")
 
@@ -565,12 +560,12 @@ def cache_clear(
     """Delete a cache (default: the job cache); it refills as audits run."""
     import shutil
 
-    caches = _caches()
-    names = list(caches) if which == "all" else [which]
+    folders = _cache_folders()
+    names = list(folders) if which == "all" else [which]
     for name in names:
-        if name not in caches:
+        if name not in folders:
             raise ConfigError(f"unknown cache {name!r}: use jobs, queries, datasets or all")
-        folder = caches[name].root if name == "jobs" else caches[name]
+        folder = folders[name]
         files, size = _folder_size(folder)
         if folder.is_dir():
             shutil.rmtree(folder)

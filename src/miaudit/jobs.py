@@ -172,12 +172,6 @@ class JobCache:
             "bytes": sum(p.stat().st_size for p in entries),
         }
 
-    def clear(self) -> int:
-        n = self.info()["entries"]
-        if self.root.is_dir():
-            shutil.rmtree(self.root)
-        return n
-
 
 def cached_model(
     recipe: Recipe,

@@ -602,8 +602,11 @@ def precision_at_recall(scores: ArrayLike, member: ArrayLike, recall: float) -> 
     """The highest precision of any threshold whose recall is at least ``recall``."""
     s, m = _check_binary(scores, member)
     fps, tps, _ = _roc_counts(s, m)
-    n_pos = tps[-1]
-    ok = tps >= float(recall) * n_pos - _COUNT_SLACK
+    return _precision_at_recall_from_counts(fps, tps, recall)
+
+
+def _precision_at_recall_from_counts(fps: np.ndarray, tps: np.ndarray, recall: float) -> float:
+    ok = tps >= float(recall) * tps[-1] - _COUNT_SLACK
     if not ok.any():
         return 0.0
     precision = tps[ok] / np.maximum(tps[ok] + fps[ok], 1)
@@ -781,5 +784,7 @@ def evaluate_attack(
         n_nonmembers=n_neg,
         tpr_at_fpr_ci=ci_map,
         epsilon_lower_bound_cp=cp_map,
-        precision_at_recall={str(r): precision_at_recall(s, m, r) for r in PRECISION_RECALLS},
+        precision_at_recall={
+            str(r): _precision_at_recall_from_counts(fps, tps, r) for r in PRECISION_RECALLS
+        },
     )

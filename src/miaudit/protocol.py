@@ -192,20 +192,26 @@ class InputSchema:
 
     def _encode_images(self, records: list[dict]) -> np.ndarray:
         size = int(np.prod(self.shape))
-        out = np.empty((len(records), size), dtype=np.float32)
         for i, record in enumerate(records):
             pixels = record[PIXELS]
             if not isinstance(pixels, list) or len(pixels) != size:
                 got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
                 raise RecordError(f"records[{i}].{PIXELS}", f"must be {size} numbers, got {got}")
-            try:
-                row = np.asarray(pixels, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise RecordError(f"records[{i}].{PIXELS}", "must hold only numbers") from None
-            if not (np.isfinite(row).all() and row.min() >= 0 and row.max() <= 1):
-                raise RecordError(f"records[{i}].{PIXELS}", "values must be finite and in [0, 1]")
-            out[i] = row
-        return out.reshape(len(records), *self.shape)
+        # One conversion for the whole batch; the record is named only on failure.
+        try:
+            rows = np.asarray([r[PIXELS] for r in records], dtype=np.float64).reshape(-1, size)
+        except (TypeError, ValueError):
+            for i, record in enumerate(records):
+                try:
+                    np.asarray(record[PIXELS], dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise RecordError(f"records[{i}].{PIXELS}", "must hold only numbers") from None
+            raise  # pragma: no cover - every row converted on its own
+        bad = ~(np.isfinite(rows) & (rows >= 0) & (rows <= 1)).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RecordError(f"records[{i}].{PIXELS}", "values must be finite and in [0, 1]")
+        return rows.astype(np.float32).reshape(len(records), *self.shape)
 
 
 def _short(value: Any) -> str:

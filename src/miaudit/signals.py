@@ -126,7 +126,3 @@ class ReferenceSignals:
         return ReferenceSignals(
             self.probs[:, records], self.member[:, records], self.labels[records]
         )
-
-    def without(self, model: int) -> ReferenceSignals:
-        keep = np.arange(self.n_models) != model
-        return ReferenceSignals(self.probs[keep], self.member[keep], self.labels)

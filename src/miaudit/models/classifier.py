@@ -230,26 +230,22 @@ class ModelSet:
 
     def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
         """Log class probabilities of every model, ``(K, n, C)`` ``float32``, finite."""
-        X = _as_records(self, X)
-        out = np.empty((self.n_models, len(X), self.n_classes), dtype=np.float32)
-        for models, part in self._parts:
-            if isinstance(part, StackedNet):
-                out[models] = part.predict_log_proba(X)
-            else:
-                for k, estimator in zip(models, part, strict=True):
-                    out[k] = np.log(aligned_proba(estimator, X, self.n_classes))
-        return out
+        return self._predict(X, log=True)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities of every model, ``(K, n, C)`` ``float32``; rows sum to 1."""
+        return self._predict(X, log=False)
+
+    def _predict(self, X: np.ndarray, *, log: bool) -> np.ndarray:
         X = _as_records(self, X)
         out = np.empty((self.n_models, len(X), self.n_classes), dtype=np.float32)
         for models, part in self._parts:
             if isinstance(part, StackedNet):
-                out[models] = part.predict_proba(X)
+                out[models] = part.predict_log_proba(X) if log else part.predict_proba(X)
             else:
                 for k, estimator in zip(models, part, strict=True):
-                    out[k] = aligned_proba(estimator, X, self.n_classes)
+                    p = aligned_proba(estimator, X, self.n_classes)
+                    out[k] = np.log(p) if log else p
         return out
 
     def model(self, k: int) -> Classifier:
