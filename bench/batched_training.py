@@ -1,125 +1,162 @@
-"""Time training K networks as one stacked model against training them one by one.
+"""Shadow training, stacked and parallel, against the same models trained one by one.
 
 Where it sits: the ``shadows`` stage (``splits -> target/shadows (training) ->
-signals``) trains many networks of one recipe; :mod:`miaudit.models.torch_batched`
-stacks them. This script measures, in one run and on synthetic arrays of the
-real shapes (no data set needed), what stacking buys:
+signals``). :mod:`miaudit.models.torch_batched` trains K networks of one recipe
+as one stacked network, and :func:`miaudit.jobs.run_jobs` runs stacks of up to
+8 in worker processes. This script measures, in one run, on the default data set
+(census-occupation) and the default recipe (the paper's MLP, 362 -> 128 -> 46,
+Adam, minibatches of 128; ``--epochs`` per model, 3 by default, since every epoch
+costs the same), the same K models trained:
 
-- MLP 500 -> 128 -> 46 (the paper's Purchase/Texas model), 10,000 records per
-  model, K = 4 and 16;
-- CNN on 1x28x28 images, 10 classes (Fashion-MNIST's shape), K = 4.
+``one-by-one 1t``
+    one after another with :func:`miaudit.models.train_models`, one model per
+    call, one torch thread: the same code and the same resources as ``stacked``.
+``one-by-one Nt``
+    the same, with one torch thread per core, as a plain loop would use the
+    machine.
+``stacked 1t``
+    :func:`~miaudit.models.train_models` with all K at once (stacks of 16), one
+    thread.
+``shadow stage``
+    :func:`~miaudit.jobs.run_jobs` as an audit runs it (no cache): chunks of up to
+    8 stacked models in one worker process per core, process start included.
 
-Each configuration is timed ``--repeats`` times, alternating the two ways, and
-the fastest run of each is kept (other processes on a shared machine only ever
-add time). The last column checks that stacking did not change the models.
+and prints the speed-ups (``same resources``: stacked 1t against one-by-one 1t;
+``whole machine``: the shadow stage against the faster of the two one-by-one
+runs) and the FLOP rate each stacked run reaches against a plain 2048 x 2048
+matrix product measured here with the same number of threads (FLOPs counted by
+:func:`~miaudit.models.torch_batched.training_flops`: the multiply-adds of the
+layers, forward and backward; elementwise work is left out). The last column is
+the largest difference of predicted probabilities between the one-by-one and the
+stacked models (float rounding only: same initial weights, same minibatches).
 
-Run: ``.venv/bin/python bench/batched_training.py [--epochs 3] [--repeats 3] [--threads 1]``.
+Every configuration runs ``--repeats`` times, alternating the ways, and the
+fastest run of each is kept (other processes on a shared machine only ever add
+time).
 
-Measured on the 2-core development VM (torch 2.13 CPU, a quiet moment)::
-
-    1 thread   mlp K=4   one-by-one 1.49 s  stacked 0.88 s  1.69x  0.073 s/model-epoch
-               mlp K=16  one-by-one 5.67 s  stacked 3.43 s  1.65x  0.072 s/model-epoch
-               cnn K=4   one-by-one 3.43 s  stacked 2.27 s  1.51x  0.568 s/model-epoch
-    2 threads  mlp K=4   one-by-one 1.49 s  stacked 0.68 s  2.18x  0.057 s/model-epoch
-               mlp K=16  one-by-one 5.46 s  stacked 2.22 s  2.46x  0.046 s/model-epoch
-               cnn K=4   one-by-one 2.31 s  stacked 1.65 s  1.41x  0.412 s/model-epoch
-
-Two threads win only on an idle machine; see ``torch_threads`` for why one is the default.
-
-A later run with one repeat (1 thread), K = 4, 16, 64: speed-ups 3.38x, 1.52x,
-1.41x, 0.058-0.064 s per model-epoch stacked. Single repeats on this shared machine
-vary by tens of percent; take the fastest of several.
+Run: ``.venv/bin/python bench/batched_training.py [--ks 4,16,64] [--epochs 3] [--repeats 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from miaudit.data import load_dataset
+from miaudit.jobs import Execution, ShadowJob, run_jobs
 from miaudit.models import Recipe, train_models
+from miaudit.models.torch_batched import torch_threads, training_flops
 
 
-def _timed(fn) -> tuple[float, np.ndarray]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an ``n x n`` float32 matrix product with ``threads`` threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    with torch_threads(threads):
+        torch.mm(a, b)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
 
 
-def compare(
-    label: str,
-    recipe: Recipe,
-    X: np.ndarray,
-    y: np.ndarray,
-    n_classes: int,
-    n_models: int,
-    n_train: int,
-    repeats: int,
-    threads: int,
-) -> None:
-    """Print one row: sequential time, stacked time, their ratio, prediction difference."""
-    rng = np.random.default_rng(n_models)
-    sets = [rng.choice(len(X), n_train, replace=False) for _ in range(n_models)]
-    seeds = list(range(n_models))
-    probe = X[:500]
+def fastest(fns: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, tuple]:
+    """Best seconds and the last result of each function, run alternately."""
+    best: dict[str, tuple] = {name: (float("inf"), None) for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out = fn()
+            dt = time.perf_counter() - t0
+            best[name] = (min(best[name][0], dt), out)
+    return best
+
+
+def row(data, recipe: Recipe, sets, seeds, repeats: int, cores: int) -> None:
+    """Time the four ways for one K; the seconds land in ``row.last``."""
+    probe = data.X[:500]
+    jobs = [ShadowJob(s, seed, np.arange(1)) for s, seed in zip(sets, seeds, strict=True)]
+
+    def one_by_one(threads: int) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            return np.concatenate(
+                [
+                    train_models(
+                        recipe, data.X, data.y, data.n_classes, [s], [seed], threads=threads
+                    ).predict_proba(probe)
+                    for s, seed in zip(sets, seeds, strict=True)
+                ]
+            )
+
+        return run
 
     def stacked() -> np.ndarray:
-        models = train_models(recipe, X, y, n_classes, sets, seeds, threads=threads)
+        models = train_models(recipe, data.X, data.y, data.n_classes, sets, seeds)
         return models.predict_proba(probe)
 
-    def one_by_one() -> np.ndarray:
-        return np.concatenate(
-            [
-                train_models(recipe, X, y, n_classes, [s], [seed], threads=threads).predict_proba(
-                    probe
-                )
-                for s, seed in zip(sets, seeds, strict=True)
-            ]
-        )
+    def stage() -> np.ndarray:
+        run_jobs(
+            recipe, data.X, data.y, data.n_classes, jobs,
+            execution=Execution(job_cache=False, workers=cores),
+        )  # fmt: skip
+        return np.zeros(0)
 
-    t_seq, t_stack = [], []
-    for _ in range(repeats):
-        dt, p_seq = _timed(one_by_one)
-        t_seq.append(dt)
-        dt, p_stack = _timed(stacked)
-        t_stack.append(dt)
-    seq, stack = min(t_seq), min(t_stack)
-    per_epoch = recipe.epochs * n_models
-    print(
-        f"{label:<34} K={n_models:<3} one-by-one {seq:7.2f} s   stacked {stack:7.2f} s   "
-        f"speed-up {seq / stack:4.2f}x   stacked s/model-epoch {stack / per_epoch:6.3f}   "
-        f"max |dp| {np.abs(p_seq - p_stack).max():.1e}",
-        flush=True,
+    t = fastest(
+        {"seq1": one_by_one(1), "seqn": one_by_one(cores), "stack": stacked, "stage": stage},
+        repeats,
     )
+    row.last = {name: best for name, (best, _) in t.items()}
+    row.last["diff"] = float(np.abs(t["seq1"][1] - t["stack"][1]).max())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ks", default="4,16,64", help="numbers of models (default 4,16,64)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per model (default 3)")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per row (default 3)")
-    parser.add_argument("--cnn-records", type=int, default=2500, help="records per CNN")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--ks", default="4,16,64", help="MLP stack sizes (default 4,16,64)")
+    parser.add_argument("--repeats", type=int, default=2, help="timings per way (default 2)")
+    parser.add_argument("--size", type=int, default=10_000, help="records per model")
     args = parser.parse_args()
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s); fastest of {args.repeats} runs")
+    cores = len(os.sched_getaffinity(0))
+    data = load_dataset("census")
+    recipe = Recipe(model="mlp", epochs=args.epochs)
+    per_record = training_flops(recipe, (data.n_features,), data.n_classes)
+    peak_1, peak_n = matmul_rate(1), matmul_rate(cores)
+    print(
+        f"torch {torch.__version__}; census-occupation, MLP {data.n_features}->{recipe.hidden}->"
+        f"{data.n_classes}, {args.size:,} records per model, {args.epochs} epochs; "
+        f"fastest of {args.repeats}"
+    )
+    print(
+        f"matmul 2048x2048: {peak_1:.1f} GFLOP/s on 1 thread, {peak_n:.1f} on {cores} threads; "
+        f"{per_record / 1e3:.1f} kFLOP per record and step"
+    )
+    head = (
+        f"{'K':>3} {'1-by-1 1t':>10} {f'1-by-1 {cores}t':>10} {'stacked 1t':>11} "
+        f"{'stage':>7} | {'same res.':>9} {'machine':>8} | {'stacked':>8} {'stage':>6} "
+        f"| {'max |dp|':>8}"
+    )
+    print(f"{'':>44}speed-up         of matmul")
+    print(head)
     rng = np.random.default_rng(0)
-    # Purchase-like: sparse binary features, 46 classes.
-    X = (rng.random((40_000, 500)) < 0.1).astype(np.float32)
-    y = rng.integers(0, 46, len(X))
-    mlp = Recipe(model="mlp", epochs=args.epochs)
     for k in (int(v) for v in args.ks.split(",")):
-        compare(
-            "mlp 500-128-46, 10,000 records", mlp, X, y, 46, k, 10_000, args.repeats, args.threads
+        sets = [np.sort(rng.choice(data.n_records, args.size, replace=False)) for _ in range(k)]
+        row(data, recipe, sets, [1000 + i for i in range(k)], args.repeats, cores)
+        t = row.last
+        flops = per_record * args.size * args.epochs * k
+        print(
+            f"{k:3d} {t['seq1']:9.2f}s {t['seqn']:9.2f}s {t['stack']:10.2f}s {t['stage']:6.2f}s | "
+            f"{t['seq1'] / t['stack']:8.2f}x {min(t['seq1'], t['seqn']) / t['stage']:7.2f}x | "
+            f"{flops / t['stack'] / 1e9 / peak_1:8.0%} {flops / t['stage'] / 1e9 / peak_n:6.0%} | "
+            f"{t['diff']:8.1e}",
+            flush=True,
         )
-
-    images = rng.random((10_000, 1, 28, 28), dtype=np.float32)
-    labels = rng.integers(0, 10, len(images))
-    cnn = Recipe(model="cnn", epochs=1)
-    label = f"cnn 28x28 f={cnn.filters}, {args.cnn_records:,} records"
-    compare(label, cnn, images, labels, 10, 4, args.cnn_records, args.repeats, args.threads)
 
 
 if __name__ == "__main__":

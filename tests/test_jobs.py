@@ -121,7 +121,12 @@ def _results(folder):
     return d
 
 
-def test_killed_audit_resumes_to_the_same_result(tmp_path):
+def test_killed_audit_resumes_to_the_same_result(tmp_path, monkeypatch):
+    from miaudit import jobs
+
+    # Chunks of 2 in every run: the kill lands between chunks, and both runs stack
+    # the same models together.
+    monkeypatch.setattr(jobs, "CHUNK", 2)
     # The uninterrupted run, with its own cache.
     miaudit.audit(
         dataset="digits", out=tmp_path / "whole",
@@ -149,21 +154,13 @@ def test_killed_audit_resumes_to_the_same_result(tmp_path):
     assert proc.returncode == -9, proc.stderr.decode()
     assert not (tmp_path / "never").exists()
     assert JobCache(tmp_path / "cache-b").info()["entries"] == 2  # the first chunk
-    # Rerun the same command (chunks of 2 as before): only the rest is trained.
-    from miaudit import jobs
-
-    original = jobs.CHUNK
-    jobs.CHUNK = 2
-    try:
-        resumed = miaudit.audit(
-            dataset="digits", out=tmp_path / "resumed",
-            execution=Execution(job_cache=tmp_path / "cache-b"), **FAST,
-        )  # fmt: skip
-    finally:
-        jobs.CHUNK = original
+    # Rerun the same command: only the rest is trained.
+    resumed = miaudit.audit(
+        dataset="digits", out=tmp_path / "resumed",
+        execution=Execution(job_cache=tmp_path / "cache-b"), **FAST,
+    )  # fmt: skip
     assert resumed.execution["jobs"] == {"trained": 3, "from_cache": 2, "corrupt": 0}
-    # The same results.json, apart from timings, as the uninterrupted run (MLPs stacked
-    # in chunks of 2 or of 16 give the same bytes).
+    # The same results.json, apart from timings, as the uninterrupted run.
     assert _results(tmp_path / "resumed") == _results(tmp_path / "whole")
 
 
@@ -230,7 +227,7 @@ def test_an_identical_second_audit_trains_nothing(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path):
+def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path, monkeypatch):
     import os
     import signal
     import threading
@@ -241,9 +238,8 @@ def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path):
     from miaudit import jobs
 
     settings = {**FAST, "shadows": 4, "target": {"epochs": 60}}
+    monkeypatch.setattr(jobs, "CHUNK", 2)  # two chunks, one per worker, in both runs
     reference = miaudit.audit(dataset="digits", execution=Execution(job_cache=False), **settings)
-    original = jobs.CHUNK
-    jobs.CHUNK = 2  # two chunks, one per worker (MLP stacks are bit-identical at any size)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
     try:
@@ -272,7 +268,6 @@ def test_a_worker_killed_mid_job_has_its_chunk_rerun(tmp_path):
         )
         thread.join()
     finally:
-        jobs.CHUNK = original
         client.close()
         cluster.close()
     assert killed, "no worker was killed: the test did not exercise anything"

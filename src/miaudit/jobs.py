@@ -5,17 +5,21 @@ Position in the pipeline: ``shadows (source -> train) -> signals``. A
 seed, the records whose outputs are wanted — and its result is only those
 outputs. :func:`run_jobs` takes the jobs of one recipe and:
 
-* groups them, in order, into chunks of up to :data:`CHUNK` models that train
-  together as one stacked network (the chunk is fixed by the job list alone, so
-  a job's numbers never depend on what happened to be cached);
+* groups them, in order, into chunks of near-equal size, at most :data:`CHUNK`
+  models each, that train together as one stacked network (the chunks are fixed
+  by the job list alone, so a job's numbers never depend on what happened to be
+  cached or on how many workers ran);
 * skips every chunk whose jobs are all in the :class:`JobCache`, and writes each
   trained chunk's outputs there as soon as it finishes (under a temporary name,
   then renamed, with a checksum verified on every read), so an interrupted audit
   resumes where it stopped and gives the same bytes as an uninterrupted one;
 * drops each chunk's models once their outputs are taken, so memory holds one
   chunk of models at a time, whatever the number of shadows;
-* runs chunks in this process (``executor="local"``; scikit-learn chunks fit in
-  ``workers`` processes) or on a ``dask.distributed`` cluster (``executor="dask"``,
+* runs chunks locally (``executor="local"``): PyTorch chunks in ``workers``
+  processes of one thread each when there are several chunks and each is worth
+  a process start (:data:`PROCESS_FLOPS`), else one after another in this
+  process; scikit-learn chunks fit their models in ``workers`` processes. Or on
+  a ``dask.distributed`` cluster (``executor="dask"``,
   an existing scheduler or a ``LocalCluster``), streaming results into the cache as
   they finish; Dask reschedules the chunk of a worker that dies.
 
@@ -29,6 +33,7 @@ libraries that change numerics. Change any of them and the job runs again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -44,12 +49,19 @@ from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
 from miaudit.errors import ConfigError
 from miaudit.models import Recipe, train_models
-from miaudit.models.torch_batched import MAX_STACK
+from miaudit.models.torch_batched import ARITHMETIC, training_flops
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
-#: Models per chunk: one stacked network, one unit of caching and of resuming.
-CHUNK = MAX_STACK
+#: Most models per chunk: one stacked network, one unit of caching, resuming and
+#: parallel work. Stacking pays from K = 4 on and the time per model-epoch is flat
+#: from there to 16 (``bench/batched_training.py``), so chunks of 8 give a
+#: 16-shadow audit two chunks for two cores at no cost per model.
+CHUNK = 8
+#: Training FLOPs (:func:`~miaudit.models.torch_batched.training_flops`) a chunk
+#: must need before it is worth a worker process: about 1–2 s of one core, the
+#: time a process takes to start and import PyTorch.
+PROCESS_FLOPS = 1e11
 _FORMAT = 1
 
 
@@ -110,6 +122,7 @@ def library_versions() -> dict[str, str]:
 
     return {
         "miaudit": __version__,
+        "miaudit-training-arithmetic": str(ARITHMETIC),
         "numpy": np.__version__,
         "torch": torch.__version__,
         "scikit-learn": sklearn.__version__,
@@ -276,6 +289,28 @@ def _train_chunk(
     return outputs
 
 
+def _train_indexed(i, recipe, X, y, n_classes, jobs, extra) -> tuple[int, list[np.ndarray]]:
+    return i, _train_chunk(recipe, X, y, n_classes, jobs, extra, "cpu", 1)
+
+
+def _chunks(n_jobs: int) -> list[list[int]]:
+    """Job indices in order, cut into ``ceil(n / CHUNK)`` chunks of near-equal size."""
+    n_chunks = -(-n_jobs // CHUNK)
+    bounds = [round(i * n_jobs / n_chunks) for i in range(n_chunks + 1)] if n_jobs else [0]
+    return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _in_processes(
+    recipe: Recipe, X: np.ndarray, n_classes: int, jobs: list[ShadowJob], todo, device, workers
+) -> bool:
+    """Whether local PyTorch chunks should train in parallel worker processes."""
+    if recipe.framework != "torch" or device != "cpu" or workers < 2 or len(todo) < 2:
+        return False
+    per_record = training_flops(recipe, tuple(int(s) for s in X.shape[1:]), n_classes)
+    smallest = min(sum(len(jobs[k].train) for k in chunk) for chunk in todo)
+    return per_record * recipe.epochs * smallest >= PROCESS_FLOPS
+
+
 def run_jobs(
     recipe: Recipe,
     X: np.ndarray,
@@ -309,7 +344,7 @@ def run_jobs(
         "device": device,
         "versions": library_versions(),
     }
-    chunks = [list(range(i, min(i + CHUNK, len(jobs)))) for i in range(0, len(jobs), CHUNK)]
+    chunks = _chunks(len(jobs))
     signature = [(_digest(j.train), int(j.seed), _digest(j.query)) for j in jobs]
     keys = []
     for chunk in chunks:
@@ -343,6 +378,18 @@ def run_jobs(
 
     if todo and execution.executor == "dask":
         _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
+    elif _in_processes(recipe, X, n_classes, jobs, todo, device, execution.n_workers):
+        from joblib import Parallel, delayed
+
+        # The arrays go as arguments, so joblib hands them to the workers as shared
+        # memory maps; each finished chunk goes to the cache at once, in whatever
+        # order they finish.
+        pool = Parallel(n_jobs=min(execution.n_workers, len(todo)), return_as="generator_unordered")
+        for i, outputs in pool(
+            delayed(_train_indexed)(i, recipe, X, y, n_classes, [jobs[k] for k in chunk], extra)
+            for i, chunk in enumerate(todo)
+        ):
+            finished(todo[i], outputs)
     else:
         for chunk in todo:
             base = done * per_job
