@@ -2,8 +2,8 @@
 
 Where it sits: the ``shadows`` stage (``splits -> target/shadows (training) ->
 signals``). :mod:`miaudit.models.torch_batched` trains K networks of one recipe
-as one stacked network, and :func:`miaudit.jobs.run_jobs` runs stacks of up to
-8 in worker processes. This script measures, in one run, on the default data set
+as one stacked network, and :func:`miaudit.jobs.run_jobs` trains stacks of up to
+8 on one thread per core. This script measures, in one run, on the default data set
 (census-occupation) and the default recipe (the paper's MLP, 362 -> 128 -> 46,
 Adam, minibatches of 128; ``--epochs`` per model, 3 by default, since every epoch
 costs the same), the same K models trained:
@@ -14,17 +14,22 @@ costs the same), the same K models trained:
 ``one-by-one Nt``
     the same, with one torch thread per core, as a plain loop would use the
     machine.
+``plain loop``
+    one after another in the loop most PyTorch code has: ``torch.nn.Sequential``,
+    ``torch.optim.Adam`` with its defaults, ``X[idx]`` minibatches, torch's default
+    thread count. Same sizes and epochs; its own random draws.
 ``stacked 1t``
     :func:`~miaudit.models.train_models` with all K at once (stacks of 16), one
     thread.
 ``shadow stage``
     :func:`~miaudit.jobs.run_jobs` as an audit runs it (no cache): chunks of up to
-    8 stacked models in one worker process per core, process start included.
+    8 stacked models, one chunk per core at a time.
 
-and prints the speed-ups (``same resources``: stacked 1t against one-by-one 1t;
-``whole machine``: the shadow stage against the faster of the two one-by-one
-runs) and the FLOP rate each stacked run reaches against a plain 2048 x 2048
-matrix product measured here with the same number of threads (FLOPs counted by
+and prints the speed-ups (``same res.``: stacked 1t against one-by-one 1t;
+``machine``: the shadow stage against the faster of the two one-by-one runs;
+``plain``: the shadow stage against the plain loop) and the FLOP rate each
+stacked run reaches against a plain 2048 x 2048 matrix product measured here
+with the same number of threads (FLOPs counted by
 :func:`~miaudit.models.torch_batched.training_flops`: the multiply-adds of the
 layers, forward and backward; elementwise work is left out). The last column is
 the largest difference of predicted probabilities between the one-by-one and the
@@ -78,6 +83,29 @@ def fastest(fns: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str,
     return best
 
 
+def plain_loop(data, recipe: Recipe, sets, seeds) -> np.ndarray:
+    """The K models trained one after another the usual PyTorch way."""
+    X, y = torch.from_numpy(data.X), torch.from_numpy(data.y.astype(np.int64))
+    for s, seed in zip(sets, seeds, strict=True):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(data.n_features, recipe.hidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(recipe.hidden, data.n_classes),
+        )
+        optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+        rows = torch.from_numpy(s)
+        for _ in range(recipe.epochs):
+            order = rows[torch.randperm(len(rows))]
+            for start in range(0, len(order), recipe.batch_size):
+                idx = order[start : start + recipe.batch_size]
+                loss = torch.nn.functional.cross_entropy(net(X[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return np.zeros(0)
+
+
 def row(data, recipe: Recipe, sets, seeds, repeats: int, cores: int) -> None:
     """Time the four ways for one K; the seconds land in ``row.last``."""
     probe = data.X[:500]
@@ -108,7 +136,13 @@ def row(data, recipe: Recipe, sets, seeds, repeats: int, cores: int) -> None:
         return np.zeros(0)
 
     t = fastest(
-        {"seq1": one_by_one(1), "seqn": one_by_one(cores), "stack": stacked, "stage": stage},
+        {
+            "seq1": one_by_one(1),
+            "seqn": one_by_one(cores),
+            "plain": lambda: plain_loop(data, recipe, sets, seeds),
+            "stack": stacked,
+            "stage": stage,
+        },
         repeats,
     )
     row.last = {name: best for name, (best, _) in t.items()}
@@ -138,11 +172,11 @@ def main() -> None:
         f"{per_record / 1e3:.1f} kFLOP per record and step"
     )
     head = (
-        f"{'K':>3} {'1-by-1 1t':>10} {f'1-by-1 {cores}t':>10} {'stacked 1t':>11} "
-        f"{'stage':>7} | {'same res.':>9} {'machine':>8} | {'stacked':>8} {'stage':>6} "
-        f"| {'max |dp|':>8}"
+        f"{'K':>3} {'1-by-1 1t':>10} {f'1-by-1 {cores}t':>10} {'plain':>7} {'stacked 1t':>11} "
+        f"{'stage':>7} | {'same res.':>9} {'machine':>8} {'plain':>6} | {'stacked':>8} "
+        f"{'stage':>6} | {'max |dp|':>8}"
     )
-    print(f"{'':>44}speed-up         of matmul")
+    print(f"{'':>52}speed-up                 of matmul")
     print(head)
     rng = np.random.default_rng(0)
     for k in (int(v) for v in args.ks.split(",")):
@@ -151,8 +185,9 @@ def main() -> None:
         t = row.last
         flops = per_record * args.size * args.epochs * k
         print(
-            f"{k:3d} {t['seq1']:9.2f}s {t['seqn']:9.2f}s {t['stack']:10.2f}s {t['stage']:6.2f}s | "
-            f"{t['seq1'] / t['stack']:8.2f}x {min(t['seq1'], t['seqn']) / t['stage']:7.2f}x | "
+            f"{k:3d} {t['seq1']:9.2f}s {t['seqn']:9.2f}s {t['plain']:6.2f}s {t['stack']:10.2f}s "
+            f"{t['stage']:6.2f}s | {t['seq1'] / t['stack']:8.2f}x "
+            f"{min(t['seq1'], t['seqn']) / t['stage']:7.2f}x {t['plain'] / t['stage']:5.2f}x | "
             f"{flops / t['stack'] / 1e9 / peak_1:8.0%} {flops / t['stage'] / 1e9 / peak_n:6.0%} | "
             f"{t['diff']:8.1e}",
             flush=True,

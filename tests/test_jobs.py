@@ -146,8 +146,10 @@ def test_killed_audit_resumes_to_the_same_result(tmp_path, monkeypatch):
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*a, **k)
         jobs.train_models = train
+        # One worker: the chunks train in order, so the first is cached at the kill.
         miaudit.audit(dataset="digits", out={str(tmp_path / "never")!r},
-                      execution=Execution(job_cache={str(tmp_path / "cache-b")!r}), **{FAST!r})
+                      execution=Execution(job_cache={str(tmp_path / "cache-b")!r}, workers=1),
+                      **{FAST!r})
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
@@ -285,3 +287,82 @@ def test_progress_moves_per_epoch_and_counts_cached_jobs_as_done(digits, tmp_pat
     calls.clear()
     _run(digits, _jobs(3), tmp_path, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(6, 6)]
+
+
+def test_chunks_on_threads_give_the_bytes_of_one_after_another(digits, monkeypatch):
+    from miaudit import jobs
+
+    monkeypatch.setattr(jobs, "CHUNK", 2)  # 5 jobs: chunks of 2, 1 and 2
+    calls = []
+    one = run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(5), execution=Execution(False, workers=1))
+    two = run_jobs(
+        RECIPE, digits.X, digits.y, 10, _jobs(5),
+        execution=Execution(False, workers=2), progress=lambda d, t: calls.append((d, t)),
+    )  # fmt: skip
+    assert one[1] == two[1] == {"trained": 5, "from_cache": 0, "corrupt": 0}
+    for a, b in zip(one[0], two[0], strict=True):
+        assert np.array_equal(a, b)
+    # Progress from both threads adds up, ends at the total, never goes back.
+    assert calls[-1] == (10, 10) and all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
+
+
+def test_a_failing_chunk_stops_the_other_threads(digits, monkeypatch):
+    from miaudit import jobs
+
+    monkeypatch.setattr(jobs, "CHUNK", 1)
+    real, started = jobs.train_models, []
+
+    def train(*a, **k):
+        started.append(1)
+        if len(started) == 1:
+            raise RuntimeError("boom")
+        return real(*a, **k)
+
+    monkeypatch.setattr(jobs, "train_models", train)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(6), execution=Execution(False, workers=2))
+    # The pool was shut down: chunks not yet started never started.
+    assert len(started) < 6
+
+
+def test_kept_models_give_the_outputs_and_come_back_from_the_cache(digits, tmp_path, monkeypatch):
+    from miaudit.models import load_model
+
+    jobs_ = _jobs(3)
+    plain, _ = _run(digits, jobs_, tmp_path / "cache")
+    # Outputs cached without their models: with --keep-models the jobs train again.
+    keep = Execution(job_cache=tmp_path / "cache", keep_models=tmp_path / "kept")
+    outputs, facts = run_jobs(RECIPE, digits.X, digits.y, 10, jobs_, execution=keep)
+    assert facts == {"trained": 3, "from_cache": 0, "corrupt": 0}
+    for k, job in enumerate(jobs_):
+        assert np.array_equal(outputs[k], plain[k])
+        model = load_model(tmp_path / "kept" / f"{k:03d}")
+        np.testing.assert_allclose(model.predict_proba(digits.X[job.query]), outputs[k], atol=1e-6)
+
+    def refuse(*a, **k):
+        raise AssertionError("trained a model that the job cache holds")
+
+    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    again = Execution(job_cache=tmp_path / "cache", keep_models=tmp_path / "kept-again")
+    outputs2, facts2 = run_jobs(RECIPE, digits.X, digits.y, 10, jobs_, execution=again)
+    assert facts2 == {"trained": 0, "from_cache": 3, "corrupt": 0}
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, outputs2, strict=True))
+    assert sorted(p.name for p in (tmp_path / "kept-again").iterdir()) == ["000", "001", "002"]
+    # A kept model edited in the cache is caught by its checksum and trained again.
+    monkeypatch.undo()
+    weights = next((tmp_path / "cache" / "models").glob("*/weights.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8])
+    third = Execution(job_cache=tmp_path / "cache", keep_models=tmp_path / "kept-3")
+    outputs3, facts3 = run_jobs(RECIPE, digits.X, digits.y, 10, jobs_, execution=third)
+    assert facts3["corrupt"] == 1 and facts3["trained"] == 3  # one chunk: retrained whole
+    for a, b in zip(outputs, outputs3, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_keep_models_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["audit", "--dataset", "digits", "--target-size", "150", "--shadows", "3"]
+    assert main([*args, "--seed", "1", "--keep-models", "--no-job-cache", "--quiet"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "results.json").is_file()
+    assert sorted(p.name for p in (run / "shadow-models").iterdir()) == ["000", "001", "002"]

@@ -295,6 +295,14 @@ def audit(
     no_job_cache: Annotated[
         bool, typer.Option(help="Keep no job cache.", rich_help_panel=_EXEC)
     ] = False,
+    keep_models: Annotated[
+        bool,
+        typer.Option(
+            help="Save every shadow (or reference) model in OUT/shadow-models/NNN instead of "
+            "dropping it once its outputs are taken.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     out: Annotated[
@@ -344,6 +352,9 @@ def audit(
         "device": device,
     }
     cfg = _build_config(config, flags)
+    if out is None and keep_models:
+        # The models are written while the audit runs: the folder is chosen now.
+        out = default_out_dir(Path(str(cfg.dataset)).stem)
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
     if cfg.save_target is not None:
@@ -360,6 +371,7 @@ def audit(
         executor=executor,
         scheduler=scheduler,
         workers=workers,
+        keep_models=out / "shadow-models" if keep_models else None,
     )
     try:
         result = run_audit(

@@ -15,11 +15,12 @@ outputs. :func:`run_jobs` takes the jobs of one recipe and:
   resumes where it stopped and gives the same bytes as an uninterrupted one;
 * drops each chunk's models once their outputs are taken, so memory holds one
   chunk of models at a time, whatever the number of shadows;
-* runs chunks locally (``executor="local"``): PyTorch chunks in ``workers``
-  processes of one thread each when there are several chunks and each is worth
-  a process start (:data:`PROCESS_FLOPS`), else one after another in this
-  process; scikit-learn chunks fit their models in ``workers`` processes. Or on
-  a ``dask.distributed`` cluster (``executor="dask"``,
+* runs chunks locally (``executor="local"``): PyTorch chunks on ``workers``
+  threads of this process, each running its chunk's operations on its own core
+  (torch's intra-op pool set to one thread; the operations release the GIL), so
+  the records are shared and nothing starts up; scikit-learn chunks fit their
+  models in ``workers`` processes. Or on a ``dask.distributed`` cluster
+  (``executor="dask"``,
   an existing scheduler or a ``LocalCluster``), streaming results into the cache as
   they finish; Dask reschedules the chunk of a worker that dies.
 
@@ -37,6 +38,7 @@ import itertools
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
 from miaudit.errors import ConfigError
 from miaudit.models import Recipe, train_models
-from miaudit.models.torch_batched import ARITHMETIC, training_flops
+from miaudit.models.torch_batched import ARITHMETIC, torch_threads
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
@@ -58,10 +60,6 @@ JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
 #: from there to 16 (``bench/batched_training.py``), so chunks of 8 give a
 #: 16-shadow audit two chunks for two cores at no cost per model.
 CHUNK = 8
-#: Training FLOPs (:func:`~miaudit.models.torch_batched.training_flops`) a chunk
-#: must need before it is worth a worker process: about 1–2 s of one core, the
-#: time a process takes to start and import PyTorch.
-PROCESS_FLOPS = 1e11
 _FORMAT = 1
 
 
@@ -81,14 +79,19 @@ class Execution:
     ``job_cache``: a folder, ``None`` for the default (:func:`job_cache_root`), or
     ``False`` for none. ``executor``: ``"local"`` or ``"dask"``; ``scheduler``: a
     Dask scheduler address (``tcp://host:port``), or ``None`` to start a
-    ``LocalCluster`` of ``workers`` processes. ``workers``: processes for
-    scikit-learn chunks or the local Dask cluster (default: the cores available).
+    ``LocalCluster`` of ``workers`` processes. ``workers``: threads for PyTorch
+    chunks, processes for scikit-learn chunks or the local Dask cluster (default:
+    the cores available). ``keep_models``: a folder to save every job's trained
+    model in (``NNN/`` by job index, as :func:`miaudit.models.save_model` writes),
+    instead of dropping it once its outputs are taken; the job cache then keeps
+    the models too, so a job counts as cached only with its model.
     """
 
     job_cache: str | Path | bool | None = None
     executor: str = "local"
     scheduler: str | None = None
     workers: int | None = None
+    keep_models: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "dask"):
@@ -173,9 +176,23 @@ class JobCache:
         except OSError as exc:
             Path(f"{tmp}.npz").unlink(missing_ok=True)
             raise ConfigError(
-                f"cannot write the job cache in {self.root} ({exc.strerror}): free some "
-                f"space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
+                f"cannot write the job cache in {self.root} ({exc.strerror}): {_CACHE_ADVICE}"
             ) from None
+
+    def model_folder(self, key: str) -> Path | None:
+        """The stored model's folder, or ``None`` if absent or failing its checksum."""
+        folder = self.root / "models" / key
+        check = folder / "checksum"
+        if not check.is_file():
+            return None
+        if check.read_text().strip() == _folder_digest(folder):
+            return folder
+        self.corrupt += 1
+        shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
+        return None
+
+    def put_model(self, key: str, model) -> None:
+        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE)
 
     def info(self) -> dict[str, Any]:
         entries = list(self.root.glob("[0-9a-f][0-9a-f]/*.npz")) if self.root.is_dir() else []
@@ -204,7 +221,7 @@ def cached_model(
     Keyed like a job; stored with :func:`miaudit.models.save_model` plus a checksum
     of its files, verified before loading. Returns ``(model, from_cache)``.
     """
-    from miaudit.models import load_model, save_model
+    from miaudit.models import load_model
 
     execution = execution or Execution()
     parts = {
@@ -219,32 +236,45 @@ def cached_model(
         "versions": library_versions(),
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-    folder = None
-    if execution.job_cache is not False:
-        root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
-        folder = Path(root) / "models" / key
-        if (folder / "checksum").is_file():
-            if (folder / "checksum").read_text().strip() == _folder_digest(folder):
-                return load_model(folder, device=device), True
-            shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
+    cache = _cache(execution)
+    if cache is not None and (folder := cache.model_folder(key)) is not None:
+        return load_model(folder, device=device), True
     model = train_models(
         recipe, X, y, n_classes, [train], [int(seed)], device=device, progress=progress
     ).model(0)
-    if folder is not None:
-        tmp = folder.parent / f".{key}.{uuid.uuid4().hex[:8]}"
-        try:
-            save_model(model, tmp)
-            (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ConfigError(
-                f"cannot write the job cache in {folder.parent} ({exc.strerror}): free some "
-                f"space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
-            ) from None
+    if cache is not None:
+        cache.put_model(key, model)
     return model, False
+
+
+def _cache(execution: Execution) -> JobCache | None:
+    if execution.job_cache is False:
+        return None
+    root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
+    return JobCache(root)
+
+
+_CACHE_ADVICE = f"free some space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
+
+
+def save_model_folder(model, folder: Path, advice: str) -> None:
+    """Save ``model`` to ``folder`` with a checksum of its files, atomically (rename).
+
+    ``advice`` ends the one-line error if the disk refuses (full, read-only).
+    """
+    from miaudit.models import save_model
+
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        save_model(model, tmp)
+        (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(f"cannot write {folder} ({exc.strerror}): {advice}") from None
 
 
 def _folder_digest(folder: Path) -> str:
@@ -266,13 +296,16 @@ def _train_chunk(
     device: str,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
-) -> list[np.ndarray]:
-    """Train one chunk and return each job's outputs: ``query`` rows, then ``extra``."""
+    keep: bool = False,
+) -> list[tuple[np.ndarray, Any]]:
+    """Train one chunk; for each job its outputs (``query`` rows, then ``extra``) and,
+    with ``keep``, its model (else ``None``)."""
     if recipe.framework == "sklearn" and workers > 1 and len(jobs) > 1:
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=min(workers, len(jobs)))(
-            delayed(_train_chunk)(recipe, X, y, n_classes, [job], extra, device, 1) for job in jobs
+            delayed(_train_chunk)(recipe, X, y, n_classes, [job], extra, device, 1, keep=keep)
+            for job in jobs
         )
         return [p[0] for p in parts]
     models = train_models(
@@ -285,12 +318,8 @@ def _train_chunk(
         rows = [model.predict_proba(X[job.query])]
         if extra is not None:
             rows.append(model.predict_proba(extra))
-        outputs.append(np.concatenate(rows).astype(np.float32))
+        outputs.append((np.concatenate(rows).astype(np.float32), model if keep else None))
     return outputs
-
-
-def _train_indexed(i, recipe, X, y, n_classes, jobs, extra) -> tuple[int, list[np.ndarray]]:
-    return i, _train_chunk(recipe, X, y, n_classes, jobs, extra, "cpu", 1)
 
 
 def _chunks(n_jobs: int) -> list[list[int]]:
@@ -300,15 +329,70 @@ def _chunks(n_jobs: int) -> list[list[int]]:
     return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
 
 
-def _in_processes(
-    recipe: Recipe, X: np.ndarray, n_classes: int, jobs: list[ShadowJob], todo, device, workers
-) -> bool:
-    """Whether local PyTorch chunks should train in parallel worker processes."""
-    if recipe.framework != "torch" or device != "cpu" or workers < 2 or len(todo) < 2:
-        return False
-    per_record = training_flops(recipe, tuple(int(s) for s in X.shape[1:]), n_classes)
-    smallest = min(sum(len(jobs[k].train) for k in chunk) for chunk in todo)
-    return per_record * recipe.epochs * smallest >= PROCESS_FLOPS
+class _Stopped(Exception):
+    """Raised inside a training thread to end it early (the audit was interrupted)."""
+
+
+def _run_threads(
+    recipe, X, y, n_classes, jobs, todo, extra, device, workers, finished, units, keep
+):
+    """Train the chunks ``todo`` on ``workers`` threads; ``finished(i, outputs)`` runs
+    in this thread as chunk ``i`` ends.
+
+    ``units(chunk_index, n)`` reports ``n`` units of progress done so far in a chunk.
+    If this thread is interrupted (Ctrl-C) or a chunk fails, the other threads stop
+    at their next epoch, so nothing trains on after the audit has ended.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stop = threading.Event()
+
+    def work(i: int) -> list[np.ndarray]:
+        def within(n: int, _total: int) -> None:
+            if stop.is_set():
+                raise _Stopped
+            units(i, n)
+
+        chunk_jobs = [jobs[k] for k in todo[i]]
+        return _train_chunk(
+            recipe, X, y, n_classes, chunk_jobs, extra, device, 1, within, keep=keep
+        )
+
+    # One intra-op thread, set once here: the threads then never change it under
+    # each other (torch's thread count is global to the process).
+    with torch_threads(1):
+        pool = ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="miaudit-train")
+        try:
+            pending = {pool.submit(work, i): i for i in range(len(todo))}
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in ready:
+                    i = pending.pop(future)
+                    finished(i, future.result())
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint) -> list[str]:
+    """Each job's cache key: everything that determines its outputs (module docstring)."""
+    common = {
+        "format": _FORMAT,
+        "data": data_fingerprint or _digest(X) + _digest(y),
+        "n_classes": int(n_classes),
+        "recipe": recipe.model_dump(mode="json"),
+        "extra": None if extra is None else _digest(extra),
+        "device": device,
+        "versions": library_versions(),
+    }
+    signature = [(_digest(j.train), int(j.seed), _digest(j.query)) for j in jobs]
+    keys = []
+    for chunk in chunks:
+        partners = [signature[k] for k in chunk]
+        for position in range(len(chunk)):
+            text = json.dumps({**common, "chunk": partners, "position": position}, sort_keys=True)
+            keys.append(hashlib.sha256(text.encode()).hexdigest())
+    return keys
 
 
 def run_jobs(
@@ -331,31 +415,22 @@ def run_jobs(
     the cache, corrupt entries found.
     """
     execution = execution or Execution()
-    cache = None
-    if execution.job_cache is not False:
-        root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
-        cache = JobCache(root)
-    common = {
-        "format": _FORMAT,
-        "data": data_fingerprint or _digest(X) + _digest(y),
-        "n_classes": int(n_classes),
-        "recipe": recipe.model_dump(mode="json"),
-        "extra": None if extra is None else _digest(extra),
-        "device": device,
-        "versions": library_versions(),
-    }
+    cache = _cache(execution)
+    keep = None if execution.keep_models is None else Path(execution.keep_models)
     chunks = _chunks(len(jobs))
-    signature = [(_digest(j.train), int(j.seed), _digest(j.query)) for j in jobs]
     keys = []
-    for chunk in chunks:
-        partners = [signature[k] for k in chunk]
-        for position in range(len(chunk)):
-            text = json.dumps({**common, "chunk": partners, "position": position}, sort_keys=True)
-            keys.append(hashlib.sha256(text.encode()).hexdigest())
+    if cache is not None:  # hashing the records is work: only for a cache
+        keys = _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)
     results: list[np.ndarray | None] = [None] * len(jobs)
     if cache is not None:
         for k, key in enumerate(keys):
             results[k] = cache.get(key)
+            if keep is not None and results[k] is not None:
+                # Kept models come from the cache too, or the job trains again.
+                if (folder := cache.model_folder(key)) is None:
+                    results[k] = None
+                else:
+                    _copy_model(folder, keep / f"{k:03d}")
     todo = [c for c in chunks if any(results[k] is None for k in c)]
     done = len(jobs) - sum(len(c) for c in todo)
     facts = {"trained": sum(len(c) for c in todo), "from_cache": done, "corrupt": 0}
@@ -363,44 +438,52 @@ def run_jobs(
     # estimator), so a long chunk moves the bar as it trains.
     per_job = recipe.epochs if recipe.framework == "torch" else 1
     total = len(jobs) * per_job
-    if progress is not None:
-        progress(done * per_job, total)
+    in_flight: dict[int, int] = {}  # units done so far in chunks still training
+    lock = threading.Lock()
 
-    def finished(chunk: list[int], outputs: list[np.ndarray]) -> None:
+    def report() -> None:
+        if progress is not None:
+            progress(done * per_job + sum(in_flight.values()), total)
+
+    def units(i: int, n: int) -> None:
+        with lock:
+            in_flight[i] = n
+            report()
+
+    report()
+
+    def finished(chunk: list[int], outputs: list[tuple[np.ndarray, Any]]) -> None:
         nonlocal done
-        for k, out in zip(chunk, outputs, strict=True):
+        for k, (out, model) in zip(chunk, outputs, strict=True):
             results[k] = out
             if cache is not None:
+                if model is not None:  # the model first: outputs alone don't count
+                    cache.put_model(keys[k], model)
                 cache.put(keys[k], out)
-        done += len(chunk)
-        if progress is not None:
-            progress(done * per_job, total)
+            if model is not None:
+                save_model_folder(model, keep / f"{k:03d}", "free some space or drop --keep-models")
+        with lock:
+            in_flight.pop(todo.index(chunk), None)
+            done += len(chunk)
+            report()
 
     if todo and execution.executor == "dask":
         _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
-    elif _in_processes(recipe, X, n_classes, jobs, todo, device, execution.n_workers):
-        from joblib import Parallel, delayed
-
-        # The arrays go as arguments, so joblib hands them to the workers as shared
-        # memory maps; each finished chunk goes to the cache at once, in whatever
-        # order they finish.
-        pool = Parallel(n_jobs=min(execution.n_workers, len(todo)), return_as="generator_unordered")
-        for i, outputs in pool(
-            delayed(_train_indexed)(i, recipe, X, y, n_classes, [jobs[k] for k in chunk], extra)
-            for i, chunk in enumerate(todo)
-        ):
-            finished(todo[i], outputs)
+    elif (
+        recipe.framework == "torch"
+        and device == "cpu"
+        and execution.n_workers > 1
+        and len(todo) > 1
+    ):
+        _run_threads(
+            recipe, X, y, n_classes, jobs, todo, extra, device, execution.n_workers,
+            lambda i, outputs: finished(todo[i], outputs), units, keep is not None,
+        )  # fmt: skip
     else:
-        for chunk in todo:
-            base = done * per_job
-
-            def within(units: int, _total: int, base: int = base) -> None:
-                if progress is not None:
-                    progress(base + units, total)
-
+        for i, chunk in enumerate(todo):
             outputs = _train_chunk(
                 recipe, X, y, n_classes, [jobs[k] for k in chunk], extra, device,
-                execution.n_workers, within,
+                execution.n_workers, lambda n, _total, i=i: units(i, n), keep=keep is not None,
             )  # fmt: skip
             finished(chunk, outputs)
     if cache is not None:
@@ -408,6 +491,21 @@ def run_jobs(
         if cache.corrupt and notify is not None:
             notify(f"{cache.corrupt} corrupt job-cache entries were dropped and trained again")
     return [r for r in results if r is not None], facts
+
+
+def _copy_model(folder: Path, dest: Path) -> None:
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(folder, tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(
+            f"cannot write {dest} ({exc.strerror}): free some space or drop --keep-models"
+        ) from None
 
 
 def _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
@@ -444,7 +542,7 @@ def _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, fin
             future = client.submit(
                 _train_chunk, recipe, data[0], data[1], n_classes,
                 [jobs[k] for k in chunk], data[2], device, 1,
-                retries=3, pure=False,
+                keep=execution.keep_models is not None, retries=3, pure=False,
             )  # fmt: skip
             futures[future] = chunk
         for future in as_completed(futures):
