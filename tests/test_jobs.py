@@ -216,6 +216,7 @@ def test_an_identical_second_audit_trains_nothing(tmp_path, monkeypatch):
         raise AssertionError("trained a model that the job cache holds")
 
     monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    monkeypatch.setattr("miaudit.attacks.shokri.ShokriAttack.fit", refuse)
     second = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "b", **FAST)
     assert second.execution["jobs"] == {"trained": 0, "from_cache": 5, "corrupt": 0}
     assert _results(tmp_path / "a") == _results(tmp_path / "b")
@@ -366,3 +367,51 @@ def test_keep_models_from_the_command_line(tmp_path, monkeypatch):
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "results.json").is_file()
     assert sorted(p.name for p in (run / "shadow-models").iterdir()) == ["000", "001", "002"]
+
+
+def test_the_attack_models_refit_when_anything_they_depend_on_changes(tmp_path, monkeypatch):
+    from miaudit.attacks.shokri import ShokriAttack
+
+    execution = Execution(job_cache=tmp_path)
+    first = miaudit.audit(dataset="digits", execution=execution, **FAST)
+    fits, real = [], ShokriAttack.fit
+
+    def counted(self, *args):
+        fits.append(1)
+        return real(self, *args)
+
+    monkeypatch.setattr(ShokriAttack, "fit", counted)
+    again = miaudit.audit(dataset="digits", execution=execution, **FAST)
+    assert fits == [] and np.array_equal(again.scores["shokri"], first.scores["shokri"])
+    miaudit.audit(dataset="digits", execution=execution, **{**FAST, "attack": {"learner": "rf"}})
+    assert len(fits) == 1  # the attack's own settings
+    miaudit.audit(dataset="digits", execution=execution, **{**FAST, "shadows": 4})
+    assert len(fits) == 2  # other shadow outputs
+    miaudit.audit(dataset="digits", execution=execution, **{**FAST, "defense": ["round=1"]})
+    assert len(fits) == 3  # other target outputs
+
+
+def test_chunks_are_near_equal_and_sized_to_the_memory(digits, monkeypatch):
+    import os
+
+    from miaudit import jobs
+    from miaudit.models.torch_batched import training_bytes
+
+    assert [len(c) for c in jobs._chunks(10)] == [5, 5]
+    assert [len(c) for c in jobs._chunks(17)] == [6, 5, 6]
+    assert [len(c) for c in jobs._chunks(3, limit=1)] == [1, 1, 1]
+    assert jobs._chunks(0) == []
+    # A machine where only 3 models of this recipe fit in the share a stack may take.
+    per_model = training_bytes(RECIPE, (64,), 10)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.setattr(jobs, "MEMORY_SHARE", 3.5 * per_model / memory)
+    assert jobs.stack_limit(RECIPE, (64,), 10, "cpu") == 3
+    stacks, real = [], jobs.train_models
+
+    def train(recipe, X, y, n_classes, sets, *a, **k):
+        stacks.append(len(sets))
+        return real(recipe, X, y, n_classes, sets, *a, **k)
+
+    monkeypatch.setattr(jobs, "train_models", train)
+    run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(7), execution=Execution(False, workers=1))
+    assert stacks == [2, 3, 2]

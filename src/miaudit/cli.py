@@ -263,8 +263,8 @@ def audit(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Worker processes for scikit-learn shadows or a local Dask cluster "
-            "(default: the cores available).",
+            help="Shadow chunks trained at once: threads for PyTorch shadows, processes for "
+            "scikit-learn shadows or a local Dask cluster (default: the cores available).",
             rich_help_panel=_EXEC,
         ),
     ] = None,

@@ -51,15 +51,21 @@ from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
 from miaudit.errors import ConfigError
 from miaudit.models import Recipe, train_models
-from miaudit.models.torch_batched import ARITHMETIC, torch_threads
+from miaudit.models.torch_batched import ARITHMETIC, torch_threads, training_bytes
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
 #: Most models per chunk: one stacked network, one unit of caching, resuming and
 #: parallel work. Stacking pays from K = 4 on and the time per model-epoch is flat
 #: from there to 16 (``bench/batched_training.py``), so chunks of 8 give a
-#: 16-shadow audit two chunks for two cores at no cost per model.
+#: 16-shadow audit two chunks for two cores at no cost per model. Smaller when a
+#: stack of 8 would not fit in :data:`MEMORY_SHARE` of the machine's memory
+#: (:func:`~miaudit.models.torch_batched.training_bytes`).
 CHUNK = 8
+#: Share of the machine's memory (of the GPU's, on one) one stack may take. It
+#: depends on the machine only, not on ``workers``, so a job list always gets the
+#: same chunks there; ``workers`` stacks train at once on the CPU.
+MEMORY_SHARE = 0.2
 _FORMAT = 1
 
 
@@ -111,7 +117,8 @@ def job_cache_root() -> Path:
     return user_cache_dir("jobs", JOB_CACHE_ENV)
 
 
-def _digest(array: np.ndarray) -> str:
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (for cache keys)."""
     a = np.ascontiguousarray(array)
     h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
     h.update(a.tobytes())
@@ -145,6 +152,14 @@ class JobCache:
 
     def get(self, key: str) -> np.ndarray | None:
         """The stored outputs, or ``None`` if absent or failing its checksum."""
+        arrays = self.get_arrays(key)
+        return None if arrays is None else arrays.get("outputs")
+
+    def put(self, key: str, outputs: np.ndarray) -> None:
+        self.put_arrays(key, {"outputs": np.asarray(outputs, dtype=np.float32)})
+
+    def get_arrays(self, key: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays by name, or ``None`` if absent or failing its checksum."""
         data, check = self._paths(key)
         if not (data.is_file() and check.is_file()):
             return None
@@ -152,8 +167,8 @@ class JobCache:
             blob = data.read_bytes()
             if hashlib.sha256(blob).hexdigest() != check.read_text().strip():
                 raise ValueError("checksum mismatch")
-            with np.load(data) as f:
-                return f["outputs"]
+            with np.load(data, allow_pickle=False) as f:
+                return {name: f[name] for name in f.files}
         except (OSError, ValueError, KeyError):
             # Never a result built from a corrupt entry: drop it and train again.
             self.corrupt += 1
@@ -161,12 +176,12 @@ class JobCache:
             check.unlink(missing_ok=True)
             return None
 
-    def put(self, key: str, outputs: np.ndarray) -> None:
+    def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         data, check = self._paths(key)
         data.parent.mkdir(parents=True, exist_ok=True)
         tmp = data.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            np.savez(tmp, outputs=np.asarray(outputs, dtype=np.float32))
+            np.savez(tmp, **arrays)
             blob = Path(f"{tmp}.npz").read_bytes()
             # The checksum is written last: an entry without it is never read.
             os.replace(f"{tmp}.npz", data)
@@ -227,10 +242,10 @@ def cached_model(
     parts = {
         "format": _FORMAT,
         "kind": "model",
-        "data": data_fingerprint or _digest(X) + _digest(y),
+        "data": data_fingerprint or array_digest(X) + array_digest(y),
         "n_classes": int(n_classes),
         "recipe": recipe.model_dump(mode="json"),
-        "train": _digest(train),
+        "train": array_digest(train),
         "seed": int(seed),
         "device": device,
         "versions": library_versions(),
@@ -245,6 +260,34 @@ def cached_model(
     if cache is not None:
         cache.put_model(key, model)
     return model, False
+
+
+def cached_arrays(
+    parts: dict[str, Any],
+    compute: Callable[[], dict[str, np.ndarray]],
+    execution: Execution | None = None,
+) -> tuple[dict[str, np.ndarray], bool]:
+    """The arrays ``compute()`` returns, from the job cache when computed before.
+
+    For work other than training a network that is still worth keeping (fitting
+    Shokri's attack models): ``parts`` must name everything that determines the
+    arrays (hash big arrays with :func:`array_digest`); the format and library
+    versions are added. Arrays are stored with their own dtypes, bit for bit.
+    Returns ``(arrays, from_cache)``.
+    """
+    cache = _cache(execution or Execution())
+    key = None
+    if cache is not None:
+        text = json.dumps(
+            {"format": _FORMAT, **parts, "versions": library_versions()}, sort_keys=True
+        )
+        key = hashlib.sha256(text.encode()).hexdigest()
+        if (found := cache.get_arrays(key)) is not None:
+            return found, True
+    arrays = compute()
+    if cache is not None:
+        cache.put_arrays(key, arrays)
+    return arrays, False
 
 
 def _cache(execution: Execution) -> JobCache | None:
@@ -322,9 +365,24 @@ def _train_chunk(
     return outputs
 
 
-def _chunks(n_jobs: int) -> list[list[int]]:
-    """Job indices in order, cut into ``ceil(n / CHUNK)`` chunks of near-equal size."""
-    n_chunks = -(-n_jobs // CHUNK)
+def stack_limit(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int, device: str) -> int:
+    """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit."""
+    if recipe.framework != "torch":
+        return CHUNK
+    if device.startswith("cuda"):
+        import torch
+
+        memory = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    else:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    per_model = training_bytes(recipe, input_shape, n_classes)
+    return max(1, min(CHUNK, int(MEMORY_SHARE * memory) // per_model))
+
+
+def _chunks(n_jobs: int, limit: int = CHUNK) -> list[list[int]]:
+    """Job indices in order, cut into ``ceil(n / limit)`` chunks of near-equal size."""
+    limit = min(limit, CHUNK)
+    n_chunks = -(-n_jobs // limit)
     bounds = [round(i * n_jobs / n_chunks) for i in range(n_chunks + 1)] if n_jobs else [0]
     return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
 
@@ -378,14 +436,14 @@ def _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerp
     """Each job's cache key: everything that determines its outputs (module docstring)."""
     common = {
         "format": _FORMAT,
-        "data": data_fingerprint or _digest(X) + _digest(y),
+        "data": data_fingerprint or array_digest(X) + array_digest(y),
         "n_classes": int(n_classes),
         "recipe": recipe.model_dump(mode="json"),
-        "extra": None if extra is None else _digest(extra),
+        "extra": None if extra is None else array_digest(extra),
         "device": device,
         "versions": library_versions(),
     }
-    signature = [(_digest(j.train), int(j.seed), _digest(j.query)) for j in jobs]
+    signature = [(array_digest(j.train), int(j.seed), array_digest(j.query)) for j in jobs]
     keys = []
     for chunk in chunks:
         partners = [signature[k] for k in chunk]
@@ -417,7 +475,8 @@ def run_jobs(
     execution = execution or Execution()
     cache = _cache(execution)
     keep = None if execution.keep_models is None else Path(execution.keep_models)
-    chunks = _chunks(len(jobs))
+    shape = tuple(int(s) for s in X.shape[1:])
+    chunks = _chunks(len(jobs), stack_limit(recipe, shape, n_classes, device))
     keys = []
     if cache is not None:  # hashing the records is work: only for a cache
         keys = _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)

@@ -24,7 +24,7 @@ from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
-from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
+from miaudit.jobs import Execution, ShadowJob, array_digest, cached_arrays, cached_model, run_jobs
 from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
 from miaudit.models import Recipe, check_input, load_model, save_model
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
@@ -386,7 +386,7 @@ def _attack(
                 target, data, eval_index, config, np.random.default_rng(seeds["robustness"])
             )
 
-    outcome = _score_attacks(plan, inputs, config, data, eval_member, seeds, reporter)
+    outcome = _score_attacks(plan, inputs, config, data, eval_member, seeds, reporter, execution)
     queries = {
         "sent": target.target.queries_,
         "from_cache": getattr(target.target, "cached_", 0),
@@ -570,7 +570,7 @@ def _recipe_game(
             inputs.target_copies = _robustness_queries(
                 target, data, pool, config, np.random.default_rng(seeds["robustness"])
             )
-    outcome = _score_attacks(plan, inputs, config, data, member, seeds, reporter)
+    outcome = _score_attacks(plan, inputs, config, data, member, seeds, reporter, execution)
     resolved = config.model_copy(
         update={"target_size": size, "target": RecipeSpec(**recipe.model_dump()), "shadow": None}
     )
@@ -741,6 +741,7 @@ def _score_attacks(
     member: np.ndarray,
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
+    execution: Execution | None,
 ) -> dict[str, Any]:
     """Every attack's scores, metrics and notes, plus the most exposed records."""
     from miaudit.attacks.shokri import ShokriAttack
@@ -751,11 +752,31 @@ def _score_attacks(
         with reporter.stage("attack_fit", "fitting the attack models"):
             # The audit's seed governs the attack's randomness too; attack.seed shifts it.
             attack_seed = (_int_seeds(seeds["attack"], 1)[0] + config.attack.seed) % 2**32
-            shokri = ShokriAttack.from_config(
-                config.attack.model_copy(update={"seed": attack_seed})
-            )
-            shokri.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
-        fallback = [data.class_names[c] for c in sorted(shokri.fallback_classes_)]
+            attack_config = config.attack.model_copy(update={"seed": attack_seed})
+
+            def fit_and_score() -> dict[str, np.ndarray]:
+                attack = ShokriAttack.from_config(attack_config)
+                attack.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
+                return {
+                    "scores": attack.score(inputs.target_probs, inputs.labels),
+                    "fallback": np.array(sorted(attack.fallback_classes_), dtype=np.int64),
+                }
+
+            # Fitting one model per class is the slow part of a rerun: cached like a job,
+            # keyed by everything the scores depend on.
+            parts = {
+                "kind": "shokri-scores",
+                "attack": attack_config.model_dump(mode="json", exclude={"n_jobs"}),
+                **{
+                    name: array_digest(getattr(inputs, name))
+                    for name in ("own_probs", "own_labels", "own_member", "target_probs", "labels")
+                },
+            }
+            fitted, from_cache = cached_arrays(parts, fit_and_score, execution)
+            shokri = fitted["scores"]
+        if from_cache:
+            reporter.message("Shokri's attack models: scores from the job cache")
+        fallback = [data.class_names[int(c)] for c in fitted["fallback"]]
         notes["shokri"] = {
             "learner": config.attack.learner,
             "per_class_models": config.attack.per_class,

@@ -201,9 +201,17 @@ def run_attack(
     rmia_gamma: float = 1.0,
     lira_variance: str = "global",
 ) -> AttackOutcome:
-    """One attack's scores on the evaluated records (``shokri`` is a fitted attack)."""
+    """One attack's scores on the evaluated records.
+
+    ``shokri`` is a fitted :class:`~miaudit.attacks.shokri.ShokriAttack`, or its
+    scores on ``inputs.target_probs`` already computed (as the audit caches them).
+    """
     y = inputs.labels
     if name == "shokri":
+        if isinstance(shokri, np.ndarray):
+            if shokri.shape != y.shape:
+                raise ValueError(f"{len(shokri)} Shokri scores for {len(y)} evaluated records")
+            return AttackOutcome(shokri, 0.5)
         return AttackOutcome(shokri.score(inputs.target_probs, y), 0.5)
     if name in THRESHOLD_ATTACKS:
         signal, _, per_class = name.partition("-")

@@ -166,6 +166,26 @@ def training_flops(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int)
     return total
 
 
+def training_bytes(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int) -> int:
+    """Memory one model of a stack holds while it trains, in bytes (an estimate).
+
+    The parameters four times over (weights, gradients, and Adam's two moments, or
+    SGD's momentum and room to spare), plus one minibatch's gathered records and
+    activations three times over (the forward value, the value autograd saves, and
+    its gradient). Used to size stacks to the memory a machine has.
+    """
+    shapes = parameter_shapes(recipe, input_shape, n_classes)
+    params = sum(math.prod(s) for s in shapes.values())
+    if recipe.model == "mlp":
+        widths = [recipe.hidden, n_classes]
+    else:
+        _, height, width = input_shape
+        f = recipe.filters
+        widths = [f * height * width, f * height * width // 4, recipe.hidden, n_classes]
+    activations = recipe.batch_size * (math.prod(input_shape) + 3 * sum(widths))
+    return 4 * (4 * params + activations)
+
+
 def _initial_parameters(
     shapes: dict[str, tuple[int, ...]], generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
