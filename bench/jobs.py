@@ -82,7 +82,7 @@ def _peak_rss(k: int, size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--target-size", type=int, default=2000)
+    parser.add_argument("--target-size", type=int, default=10_000, help="the default audit's")
     parser.add_argument("--shadows", default="16,32")
     args = parser.parse_args()
     size = args.target_size
@@ -92,14 +92,12 @@ def main() -> None:
         runs = []
         for _ in range(2):
             t0 = time.perf_counter()
-            result = miaudit.audit(
-                target_size=size, shadows=10, execution=Execution(job_cache=cache)
-            )
+            result = miaudit.audit(target_size=size, execution=Execution(job_cache=cache))
             t = result.timings_s
             runs.append((time.perf_counter() - t0, t["train_target"] + t["train_shadows"], result))
     (total1, train1, _), (total2, train2, r2) = runs
     assert r2.execution["jobs"]["trained"] == 0
-    print(f"cache: census, target {size} records, 10 shadows")
+    print(f"cache: the default audit (census, target {size} records, 10 shadows)")
     print(f"  first run   {total1:7.2f} s (training {train1:6.2f} s)")
     print(
         f"  second run  {total2:7.2f} s (training {train2:6.2f} s): training "

@@ -72,7 +72,6 @@ _COUNT_SLACK = 1e-9
 
 # Bootstrap replicates are drawn in batches of about this many resampled records
 # so that memory stays bounded (a few tens of MB) whatever the data size.
-_BOOT_BATCH_RECORDS = 2_000_000
 
 
 # --------------------------------------------------------------------------- validation
@@ -370,33 +369,8 @@ def bootstrap_tpr_at_fpr(
         raise ConfigError(f"level must lie strictly between 0 and 1; got {level}.")
     rng = np.random.default_rng(rng)
 
-    pos = np.sort(s[m])
-    neg_desc = np.sort(s[~m])[::-1]
-    n_pos, n_neg = pos.size, neg_desc.size
-    allowed = _allowed_false_positives(targets, n_neg)
-    # With a budget of every non-member, the lowest threshold is allowed: TPR 1.
-    open_ = allowed < n_neg
-    k = np.minimum(allowed, n_neg - 1)
-
-    reps = np.empty((int(n_boot), targets.size))
-    batch = max(1, _BOOT_BATCH_RECORDS // max(n_pos, n_neg))
-    for start in range(0, int(n_boot), batch):
-        b = min(batch, int(n_boot) - start)
-        # Resampling counts per original record; cumulative counts along the sorted
-        # order replace sorting every replicate.
-        cum_neg = _resample_counts(rng, n_neg, b).cumsum(axis=1)
-        cum_pos = _resample_counts(rng, n_pos, b).cumsum(axis=1)
-        # Position (in descending order) of the (k+1)-th highest resampled non-member.
-        j = (cum_neg[:, :, None] < (k + 1)[None, None, :]).sum(axis=1)
-        v = neg_desc[j]
-        n_pos_le = np.searchsorted(pos, v, side="right")
-        below = np.where(
-            n_pos_le > 0,
-            np.take_along_axis(cum_pos, np.maximum(n_pos_le - 1, 0), axis=1),
-            0,
-        )
-        reps[start : start + b] = np.where(open_[None, :], (n_pos - below) / n_pos, 1.0)
-
+    reps = _bootstrap_replicates(s, m, targets, int(n_boot), rng)
+    allowed = _allowed_false_positives(targets, int((~m).sum()))
     fps, tps, _ = _roc_counts(s, m)
     point = _tpr_at_fprs_from_counts(fps, tps, targets)
     alpha = (1.0 - float(level)) / 2.0
@@ -415,10 +389,64 @@ def bootstrap_tpr_at_fpr(
     ]
 
 
-def _resample_counts(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
-    """How often each of ``n`` records is drawn in each of ``b`` resamples of size ``n``."""
-    draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-    return np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
+def _bootstrap_replicates(
+    s: np.ndarray, m: np.ndarray, targets: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n_boot, len(targets))`` replicates of :func:`tpr_at_fpr` under stratified resampling.
+
+    Each replicate is drawn exactly from its bootstrap distribution without
+    materialising a resample, in O(1) work per replicate and rate:
+
+    * Non-members. Resampling ``n`` non-members with replacement draws ``n``
+      positions uniformly from the scores sorted highest first; the ``(k+1)``-th
+      highest resampled score sits at the ``(k+1)``-th smallest position, which is
+      ``floor(n · U₍ₖ₊₁₎)`` for the order statistics ``U₍ᵢ₎`` of ``n`` uniforms (floor
+      is monotone). Those are drawn jointly for every rate from gamma spacings:
+      ``U₍ᵢ₎ = (G₁+…+Gᵢ) / (G₁+…+Gₙ₊₁)`` with ``Gⱼ`` independent Exp(1).
+    * Members. The resampled members scoring at most that threshold are those of
+      ``n`` uniform draws landing on the ``p`` lowest-scoring members; for all
+      rates at once that is a multinomial over the gaps between the ``p``s, drawn
+      as a chain of binomials.
+
+    The replicate statistic is the share of resampled members scoring strictly
+    above the threshold, as :func:`tpr_at_fpr` computes it.
+    """
+    if targets.size == 0:
+        return np.empty((n_boot, 0))
+    pos = np.sort(s[m])
+    neg_desc = np.sort(s[~m])[::-1]
+    n_pos, n_neg = pos.size, neg_desc.size
+    allowed = _allowed_false_positives(targets, n_neg)
+    # With a budget of every non-member, the lowest threshold is allowed: TPR 1.
+    open_ = allowed < n_neg
+    k = np.minimum(allowed, n_neg - 1)
+
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    shapes = np.diff(np.r_[0, ks + 1]).astype(np.float64)  # Gamma(0) draws 0: equal rates
+    g = rng.standard_gamma(np.r_[shapes, n_neg - ks[-1]], size=(n_boot, ks.size + 1))
+    u = np.cumsum(g[:, :-1], axis=1) / g.sum(axis=1, keepdims=True)
+    j = np.empty((n_boot, ks.size), dtype=np.int64)
+    j[:, order] = np.minimum((u * n_neg).astype(np.int64), n_neg - 1)
+    n_le = np.searchsorted(pos, neg_desc[j], side="right")  # members scoring <= threshold
+
+    by_p = np.argsort(n_le, axis=1, kind="stable")
+    p_sorted = np.take_along_axis(n_le, by_p, axis=1)
+    below_sorted = np.empty_like(p_sorted)
+    remaining = np.full(n_boot, n_pos, dtype=np.int64)
+    counted = np.zeros(n_boot, dtype=np.int64)
+    prev = np.zeros(n_boot, dtype=np.int64)
+    for t in range(p_sorted.shape[1]):
+        rest = n_pos - prev
+        prob = np.divide(p_sorted[:, t] - prev, rest, out=np.zeros(n_boot), where=rest > 0)
+        drawn = rng.binomial(remaining, np.clip(prob, 0.0, 1.0))
+        counted += drawn
+        remaining -= drawn
+        prev = p_sorted[:, t]
+        below_sorted[:, t] = counted
+    below = np.empty_like(below_sorted)
+    np.put_along_axis(below, by_p, below_sorted, axis=1)
+    return np.where(open_[None, :], (n_pos - below) / n_pos, 1.0)
 
 
 # --------------------------------------------------------------------------- at a threshold
@@ -562,14 +590,16 @@ def epsilon_lower_bound(tpr: float, fpr: float, delta: float = 0.0) -> float:
 
 def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     """Two-sided Clopper–Pearson (exact binomial) interval for a proportion."""
-    from scipy.stats import beta
+    # The beta quantiles straight from scipy.special (what scipy.stats.beta.ppf
+    # computes): importing scipy.stats costs a second, a cached rerun's largest part.
+    from scipy.special import betaincinv
 
     k, n = int(successes), int(trials)
     if n <= 0:
         return 0.0, 1.0
     alpha = 1.0 - float(level)
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
     return low, high
 
 
