@@ -5,7 +5,9 @@ For ``K`` shadows of the default recipe (the paper's MLP, 362 -> 128 -> 46, 50
 epochs) on census records, this prints the wall time per shadow — it should stay
 flat as ``K`` grows, since shadows train in stacks of 8, one per core at a time — and
 the arithmetic rate training achieves, against the rate of a plain large matrix
-multiplication measured in the same run with the same thread count.
+multiplication measured in the same run with the same thread count, and the
+peak memory of a fresh process training the ``K`` shadows, which must not grow
+with ``K`` (outputs go to the caller chunk by chunk; models are dropped).
 
 FLOPs are counted by :func:`miaudit.models.torch_batched.training_flops`: per
 record and epoch ``4·d·h + 6·h·C`` (the forward product and the weight gradient of
@@ -34,6 +36,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -64,7 +69,11 @@ def main() -> None:
     parser.add_argument("--ks", default="8,16,32,64")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        one(args.one, args.size, args.epochs, args.workers)
+        return
 
     data = load_dataset("census")
     recipe = Recipe(model="mlp", epochs=args.epochs)
@@ -75,19 +84,39 @@ def main() -> None:
         f"census, MLP {d}->{h}->{C}, {args.size} records per shadow, {args.epochs} epochs, "
         f"{args.workers} workers; matmul 2048x2048 on {args.workers} threads: {peak:.1f} GFLOP/s"
     )
-    print(f"{'K':>4} {'seconds':>8} {'s/shadow':>9} {'GFLOP/s':>8} {'of matmul':>10}")
-    rng = np.random.default_rng(0)
+    print(
+        f"{'K':>4} {'seconds':>8} {'s/shadow':>9} {'GFLOP/s':>8} {'of matmul':>10} {'peak RSS':>9}"
+    )
     for k in (int(v) for v in args.ks.split(",")):
-        jobs = []
-        for i in range(k):
-            idx = rng.choice(data.n_records, args.size, replace=False)
-            jobs.append(ShadowJob(np.sort(idx), 1000 + i, idx[:100]))
-        t0 = time.perf_counter()
-        execution = Execution(job_cache=False, workers=args.workers)
-        run_jobs(recipe, data.X, data.y, data.n_classes, jobs, execution=execution)
-        seconds = time.perf_counter() - t0
+        # Each K in a fresh process, so that its peak memory is its own.
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(k), "--size", str(args.size),
+             "--epochs", str(args.epochs), "--workers", str(args.workers)],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        seconds, rss = float(out[-2]), float(out[-1])
         rate = flops_per_model * k / seconds / 1e9
-        print(f"{k:4d} {seconds:8.1f} {seconds / k:9.2f} {rate:8.1f} {rate / peak:10.0%}")
+        print(
+            f"{k:4d} {seconds:8.1f} {seconds / k:9.2f} {rate:8.1f} {rate / peak:10.0%} "
+            f"{rss:5.0f} MiB",
+            flush=True,
+        )
+
+
+def one(k: int, size: int, epochs: int, workers: int) -> None:
+    """Train ``k`` shadows; print the seconds it took and the process's peak RSS in MiB."""
+    data = load_dataset("census")
+    rng = np.random.default_rng(0)
+    jobs = []
+    for i in range(k):
+        idx = rng.choice(data.n_records, size, replace=False)
+        jobs.append(ShadowJob(np.sort(idx), 1000 + i, idx[:100]))
+    t0 = time.perf_counter()
+    execution = Execution(job_cache=False, workers=workers)
+    recipe = Recipe(model="mlp", epochs=epochs)
+    run_jobs(recipe, data.X, data.y, data.n_classes, jobs, execution=execution)
+    seconds = time.perf_counter() - t0
+    print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 if __name__ == "__main__":

@@ -398,6 +398,8 @@ def test_chunks_are_near_equal_and_sized_to_the_memory(digits, monkeypatch):
     from miaudit.models.torch_batched import training_bytes
 
     assert [len(c) for c in jobs._chunks(10)] == [5, 5]
+    assert [len(c) for c in jobs._chunks(8)] == [4, 4]  # one stack per core
+    assert [len(c) for c in jobs._chunks(7)] == [7]
     assert [len(c) for c in jobs._chunks(17)] == [6, 5, 6]
     assert [len(c) for c in jobs._chunks(3, limit=1)] == [1, 1, 1]
     assert jobs._chunks(0) == []
@@ -415,3 +417,39 @@ def test_chunks_are_near_equal_and_sized_to_the_memory(digits, monkeypatch):
     monkeypatch.setattr(jobs, "train_models", train)
     run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(7), execution=Execution(False, workers=1))
     assert stacks == [2, 3, 2]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_training_threads_and_the_rerun_resumes(tmp_path):
+    import os
+    import signal
+    import time as time_module
+
+    args = [
+        sys.executable, "-m", "miaudit.cli", "audit", "--dataset", "digits", "--target-size", "300",
+        "--shadows", "16", "--epochs", "3000", "--seed", "4", "--workers", "2", "--quiet",
+        "--job-cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [*args, "--out", str(tmp_path / "never")], stderr=subprocess.PIPE, text=True
+    )
+    # Interrupt while the shadows' two chunks train on their two threads (the target,
+    # trained first, is the only entry until then).
+    deadline = time_module.monotonic() + 120
+    while not list((tmp_path / "cache" / "models").glob("*/checksum")):
+        assert proc.poll() is None and time_module.monotonic() < deadline
+        time_module.sleep(0.1)
+    time_module.sleep(1.0)
+    os.kill(proc.pid, signal.SIGINT)
+    sent = time_module.monotonic()
+    _, err = proc.communicate(timeout=60)
+    # The threads stop at their next epoch, not when their chunks would have ended.
+    assert proc.returncode == 130, err
+    assert time_module.monotonic() - sent < 8  # a chunk trains for ~18 s
+    assert "rerun the same command to resume" in err
+    assert not (tmp_path / "never").exists()
+    rerun = subprocess.run(
+        [*args, "--out", str(tmp_path / "resumed")], capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "resumed" / "results.json").is_file()

@@ -30,8 +30,9 @@ _REMOTE = "Remote target"
 _EXEC = "Execution (never changes a result)"
 _POLICY = "Output policy"
 _INTERRUPTED = (
-    "interrupted; nothing was written to --out (a remote target's answered queries are "
-    "kept in the query cache: rerun the same command to resume)"
+    "interrupted; nothing was written to --out (the shadows trained so far are kept in the "
+    "job cache, and a remote target's answered queries in the query cache: rerun the same "
+    "command to resume)"
 )
 
 
