@@ -192,3 +192,27 @@ def test_threads_apply_during_training_and_are_restored(digits, train_sets):
     )
     assert set(seen) == {1}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_written_out_mlp_gradients_equal_autograd(digits, l2):
+    # Three stacked models on their own minibatches of 37 records (a partial batch).
+    from miaudit.models.torch_batched import StackedNet, _stacked_layout, mlp_gradients
+
+    X, y = digits
+    recipe = Recipe(model="mlp", hidden=16, l2=l2)
+    shapes = parameter_shapes(recipe, (64,), 10)
+    inits = [_initial_parameters(shapes, torch.Generator().manual_seed(s)) for s in (1, 2, 3)]
+    params = _stacked_layout({n: torch.stack([p[n] for p in inits]) for n in shapes})
+    rows = torch.from_numpy(np.random.default_rng(0).choice(len(X), (3, 37), replace=False))
+    xb = torch.from_numpy(X)[rows]
+    yb = torch.from_numpy(y.astype(np.int64))[rows].reshape(-1)
+    written = mlp_gradients(params, xb, yb, l2)
+
+    leaves = {n: t.clone().requires_grad_() for n, t in params.items()}
+    logits = StackedNet(recipe, (64,), 10, leaves).forward(xb)
+    loss = F.cross_entropy(logits.reshape(-1, 10), yb, reduction="sum") / 37
+    loss = loss + l2 * sum(leaves[n].square().sum() for n in ("hidden.weight", "output.weight"))
+    loss.backward()
+    for name, leaf in leaves.items():
+        torch.testing.assert_close(written[name], leaf.grad, atol=1e-6, rtol=1e-5)
