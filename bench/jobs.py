@@ -18,13 +18,13 @@ Run: ``.venv/bin/python bench/jobs.py [--target-size 10000]`` (about five minute
 Measured on the 2-core development VM::
 
     cache: the default audit (census, target 10000 records, 10 shadows)
-      first run     40.16 s (training  16.10 s)
-      second run     1.56 s (training   0.66 s): training 4.1% of the first, whole audit 3.9%
-    dask: 16 shadows of 10000 records: in-process  15.07 s, 2-worker LocalCluster  32.12 s
-      (2.13x); identical outputs: True
-    dask: 32 shadows of 10000 records: in-process  30.16 s, 2-worker LocalCluster  55.71 s
-      (1.85x); identical outputs: True
-    memory: peak RSS of the job run, 8 shadows 1585 MiB, 32 shadows 1585 MiB (1.00x)
+      first run     36.15 s (training  14.58 s)
+      second run     1.61 s (training   0.50 s): training 3.4% of the first, whole audit 4.5%
+    dask: 16 shadows of 10000 records: in-process  13.28 s, 2-worker LocalCluster  28.94 s
+      (2.18x); identical outputs: True
+    dask: 32 shadows of 10000 records: in-process  25.80 s, 2-worker LocalCluster  46.99 s
+      (1.82x); identical outputs: True
+    memory: peak RSS of the job run, 8 shadows 1466 MiB, 32 shadows 1466 MiB (1.00x)
 
 The second run trains nothing and fits no attack model: the target, the shadows'
 outputs and Shokri's attack scores all come from the job cache. Dask costs a

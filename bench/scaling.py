@@ -22,12 +22,12 @@ Run: ``.venv/bin/python bench/scaling.py [--size 10000] [--ks 8,16,32,64]``.
 Measured on the 2-core development VM (two workers, the default)::
 
     census, MLP 362->128->46, 10000 records per shadow, 50 epochs, 2 workers;
-    matmul 2048x2048 on 2 threads: 330.7 GFLOP/s
+    matmul 2048x2048 on 2 threads: 336.3 GFLOP/s
        K  seconds  s/shadow  GFLOP/s  of matmul  peak RSS
-       8     10.7      1.34     82.1        25%   715 MiB
-      16     16.7      1.05    105.4        32%   737 MiB
-      32     30.1      0.94    117.1        35%   780 MiB
-      64     58.9      0.92    119.9        36%   817 MiB
+       8     10.4      1.30     85.1        25%   713 MiB
+      16     15.2      0.95    115.9        34%   730 MiB
+      32     27.9      0.87    126.6        38%   779 MiB
+      64     55.1      0.86    128.3        38%   789 MiB
 
 Time per shadow falls, then stays flat: 8 shadows train as two stacks of 4, from
 16 on as stacks of 8, two at a time. Peak memory follows the stack size, then

@@ -85,8 +85,8 @@ _NEUTRAL: dict[str, Any] = {
 #   features) Adam with minibatches of 128 reaches, after 50 epochs, train
 #   accuracy 0.67 against test 0.14 at lr 1e-2 (a loss-threshold attack's AUC
 #   0.86), but only 0.35 against 0.19 (AUC 0.64) at lr 1e-3. 100 epochs reach
-#   0.75 / 0.13 (AUC 0.90) for twice the time. Stacked 11 at a time the 50
-#   epochs take ~37 s for target + 10 shadows, inside the 3-minute audit.
+#   0.75 / 0.13 (AUC 0.90) for twice the time. The 50 epochs take ~15 s for
+#   target + 10 shadows (two stacks of 5 on two cores), inside the 3-minute audit.
 # - cnn: Fashion-MNIST generalises well (as MNIST does in the paper). With 2,500
 #   records and 16 filters, lr 3e-3 and 10 epochs give train 0.93 / test 0.85
 #   (loss-attack AUC 0.54), more than lr 1e-3 reaches in 20 epochs (0.93 / 0.86,

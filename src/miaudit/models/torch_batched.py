@@ -57,9 +57,11 @@ KERNEL = 5
 """Side of the square convolution kernels; padding ``KERNEL // 2`` keeps the size."""
 
 MAX_STACK = 16
-"""Most models trained in one stack. On a CPU thread the time per model is flat
-from K = 4 (bench: 0.073 s per MLP-epoch at K = 4, 0.072 at K = 16) while
-activation memory grows with K; on a GPU larger stacks may pay (not measured)."""
+"""Most models :func:`~miaudit.models.train_models` trains in one stack. On a CPU
+thread the time per model is nearly flat from K = 4 (``bench/batched_training.py``:
+0.033 s per census MLP-epoch at K = 4, 0.029 at K = 16) while activation memory
+grows with K; the shadow stage (:mod:`miaudit.jobs`) stacks at most 8, one stack
+per core. On a GPU larger stacks may pay (not measured: no GPU here)."""
 
 PARAMETER_NAMES: dict[str, tuple[str, ...]] = {
     "mlp": ("hidden.weight", "hidden.bias", "output.weight", "output.bias"),
