@@ -13,16 +13,17 @@ outputs. :func:`run_jobs` takes the jobs of one recipe and:
   trained chunk's outputs there as soon as it finishes (under a temporary name,
   then renamed, with a checksum verified on every read), so an interrupted audit
   resumes where it stopped and gives the same bytes as an uninterrupted one;
-* drops each chunk's models once their outputs are taken, so memory holds one
-  chunk of models at a time, whatever the number of shadows;
+* drops each chunk's models once their outputs are taken (unless
+  ``keep_models`` saves them), so memory holds one chunk of models per worker at
+  a time, whatever the number of shadows;
 * runs chunks locally (``executor="local"``): PyTorch chunks on ``workers``
   threads of this process, each running its chunk's operations on its own core
   (torch's intra-op pool set to one thread; the operations release the GIL), so
   the records are shared and nothing starts up; scikit-learn chunks fit their
   models in ``workers`` processes. Or on a ``dask.distributed`` cluster
-  (``executor="dask"``,
-  an existing scheduler or a ``LocalCluster``), streaming results into the cache as
-  they finish; Dask reschedules the chunk of a worker that dies.
+  (``executor="dask"``, an existing scheduler or a ``LocalCluster``), streaming
+  results into the cache as they finish; Dask reschedules the chunk of a worker
+  that dies.
 
 The cache key hashes everything that determines a job's outputs: the data's
 content, the recipe and all its hyper-parameters, the training and query index
@@ -407,7 +408,7 @@ def _run_threads(
 
     stop = threading.Event()
 
-    def work(i: int) -> list[np.ndarray]:
+    def work(i: int) -> list[tuple[np.ndarray, Any]]:
         def within(n: int, _total: int) -> None:
             if stop.is_set():
                 raise _Stopped
