@@ -77,20 +77,7 @@ import torch
 from miaudit.data import load_dataset
 from miaudit.jobs import Execution, ShadowJob, run_jobs
 from miaudit.models import Recipe, train_models
-from miaudit.models.torch_batched import torch_threads, training_flops
-
-
-def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of an ``n x n`` float32 matrix product with ``threads`` threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    with torch_threads(threads):
-        torch.mm(a, b)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+from miaudit.models.torch_batched import matmul_rate, training_flops
 
 
 def fastest(fns: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, tuple]:
@@ -184,6 +171,10 @@ def main() -> None:
     recipe = Recipe(model="mlp", epochs=args.epochs)
     per_record = training_flops(recipe, (data.n_features,), data.n_classes)
     peak_1, peak_n = matmul_rate(1), matmul_rate(cores)
+    # Warm up (the first training in a process pays one-time library set-up).
+    for threads in (1, cores):
+        warm = np.arange(256)
+        train_models(recipe, data.X, data.y, data.n_classes, [warm], [0], threads=threads)
     print(
         f"torch {torch.__version__}; census-occupation, MLP {data.n_features}->{recipe.hidden}->"
         f"{data.n_classes}, {args.size:,} records per model, {args.epochs} epochs; "

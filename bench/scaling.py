@@ -48,25 +48,11 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from miaudit.data import load_dataset
 from miaudit.jobs import Execution, ShadowJob, run_jobs
 from miaudit.models import Recipe
-from miaudit.models.torch_batched import torch_threads, training_flops
-
-
-def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of an ``n × n`` float32 matrix product with ``threads`` threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    with torch_threads(threads):
-        torch.mm(a, b)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+from miaudit.models.torch_batched import matmul_rate, training_flops
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -186,6 +187,21 @@ def training_bytes(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int)
         widths = [f * height * width, f * height * width // 4, recipe.hidden, n_classes]
     activations = recipe.batch_size * (math.prod(input_shape) + 3 * sum(widths))
     return 4 * (4 * params + activations)
+
+
+def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the fastest of ``repeats`` ``n x n`` float32 matrix products on
+    ``threads`` threads: the machine's limit that :func:`training_flops` rates are
+    compared with (``bench/batched_training.py``, ``bench/scaling.py``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    with torch_threads(threads):
+        torch.mm(a, b)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
 
 
 def _initial_parameters(
