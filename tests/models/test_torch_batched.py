@@ -216,3 +216,32 @@ def test_written_out_mlp_gradients_equal_autograd(digits, l2):
     loss.backward()
     for name, leaf in leaves.items():
         torch.testing.assert_close(written[name], leaf.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_mlp_on_images_trains_as_on_their_flattened_pixels(digit_images, train_sets):
+    # The MLP flattens images (recipe docs); its written-out gradients see the same.
+    X, y = digit_images
+    recipe = Recipe(model="mlp", hidden=16, epochs=2, batch_size=50)
+    on_images = train_models(recipe, X, y, 10, train_sets[:2], [5, 6]).predict_proba(X)
+    flat = X.reshape(len(X), -1)
+    on_rows = train_models(recipe, flat, y, 10, train_sets[:2], [5, 6]).predict_proba(flat)
+    np.testing.assert_array_equal(on_images, on_rows)
+
+
+def test_the_workspace_changes_no_bit_of_the_gradients(digits):
+    from miaudit.models.torch_batched import MLPWorkspace, _stacked_layout, mlp_gradients
+
+    X, y = digits
+    recipe = Recipe(model="mlp", hidden=16, l2=0.01)
+    shapes = parameter_shapes(recipe, (64,), 10)
+    inits = [_initial_parameters(shapes, torch.Generator().manual_seed(s)) for s in (1, 2)]
+    params = _stacked_layout({n: torch.stack([p[n] for p in inits]) for n in shapes})
+    rows = torch.from_numpy(np.random.default_rng(1).choice(len(X), (2, 32), replace=False))
+    yb = torch.from_numpy(y.astype(np.int64))[rows].reshape(-1)
+    plain = mlp_gradients(params, torch.from_numpy(X)[rows], yb, 0.01)
+    workspace = MLPWorkspace(params, 32)
+    xb = workspace.gather(torch.from_numpy(X), rows.reshape(-1))
+    reused = mlp_gradients(params, xb, yb, 0.01, workspace)
+    assert all(reused[n] is workspace.grads[n] for n in reused)
+    for name in plain:
+        assert torch.equal(plain[name], reused[name])

@@ -400,7 +400,11 @@ class StackedNet:
 
 
 def mlp_gradients(
-    params: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, l2: float
+    params: dict[str, torch.Tensor],
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    l2: float,
+    workspace: MLPWorkspace | None = None,
 ) -> dict[str, torch.Tensor]:
     """Gradients of the stacked MLP's loss on one minibatch, without autograd.
 
@@ -415,26 +419,65 @@ def mlp_gradients(
     no separate log-softmax backward (measured: 6-15 % less time per MLP step at
     K = 8 on one thread). ``xb`` is ``(K, B, d)``, ``yb`` the ``K·B`` labels in the
     same order; dense weights are in the stacked layout ``(K, in, out)``.
+
+    With a ``workspace`` made for minibatches of ``B`` records, the activations and
+    gradients are written into its buffers (the same arithmetic, the same bits)
+    and the gradients returned are those buffers, overwritten by the next call.
     """
     n_models, batch = xb.shape[0], xb.shape[1]
     w1, w2 = params["hidden.weight"], params["output.weight"]
+    ws = workspace if workspace is not None and workspace.batch == batch else None
     with torch.no_grad():
-        h = torch.baddbmm(params["hidden.bias"].unsqueeze(1), xb, w1).tanh_()
+        h = torch.baddbmm(
+            params["hidden.bias"].unsqueeze(1), xb, w1, out=None if ws is None else ws.h
+        ).tanh_()
         g = torch.softmax(torch.baddbmm(params["output.bias"].unsqueeze(1), h, w2), dim=-1)
         rows = torch.arange(n_models * batch, device=g.device)
         g.view(-1, g.shape[-1])[rows, yb] -= 1.0
         g.mul_(1.0 / batch)
-        d = torch.bmm(g, w2.mT).mul_(h.square().neg_().add_(1.0))
-        grads = {
-            "hidden.weight": torch.bmm(xb.mT, d),
-            "hidden.bias": d.sum(1),
-            "output.weight": torch.bmm(h.mT, g),
-            "output.bias": g.sum(1),
-        }
+        if ws is None:
+            grads = {"output.weight": torch.bmm(h.mT, g), "output.bias": g.sum(1)}
+            d = torch.bmm(g, w2.mT).mul_(h.square().neg_().add_(1.0))
+            grads["hidden.weight"] = torch.bmm(xb.mT, d)
+            grads["hidden.bias"] = d.sum(1)
+        else:
+            grads = ws.grads
+            torch.bmm(h.mT, g, out=grads["output.weight"])
+            torch.sum(g, 1, out=grads["output.bias"])
+            d = torch.bmm(g, w2.mT, out=ws.d).mul_(h.square_().neg_().add_(1.0))
+            torch.bmm(xb.mT, d, out=grads["hidden.weight"])
+            torch.sum(d, 1, out=grads["hidden.bias"])
         if l2 > 0:
             for name in DENSE:
                 grads[name].add_(params[name], alpha=2.0 * l2)
     return grads
+
+
+class MLPWorkspace:
+    """The buffers one stacked MLP step reuses: the gathered minibatch, the hidden
+    activations, their gradient, and the parameters' gradients.
+
+    Allocating them afresh every step cost 10-13 % of a step (measured, K = 8, one
+    thread: 0.0310 s per model-epoch against 0.0276 with the buffers): buffers of
+    megabytes are mapped and faulted in anew each time.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], batch: int) -> None:
+        n_models, d, h = params["hidden.weight"].shape
+        device = params["hidden.weight"].device
+        self.batch = int(batch)
+        self.x = torch.empty(n_models * self.batch, d, device=device)
+        self.h = torch.empty(n_models, self.batch, h, device=device)
+        self.d = torch.empty(n_models, self.batch, h, device=device)
+        self.grads = {name: torch.empty_like(t) for name, t in params.items()}
+
+    def gather(self, X: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        """``X[flat]`` as ``(K, B, d)``, written into the minibatch buffer when it fits."""
+        n_models = self.h.shape[0]
+        if flat.numel() != n_models * self.batch or X.dim() != 2:
+            return X.index_select(0, flat).view(n_models, -1, *X.shape[1:])
+        torch.index_select(X, 0, flat, out=self.x)
+        return self.x.view(n_models, self.batch, -1)
 
 
 def _stacked_layout(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -509,6 +552,7 @@ def train_stack(
         )
 
     index_sets = torch.as_tensor(np.stack([np.asarray(t, dtype=np.int64) for t in train_sets]))
+    workspace = MLPWorkspace(params, recipe.batch_size) if recipe.model == "mlp" else None
     with torch_threads(threads):
         for _ in range(recipe.epochs):
             order = torch.stack(
@@ -520,12 +564,13 @@ def train_stack(
             for start in range(0, n_train, recipe.batch_size):
                 batch = order[:, start : start + recipe.batch_size]
                 flat = batch.reshape(-1)
-                xb = X.index_select(0, flat).view(n_models, batch.shape[1], *input_shape)
                 yb = y.index_select(0, flat)
                 if recipe.model == "mlp":
-                    for name, grad in mlp_gradients(params, xb, yb, recipe.l2).items():
+                    xb = workspace.gather(X.view(X.shape[0], -1), flat)
+                    for name, grad in mlp_gradients(params, xb, yb, recipe.l2, workspace).items():
                         params[name].grad = grad
                 else:
+                    xb = X.index_select(0, flat).view(n_models, batch.shape[1], *input_shape)
                     logits = net.forward(xb)
                     # Sum over models of each model's mean loss: gradients stay per model.
                     loss = (
