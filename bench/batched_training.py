@@ -43,25 +43,26 @@ Run: ``.venv/bin/python bench/batched_training.py [--ks 4,16,64] [--epochs 3] [-
 
 Measured on the 2-core development VM (torch 2.13 CPU)::
 
-    matmul 2048x2048: 181.8 GFLOP/s on 1 thread, 367.6 on 2 threads; 220.7 kFLOP per record
+    matmul 2048x2048: 164.8 GFLOP/s on 1 thread, 333.0 on 2 threads; 220.7 kFLOP per record
      K 1-by-1 1t 1-by-1 2t  plain stacked 1t  stage | same res. machine plain | stacked stage
-     4     0.64s     0.54s  0.75s      0.39s  0.38s |     1.61x   1.42x 1.97x |     37%   19%
-    16     2.53s     2.19s  3.00s      1.37s  0.83s |     1.85x   2.64x 3.62x |     43%   35%
-    64    10.84s     9.43s 12.42s      5.52s  3.44s |     1.96x   2.74x 3.61x |     42%   34%
+     4     0.66s     0.57s  0.80s      0.41s  0.41s |     1.61x   1.39x 1.96x |     39%   19%
+    16     2.69s     2.30s  3.24s      1.34s  0.89s |     2.01x   2.58x 3.63x |     48%   36%
+    64    11.01s     9.32s 13.03s      5.46s  3.48s |     2.02x   2.68x 3.75x |     47%   37%
 
 (max |dp| 1e-6 to 4e-6.) Three epochs keep the run short; at 10 epochs, K = 16
 gave the same picture (one run before the MLP's gradients were written out:
 2.05x, 2.89x, 3.66x). The one-by-one runs use this module's own engine with K =
-1, so they share its fused optimiser and written-out gradients: ``same res.``
-is what stacking alone adds, ``plain`` what the whole engine adds over the usual
-loop. Before this version (dense weights stacked as ``(K, out, in)``, unfused
-Adam, autograd, one stack at a time) stacked training took 0.072 s per
-model-epoch at K = 16; now 0.029. Where a stacked step's time goes (K = 16, one
-thread, profiled before the gradients were written out): the matrix products
-about 55 % (each at ~90 % of the 2048x2048 rate on its own), gathering the
-minibatch rows 15 %, the fused Adam step 10-13 %, elementwise work (tanh,
-softmax, bias sums) 10 %. The last three are bound by memory, not arithmetic,
-which is why the FLOP rate stays near 40 %.
+1, so they share its fused optimiser, written-out gradients and reused
+buffers: ``same res.`` is what stacking alone adds, ``plain`` what the whole
+engine adds over the usual loop. Before this version (dense weights stacked as
+``(K, out, in)``, unfused Adam, autograd, fresh buffers every step, one stack at
+a time) stacked training took 0.072 s per model-epoch at K = 16; now 0.028.
+Where a stacked step's time went (K = 16, one thread, profiled midway): the
+matrix products about 55 % (each at ~90 % of the 2048x2048 rate on its own),
+gathering the minibatch rows 15 %, the fused Adam step 10-13 %, elementwise work
+(tanh, softmax, bias sums) 10 %. The last three are bound by memory, not
+arithmetic, which is why the FLOP rate stays under 50 %; on two cores at once
+(the stage) they contend for the same memory, hence 36 %.
 """
 
 from __future__ import annotations

@@ -18,20 +18,21 @@ Run: ``.venv/bin/python bench/jobs.py [--target-size 10000]`` (about five minute
 Measured on the 2-core development VM::
 
     cache: the default audit (census, target 10000 records, 10 shadows)
-      first run     36.15 s (training  14.58 s)
-      second run     1.61 s (training   0.50 s): training 3.4% of the first, whole audit 4.5%
-    dask: 16 shadows of 10000 records: in-process  13.28 s, 2-worker LocalCluster  28.94 s
-      (2.18x); identical outputs: True
-    dask: 32 shadows of 10000 records: in-process  25.80 s, 2-worker LocalCluster  46.99 s
-      (1.82x); identical outputs: True
-    memory: peak RSS of the job run, 8 shadows 1466 MiB, 32 shadows 1466 MiB (1.00x)
+      first run     39.16 s (training  15.51 s)
+      second run     1.64 s (training   0.60 s): training 3.8% of the first, whole audit 4.2%
+    dask: 16 shadows of 10000 records: in-process  13.69 s, 2-worker LocalCluster  22.35 s
+      (1.63x); identical outputs: True
+    dask: 32 shadows of 10000 records: in-process  27.30 s, 2-worker LocalCluster  36.83 s
+      (1.35x); identical outputs: True
+    memory: peak RSS of the job run, 8 shadows 1527 MiB, 32 shadows 1527 MiB (1.00x)
 
 The second run trains nothing and fits no attack model: the target, the shadows'
 outputs and Shokri's attack scores all come from the job cache. Dask costs a
 cluster start (about 3 s), scattering the data set to each worker (about 2 s),
 and on two cores its event loops, heartbeats and nannies share the two cores with
-the two training processes, which then train about 15-30 % slower than the
-in-process threads do; it pays where the workers are other machines.
+the two training processes (measured earlier, before training reused its
+buffers: each chunk trained 15-30 % slower in a worker than in-process); it pays
+where the workers are other machines.
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ Run: ``.venv/bin/python bench/scaling.py [--size 10000] [--ks 8,16,32,64]``.
 Measured on the 2-core development VM (two workers, the default)::
 
     census, MLP 362->128->46, 10000 records per shadow, 50 epochs, 2 workers;
-    matmul 2048x2048 on 2 threads: 336.3 GFLOP/s
+    matmul 2048x2048 on 2 threads: 334.8 GFLOP/s
        K  seconds  s/shadow  GFLOP/s  of matmul  peak RSS
-       8     10.4      1.30     85.1        25%   713 MiB
-      16     15.2      0.95    115.9        34%   730 MiB
-      32     27.9      0.87    126.6        38%   779 MiB
-      64     55.1      0.86    128.3        38%   789 MiB
+       8     10.3      1.28     86.0        26%   713 MiB
+      16     14.4      0.90    122.5        37%   733 MiB
+      32     27.8      0.87    126.8        38%   779 MiB
+      64     53.5      0.84    132.0        39%   792 MiB
 
 Time per shadow falls, then stays flat: 8 shadows train as two stacks of 4, from
 16 on as stacks of 8, two at a time. Peak memory follows the stack size, then

@@ -60,7 +60,7 @@ KERNEL = 5
 MAX_STACK = 16
 """Most models :func:`~miaudit.models.train_models` trains in one stack. On a CPU
 thread the time per model is nearly flat from K = 4 (``bench/batched_training.py``:
-0.033 s per census MLP-epoch at K = 4, 0.029 at K = 16) while activation memory
+0.034 s per census MLP-epoch at K = 4, 0.028 at K = 16) while activation memory
 grows with K; the shadow stage (:mod:`miaudit.jobs`) stacks at most 8, one stack
 per core. On a GPU larger stacks may pay (not measured: no GPU here)."""
 
