@@ -365,6 +365,7 @@ def test_keep_models_from_the_command_line(tmp_path, monkeypatch):
     args = ["audit", "--dataset", "digits", "--target-size", "150", "--shadows", "3"]
     assert main([*args, "--seed", "1", "--keep-models", "--no-job-cache", "--quiet"]) == 0
     (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("digits-")  # named as without --keep-models
     assert (run / "results.json").is_file()
     assert sorted(p.name for p in (run / "shadow-models").iterdir()) == ["000", "001", "002"]
 

@@ -51,6 +51,10 @@ def test_digits_audit_result_has_the_contract_keys(tmp_path):
     # The most exposed records: the strongest attack's top scores, ranked in the CSV too.
     top = d["most_exposed"]
     assert top["attack"] == d["strongest_attack"] and len(top["records"]) == 20
+    # The strongest attack has the highest TPR at 1 % FPR, ties broken by AUC.
+    best = max((a["tpr_at_fpr"]["0.01"] or 0.0, a["auc"]) for a in d["attacks"].values())
+    strongest_attack = d["attacks"][d["strongest_attack"]]
+    assert (strongest_attack["tpr_at_fpr"]["0.01"] or 0.0, strongest_attack["auc"]) == best
     strongest = rows[f"score_{top['attack']}"].to_numpy()
     assert [r["score"] for r in top["records"]] == sorted(strongest, reverse=True)[:20]
     first = rows.loc[rows["exposure_rank"] == 1, "record"].item()

@@ -354,8 +354,13 @@ def audit(
     }
     cfg = _build_config(config, flags)
     if out is None and keep_models:
-        # The models are written while the audit runs: the folder is chosen now.
-        out = default_out_dir(Path(str(cfg.dataset)).stem)
+        # The models are written while the audit runs: the folder is chosen now, named
+        # as the data set will be (a built-in's full name, or a file's stem).
+        from miaudit.data.builtin import is_builtin, resolve_builtin
+
+        name = str(cfg.dataset)
+        label = resolve_builtin(name, cfg.label).name if is_builtin(name) else Path(name).stem
+        out = default_out_dir(label)
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
     if cfg.save_target is not None:

@@ -240,18 +240,14 @@ def cached_model(
     from miaudit.models import load_model
 
     execution = execution or Execution()
-    parts = {
-        "format": _FORMAT,
-        "kind": "model",
-        "data": data_fingerprint or array_digest(X) + array_digest(y),
-        "n_classes": int(n_classes),
-        "recipe": recipe.model_dump(mode="json"),
-        "train": array_digest(train),
-        "seed": int(seed),
-        "device": device,
-        "versions": library_versions(),
-    }
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    key = _key(
+        {
+            "kind": "model",
+            **_training_parts(recipe, X, y, n_classes, device, data_fingerprint),
+            "train": array_digest(train),
+            "seed": int(seed),
+        }
+    )
     cache = _cache(execution)
     if cache is not None and (folder := cache.model_folder(key)) is not None:
         return load_model(folder, device=device), True
@@ -279,16 +275,29 @@ def cached_arrays(
     cache = _cache(execution or Execution())
     key = None
     if cache is not None:
-        text = json.dumps(
-            {"format": _FORMAT, **parts, "versions": library_versions()}, sort_keys=True
-        )
-        key = hashlib.sha256(text.encode()).hexdigest()
+        key = _key(parts)
         if (found := cache.get_arrays(key)) is not None:
             return found, True
     arrays = compute()
     if cache is not None:
         cache.put_arrays(key, arrays)
     return arrays, False
+
+
+def _key(parts: dict[str, Any]) -> str:
+    """SHA-256 of ``parts`` with the cache format and the library versions added."""
+    text = json.dumps({"format": _FORMAT, **parts, "versions": library_versions()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _training_parts(recipe, X, y, n_classes, device, data_fingerprint) -> dict[str, Any]:
+    """The key ingredients every trained model shares: data, classes, recipe, device."""
+    return {
+        "data": data_fingerprint or array_digest(X) + array_digest(y),
+        "n_classes": int(n_classes),
+        "recipe": recipe.model_dump(mode="json"),
+        "device": device,
+    }
 
 
 def _cache(execution: Execution) -> JobCache | None:
@@ -438,21 +447,17 @@ def _run_threads(
 def _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint) -> list[str]:
     """Each job's cache key: everything that determines its outputs (module docstring)."""
     common = {
-        "format": _FORMAT,
-        "data": data_fingerprint or array_digest(X) + array_digest(y),
-        "n_classes": int(n_classes),
-        "recipe": recipe.model_dump(mode="json"),
+        **_training_parts(recipe, X, y, n_classes, device, data_fingerprint),
         "extra": None if extra is None else array_digest(extra),
-        "device": device,
-        "versions": library_versions(),
     }
     signature = [(array_digest(j.train), int(j.seed), array_digest(j.query)) for j in jobs]
     keys = []
     for chunk in chunks:
         partners = [signature[k] for k in chunk]
-        for position in range(len(chunk)):
-            text = json.dumps({**common, "chunk": partners, "position": position}, sort_keys=True)
-            keys.append(hashlib.sha256(text.encode()).hexdigest())
+        keys += [
+            _key({**common, "chunk": partners, "position": position})
+            for position in range(len(chunk))
+        ]
     return keys
 
 

@@ -659,6 +659,11 @@ def fpr_key(fpr: float) -> str:
     return f"{float(fpr):g}"
 
 
+def attack_strength(tpr_at_fpr: dict[str, float | None], auc: float) -> tuple[float, float]:
+    """How attacks are ranked, strongest highest: TPR at 1 % FPR, then AUC."""
+    return (tpr_at_fpr.get("0.01") or 0.0, auc)
+
+
 @dataclass(frozen=True)
 class AttackMetrics:
     """Everything the report states about one attack on one evaluation set.

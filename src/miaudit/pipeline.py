@@ -25,7 +25,13 @@ from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
 from miaudit.jobs import Execution, ShadowJob, array_digest, cached_arrays, cached_model, run_jobs
-from miaudit.metrics import DEFAULT_FPRS, AttackMetrics, evaluate_attack, roc_points
+from miaudit.metrics import (
+    DEFAULT_FPRS,
+    AttackMetrics,
+    attack_strength,
+    evaluate_attack,
+    roc_points,
+)
 from miaudit.models import Recipe, check_input, load_model, save_model
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
@@ -73,7 +79,7 @@ class AuditResult:
         """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
         return max(
             self.attacks,
-            key=lambda n: (self.attacks[n].tpr_at_fpr.get("0.01") or 0.0, self.attacks[n].auc),
+            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
         )
 
     def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
@@ -236,7 +242,8 @@ def run_audit(
             splits, np.random.default_rng(seeds["online"]), extra=population
         )
     n_eval = len(splits.target_in) + len(splits.target_out)
-    _check_budget(config, n_eval, splits, extra=_extra_queries(config, plan, splits))
+    extra_queries = _extra_queries(config, plan, n_eval, len(population))
+    _check_budget(config, n_eval, splits, extra=extra_queries)
     check = {"n_shadows": config.shadows, "shadow_data": config.shadow_data, "game": "shokri"}
     if config.target_url is not None:
         target = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
@@ -318,7 +325,7 @@ def _attack(
             config,
             target,
             np.random.default_rng(seeds["shadow_data"]),
-            reserved_queries=n_eval + _extra_queries(config, plan, splits),
+            reserved_queries=n_eval + _extra_queries(config, plan, n_eval, len(population)),
         )
     unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
     if unreached:
@@ -503,8 +510,7 @@ def _recipe_game(
         in_sets = [pool[keep[0]]] + [
             np.sort(np.concatenate([pool[keep[k]], z[keep_z[k - 1]]])) for k in range(1, n_models)
         ]
-    extra = (config.robustness.copies * pool_size if plan.robustness else 0) + len(z)
-    extra += (config.lira_queries - 1) * pool_size if plan.lira else 0
+    extra = _extra_queries(config, plan, pool_size, len(z))
     if config.query_budget is not None and config.query_budget < pool_size + extra:
         raise ConfigError(
             f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
@@ -625,10 +631,10 @@ def _check_fprs(config: AuditConfig, n_nonmembers: int) -> None:
             )
 
 
-def _extra_queries(config: AuditConfig, plan: AttackPlan, splits: AuditSplits) -> int:
-    """Target queries the attacks need beyond the evaluated records themselves."""
-    n_eval = len(splits.target_in) + len(splits.target_out)
-    extra = min(config.rmia.population, len(splits.pool)) if plan.population else 0
+def _extra_queries(config: AuditConfig, plan: AttackPlan, n_eval: int, n_population: int) -> int:
+    """Target queries the attacks need beyond the ``n_eval`` evaluated records themselves:
+    RMIA's ``n_population`` records, LiRA's extra queries, robustness's copies."""
+    extra = n_population
     if plan.lira:
         extra += (config.lira_queries - 1) * n_eval
     if plan.robustness:

@@ -8,6 +8,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from miaudit.metrics import attack_strength
+
 
 def _rate(value: float | None) -> str:
     # None: the evaluation set has too few non-members to resolve that FPR.
@@ -25,7 +27,8 @@ def ranked_attacks(d: dict) -> list[tuple[str, dict]]:
     """``results.json``'s attacks, strongest first (TPR at 1 % FPR, then AUC)."""
     return sorted(
         d["attacks"].items(),
-        key=lambda kv: (-(kv[1]["tpr_at_fpr"].get("0.01") or 0.0), -kv[1]["auc"]),
+        key=lambda kv: attack_strength(kv[1]["tpr_at_fpr"], kv[1]["auc"]),
+        reverse=True,
     )
 
 
