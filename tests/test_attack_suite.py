@@ -20,7 +20,7 @@ def no_training(monkeypatch):
         raise AssertionError("a model was trained before the bad input was refused")
 
     # Every model (target, shadows, reference models) is trained through miaudit.jobs.
-    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    monkeypatch.setattr("miaudit.models.classifier.train_models", refuse)
 
 
 def test_attack_names_are_validated():

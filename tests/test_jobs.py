@@ -16,7 +16,7 @@ from miaudit.cli import main
 from miaudit.data import load_dataset
 from miaudit.errors import ConfigError
 from miaudit.jobs import Execution, JobCache, ShadowJob, run_jobs
-from miaudit.models import Recipe
+from miaudit.models import Recipe, classifier
 
 RECIPE = Recipe(model="mlp", epochs=2, batch_size=64, hidden=16)
 
@@ -136,16 +136,16 @@ def test_killed_audit_resumes_to_the_same_result(tmp_path, monkeypatch):
     script = textwrap.dedent(
         f"""
         import os, signal
-        import miaudit, miaudit.jobs as jobs
+        import miaudit, miaudit.jobs as jobs, miaudit.models.classifier as classifier
         from miaudit.jobs import Execution
         jobs.CHUNK = 2
-        real, calls = jobs.train_models, []
+        real, calls = classifier.train_models, []
         def train(*a, **k):
             calls.append(1)
             if len(calls) == 3:  # the target, the first chunk, then killed
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*a, **k)
-        jobs.train_models = train
+        classifier.train_models = train
         # One worker: the chunks train in order, so the first is cached at the kill.
         miaudit.audit(dataset="digits", out={str(tmp_path / "never")!r},
                       execution=Execution(job_cache={str(tmp_path / "cache-b")!r}, workers=1),
@@ -215,7 +215,7 @@ def test_an_identical_second_audit_trains_nothing(tmp_path, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("trained a model that the job cache holds")
 
-    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    monkeypatch.setattr("miaudit.models.classifier.train_models", refuse)
     monkeypatch.setattr("miaudit.attacks.shokri.ShokriAttack.fit", refuse)
     second = miaudit.audit(dataset="digits", execution=execution, out=tmp_path / "b", **FAST)
     assert second.execution["jobs"] == {"trained": 0, "from_cache": 5, "corrupt": 0}
@@ -311,7 +311,7 @@ def test_a_failing_chunk_stops_the_other_threads(digits, monkeypatch):
     from miaudit import jobs
 
     monkeypatch.setattr(jobs, "CHUNK", 1)
-    real, started = jobs.train_models, []
+    real, started = classifier.train_models, []
 
     def train(*a, **k):
         started.append(1)
@@ -319,7 +319,7 @@ def test_a_failing_chunk_stops_the_other_threads(digits, monkeypatch):
             raise RuntimeError("boom")
         return real(*a, **k)
 
-    monkeypatch.setattr(jobs, "train_models", train)
+    monkeypatch.setattr(classifier, "train_models", train)
     with pytest.raises(RuntimeError, match="boom"):
         run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(6), execution=Execution(False, workers=2))
     # The pool was shut down: chunks not yet started never started.
@@ -343,7 +343,7 @@ def test_kept_models_give_the_outputs_and_come_back_from_the_cache(digits, tmp_p
     def refuse(*a, **k):
         raise AssertionError("trained a model that the job cache holds")
 
-    monkeypatch.setattr("miaudit.jobs.train_models", refuse)
+    monkeypatch.setattr("miaudit.models.classifier.train_models", refuse)
     again = Execution(job_cache=tmp_path / "cache", keep_models=tmp_path / "kept-again")
     outputs2, facts2 = run_jobs(RECIPE, digits.X, digits.y, 10, jobs_, execution=again)
     assert facts2 == {"trained": 0, "from_cache": 3, "corrupt": 0}
@@ -409,13 +409,13 @@ def test_chunks_are_near_equal_and_sized_to_the_memory(digits, monkeypatch):
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     monkeypatch.setattr(jobs, "MEMORY_SHARE", 3.5 * per_model / memory)
     assert jobs.stack_limit(RECIPE, (64,), 10, "cpu") == 3
-    stacks, real = [], jobs.train_models
+    stacks, real = [], classifier.train_models
 
     def train(recipe, X, y, n_classes, sets, *a, **k):
         stacks.append(len(sets))
         return real(recipe, X, y, n_classes, sets, *a, **k)
 
-    monkeypatch.setattr(jobs, "train_models", train)
+    monkeypatch.setattr(classifier, "train_models", train)
     run_jobs(RECIPE, digits.X, digits.y, 10, _jobs(7), execution=Execution(False, workers=1))
     assert stacks == [2, 3, 2]
 

@@ -3,12 +3,15 @@
 Position in the pipeline: ``shadows (source -> train) -> signals``. A
 :class:`ShadowJob` is a pure description — the records a model trains on, its
 seed, the records whose outputs are wanted — and its result is only those
-outputs. :func:`run_jobs` takes the jobs of one recipe and:
+outputs. :func:`run_jobs` takes the jobs of one model family
+(:class:`~miaudit.models.family.ModelFamily`: a built-in recipe or the user's own
+training code) and:
 
 * groups them, in order, into chunks of near-equal size, at most :data:`CHUNK`
-  models each, that train together as one stacked network (the chunks are fixed
-  by the job list alone, so a job's numbers never depend on what happened to be
-  cached or on how many workers ran);
+  models each, the unit of caching, resuming and parallel work; a built-in
+  network's chunk trains as one stacked network (the chunks are fixed by the job
+  list alone, so a job's numbers never depend on what happened to be cached or on
+  how many workers ran);
 * skips every chunk whose jobs are all in the :class:`JobCache`, and writes each
   trained chunk's outputs there as soon as it finishes (under a temporary name,
   then renamed, with a checksum verified on every read), so an interrupted audit
@@ -16,20 +19,24 @@ outputs. :func:`run_jobs` takes the jobs of one recipe and:
 * drops each chunk's models once their outputs are taken (unless
   ``keep_models`` saves them), so memory holds one chunk of models per worker at
   a time, whatever the number of shadows;
-* runs chunks locally (``executor="local"``): PyTorch chunks on ``workers``
-  threads of this process, each running its chunk's operations on its own core
-  (torch's intra-op pool set to one thread; the operations release the GIL), so
-  the records are shared and nothing starts up; scikit-learn chunks fit their
-  models in ``workers`` processes. Or on a ``dask.distributed`` cluster
-  (``executor="dask"``, an existing scheduler or a ``LocalCluster``), streaming
-  results into the cache as they finish; Dask reschedules the chunk of a worker
-  that dies.
+* runs chunks locally (``executor="local"``): stacked PyTorch chunks on
+  ``workers`` threads of this process, each running its chunk's operations on its
+  own core (torch's intra-op pool set to one thread; the operations release the
+  GIL), so the records are shared and nothing starts up; the models of other
+  families (scikit-learn, the user's code) one per process on ``workers``
+  processes. Or on a ``dask.distributed`` cluster (``executor="dask"``, an
+  existing scheduler or a ``LocalCluster``), streaming results into the cache as
+  they finish; Dask reschedules the chunk of a worker that dies. The user's code
+  travels to the workers by value (cloudpickle), so it need not be installed there.
 
 The cache key hashes everything that determines a job's outputs: the data's
-content, the recipe and all its hyper-parameters, the training and query index
-sets, the seed, the other jobs of its chunk (stacked training shares the
-arithmetic), the extra records' content, the device, and the versions of the
-libraries that change numerics. Change any of them and the job runs again.
+content, the family's identity (a recipe and all its hyper-parameters, or the
+user's code and settings: :func:`miaudit.models.identity.code_identity`), the
+training and query index sets, the seed, the other jobs of its chunk when they
+train stacked (stacked training shares the arithmetic), the extra records'
+content, the device, and the versions of the libraries that change numerics.
+Change any of them and the job runs again. A family whose identity cannot be
+derived honestly is not cached at all.
 """
 
 from __future__ import annotations
@@ -50,9 +57,10 @@ import numpy as np
 
 from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
-from miaudit.errors import ConfigError
-from miaudit.models import Recipe, train_models
-from miaudit.models.torch_batched import ARITHMETIC, torch_threads, training_bytes
+from miaudit.errors import ConfigError, ModelError
+from miaudit.models.family import ModelFamily, as_family, take
+from miaudit.models.recipe import Recipe
+from miaudit.models.torch_batched import ARITHMETIC, torch_threads
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
@@ -207,8 +215,8 @@ class JobCache:
         shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
         return None
 
-    def put_model(self, key: str, model) -> None:
-        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE)
+    def put_model(self, key: str, model, family: ModelFamily) -> None:
+        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE, family)
 
     def info(self) -> dict[str, Any]:
         entries = list(self.root.glob("[0-9a-f][0-9a-f]/*.npz")) if self.root.is_dir() else []
@@ -220,8 +228,8 @@ class JobCache:
 
 
 def cached_model(
-    recipe: Recipe,
-    X: np.ndarray,
+    family: Recipe | ModelFamily,
+    X: Any,
     y: np.ndarray,
     n_classes: int,
     train: np.ndarray,
@@ -234,28 +242,23 @@ def cached_model(
 ):
     """One trained model (the target), from the job cache when it was trained before.
 
-    Keyed like a job; stored with :func:`miaudit.models.save_model` plus a checksum
-    of its files, verified before loading. Returns ``(model, from_cache)``.
+    Keyed like a job; stored with the family's :meth:`~ModelFamily.save` plus a
+    checksum of its files, verified before loading. A family whose models cannot be
+    saved, or whose identity cannot be derived, trains every time. Returns
+    ``(model, from_cache)``.
     """
-    from miaudit.models import load_model
-
+    family = as_family(family)
     execution = execution or Execution()
-    key = _key(
-        {
-            "kind": "model",
-            **_training_parts(recipe, X, y, n_classes, device, data_fingerprint),
-            "train": array_digest(train),
-            "seed": int(seed),
-        }
-    )
-    cache = _cache(execution)
-    if cache is not None and (folder := cache.model_folder(key)) is not None:
-        return load_model(folder, device=device), True
-    model = train_models(
-        recipe, X, y, n_classes, [train], [int(seed)], device=device, progress=progress
-    ).model(0)
-    if cache is not None:
-        cache.put_model(key, model)
+    cache = _cache(execution) if family.can_save else None
+    parts = _training_parts(family, X, y, n_classes, device, data_fingerprint)
+    key = None
+    if cache is not None and parts is not None:
+        key = _key({"kind": "model", **parts, "train": array_digest(train), "seed": int(seed)})
+        if (folder := cache.model_folder(key)) is not None:
+            return family.load(folder, device=device), True
+    model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)[0]
+    if key is not None:
+        cache.put_model(key, model, family)
     return model, False
 
 
@@ -290,14 +293,31 @@ def _key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _training_parts(recipe, X, y, n_classes, device, data_fingerprint) -> dict[str, Any]:
-    """The key ingredients every trained model shares: data, classes, recipe, device."""
+def _training_parts(
+    family: ModelFamily, X, y, n_classes, device, data_fingerprint
+) -> dict[str, Any] | None:
+    """The key ingredients every trained model shares: data, classes, family, device;
+    ``None`` when the family's identity cannot be derived (nothing is cached)."""
+    identity = family.identity()
+    if identity is None:
+        return None
     return {
-        "data": data_fingerprint or array_digest(X) + array_digest(y),
+        "data": data_fingerprint or records_digest(X) + array_digest(y),
         "n_classes": int(n_classes),
-        "recipe": recipe.model_dump(mode="json"),
+        **identity,
         "device": device,
     }
+
+
+def records_digest(records: Any) -> str:
+    """SHA-256 of records that are an array or a pandas DataFrame (columns, dtypes, values)."""
+    if not hasattr(records, "iloc"):
+        return array_digest(np.asarray(records))
+    import pandas as pd
+
+    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in records.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 def _cache(execution: Execution) -> JobCache | None:
@@ -310,17 +330,16 @@ def _cache(execution: Execution) -> JobCache | None:
 _CACHE_ADVICE = f"free some space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
 
 
-def save_model_folder(model, folder: Path, advice: str) -> None:
-    """Save ``model`` to ``folder`` with a checksum of its files, atomically (rename).
+def save_model_folder(model, folder: Path, advice: str, family: ModelFamily) -> None:
+    """Save ``model`` (of ``family``) to ``folder`` with a checksum of its files,
+    atomically (rename).
 
     ``advice`` ends the one-line error if the disk refuses (full, read-only).
     """
-    from miaudit.models import save_model
-
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        save_model(model, tmp)
+        family.save(model, tmp)
         (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
@@ -340,12 +359,12 @@ def _folder_digest(folder: Path) -> str:
 
 
 def _train_chunk(
-    recipe: Recipe,
-    X: np.ndarray,
+    family: ModelFamily,
+    X: Any,
     y: np.ndarray,
     n_classes: int,
     jobs: list[ShadowJob],
-    extra: np.ndarray | None,
+    extra: Any,
     device: str,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
@@ -353,31 +372,55 @@ def _train_chunk(
 ) -> list[tuple[np.ndarray, Any]]:
     """Train one chunk; for each job its outputs (``query`` rows, then ``extra``) and,
     with ``keep``, its model (else ``None``)."""
-    if recipe.framework == "sklearn" and workers > 1 and len(jobs) > 1:
+    if family.parallel == "processes" and workers > 1 and len(jobs) > 1:
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=min(workers, len(jobs)))(
-            delayed(_train_chunk)(recipe, X, y, n_classes, [job], extra, device, 1, keep=keep)
+        # One model per process, sent only its own records.
+        return Parallel(n_jobs=min(workers, len(jobs)))(
+            delayed(_fit_job)(
+                family, take(X, job.train), y[job.train], n_classes, job.seed,
+                take(X, job.query), extra, device, keep,
+            )
             for job in jobs
-        )
-        return [p[0] for p in parts]
-    models = train_models(
-        recipe, X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
+        )  # fmt: skip
+    models = family.fit(
+        X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
         progress=progress,
     )  # fmt: skip
-    outputs = []
-    for k, job in enumerate(jobs):
-        model = models.model(k)
-        rows = [model.predict_proba(X[job.query])]
-        if extra is not None:
-            rows.append(model.predict_proba(extra))
-        outputs.append((np.concatenate(rows).astype(np.float32), model if keep else None))
-    return outputs
+    return [
+        _outputs(model, take(X, job.query), extra, n_classes, keep)
+        for model, job in zip(models, jobs, strict=True)
+    ]
 
 
-def stack_limit(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int, device: str) -> int:
+def _fit_job(family, X_train, y_train, n_classes, seed, query, extra, device, keep):
+    """One model trained on its own records (in a worker process): its outputs and model."""
+    model = family.fit(
+        X_train, y_train, n_classes, [np.arange(len(y_train))], [seed], device=device
+    )[0]
+    return _outputs(model, query, extra, n_classes, keep)
+
+
+def _outputs(model, query, extra, n_classes: int, keep: bool) -> tuple[np.ndarray, Any]:
+    """A trained model's outputs on its query records, then on ``extra``."""
+    rows = [model.predict_proba(query)]
+    if extra is not None:
+        rows.append(model.predict_proba(extra))
+    out = np.concatenate(rows).astype(np.float32)
+    if out.shape[1:] != (n_classes,):
+        raise ModelError(
+            f"a trained model answered {out.shape[1:]} columns, not the {n_classes} classes: "
+            "does its training set lack classes its predict_proba leaves out?"
+        )
+    return out, model if keep else None
+
+
+def stack_limit(
+    family: Recipe | ModelFamily, input_shape: tuple[int, ...], n_classes: int, device: str
+) -> int:
     """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit."""
-    if recipe.framework != "torch":
+    per_model = as_family(family).training_bytes(input_shape, n_classes)
+    if per_model is None:
         return CHUNK
     if device.startswith("cuda"):
         import torch
@@ -385,7 +428,6 @@ def stack_limit(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int, de
         memory = torch.cuda.get_device_properties(torch.device(device)).total_memory
     else:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    per_model = training_bytes(recipe, input_shape, n_classes)
     return max(1, min(CHUNK, int(MEMORY_SHARE * memory) // per_model))
 
 
@@ -404,7 +446,7 @@ class _Stopped(Exception):
 
 
 def _run_threads(
-    recipe, X, y, n_classes, jobs, todo, extra, device, workers, finished, units, keep
+    family, X, y, n_classes, jobs, todo, extra, device, workers, finished, units, keep
 ):
     """Train the chunks ``todo`` on ``workers`` threads; ``finished(i, outputs)`` runs
     in this thread as chunk ``i`` ends.
@@ -425,7 +467,7 @@ def _run_threads(
 
         chunk_jobs = [jobs[k] for k in todo[i]]
         return _train_chunk(
-            recipe, X, y, n_classes, chunk_jobs, extra, device, 1, within, keep=keep
+            family, X, y, n_classes, chunk_jobs, extra, device, 1, within, keep=keep
         )
 
     # One intra-op thread, set once here: the threads then never change it under
@@ -444,15 +486,21 @@ def _run_threads(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint) -> list[str]:
-    """Each job's cache key: everything that determines its outputs (module docstring)."""
-    common = {
-        **_training_parts(recipe, X, y, n_classes, device, data_fingerprint),
-        "extra": None if extra is None else array_digest(extra),
-    }
+def _job_keys(
+    family, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint
+) -> list[str] | None:
+    """Each job's cache key: everything that determines its outputs (module docstring);
+    ``None`` when the family's identity cannot be derived."""
+    parts = _training_parts(family, X, y, n_classes, device, data_fingerprint)
+    if parts is None:
+        return None
+    common = {**parts, "extra": None if extra is None else records_digest(extra)}
     signature = [(array_digest(j.train), int(j.seed), array_digest(j.query)) for j in jobs]
     keys = []
     for chunk in chunks:
+        if not family.stacked:  # each model alone: its own signature says everything
+            keys += [_key({**common, "job": signature[k]}) for k in chunk]
+            continue
         partners = [signature[k] for k in chunk]
         keys += [
             _key({**common, "chunk": partners, "position": position})
@@ -462,13 +510,13 @@ def _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerp
 
 
 def run_jobs(
-    recipe: Recipe,
-    X: np.ndarray,
+    family: Recipe | ModelFamily,
+    X: Any,
     y: np.ndarray,
     n_classes: int,
     jobs: list[ShadowJob],
     *,
-    extra: np.ndarray | None = None,
+    extra: Any = None,
     device: str = "cpu",
     execution: Execution | None = None,
     data_fingerprint: str | None = None,
@@ -477,17 +525,30 @@ def run_jobs(
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Every job's outputs (``len(query) + len(extra)`` rows each), in job order.
 
+    ``family`` trains the models (a :class:`~miaudit.models.Recipe` means the built-in
+    family); ``X`` (and ``extra``) are the records in the form its models read.
     Returns the outputs and facts for the report: jobs trained, jobs answered from
     the cache, corrupt entries found.
     """
+    family = as_family(family)
     execution = execution or Execution()
     cache = _cache(execution)
     keep = None if execution.keep_models is None else Path(execution.keep_models)
+    if keep is not None and not family.can_save:
+        raise ConfigError(
+            f"--keep-models: {family.describe()['model']} models cannot be saved; drop it"
+        )
     shape = tuple(int(s) for s in X.shape[1:])
-    chunks = _chunks(len(jobs), stack_limit(recipe, shape, n_classes, device))
+    chunks = _chunks(len(jobs), stack_limit(family, shape, n_classes, device))
     keys = []
     if cache is not None:  # hashing the records is work: only for a cache
-        keys = _job_keys(recipe, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)
+        found = _job_keys(family, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)
+        if found is None:
+            cache = None
+            if notify is not None:
+                notify(f"not cached: {family.uncached_reason()}")
+        else:
+            keys = found
     results: list[np.ndarray | None] = [None] * len(jobs)
     if cache is not None:
         for k, key in enumerate(keys):
@@ -501,9 +562,9 @@ def run_jobs(
     todo = [c for c in chunks if any(results[k] is None for k in c)]
     done = len(jobs) - sum(len(c) for c in todo)
     facts = {"trained": sum(len(c) for c in todo), "from_cache": done, "corrupt": 0}
-    # Progress in train_models' units (one epoch of one network, or one fitted
-    # estimator), so a long chunk moves the bar as it trains.
-    per_job = recipe.epochs if recipe.framework == "torch" else 1
+    # Progress in the family's units (one epoch of one network, or one fitted
+    # model), so a long chunk moves the bar as it trains.
+    per_job = family.units
     total = len(jobs) * per_job
     in_flight: dict[int, int] = {}  # units done so far in chunks still training
     lock = threading.Lock()
@@ -525,31 +586,33 @@ def run_jobs(
             results[k] = out
             if cache is not None:
                 if model is not None:  # the model first: outputs alone don't count
-                    cache.put_model(keys[k], model)
+                    cache.put_model(keys[k], model, family)
                 cache.put(keys[k], out)
             if model is not None:
-                save_model_folder(model, keep / f"{k:03d}", "free some space or drop --keep-models")
+                save_model_folder(
+                    model, keep / f"{k:03d}", "free some space or drop --keep-models", family
+                )
         with lock:
             in_flight.pop(todo.index(chunk), None)
             done += len(chunk)
             report()
 
     if todo and execution.executor == "dask":
-        _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
+        _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify)
     elif (
-        recipe.framework == "torch"
+        family.parallel == "threads"
         and device == "cpu"
         and execution.n_workers > 1
         and len(todo) > 1
     ):
         _run_threads(
-            recipe, X, y, n_classes, jobs, todo, extra, device, execution.n_workers,
+            family, X, y, n_classes, jobs, todo, extra, device, execution.n_workers,
             lambda i, outputs: finished(todo[i], outputs), units, keep is not None,
         )  # fmt: skip
     else:
         for i, chunk in enumerate(todo):
             outputs = _train_chunk(
-                recipe, X, y, n_classes, [jobs[k] for k in chunk], extra, device,
+                family, X, y, n_classes, [jobs[k] for k in chunk], extra, device,
                 execution.n_workers, lambda n, _total, i=i: units(i, n), keep=keep is not None,
             )  # fmt: skip
             finished(chunk, outputs)
@@ -575,7 +638,7 @@ def _copy_model(folder: Path, dest: Path) -> None:
         ) from None
 
 
-def _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
+def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - a dependency of miaudit
@@ -607,7 +670,7 @@ def _run_dask(recipe, X, y, n_classes, jobs, todo, extra, device, execution, fin
         futures = {}
         for chunk in todo:
             future = client.submit(
-                _train_chunk, recipe, data[0], data[1], n_classes,
+                _train_chunk, family, data[0], data[1], n_classes,
                 [jobs[k] for k in chunk], data[2], device, 1,
                 keep=execution.keep_models is not None, retries=3, pure=False,
             )  # fmt: skip
