@@ -101,9 +101,25 @@ def test_image_scaling_and_shape():
     ds = image_dataset(raw, np.arange(20) % 2, name="i", source="s", what="i")
     assert ds.X.shape == (20, 1, 5, 6) and ds.X.dtype == np.float32
     np.testing.assert_allclose(ds.X[:, 0], raw / 255.0, rtol=1e-6)
+    # Wider than 8 bits: never guessed (dividing by 255 or the maximum silently changes
+    # what every model sees); the user says what white is.
     wide = rng.integers(0, 1000, size=(20, 2, 3, 3)).astype(np.uint16)
     wide[0, 0, 0, 0] = 1000
-    assert image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i").X.max() == 1.0
+    with pytest.raises(DataError, match=r"uint16 images with values up to 1000; pass --pixel"):
+        image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i")
+    scaled = image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i", pixel_scale=1000)
+    np.testing.assert_allclose(scaled.X, wide / 1000.0, rtol=1e-6)
+    assert scaled.notes["pixel_scale"] == 1000.0
+    with pytest.raises(DataError, match="pixel scale 500 leaves values above 1"):
+        image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i", pixel_scale=500)
+    floats = rng.random((20, 4, 4)) * 255
+    with pytest.raises(DataError, match="float64 images with values up to"):
+        image_dataset(floats, np.arange(20) % 2, name="i", source="s", what="i")
+    # uint8 with values above 1 means 0-255; a 0/1 uint8 image stays as it is.
+    binary = rng.integers(0, 2, size=(20, 4, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        image_dataset(binary, np.arange(20) % 2, name="i", source="s", what="i").X[:, 0], binary
+    )
     unit = rng.random((20, 3, 4, 4))
     np.testing.assert_allclose(
         image_dataset(unit, np.arange(20) % 2, name="i", source="s", what="i").X, unit, rtol=1e-6

@@ -55,6 +55,8 @@ def load_dataset(
     categorical: Sequence[str] | None = None,
     use_cache: bool = True,
     drop_duplicates: bool = True,
+    id_column: str | None = None,
+    pixel_scale: float | None = None,
 ) -> Dataset:
     """Load a built-in data set by name, or a user's CSV, Parquet or ``.npz`` file.
 
@@ -75,6 +77,11 @@ def load_dataset(
     drop_duplicates:
         Drop exact duplicate records (same features and label), keeping the first;
         their count is in ``Dataset.notes["duplicates_dropped"]``.
+    id_column:
+        For tables in user files: a column naming each record, kept as
+        ``Dataset.ids`` rather than used as a feature.
+    pixel_scale:
+        For images in ``.npz`` files that are not ``uint8``: the value of white.
 
     Returns
     -------
@@ -89,11 +96,13 @@ def load_dataset(
     """
     text = str(name_or_path)
     if isinstance(name_or_path, str) and is_builtin(text):
-        if categorical:
-            raise DataError(
-                f"categorical= applies to user files; built-in data set {text!r} "
-                "already knows its categorical columns"
-            )
+        for given, what in ((categorical, "categorical="), (id_column, "id_column="),
+                            (pixel_scale, "pixel_scale=")):  # fmt: skip
+            if given:
+                raise DataError(
+                    f"{what} applies to user files; built-in data set {text!r} already knows "
+                    "its columns"
+                )
         builtin = resolve_builtin(text, label)
         files = builtin.source_files()
         return cache.cached(
@@ -116,11 +125,25 @@ def load_dataset(
             f"{', '.join(FILE_FORMATS)} file"
         )
     cats = sorted(set(categorical)) if categorical else []
+    options = {
+        "label": label,
+        "categorical": cats,
+        "drop_duplicates": drop_duplicates,
+        "id_column": id_column,
+        "pixel_scale": pixel_scale,
+    }
     return cache.cached(
         f"file-{path.name}",
         _FILE_LOADER_VERSION,
-        {"label": label, "categorical": cats, "drop_duplicates": drop_duplicates},
+        options,
         [path],
-        lambda: load_file(path, label, categorical=categorical, drop_duplicates=drop_duplicates),
+        lambda: load_file(
+            path,
+            label,
+            categorical=categorical,
+            drop_duplicates=drop_duplicates,
+            id_column=id_column,
+            pixel_scale=pixel_scale,
+        ),
         use_cache=use_cache,
     )

@@ -26,7 +26,15 @@ from miaudit.data.dataset import Dataset
 from miaudit.data.encode import TabularEncoder, check_numeric
 from miaudit.errors import DataError
 
-__all__ = ["MAX_CATEGORIES", "MIN_RECORDS", "encode_labels", "image_dataset", "table_dataset"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "MIN_RECORDS",
+    "arrays_dataset",
+    "check_ids",
+    "encode_labels",
+    "image_dataset",
+    "table_dataset",
+]
 
 #: Fewest records a data set may have: below this no split into target members,
 #: non-members and shadow data is meaningful. The split stage checks real needs.
@@ -36,6 +44,50 @@ MIN_RECORDS = 10
 #: text, whose one-hot matrix would not fit in memory and would only let a model
 #: memorise records.
 MAX_CATEGORIES = 1000
+#: Fewest rows from which a column holding a different value in every row is taken
+#: for an identifier (and reported) rather than for a feature.
+ID_LIKE_ROWS = 20
+
+
+def check_ids(values: Any, n: int, what: str) -> np.ndarray:
+    """The user's record identifiers as ``int64`` or text, one per row and unique.
+
+    Raises
+    ------
+    DataError
+        If there are not ``n`` of them, one is missing, or one repeats.
+    """
+    ids = pd.Series(np.asarray(values) if not isinstance(values, pd.Series) else values)
+    if len(ids) != n:
+        raise DataError(f"{what}: {len(ids)} ids for {n} rows; supply one id per row")
+    if ids.isna().any():
+        row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(f"{what}: the id of row {row} is missing; every record needs an id")
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        rows = np.flatnonzero(repeated)
+        first = ids.iloc[rows[0]]
+        twice = rows[ids.iloc[rows].to_numpy() == first][:2]
+        raise DataError(
+            f"{what}: ids are not unique: {first!r} names rows {int(twice[0])} and "
+            f"{int(twice[1])} ({len(rows)} rows share an id); give each record its own id"
+        )
+    if pd.api.types.is_integer_dtype(ids.dtype):
+        return ids.to_numpy(dtype=np.int64)
+    return ids.astype(str).to_numpy(dtype=str)
+
+
+def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
+    """Feature columns that hold a different text or integer value in every row."""
+    if len(df) < ID_LIKE_ROWS:
+        return []
+    found = []
+    for column in df.columns:
+        values = df[column]
+        text = column in one_hot
+        if (text or pd.api.types.is_integer_dtype(values.dtype)) and values.is_unique:
+            found.append(str(column))
+    return found
 
 
 def _columns_text(columns: Sequence[Any], limit: int = 30) -> str:
@@ -110,6 +162,8 @@ def table_dataset(
     what: str,
     drop_duplicates: bool = True,
     notes: dict[str, Any] | None = None,
+    id_column: str | None = None,
+    ids: Any = None,
 ) -> Dataset:
     """Encode a raw table (features plus a label column) into a tabular :class:`Dataset`.
 
@@ -128,14 +182,35 @@ def table_dataset(
     drop_duplicates:
         Drop exact duplicate records (features and label), keeping the first.
     notes:
-        Extra facts for :attr:`Dataset.notes`; row counts are added.
+        Extra facts for :attr:`Dataset.notes`; row counts are added, and
+        ``"id_like_columns"``: features holding a different text or integer value
+        in every row (identifiers, most likely, which let a model memorise records).
+    id_column:
+        A column naming each record (not a feature): its values become
+        :attr:`Dataset.ids`.
+    ids:
+        The records' identifiers, one per row of ``df`` (instead of ``id_column``).
 
     Raises
     ------
     DataError
-        Missing label column, unknown categorical column, missing or non-numeric
-        numeric values, missing labels, a single class, or too few records.
+        Missing label or id column, ids that repeat, unknown categorical column,
+        missing or non-numeric numeric values, missing labels, a single class, or too
+        few records.
     """
+    if id_column is not None:
+        if id_column not in df.columns or id_column == label:
+            raise DataError(
+                f"{what}: no id column {id_column!r} besides the label; columns are: "
+                f"{_columns_text(df.columns)}"
+            )
+        if ids is not None:
+            raise DataError(f"{what}: pass the ids as id_column or as ids, not both")
+        ids = df[id_column]
+        df = df.drop(columns=[id_column])
+        categorical = [c for c in categorical if c != id_column]
+    if ids is not None:
+        ids = check_ids(ids, len(df), what)
     if label not in df.columns:
         raise DataError(
             f"{what}: no label column {label!r}; columns are: {_columns_text(df.columns)}; "
@@ -158,12 +233,17 @@ def table_dataset(
         check_numeric(df, [c for c in df.columns if c != label and c not in one_hot])
     except DataError as exc:
         raise DataError(f"{what}: {exc}") from None
+    row = np.arange(n_read, dtype=np.int64)
     if drop_duplicates:
         # Equal raw rows are equal encoded rows and, as the encoder is injective on
         # the values it is fitted on (categories compared as strings), vice versa.
-        df = df.loc[~df.duplicated(keep="first").to_numpy()]
+        keep = ~df.duplicated(keep="first").to_numpy()
+        df, row = df.loc[keep], row[keep]
     dropped = n_read - len(df)
     notes["duplicates_dropped"] = int(dropped)
+    id_like = _id_like(df.drop(columns=[label]), one_hot)
+    if id_like:
+        notes["id_like_columns"] = id_like
     _check_size(len(df), what, dropped)
 
     y, class_names = encode_labels(df[label], what=f"{what} (label {label!r})")
@@ -177,7 +257,8 @@ def table_dataset(
             raise DataError(
                 f"categorical column {col!r} has {count:,} distinct values (at most "
                 f"{MAX_CATEGORIES:,} can be one-hot encoded); it looks like an identifier "
-                "or free text: drop it, or make every cell a number if it is numeric"
+                "or free text: name it as the id column (--id-column / id_column=) if it "
+                "names records, drop it, or make every cell a number if it is numeric"
             )
         X = encoder.transform(features)
     except DataError as exc:
@@ -194,6 +275,8 @@ def table_dataset(
         source=source,
         encoder=encoder.to_dict(),
         notes=notes,
+        row=row,
+        ids=None if ids is None else ids[row],
     )
 
 
@@ -224,6 +307,8 @@ def image_dataset(
     class_names: Sequence[str] | None = None,
     drop_duplicates: bool = True,
     notes: dict[str, Any] | None = None,
+    pixel_scale: float | None = None,
+    ids: Any = None,
 ) -> Dataset:
     """Make an image :class:`Dataset`: ``float32`` ``(n, c, h, w)`` in ``[0, 1]``.
 
@@ -231,8 +316,14 @@ def image_dataset(
     ----------
     images:
         ``(n, h, w)`` (one channel) or ``(n, c, h, w)``, any real dtype, values
-        ``>= 0``. If the largest value exceeds 1 the images are divided by 255
-        (by the largest value if that exceeds 255).
+        ``>= 0``. ``uint8`` images with values above 1 are divided by 255; other
+        images must already lie in ``[0, 1]`` unless ``pixel_scale`` says what value
+        is white.
+    pixel_scale:
+        Divide the pixels by this (the value of white, e.g. 255 or 65535); the
+        result must lie in ``[0, 1]``.
+    ids:
+        The records' identifiers, one per image (:attr:`Dataset.ids`).
     labels:
         One label per image; with ``class_names`` they must already be codes
         ``0 .. len(class_names) - 1``, otherwise they are mapped like table labels.
@@ -242,10 +333,14 @@ def image_dataset(
     Raises
     ------
     DataError
-        Wrong shape, lengths that differ, non-finite or negative pixels, missing
-        labels, a single class, or too few records.
+        Wrong shape, lengths that differ, non-finite or negative pixels, values above
+        1 in an array that is not ``uint8`` without ``pixel_scale``, missing labels, a
+        single class, or too few records.
     """
     X = np.asarray(images)
+    if pixel_scale is not None and not (np.isfinite(pixel_scale) and pixel_scale > 0):
+        raise DataError(f"{what}: pixel scale {pixel_scale!r} must be a positive number")
+    given_dtype = str(X.dtype)
     if X.ndim == 3:
         X = X[:, None]
     if X.ndim != 4:
@@ -271,10 +366,13 @@ def image_dataset(
         if len(y) and (y.min() < 0 or y.max() >= len(names)):
             raise DataError(f"{what}: label codes outside 0..{len(names) - 1}; the file is corrupt")
 
+    if ids is not None:
+        ids = check_ids(ids, len(X), what)
     notes = {**(notes or {}), "rows_read": len(X)}
     keep = _first_occurrences(X, y) if drop_duplicates else np.ones(len(X), dtype=bool)
     dropped = int(len(X) - keep.sum())
     notes["duplicates_dropped"] = dropped
+    row = np.flatnonzero(keep).astype(np.int64)
     if dropped:
         X, y = X[keep], y[keep]
     _check_size(len(X), what, dropped)
@@ -288,9 +386,23 @@ def image_dataset(
             f"{what}: images have negative values (min {low:g}); save raw pixel values "
             "(0-255 or 0-1), not normalised ones"
         )
-    if high > 1:
-        # 8-bit pixels are the common case; anything wider is scaled by its own maximum.
-        X /= np.float32(255.0 if high <= 255 else high)
+    if pixel_scale is not None:
+        scale = float(pixel_scale)
+    else:
+        scale = 255.0 if given_dtype == "uint8" and high > 1 else 1.0
+    if high / scale > 1:
+        # Guessing a scale would silently change what every model sees.
+        fix = (
+            f"pixel scale {scale:g} leaves values above 1; pass the value of white"
+            if pixel_scale is not None
+            else "pass --pixel-scale (pixel_scale=) with the value of white, e.g. 255, or "
+            "save the images as uint8"
+        )
+        raise DataError(f"{what}: {given_dtype} images with values up to {high:g}; {fix}")
+    if scale != 1.0:
+        X /= np.float32(scale)
+    if pixel_scale is not None:
+        notes["pixel_scale"] = scale
     return Dataset(
         name=name,
         X=X,
@@ -301,4 +413,61 @@ def image_dataset(
         source=source,
         encoder=None,
         notes=notes,
+        row=row,
+        ids=None if ids is None else ids[row],
     )
+
+
+def arrays_dataset(
+    X: Any,
+    y: Any,
+    *,
+    name: str,
+    source: str,
+    what: str,
+    categorical: Sequence[str] | None = None,
+    drop_duplicates: bool = True,
+    feature_names: Sequence[str] | None = None,
+    ids: Any = None,
+    pixel_scale: float | None = None,
+) -> Dataset:
+    """A :class:`Dataset` from arrays: ``X`` ``(n, d)`` is a numeric table (columns
+    ``x0, x1, …`` or ``feature_names``), ``(n, h, w)`` or ``(n, c, h, w)`` images.
+
+    Raises
+    ------
+    DataError
+        Arrays of other shapes or kinds, or lengths that differ (and what
+        :func:`table_dataset` and :func:`image_dataset` refuse).
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise DataError(
+            f"{what}: X has {len(X)} rows but y has shape {y.shape}; supply one label per row of X"
+        )
+    if X.ndim in (3, 4):
+        if categorical:
+            raise DataError(f"{what}: images have no categorical columns; leave categorical unset")
+        return image_dataset(
+            X, y, name=name, source=source, what=what, drop_duplicates=drop_duplicates,
+            ids=ids, pixel_scale=pixel_scale,
+        )  # fmt: skip
+    if X.ndim != 2:
+        raise DataError(
+            f"{what}: X has shape {X.shape}; expected (n, d) features or (n, h, w) / (n, c, h, w) "
+            "images"
+        )
+    if pixel_scale is not None:
+        raise DataError(f"{what}: a table has no pixels; drop the pixel scale")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise DataError(f"{what}: X must hold numbers, not {X.dtype}")
+    if feature_names is None or len(feature_names) != X.shape[1]:
+        feature_names = [f"x{i}" for i in range(X.shape[1])]
+    columns = [str(n) for n in feature_names]
+    if "y" in columns:
+        raise DataError(f"{what}: a feature is named 'y', which is the label; rename it")
+    df = pd.DataFrame(X, columns=columns).assign(y=y)
+    return table_dataset(
+        df, "y", categorical=list(categorical or ()), name=name, source=source, what=what,
+        drop_duplicates=drop_duplicates, ids=ids,
+    )  # fmt: skip

@@ -4,11 +4,13 @@ Position in the pipeline: ``config -> data -> splits -> ...``; it sits between
 :func:`miaudit.data.load_dataset` and the loaders. Parsing Census-Income takes
 seconds on every run of an audit; reading back its arrays takes a fraction of that.
 
-An entry is a folder ``<loader>-<identity>-<state>`` holding ``X.npy``, ``y.npy``
-and ``meta.json`` (every other :class:`Dataset` field). ``identity`` hashes what
-was asked for (loader, options, source paths); ``state`` hashes the cache format,
-the loader's version and the source files' sizes and modification times, so a
-changed source file or loader is a miss, and the stale entry beside it is removed.
+An entry is a folder ``<loader>-<identity>-<state>`` holding ``X.npy``, ``y.npy``,
+``row.npy`` (and ``ids.npy`` when the records have ids) and ``meta.json`` (every
+other :class:`Dataset` field but the user's raw records, which are never cached).
+``identity`` hashes what was asked for (loader, options, source paths); ``state``
+hashes the cache format, the loader's version and the source files' sizes and
+modification times, so a changed source file or loader is a miss, and the stale
+entry beside it is removed.
 
 Entries are written to a temporary folder renamed into place, so an interrupted
 write is never read back; an entry that cannot be read is ignored and rebuilt.
@@ -38,10 +40,11 @@ __all__ = ["CACHE_ENV", "cache_dir", "cached", "entry_path", "read_entry", "writ
 #: Environment variable naming the cache folder.
 CACHE_ENV = "MIAUDIT_DATA_CACHE"
 #: Bump when the entry layout changes; older entries then miss and are replaced.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # A temporary folder this old was left by a write that died; its space is reclaimed.
 _STALE_TMP_SECONDS = 24 * 3600
-_ARRAYS = ("X", "y")
+_ARRAYS = ("X", "y", "row", "ids")
+_NOT_CACHED = ("raw",)
 
 
 def user_cache_dir(subfolder: str, env: str) -> Path:
@@ -118,7 +121,13 @@ def read_entry(entry: Path) -> Dataset | None:
             return None
         if X.dtype != np.float32 or y.dtype != np.int64:
             return None
-        return Dataset(X=X, y=y, **meta["fields"])
+        row = np.load(entry / "row.npy", allow_pickle=False)
+        if row.shape != y.shape or row.dtype != np.int64:
+            return None
+        ids = np.load(entry / "ids.npy", allow_pickle=False) if meta.get("ids") else None
+        if ids is not None and ids.shape != y.shape:
+            return None
+        return Dataset(X=X, y=y, row=row, ids=ids, **meta["fields"])
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         # Truncated arrays, bad JSON (a ValueError) or fields the Dataset no longer
         # has: all mean "rebuild", never "fail".
@@ -147,8 +156,11 @@ def write_entry(entry: Path, dataset: Dataset) -> None:
     meta = {
         "format": CACHE_FORMAT,
         "x_shape": list(dataset.X.shape),
+        "ids": dataset.ids is not None,
         "fields": {
-            f.name: getattr(dataset, f.name) for f in fields(dataset) if f.name not in _ARRAYS
+            f.name: getattr(dataset, f.name)
+            for f in fields(dataset)
+            if f.name not in _ARRAYS + _NOT_CACHED
         },
     }
     text = json.dumps(meta)
@@ -156,6 +168,9 @@ def write_entry(entry: Path, dataset: Dataset) -> None:
     try:
         _save_array(tmp / "X.npy", dataset.X)
         _save_array(tmp / "y.npy", dataset.y)
+        _save_array(tmp / "row.npy", dataset.rows)
+        if dataset.ids is not None:
+            _save_array(tmp / "ids.npy", dataset.ids)
         # meta.json last: a folder with meta.json holds complete arrays.
         (tmp / "meta.json").write_text(text, encoding="utf-8")
         if entry.exists():  # an unreadable entry we are replacing

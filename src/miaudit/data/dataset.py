@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,17 @@ class Dataset:
         JSON-serialisable facts about how the records were obtained, for reports:
         rows read, rows dropped and why (``"duplicates_dropped"``), the label column,
         the canonical source of a built-in set.
+    row:
+        ``int64`` position of each record in the table it was read from (the user's
+        file or DataFrame, or :func:`miaudit.data.load_frame` for a built-in set),
+        counting the rows dropped as duplicates, so results join back to the user's
+        rows; ``None`` means ``0 .. n-1``.
+    ids:
+        The user's own identifier of each record (an id column, or ``ids=``), or
+        ``None``.
+    raw:
+        The user's own records beside the encoded ones (:class:`RawRecords`), for
+        models that read them; ``None`` when only miaudit's models are involved.
     """
 
     name: str
@@ -58,6 +70,14 @@ class Dataset:
     source: str = ""
     encoder: dict | None = None
     notes: dict = field(default_factory=dict)
+    row: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    raw: Any = None
+
+    @property
+    def rows(self) -> np.ndarray:
+        """:attr:`row`, or ``0 .. n-1`` when the records are the table's rows in order."""
+        return np.arange(self.n_records, dtype=np.int64) if self.row is None else self.row
 
     @property
     def n_records(self) -> int:

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import image_dataset, table_dataset
+from miaudit.data.build import arrays_dataset, table_dataset
 from miaudit.data.dataset import Dataset
 from miaudit.errors import DataError
 
-__all__ = ["FILE_FORMATS", "file_format", "load_file"]
+__all__ = ["FILE_FORMATS", "file_format", "load_file", "read_npz", "read_table"]
 
 #: File name endings the loaders read, and the format each means.
 FILE_FORMATS = {
@@ -80,12 +80,14 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
         ) from None
 
 
-def _table_categoricals(df: pd.DataFrame, label: str, declared: Sequence[str] | None) -> list[str]:
+def _table_categoricals(
+    df: pd.DataFrame, label: str, declared: Sequence[str] | None, id_column: str | None = None
+) -> list[str]:
     """Columns to one-hot: non-number columns, plus the ones the user declared."""
     chosen = [
         str(c)
         for c in df.columns
-        if c != label
+        if c not in (label, id_column)
         and (
             not pd.api.types.is_numeric_dtype(df[c].dtype)
             or pd.api.types.is_bool_dtype(df[c].dtype)
@@ -100,7 +102,23 @@ def _load_table(
     label: str | None,
     categorical: Sequence[str] | None,
     drop_duplicates: bool,
+    id_column: str | None,
 ) -> Dataset:
+    df = read_table(path, fmt, label)
+    return table_dataset(
+        df,
+        label,
+        categorical=_table_categoricals(df, label, categorical, id_column),
+        name=_stem(path),
+        source=str(path),
+        what=str(path),
+        drop_duplicates=drop_duplicates,
+        id_column=id_column,
+    )
+
+
+def read_table(path: Path, fmt: str, label: str | None) -> pd.DataFrame:
+    """A CSV or Parquet file as the raw table its records come from (columns as text)."""
     df = _read_table(path, fmt)
     df.columns = [str(c) for c in df.columns]
     if label is None:
@@ -108,25 +126,12 @@ def _load_table(
             f"{path}: name the label column with label=...; columns are: "
             f"{', '.join(df.columns[:30])}{' …' if len(df.columns) > 30 else ''}"
         )
-    return table_dataset(
-        df,
-        label,
-        categorical=_table_categoricals(df, label, categorical),
-        name=_stem(path),
-        source=str(path),
-        what=str(path),
-        drop_duplicates=drop_duplicates,
-    )
+    return df
 
 
-def _load_npz(
-    path: Path,
-    label: str | None,
-    categorical: Sequence[str] | None,
-    drop_duplicates: bool,
-) -> Dataset:
-    if label not in (None, "y"):
-        raise DataError(f"{path}: .npz files hold their labels in array 'y'; leave label unset")
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file: ``X``, ``y`` and, when present, ``feature_names`` and
+    ``ids``. Nothing is unpickled."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
@@ -136,8 +141,7 @@ def _load_npz(
                     f"(found {', '.join(archive.files) or 'none'}); "
                     "save with np.savez(path, X=X, y=y)"
                 )
-            X, y = archive["X"], archive["y"]
-            names = archive["feature_names"] if "feature_names" in archive.files else None
+            return {k: archive[k] for k in ("X", "y", "feature_names", "ids") if k in archive.files}
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -146,42 +150,32 @@ def _load_npz(
             f"{path}: cannot read as .npz ({_first_line(exc)}); save numeric arrays with "
             "np.savez(path, X=X, y=y)"
         ) from None
-    if y.ndim != 1 or len(y) != len(X):
-        raise DataError(
-            f"{path}: X has {len(X)} rows but y has shape {y.shape}; supply one label per row of X"
-        )
-    if X.ndim in (3, 4):
-        if categorical:
-            raise DataError(f"{path}: images have no categorical columns; leave categorical unset")
-        return image_dataset(
-            X,
-            y,
-            name=_stem(path),
-            source=str(path),
-            what=str(path),
-            drop_duplicates=drop_duplicates,
-        )
-    if X.ndim != 2:
-        raise DataError(
-            f"{path}: X has shape {X.shape}; expected (n, d) features or (n, h, w) / (n, c, h, w) "
-            "images"
-        )
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-        raise DataError(f"{path}: X must hold numbers, not {X.dtype}")
-    if names is None or len(names) != X.shape[1]:
-        names = [f"x{i}" for i in range(X.shape[1])]
-    columns = [str(n) for n in names]
-    if "y" in columns:
-        raise DataError(f"{path}: a feature is named 'y', which is the label; rename it")
-    df = pd.DataFrame(X, columns=columns).assign(y=y)
-    return table_dataset(
-        df,
-        "y",
-        categorical=list(categorical or ()),
+
+
+def _load_npz(
+    path: Path,
+    label: str | None,
+    categorical: Sequence[str] | None,
+    drop_duplicates: bool,
+    id_column: str | None,
+    pixel_scale: float | None,
+) -> Dataset:
+    if label not in (None, "y"):
+        raise DataError(f"{path}: .npz files hold their labels in array 'y'; leave label unset")
+    if id_column not in (None, "ids"):
+        raise DataError(f"{path}: .npz files hold record ids in array 'ids'; leave id_column unset")
+    arrays = read_npz(path)
+    return arrays_dataset(
+        arrays["X"],
+        arrays["y"],
         name=_stem(path),
         source=str(path),
         what=str(path),
+        categorical=categorical,
         drop_duplicates=drop_duplicates,
+        feature_names=arrays.get("feature_names"),
+        ids=arrays.get("ids"),
+        pixel_scale=pixel_scale,
     )
 
 
@@ -191,6 +185,8 @@ def load_file(
     *,
     categorical: Sequence[str] | None = None,
     drop_duplicates: bool = True,
+    id_column: str | None = None,
+    pixel_scale: float | None = None,
 ) -> Dataset:
     """Load a user's CSV, Parquet or ``.npz`` file as a :class:`Dataset` named after its stem.
 
@@ -205,6 +201,11 @@ def load_file(
         Extra columns to treat as categorical besides the non-numeric ones.
     drop_duplicates:
         Drop exact duplicate records (features and label), keeping the first.
+    id_column:
+        A table's column naming each record (kept as :attr:`Dataset.ids`, not a
+        feature). A ``.npz`` file holds ids in an optional array ``ids``.
+    pixel_scale:
+        For images that are not ``uint8``: the value of white (pixels are divided by it).
 
     Raises
     ------
@@ -223,5 +224,7 @@ def load_file(
             f"use one of {', '.join(FILE_FORMATS)}"
         )
     if fmt == "npz":
-        return _load_npz(path, label, categorical, drop_duplicates)
-    return _load_table(path, fmt, label, categorical, drop_duplicates)
+        return _load_npz(path, label, categorical, drop_duplicates, id_column, pixel_scale)
+    if pixel_scale is not None:
+        raise DataError(f"{path}: a table has no pixels; drop the pixel scale")
+    return _load_table(path, fmt, label, categorical, drop_duplicates, id_column)
