@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from miaudit.data import cache
 from miaudit.data.builtin import (
     BUILTIN_DATASETS,
@@ -34,6 +36,7 @@ __all__ = [
     "TabularEncoder",
     "list_datasets",
     "load_dataset",
+    "load_frame",
 ]
 
 # Bump when the user-file loaders' output changes, so cached copies are rebuilt.
@@ -147,3 +150,29 @@ def load_dataset(
         ),
         use_cache=use_cache,
     )
+
+
+def load_frame(name: str, label: str | None = None) -> pd.DataFrame:
+    """A built-in tabular data set's raw table: its feature columns and its label column,
+    as read (before encoding and before duplicates are dropped).
+
+    This is the table to train your own model on and to hand back to
+    :func:`miaudit.audit` as ``data=``; the records of an audit of the built-in set
+    (``scores.csv``'s ``record``) are rows of this table.
+
+    >>> frame = load_frame("adult")
+    >>> frame.shape
+    (48842, 14)
+
+    Raises
+    ------
+    DataError
+        Unknown name, an image data set (its records are ``load_dataset(name).X``), or
+        missing files (with how to install them).
+    """
+    return resolve_builtin(name, label).frame().frame.copy()
+
+
+def builtin_table(name: str, label: str | None = None):
+    """The built-in table behind ``name``: :class:`miaudit.data.builtin.Table`."""
+    return resolve_builtin(name, label).frame()

@@ -96,7 +96,9 @@ def _columns_text(columns: Sequence[Any], limit: int = 30) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def encode_labels(values: pd.Series | np.ndarray, *, what: str) -> tuple[np.ndarray, list[str]]:
+def encode_labels(
+    values: pd.Series | np.ndarray, *, what: str, with_values: bool = False
+) -> tuple[np.ndarray, Any]:
     """Map labels of any type to ``int64`` codes ``0 .. C-1``.
 
     Parameters
@@ -105,6 +107,9 @@ def encode_labels(values: pd.Series | np.ndarray, *, what: str) -> tuple[np.ndar
         One label per record.
     what:
         Names the data for error messages (a file path, ``"census"``).
+    with_values:
+        Return the label values themselves (in code order, their own dtype) instead
+        of their names.
 
     Returns
     -------
@@ -135,6 +140,10 @@ def encode_labels(values: pd.Series | np.ndarray, *, what: str) -> tuple[np.ndar
     except TypeError:  # mixed types (e.g. ints and strings) do not sort together
         codes, uniques = pd.factorize(labels.astype(str), sort=True)
     class_names = [str(u) for u in uniques]
+    if with_values:
+        # The user's own values in their own dtype (whole floats stay floats).
+        originals = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+        class_names = originals[np.unique(codes, return_index=True)[1]]
     if len(class_names) < 2:
         raise DataError(
             f"{what}: the label has a single class ({class_names[0]!r}); "

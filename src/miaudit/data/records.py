@@ -1,0 +1,437 @@
+"""The user's own records beside miaudit's encoded ones, and who of them is a member.
+
+Position in the pipeline: ``config -> data -> splits``. miaudit's attacks and its
+built-in recipes read encoded arrays (``Dataset.X``: one-hot categoricals,
+standardised numerics, images in ``[0, 1]``). A user's model reads the user's own
+records: their DataFrame's rows or their arrays, exactly as they were given.
+:class:`RawRecords` keeps those records beside the encoded ones and turns any
+encoded array back into the user's form:
+
+* a record of the data set comes back exactly as the user gave it (found by its
+  encoded bytes), so a user's Pipeline sees its own rows, never miaudit's encoding;
+* a record miaudit made (noisy or synthetic shadow data, LiRA's augmented queries,
+  the robustness attack's perturbed copies) is decoded by the encoder into the
+  user's columns and dtypes (categories back to their own values, integers rounded).
+
+:func:`memory_dataset` builds a :class:`~miaudit.data.Dataset` with its
+:class:`RawRecords` from a DataFrame or ``(X, y)`` arrays held in memory, and
+:func:`resolve_members` turns the user's ``members`` (a mask, row positions or ids)
+into the records of that data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from miaudit.data.build import arrays_dataset, encode_labels, table_dataset
+from miaudit.data.dataset import Dataset
+from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
+from miaudit.errors import DataError
+
+__all__ = ["RawRecords", "attach_table", "memory_dataset", "resolve_members"]
+
+
+def _row_keys(X: np.ndarray) -> np.ndarray:
+    """One fixed-width byte string per record: equal exactly when the encoded rows are."""
+    flat = np.ascontiguousarray(X.reshape(len(X), -1))
+    return flat.view(np.dtype((np.bytes_, flat.shape[1] * flat.itemsize))).ravel()
+
+
+@dataclass(eq=False)
+class RawRecords:
+    """The user's records, one per record of a :class:`Dataset` and in its order.
+
+    Attributes
+    ----------
+    features:
+        A DataFrame of the feature columns (without the label and id columns), or an
+        array of the records as the user gave them.
+    label_values:
+        The user's label value of each class code ``0 .. C-1``.
+    encoded:
+        The data set's encoded records (``Dataset.X``) the features encode to.
+    encoder:
+        Tables: the encoder that made ``encoded`` (it decodes records miaudit made).
+    pixel_scale:
+        Images: ``encoded = features / pixel_scale``.
+    source_rows:
+        How many rows the user gave, and for each the record it became (duplicates
+        of a record become that record), for :func:`resolve_members`.
+    """
+
+    features: pd.DataFrame | np.ndarray
+    label_values: np.ndarray
+    encoded: np.ndarray
+    encoder: TabularEncoder | None = None
+    pixel_scale: float = 1.0
+    source_rows: np.ndarray | None = None
+    _order: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def is_frame(self) -> bool:
+        return isinstance(self.features, pd.DataFrame)
+
+    def labels(self, codes: np.ndarray) -> np.ndarray:
+        """The user's label values of class codes."""
+        return self.label_values[np.asarray(codes, dtype=np.int64)]
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame | np.ndarray:
+        """Encoded records (rows of ``Dataset.X`` or records miaudit made) in the user's form."""
+        X = np.asarray(X)
+        if X is self.encoded:
+            return self.features
+        found = self._find(X)
+        known = found >= 0
+        if known.all():
+            return _take(self.features, found)
+        made = self._decode_made(X[~known])
+        if not known.any():
+            return made
+        if self.is_frame:
+            both = pd.concat([_take(self.features, found[known]), made], ignore_index=True)
+            order = np.empty(len(X), dtype=np.int64)
+            order[np.flatnonzero(known)] = np.arange(known.sum())
+            order[np.flatnonzero(~known)] = known.sum() + np.arange((~known).sum())
+            return both.iloc[order].reset_index(drop=True)
+        out = np.empty((len(X), *self.features.shape[1:]), dtype=self.features.dtype)
+        out[known] = self.features[found[known]]
+        out[~known] = made
+        return out
+
+    def _find(self, X: np.ndarray) -> np.ndarray:
+        """For each encoded row, the data set record with the same bytes, or -1."""
+        if X.shape[1:] != self.encoded.shape[1:] or X.dtype != self.encoded.dtype:
+            X = np.asarray(X, dtype=self.encoded.dtype).reshape(-1, *self.encoded.shape[1:])
+        keys = _row_keys(self.encoded)
+        if self._order is None:
+            self._order = np.argsort(keys, kind="stable")
+        wanted = _row_keys(X)
+        sorted_keys = keys[self._order]
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
+        hit = sorted_keys[at] == wanted
+        return np.where(hit, self._order[at], -1)
+
+    def _decode_made(self, X: np.ndarray) -> pd.DataFrame | np.ndarray:
+        if self.encoder is None:  # images: back to the user's scale, shape and dtype
+            values = X.reshape(len(X), *self.features.shape[1:]).astype(np.float64)
+            return _cast(values * self.pixel_scale, self.features.dtype)
+        table = self.encoder.inverse_transform(X.reshape(len(X), -1))
+        if not self.is_frame:
+            return np.column_stack(
+                [_cast(table[c].to_numpy(np.float64), self.features.dtype) for c in table.columns]
+            )
+        out = {}
+        for column in self.features.columns:
+            values, dtype = table[str(column)], self.features[column].dtype
+            if str(column) in self.encoder.categories_:
+                # Categories were compared as text: give each back its own value.
+                own = {str(v): v for v in self.features[column].dropna().unique()}
+                own[MISSING_CATEGORY] = None
+                out[column] = pd.Series(
+                    [own.get(v) if v is not None else None for v in values], dtype=object
+                )
+                if not pd.api.types.is_object_dtype(dtype) and not out[column].isna().any():
+                    out[column] = out[column].astype(dtype)
+            else:
+                out[column] = pd.Series(_cast(values.to_numpy(np.float64), dtype))
+        return pd.DataFrame(out, columns=self.features.columns)
+
+
+def _cast(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """Decoded numbers in the user's dtype: integers rounded and kept in range."""
+    dtype = np.dtype(dtype) if not isinstance(dtype, pd.api.extensions.ExtensionDtype) else None
+    if dtype is None:
+        return values
+    if dtype == np.bool_:
+        return values > 0.5
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return values.astype(dtype)
+    return values
+
+
+def _take(records: pd.DataFrame | np.ndarray, index: np.ndarray):
+    if isinstance(records, pd.DataFrame):
+        return records.iloc[index].reset_index(drop=True)
+    return records[index]
+
+
+def _source_rows(records: pd.DataFrame | np.ndarray, codes: np.ndarray, dataset: Dataset):
+    """For every row the user gave (``records``, labels ``codes``), the record of
+    ``dataset`` it became: itself, or the first row it duplicates."""
+    kept = dataset.rows
+    n = len(records)
+    if len(kept) == n:
+        return np.arange(n, dtype=np.int64)
+    # Group rows the way the builders de-duplicated them: tables by their values
+    # (as pandas compares them), images by their bytes; the label counts too.
+    if isinstance(records, pd.DataFrame) or dataset.kind != "image":
+        table = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+        keys = np.column_stack(
+            [pd.factorize(table[c], use_na_sentinel=False)[0] for c in table.columns] + [codes]
+        )
+        _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    else:
+        flat = np.ascontiguousarray(records.reshape(n, -1)).view(np.uint8).reshape(n, -1)
+        both = np.ascontiguousarray(
+            np.concatenate([flat, codes.astype("<i8").view(np.uint8).reshape(n, -1)], axis=1)
+        )
+        keys = both.view(np.dtype((np.void, both.shape[1]))).ravel()
+        _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    record_of_row = np.full(n, -1, dtype=np.int64)
+    record_of_row[kept] = np.arange(len(kept))
+    out = record_of_row[first[np.ravel(group)]]
+    if (out < 0).any():  # the builders kept another row of a group than its first
+        raise DataError(
+            "data: duplicate rows could not be matched to the records kept; pass "
+            "drop_duplicates=False"
+        )
+    return out
+
+
+def memory_dataset(
+    data: Any,
+    label: str | None = None,
+    *,
+    ids: Any = None,
+    id_column: str | None = None,
+    categorical: list[str] | None = None,
+    pixel_scale: float | None = None,
+    drop_duplicates: bool = True,
+) -> Dataset:
+    """A :class:`Dataset` (with its :class:`RawRecords`) from records held in memory.
+
+    Parameters
+    ----------
+    data:
+        A pandas DataFrame (features and the ``label`` column, perhaps an id column),
+        or ``(X, y)``: a 2-D numeric table or ``(n, h, w)`` / ``(n, c, h, w)`` images,
+        and one label per row.
+    label:
+        The DataFrame's label column (not used with arrays).
+    ids, id_column:
+        The records' identifiers: an array (one per row), or a DataFrame column.
+    categorical:
+        DataFrame columns to one-hot encode besides the non-numeric ones.
+    pixel_scale:
+        Images that are not ``uint8``: the value of white.
+    drop_duplicates:
+        Drop exact duplicate records (features and label), keeping the first.
+
+    Raises
+    ------
+    DataError
+        Data of another kind, a missing label or id column, ids that repeat, and
+        whatever the encoders refuse; each message names the input and the fix.
+    """
+    if isinstance(data, pd.DataFrame):
+        return _frame_dataset(data, label, ids, id_column, categorical, drop_duplicates)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        if label is not None or id_column is not None:
+            raise DataError(
+                "data=(X, y) carries its labels in y and has no columns: drop label= and "
+                "id_column= (pass ids= for identifiers)"
+            )
+        X, y = data
+        if hasattr(X, "iloc"):
+            raise DataError(
+                "data=(X, y) with a DataFrame X: pass the DataFrame with its label column "
+                "instead, data=frame, label='column'"
+            )
+        X = np.asarray(X)
+        y = np.asarray(y)
+        dataset = arrays_dataset(
+            X, y, name="arrays", source="arrays in memory", what="data", categorical=categorical,
+            drop_duplicates=drop_duplicates, ids=ids, pixel_scale=pixel_scale,
+        )  # fmt: skip
+        codes, values = encode_labels(y, what="data (labels)", with_values=True)
+        raw = RawRecords(
+            features=X[dataset.rows],
+            label_values=values,
+            encoded=dataset.X,
+            encoder=None if dataset.encoder is None else TabularEncoder.from_dict(dataset.encoder),
+            pixel_scale=float(dataset.notes.get("pixel_scale", _image_scale(X, dataset))),
+            source_rows=_source_rows(X, codes, dataset),
+        )
+        return dataclasses.replace(dataset, raw=raw)
+    raise DataError(
+        f"data: expected a pandas DataFrame (with label='column') or a pair (X, y) of arrays, "
+        f"got {type(data).__name__}"
+    )
+
+
+def _image_scale(X: np.ndarray, dataset: Dataset) -> float:
+    if dataset.kind != "image":
+        return 1.0
+    return 255.0 if X.dtype == np.uint8 and X.max() > 1 else 1.0
+
+
+def _frame_dataset(frame, label, ids, id_column, categorical, drop_duplicates) -> Dataset:
+    if label is None:
+        raise DataError(
+            f"data: name the DataFrame's label column with label=...; columns are: "
+            f"{', '.join(map(str, frame.columns[:30]))}"
+        )
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    label = str(label)
+    declared = [str(c) for c in categorical or ()]
+    text = [
+        c
+        for c in frame.columns
+        if c not in (label, id_column)
+        and (
+            not pd.api.types.is_numeric_dtype(frame[c].dtype)
+            or pd.api.types.is_bool_dtype(frame[c].dtype)
+        )
+    ]
+    dataset = table_dataset(
+        frame, label, categorical=text + [c for c in declared if c not in text], name="dataframe",
+        source="DataFrame in memory", what="data", drop_duplicates=drop_duplicates,
+        id_column=id_column, ids=ids,
+    )  # fmt: skip
+    features = frame.drop(columns=[label, *([id_column] if id_column else [])])
+    return attach_table(dataset, features, frame[label])
+
+
+def attach_table(dataset: Dataset, features: pd.DataFrame, labels: pd.Series) -> Dataset:
+    """``dataset`` with the raw table it was encoded from (features and labels of every
+    row the user gave, before de-duplication) as its :class:`RawRecords`."""
+    if len(features) != len(labels) or dataset.rows.max(initial=-1) >= len(features):
+        raise DataError(
+            f"the raw table of {dataset.name!r} has {len(features)} rows, which do not match "
+            "its records: clear the data cache (miaudit cache clear datasets)"
+        )
+    features = features.reset_index(drop=True)
+    codes, values = encode_labels(labels, what=dataset.name, with_values=True)
+    raw = RawRecords(
+        features=features.iloc[dataset.rows].reset_index(drop=True),
+        label_values=values,
+        encoded=dataset.X,
+        encoder=TabularEncoder.from_dict(dataset.encoder),
+        source_rows=_source_rows(features, codes, dataset),
+    )
+    return dataclasses.replace(dataset, raw=raw)
+
+
+def _named_records(given: Any, what: str, dataset: Dataset) -> np.ndarray:
+    """The records of ``dataset`` that ``given`` names: a boolean mask over the rows
+    the user gave, their positions, or ids (when the data has ids)."""
+    raw = dataset.raw
+    record_of = None if raw is None else raw.source_rows
+    n_rows = dataset.n_records if record_of is None else len(record_of)
+    values = np.asarray(given.to_numpy() if hasattr(given, "to_numpy") else given)
+    if values.ndim != 1:
+        raise DataError(f"{what}: expected a 1-D mask, row positions or ids, got {values.shape}")
+    if values.dtype == np.bool_:
+        if len(values) != n_rows:
+            raise DataError(
+                f"{what}: a mask of {len(values)} entries for {n_rows} rows; give one entry per "
+                "row of data"
+            )
+        rows = np.flatnonzero(values)
+    elif dataset.ids is not None:
+        return _records_of_ids(values, what, dataset.ids)
+    elif not np.issubdtype(values.dtype, np.integer):
+        raise DataError(
+            f"{what}: {values.dtype} values name no rows; give a boolean mask, integer row "
+            "positions, or ids together with id_column= / ids="
+        )
+    else:
+        bad = (values < 0) | (values >= n_rows)
+        if bad.any():
+            raise DataError(
+                f"{what}: row {int(values[bad][0])} is not a row of data (it has {n_rows} rows)"
+            )
+        unique, counts = np.unique(values, return_counts=True)
+        if (counts > 1).any():
+            raise DataError(
+                f"{what}: row {int(unique[counts > 1][0])} is named twice; name it once"
+            )
+        rows = values.astype(np.int64)
+    if record_of is None:
+        return np.unique(rows)
+    return np.unique(record_of[rows])
+
+
+def _records_of_ids(values: np.ndarray, what: str, ids: np.ndarray) -> np.ndarray:
+    if ids.dtype.kind in "iu":
+        if not np.issubdtype(values.dtype, np.integer):
+            raise DataError(f"{what}: the ids are integers; {values[0]!r} is not one")
+        wanted = values.astype(np.int64)
+    else:
+        wanted = values.astype(str)
+    unique, counts = np.unique(wanted, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{what}: id {unique[counts > 1][0]!r} is named twice; name it once")
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
+    missing = ids[order][at] != wanted
+    if missing.any():
+        raise DataError(
+            f"{what}: id {wanted[missing][0]!r} is not an id of data ({int(missing.sum())} "
+            "are not; a duplicate row keeps the id of its first copy)"
+        )
+    return np.unique(order[at])
+
+
+def resolve_members(
+    dataset: Dataset,
+    members: Any,
+    non_members: Any,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Which records of ``dataset`` the target trained on, and which it did not.
+
+    ``members`` (and ``non_members``) name the user's rows: a boolean mask over the
+    rows given, row positions, or ids (when the data has ids). Rows that are
+    duplicates of one another are one record: it is a member if any of its rows is.
+    Without ``non_members``, as many of the other records as there are members are
+    drawn (at most half of them, so that the attacker keeps a pool), and the members
+    are drawn down to their number if there are fewer: the evaluation is balanced.
+
+    Returns
+    -------
+    all_members, evaluated_members, evaluated_non_members, facts
+        Record indices (sorted): every member (none of them may be in the attacker's
+        pool), the members evaluated, the non-members evaluated; and facts for the
+        report (members given, evaluated, non-members dropped as duplicates of members).
+
+    Raises
+    ------
+    DataError
+        Positions outside the data, rows or ids named twice, unknown ids, a mask of
+        the wrong length, no members, or no records left to be non-members.
+    """
+    member = _named_records(members, "members", dataset)
+    if len(member) == 0:
+        raise DataError("members: no record is named; name the rows the target was trained on")
+    facts: dict[str, Any] = {"members_given": len(member)}
+    if non_members is not None:
+        non = _named_records(non_members, "non_members", dataset)
+        clash = np.intersect1d(non, member)
+        if len(clash):
+            # A record's twin was trained on: the model has seen those very values.
+            facts["non_members_dropped_as_duplicates_of_members"] = len(clash)
+            non = np.setdiff1d(non, clash)
+        if len(non) == 0:
+            raise DataError("non_members: every row named is also a member; name other rows")
+        return member, member, non, facts
+    others = np.setdiff1d(np.arange(dataset.n_records), member)
+    n = min(len(member), len(others) // 2)
+    if n < 1:
+        raise DataError(
+            f"data: {len(others)} record(s) besides the {len(member)} members; an audit "
+            "needs non-members too: pass data that holds records the target never saw"
+        )
+    non = np.sort(rng.choice(others, n, replace=False))
+    evaluated = member if n == len(member) else np.sort(rng.choice(member, n, replace=False))
+    facts["members_evaluated"] = int(n)
+    return member, evaluated, non, facts
