@@ -57,7 +57,7 @@ import numpy as np
 
 from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
-from miaudit.errors import ConfigError, ModelError
+from miaudit.errors import ConfigError, MiauditError, ModelError
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
 from miaudit.models.torch_batched import ARITHMETIC, torch_threads
@@ -80,11 +80,15 @@ _FORMAT = 1
 
 @dataclass(frozen=True)
 class ShadowJob:
-    """Train one model on ``train`` with ``seed``; return its outputs on ``query``."""
+    """Train one model on ``train`` with ``seed``; return its outputs on ``query``.
+
+    ``name`` ("shadow 3") names the job in errors; it is not part of its cache key.
+    """
 
     train: np.ndarray
     seed: int
     query: np.ndarray
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -372,33 +376,29 @@ def _train_chunk(
 ) -> list[tuple[np.ndarray, Any]]:
     """Train one chunk; for each job its outputs (``query`` rows, then ``extra``) and,
     with ``keep``, its model (else ``None``)."""
-    if family.parallel == "processes" and workers > 1 and len(jobs) > 1:
-        from joblib import Parallel, delayed
-
-        # One model per process, sent only its own records.
-        return Parallel(n_jobs=min(workers, len(jobs)))(
-            delayed(_fit_job)(
-                family, take(X, job.train), y[job.train], n_classes, job.seed,
-                take(X, job.query), extra, device, keep,
-            )
-            for job in jobs
+    try:
+        models = family.fit(
+            X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
+            progress=progress,
         )  # fmt: skip
-    models = family.fit(
-        X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
-        progress=progress,
-    )  # fmt: skip
-    return [
-        _outputs(model, take(X, job.query), extra, n_classes, keep)
-        for model, job in zip(models, jobs, strict=True)
-    ]
+        return [
+            _outputs(model, take(X, job.query), extra, n_classes, keep)
+            for model, job in zip(models, jobs, strict=True)
+        ]
+    except MiauditError as exc:
+        if len(jobs) == 1 and jobs[0].name:  # say which model failed (finished ones are kept)
+            raise type(exc)(f"{jobs[0].name}: {exc}") from exc
+        raise
 
 
-def _fit_job(family, X_train, y_train, n_classes, seed, query, extra, device, keep):
-    """One model trained on its own records (in a worker process): its outputs and model."""
-    model = family.fit(
-        X_train, y_train, n_classes, [np.arange(len(y_train))], [seed], device=device
-    )[0]
-    return _outputs(model, query, extra, n_classes, keep)
+def _fit_job(i, family, X_train, y_train, n_classes, job, query, extra, device, keep):
+    """Chunk ``i``, of the one job ``job``, trained on its own records in a worker process."""
+    alone = ShadowJob(np.arange(len(y_train)), job.seed, np.zeros(0, np.int64), job.name)
+    try:
+        model = family.fit(X_train, y_train, n_classes, [alone.train], [job.seed], device=device)[0]
+    except MiauditError as exc:
+        raise type(exc)(f"{job.name}: {exc}" if job.name else str(exc)) from exc
+    return i, [_outputs(model, query, extra, n_classes, keep)]
 
 
 def _outputs(model, query, extra, n_classes: int, keep: bool) -> tuple[np.ndarray, Any]:
@@ -419,7 +419,10 @@ def stack_limit(
     family: Recipe | ModelFamily, input_shape: tuple[int, ...], n_classes: int, device: str
 ) -> int:
     """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit."""
-    per_model = as_family(family).training_bytes(input_shape, n_classes)
+    family = as_family(family)
+    if not family.stacked:  # models trained alone: each its own unit of work and cache
+        return 1
+    per_model = family.training_bytes(input_shape, n_classes)
     if per_model is None:
         return CHUNK
     if device.startswith("cuda"):
@@ -484,6 +487,26 @@ def _run_threads(
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_processes(family, X, y, n_classes, jobs, todo, extra, device, workers, finished, keep):
+    """Train the one-job chunks ``todo`` in ``workers`` processes, each sent only its own
+    records; ``finished(i, outputs)`` runs here as chunk ``i`` ends, so every model
+    finished before a failure or an interrupt is kept."""
+    from joblib import Parallel, delayed
+
+    def tasks():
+        for i, chunk in enumerate(todo):
+            (k,) = chunk
+            job = jobs[k]
+            yield delayed(_fit_job)(
+                i, family, take(X, job.train), y[job.train], n_classes, job,
+                take(X, job.query), extra, device, keep,
+            )  # fmt: skip
+
+    pool = Parallel(n_jobs=min(workers, len(todo)), return_as="generator_unordered")
+    for i, outputs in pool(tasks()):
+        finished(i, outputs)
 
 
 def _job_keys(
@@ -608,6 +631,16 @@ def run_jobs(
         _run_threads(
             family, X, y, n_classes, jobs, todo, extra, device, execution.n_workers,
             lambda i, outputs: finished(todo[i], outputs), units, keep is not None,
+        )  # fmt: skip
+    elif (
+        family.parallel == "processes"
+        and device == "cpu"
+        and execution.n_workers > 1
+        and len(todo) > 1
+    ):
+        _run_processes(
+            family, X, y, n_classes, jobs, todo, extra, device, execution.n_workers,
+            lambda i, outputs: finished(todo[i], outputs), keep is not None,
         )  # fmt: skip
     else:
         for i, chunk in enumerate(todo):

@@ -1,0 +1,687 @@
+"""The user's own models and training code: targets to audit, families to train shadows.
+
+Position in the pipeline: ``splits -> target / shadows (training) -> signals``.
+
+A *target* the user hands over is queried through :func:`as_predictor`:
+
+* a fitted scikit-learn estimator or ``Pipeline`` (anything with ``predict_proba``):
+  it receives the user's own records (their DataFrame rows or arrays) and its
+  columns are matched to the data's classes through its ``classes_``;
+* a PyTorch ``nn.Module``: evaluated in ``eval()`` mode under
+  ``torch.inference_mode()``, in batches, on the device its parameters are on, and
+  the softmax of its outputs taken (it returns logits; :class:`TorchModel` says
+  otherwise);
+* any callable ``records -> probabilities``.
+
+Shadow and reference models are trained by a :class:`~miaudit.models.family.ModelFamily`
+made from the user's ``trainer`` (:func:`make_family`):
+
+* an unfitted scikit-learn estimator or ``Pipeline``: cloned per model
+  (``sklearn.base.clone``), every ``random_state`` parameter seeded per model;
+* :class:`TorchTrainer`: a module factory and the user's own training loop;
+* any callable ``fit(X, y, seed) -> predictor``.
+
+Each model is trained on its own, with the global random generators of Python,
+NumPy and PyTorch seeded from the model's seed (and restored after), so a model's
+result depends only on its records and its seed — not on which process or worker
+trained it. The user's code reaches the job cache under a key derived from the
+code itself (:mod:`miaudit.models.identity`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from miaudit.errors import ConfigError, MiauditError, ModelError
+from miaudit.models._seeding import derive_seed
+from miaudit.models.family import ModelFamily
+from miaudit.models.identity import code_identity
+from miaudit.target import check_probabilities
+
+__all__ = [
+    "EstimatorFamily",
+    "FunctionTrainer",
+    "TorchModel",
+    "TorchTrainer",
+    "as_predictor",
+    "make_family",
+]
+
+#: Records per forward pass when a module is evaluated.
+PREDICT_BATCH = 1024
+_OUTPUTS = ("logits", "probabilities", "log-probabilities")
+
+
+def _short(obj: Any, limit: int = 60) -> str:
+    text = " ".join(repr(obj).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+# --------------------------------------------------------------------------- predictors
+
+
+class ClassMap:
+    """The data's classes: what a model's output columns are matched against.
+
+    ``values`` are the user's label values in code order, ``names`` their text.
+    """
+
+    def __init__(self, values: np.ndarray, names: list[str]) -> None:
+        self.values = np.asarray(values)
+        self.names = [str(n) for n in names]
+        self.n_classes = len(self.names)
+
+    def codes_of(self, classes: Any, who: str) -> np.ndarray:
+        """The class code of each of a model's ``classes_``."""
+        by_value = {}
+        for code, value in enumerate(self.values.tolist()):
+            with contextlib.suppress(TypeError):
+                by_value.setdefault(value, code)
+        by_name = {name: code for code, name in enumerate(self.names)}
+        codes = []
+        for c in np.asarray(classes).tolist():
+            code = None
+            with contextlib.suppress(TypeError):
+                code = by_value.get(c)
+            if code is None:
+                code = by_name.get(str(c))
+            if code is None and isinstance(c, float) and c.is_integer():
+                code = by_name.get(str(int(c)))
+            if code is None:
+                raise ModelError(
+                    f"{who} predicts class {c!r}, which is not a label of the data "
+                    f"({', '.join(self.names[:10])}{' …' if self.n_classes > 10 else ''}): was it "
+                    "trained on other labels?"
+                )
+            codes.append(code)
+        return np.asarray(codes, dtype=np.int64)
+
+
+def _checked(P: Any, n: int, classes: ClassMap, who: str) -> np.ndarray:
+    P = np.asarray(P, dtype=np.float64)
+    if P.ndim != 2 or len(P) != n:
+        raise ModelError(
+            f"{who} answered an array of shape {P.shape} for {n} records; expected "
+            f"({n}, {classes.n_classes}): one row of class probabilities per record"
+        )
+    if P.shape[1] != classes.n_classes:
+        raise ModelError(
+            f"{who} answered {P.shape[1]} columns but the data has {classes.n_classes} "
+            "classes: does it predict every class of the data's label?"
+        )
+    check_probabilities(P, n, classes.n_classes, source=who)
+    return P
+
+
+class EstimatorModel:
+    """A fitted estimator (``predict_proba`` and, usually, ``classes_``) on the user's records."""
+
+    def __init__(self, estimator: Any, classes: ClassMap, who: str = "the target") -> None:
+        self.estimator = estimator
+        self.classes = classes
+        self.who = who
+        own = getattr(estimator, "classes_", None)
+        self._codes = None if own is None else classes.codes_of(own, who)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raw = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+        n = len(X)
+        if self._codes is None:
+            return _checked(raw, n, self.classes, self.who)
+        if raw.ndim != 2 or raw.shape != (n, len(self._codes)):
+            raise ModelError(
+                f"{self.who} answered an array of shape {raw.shape} for {n} records, but its "
+                f"classes_ has {len(self._codes)} classes"
+            )
+        # Columns in the data's class order; a class it never saw gets probability 0.
+        P = np.zeros((n, self.classes.n_classes))
+        P[:, self._codes] = raw
+        return _checked(P, n, self.classes, self.who)
+
+
+class TorchModel:
+    """A PyTorch module as a predictor: eval mode, no gradients, batched, on its device.
+
+    Parameters
+    ----------
+    module:
+        The network. Its inputs are the user's records as tensors (floating arrays
+        as ``float32``, integer arrays in their own dtype).
+    outputs:
+        What it returns: ``"logits"`` (softmax is applied), ``"probabilities"`` or
+        ``"log-probabilities"``.
+    batch_size:
+        Records per forward pass.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        *,
+        outputs: Literal["logits", "probabilities", "log-probabilities"] = "logits",
+        batch_size: int = PREDICT_BATCH,
+    ) -> None:
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            raise ConfigError(f"TorchModel wraps a torch.nn.Module, not {type(module).__name__}")
+        if outputs not in _OUTPUTS:
+            raise ConfigError(f"TorchModel outputs={outputs!r}: use one of {', '.join(_OUTPUTS)}")
+        if batch_size < 1:
+            raise ConfigError(f"TorchModel batch_size={batch_size}: must be at least 1")
+        self.module, self.outputs, self.batch_size = module, outputs, batch_size
+        self.classes: ClassMap | None = None
+        self.who = "the target"
+
+    def bind(self, classes: ClassMap, who: str) -> TorchModel:
+        self.classes, self.who = classes, who
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        import torch
+
+        classes = self.classes
+        X = _as_array(X, self.who)
+        try:
+            device = next(self.module.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+        was_training = self.module.training
+        self.module.eval()
+        parts = []
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(X), self.batch_size):
+                    batch = _tensor(X[start : start + self.batch_size]).to(device)
+                    parts.append(self.module(batch).detach().float().cpu().numpy())
+        except MiauditError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"{self.who} (a {type(self.module).__name__}) failed on records of shape "
+                f"{X.shape[1:]} and dtype {X.dtype}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+        finally:
+            self.module.train(was_training)
+        out = np.concatenate(parts) if parts else np.zeros((0, classes.n_classes))
+        out = out.astype(np.float64)
+        if out.ndim != 2 or out.shape[1] != classes.n_classes:
+            raise ModelError(
+                f"{self.who} returned outputs of shape {out.shape[1:]} per batch; the data has "
+                f"{classes.n_classes} classes: one output per class is needed"
+            )
+        if self.outputs == "logits":
+            rows_are_probabilities = (
+                len(out) > 0 and (out >= 0).all() and np.allclose(out.sum(1), 1.0, atol=1e-4)
+            )
+            if rows_are_probabilities:
+                raise ModelError(
+                    f"{self.who} returns probabilities (every row is non-negative and sums to "
+                    "1), but miaudit takes a module's outputs for logits: wrap it as "
+                    "miaudit.TorchModel(module, outputs='probabilities')"
+                )
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        elif self.outputs == "log-probabilities":
+            out = np.exp(out)
+        return _checked(out, len(X), classes, self.who)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _as_array(X: Any, who: str) -> np.ndarray:
+    if hasattr(X, "iloc"):
+        raise ConfigError(
+            f"{who} is a torch module, which reads arrays, but the data is a DataFrame: pass "
+            "data=(X, y) with the arrays the module was trained on"
+        )
+    return np.asarray(X)
+
+
+def _tensor(X: np.ndarray):
+    import torch
+
+    if np.issubdtype(X.dtype, np.floating) and X.dtype != np.float32:
+        X = X.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(X))
+
+
+class FunctionModel:
+    """A callable ``records -> probabilities`` as a predictor."""
+
+    def __init__(self, fn: Callable[[Any], Any], classes: ClassMap, who: str = "the target"):
+        self.fn, self.classes, self.who = fn, classes, who
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        try:
+            P = self.fn(X)
+        except MiauditError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"{self.who} ({_name(self.fn)}) raised {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+        return _checked(P, len(X), self.classes, self.who)
+
+
+def as_predictor(obj: Any, classes: ClassMap, who: str = "the target") -> Any:
+    """The user's model as a predictor of the data's classes on the user's records.
+
+    Raises
+    ------
+    ConfigError
+        If ``obj`` is neither an estimator with ``predict_proba``, a torch module,
+        nor a callable; or an estimator that is not fitted.
+    """
+    import torch
+
+    if isinstance(obj, TorchModel):
+        return obj.bind(classes, who)
+    if isinstance(obj, torch.nn.Module):
+        return TorchModel(obj).bind(classes, who)
+    if isinstance(obj, type):
+        raise ConfigError(f"{who}: got the class {obj.__name__}; pass a fitted instance of it")
+    if hasattr(obj, "predict_proba"):
+        if hasattr(obj, "fit") and hasattr(obj, "get_params"):
+            from sklearn.exceptions import NotFittedError
+            from sklearn.utils.validation import check_is_fitted
+
+            try:
+                check_is_fitted(obj)
+            except NotFittedError:
+                raise ConfigError(
+                    f"{who}: {type(obj).__name__} is not fitted; fit it first, or pass it as "
+                    "trainer= to audit its training recipe (--game recipe)"
+                ) from None
+        return EstimatorModel(obj, classes, who)
+    if callable(obj) and not hasattr(obj, "fit"):
+        return FunctionModel(obj, classes, who)
+    raise ConfigError(
+        f"{who}: a {type(obj).__name__} is not a model miaudit can query; pass a fitted "
+        "estimator (with predict_proba), a torch.nn.Module, a callable records -> "
+        "probabilities, a recipe name, a saved model's folder or a prediction API's URL"
+    )
+
+
+class RecordAdapter:
+    """A predictor on the user's records, queried with miaudit's encoded records."""
+
+    def __init__(self, predictor: Any, convert: Callable[[np.ndarray], Any]) -> None:
+        self.predictor, self.convert = predictor, convert
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.predictor.predict_proba(self.convert(X))
+
+
+# --------------------------------------------------------------------------- families
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Python's, NumPy's and PyTorch's global generators seeded from ``seed``, and
+    restored afterwards (the user's code may draw from them)."""
+    import torch
+
+    # The legacy global NumPy generator on purpose: it is what the user's code draws from.
+    state = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())  # noqa: NPY002
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    random.seed(derive_seed(seed))
+    np.random.seed(derive_seed(seed, bits=32))  # noqa: NPY002
+    torch.manual_seed(derive_seed(seed))
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])  # noqa: NPY002
+        torch.random.set_rng_state(state[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+class UserFamily(ModelFamily):
+    """A family of the user's code: one model at a time, keyed by the code itself."""
+
+    parallel = "processes"
+    user_code = True
+
+    def __init__(self, cache_key: str | None = None) -> None:
+        self.cache_key = cache_key
+        self._identity: tuple[Any, str] | None = None
+
+    def _parts(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any] | None:
+        if self._identity is None:
+            self._identity = code_identity(*self._parts())
+        code, _ = self._identity
+        if code is None and self.cache_key is None:
+            return None
+        return {"trainer": {"kind": type(self).__name__, "code": code, "key": self.cache_key}}
+
+    def uncached_reason(self) -> str:
+        if self._identity is None:
+            self._identity = code_identity(*self._parts())
+        return (
+            f"no honest cache key can be derived for {self.describe()['model']} "
+            f"({self._identity[1]}); its models are trained every time (pass cache_key= to "
+            "cache them under a name you change when the code changes)"
+        )
+
+    def run_user_code(self, what: str, call: Callable[[], Any]) -> Any:
+        """Call the user's code, turning what it raises into one line that names it."""
+        try:
+            return call()
+        except MiauditError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"{what}: {self.describe()['model']} raised {type(exc).__name__}: "
+                f"{_first_line(exc)}"
+            ) from exc
+
+
+class EstimatorFamily(UserFamily):
+    """Clones of a scikit-learn estimator or Pipeline, each fitted on the user's records."""
+
+    takes = "raw"
+    labels = "values"
+
+    def __init__(self, estimator: Any, classes: ClassMap, cache_key: str | None = None) -> None:
+        super().__init__(cache_key)
+        from sklearn.base import clone
+
+        try:
+            clone(estimator)
+        except Exception as exc:
+            raise ConfigError(
+                f"trainer: {type(estimator).__name__} cannot be cloned by sklearn.base.clone "
+                f"({_first_line(exc)}); pass an estimator whose parameters are set in __init__"
+            ) from None
+        self.estimator, self.classes = estimator, classes
+
+    def _parts(self) -> tuple[Any, ...]:
+        return (self.estimator,)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": f"clone of {type(self.estimator).__name__}",
+                "trainer": _short(self.estimator, 200)}  # fmt: skip
+
+    def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
+        from sklearn.base import clone
+
+        estimator = clone(self.estimator)
+        states = {
+            name: derive_seed(seed, bits=32)
+            for name in estimator.get_params(deep=True)
+            if name == "random_state" or name.endswith("__random_state")
+        }
+        if states:
+            estimator.set_params(**states)
+        with seeded(seed):
+            self.run_user_code("fitting a clone", lambda: estimator.fit(X, y))
+        return EstimatorModel(estimator, self.classes, who=f"a clone of {type(estimator).__name__}")
+
+    def __repr__(self) -> str:
+        return f"EstimatorFamily({_short(self.estimator)})"
+
+
+class FunctionTrainer(UserFamily):
+    """A callable ``fit(X, y, seed) -> predictor`` (a fitted estimator, a module or a
+    callable ``records -> probabilities``)."""
+
+    takes = "raw"
+    labels = "values"
+
+    def __init__(
+        self, fit: Callable[..., Any], classes: ClassMap, cache_key: str | None = None
+    ) -> None:
+        super().__init__(cache_key)
+        _check_signature(fit, ("X", "y", "seed"), "trainer", "fit(X, y, seed) -> model")
+        self.fn, self.classes = fit, classes
+
+    def _parts(self) -> tuple[Any, ...]:
+        return (self.fn,)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": f"{_name(self.fn)}(X, y, seed)"}
+
+    def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
+        with seeded(seed):
+            model = self.run_user_code(f"{_name(self.fn)}", lambda: self.fn(X, y, int(seed)))
+        return as_predictor(model, self.classes, who=f"a model of {_name(self.fn)}")
+
+
+def _check_signature(fn: Any, args: tuple[str, ...], what: str, expected: str) -> None:
+    if not callable(fn):
+        raise ConfigError(f"{what}: {type(fn).__name__} is not callable; pass {expected}")
+    try:
+        inspect.signature(fn).bind(*args)
+    except TypeError:
+        raise ConfigError(
+            f"{what}: {_name(fn)}{inspect.signature(fn)} cannot be called as {expected}"
+        ) from None
+    except ValueError:  # no signature (a builtin): let the call say
+        pass
+
+
+class TorchTrainer(UserFamily):
+    """Train the user's own PyTorch module with the user's own loop, one model at a time.
+
+    Parameters
+    ----------
+    model_fn:
+        ``model_fn() -> nn.Module``: a fresh, untrained network.
+    train_fn:
+        ``train_fn(model, X, y, generator)``: the user's training loop. ``X`` is a
+        tensor of the records (floating arrays as ``float32``, integer arrays in their
+        own dtype), ``y`` an ``int64`` tensor of class indices ``0 .. C-1`` (the data's
+        labels in sorted order), ``generator`` a ``torch.Generator`` seeded for this
+        model (use it to shuffle). It trains ``model`` in place. When omitted, the
+        plain loop of :meth:`default_loop` runs with the settings below.
+    epochs, lr, batch_size, optimizer, weight_decay:
+        The default loop's settings (``optimizer``: ``"adam"`` or ``"sgd"``, with
+        momentum 0.9); part of the cache key either way.
+    device:
+        Where to train (``"cpu"``, ``"cuda"``); batches are moved there.
+    outputs:
+        What the module returns: ``"logits"`` (default), ``"probabilities"``,
+        ``"log-probabilities"``.
+    cache_key:
+        A name to cache under when no honest key can be derived from the code.
+
+    Each model's global random generators are seeded from its seed before
+    ``model_fn()`` runs, so its initial weights depend on that seed alone.
+    """
+
+    takes = "arrays"
+    labels = "codes"
+
+    def __init__(
+        self,
+        model_fn: Callable[[], Any],
+        train_fn: Callable[..., Any] | None = None,
+        *,
+        epochs: int = 10,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        optimizer: Literal["adam", "sgd"] = "adam",
+        weight_decay: float = 0.0,
+        device: str = "cpu",
+        outputs: Literal["logits", "probabilities", "log-probabilities"] = "logits",
+        cache_key: str | None = None,
+    ) -> None:
+        super().__init__(cache_key)
+        _check_signature(model_fn, (), "TorchTrainer model_fn", "model_fn() -> nn.Module")
+        if train_fn is not None:
+            _check_signature(
+                train_fn, ("model", "X", "y", "generator"), "TorchTrainer train_fn",
+                "train_fn(model, X, y, generator)",
+            )  # fmt: skip
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"TorchTrainer {name}={value!r}: must be a positive integer")
+        if not (isinstance(lr, int | float) and lr > 0):
+            raise ConfigError(f"TorchTrainer lr={lr!r}: must be a positive number such as 1e-3")
+        if optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"TorchTrainer optimizer={optimizer!r}: use 'adam' or 'sgd'")
+        if outputs not in _OUTPUTS:
+            raise ConfigError(f"TorchTrainer outputs={outputs!r}: use one of {', '.join(_OUTPUTS)}")
+        self.model_fn, self.train_fn = model_fn, train_fn
+        self.epochs, self.lr, self.batch_size = epochs, float(lr), batch_size
+        self.optimizer, self.weight_decay = optimizer, float(weight_decay)
+        self.device, self.outputs = device, outputs
+        self.classes: ClassMap | None = None
+
+    def bind(self, classes: ClassMap) -> TorchTrainer:
+        self.classes = classes
+        return self
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+            "optimizer": self.optimizer, "weight_decay": self.weight_decay,
+            "device": self.device, "outputs": self.outputs,
+        }  # fmt: skip
+
+    def _parts(self) -> tuple[Any, ...]:
+        return (self.model_fn, self.train_fn, self._settings())
+
+    def describe(self) -> dict[str, Any]:
+        loop = _name(self.train_fn) if self.train_fn is not None else "the default loop"
+        return {
+            "model": f"TorchTrainer({_name(self.model_fn)})",
+            "trainer": {"model_fn": _name(self.model_fn), "train_fn": loop, **self._settings()},
+        }
+
+    def default_loop(self, model: Any, X: Any, y: Any, generator: Any) -> None:
+        """Minibatches of ``batch_size`` in an order drawn from ``generator``, cross-entropy
+        on the module's outputs (logits), ``epochs`` passes, Adam or SGD (momentum 0.9)
+        at ``lr`` with ``weight_decay``."""
+        import torch
+        import torch.nn.functional as F
+
+        params = model.parameters()
+        if self.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        device = next(model.parameters()).device
+        model.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(X), generator=generator)
+            for start in range(0, len(X), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                out = model(X[batch].to(device))
+                if self.outputs == "probabilities":
+                    loss = F.nll_loss(out.clamp_min(1e-12).log(), y[batch].to(device))
+                elif self.outputs == "log-probabilities":
+                    loss = F.nll_loss(out, y[batch].to(device))
+                else:
+                    loss = F.cross_entropy(out, y[batch].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
+        import torch
+
+        X = _as_array(X, "TorchTrainer")
+        with seeded(seed):
+            model = self.run_user_code(f"{_name(self.model_fn)}()", self.model_fn)
+            if not isinstance(model, torch.nn.Module):
+                raise ConfigError(
+                    f"TorchTrainer model_fn {_name(self.model_fn)}() returned a "
+                    f"{type(model).__name__}, not a torch.nn.Module"
+                )
+            model.to(self.device)
+            generator = torch.Generator().manual_seed(derive_seed(seed))
+            tensors = (_tensor(X), torch.from_numpy(np.asarray(y, dtype=np.int64)))
+            loop = self.train_fn or self.default_loop
+            self.run_user_code(
+                f"training with {_name(loop)}", lambda: loop(model, *tensors, generator)
+            )
+        return self._predictor(model)
+
+    def _predictor(self, model: Any) -> TorchModel:
+        classes = self.classes or ClassMap(np.arange(0), [])
+        return TorchModel(model, outputs=self.outputs).bind(
+            classes, who=f"a model of {_name(self.model_fn)}"
+        )
+
+    @property
+    def can_save(self) -> bool:
+        return True
+
+    def save(self, model: TorchModel, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
+        save_file(state, str(folder / "weights.safetensors"))
+
+    def load(self, folder: Path, device: str = "cpu") -> TorchModel:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        with seeded(0):
+            module = self.model_fn()
+        try:
+            module.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise ModelError(
+                f"{folder}: the saved weights do not fit {_name(self.model_fn)}() "
+                f"({_first_line(exc)}): delete the folder to train again"
+            ) from None
+        return self._predictor(module.to(self.device))
+
+    def __repr__(self) -> str:
+        return self.describe()["model"]
+
+
+def make_family(trainer: Any, classes: ClassMap, cache_key: str | None = None) -> ModelFamily:
+    """The model family for a user's ``trainer``.
+
+    Raises
+    ------
+    ConfigError
+        A trainer that is none of the accepted kinds, or a callable of the wrong shape.
+    """
+    if isinstance(trainer, TorchTrainer):
+        if cache_key is not None and trainer.cache_key is None:
+            trainer.cache_key = cache_key
+        return trainer.bind(classes)
+    if isinstance(trainer, ModelFamily):
+        return trainer
+    if isinstance(trainer, type):
+        raise ConfigError(f"trainer: got the class {trainer.__name__}; pass an instance of it")
+    if hasattr(trainer, "fit") and hasattr(trainer, "get_params"):
+        return EstimatorFamily(trainer, classes, cache_key)
+    import torch
+
+    if isinstance(trainer, torch.nn.Module):
+        raise ConfigError(
+            "trainer: a torch module says what to train but not how: pass "
+            "miaudit.TorchTrainer(model_fn, train_fn) (model_fn builds a fresh module)"
+        )
+    if callable(trainer):
+        return FunctionTrainer(trainer, classes, cache_key)
+    raise ConfigError(
+        f"trainer: a {type(trainer).__name__} cannot train models; pass an unfitted "
+        "scikit-learn estimator or Pipeline, miaudit.TorchTrainer(model_fn, train_fn), or a "
+        "function fit(X, y, seed) -> model"
+    )
