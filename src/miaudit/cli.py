@@ -28,6 +28,7 @@ _AUDIT = "Audit"
 _ATTACK = "Attack"
 _REMOTE = "Remote target"
 _EXEC = "Execution (never changes a result)"
+_OWN = "Your own model"
 _POLICY = "Output policy"
 _INTERRUPTED = (
     "interrupted; nothing was written to --out (the shadows trained so far are kept in the "
@@ -79,11 +80,66 @@ def audit(
     categorical: Annotated[
         str | None, typer.Option(help="Comma-separated columns to treat as categorical.")
     ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            help="A column naming each record: kept out of the features, written to "
+            "scores.csv and the report, and usable in --members."
+        ),
+    ] = None,
+    pixel_scale: Annotated[
+        float | None,
+        typer.Option(help="Images that are not uint8: the value of white (e.g. 255, 65535)."),
+    ] = None,
     target_size: Annotated[
         int | None,
         typer.Option(help="Target's training-set size (default 10,000 where the data allows)."),
     ] = None,
     shadows: Annotated[int | None, typer.Option(help="Number of shadow models.")] = None,
+    shadow_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Records each shadow trains on (default: as many as the target); for a pool "
+            "too small for shadows of the target's size."
+        ),
+    ] = None,
+    target_python: Annotated[
+        str | None,
+        typer.Option(
+            help="Audit your own fitted model: module:attribute (or file.py:attribute) naming "
+            "a scikit-learn estimator or Pipeline, a torch module, or a callable records -> "
+            "probabilities. Needs --members.",
+            rich_help_panel=_OWN,
+        ),
+    ] = None,
+    trainer_python: Annotated[
+        str | None,
+        typer.Option(
+            help="Train shadows (and, with --game recipe, the target) with your own code: "
+            "module:attribute naming an unfitted estimator, a miaudit.TorchTrainer, or a "
+            "function fit(X, y, seed) -> model.",
+            rich_help_panel=_OWN,
+        ),
+    ] = None,
+    python_path: Annotated[
+        list[str] | None,
+        typer.Option(help="Folder to import your modules from (repeatable).", rich_help_panel=_OWN),
+    ] = None,
+    members: Annotated[
+        Path | None,
+        typer.Option(
+            help="Which rows your target was trained on: a .npy (mask, row numbers or ids), "
+            ".txt (one per line) or .csv (one column) file; ids need --id-column.",
+            rich_help_panel=_OWN,
+        ),
+    ] = None,
+    non_members: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rows it never saw (default: as many other rows as members, at most half).",
+            rich_help_panel=_OWN,
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -311,6 +367,13 @@ def audit(
         typer.Option(help="Result folder (default runs/<data set>-<date>-<time>)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
+    save_outputs: Annotated[
+        bool,
+        typer.Option(
+            help="Also write outputs.npz: every model output the attacks scored from, for "
+            "`miaudit evaluate` (which then gives the same metrics)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run a shadow-model membership inference audit and write its results."""
@@ -323,8 +386,16 @@ def audit(
         "dataset": dataset,
         "label": label,
         "categorical": _split_list(categorical),
+        "id_column": id_column,
+        "pixel_scale": pixel_scale,
         "target_size": target_size,
         "shadows": shadows,
+        "shadow_size": shadow_size,
+        "target_python": target_python,
+        "trainer_python": trainer_python,
+        "python_path": python_path,
+        "members": str(members) if members else None,
+        "non_members": str(non_members) if non_members else None,
         "target": _recipe_overrides(
             model=model, epochs=epochs, lr=lr, batch_size=batch_size, l2=l2, hidden=hidden
         ),
@@ -391,7 +462,7 @@ def audit(
         typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
         raise typer.Exit(130) from None
     target_dir = out if out is not None else default_out_dir(result.dataset["name"])
-    written = write_results(result, target_dir)
+    written = write_results(result, target_dir, outputs=save_outputs)
     print_summary(result, written)
 
 
@@ -516,6 +587,43 @@ def serve(
     sys.stdout.flush()
     run_server(app, sock)
     typer.echo(f"stopped after answering {sum(app.state.counts.values())} queries")
+
+
+@app.command()
+def evaluate(
+    outputs: Annotated[
+        Path,
+        typer.Argument(
+            help="An .npz of model outputs (array names: README, 'Your own model'), e.g. the "
+            "outputs.npz of `miaudit audit --save-outputs`."
+        ),
+    ],
+    attacks: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated attacks (default: every one the arrays allow)."),
+    ] = None,
+    logits: Annotated[
+        bool, typer.Option(help="The outputs are logits: softmax them first.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the file's, or 0).")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates.")] = None,
+    fpr: Annotated[str | None, typer.Option(help="Extra false-positive rates.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Result folder (default runs/outputs-<date>-<time>).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
+) -> None:
+    """Run the attacks on model outputs computed elsewhere and write the results."""
+    from miaudit.api import evaluate as run_evaluate
+    from miaudit.report import default_out_dir
+    from miaudit.report.summary import print_summary
+
+    target_dir = out if out is not None else default_out_dir(outputs.stem)
+    result = run_evaluate(
+        outputs, attacks=_split_list(attacks), logits=logits, seed=seed, bootstrap=bootstrap,
+        fprs=_rates(fpr), out=target_dir, overwrite=overwrite,
+    )  # fmt: skip
+    print_summary(result, target_dir)
 
 
 @app.command()

@@ -85,6 +85,14 @@ class AuditConfig(BaseModel):
     the attack, never to train it) comes from ``membership``. ``query_budget`` caps
     the queries sent to the target; hill-climbing synthesis stops early to leave what
     scoring needs. The service's token is not configuration: it is never written.
+
+    The user's own model and training code: ``target_python`` and ``trainer_python``
+    name them as ``module:attribute`` (found on ``python_path``); ``members`` and
+    ``non_members`` are files naming the target's training records (rows or ids, see
+    :func:`miaudit.handover.read_members`). ``id_column`` names a table's record ids;
+    ``shadow_size`` trains shadows on fewer records than the target when the
+    attacker's pool is too small for the target's size; ``pixel_scale`` is the value
+    of white in images that are not ``uint8``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -92,8 +100,16 @@ class AuditConfig(BaseModel):
     dataset: str = "census"
     label: str | None = None
     categorical: list[str] | None = None
+    id_column: str | None = None
+    pixel_scale: float | None = Field(default=None, gt=0)
     target_size: int | None = Field(default=None, ge=1)
     shadows: int = Field(default=10)
+    shadow_size: int | None = Field(default=None, ge=1)
+    target_python: str | None = None
+    trainer_python: str | None = None
+    python_path: list[str] = Field(default_factory=list)
+    members: str | None = None
+    non_members: str | None = None
     target: RecipeSpec = RecipeSpec()
     shadow: RecipeSpec | None = None
     target_model: str | None = None
@@ -124,6 +140,18 @@ class AuditConfig(BaseModel):
     def _at_least_one_shadow(cls, v: int) -> int:
         if v < 1:
             raise ValueError("must be at least 1: the attack learns from shadow models")
+        return v
+
+    @field_validator("python_path", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("target_python", "trainer_python")
+    @classmethod
+    def _object_spec(cls, v: str | None) -> str | None:
+        if v is not None and (":" not in v or v.startswith(":") or v.endswith(":")):
+            raise ValueError(f"{v!r}: write module:attribute, e.g. mymodels:model")
         return v
 
     @field_validator("attacks")

@@ -20,10 +20,27 @@ from pydantic import ValidationError
 from miaudit import __version__
 from miaudit.attacks.label_only import perturb
 from miaudit.attacks.lira import query_variants
-from miaudit.attacks.suite import AttackInputs, AttackPlan, run_attack
+from miaudit.attacks.suite import (
+    AttackInputs,
+    AttackPlan,
+    inputs_from_arrays,
+    inputs_to_arrays,
+    run_attack,
+)
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError
+from miaudit.handover import (
+    Handover,
+    audit_data,
+    class_map,
+    labels_for,
+    load_object,
+    membership,
+    open_target,
+    records_for,
+)
+from miaudit.handover import shadow_family as shadow_family_of
 from miaudit.jobs import Execution, ShadowJob, array_digest, cached_arrays, cached_model, run_jobs
 from miaudit.metrics import (
     DEFAULT_FPRS,
@@ -33,6 +50,8 @@ from miaudit.metrics import (
     roc_points,
 )
 from miaudit.models import Recipe, check_input, load_model, save_model
+from miaudit.models.family import ModelFamily, RecipeFamily, as_family
+from miaudit.models.user import RecordAdapter, make_family
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
 from miaudit.shadow_data import feature_groups, shadow_records
@@ -64,6 +83,8 @@ class AuditResult:
     shadows: dict[str, Any]
     attacks: dict[str, AttackMetrics]
     attack_notes: dict[str, dict[str, Any]]
+    #: Each evaluated record's row in the table the user gave (their file or
+    #: DataFrame; a built-in set's :func:`miaudit.data.load_frame`), duplicates counted.
     record_index: np.ndarray
     labels: np.ndarray
     member: np.ndarray
@@ -73,6 +94,12 @@ class AuditResult:
     #: How the work ran (jobs trained, jobs answered from the cache): like the
     #: timings, facts of this run rather than results, so not in ``results.json``.
     execution: dict[str, Any] = field(default_factory=dict)
+    #: The signals the attacks scored from (see :meth:`outputs`).
+    inputs: AttackInputs | None = field(default=None, repr=False)
+    #: ``"audit"``, or ``"evaluation"`` of outputs computed elsewhere.
+    kind: str = "audit"
+    #: The user's own id of each evaluated record, when the data has ids.
+    ids: np.ndarray | None = None
 
     @property
     def strongest(self) -> str:
@@ -94,6 +121,7 @@ class AuditResult:
                 {
                     "rank": rank + 1,
                     "record": int(self.record_index[i]),
+                    **({} if self.ids is None else {"id": _plain(self.ids[i])}),
                     "label": names[int(self.labels[i])] if names else int(self.labels[i]),
                     "member": bool(self.member[i]),
                     "score": float(scores[i]),
@@ -101,6 +129,46 @@ class AuditResult:
                 for rank, i in enumerate(top)
             ],
         }
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The arrays the attacks scored from, named as :func:`miaudit.evaluate` takes them
+        (:data:`miaudit.attacks.suite.OUTPUT_ARRAYS`)."""
+        if self.inputs is None:
+            raise ConfigError("this result keeps no outputs")
+        return inputs_to_arrays(self.inputs, self.member)
+
+    def evaluate_settings(self) -> dict[str, Any]:
+        """The settings that, with :meth:`outputs`, give back this result's metrics."""
+        c = self.config
+        return {
+            "attacks": list(self.attacks),
+            "seed": c.seed,
+            "bootstrap": c.bootstrap,
+            "fprs": list(c.fprs),
+            "lira_variance": c.lira_variance,
+            "rmia_gamma": c.rmia.gamma,
+            "attack": c.attack.model_dump(mode="json"),
+        }
+
+    def save_outputs(self, path: str | Path) -> Path:
+        """Write :meth:`outputs`, the settings and the records' identity to one ``.npz``,
+        for ``miaudit evaluate`` (or :func:`miaudit.evaluate`)."""
+        from miaudit.evaluation import write_outputs
+
+        meta = {
+            "settings": self.evaluate_settings(),
+            "class_names": self.dataset.get("class_names"),
+            "records": self.record_index,
+            "ids": self.ids,
+        }
+        return write_outputs(path, self.outputs(), meta)
+
+    def config_dict(self) -> dict[str, Any]:
+        """``config.json``: the settings that repeat this run (``--config``), or for an
+        evaluation the settings ``miaudit evaluate`` takes."""
+        if self.kind == "evaluation":
+            return {"evaluate": self.evaluate_settings()}
+        return self.config.resolved_dict()
 
     def to_dict(self) -> dict[str, Any]:
         attacks = {}
@@ -117,6 +185,11 @@ class AuditResult:
             "seed": self.config.seed,
             "timings_s": dict(self.timings_s),
         }
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
@@ -162,6 +235,7 @@ def run_audit(
     token: str | None = None,
     query_cache: str | Path | bool | None = None,
     execution: Execution | None = None,
+    handed: Handover | None = None,
 ) -> AuditResult:
     """Run the shadow-model audit that ``config`` describes and return its result.
 
@@ -170,17 +244,30 @@ def run_audit(
     written to ``config.json``) and the root of the query cache (see
     :class:`miaudit.remote.QueryCache`; ``False`` turns it off). ``execution`` says
     where shadow training runs and where its job cache is (:class:`miaudit.jobs.Execution`).
+    ``handed`` holds the objects of a Python session (the user's model, trainer, data
+    and members: :class:`miaudit.handover.Handover`).
     """
     reporter = reporter or Reporter()
+    handed = _with_python_objects(config, handed or Handover())
     seeds = _seeds(config.seed)
 
     with reporter.stage("load_data", "loading data"):
-        data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
+        data = audit_data(config, handed)
+    if data.notes.get("id_like_columns"):
+        columns = ", ".join(data.notes["id_like_columns"])
+        reporter.warn(
+            f"column(s) {columns} hold a different value in every row: identifiers, most "
+            "likely, which let a model memorise records; name one with --id-column "
+            "(id_column=) or drop it"
+        )
 
     if config.game == "recipe":
-        return _recipe_game(config, data, seeds, reporter, execution)
+        return _recipe_game(config, data, seeds, reporter, execution, handed)
 
     saved = None
+    user = handed.target is not None
+    if user:
+        _check_user_target_options(config)
     if config.target_url is not None:
         _check_remote_options(config)
         saved = load_membership(config.membership, data)
@@ -197,45 +284,82 @@ def run_audit(
             "--membership says which records a remote target was trained on: use it with "
             "--target-url (a saved model's membership comes with --target-model)"
         )
+    trainer = _trainer_family(config, handed, data)
     # A remote target's recipe is the attacker's guess (the paper's attacker knows the
     # training algorithm): the recipe flags describe it, and the shadows use it.
-    target_recipe = (
-        saved.recipe
-        if saved is not None and saved.recipe is not None
-        else resolve_recipe(config.target, data)
-    )
-    shadow_recipe = (
-        resolve_recipe(config.shadow, data) if config.shadow is not None else target_recipe
-    )
+    target_recipe = None
+    if not user:
+        target_recipe = (
+            saved.recipe
+            if saved is not None and saved.recipe is not None
+            else resolve_recipe(config.target, data)
+        )
+    # The family that trains the target, or that did (a saved target's recipe).
+    target_family = None if target_recipe is None else RecipeFamily(target_recipe)
+    if trainer is not None and saved is None and config.target_url is None:
+        target_family = trainer
+    shadow_family = _shadows_family(config, handed, data, trainer, target_family, reporter)
 
+    found = None
+    named = (handed.members, handed.non_members, config.members, config.non_members)
+    if not user and any(m is not None for m in named):
+        raise ConfigError(
+            "members= names the training records of your own model: pass it as target= "
+            "(a saved or remote target brings its own membership, a trained one is drawn)"
+        )
+    rng = np.random.default_rng(seeds["splits"])
+    if user:
+        found = membership(data, handed, config, rng)
+        if found is None:
+            raise ConfigError(
+                "members: name the records your target was trained on (members= a mask, row "
+                "positions or ids of data; --members FILE on the command line)"
+            )
     with reporter.stage("splits", "drawing splits"):
+        plan = AttackPlan(tuple(config.attacks), config.lira_variance)
         if saved is not None:
             splits = make_splits(
-                data.n_records,
-                len(saved.members),
-                config.shadows,
-                np.random.default_rng(seeds["splits"]),
+                data.n_records, len(saved.members), config.shadows, rng,
                 fixed_target=(saved.members, saved.non_members),
-            )
+                shadow_size=config.shadow_size, need_pool=_needs_pool(config, plan),
+            )  # fmt: skip
+        elif found is not None:
+            all_members, members, non_members, member_facts = found
+            splits = make_splits(
+                data.n_records, len(members), config.shadows, rng,
+                fixed_target=(members, non_members), exclude=all_members,
+                shadow_size=config.shadow_size or len(all_members),
+                need_pool=_needs_pool(config, plan),
+            )  # fmt: skip
         else:
             size = resolve_target_size(data.n_records, config.target_size)
             splits = make_splits(
-                data.n_records, size, config.shadows, np.random.default_rng(seeds["splits"])
-            )
+                data.n_records, size, config.shadows, rng,
+                shadow_size=config.shadow_size, need_pool=_needs_pool(config, plan),
+            )  # fmt: skip
+    if splits.overlap:
+        reporter.message(
+            f"the attacker's pool of {len(splits.pool):,} records is smaller than two training "
+            f"sets of {splits.shadow_size:,}: each shadow trains on {splits.shadow_size:,} of "
+            f"them (their training sets overlap) and is tested on the other "
+            f"{len(splits.shadow_out[0]):,}"
+        )
 
     resolved = config.model_copy(
         update={
+            "dataset": data.name if handed.data is not None else config.dataset,
             "target_size": splits.target_size,
             # A saved target carries its own recipe; repeating the run must not restate it.
             "target": RecipeSpec()
-            if config.target_model is not None
+            if target_recipe is None or config.target_model is not None
             else RecipeSpec(**target_recipe.model_dump()),
-            "shadow": RecipeSpec(**shadow_recipe.model_dump()),
+            "shadow": RecipeSpec(**shadow_family.recipe.model_dump())
+            if isinstance(shadow_family, RecipeFamily)
+            else None,
         }
     )
 
     _check_fprs(config, len(splits.target_out))
-    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
     population = _draw_population(plan, config, splits, np.random.default_rng(seeds["population"]))
     if plan.online:
         splits, _ = online_shadow_sets(
@@ -258,22 +382,32 @@ def run_audit(
         plan.check(
             label_only=any(parse_policy(spec).label_only for spec in config.defense), **check
         )
-        if saved is not None:
+        if user:
+            model, facts = open_target(handed.target, data)
+            facts.update(member_facts)
+        elif saved is not None:
             model = saved.model
+            facts = {"source": config.target_model}
         else:
             model = _train_target(
-                target_recipe, data, splits, seeds["target"], config, reporter, execution
+                target_family, data, splits, seeds["target"], config, reporter, execution
             )
             if config.save_target is not None:
                 save_target(model, config.save_target, data, splits)
                 reporter.message(f"saved the target to {config.save_target}")
+            facts = {"source": "trained"}
         policies = [parse_policy(spec) for spec in config.defense]
         target = LocalTarget(model, data.n_classes, query_budget=config.query_budget)
-        facts = {"source": config.target_model or "trained"}
     # The attacker knows the deployed output policy: the target answers through it,
     # and the shadows' outputs pass through it too before the attack learns from them.
     # A remote service applies its own policy (and reports it); it is not applied twice.
     target = PolicyTarget(target, [] if config.target_url is not None else policies)
+    if config.target_url is not None:
+        described = {"model": None, "recipe": None}
+    elif user:
+        described = {"model": facts["model"], "recipe": None}
+    else:
+        described = target_family.describe()
     try:
         return _attack(
             config,
@@ -285,9 +419,8 @@ def run_audit(
             population=population,
             execution=execution,
             resolved=resolved,
-            facts=facts,
-            target_recipe=target_recipe,
-            shadow_recipe=shadow_recipe,
+            facts={**facts, **described},
+            shadow_family=shadow_family,
             n_eval=n_eval,
             seeds=seeds,
             reporter=reporter,
@@ -296,6 +429,85 @@ def run_audit(
         close = getattr(target.target, "close", None)
         if close is not None:
             close()
+
+
+def _with_python_objects(config: AuditConfig, handed: Handover) -> Handover:
+    """``handed`` with the objects ``--target-python`` and ``--trainer-python`` name."""
+    for spec, field_name, flag in (
+        (config.target_python, "target", "--target-python"),
+        (config.trainer_python, "trainer", "--trainer-python"),
+    ):
+        if spec is None:
+            continue
+        if getattr(handed, field_name) is not None:
+            raise ConfigError(f"{flag} and {field_name}= both name the {field_name}: pass one")
+        handed = dataclasses.replace(
+            handed, **{field_name: load_object(spec, config.python_path, flag)}
+        )
+    return handed
+
+
+def _check_user_target_options(config: AuditConfig) -> None:
+    """Refuse options that contradict auditing the user's own fitted model."""
+    for given, flag in (
+        (config.target_url, "--target-url"),
+        (config.target_model, "--target-model"),
+        (config.save_target, "--save-target"),
+        (config.membership, "--membership"),
+    ):
+        if given is not None:
+            raise ConfigError(
+                f"target= is your own model, so {flag} does not apply: pass one target"
+            )
+    if config.target.given():
+        given = ", ".join(sorted(config.target.given()))
+        raise ConfigError(
+            f"target recipe settings ({given}) would be ignored: target= is already trained; "
+            "say how to train shadows with trainer= (or shadow={'model': ...})"
+        )
+
+
+def _trainer_family(config: AuditConfig, handed: Handover, data: Dataset) -> ModelFamily | None:
+    """The family the user's ``trainer`` makes, or ``None``."""
+    if handed.trainer is None:
+        return None
+    if config.shadow is not None:
+        raise ConfigError(
+            "trainer= and the shadow recipe (--shadow-model) both say how shadows train: pass one"
+        )
+    if config.target_model is not None or config.target_url is not None:
+        return make_family(handed.trainer, class_map(data), handed.cache_key)
+    if handed.target is None and config.target.given():
+        raise ConfigError(
+            "trainer= trains the target too: drop the target recipe settings "
+            f"({', '.join(sorted(config.target.given()))})"
+        )
+    return make_family(handed.trainer, class_map(data), handed.cache_key)
+
+
+def _shadows_family(config, handed, data, trainer, target_family, reporter) -> ModelFamily:
+    """How the shadows are trained: the user's trainer, clones of a scikit-learn target,
+    the shadow recipe, or the target's recipe (the paper's attacker knows it)."""
+    if trainer is not None:
+        return trainer
+    if config.shadow is not None:
+        return RecipeFamily(resolve_recipe(config.shadow, data))
+    user_like = shadow_family_of(None, handed.target, data, handed.cache_key)
+    if user_like is not None:
+        return user_like
+    if target_family is not None:
+        return target_family
+    recipe = resolve_recipe(config.target, data)
+    reporter.message(
+        f"shadows: miaudit's built-in {recipe.model} stands for your model's training (pass "
+        "trainer= to train them as your model was)"
+    )
+    return RecipeFamily(recipe)
+
+
+def _needs_pool(config: AuditConfig, plan: AttackPlan) -> bool:
+    """Whether the shadows draw their records from the attacker's pool."""
+    return config.shadow_data != "synthetic" and not plan.online
 
 
 def _attack(
@@ -310,8 +522,7 @@ def _attack(
     execution: Execution | None,
     resolved: AuditConfig,
     facts: dict[str, Any],
-    target_recipe: Recipe,
-    shadow_recipe: Recipe,
+    shadow_family: ModelFamily,
     n_eval: int,
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
@@ -341,7 +552,7 @@ def _attack(
 
     with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
         shadow_probs, shadow_labels, shadow_member, ref_probs, job_facts = shadow_signals(
-            shadow_recipe,
+            shadow_family,
             shadow_data,
             shadow_splits,
             _int_seeds(seeds["shadows"], config.shadows),
@@ -393,7 +604,9 @@ def _attack(
                 target, data, eval_index, config, np.random.default_rng(seeds["robustness"])
             )
 
-    outcome = _score_attacks(plan, inputs, config, data, eval_member, seeds, reporter, execution)
+    outcome = _score_attacks(
+        plan, inputs, config, data.class_names, eval_member, seeds, reporter, execution
+    )
     queries = {
         "sent": target.target.queries_,
         "from_cache": getattr(target.target, "cached_", 0),
@@ -403,12 +616,8 @@ def _attack(
         config=resolved,
         dataset=data.summary(),
         target={
-            **facts,
             # A remote target's recipe is unknown; the shadows' recipe is the attacker's guess.
-            "model": None if config.target_url is not None else target_recipe.model,
-            "recipe": None
-            if config.target_url is not None
-            else target_recipe.model_dump(mode="json"),
+            **facts,
             "defense": [p.spec for p in policies],
             "queries": queries,
             "n_train": len(splits.target_in),
@@ -425,13 +634,14 @@ def _attack(
             "labels": config.shadow_labels,
             "target_queries": source_info["target_queries"],
             "synthesis": source_info["synthesis"],
-            "model": shadow_recipe.model,
-            "recipe": shadow_recipe.model_dump(mode="json"),
-            "n_in": len(shadow_splits.shadow_in[0]),
+            **_family_facts(shadow_family),
+            "n_in": len(shadow_splits.training_sets[0]),
             "n_out": len(shadow_splits.shadow_out[0]),
             "pool_size": len(shadow_splits.pool),
+            **({"overlapping_in_sets": True} if shadow_splits.overlap else {}),
         },
-        record_index=eval_index,
+        record_index=data.rows[eval_index],
+        ids=None if data.ids is None else data.ids[eval_index],
         labels=eval_labels,
         member=eval_member,
         timings_s=reporter.timings,
@@ -440,12 +650,23 @@ def _attack(
     )
 
 
+def _family_facts(family: ModelFamily) -> dict[str, Any]:
+    """``model`` and ``recipe`` (``None`` unless built in) of a family, for the report;
+    ``trainer`` too for the user's code."""
+    described = family.describe()
+    facts = {"model": described["model"], "recipe": described.get("recipe")}
+    if "trainer" in described:
+        facts["trainer"] = described["trainer"]
+    return facts
+
+
 def _recipe_game(
     config: AuditConfig,
     data: Dataset,
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
     execution: Execution | None,
+    handed: Handover,
 ) -> AuditResult:
     """The "audit a training recipe" game LiRA and RMIA report on.
 
@@ -455,7 +676,16 @@ def _recipe_game(
     then scored against the target (model 0) from the reference models' outputs: a
     leakage score for every record of the pool. RMIA's population records come from
     outside the pool; the reference models (not the target) train on halves of them.
+    With the user's ``trainer``, the target and every reference model come from it:
+    the game audits the user's own training code.
     """
+    if handed.target is not None:
+        raise ConfigError(
+            "--game recipe trains its own target, so target= does not apply: pass the "
+            "training code as trainer=, or use the default --game shokri"
+        )
+    if handed.members is not None or config.members is not None:
+        raise ConfigError("--game recipe draws its own members: drop members=")
     for given, flag in (
         (config.target_model, "--target-model"),
         (config.target_url, "--target-url"),
@@ -468,12 +698,20 @@ def _recipe_game(
             )
     if config.shadow_data != "real":
         raise ConfigError("--game recipe trains every model on the pool: use --shadow-data real")
-    recipe = resolve_recipe(config.target, data)
+    family = _trainer_family(config, handed, data)
+    recipe = None
+    if family is None:
+        recipe = resolve_recipe(config.target, data)
+        family = RecipeFamily(recipe)
     if config.shadow is not None and resolve_recipe(config.shadow, data) != recipe:
         raise ConfigError(
             "--game recipe audits one recipe: the reference models share the target's, so "
             "drop --shadow-model"
         )
+    records = records_for(family.takes, data, family.describe()["model"])
+    X_in, y_in = records(data.X), labels_for(family, data)
+    # Keys over the user's records themselves when those are what the models read.
+    fingerprint = data.fingerprint() if family.takes == "encoded" or data.raw is None else None
     plan = AttackPlan(tuple(config.attacks), config.lira_variance)
     policies = [parse_policy(spec) for spec in config.defense]
     plan.check(
@@ -516,29 +754,34 @@ def _recipe_game(
             f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
             f"queries the recipe game needs: raise it to at least {pool_size + extra}"
         )
-    records = np.concatenate([pool, z])
+    asked = np.concatenate([pool, z])
     variant_rows = np.zeros((0, *data.input_shape), np.float32)
     if plan.lira and config.lira_queries > 1:
         variant_rows = query_variants(
             data.X[pool], config.lira_queries, image=data.kind == "image"
         ).reshape(-1, *data.input_shape)
     model_seeds = _int_seeds(seeds["shadows"], n_models)
-    fingerprint = data.fingerprint()
     with reporter.stage("train_target", "training target", total=1) as tick:
         model, _ = cached_model(
-            recipe, data.X, data.y, data.n_classes, in_sets[0], model_seeds[0],
+            family, X_in, y_in, data.n_classes, in_sets[0], model_seeds[0],
             device=config.device, execution=execution, data_fingerprint=fingerprint,
             progress=tick.update,
         )  # fmt: skip
         target = PolicyTarget(
-            LocalTarget(model, data.n_classes, query_budget=config.query_budget), policies
+            LocalTarget(
+                RecordAdapter(model, records), data.n_classes, query_budget=config.query_budget
+            ),
+            policies,
         )
     with reporter.stage("train_shadows", f"training {config.shadows} reference models") as tick:
         # Reference models are jobs like shadows: cached, resumable, on Dask if asked.
-        jobs = [ShadowJob(t, s, records) for t, s in zip(in_sets[1:], model_seeds[1:], strict=True)]
+        jobs = [
+            ShadowJob(t, s, asked, f"reference model {k}")
+            for k, (t, s) in enumerate(zip(in_sets[1:], model_seeds[1:], strict=True))
+        ]
         outputs, job_facts = run_jobs(
-            recipe, data.X, data.y, data.n_classes, jobs,
-            extra=variant_rows if len(variant_rows) else None,
+            family, X_in, y_in, data.n_classes, jobs,
+            extra=records(variant_rows) if len(variant_rows) else None,
             device=config.device, execution=execution, data_fingerprint=fingerprint,
             progress=tick.update, notify=reporter.message,
         )  # fmt: skip
@@ -548,7 +791,7 @@ def _recipe_game(
     member = keep[0].astype(np.int8)
     n_variants = len(variant_rows) // pool_size
     ref_member = np.concatenate([keep[1:], keep_z, *([keep[1:]] * n_variants)], axis=1)
-    ref_labels = np.concatenate([data.y[records], *([labels] * n_variants)])
+    ref_labels = np.concatenate([data.y[asked], *([labels] * n_variants)])
     with reporter.stage("query_target", "querying the target"):
         target_probs = target.predict_proba(data.X[pool])
         correct = target_probs.argmax(axis=1) == labels
@@ -567,7 +810,7 @@ def _recipe_game(
         if len(z):
             inputs.target_population = target.predict_proba(data.X[z])
         if n_variants:
-            start = len(records)
+            start = len(asked)
             inputs.variants = start + np.arange(n_variants * pool_size).reshape(n_variants, -1)
             inputs.target_variants = target.predict_proba(variant_rows).reshape(
                 n_variants, pool_size, -1
@@ -576,17 +819,24 @@ def _recipe_game(
             inputs.target_copies = _robustness_queries(
                 target, data, pool, config, np.random.default_rng(seeds["robustness"])
             )
-    outcome = _score_attacks(plan, inputs, config, data, member, seeds, reporter, execution)
-    resolved = config.model_copy(
-        update={"target_size": size, "target": RecipeSpec(**recipe.model_dump()), "shadow": None}
+    outcome = _score_attacks(
+        plan, inputs, config, data.class_names, member, seeds, reporter, execution
     )
+    resolved = config.model_copy(
+        update={
+            "dataset": data.name if handed.data is not None else config.dataset,
+            "target_size": size,
+            "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.model_dump()),
+            "shadow": None,
+        }
+    )
+    described = _family_facts(family)
     return AuditResult(
         config=resolved,
         dataset=data.summary(),
         target={
             "source": "trained",
-            "model": recipe.model,
-            "recipe": recipe.model_dump(mode="json"),
+            **described,
             "defense": [p.spec for p in policies],
             "queries": {
                 "sent": target.target.queries_,
@@ -603,14 +853,14 @@ def _recipe_game(
             "game": "recipe",
             "draw": "balanced halves of the pool",
             "source": "real",
-            "model": recipe.model,
-            "recipe": recipe.model_dump(mode="json"),
+            **described,
             "pool_size": pool_size,
             "population": len(z),
             "n_in": int(keep[1:].sum(axis=1).mean()) if config.shadows else 0,
             "n_out": int((~keep[1:]).sum(axis=1).mean()) if config.shadows else 0,
         },
-        record_index=pool,
+        record_index=data.rows[pool],
+        ids=None if data.ids is None else data.ids[pool],
         labels=labels,
         member=member,
         timings_s=reporter.timings,
@@ -663,7 +913,7 @@ def _draw_population(
     if not plan.population:
         return np.zeros(0, np.int64)
     m = min(config.rmia.population, len(splits.pool))
-    used = np.concatenate([*splits.shadow_in, *splits.shadow_out])
+    used = np.concatenate([*splits.training_sets, *splits.shadow_out])
     free = np.setdiff1d(splits.pool, used)
     candidates = free if len(free) >= m else splits.pool
     return np.sort(rng.choice(candidates, m, replace=False))
@@ -690,12 +940,12 @@ def _reference_records(
     eval_index, _ = splits.evaluation()
     X = [data.X[eval_index]]
     labels = [data.y[eval_index]]
-    member = [_member_of(eval_index, shadow_splits.shadow_in, on_data)]
+    member = [_member_of(eval_index, shadow_splits.training_sets, on_data)]
     offset = len(eval_index)
     if len(z):
         X.append(data.X[z])
         labels.append(data.y[z])
-        member.append(_member_of(z, shadow_splits.shadow_in, on_data))
+        member.append(_member_of(z, shadow_splits.training_sets, on_data))
     population = np.arange(offset, offset + len(z))
     offset += len(z)
     calibration = np.zeros(0, np.int64)
@@ -703,7 +953,7 @@ def _reference_records(
         cal = np.concatenate([shadow_splits.shadow_in[0], shadow_splits.shadow_out[0]])
         X.append(shadow_data.X[cal])
         labels.append(shadow_data.y[cal])
-        member.append(_member_of(cal, shadow_splits.shadow_in, True))
+        member.append(_member_of(cal, shadow_splits.training_sets, True))
         calibration = np.arange(offset, offset + len(cal))
     offset += len(calibration)
     variants = np.zeros((0, len(eval_index)), np.int64)
@@ -743,7 +993,7 @@ def _score_attacks(
     plan: AttackPlan,
     inputs: AttackInputs,
     config: AuditConfig,
-    data: Dataset,
+    class_names: list[str],
     member: np.ndarray,
     seeds: dict[str, np.random.SeedSequence],
     reporter: Reporter,
@@ -782,7 +1032,7 @@ def _score_attacks(
             shokri = fitted["scores"]
         if from_cache:
             reporter.message("Shokri's attack models: scores from the job cache")
-        fallback = [data.class_names[int(c)] for c in fitted["fallback"]]
+        fallback = [class_names[int(c)] for c in fitted["fallback"]]
         notes["shokri"] = {
             "learner": config.attack.learner,
             "per_class_models": config.attack.per_class,
@@ -813,7 +1063,7 @@ def _score_attacks(
             reporter.timings[f"score:{name}"] = round(time.perf_counter() - started, 3)
             if "fallback_classes" in out.notes and name != "shokri":
                 notes[name]["fallback_classes"] = [
-                    data.class_names[c] for c in out.notes["fallback_classes"]
+                    class_names[c] for c in out.notes["fallback_classes"]
                 ]
     metrics, roc = {}, {}
     with reporter.stage("metrics", "computing metrics"):
@@ -823,7 +1073,7 @@ def _score_attacks(
                 scores[name],
                 member,
                 inputs.labels,
-                data.class_names,
+                class_names,
                 threshold=thresholds[name],
                 fprs=sorted({*DEFAULT_FPRS, *config.fprs}),
                 n_boot=config.bootstrap,
@@ -831,7 +1081,13 @@ def _score_attacks(
             )
             fpr, tpr, _ = roc_points(scores[name], member)
             roc[name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-    return {"attacks": metrics, "attack_notes": notes, "scores": scores, "roc": roc}
+    return {
+        "attacks": metrics,
+        "attack_notes": notes,
+        "scores": scores,
+        "roc": roc,
+        "inputs": inputs,
+    }
 
 
 def prepare_shadow_data(
@@ -862,7 +1118,7 @@ def prepare_shadow_data(
     X = shadow_records(data, splits.pool, config.shadow_data, rng, noise=config.noise)
     y, queries = data.y, 0
     if config.shadow_labels == "target":
-        used = np.unique(np.concatenate([*splits.shadow_in, *splits.shadow_out]))
+        used = np.unique(np.concatenate([*splits.training_sets, *splits.shadow_out]))
         y = data.y.copy()
         y[used] = target.predict_proba(X[used]).argmax(axis=1)
         queries = len(used)
@@ -921,13 +1177,13 @@ def synthesise_shadow_data(
     pool = np.arange(len(result.y))
     shadow_in, shadow_out = draw_shadow_sets(pool, size, splits.n_shadows, rng)
     shadow_splits = dataclasses.replace(
-        splits, pool=pool, shadow_in=shadow_in, shadow_out=shadow_out
+        splits, pool=pool, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None
     )
     return synth, shadow_splits, info
 
 
 def _train_target(
-    recipe: Recipe,
+    family: Recipe | ModelFamily,
     data: Dataset,
     splits: AuditSplits,
     seed: np.random.SeedSequence,
@@ -935,28 +1191,39 @@ def _train_target(
     reporter: Reporter,
     execution: Execution | None = None,
 ):
-    # One function for `audit` and `train`, so a saved target is the one an audit
-    # with the same seed would have trained.
+    """The target trained by ``family`` on the target's members, answering encoded records.
+
+    One function for ``audit`` and ``train``, so a saved target is the one an audit
+    with the same seed would have trained.
+    """
+    family = as_family(family)
+    records = records_for(family.takes, data, family.describe()["model"])
     with reporter.stage("train_target", "training target", total=1) as tick:
         model, from_cache = cached_model(
-            recipe,
-            data.X,
-            data.y,
+            family,
+            records(data.X),
+            labels_for(family, data),
             data.n_classes,
             splits.target_in,
             _int_seeds(seed, 1)[0],
             device=config.device,
             execution=execution,
-            data_fingerprint=data.fingerprint(),
+            data_fingerprint=_fingerprint(family, data),
             progress=tick.update,
         )
     if from_cache:
         reporter.message("the target came from the job cache")
-    return model
+    return model if family.takes == "encoded" else RecordAdapter(model, records)
+
+
+def _fingerprint(family: ModelFamily, data: Dataset) -> str | None:
+    """The data's fingerprint for job keys, or ``None`` to key on the records a family's
+    models read (the user's own rows carry more than their encoding)."""
+    return data.fingerprint() if family.takes == "encoded" or data.raw is None else None
 
 
 def shadow_signals(
-    recipe: Recipe,
+    family: Recipe | ModelFamily,
     data: Dataset,
     splits: AuditSplits,
     seeds: list[int],
@@ -974,22 +1241,29 @@ def shadow_signals(
     ``extra_probs`` is every shadow's output on the records ``extra`` (``(K,
     len(extra), C)``, ``None`` without ``extra``); ``facts`` says how many shadows
     were trained and how many came from the job cache (:func:`miaudit.jobs.run_jobs`).
-    Only outputs flow on: the models are dropped as soon as they are taken.
+    Only outputs flow on: the models are dropped as soon as they are taken. Each
+    shadow trains on its training set (:attr:`AuditSplits.training_sets`) and answers
+    on its in- and out-records; ``data``'s records reach the models in the form the
+    family reads (:func:`miaudit.handover.records_for`).
     """
+    family = as_family(family)
+    records = records_for(family.takes, data, family.describe()["model"])
     jobs = [
-        ShadowJob(s_in, seed, np.concatenate([s_in, s_out]))
-        for s_in, s_out, seed in zip(splits.shadow_in, splits.shadow_out, seeds, strict=True)
+        ShadowJob(train, seed, np.concatenate([s_in, s_out]), f"shadow {k}")
+        for k, (train, s_in, s_out, seed) in enumerate(
+            zip(splits.training_sets, splits.shadow_in, splits.shadow_out, seeds, strict=True)
+        )
     ]
     outputs, facts = run_jobs(
-        recipe,
-        data.X,
-        data.y,
+        family,
+        records(data.X),
+        labels_for(family, data),
         data.n_classes,
         jobs,
-        extra=extra,
+        extra=None if extra is None else records(extra),
         device=device,
         execution=execution,
-        data_fingerprint=data.fingerprint(),
+        data_fingerprint=_fingerprint(family, data),
         progress=progress,
         notify=notify,
     )
@@ -1110,7 +1384,7 @@ def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: 
         return
     needed = n_eval + extra
     if config.shadow_labels == "target" and config.shadow_data != "synthetic":
-        needed += len(np.unique(np.concatenate([*splits.shadow_in, *splits.shadow_out])))
+        needed += len(np.unique(np.concatenate([*splits.training_sets, *splits.shadow_out])))
     if config.query_budget < needed + (config.shadow_data == "synthetic"):
         what = "scoring the evaluation records" + (
             " and labelling the shadows' records" if needed > n_eval else ""
@@ -1155,7 +1429,10 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
     reporter = reporter or Reporter()
     seeds = _seeds(config.seed)
     with reporter.stage("load_data", "loading data"):
-        data = load_dataset(config.dataset, label=config.label, categorical=config.categorical)
+        data = load_dataset(
+            config.dataset, label=config.label, categorical=config.categorical,
+            id_column=config.id_column, pixel_scale=config.pixel_scale,
+        )  # fmt: skip
     recipe = resolve_recipe(config.target, data)
     size = resolve_target_size(data.n_records, config.target_size)
     splits = make_splits(data.n_records, size, 1, np.random.default_rng(seeds["splits"]))
@@ -1170,3 +1447,71 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
         "train_accuracy": float(correct[:size].mean()),
         "test_accuracy": float(correct[size:].mean()),
     }
+
+
+def evaluate_arrays(
+    arrays: dict[str, np.ndarray],
+    config: AuditConfig,
+    *,
+    class_names: list[str] | None = None,
+    records: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
+    reporter: Reporter | None = None,
+    execution: Execution | None = None,
+) -> AuditResult:
+    """Every attack of ``config.attacks`` on arrays checked by
+    :func:`miaudit.evaluation.check_arrays`: the audit from its signals on."""
+    reporter = reporter or Reporter()
+    seeds = _seeds(config.seed)
+    n, n_classes = arrays["outputs"].shape
+    names = [str(c) for c in class_names] if class_names is not None else None
+    if names is not None and len(names) != n_classes:
+        raise ConfigError(
+            f"class_names: {len(names)} names for outputs of {n_classes} columns; give one per "
+            "column"
+        )
+    names = names or [str(c) for c in range(n_classes)]
+    member = arrays["members"].astype(np.int8)
+    inputs = inputs_from_arrays(arrays)
+    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
+    _check_fprs(config, int((member == 0).sum()))
+    outcome = _score_attacks(plan, inputs, config, names, member, seeds, reporter, execution)
+    correct = arrays["outputs"].argmax(axis=1) == arrays["labels"]
+    reference = arrays.get("reference_outputs")
+    return AuditResult(
+        config=config,
+        dataset={
+            "name": config.dataset,
+            "kind": None,
+            "source": "outputs",
+            "n_records": n,
+            "n_features": None,
+            "n_classes": n_classes,
+            "class_names": names,
+            "notes": {},
+        },
+        target={
+            "source": "outputs",
+            "model": None,
+            "recipe": None,
+            "defense": [],
+            "queries": {"sent": 0, "from_cache": 0, "budget": None},
+            "n_train": int(member.sum()),
+            "n_test": int((member == 0).sum()),
+            "train_accuracy": float(correct[member == 1].mean()),
+            "test_accuracy": float(correct[member == 0].mean()),
+        },
+        shadows={
+            "count": None if reference is None else int(reference.shape[0]),
+            "game": None,
+            "source": "outputs",
+            "n_attack_records": len(inputs.own_member),
+        },
+        record_index=np.arange(n) if records is None else np.asarray(records),
+        ids=None if ids is None else np.asarray(ids),
+        labels=arrays["labels"],
+        member=member,
+        timings_s=reporter.timings,
+        kind="evaluation",
+        **outcome,
+    )

@@ -34,6 +34,13 @@ class Reporter:
     def message(self, text: str) -> None:
         """A one-line note for the user (a fallback taken, a default chosen)."""
 
+    def warn(self, text: str) -> None:
+        """Something the user should act on: a Python warning from the silent reporter
+        (the API's), a note on the terminal from the CLI's."""
+        import warnings
+
+        warnings.warn(text, UserWarning, stacklevel=3)
+
 
 class StageTicker:
     """Progress within one stage: ``update(done, total)``."""
@@ -59,6 +66,9 @@ class RichReporter(Reporter):
 
     def message(self, text: str) -> None:
         self.console.print(f"[dim]·[/dim] {text}", highlight=False)
+
+    def warn(self, text: str) -> None:
+        self.console.print(f"[yellow]![/yellow] {text}", highlight=False)
 
 
 class _RichTicker(StageTicker):

@@ -5,11 +5,18 @@ members and non-members and the attacker's pool are disjoint; each shadow model
 draws its own "in" set and a disjoint "out" set of the same size from the pool
 (shadows may overlap each other, as in Shokri et al., but never the target's data).
 Nothing else in the code invents its own split.
+
+When the pool holds fewer than two training sets (a user's own data often does), a
+shadow still trains on as many records as the target (its in-sets overlap the other
+shadows' more), is tested on the rest of the pool, and the attack learns from as
+many of its training records as it has test records: balanced, as ever. The pool
+must hold at least :data:`MIN_OUT_SHARE` of a training set beyond one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +25,9 @@ from miaudit.errors import ConfigError, DataError
 
 #: The target's training-set size when the user asks for none and the data allows it.
 DEFAULT_TARGET_SIZE = 10_000
+#: Fewest out-records a shadow may have, as a share of its training set, when the
+#: pool is too small for disjoint in- and out-sets of the full size.
+MIN_OUT_SHARE = 0.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +44,11 @@ class AuditSplits:
         The attacker's data, disjoint from both.
     shadow_in, shadow_out:
         One pair per shadow model, each drawn without replacement from ``pool``;
-        ``shadow_in[i]`` and ``shadow_out[i]`` are disjoint and of equal size.
+        ``shadow_in[i]`` and ``shadow_out[i]`` are disjoint and of equal size: the
+        records the attack learns from.
+    shadow_train:
+        When the pool is small (see the module notes): each shadow's training set, of
+        which ``shadow_in[i]`` is a part; ``None`` when the shadows train on ``shadow_in``.
     """
 
     target_in: np.ndarray
@@ -42,6 +56,21 @@ class AuditSplits:
     pool: np.ndarray
     shadow_in: tuple[np.ndarray, ...]
     shadow_out: tuple[np.ndarray, ...]
+    shadow_train: tuple[np.ndarray, ...] | None = None
+
+    @property
+    def training_sets(self) -> tuple[np.ndarray, ...]:
+        """What each shadow trains on."""
+        return self.shadow_in if self.shadow_train is None else self.shadow_train
+
+    @property
+    def overlap(self) -> bool:
+        """Whether the shadows' training sets had to overlap more than a disjoint draw."""
+        return self.shadow_train is not None
+
+    @property
+    def shadow_size(self) -> int:
+        return len(self.training_sets[0]) if self.training_sets else 0
 
     @property
     def target_size(self) -> int:
@@ -87,6 +116,9 @@ def make_splits(
     rng: np.random.Generator,
     *,
     fixed_target: tuple[np.ndarray, np.ndarray] | None = None,
+    exclude: np.ndarray | None = None,
+    shadow_size: int | None = None,
+    need_pool: bool = True,
 ) -> AuditSplits:
     """Draw the target's members and non-members, the pool, and the shadows' in/out sets.
 
@@ -102,8 +134,17 @@ def make_splits(
     rng:
         The only source of randomness.
     fixed_target:
-        ``(members, non_members)`` of a target trained earlier (a saved model);
-        the pool is then everything else.
+        ``(members, non_members)`` of a target trained earlier (a saved model, or the
+        user's own): the evaluated records; the pool is then everything else.
+    exclude:
+        Records kept out of the pool although not evaluated (the user's target's
+        members beyond those evaluated).
+    shadow_size:
+        Records each shadow trains on (default: the target's size).
+    need_pool:
+        ``False`` when no shadow trains on the pool (online attacks, synthetic shadow
+        data): a pool too small for shadows is then no error (their sets stay empty,
+        to be drawn elsewhere).
 
     Raises
     ------
@@ -127,15 +168,12 @@ def make_splits(
             raise DataError("the saved target's members and non-members overlap")
         mask = np.ones(n_records, dtype=bool)
         mask[used] = False
+        if exclude is not None:
+            mask[np.asarray(exclude, dtype=np.int64)] = False
         pool = np.flatnonzero(mask)
-        shadow_size = len(target_in)
-        if len(pool) < 2 * shadow_size:
-            raise DataError(
-                f"the pool left beside the saved target has {len(pool)} records but each shadow "
-                f"needs {2 * shadow_size} (in + out of the target's size {shadow_size})"
-            )
+        size = shadow_size or len(target_in)
     else:
-        needed = 4 * target_size
+        needed = (4 if need_pool else 2) * target_size
         if needed > n_records:
             raise DataError(
                 f"--target-size {target_size} needs {needed} records (members, as many "
@@ -146,16 +184,38 @@ def make_splits(
         target_in = order[:target_size]
         target_out = order[target_size : 2 * target_size]
         pool = order[2 * target_size :]
-        shadow_size = target_size
+        size = shadow_size or target_size
 
-    shadow_in, shadow_out = draw_shadow_sets(pool, shadow_size, n_shadows, rng)
+    if 2 * size <= len(pool):
+        shadow_in, shadow_out = draw_shadow_sets(pool, size, n_shadows, rng)
+        train = None
+    elif len(pool) >= size + _min_out(size):
+        shadow_in, shadow_out, train = draw_overlapping_sets(pool, size, n_shadows, rng)
+    elif not need_pool:
+        shadow_in = shadow_out = tuple(np.zeros(0, np.int64) for _ in range(n_shadows))
+        train = None
+    else:
+        fits = int(len(pool) / (1 + MIN_OUT_SHARE))
+        raise DataError(
+            f"the attacker's pool has {len(pool):,} records, but shadows of {size:,} training "
+            f"records need at least {size + _min_out(size):,} (their training sets may overlap; "
+            f"each is tested on a quarter of its size besides): train smaller shadows with "
+            f"--shadow-size {fits} (shadow_size=), leave more records out of the evaluation "
+            "(non_members=), use online attacks (--attacks lira,rmia: shadows train on halves "
+            "of the evaluated records) or --shadow-data synthetic"
+        )
     return AuditSplits(
         target_in=np.sort(target_in),
         target_out=np.sort(target_out),
         pool=np.sort(pool),
         shadow_in=shadow_in,
         shadow_out=shadow_out,
+        shadow_train=train,
     )
+
+
+def _min_out(size: int) -> int:
+    return max(1, math.ceil(MIN_OUT_SHARE * size))
 
 
 def draw_shadow_sets(
@@ -173,6 +233,25 @@ def draw_shadow_sets(
         shadow_in.append(np.sort(draw[:size]))
         shadow_out.append(np.sort(draw[size:]))
     return tuple(shadow_in), tuple(shadow_out)
+
+
+def draw_overlapping_sets(
+    pool: np.ndarray, size: int, n_shadows: int, rng: np.random.Generator
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """For a pool smaller than ``2 * size``: each shadow trains on ``size`` records of it and
+    is tested on the rest; the attack learns from as many of its training records.
+
+    Returns ``(shadow_in, shadow_out, shadow_train)``; ``shadow_in[i]`` is a random part
+    of ``shadow_train[i]`` as large as ``shadow_out[i]``.
+    """
+    shadow_in, shadow_out, train = [], [], []
+    for _ in range(n_shadows):
+        order = rng.permutation(pool)
+        chosen, rest = order[:size], order[size:]
+        train.append(np.sort(chosen))
+        shadow_out.append(np.sort(rest))
+        shadow_in.append(np.sort(rng.choice(chosen, size=len(rest), replace=False)))
+    return tuple(shadow_in), tuple(shadow_out), tuple(train)
 
 
 def balanced_memberships(n_models: int, n_records: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,4 +291,7 @@ def online_shadow_sets(
     keep = balanced_memberships(splits.n_shadows, len(index), rng)
     shadow_in = tuple(np.sort(index[k]) for k in keep)
     shadow_out = tuple(np.sort(index[~k]) for k in keep)
-    return dataclasses.replace(splits, shadow_in=shadow_in, shadow_out=shadow_out), keep
+    online = dataclasses.replace(
+        splits, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None
+    )
+    return online, keep

@@ -107,7 +107,8 @@ def test_image_scaling_and_shape():
     wide[0, 0, 0, 0] = 1000
     with pytest.raises(DataError, match=r"uint16 images with values up to 1000; pass --pixel"):
         image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i")
-    scaled = image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i", pixel_scale=1000)
+    labels = np.arange(20) % 2
+    scaled = image_dataset(wide, labels, name="i", source="s", what="i", pixel_scale=1000)
     np.testing.assert_allclose(scaled.X, wide / 1000.0, rtol=1e-6)
     assert scaled.notes["pixel_scale"] == 1000.0
     with pytest.raises(DataError, match="pixel scale 500 leaves values above 1"):

@@ -275,3 +275,108 @@ def run_attack(
         )
         return AttackOutcome(scores, _RMIA_CUT, notes)
     raise ConfigError(f"unknown attack {name!r}")
+
+
+#: The arrays :func:`miaudit.evaluate` takes (and ``outputs.npz`` holds), by name: the
+#: target's outputs on the evaluated records are the only ones always needed.
+OUTPUT_ARRAYS: dict[str, str] = {
+    "outputs": "(n, C) the target's probabilities (or logits) on the evaluated records",
+    "labels": "(n,) their classes, 0 .. C-1",
+    "members": "(n,) 1 where the record was in the target's training set",
+    "shadow_outputs": "(m, C) shadow models' outputs on their own in/out records (Shokri, "
+    "thresholds)",
+    "shadow_labels": "(m,) their classes",
+    "shadow_members": "(m,) 1 where the record was in its shadow's training set",
+    "reference_outputs": "(K, n, C) K reference models' outputs on the evaluated records (LiRA, "
+    "RMIA)",
+    "reference_members": "(K, n) whether each reference model trained on each record (all 0: "
+    "offline)",
+    "population_outputs": "(z, C) the target's outputs on population records (RMIA)",
+    "population_labels": "(z,) their classes",
+    "population_reference_outputs": "(K, z, C) the reference models' outputs on them",
+    "population_reference_members": "(K, z) whether each reference model trained on them "
+    "(default 0)",
+    "calibration_outputs": "(K, c, C) reference outputs on records some trained on, to set "
+    "offline RMIA's a when no reference model trained on an evaluated record",
+    "calibration_labels": "(c,) their classes",
+    "calibration_members": "(K, c) which reference models trained on them",
+    "variant_outputs": "(A-1, n, C) the target's outputs on LiRA's extra queries of each record",
+    "reference_variant_outputs": "(K, A-1, n, C) the reference models' outputs on them",
+    "copies_outputs": "(R, n, C) the target's outputs on perturbed copies (robustness)",
+}
+
+
+def inputs_to_arrays(inputs: AttackInputs, member: np.ndarray) -> dict[str, np.ndarray]:
+    """The named arrays of :data:`OUTPUT_ARRAYS` that ``inputs`` holds."""
+    arrays = {
+        "outputs": inputs.target_probs,
+        "labels": inputs.labels,
+        "members": np.asarray(member, dtype=np.int8),
+        "shadow_outputs": inputs.own_probs,
+        "shadow_labels": inputs.own_labels,
+        "shadow_members": inputs.own_member,
+    }
+    ref = inputs.reference
+    if ref is not None:
+        n = inputs.n_eval
+        arrays["reference_outputs"] = ref.probs[:, :n]
+        arrays["reference_members"] = ref.member[:, :n]
+        for name, index in (("population", inputs.population), ("calibration", inputs.calibration)):
+            if len(index):
+                key = "population_reference" if name == "population" else name
+                arrays[f"{key}_outputs"] = ref.probs[:, index]
+                arrays[f"{key}_members"] = ref.member[:, index]
+                arrays[f"{name}_labels"] = ref.labels[index]
+        if len(inputs.variants):
+            arrays["reference_variant_outputs"] = ref.probs[:, inputs.variants]
+    for name, value in (
+        ("population_outputs", inputs.target_population),
+        ("variant_outputs", inputs.target_variants),
+        ("copies_outputs", inputs.target_copies),
+    ):
+        if value is not None:
+            arrays[name] = value
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+def inputs_from_arrays(arrays: dict[str, np.ndarray]) -> AttackInputs:
+    """The :class:`AttackInputs` named arrays describe (checked by the caller)."""
+    n = len(arrays["outputs"])
+    C = arrays["outputs"].shape[1]
+    empty = np.zeros((0, C))
+    inputs = AttackInputs(
+        own_probs=arrays.get("shadow_outputs", empty),
+        own_labels=arrays.get("shadow_labels", np.zeros(0, np.int64)),
+        own_member=arrays.get("shadow_members", np.zeros(0, np.int8)),
+        target_probs=arrays["outputs"],
+        labels=arrays["labels"],
+        n_eval=n,
+        target_population=arrays.get("population_outputs"),
+        target_copies=arrays.get("copies_outputs"),
+    )
+    if "reference_outputs" not in arrays:
+        return inputs
+    probs = [arrays["reference_outputs"]]
+    member = [arrays["reference_members"]]
+    labels = [arrays["labels"]]
+    offset = n
+    for name, key in (("population", "population_reference"), ("calibration", "calibration")):
+        if f"{key}_outputs" in arrays:
+            block = arrays[f"{key}_outputs"]
+            probs.append(block)
+            member.append(arrays[f"{key}_members"])
+            labels.append(arrays[f"{name}_labels"])
+            setattr(inputs, name, np.arange(offset, offset + block.shape[1]))
+            offset += block.shape[1]
+    if "reference_variant_outputs" in arrays:
+        extra = arrays["reference_variant_outputs"]
+        k, a = extra.shape[:2]
+        probs.append(extra.reshape(k, a * n, *extra.shape[3:]))
+        member.extend([arrays["reference_members"]] * a)
+        labels.extend([arrays["labels"]] * a)
+        inputs.variants = offset + np.arange(a * n).reshape(a, n)
+        inputs.target_variants = arrays["variant_outputs"]
+    inputs.reference = ReferenceSignals(
+        np.concatenate(probs, axis=1), np.concatenate(member, axis=1), np.concatenate(labels)
+    )
+    return inputs

@@ -33,7 +33,7 @@ from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
 from miaudit.errors import DataError
 
-__all__ = ["RawRecords", "attach_table", "memory_dataset", "resolve_members"]
+__all__ = ["RawRecords", "attach_arrays", "attach_table", "memory_dataset", "resolve_members"]
 
 
 def _row_keys(X: np.ndarray) -> np.ndarray:
@@ -62,6 +62,9 @@ class RawRecords:
     source_rows:
         How many rows the user gave, and for each the record it became (duplicates
         of a record become that record), for :func:`resolve_members`.
+    in_memory:
+        Whether the user handed the records over in memory (rather than naming a
+        built-in set or a file).
     """
 
     features: pd.DataFrame | np.ndarray
@@ -70,6 +73,7 @@ class RawRecords:
     encoder: TabularEncoder | None = None
     pixel_scale: float = 1.0
     source_rows: np.ndarray | None = None
+    in_memory: bool = False
     _order: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -251,16 +255,9 @@ def memory_dataset(
             X, y, name="arrays", source="arrays in memory", what="data", categorical=categorical,
             drop_duplicates=drop_duplicates, ids=ids, pixel_scale=pixel_scale,
         )  # fmt: skip
-        codes, values = encode_labels(y, what="data (labels)", with_values=True)
-        raw = RawRecords(
-            features=X[dataset.rows],
-            label_values=values,
-            encoded=dataset.X,
-            encoder=None if dataset.encoder is None else TabularEncoder.from_dict(dataset.encoder),
-            pixel_scale=float(dataset.notes.get("pixel_scale", _image_scale(X, dataset))),
-            source_rows=_source_rows(X, codes, dataset),
-        )
-        return dataclasses.replace(dataset, raw=raw)
+        attached = attach_arrays(dataset, X, y)
+        attached.raw.in_memory = True
+        return attached
     raise DataError(
         f"data: expected a pandas DataFrame (with label='column') or a pair (X, y) of arrays, "
         f"got {type(data).__name__}"
@@ -298,7 +295,9 @@ def _frame_dataset(frame, label, ids, id_column, categorical, drop_duplicates) -
         id_column=id_column, ids=ids,
     )  # fmt: skip
     features = frame.drop(columns=[label, *([id_column] if id_column else [])])
-    return attach_table(dataset, features, frame[label])
+    attached = attach_table(dataset, features, frame[label])
+    attached.raw.in_memory = True
+    return attached
 
 
 def attach_table(dataset: Dataset, features: pd.DataFrame, labels: pd.Series) -> Dataset:
@@ -317,6 +316,21 @@ def attach_table(dataset: Dataset, features: pd.DataFrame, labels: pd.Series) ->
         encoded=dataset.X,
         encoder=TabularEncoder.from_dict(dataset.encoder),
         source_rows=_source_rows(features, codes, dataset),
+    )
+    return dataclasses.replace(dataset, raw=raw)
+
+
+def attach_arrays(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> Dataset:
+    """``dataset`` with the arrays it was built from (every row the user gave, before
+    de-duplication) as its :class:`RawRecords`."""
+    codes, values = encode_labels(y, what=dataset.name, with_values=True)
+    raw = RawRecords(
+        features=X[dataset.rows],
+        label_values=values,
+        encoded=dataset.X,
+        encoder=None if dataset.encoder is None else TabularEncoder.from_dict(dataset.encoder),
+        pixel_scale=float(dataset.notes.get("pixel_scale", _image_scale(X, dataset))),
+        source_rows=_source_rows(X, codes, dataset),
     )
     return dataclasses.replace(dataset, raw=raw)
 

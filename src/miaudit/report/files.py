@@ -15,6 +15,8 @@ from miaudit.errors import ConfigError
 from miaudit.report.html import render_html
 
 RESULT_FILES = ("results.json", "scores.csv", "config.json", "report.html")
+#: The model outputs the attacks scored from, for ``miaudit evaluate`` (when asked for).
+OUTPUTS_FILE = "outputs.npz"
 
 
 def default_out_dir(dataset_name: str, now: datetime | None = None) -> Path:
@@ -39,8 +41,9 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
     return out
 
 
-def write_results(result, out: str | Path) -> Path:
-    """Write the four result files into ``out`` (created or replaced as a whole)."""
+def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
+    """Write the four result files into ``out`` (created or replaced as a whole); with
+    ``outputs``, ``outputs.npz`` too (:meth:`AuditResult.save_outputs`)."""
     out = Path(out)
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -48,11 +51,15 @@ def write_results(result, out: str | Path) -> Path:
     try:
         results = result.to_dict()
         _dump_json(tmp / "results.json", results)
-        _dump_json(tmp / "config.json", result.config.resolved_dict())
+        _dump_json(tmp / "config.json", result.config_dict())
         _write_scores(tmp / "scores.csv", result)
         (tmp / "report.html").write_text(render_html(result), encoding="utf-8")
+        names = list(RESULT_FILES)
+        if outputs:
+            result.save_outputs(tmp / OUTPUTS_FILE)
+            names.append(OUTPUTS_FILE)
         if out.exists():
-            for name in RESULT_FILES:
+            for name in names:
                 os.replace(tmp / name, out / name)
             shutil.rmtree(tmp)
         else:
@@ -73,6 +80,7 @@ def _write_scores(path: Path, result) -> None:
     frame = pd.DataFrame(
         {
             "record": np.asarray(result.record_index, dtype=np.int64),
+            **({} if result.ids is None else {"id": np.asarray(result.ids)}),
             "label": np.asarray(result.labels, dtype=np.int64),
             "member": np.asarray(result.member, dtype=np.int64),
             **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in result.scores.items()},

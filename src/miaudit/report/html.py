@@ -131,7 +131,9 @@ def render_html(result) -> str:
         )
     exposed = d["most_exposed"]
     exposed_rows = "".join(
-        f"<tr><td>{r['rank']}</td><td>{r['record']}</td><td>{html.escape(str(r['label']))}</td>"
+        f"<tr><td>{r['rank']}</td><td>{r['record']}</td>"
+        + (f"<td>{html.escape(str(r['id']))}</td>" if "id" in r else "")
+        + f"<td>{html.escape(str(r['label']))}</td>"
         f"<td>{'yes' if r['member'] else 'no'}</td><td>{_fmt(r['score'], 4)}</td></tr>"
         for r in exposed["records"]
     )
@@ -166,6 +168,22 @@ def render_html(result) -> str:
         if sh.get("game") == "recipe"
         else ""
     )
+    id_head = "<th>id</th>" if any("id" in r for r in exposed["records"]) else ""
+    features = "" if ds.get("n_features") is None else f"{ds['n_features']} features, "
+    if sh.get("source") == "outputs":
+        count = sh.get("count")
+        shadows = "outputs computed elsewhere" + (f": {count} reference models" if count else "")
+    else:
+        shadows = (
+            f"{sh['count']} × {html.escape(str(sh['model']))} on {html.escape(sh['source'])} "
+            f"data, {sh.get('n_in')} in + {sh.get('n_out')} out records each{game}"
+        )
+        if sh.get("overlapping_in_sets"):
+            shadows += (
+                f". The attacker's pool ({sh['pool_size']} records) holds fewer than two "
+                "training sets, so the shadows' training sets overlap more than in the paper "
+                "and each is tested on the rest of the pool"
+            )
     sent = (tg.get("queries") or {}).get("sent")
     queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
     return f"""<!doctype html>
@@ -183,13 +201,12 @@ td:first-child,th:first-child{{text-align:left}}
 <h2>What was audited</h2>
 <table>
 <tr><th>data set</th><td>{html.escape(ds["name"])} ({ds["n_records"]} records,
-{ds["n_features"]} features, {ds["n_classes"]} classes)</td></tr>
+{features}{ds["n_classes"]} classes)</td></tr>
 <tr><th>target</th><td>{html.escape(describe_target(tg))}, {tg["n_train"]} training records
 {queries}</td></tr>
 <tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
 (gap {_fmt(gap)})</td></tr>
-<tr><th>shadows</th><td>{sh["count"]} × {html.escape(sh["model"])} on {html.escape(sh["source"])}
-data, {sh.get("n_in")} in + {sh.get("n_out")} out records each{game}</td></tr>
+<tr><th>shadows</th><td>{shadows}</td></tr>
 </table>
 <h2>How much it leaks</h2>
 <p class=note>Evaluated on {len(result.member)} records: {int(np.sum(result.member))} members of
@@ -209,7 +226,7 @@ bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
 <p class=note>The {len(exposed["records"])} records {html.escape(exposed["attack"])} (the
 strongest attack) is surest were in the training set; <code>scores.csv</code> ranks every
 record (<code>exposure_rank</code>).</p>
-<table><tr><th>rank</th><th>record</th><th>label</th><th>member</th><th>score</th></tr>
+<table><tr><th>rank</th><th>record</th>{id_head}<th>label</th><th>member</th><th>score</th></tr>
 {exposed_rows}</table>
 {"".join(per_class_html)}
 <h2>Stage times (s)</h2><table>{timings}</table>

@@ -1,0 +1,314 @@
+"""The Python API: :func:`audit` and :func:`evaluate`, the same pipeline as the CLI.
+
+Position: the edge. Keyword arguments are sorted here into settings (validated into
+an :class:`~miaudit.config.AuditConfig`, written to ``config.json``) and the objects
+of the user's session (their model, trainer, data and members, carried as a
+:class:`~miaudit.handover.Handover`), then handed to
+:func:`miaudit.pipeline.run_audit`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from miaudit.pipeline import AuditResult
+
+__all__ = ["audit", "evaluate"]
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def _sort_target(target: Any, settings: dict[str, Any], handed: dict[str, Any]) -> None:
+    """``target=`` is a recipe, a saved model, a URL, or the user's own model."""
+    from miaudit.config import RecipeSpec
+
+    if target is None:
+        return
+    if isinstance(target, RecipeSpec):
+        settings["target"] = target.model_dump(exclude_none=True)
+    elif isinstance(target, dict):
+        settings["target"] = target
+    elif isinstance(target, Path):
+        settings["target_model"] = str(target)
+    elif isinstance(target, str):
+        if _is_url(target):
+            settings["target_url"] = target
+        elif Path(target).expanduser().is_dir():
+            settings["target_model"] = target
+        else:
+            settings["target"] = {"model": target}
+    else:
+        handed["target"] = target
+
+
+def audit(
+    config=None,
+    *,
+    target: Any = None,
+    data: Any = None,
+    members: Any = None,
+    non_members: Any = None,
+    trainer: Any = None,
+    ids: Any = None,
+    cache_key: str | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    token: str | None = None,
+    query_cache: str | bool | None = None,
+    execution=None,
+    **settings: Any,
+) -> AuditResult:
+    """Run an audit and return its result (the same pipeline as ``miaudit audit``).
+
+    Parameters
+    ----------
+    config:
+        An :class:`miaudit.config.AuditConfig`, a dict of settings, or a path to a
+        ``.toml``/``.json`` file; keyword ``settings`` override it (same names as the
+        config file: ``dataset``, ``label``, ``target_size``, ``shadows``,
+        ``attacks``, ``attack={"learner": "nn"}``, ``id_column``, ``seed``, …).
+    target:
+        What is audited: your own fitted model — a scikit-learn estimator or
+        ``Pipeline`` (anything with ``predict_proba``), a PyTorch ``nn.Module``
+        (its outputs are logits; see :class:`miaudit.TorchModel`), or a callable
+        ``records -> probabilities`` — which then needs ``members``; or what miaudit
+        trains or reaches itself: a recipe (``"mlp"``, ``{"model": "mlp", "epochs":
+        5}``), a saved model's folder, a prediction API's URL.
+    data:
+        Your records: a pandas DataFrame (with ``label=`` naming the label column) or
+        ``(X, y)`` arrays (a table, or images ``(n, h, w)`` / ``(n, c, h, w)``). Your
+        model receives exactly these rows. A string is a built-in data set's name or
+        a file's path (like ``dataset=``).
+    members, non_members:
+        Which records of ``data`` your target was trained on (and which it never
+        saw): a boolean mask, row positions, or ids (with ``ids=`` or ``id_column=``).
+        Without ``non_members``, as many other records as there are members are drawn
+        (at most half of them; the rest is the attacker's pool). A string is a file
+        (``.npy``, ``.txt``, ``.csv``).
+    trainer:
+        How shadow and reference models are trained: an unfitted scikit-learn
+        estimator or Pipeline (cloned per model), :class:`miaudit.TorchTrainer`, or a
+        function ``fit(X, y, seed) -> model``. With a scikit-learn ``target`` and no
+        ``trainer``, shadows are clones of the target. With ``game="recipe"`` (or no
+        ``target``), the trainer trains the target too: your training code is audited.
+    ids:
+        One identifier per row of ``data`` (they reach ``scores.csv`` and the report).
+    cache_key:
+        A name for the trainer's models in the job cache when no key can be derived
+        from its code (change it when the code changes).
+    out:
+        When given, also write ``results.json``, ``scores.csv``, ``config.json`` and
+        ``report.html`` into this folder; ``overwrite=True`` replaces results there.
+    token, query_cache:
+        For a remote target: the service's bearer token (never written) and the query
+        cache's folder (``False`` keeps none).
+    execution:
+        A :class:`miaudit.jobs.Execution`: the job cache, Dask, workers.
+
+    Raises
+    ------
+    miaudit.errors.MiauditError
+        For invalid settings, data or models, with a message that says what to change.
+    """
+    from miaudit.config import AuditConfig, load_config_file, make_config, merge
+    from miaudit.errors import ConfigError
+    from miaudit.handover import Handover
+    from miaudit.pipeline import run_audit
+    from miaudit.report import prepare_out_dir, write_results
+
+    if isinstance(config, AuditConfig):
+        base = config.model_dump()
+    elif isinstance(config, str | Path):
+        base = load_config_file(config)
+    else:
+        base = dict(config or {})
+    objects: dict[str, Any] = {"trainer": trainer, "ids": ids, "cache_key": cache_key}
+    _sort_target(target, settings, objects)
+    if isinstance(trainer, str):
+        objects["trainer"] = None
+        settings["trainer_python"] = trainer
+    if data is not None:
+        if settings.get("dataset") is not None:
+            raise ConfigError("pass the data as data= or as dataset=, not both")
+        if isinstance(data, str | Path):
+            settings["dataset"] = str(data)
+        else:
+            objects["data"] = data
+    for name, given in (("members", members), ("non_members", non_members)):
+        if isinstance(given, str | Path):
+            settings[name] = str(given)
+        elif given is not None:
+            objects[name] = given
+    cfg = make_config(merge(base, settings))
+    if out is not None:
+        prepare_out_dir(out, overwrite=overwrite)
+    result = run_audit(
+        cfg,
+        token=token,
+        query_cache=query_cache,
+        execution=execution,
+        handed=Handover(**objects),
+    )
+    if out is not None:
+        write_results(result, out)
+    return result
+
+
+def evaluate(
+    outputs: Any = None,
+    labels: Any = None,
+    members: Any = None,
+    *,
+    logits: bool = False,
+    reference_outputs: Any = None,
+    reference_members: Any = None,
+    shadow_outputs: Any = None,
+    shadow_labels: Any = None,
+    shadow_members: Any = None,
+    population_outputs: Any = None,
+    population_labels: Any = None,
+    population_reference_outputs: Any = None,
+    population_reference_members: Any = None,
+    calibration_outputs: Any = None,
+    calibration_labels: Any = None,
+    calibration_members: Any = None,
+    variant_outputs: Any = None,
+    reference_variant_outputs: Any = None,
+    copies_outputs: Any = None,
+    attacks: list[str] | str | None = None,
+    class_names: list[str] | None = None,
+    records: Any = None,
+    ids: Any = None,
+    seed: int | None = None,
+    bootstrap: int | None = None,
+    fprs: list[float] | None = None,
+    lira_variance: str | None = None,
+    rmia_gamma: float | None = None,
+    attack: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    execution=None,
+) -> AuditResult:
+    """Run the attacks on outputs computed elsewhere; the same result as an audit's.
+
+    Parameters
+    ----------
+    outputs, labels, members:
+        The target's class probabilities on the evaluated records ``(n, C)`` (logits
+        with ``logits=True``), their classes ``0 .. C-1`` and whether each was in the
+        target's training set (1/0). ``outputs`` may instead be a dict of all the arrays
+        by name (:meth:`AuditResult.outputs`) or the path of an ``.npz`` holding them
+        (``--save-outputs``; its settings become the defaults here).
+    reference_outputs, reference_members:
+        ``(K, n, C)`` outputs of K reference models on the same records and ``(K, n)``
+        which of them trained on which record: LiRA and RMIA, online where some
+        trained on each record, offline where none did.
+    shadow_outputs, shadow_labels, shadow_members:
+        Shadow models' outputs on their own in/out records: Shokri's attack and the
+        threshold attacks.
+    population_outputs, population_labels, population_reference_outputs:
+        The target's and the reference models' outputs on population records: RMIA
+        (``population_reference_members``: which reference models trained on them).
+    calibration_outputs, calibration_labels, calibration_members:
+        Reference outputs on records some reference models trained on: offline RMIA's
+        ``a`` when no reference model trained on an evaluated record.
+    variant_outputs, reference_variant_outputs:
+        LiRA's extra queries per record: the target's ``(A-1, n, C)``, the reference
+        models' ``(K, A-1, n, C)``.
+    copies_outputs:
+        The target's outputs on perturbed copies ``(R, n, C)``: the robustness attack.
+    attacks:
+        Which attacks (default: every one the arrays allow); one whose arrays are
+        missing is refused, naming them.
+    class_names, records, ids:
+        Names of the classes, and the records' own row numbers and ids (for
+        ``scores.csv`` and the report).
+    seed, bootstrap, fprs, lira_variance, rmia_gamma, attack:
+        As for :func:`audit` (``attack``: Shokri's settings, e.g. ``{"learner": "nn"}``).
+    out, overwrite:
+        Write ``results.json``, ``scores.csv``, ``config.json`` and ``report.html``.
+
+    Raises
+    ------
+    miaudit.errors.MiauditError
+        Arrays that are missing, mismatched, or not probabilities (without ``logits``),
+        or an attack the arrays do not allow.
+    """
+    import numpy as np
+
+    from miaudit.config import make_config
+    from miaudit.errors import ConfigError
+    from miaudit.evaluation import check_arrays, choose_attacks, read_outputs
+    from miaudit.pipeline import evaluate_arrays
+    from miaudit.report import prepare_out_dir, write_results
+
+    given = {
+        "outputs": outputs, "labels": labels, "members": members,
+        "reference_outputs": reference_outputs, "reference_members": reference_members,
+        "shadow_outputs": shadow_outputs, "shadow_labels": shadow_labels,
+        "shadow_members": shadow_members, "population_outputs": population_outputs,
+        "population_labels": population_labels,
+        "population_reference_outputs": population_reference_outputs,
+        "population_reference_members": population_reference_members,
+        "calibration_outputs": calibration_outputs, "calibration_labels": calibration_labels,
+        "calibration_members": calibration_members, "variant_outputs": variant_outputs,
+        "reference_variant_outputs": reference_variant_outputs, "copies_outputs": copies_outputs,
+    }  # fmt: skip
+    settings: dict[str, Any] = {}
+    if isinstance(outputs, str | Path | dict):
+        if isinstance(outputs, dict):
+            found, meta = dict(outputs), {"settings": {}}
+        else:
+            found, meta = read_outputs(outputs)
+        clash = [k for k, v in given.items() if v is not None and k != "outputs"]
+        if clash:
+            raise ConfigError(
+                f"{clash[0]}= and the arrays in outputs both give {clash[0]}: pass them one way"
+            )
+        given = found
+        settings = dict(meta.get("settings") or {})
+        class_names = class_names if class_names is not None else meta.get("class_names")
+        records = records if records is not None else meta.get("records")
+        ids = ids if ids is not None else meta.get("ids")
+    arrays = check_arrays(given, logits=logits)
+    chosen = {
+        "seed": seed, "bootstrap": bootstrap, "fprs": fprs, "lira_variance": lira_variance,
+        "rmia_gamma": rmia_gamma, "attack": attack,
+    }  # fmt: skip
+    settings.update({k: v for k, v in chosen.items() if v is not None})
+    if isinstance(attacks, str):
+        attacks = [a.strip() for a in attacks.split(",") if a.strip()]
+    asked = attacks if attacks is not None else settings.get("attacks")
+    variance = settings.get("lira_variance", "global")
+    for name, values in (("records", records), ("ids", ids)):
+        if values is not None and len(values) != len(arrays["outputs"]):
+            raise ConfigError(
+                f"{name}: {len(values)} for {len(arrays['outputs'])} evaluated records; give one "
+                "per row of outputs"
+            )
+    if records is not None and not np.issubdtype(np.asarray(records).dtype, np.integer):
+        raise ConfigError("records: give row numbers (integers); pass identifiers as ids=")
+    config = make_config(
+        {
+            "dataset": "outputs",
+            "attacks": list(choose_attacks(arrays, asked, variance)),
+            "seed": settings.get("seed", 0),
+            "bootstrap": settings.get("bootstrap", 1000),
+            "fprs": settings.get("fprs", []),
+            "lira_variance": variance,
+            "rmia": {"gamma": settings.get("rmia_gamma", 1.0)},
+            "attack": settings.get("attack", {}),
+        }
+    )
+    if out is not None:
+        prepare_out_dir(out, overwrite=overwrite)
+    result = evaluate_arrays(
+        arrays, config, class_names=class_names, records=records, ids=ids, execution=execution
+    )
+    if out is not None:
+        write_results(result, out)
+    return result

@@ -1,0 +1,291 @@
+"""Attacks on outputs computed elsewhere: the arrays in, the same result out.
+
+Position in the pipeline: ``signals -> attack -> metrics -> report``, entered at the
+signals. A user who already has their target's probabilities (or logits) on members
+and non-members — and perhaps reference models' and shadow models' outputs — hands
+the arrays to :func:`miaudit.evaluate` (or ``miaudit evaluate outputs.npz``). The
+arrays are checked here, every attack they allow is run (an attack asked for whose
+arrays are missing is refused, naming them), and the result is the same
+:class:`~miaudit.pipeline.AuditResult` an audit returns.
+
+An audit's own arrays (:meth:`AuditResult.outputs`, ``--save-outputs``) carry its
+settings too, and give back that audit's metrics bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit.attacks.lira import LiRA
+from miaudit.attacks.suite import (
+    ALL_ATTACKS,
+    OUTPUT_ARRAYS,
+    THRESHOLD_ATTACKS,
+)
+from miaudit.errors import ConfigError
+
+__all__ = ["allowed_attacks", "check_arrays", "read_outputs", "write_outputs"]
+
+#: Arrays that come together: all of a group or none.
+_GROUPS = {
+    "shadow": ("shadow_outputs", "shadow_labels", "shadow_members"),
+    "reference": ("reference_outputs", "reference_members"),
+    "population": ("population_outputs", "population_labels", "population_reference_outputs"),
+    "calibration": ("calibration_outputs", "calibration_labels", "calibration_members"),
+    "variants": ("variant_outputs", "reference_variant_outputs"),
+}
+#: Arrays of outputs: probabilities, or logits with ``logits=True``.
+_OUTPUTS = (
+    "outputs",
+    "shadow_outputs",
+    "reference_outputs",
+    "population_outputs",
+    "population_reference_outputs",
+    "calibration_outputs",
+    "variant_outputs",
+    "reference_variant_outputs",
+    "copies_outputs",
+)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _labels(values: Any, name: str, n: int, n_classes: int) -> np.ndarray:
+    y = np.asarray(values)
+    if y.shape != (n,):
+        raise ConfigError(f"{name}: shape {y.shape}; expected ({n},), one class per record")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ConfigError(
+            f"{name}: {y.dtype} values; give class indices 0 .. {n_classes - 1}, the columns of "
+            "the outputs"
+        )
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ConfigError(
+            f"{name}: classes {int(y.min())} .. {int(y.max())}, but the outputs have "
+            f"{n_classes} columns: give class indices 0 .. {n_classes - 1}"
+        )
+    return y.astype(np.int64)
+
+
+def _members(values: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    m = np.asarray(values)
+    if m.shape != shape:
+        raise ConfigError(f"{name}: shape {m.shape}; expected {shape}")
+    if m.dtype != np.bool_ and not (np.issubdtype(m.dtype, np.number) and np.isin(m, (0, 1)).all()):
+        raise ConfigError(f"{name}: give 1 (or True) for members and 0 (False) for non-members")
+    return m.astype(bool)
+
+
+def check_arrays(given: dict[str, Any], *, logits: bool = False) -> dict[str, np.ndarray]:
+    """The arrays checked for shapes and kinds, logits turned into probabilities.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, a missing partner array, mismatched lengths, outputs whose
+        rows do not sum to 1 (without ``logits``), labels outside the columns, or
+        members that are not 0/1.
+    """
+    unknown = sorted(set(given) - set(OUTPUT_ARRAYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown array {unknown[0]!r}; evaluate takes: {', '.join(OUTPUT_ARRAYS)}"
+        )
+    arrays = {k: v for k, v in given.items() if v is not None}
+    for name in ("outputs", "labels", "members"):
+        if name not in arrays:
+            raise ConfigError(f"{name} is missing: evaluate needs outputs, labels and members")
+    for group, names in _GROUPS.items():
+        present = [n for n in names if n in arrays]
+        if present and len(present) != len(names):
+            missing = [n for n in names if n not in arrays]
+            raise ConfigError(
+                f"{present[0]} needs {', '.join(missing)} too (the {group} arrays come together)"
+            )
+    out: dict[str, np.ndarray] = {}
+    for name in _OUTPUTS:
+        if name not in arrays:
+            continue
+        P = np.asarray(arrays[name], dtype=np.float64 if logits else None)
+        if not np.issubdtype(P.dtype, np.floating):
+            raise ConfigError(f"{name}: {P.dtype} values; give probabilities (or logits=True)")
+        if not np.isfinite(P).all():
+            raise ConfigError(f"{name}: NaN or infinite values; every output must be finite")
+        if logits:
+            P = _softmax(P)
+        else:
+            sums = P.sum(axis=-1)
+            bad = (P < -1e-6).any(axis=-1) | ~np.isclose(sums, 1.0, atol=1e-3)
+            if bad.any():
+                where = np.argwhere(bad)[0]
+                raise ConfigError(
+                    f"{name}: the row at {tuple(int(i) for i in where)} sums to "
+                    f"{float(sums[tuple(where)]):.4g}, not 1: pass logits=True (--logits) if "
+                    "these are logits, or the model's probabilities"
+                )
+        out[name] = P
+    P = out["outputs"]
+    if P.ndim != 2 or P.shape[1] < 2:
+        raise ConfigError(f"outputs: shape {P.shape}; expected (n, C) with at least 2 classes")
+    n, C = P.shape
+    out["labels"] = _labels(arrays["labels"], "labels", n, C)
+    out["members"] = _members(arrays["members"], "members", (n,)).astype(np.int8)
+    if out["members"].all() or not out["members"].any():
+        raise ConfigError("members: give both members (1) and non-members (0) to evaluate on")
+
+    def shape(name: str, expected: tuple[int | None, ...]) -> tuple[int, ...]:
+        got = out[name].shape
+        if len(got) != len(expected) or any(
+            e is not None and e != g for e, g in zip(expected, got, strict=False)
+        ):
+            want = "(" + ", ".join("?" if e is None else str(e) for e in expected) + ")"
+            raise ConfigError(f"{name}: shape {got}; expected {want}")
+        return got
+
+    if "shadow_outputs" in out:
+        m = shape("shadow_outputs", (None, C))[0]
+        out["shadow_labels"] = _labels(arrays["shadow_labels"], "shadow_labels", m, C)
+        out["shadow_members"] = _members(arrays["shadow_members"], "shadow_members", (m,)).astype(
+            np.int8
+        )
+    if "reference_outputs" in out:
+        K = shape("reference_outputs", (None, n, C))[0]
+        out["reference_members"] = _members(
+            arrays["reference_members"], "reference_members", (K, n)
+        )
+        if "population_outputs" in out:
+            z = shape("population_outputs", (None, C))[0]
+            out["population_labels"] = _labels(
+                arrays["population_labels"], "population_labels", z, C
+            )
+            shape("population_reference_outputs", (K, z, C))
+            given_members = arrays.get("population_reference_members")
+            out["population_reference_members"] = (
+                np.zeros((K, z), bool)
+                if given_members is None
+                else _members(given_members, "population_reference_members", (K, z))
+            )
+        if "calibration_outputs" in out:
+            c = shape("calibration_outputs", (K, None, C))[1]
+            out["calibration_labels"] = _labels(
+                arrays["calibration_labels"], "calibration_labels", c, C
+            )
+            out["calibration_members"] = _members(
+                arrays["calibration_members"], "calibration_members", (K, c)
+            )
+        if "variant_outputs" in out:
+            a = shape("variant_outputs", (None, n, C))[0]
+            shape("reference_variant_outputs", (K, a, n, C))
+    else:
+        needing = [k for k in ("population_outputs", "calibration_outputs", "variant_outputs")
+                   if k in out]  # fmt: skip
+        if needing:
+            raise ConfigError(f"{needing[0]} needs reference_outputs and reference_members")
+    if "copies_outputs" in out:
+        shape("copies_outputs", (None, n, C))
+    return out
+
+
+def allowed_attacks(arrays: dict[str, np.ndarray], lira_variance: str = "global") -> dict[str, str]:
+    """For every attack, ``""`` if the arrays allow it, else what it misses."""
+    shadows = "shadow_outputs" in arrays
+    reference = "reference_outputs" in arrays
+    reasons: dict[str, str] = {}
+    for name in ALL_ATTACKS:
+        missing = ""
+        if name == "gap":
+            missing = ""
+        elif name == "robustness":
+            missing = "" if "copies_outputs" in arrays else "copies_outputs"
+        elif name == "shokri" or name in THRESHOLD_ATTACKS:
+            missing = "" if shadows else "shadow_outputs, shadow_labels and shadow_members"
+        elif not reference:
+            missing = "reference_outputs and reference_members"
+        elif name.startswith("lira"):
+            lira = LiRA(online=name == "lira", variance=lira_variance)
+            try:
+                lira.check_counts(arrays["reference_members"])
+            except ConfigError as exc:
+                missing = f"reference models enough for it ({exc})"
+        elif name.startswith("rmia"):
+            member = arrays["reference_members"]
+            if "population_outputs" not in arrays:
+                missing = "population_outputs, population_labels and population_reference_outputs"
+            elif member.shape[0] < 2:
+                missing = "at least 2 reference models"
+            elif name == "rmia" and not member.any():
+                missing = "reference models that trained on the records (reference_members all 0)"
+            elif name == "rmia-offline":
+                cal = arrays.get("calibration_members", member)
+                if cal.shape[0] and (cal[0].all() or not cal[0].any()):
+                    missing = (
+                        "records that the first reference model trained on and records it did "
+                        "not (calibration_outputs, to set a)"
+                    )
+        reasons[name] = missing
+    return reasons
+
+
+def choose_attacks(
+    arrays: dict[str, np.ndarray], asked: list[str] | None, lira_variance: str
+) -> tuple[str, ...]:
+    """The attacks asked for (all that the arrays allow when ``None``); refuses one whose
+    arrays are missing."""
+    from miaudit.attacks.suite import parse_attacks
+
+    reasons = allowed_attacks(arrays, lira_variance)
+    if asked is None:
+        return tuple(name for name in ALL_ATTACKS if not reasons[name])
+    names = parse_attacks(asked)
+    for name in names:
+        if reasons[name]:
+            raise ConfigError(f"{name} needs {reasons[name]}: pass them, or drop {name}")
+    return names
+
+
+_META = ("settings", "class_names", "records", "ids")
+
+
+def write_outputs(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Save arrays (names of :data:`OUTPUT_ARRAYS`) and their settings as one ``.npz``."""
+    path = Path(path)
+    extra = {"settings": np.array(json.dumps(meta["settings"]))}
+    if meta.get("class_names") is not None:
+        extra["class_names"] = np.array([str(c) for c in meta["class_names"]])
+    for key in ("records", "ids"):
+        if meta.get(key) is not None:
+            extra[key] = np.asarray(meta[key])
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays, **extra)
+    tmp.replace(path)
+    return path
+
+
+def read_outputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and settings of an ``outputs.npz`` (nothing is unpickled)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such file; pass the .npz of outputs to evaluate")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            found = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{p}: cannot read it as .npz of numeric arrays ({exc})") from None
+    meta: dict[str, Any] = {"settings": {}}
+    if "settings" in found:
+        try:
+            meta["settings"] = json.loads(str(found.pop("settings")))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: its 'settings' is not JSON ({exc})") from None
+    for key in ("class_names", "records", "ids"):
+        if key in found:
+            meta[key] = found.pop(key)
+    return found, meta

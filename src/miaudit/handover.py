@@ -1,0 +1,292 @@
+"""What the user hands over: their model, their training code, their data, its members.
+
+Position in the pipeline: ``config -> data -> splits -> target / shadows``. The
+configuration (:class:`~miaudit.config.AuditConfig`) holds settings; the objects of
+a Python session — a fitted Pipeline, a ``TorchTrainer``, a DataFrame, a mask of
+members — are no settings and travel beside it as a :class:`Handover`. The CLI
+makes the same objects from ``--target-python module:attribute``,
+``--trainer-python`` and ``--members FILE``. This module validates them at the edge
+and turns them into what the stages take:
+
+* :func:`audit_data` — the :class:`~miaudit.data.Dataset`, with the user's own
+  records beside the encoded ones when a user's model will read them;
+* :func:`open_target` — the user's model as a target answering encoded records;
+* :func:`shadow_family` — the family that trains the shadows (the user's trainer, a
+  clone of the user's scikit-learn target, or a built-in recipe);
+* :func:`records_for` — the records in the form a family's models read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit.data import Dataset, load_dataset
+from miaudit.data.builtin import is_builtin, resolve_builtin
+from miaudit.data.records import attach_arrays, attach_table, memory_dataset, resolve_members
+from miaudit.errors import ConfigError, MiauditError
+from miaudit.models.family import ModelFamily
+from miaudit.models.user import ClassMap, RecordAdapter, TorchModel, as_predictor, make_family
+
+__all__ = [
+    "Handover",
+    "audit_data",
+    "class_map",
+    "load_object",
+    "open_target",
+    "read_members",
+    "records_for",
+    "shadow_family",
+]
+
+
+@dataclass
+class Handover:
+    """Objects from the user's session, beside the configuration.
+
+    ``target``: a fitted model (estimator, Pipeline, ``nn.Module``, callable);
+    ``trainer``: what trains shadows and reference models; ``data``: a DataFrame or
+    ``(X, y)``; ``members`` / ``non_members``: a mask, row positions or ids;
+    ``ids``: one identifier per row; ``cache_key``: a name for the trainer's jobs in
+    the cache when no honest key can be derived from its code.
+    """
+
+    target: Any = None
+    trainer: Any = None
+    data: Any = None
+    members: Any = None
+    non_members: Any = None
+    ids: Any = None
+    cache_key: str | None = None
+
+    @property
+    def user_models(self) -> bool:
+        return self.target is not None or self.trainer is not None
+
+
+def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
+    """The object ``module:attribute`` (or ``path/to/file.py:attribute``) names.
+
+    Raises
+    ------
+    ConfigError
+        A malformed spec, a module that cannot be imported (or raises while it is),
+        or an attribute it does not have.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"{what} {spec}: write module:attribute, e.g. mymodels:model")
+    for folder in reversed(python_path or []):
+        folder = str(Path(folder).expanduser().resolve())
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--python-path {folder}: not a folder")
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"{what} {spec}: {path} does not exist")
+            name = path.stem
+            loaded = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[name] = module
+            loaded.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except MiauditError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"{what} {spec}: cannot import {module_name} ({exc}); pass --python-path with the "
+            "folder that holds it"
+        ) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"{what} {spec}: importing {module_name} raised {type(exc).__name__}: {exc}"
+        ) from None
+    obj: Any = module
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            names = sorted(n for n in vars(module) if not n.startswith("_"))[:20]
+            raise ConfigError(
+                f"{what} {spec}: {module_name} has no {attribute!r}; it has {', '.join(names)}"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def read_members(path: str | Path, what: str) -> np.ndarray:
+    """Rows or ids from a file: ``.npy`` (a mask, positions or ids), ``.txt`` (one per
+    line) or ``.csv`` (one column, with a header)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"--{what} {p}: no such file")
+    try:
+        if p.suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if p.suffix == ".csv":
+            import pandas as pd
+
+            frame = pd.read_csv(p)
+            if frame.shape[1] != 1:
+                raise ConfigError(
+                    f"--{what} {p}: {frame.shape[1]} columns; keep one column of ids or row "
+                    "positions (with a header)"
+                )
+            return frame.iloc[:, 0].to_numpy()
+        if p.suffix == ".txt":
+            lines = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+            try:
+                return np.array([int(v) for v in lines], dtype=np.int64)
+            except ValueError:
+                return np.array(lines)
+    except MiauditError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--{what} {p}: cannot read it ({exc})") from None
+    raise ConfigError(f"--{what} {p}: use a .npy, .txt (one per line) or .csv (one column) file")
+
+
+def _reads_user_records(obj: Any) -> bool:
+    """Whether a target or trainer reads the user's own records (not miaudit's encoding)."""
+    return obj is not None and not isinstance(obj, ModelFamily)
+
+
+def audit_data(config, handed: Handover) -> Dataset:
+    """The audit's data set, with the user's own records attached where a user's model
+    reads them or ``members`` name the user's rows."""
+    if handed.data is not None:
+        return memory_dataset(
+            handed.data,
+            config.label,
+            ids=handed.ids,
+            id_column=config.id_column,
+            categorical=config.categorical,
+            pixel_scale=config.pixel_scale,
+        )
+    if handed.ids is not None:
+        raise ConfigError("ids= names the rows of data=; for a file use id_column= / --id-column")
+    data = load_dataset(
+        config.dataset,
+        label=config.label,
+        categorical=config.categorical,
+        id_column=config.id_column,
+        pixel_scale=config.pixel_scale,
+    )
+    needs_rows = handed.members is not None or handed.non_members is not None
+    if not (handed.user_models or needs_rows) or data.kind == "image":
+        return data  # images' records are their arrays: nothing else to attach
+    return _attach_source(data, config)
+
+
+def _attach_source(data: Dataset, config) -> Dataset:
+    """``data`` with the table it was read from (a built-in's or the user's file)."""
+    name = str(config.dataset)
+    if is_builtin(name):
+        table = resolve_builtin(name, config.label).frame()
+        return attach_table(data, table.frame.drop(columns=[table.label]), table.frame[table.label])
+    from miaudit.data.files import file_format, read_npz, read_table
+
+    path = Path(name).expanduser()
+    fmt = file_format(path)
+    if fmt == "npz":
+        arrays = read_npz(path)
+        return attach_arrays(data, arrays["X"], arrays["y"])
+    frame = read_table(path, fmt, config.label)
+    dropped = [config.label, *([config.id_column] if config.id_column else [])]
+    return attach_table(data, frame.drop(columns=dropped), frame[config.label])
+
+
+def class_map(data: Dataset) -> ClassMap:
+    """The data's classes, for matching a user's model's outputs to them."""
+    values = data.raw.label_values if data.raw is not None else np.arange(data.n_classes)
+    return ClassMap(values, data.class_names)
+
+
+def records_for(takes: str, data: Dataset, what: str):
+    """A function turning encoded records into what a model that ``takes`` them reads.
+
+    A torch module reads arrays: the user's arrays when the data came as arrays, and
+    miaudit's encoded arrays for a table read from a built-in set or a file (they are
+    the arrays ``miaudit.load_dataset(...).X`` gives); a DataFrame handed over in
+    memory has no arrays a module could have been trained on.
+    """
+    if takes == "encoded" or data.raw is None:
+        return _same
+    if takes == "arrays" and data.raw.is_frame:
+        if data.raw.in_memory:
+            raise ConfigError(
+                f"{what} reads arrays (a torch module), but data= is a DataFrame: pass "
+                "data=(X, y) with the arrays the module was trained on"
+            )
+        return _same
+    return data.raw.decode
+
+
+def _same(X: np.ndarray) -> np.ndarray:
+    return X
+
+
+def labels_for(family: ModelFamily, data: Dataset) -> np.ndarray:
+    """The labels a family's models train on: class codes, or the user's own values."""
+    if family.labels == "codes" or data.raw is None:
+        return data.y
+    return data.raw.labels(data.y)
+
+
+def _takes(predictor: Any) -> str:
+    return "arrays" if isinstance(predictor, TorchModel) else "raw"
+
+
+def open_target(obj: Any, data: Dataset) -> tuple[RecordAdapter, dict[str, Any]]:
+    """The user's fitted model as a target of encoded records, and what the report says of it."""
+    predictor = as_predictor(obj, class_map(data), who="the target")
+    model = RecordAdapter(predictor, records_for(_takes(predictor), data, "the target"))
+    kind = type(getattr(predictor, "module", None) or obj)
+    facts = {
+        "source": "python",
+        "model": kind.__name__,
+        "class": f"{kind.__module__}.{kind.__qualname__}",
+    }
+    return model, facts
+
+
+def shadow_family(
+    handed_trainer: Any, target_obj: Any, data: Dataset, cache_key: str | None
+) -> ModelFamily | None:
+    """The family that trains shadows like the user's model: the user's ``trainer``, else
+    clones of a scikit-learn target; ``None`` when the user gave neither (a built-in
+    recipe then stands for the attacker's guess)."""
+    if handed_trainer is not None:
+        return make_family(handed_trainer, class_map(data), cache_key)
+    if target_obj is not None and hasattr(target_obj, "fit") and hasattr(target_obj, "get_params"):
+        return make_family(target_obj, class_map(data), cache_key)
+    return None
+
+
+def membership(data: Dataset, handed: Handover, config, rng: np.random.Generator):
+    """The target's members and non-members among ``data``, from the user's ``members``.
+
+    Raises
+    ------
+    ConfigError
+        If a user's target comes without its members.
+    """
+    members = handed.members
+    if members is None and config.members is not None:
+        members = read_members(config.members, "members")
+    non_members = handed.non_members
+    if non_members is None and config.non_members is not None:
+        non_members = read_members(config.non_members, "non-members")
+    if members is None:
+        if non_members is not None:
+            raise ConfigError("non_members= needs members=: name the target's training records")
+        return None
+    return resolve_members(data, members, non_members, rng)
