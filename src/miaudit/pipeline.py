@@ -130,6 +130,105 @@ class AuditResult:
             ],
         }
 
+    def __repr__(self) -> str:
+        best = self.attacks[self.strongest]
+        at_1 = best.tpr_at_fpr.get("0.01")
+        tpr = "–" if at_1 is None else f"{at_1:.3f}"
+        return (
+            f"<AuditResult {self.dataset.get('name')}: {len(self.member):,} records evaluated "
+            f"({int(np.sum(self.member)):,} members), {len(self.attacks)} attacks; strongest "
+            f"{self.strongest}: AUC {best.auc:.3f}, TPR at 1% FPR {tpr}>"
+        )
+
+    def summary(self) -> str:
+        """A few lines for a person: the target, and each attack's headline figures,
+        strongest first (TPR at 1 % FPR, then AUC)."""
+        tg = self.target
+        lines = [
+            f"{self.dataset.get('name')}: {tg.get('model') or tg.get('source')} as target, "
+            f"{tg['n_train']:,} training records; train accuracy {tg['train_accuracy']:.3f}, "
+            f"test accuracy {tg['test_accuracy']:.3f}",
+            f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
+            f"{'eps>=@1%':>9}",
+        ]
+
+        def rate(v: float | None) -> str:
+            return "–" if v is None else f"{v:.3f}"
+
+        order = sorted(
+            self.attacks,
+            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
+            reverse=True,
+        )
+        for name in order:
+            m = self.attacks[name]
+            eps = (m.epsilon_lower_bound_cp or {}).get("0.01")
+            lines.append(
+                f"{name:<16} {m.auc:>6.3f} {rate(m.tpr_at_fpr.get('0.001')):>9} "
+                f"{rate(m.tpr_at_fpr.get('0.01')):>8} {m.advantage:>9.3f} {rate(eps):>9}"
+            )
+        return "\n".join(lines)
+
+    def to_frame(self, *, label_names: bool = True):
+        """One row per evaluated record: ``record`` (its row in your table), ``id`` (when
+        the data has ids), ``label`` (its class's name), ``member``, a ``score_<attack>``
+        column per attack (higher: surer it was a member) and ``exposure_rank`` (1 = the
+        record the strongest attack is surest of). A pandas DataFrame.
+
+        ``label_names=False`` gives class codes and 0/1 members, as ``scores.csv`` does.
+        """
+        import pandas as pd
+
+        labels = np.asarray(self.labels, dtype=np.int64)
+        names = self.dataset.get("class_names")
+        frame = pd.DataFrame(
+            {
+                "record": np.asarray(self.record_index, dtype=np.int64),
+                **({} if self.ids is None else {"id": np.asarray(self.ids)}),
+                "label": np.asarray(names, dtype=object)[labels]
+                if label_names and names
+                else labels,
+                "member": np.asarray(self.member, dtype=bool if label_names else np.int64),
+                **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in self.scores.items()},
+            }
+        )
+        # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
+        strongest = np.asarray(self.scores[self.strongest], dtype=np.float64)
+        rank = np.empty(len(strongest), dtype=np.int64)
+        rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
+        frame["exposure_rank"] = rank
+        return frame
+
+    def plot_roc(self, ax=None, *, log: bool = True, attacks: list[str] | None = None):
+        """Each attack's ROC curve with matplotlib, on log-log axes by default (the low
+        false-positive end is where membership inference matters). Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        names = list(attacks) if attacks is not None else list(self.attacks)
+        unknown = [n for n in names if n not in self.roc]
+        if unknown:
+            raise ConfigError(
+                f"plot_roc: no attack {unknown[0]!r} in this result; it has "
+                f"{', '.join(self.attacks)}"
+            )
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4.5))
+        floor = 1.0 / max(1, int(np.sum(np.asarray(self.member) == 0)))
+        for name in names:
+            curve = self.roc[name]
+            ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {self.attacks[name].auc:.3f})")
+        ax.plot([floor, 1], [floor, 1], color="grey", linestyle=":", label="chance")
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(floor, 1)
+            ax.set_ylim(floor, 1)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title(f"Membership inference: {self.dataset.get('name')}")
+        ax.legend(fontsize="small")
+        return ax
+
     def outputs(self) -> dict[str, np.ndarray]:
         """The arrays the attacks scored from, named as :func:`miaudit.evaluate` takes them
         (:data:`miaudit.attacks.suite.OUTPUT_ARRAYS`)."""

@@ -9,8 +9,6 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from miaudit.errors import ConfigError
 from miaudit.report.html import render_html
 
@@ -75,21 +73,7 @@ def _dump_json(path: Path, data) -> None:
 
 
 def _write_scores(path: Path, result) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {
-            "record": np.asarray(result.record_index, dtype=np.int64),
-            **({} if result.ids is None else {"id": np.asarray(result.ids)}),
-            "label": np.asarray(result.labels, dtype=np.int64),
-            "member": np.asarray(result.member, dtype=np.int64),
-            **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in result.scores.items()},
-        }
-    )
-    # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
-    strongest = np.asarray(result.scores[result.strongest], dtype=np.float64)
-    rank = np.empty(len(strongest), dtype=np.int64)
-    rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
-    frame["exposure_rank"] = rank
+    # Label codes and 0/1 membership: the scores.csv contract (result.to_frame() names them).
+    frame = result.to_frame(label_names=False)
     # pandas writes floats with repr(): the shortest text that reads back exactly.
     frame.to_csv(path, index=False, lineterminator="\n")
