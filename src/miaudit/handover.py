@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.data import Dataset, load_dataset
+from miaudit.data.build import check_ids
 from miaudit.data.builtin import is_builtin, resolve_builtin
 from miaudit.data.records import attach_arrays, attach_table, memory_dataset, resolve_members
 from miaudit.errors import ConfigError, MiauditError
@@ -201,7 +202,10 @@ def _attach_source(data: Dataset, config) -> Dataset:
         return attach_arrays(data, arrays["X"], arrays["y"])
     frame = read_table(path, fmt, config.label)
     dropped = [config.label, *([config.id_column] if config.id_column else [])]
-    return attach_table(data, frame.drop(columns=dropped), frame[config.label])
+    attached = attach_table(data, frame.drop(columns=dropped), frame[config.label])
+    if config.id_column is not None:
+        attached.raw.source_ids = check_ids(frame[config.id_column], len(frame), str(path))
+    return attached
 
 
 def class_map(data: Dataset) -> ClassMap:

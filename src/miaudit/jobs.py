@@ -46,6 +46,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -260,7 +261,12 @@ def cached_model(
         key = _key({"kind": "model", **parts, "train": array_digest(train), "seed": int(seed)})
         if (folder := cache.model_folder(key)) is not None:
             return family.load(folder, device=device), True
-    model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)[0]
+    try:
+        model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)[
+            0
+        ]
+    except MiauditError as exc:
+        raise type(exc)(f"the target: {exc}") from exc
     if key is not None:
         cache.put_model(key, model, family)
     return model, False
@@ -504,6 +510,7 @@ def _run_processes(family, X, y, n_classes, jobs, todo, extra, device, workers, 
                 take(X, job.query), extra, device, keep,
             )  # fmt: skip
 
+    ship_by_value(family)
     pool = Parallel(n_jobs=min(workers, len(todo)), return_as="generator_unordered")
     for i, outputs in pool(tasks()):
         finished(i, outputs)
@@ -671,6 +678,25 @@ def _copy_model(folder: Path, dest: Path) -> None:
         ) from None
 
 
+def ship_by_value(family: ModelFamily) -> None:
+    """Make the user's code travel to other processes by value (cloudpickle), so workers
+    need not be able to import it; refuse, naming it, a family that cannot travel."""
+    import cloudpickle
+
+    for name in family.code_modules():
+        module = sys.modules.get(name)
+        if module is not None and name != "__main__":
+            cloudpickle.register_pickle_by_value(module)
+    try:
+        cloudpickle.dumps(family)
+    except Exception as exc:
+        raise ConfigError(
+            f"{family.describe()['model']} cannot be sent to other processes "
+            f"({type(exc).__name__}: {exc}): keep what it refers to picklable (no open files, "
+            "locks or connections), or run with --workers 1 and without --executor dask"
+        ) from None
+
+
 def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -699,6 +725,7 @@ def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, fin
             client = Client(cluster)
         if notify is not None:
             notify(f"dask: {len(client.scheduler_info()['workers'])} workers")
+        ship_by_value(family)
         data = client.scatter([X, y, extra], broadcast=True)
         futures = {}
         for chunk in todo:

@@ -247,6 +247,7 @@ class AuditResult:
             "lira_variance": c.lira_variance,
             "rmia_gamma": c.rmia.gamma,
             "attack": c.attack.model_dump(mode="json"),
+            "class_names": list(self.dataset.get("class_names") or []) or None,
         }
 
     def save_outputs(self, path: str | Path) -> Path:
@@ -254,9 +255,10 @@ class AuditResult:
         for ``miaudit evaluate`` (or :func:`miaudit.evaluate`)."""
         from miaudit.evaluation import write_outputs
 
+        settings = self.evaluate_settings()
         meta = {
-            "settings": self.evaluate_settings(),
-            "class_names": self.dataset.get("class_names"),
+            "settings": settings,
+            "class_names": settings.pop("class_names"),
             "records": self.record_index,
             "ids": self.ids,
         }
@@ -719,7 +721,8 @@ def _attack(
             **facts,
             "defense": [p.spec for p in policies],
             "queries": queries,
-            "n_train": len(splits.target_in),
+            # Your own target's training set may be larger than the members evaluated.
+            "n_train": facts.get("members_given", len(splits.target_in)),
             "n_test": len(splits.target_out),
             "train_accuracy": train_acc,
             "test_accuracy": test_acc,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import arrays_dataset, encode_labels, table_dataset
+from miaudit.data.build import arrays_dataset, check_ids, encode_labels, table_dataset
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
 from miaudit.errors import DataError
@@ -62,6 +62,8 @@ class RawRecords:
     source_rows:
         How many rows the user gave, and for each the record it became (duplicates
         of a record become that record), for :func:`resolve_members`.
+    source_ids:
+        The id of every row the user gave (duplicates' too), when the data has ids.
     in_memory:
         Whether the user handed the records over in memory (rather than naming a
         built-in set or a file).
@@ -73,6 +75,7 @@ class RawRecords:
     encoder: TabularEncoder | None = None
     pixel_scale: float = 1.0
     source_rows: np.ndarray | None = None
+    source_ids: np.ndarray | None = None
     in_memory: bool = False
     _order: np.ndarray | None = field(default=None, repr=False)
 
@@ -257,6 +260,8 @@ def memory_dataset(
         )  # fmt: skip
         attached = attach_arrays(dataset, X, y)
         attached.raw.in_memory = True
+        if ids is not None:
+            attached.raw.source_ids = check_ids(ids, len(X), "data")
         return attached
     raise DataError(
         f"data: expected a pandas DataFrame (with label='column') or a pair (X, y) of arrays, "
@@ -297,6 +302,9 @@ def _frame_dataset(frame, label, ids, id_column, categorical, drop_duplicates) -
     features = frame.drop(columns=[label, *([id_column] if id_column else [])])
     attached = attach_table(dataset, features, frame[label])
     attached.raw.in_memory = True
+    if id_column is not None or ids is not None:
+        given = frame[id_column] if id_column is not None else ids
+        attached.raw.source_ids = check_ids(given, len(frame), "data")
     return attached
 
 
@@ -351,8 +359,13 @@ def _named_records(given: Any, what: str, dataset: Dataset) -> np.ndarray:
                 "row of data"
             )
         rows = np.flatnonzero(values)
-    elif dataset.ids is not None:
-        return _records_of_ids(values, what, dataset.ids)
+    elif dataset.ids is not None and not (
+        dataset.ids.dtype.kind not in "iu" and np.issubdtype(values.dtype, np.integer)
+    ):  # ids name records (integers name rows only where the ids are text)
+        if raw is not None and raw.source_ids is not None:  # any copy's id names the record
+            rows = _records_of_ids(values, what, raw.source_ids)
+        else:
+            return _records_of_ids(values, what, dataset.ids)
     elif not np.issubdtype(values.dtype, np.integer):
         raise DataError(
             f"{what}: {values.dtype} values name no rows; give a boolean mask, integer row "
@@ -376,6 +389,7 @@ def _named_records(given: Any, what: str, dataset: Dataset) -> np.ndarray:
 
 
 def _records_of_ids(values: np.ndarray, what: str, ids: np.ndarray) -> np.ndarray:
+    """Positions in ``ids`` of the ids ``values`` (each named once)."""
     if ids.dtype.kind in "iu":
         if not np.issubdtype(values.dtype, np.integer):
             raise DataError(f"{what}: the ids are integers; {values[0]!r} is not one")
@@ -390,8 +404,7 @@ def _records_of_ids(values: np.ndarray, what: str, ids: np.ndarray) -> np.ndarra
     missing = ids[order][at] != wanted
     if missing.any():
         raise DataError(
-            f"{what}: id {wanted[missing][0]!r} is not an id of data ({int(missing.sum())} "
-            "are not; a duplicate row keeps the id of its first copy)"
+            f"{what}: id {wanted[missing][0]!r} is not an id of data ({int(missing.sum())} are not)"
         )
     return np.unique(order[at])
 
@@ -405,7 +418,8 @@ def resolve_members(
     """Which records of ``dataset`` the target trained on, and which it did not.
 
     ``members`` (and ``non_members``) name the user's rows: a boolean mask over the
-    rows given, row positions, or ids (when the data has ids). Rows that are
+    rows given, row positions, or ids (when the data has ids; integers are ids when
+    the ids are integers, row positions when they are text). Rows that are
     duplicates of one another are one record: it is a member if any of its rows is.
     Without ``non_members``, as many of the other records as there are members are
     drawn (at most half of them, so that the attacker keeps a pool), and the members

@@ -77,6 +77,10 @@ class ModelFamily(ABC):
         the seeds, as JSON for the job cache's keys; ``None`` when nothing honest can be
         said (then its models are never cached)."""
 
+    def code_modules(self) -> set[str]:
+        """The user's own modules this family's code lives in (shipped to workers by value)."""
+        return set()
+
     def uncached_reason(self) -> str:
         """Why :meth:`identity` is ``None``, for the one message the audit prints."""
         return f"{self.describe()['model']} has no cache identity"

@@ -56,8 +56,11 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(str(Path(r).resolve()) for r in roots if r)
 
 
-def is_library_module(name: str) -> bool:
-    """Whether module ``name`` is installed code (or miaudit) rather than the user's own."""
+def is_library_module(name: str | None) -> bool:
+    """Whether module ``name`` is installed code (or miaudit) rather than the user's own
+    (code run by ``exec`` has no module: it is the user's)."""
+    if name is None:
+        return False
     if name.split(".")[0] == "miaudit":
         return True
     module = sys.modules.get(name)
@@ -187,7 +190,8 @@ class _Walker:
         name = f"{fn.__module__}.{fn.__qualname__}"
         if is_library_module(fn.__module__):
             return {"function": name, "version": _package_version(fn.__module__)}
-        self.modules.add(fn.__module__)
+        if fn.__module__ is not None:
+            self.modules.add(fn.__module__)
         cells = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
         return {
             "function": name,

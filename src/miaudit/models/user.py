@@ -42,7 +42,7 @@ import numpy as np
 from miaudit.errors import ConfigError, MiauditError, ModelError
 from miaudit.models._seeding import derive_seed
 from miaudit.models.family import ModelFamily
-from miaudit.models.identity import code_identity
+from miaudit.models.identity import code_identity, user_modules
 from miaudit.target import check_probabilities
 
 __all__ = [
@@ -135,7 +135,16 @@ class EstimatorModel:
         self._codes = None if own is None else classes.codes_of(own, who)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        raw = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+        self._check_width(X)
+        try:
+            raw = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+        except MiauditError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"{self.who} ({type(self.estimator).__name__}) raised {type(exc).__name__} on "
+                f"the data's records: {_first_line(exc)}"
+            ) from exc
         n = len(X)
         if self._codes is None:
             return _checked(raw, n, self.classes, self.who)
@@ -148,6 +157,20 @@ class EstimatorModel:
         P = np.zeros((n, self.classes.n_classes))
         P[:, self._codes] = raw
         return _checked(P, n, self.classes, self.who)
+
+    def _check_width(self, X: Any) -> None:
+        """Refuse records of another width than the estimator was fitted on (without
+        feature names, scikit-learn would take a table of as many columns silently)."""
+        expected = getattr(self.estimator, "n_features_in_", None)
+        if expected is None or getattr(self.estimator, "feature_names_in_", None) is not None:
+            return
+        width = X.shape[1] if hasattr(X, "shape") and len(X.shape) == 2 else None
+        if width is not None and width != expected:
+            raise ModelError(
+                f"{self.who} was fitted on {expected} features, but the data's records have "
+                f"{width} columns: it was trained on other records (miaudit's encoded arrays?); "
+                "pass the records it was trained on as data="
+            )
 
 
 class TorchModel:
@@ -163,6 +186,8 @@ class TorchModel:
         ``"log-probabilities"``.
     batch_size:
         Records per forward pass.
+    threads:
+        PyTorch intra-op threads for its forward passes on the CPU (default: as set).
     """
 
     def __init__(
@@ -171,6 +196,7 @@ class TorchModel:
         *,
         outputs: Literal["logits", "probabilities", "log-probabilities"] = "logits",
         batch_size: int = PREDICT_BATCH,
+        threads: int | None = None,
     ) -> None:
         import torch
 
@@ -181,6 +207,7 @@ class TorchModel:
         if batch_size < 1:
             raise ConfigError(f"TorchModel batch_size={batch_size}: must be at least 1")
         self.module, self.outputs, self.batch_size = module, outputs, batch_size
+        self.threads = threads
         self.classes: ClassMap | None = None
         self.who = "the target"
 
@@ -200,8 +227,13 @@ class TorchModel:
         was_training = self.module.training
         self.module.eval()
         parts = []
+        threads = contextlib.nullcontext()
+        if self.threads is not None:
+            from miaudit.models.torch_batched import torch_threads
+
+            threads = torch_threads(self.threads)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), threads:
                 for start in range(0, len(X), self.batch_size):
                     batch = _tensor(X[start : start + self.batch_size]).to(device)
                     parts.append(self.module(batch).detach().float().cpu().numpy())
@@ -382,6 +414,9 @@ class UserFamily(ModelFamily):
             "cache them under a name you change when the code changes)"
         )
 
+    def code_modules(self) -> set[str]:
+        return user_modules(*self._parts())
+
     def run_user_code(self, what: str, call: Callable[[], Any]) -> Any:
         """Call the user's code, turning what it raises into one line that names it."""
         try:
@@ -505,7 +540,9 @@ class TorchTrainer(UserFamily):
         A name to cache under when no honest key can be derived from the code.
 
     Each model's global random generators are seeded from its seed before
-    ``model_fn()`` runs, so its initial weights depend on that seed alone.
+    ``model_fn()`` runs, so its initial weights depend on that seed alone; on the CPU it
+    trains and answers on one PyTorch thread, so its numbers do not depend on which
+    process or worker ran it (``--workers`` processes train models side by side).
     """
 
     takes = "arrays"
@@ -600,8 +637,12 @@ class TorchTrainer(UserFamily):
     def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
         import torch
 
+        from miaudit.models.torch_batched import torch_threads
+
         X = _as_array(X, "TorchTrainer")
-        with seeded(seed):
+        # One intra-op thread, wherever it runs: a model's numbers then do not depend on
+        # the process, worker or machine load (parallelism comes from --workers).
+        with seeded(seed), torch_threads(1):
             model = self.run_user_code(f"{_name(self.model_fn)}()", self.model_fn)
             if not isinstance(model, torch.nn.Module):
                 raise ConfigError(
@@ -619,7 +660,7 @@ class TorchTrainer(UserFamily):
 
     def _predictor(self, model: Any) -> TorchModel:
         classes = self.classes or ClassMap(np.arange(0), [])
-        return TorchModel(model, outputs=self.outputs).bind(
+        return TorchModel(model, outputs=self.outputs, threads=1).bind(
             classes, who=f"a model of {_name(self.model_fn)}"
         )
 
