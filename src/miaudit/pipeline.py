@@ -144,9 +144,15 @@ class AuditResult:
         """A few lines for a person: the target, and each attack's headline figures,
         strongest first (TPR at 1 % FPR, then AUC)."""
         tg = self.target
+        what = (
+            f"outputs computed elsewhere, {tg['n_train']:,} members and {tg['n_test']:,} "
+            "non-members"
+            if self.kind == "evaluation"
+            else f"{self.dataset.get('name')}: {tg.get('model') or tg.get('source')} as target, "
+            f"{tg['n_train']:,} training records"
+        )
         lines = [
-            f"{self.dataset.get('name')}: {tg.get('model') or tg.get('source')} as target, "
-            f"{tg['n_train']:,} training records; train accuracy {tg['train_accuracy']:.3f}, "
+            f"{what}; train accuracy {tg['train_accuracy']:.3f}, "
             f"test accuracy {tg['test_accuracy']:.3f}",
             f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
             f"{'eps>=@1%':>9}",
@@ -237,7 +243,8 @@ class AuditResult:
         return inputs_to_arrays(self.inputs, self.member)
 
     def evaluate_settings(self) -> dict[str, Any]:
-        """The settings that, with :meth:`outputs`, give back this result's metrics."""
+        """The settings that, with :meth:`outputs`, give back this result:
+        ``miaudit.evaluate(result.outputs(), **result.evaluate_settings())``."""
         c = self.config
         return {
             "attacks": list(self.attacks),
@@ -248,6 +255,8 @@ class AuditResult:
             "rmia_gamma": c.rmia.gamma,
             "attack": c.attack.model_dump(mode="json"),
             "class_names": list(self.dataset.get("class_names") or []) or None,
+            "records": self.record_index,
+            "ids": self.ids,
         }
 
     def save_outputs(self, path: str | Path) -> Path:
@@ -257,10 +266,10 @@ class AuditResult:
 
         settings = self.evaluate_settings()
         meta = {
-            "settings": settings,
             "class_names": settings.pop("class_names"),
-            "records": self.record_index,
-            "ids": self.ids,
+            "records": settings.pop("records"),
+            "ids": settings.pop("ids"),
+            "settings": settings,
         }
         return write_outputs(path, self.outputs(), meta)
 
@@ -268,7 +277,9 @@ class AuditResult:
         """``config.json``: the settings that repeat this run (``--config``), or for an
         evaluation the settings ``miaudit evaluate`` takes."""
         if self.kind == "evaluation":
-            return {"evaluate": self.evaluate_settings()}
+            settings = self.evaluate_settings()
+            del settings["records"], settings["ids"]  # arrays: they are in outputs.npz
+            return {"evaluate": settings}
         return self.config.resolved_dict()
 
     def to_dict(self) -> dict[str, Any]:

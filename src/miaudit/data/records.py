@@ -392,19 +392,20 @@ def _records_of_ids(values: np.ndarray, what: str, ids: np.ndarray) -> np.ndarra
     """Positions in ``ids`` of the ids ``values`` (each named once)."""
     if ids.dtype.kind in "iu":
         if not np.issubdtype(values.dtype, np.integer):
-            raise DataError(f"{what}: the ids are integers; {values[0]!r} is not one")
+            raise DataError(f"{what}: the ids are integers; {values[0].item()!r} is not one")
         wanted = values.astype(np.int64)
     else:
         wanted = values.astype(str)
     unique, counts = np.unique(wanted, return_counts=True)
     if (counts > 1).any():
-        raise DataError(f"{what}: id {unique[counts > 1][0]!r} is named twice; name it once")
+        raise DataError(f"{what}: id {unique[counts > 1][0].item()!r} is named twice; name it once")
     order = np.argsort(ids, kind="stable")
     at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
     missing = ids[order][at] != wanted
     if missing.any():
         raise DataError(
-            f"{what}: id {wanted[missing][0]!r} is not an id of data ({int(missing.sum())} are not)"
+            f"{what}: id {wanted[missing][0].item()!r} is not an id of data "
+            f"({int(missing.sum())} are not)"
         )
     return np.unique(order[at])
 
