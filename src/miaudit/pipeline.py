@@ -1284,9 +1284,12 @@ def synthesise_shadow_data(
             f"hill climbing found {len(result.y)} records in {result.queries} queries: too few "
             "for a shadow; raise --query-budget or synthesis.iter_max, or lower synthesis.conf_min"
         )
+    # Records of their own: no row of the user's table, no id (the user's raw records
+    # stay, to decode these into the user's form).
     synth = dataclasses.replace(
-        data, X=result.X.reshape(-1, *data.input_shape), y=result.y, name=f"{data.name}-synthetic"
-    )
+        data, X=result.X.reshape(-1, *data.input_shape), y=result.y,
+        name=f"{data.name}-synthetic", row=None, ids=None,
+    )  # fmt: skip
     pool = np.arange(len(result.y))
     shadow_in, shadow_out = draw_shadow_sets(pool, size, splits.n_shadows, rng)
     shadow_splits = dataclasses.replace(

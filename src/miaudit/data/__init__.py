@@ -39,6 +39,8 @@ __all__ = [
     "load_frame",
 ]
 
+#: Names :func:`miaudit.data.records.memory_dataset` gives data held in memory.
+MEMORY_NAMES = ("dataframe", "arrays")
 # Bump when the user-file loaders' output changes, so cached copies are rebuilt.
 _FILE_LOADER_VERSION = 1
 
@@ -118,6 +120,11 @@ def load_dataset(
         )
 
     path = Path(text).expanduser()
+    if text in MEMORY_NAMES and not path.is_file():
+        raise DataError(
+            f"data set {text!r} is what miaudit calls data handed over in memory "
+            "(audit(data=...)): pass the data again with data=, or name a file"
+        )
     if not path.is_file():
         looks_like_path = file_format(path) is not None or "/" in text or "\\" in text
         if looks_like_path:
