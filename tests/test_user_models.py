@@ -517,3 +517,44 @@ def test_own_model_from_the_command_line(tmp_path, capsys):
 def test_miaudit_error_is_what_everything_raises():
     for error in (ConfigError, DataError, ModelError):
         assert issubclass(error, MiauditError)
+
+
+def test_own_model_from_a_toml_config_and_pixel_scale_flag(tmp_path, capsys):
+    module = tmp_path / "tomlmodels.py"
+    _write(module, """
+        from sklearn.linear_model import LogisticRegression
+
+        import miaudit
+
+        table = miaudit.load_frame("digits")
+        model = LogisticRegression(max_iter=500).fit(
+            table.drop(columns="digit").iloc[:150], table["digit"].iloc[:150]
+        )
+    """)  # fmt: skip
+    (tmp_path / "members.txt").write_text("\n".join(str(i) for i in range(150)) + "\n")
+    (tmp_path / "audit.toml").write_text(textwrap.dedent(f"""
+        dataset = "digits"
+        target_python = "tomlmodels:model"
+        python_path = "{tmp_path}"
+        members = "{tmp_path / "members.txt"}"
+        shadows = 1
+        attacks = ["loss"]
+        bootstrap = 50
+    """))  # fmt: skip
+    out = tmp_path / "r"
+    assert main(["audit", "--config", str(tmp_path / "audit.toml"), "--quiet", "--out",
+                 str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+    assert json.loads((out / "results.json").read_text())["target"]["n_train"] == 150
+    # Images that are not uint8, with values above 1: refused unless white is named.
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "scans.npz", X=rng.integers(0, 4096, (200, 8, 8)).astype(np.uint16),
+             y=np.arange(200) % 2)  # fmt: skip
+    args = ["audit", "--dataset", str(tmp_path / "scans.npz"), "--model", "mlp", "--epochs", "2",
+            "--target-size", "40", "--shadows", "1", "--attacks", "loss", "--quiet",
+            "--no-job-cache"]  # fmt: skip
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "no")]) == 2
+    assert "uint16 images with values up to" in capsys.readouterr().err
+    assert main([*args, "--pixel-scale", "4095", "--out", str(tmp_path / "yes")]) == 0
+    notes = json.loads((tmp_path / "yes" / "results.json").read_text())["dataset"]["notes"]
+    assert notes["pixel_scale"] == 4095.0

@@ -463,7 +463,7 @@ def run_audit(
             "target_size": splits.target_size,
             # A saved target carries its own recipe; repeating the run must not restate it.
             "target": RecipeSpec()
-            if target_recipe is None or config.target_model is not None
+            if target_recipe is None or config.target_model is not None or trainer is not None
             else RecipeSpec(**target_recipe.model_dump()),
             "shadow": RecipeSpec(**shadow_family.recipe.model_dump())
             if isinstance(shadow_family, RecipeFamily)
@@ -473,6 +473,12 @@ def run_audit(
 
     _check_fprs(config, len(splits.target_out))
     population = _draw_population(plan, config, splits, np.random.default_rng(seeds["population"]))
+    if plan.population and len(population) < 10:
+        raise ConfigError(
+            f"rmia compares records with population records from the attacker's pool, which "
+            f"holds {len(splits.pool)}: leave more records out of the evaluation "
+            "(non_members=), or drop rmia and rmia-offline from the attacks"
+        )
     if plan.online:
         splits, _ = online_shadow_sets(
             splits, np.random.default_rng(seeds["online"]), extra=population
