@@ -14,6 +14,24 @@ trainer=...)``). Two comparisons, each printed as a table:
   clones of it: Shokri's attack, LiRA offline, RMIA offline.
 
 Run: ``.venv/bin/python bench/own_model.py [--part images|adult|both] [--members 2500]``.
+
+Measured (2-core VM, torch 2.13 CPU, seed 0, defaults; 95 % bootstrap intervals):
+
+* Fashion-MNIST, 2,500 members and 2,500 non-members, 16 reference models (online):
+
+  ======================  ============  ==================  ==================  =============
+  target                  LiRA AUC      LiRA TPR@0.1 %      LiRA TPR@1 %        time
+  ======================  ============  ==================  ==================  =============
+  own module, own loop    0.630         0.020               0.056 [0.043–0.075] 371 s
+  built-in ``cnn``        0.628         0.037               0.071 [0.054–0.090] 180 s
+  ======================  ============  ==================  ==================  =============
+
+  (offline LiRA 0.611 / 0.618 AUC, online RMIA 0.654 / 0.658; train/test accuracy
+  0.983/0.861 and 0.954/0.854). The user's module trains one model per process, the
+  built-in recipe 8 stacked per thread: about twice the time.
+* Adult, 5,000 members, 8 shadows cloned from the Pipeline (random forest): Shokri AUC
+  0.654, TPR@1 % 0.001; LiRA offline AUC 0.708, TPR@0.1 % 0.006, TPR@1 % 0.045; RMIA
+  offline AUC 0.795, TPR@1 % 0.097; train/test accuracy 0.994/0.834; 32 s.
 """
 
 from __future__ import annotations

@@ -289,7 +289,10 @@ def _tensor(X: np.ndarray):
 
     if np.issubdtype(X.dtype, np.floating) and X.dtype != np.float32:
         X = X.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(X))
+    X = np.ascontiguousarray(X)
+    if not X.flags.writeable:  # a worker's memory-mapped records: torch wants its own copy
+        X = X.copy()
+    return torch.from_numpy(X)
 
 
 class FunctionModel:

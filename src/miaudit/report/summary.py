@@ -37,11 +37,21 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     console = console or Console()
     d = result.to_dict()
     tg = d["target"]
+    if tg.get("source") == "outputs":
+        count = d["shadows"].get("count")
+        what = (
+            f"[bold]outputs computed elsewhere[/bold]: {tg['n_train']} members and "
+            f"{tg['n_test']} non-members" + (f", {count} reference models" if count else "")
+        )
+    else:
+        what = (
+            f"[bold]{d['dataset']['name']}[/bold]: {describe_target(tg)} as target, "
+            f"{tg['n_train']} training records"
+        )
+    shadows = "" if tg.get("source") == "outputs" else f"; {d['shadows']['count']} shadows"
     console.print(
-        f"[bold]{d['dataset']['name']}[/bold]: {describe_target(tg)} as target, "
-        f"{tg['n_train']} training records, "
-        f"train accuracy {tg['train_accuracy']:.3f}, test accuracy {tg['test_accuracy']:.3f}; "
-        f"{d['shadows']['count']} shadows",
+        f"{what}, train accuracy {tg['train_accuracy']:.3f}, test accuracy "
+        f"{tg['test_accuracy']:.3f}{shadows}",
         highlight=False,
     )
     # A compact box keeps every column readable in an 80-column terminal.
