@@ -67,6 +67,18 @@ def test_pipeline_in_memory_gives_what_its_own_predictions_give(adult):
     assert again.to_dict()["attacks"] == result.to_dict()["attacks"]
 
 
+def test_a_pipeline_on_text_labels_is_answered_from_the_job_cache(adult, tmp_path):
+    frame, pipe, members = adult
+    settings = dict(
+        target=pipe, data=frame, label="income", members=members, shadows=2,
+        attacks=["loss"], execution=Execution(job_cache=tmp_path / "cache"), **QUICK,
+    )  # fmt: skip
+    first = miaudit.audit(**settings)
+    again = miaudit.audit(**settings)
+    assert first.execution["jobs"]["trained"] == 2
+    assert again.execution["jobs"] == {"trained": 0, "from_cache": 2, "corrupt": 0}
+
+
 def test_user_pipeline_never_sees_the_encoding_even_for_made_records(adult):
     frame, pipe, members = adult
     seen = []

@@ -312,7 +312,7 @@ def _training_parts(
     if identity is None:
         return None
     return {
-        "data": data_fingerprint or records_digest(X) + array_digest(y),
+        "data": data_fingerprint or records_digest(X) + records_digest(y),
         "n_classes": int(n_classes),
         **identity,
         "device": device,
@@ -320,10 +320,17 @@ def _training_parts(
 
 
 def records_digest(records: Any) -> str:
-    """SHA-256 of records that are an array or a pandas DataFrame (columns, dtypes, values)."""
-    if not hasattr(records, "iloc"):
-        return array_digest(np.asarray(records))
+    """SHA-256 of records that are an array or a pandas DataFrame (columns, dtypes, values);
+    arrays of Python objects (text labels) by their values, never their addresses."""
     import pandas as pd
+
+    if not hasattr(records, "iloc"):
+        a = np.asarray(records)
+        if a.dtype != object:
+            return array_digest(a)
+        h = hashlib.sha256(str(("object", a.shape)).encode())
+        h.update(pd.util.hash_array(a.ravel()).tobytes())
+        return h.hexdigest()
 
     h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in records.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
