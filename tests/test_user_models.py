@@ -404,6 +404,23 @@ def test_torch_trainer_checks_its_functions():
         )  # fmt: skip
 
 
+def test_a_trainer_that_cannot_travel_to_workers_is_refused_naming_it():
+    import threading
+
+    lock = threading.Lock()
+
+    def fit(X, y, seed):  # holds a lock: no other process can receive it
+        with lock:
+            return LogisticRegression(max_iter=100).fit(X, y)
+
+    X, y = _digits_arrays()
+    with pytest.raises(ConfigError, match=r"fit\(X, y, seed\) cannot be sent to other processes"):
+        miaudit.audit(
+            data=(X, y), trainer=fit, target_size=100, shadows=2, attacks=["loss"],
+            execution=Execution(job_cache=False, executor="dask", workers=2),
+        )  # fmt: skip
+
+
 def _refusing_loop(model, X, y, generator):
     raise ValueError("no")
 

@@ -711,6 +711,7 @@ def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, fin
         raise ConfigError(
             "--executor dask needs dask.distributed: pip install distributed"
         ) from None
+    ship_by_value(family)  # before any cluster starts: a trainer that cannot travel stops here
     cluster = None
     try:
         if execution.scheduler is not None:
@@ -732,7 +733,6 @@ def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, fin
             client = Client(cluster)
         if notify is not None:
             notify(f"dask: {len(client.scheduler_info()['workers'])} workers")
-        ship_by_value(family)
         data = client.scatter([X, y, extra], broadcast=True)
         futures = {}
         for chunk in todo:
