@@ -96,7 +96,10 @@ def run_case(name: str, tmp: Path) -> dict:
     miaudit.audit(settings, out=out, execution=Execution(job_cache=False))
     results = json.loads((out / "results.json").read_text())
     results.pop("timings_s")
-    if "_train" in CASES[name]:  # the saved model's folder is a temporary path
+    # Paths of this machine (where the data set's files are installed, the saved model's
+    # temporary folder) are not results.
+    results["dataset"]["source"] = "<installed files>"
+    if "_train" in CASES[name]:
         results["target"]["source"] = "<saved model>"
     scores = hashlib.sha256((out / "scores.csv").read_bytes()).hexdigest()
     return {"results": results, "scores_sha256": scores}
