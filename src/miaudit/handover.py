@@ -155,11 +155,6 @@ def read_members(path: str | Path, what: str) -> np.ndarray:
     raise ConfigError(f"--{what} {p}: use a .npy, .txt (one per line) or .csv (one column) file")
 
 
-def _reads_user_records(obj: Any) -> bool:
-    """Whether a target or trainer reads the user's own records (not miaudit's encoding)."""
-    return obj is not None and not isinstance(obj, ModelFamily)
-
-
 def audit_data(config, handed: Handover) -> Dataset:
     """The audit's data set, with the user's own records attached where a user's model
     reads them or ``members`` name the user's rows."""
@@ -181,9 +176,11 @@ def audit_data(config, handed: Handover) -> Dataset:
         id_column=config.id_column,
         pixel_scale=config.pixel_scale,
     )
-    needs_rows = handed.members is not None or handed.non_members is not None
-    if not (handed.user_models or needs_rows) or data.kind == "image":
-        return data  # images' records are their arrays: nothing else to attach
+    named = (handed.members, handed.non_members, config.members, config.non_members)
+    if not (handed.user_models or any(m is not None for m in named)):
+        return data
+    if data.kind == "image" and is_builtin(str(config.dataset)):
+        return data  # a built-in set's images are its arrays: nothing else to attach
     return _attach_source(data, config)
 
 
