@@ -11,8 +11,8 @@ and turns them into what the stages take:
 * :func:`audit_data` — the :class:`~miaudit.data.Dataset`, with the user's own
   records beside the encoded ones when a user's model will read them;
 * :func:`open_target` — the user's model as a target answering encoded records;
-* :func:`shadow_family` — the family that trains the shadows (the user's trainer, a
-  clone of the user's scikit-learn target, or a built-in recipe);
+* :func:`clone_family` — clones of the user's scikit-learn target, which train the
+  shadows when no trainer is given;
 * :func:`records_for` — the records in the form a family's models read.
 """
 
@@ -39,11 +39,11 @@ __all__ = [
     "Handover",
     "audit_data",
     "class_map",
+    "clone_family",
     "load_object",
     "open_target",
     "read_members",
     "records_for",
-    "shadow_family",
 ]
 
 
@@ -259,16 +259,11 @@ def open_target(obj: Any, data: Dataset) -> tuple[RecordAdapter, dict[str, Any]]
     return model, facts
 
 
-def shadow_family(
-    handed_trainer: Any, target_obj: Any, data: Dataset, cache_key: str | None
-) -> ModelFamily | None:
-    """The family that trains shadows like the user's model: the user's ``trainer``, else
-    clones of a scikit-learn target; ``None`` when the user gave neither (a built-in
-    recipe then stands for the attacker's guess)."""
-    if handed_trainer is not None:
-        return make_family(handed_trainer, class_map(data), cache_key)
-    if target_obj is not None and hasattr(target_obj, "fit") and hasattr(target_obj, "get_params"):
-        return make_family(target_obj, class_map(data), cache_key)
+def clone_family(target: Any, data: Dataset, cache_key: str | None) -> ModelFamily | None:
+    """Clones of a scikit-learn target, to train shadows as it was trained (the user gave
+    no trainer); ``None`` for any other target."""
+    if target is not None and hasattr(target, "fit") and hasattr(target, "get_params"):
+        return make_family(target, class_map(data), cache_key)
     return None
 
 

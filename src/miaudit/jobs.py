@@ -41,6 +41,7 @@ derived honestly is not cached at all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -49,7 +50,7 @@ import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,12 +262,9 @@ def cached_model(
         key = _key({"kind": "model", **parts, "train": array_digest(train), "seed": int(seed)})
         if (folder := cache.model_folder(key)) is not None:
             return family.load(folder, device=device), True
-    try:
-        model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)[
-            0
-        ]
-    except MiauditError as exc:
-        raise type(exc)(f"the target: {exc}") from exc
+    with _naming("the target"):
+        model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)
+    model = model[0]
     if key is not None:
         cache.put_model(key, model, family)
     return model, False
@@ -389,7 +387,8 @@ def _train_chunk(
 ) -> list[tuple[np.ndarray, Any]]:
     """Train one chunk; for each job its outputs (``query`` rows, then ``extra``) and,
     with ``keep``, its model (else ``None``)."""
-    try:
+    # A lone job's failure names its model (the models finished before it are kept).
+    with _naming(jobs[0].name if len(jobs) == 1 else ""):
         models = family.fit(
             X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
             progress=progress,
@@ -398,20 +397,25 @@ def _train_chunk(
             _outputs(model, take(X, job.query), extra, n_classes, keep)
             for model, job in zip(models, jobs, strict=True)
         ]
-    except MiauditError as exc:
-        if len(jobs) == 1 and jobs[0].name:  # say which model failed (finished ones are kept)
-            raise type(exc)(f"{jobs[0].name}: {exc}") from exc
-        raise
 
 
 def _fit_job(i, family, X_train, y_train, n_classes, job, query, extra, device, keep):
     """Chunk ``i``, of the one job ``job``, trained on its own records in a worker process."""
-    alone = ShadowJob(np.arange(len(y_train)), job.seed, np.zeros(0, np.int64), job.name)
+    with _naming(job.name):
+        everything = np.arange(len(y_train))
+        model = family.fit(X_train, y_train, n_classes, [everything], [job.seed], device=device)
+        return i, [_outputs(model[0], query, extra, n_classes, keep)]
+
+
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Prefix the one-line error of a model's training with the model's name."""
     try:
-        model = family.fit(X_train, y_train, n_classes, [alone.train], [job.seed], device=device)[0]
+        yield
     except MiauditError as exc:
-        raise type(exc)(f"{job.name}: {exc}" if job.name else str(exc)) from exc
-    return i, [_outputs(model, query, extra, n_classes, keep)]
+        if not name:
+            raise
+        raise type(exc)(f"{name}: {exc}") from exc
 
 
 def _outputs(model, query, extra, n_classes: int, keep: bool) -> tuple[np.ndarray, Any]:

@@ -34,13 +34,13 @@ from miaudit.handover import (
     Handover,
     audit_data,
     class_map,
+    clone_family,
     labels_for,
     load_object,
     membership,
     open_target,
     records_for,
 )
-from miaudit.handover import shadow_family as shadow_family_of
 from miaudit.jobs import Execution, ShadowJob, array_digest, cached_arrays, cached_model, run_jobs
 from miaudit.metrics import (
     DEFAULT_FPRS,
@@ -104,9 +104,14 @@ class AuditResult:
     @property
     def strongest(self) -> str:
         """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
-        return max(
+        return self.ranked()[0]
+
+    def ranked(self) -> list[str]:
+        """The attacks, strongest first (TPR at 1 % FPR, then AUC; ties keep their order)."""
+        return sorted(
             self.attacks,
             key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
+            reverse=True,
         )
 
     def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
@@ -161,12 +166,7 @@ class AuditResult:
         def rate(v: float | None) -> str:
             return "–" if v is None else f"{v:.3f}"
 
-        order = sorted(
-            self.attacks,
-            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
-            reverse=True,
-        )
-        for name in order:
+        for name in self.ranked():
             m = self.attacks[name]
             eps = (m.epsilon_lower_bound_cp or {}).get("0.01")
             lines.append(
@@ -565,18 +565,22 @@ def _with_python_objects(config: AuditConfig, handed: Handover) -> Handover:
     return handed
 
 
+def _refuse_given(config: AuditConfig, flags: dict[str, str], why: str) -> None:
+    """Refuse the first of the options ``flags`` (field name -> flag) that is set:
+    ``why`` (with ``{flag}``) says why it does not apply."""
+    for name, flag in flags.items():
+        if getattr(config, name) is not None:
+            raise ConfigError(why.format(flag=flag))
+
+
 def _check_user_target_options(config: AuditConfig) -> None:
     """Refuse options that contradict auditing the user's own fitted model."""
-    for given, flag in (
-        (config.target_url, "--target-url"),
-        (config.target_model, "--target-model"),
-        (config.save_target, "--save-target"),
-        (config.membership, "--membership"),
-    ):
-        if given is not None:
-            raise ConfigError(
-                f"target= is your own model, so {flag} does not apply: pass one target"
-            )
+    _refuse_given(
+        config,
+        {"target_url": "--target-url", "target_model": "--target-model",
+         "save_target": "--save-target", "membership": "--membership"},
+        "target= is your own model, so {flag} does not apply: pass one target",
+    )  # fmt: skip
     if config.target.given():
         given = ", ".join(sorted(config.target.given()))
         raise ConfigError(
@@ -593,9 +597,10 @@ def _trainer_family(config: AuditConfig, handed: Handover, data: Dataset) -> Mod
         raise ConfigError(
             "trainer= and the shadow recipe (--shadow-model) both say how shadows train: pass one"
         )
-    if config.target_model is not None or config.target_url is not None:
-        return make_family(handed.trainer, class_map(data), handed.cache_key)
-    if handed.target is None and config.target.given():
+    trains_target = (
+        handed.target is None and config.target_model is None and (config.target_url is None)
+    )
+    if trains_target and config.target.given():
         raise ConfigError(
             "trainer= trains the target too: drop the target recipe settings "
             f"({', '.join(sorted(config.target.given()))})"
@@ -610,9 +615,9 @@ def _shadows_family(config, handed, data, trainer, target_family, reporter) -> M
         return trainer
     if config.shadow is not None:
         return RecipeFamily(resolve_recipe(config.shadow, data))
-    user_like = shadow_family_of(None, handed.target, data, handed.cache_key)
-    if user_like is not None:
-        return user_like
+    clones = clone_family(handed.target, data, handed.cache_key)
+    if clones is not None:
+        return clones
     if target_family is not None:
         return target_family
     recipe = resolve_recipe(config.target, data)
@@ -805,16 +810,13 @@ def _recipe_game(
         )
     if handed.members is not None or config.members is not None:
         raise ConfigError("--game recipe draws its own members: drop members=")
-    for given, flag in (
-        (config.target_model, "--target-model"),
-        (config.target_url, "--target-url"),
-        (config.save_target, "--save-target"),
-    ):
-        if given is not None:
-            raise ConfigError(
-                f"--game recipe trains its target with the recipe, so {flag} does not apply: "
-                "drop it, or use the default --game shokri"
-            )
+    _refuse_given(
+        config,
+        {"target_model": "--target-model", "target_url": "--target-url",
+         "save_target": "--save-target"},
+        "--game recipe trains its target with the recipe, so {flag} does not apply: drop it, "
+        "or use the default --game shokri",
+    )  # fmt: skip
     if config.shadow_data != "real":
         raise ConfigError("--game recipe trains every model on the pool: use --shadow-data real")
     family = _trainer_family(config, handed, data)
@@ -829,8 +831,7 @@ def _recipe_game(
         )
     records = records_for(family.takes, data, family.describe()["model"])
     X_in, y_in = records(data.X), labels_for(family, data)
-    # Keys over the user's records themselves when those are what the models read.
-    fingerprint = data.fingerprint() if family.takes == "encoded" or data.raw is None else None
+    fingerprint = _fingerprint(family, data)
     plan = AttackPlan(tuple(config.attacks), config.lira_variance)
     policies = [parse_policy(spec) for spec in config.defense]
     plan.check(

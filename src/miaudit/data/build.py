@@ -33,6 +33,7 @@ __all__ = [
     "check_ids",
     "encode_labels",
     "image_dataset",
+    "table_categoricals",
     "table_dataset",
 ]
 
@@ -88,6 +89,22 @@ def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
         if (text or pd.api.types.is_integer_dtype(values.dtype)) and values.is_unique:
             found.append(str(column))
     return found
+
+
+def table_categoricals(
+    df: pd.DataFrame, label: str, declared: Sequence[str] | None, id_column: str | None = None
+) -> list[str]:
+    """Columns to one-hot: non-number columns, plus the ones the user declared."""
+    chosen = [
+        str(c)
+        for c in df.columns
+        if c not in (label, id_column)
+        and (
+            not pd.api.types.is_numeric_dtype(df[c].dtype)
+            or pd.api.types.is_bool_dtype(df[c].dtype)
+        )
+    ]
+    return chosen + [str(c) for c in declared or () if str(c) not in chosen]
 
 
 def _columns_text(columns: Sequence[Any], limit: int = 30) -> str:

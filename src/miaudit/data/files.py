@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import arrays_dataset, table_dataset
+from miaudit.data.build import arrays_dataset, table_categoricals, table_dataset
 from miaudit.data.dataset import Dataset
 from miaudit.errors import DataError
 
@@ -80,22 +80,6 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
         ) from None
 
 
-def _table_categoricals(
-    df: pd.DataFrame, label: str, declared: Sequence[str] | None, id_column: str | None = None
-) -> list[str]:
-    """Columns to one-hot: non-number columns, plus the ones the user declared."""
-    chosen = [
-        str(c)
-        for c in df.columns
-        if c not in (label, id_column)
-        and (
-            not pd.api.types.is_numeric_dtype(df[c].dtype)
-            or pd.api.types.is_bool_dtype(df[c].dtype)
-        )
-    ]
-    return chosen + [c for c in declared or () if c not in chosen]
-
-
 def _load_table(
     path: Path,
     fmt: str,
@@ -108,7 +92,7 @@ def _load_table(
     return table_dataset(
         df,
         label,
-        categorical=_table_categoricals(df, label, categorical, id_column),
+        categorical=table_categoricals(df, label, categorical, id_column),
         name=_stem(path),
         source=str(path),
         what=str(path),

@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import arrays_dataset, check_ids, encode_labels, table_dataset
+from miaudit.data.build import (
+    arrays_dataset,
+    check_ids,
+    encode_labels,
+    table_categoricals,
+    table_dataset,
+)
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
 from miaudit.errors import DataError
@@ -78,6 +84,7 @@ class RawRecords:
     source_ids: np.ndarray | None = None
     in_memory: bool = False
     _order: np.ndarray | None = field(default=None, repr=False)
+    _sorted_keys: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def is_frame(self) -> bool:
@@ -114,12 +121,13 @@ class RawRecords:
         """For each encoded row, the data set record with the same bytes, or -1."""
         if X.shape[1:] != self.encoded.shape[1:] or X.dtype != self.encoded.dtype:
             X = np.asarray(X, dtype=self.encoded.dtype).reshape(-1, *self.encoded.shape[1:])
-        keys = _row_keys(self.encoded)
-        if self._order is None:
+        if self._order is None:  # sorted once: the data's records do not change
+            keys = _row_keys(self.encoded)
             self._order = np.argsort(keys, kind="stable")
+            self._sorted_keys = keys[self._order]
         wanted = _row_keys(X)
-        sorted_keys = keys[self._order]
-        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(keys) - 1)
+        sorted_keys = self._sorted_keys
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
         hit = sorted_keys[at] == wanted
         return np.where(hit, self._order[at], -1)
 
@@ -139,9 +147,7 @@ class RawRecords:
                 # Categories were compared as text: give each back its own value.
                 own = {str(v): v for v in self.features[column].dropna().unique()}
                 own[MISSING_CATEGORY] = None
-                out[column] = pd.Series(
-                    [own.get(v) if v is not None else None for v in values], dtype=object
-                )
+                out[column] = values.astype(object).map(own)  # unseen or missing: NaN
                 if not pd.api.types.is_object_dtype(dtype) and not out[column].isna().any():
                     out[column] = out[column].astype(dtype)
             else:
@@ -284,18 +290,9 @@ def _frame_dataset(frame, label, ids, id_column, categorical, drop_duplicates) -
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     label = str(label)
-    declared = [str(c) for c in categorical or ()]
-    text = [
-        c
-        for c in frame.columns
-        if c not in (label, id_column)
-        and (
-            not pd.api.types.is_numeric_dtype(frame[c].dtype)
-            or pd.api.types.is_bool_dtype(frame[c].dtype)
-        )
-    ]
     dataset = table_dataset(
-        frame, label, categorical=text + [c for c in declared if c not in text], name="dataframe",
+        frame, label, categorical=table_categoricals(frame, label, categorical, id_column),
+        name="dataframe",
         source="DataFrame in memory", what="data", drop_duplicates=drop_duplicates,
         id_column=id_column, ids=ids,
     )  # fmt: skip

@@ -191,9 +191,6 @@ class RecipeFamily(ModelFamily):
         )
         return [models.model(k) for k in range(len(models))]
 
-    def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
-        return self.fit(X, y, n_classes, [np.arange(len(y))], [seed], device=device)[0]
-
     @property
     def can_save(self) -> bool:
         return True

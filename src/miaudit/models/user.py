@@ -391,7 +391,6 @@ class UserFamily(ModelFamily):
     """A family of the user's code: one model at a time, keyed by the code itself."""
 
     parallel = "processes"
-    user_code = True
 
     def __init__(self, cache_key: str | None = None) -> None:
         self.cache_key = cache_key
