@@ -45,6 +45,15 @@ CASES: dict[str, dict] = {
         "target": {"model": "logistic-regression"},
         "attacks": ["shokri", "loss", "lira-offline", "rmia-offline", "gap"],
     },
+    "digits-recipe-game-all": {
+        "dataset": "digits", "target_size": 200, "shadows": 8, "target": FAST, "seed": 9,
+        "game": "recipe", "attacks": ["all"], "lira_queries": 2, "robustness": {"copies": 2},
+        "rmia": {"population": 300},
+    },
+    "digits-label-only": {
+        "dataset": "digits", "target_size": 150, "shadows": 2, "target": FAST, "seed": 8,
+        "defense": ["label-only"], "attacks": ["shokri", "gap", "robustness"],
+    },
     "digits-forest-shadows": {
         "dataset": "digits", "target_size": 150, "shadows": 2, "target": FAST, "seed": 1,
         "shadow": {"model": "random-forest", "n_estimators": 20},
