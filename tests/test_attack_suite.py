@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -67,9 +69,12 @@ def test_online_shadows_train_on_balanced_halves_and_serve_every_attack():
     assert 0.0 <= notes["rmia-offline"]["a"] <= 1.0
     assert notes["lira"]["reference_models"] == 4
     # RMIA's population is the whole pool here (1,797 - 400 < 2,000 asked for), asked of
-    # the target once; robustness asks 8 perturbed copies of each evaluated record.
-    assert notes["rmia"]["population"] == 1797 - 400
-    assert result.target["queries"]["sent"] == 400 + 1397 + 8 * 400
+    # the target once, and so are QMIA's public records; robustness asks 8 perturbed
+    # copies of each evaluated record, and boundary at most 8 × 11 queries of each.
+    assert notes["rmia"]["population"] == notes["qmia"]["public_records"] == 1797 - 400
+    assert 0 < notes["boundary"]["queries"] <= 88 * 400
+    sent = 400 + 1397 + 1397 + 8 * 400 + notes["boundary"]["queries"]
+    assert result.target["queries"]["sent"] == sent
 
 
 def test_the_recipe_game_scores_every_pool_record(tmp_path):
@@ -120,14 +125,16 @@ def test_lira_and_rmia_beat_shokri_and_loss_at_low_fpr_on_an_overfit_target():
 
 def test_every_attack_is_at_chance_when_nothing_leaks():
     """Members and non-members with the same output distribution: no attack may find more."""
-    from miaudit.attacks.shokri import ShokriAttack
-    from miaudit.attacks.suite import AttackInputs, run_attack
+    from miaudit.attacks.base import AttackInputs, RecordFormat
+    from miaudit.attacks.registry import ATTACKS
+    from miaudit.attacks.shokri import ShokriConfig
+    from miaudit.attacks.suite import run_attack
     from miaudit.metrics import bootstrap_tpr_at_fpr, evaluate_attack
     from miaudit.signals import ReferenceSignals
     from miaudit.splits import balanced_memberships
 
     rng = np.random.default_rng(0)
-    C, K, n, m = 5, 8, 4000, 1000
+    C, K, n, m, d = 5, 8, 4000, 1000, 6
 
     def outputs(*shape):
         return rng.dirichlet(np.full(C, 0.7), size=shape)
@@ -135,6 +142,15 @@ def test_every_attack_is_at_chance_when_nothing_leaks():
     own_member = rng.random(6000) < 0.5
     member = rng.random(n) < 0.5
     labels = rng.integers(0, C, n)
+    # A fixed model nobody trained on these records: boundary distances tell nothing.
+    W = rng.normal(size=(d, C))
+
+    def oracle(X):
+        z = X.reshape(len(X), -1) @ W
+        return np.eye(C)[z.argmax(axis=1)]
+
+    features = rng.normal(size=(n, d)).astype(np.float32)
+    public = rng.normal(size=(3000, d)).astype(np.float32)
     inputs = AttackInputs(
         own_probs=outputs(6000),
         own_labels=rng.integers(0, C, 6000),
@@ -150,14 +166,25 @@ def test_every_attack_is_at_chance_when_nothing_leaks():
         population=np.arange(n, n + m),
         target_population=outputs(m),
         target_copies=outputs(8, n),
+        features=features,
+        public_outputs=outputs(3000),
+        public_labels=rng.integers(0, C, 3000),
+        public_features=public,
+        oracle=oracle,
+        format=RecordFormat([np.array([j]) for j in range(d)], image=False),
+        class_names=list("abcde"),
     )
-    shokri = ShokriAttack(learner="logreg").fit(
-        inputs.own_probs, inputs.own_labels, inputs.own_member
-    )
-    for name in ALL_ATTACKS:
+    # The boundary attack scores the oracle's answers: its labels are the oracle's own.
+    boundary_inputs = dataclasses.replace(
+        inputs, target_probs=oracle(features), labels=np.where(
+            rng.random(n) < 0.5, oracle(features).argmax(axis=1), labels
+        )
+    )  # fmt: skip
+    for name, cls in ATTACKS.items():
         if name == "rmia-offline":
             continue  # needs calibration records with IN members: covered above
-        out = run_attack(name, inputs, shokri=shokri)
+        attack = cls(ShokriConfig(learner="logreg")) if name == "shokri" else cls()
+        out = run_attack(attack, boundary_inputs if name == "boundary" else inputs)
         metrics = evaluate_attack(out.scores, member, labels, list("abcde"), out.threshold)
         assert abs(metrics.auc - 0.5) < 0.04, (name, metrics.auc)
         (interval,) = bootstrap_tpr_at_fpr(out.scores, member, [0.1], n_boot=300, rng=1)

@@ -182,7 +182,7 @@ def test_toml_config_and_flags_override_it(tmp_path, capsys):
     assert resolved["shadows"] == 2  # the flag wins over the file
     assert resolved["target_size"] == 100 and resolved["seed"] == 4
     assert resolved["target"]["epochs"] == 20 and resolved["target"]["lr"] == 0.01
-    assert resolved["attack"]["learner"] == "logreg"
+    assert resolved["attacks"]["shokri"]["learner"] == "logreg"
     results = json.loads((out / "results.json").read_text())
     assert results["shadows"]["count"] == 2 and results["attacks"]["shokri"]["learner"] == "logreg"
 

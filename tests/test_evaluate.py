@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import miaudit
+from miaudit.attacks.registry import ATTACKS
 from miaudit.cli import main
 from miaudit.errors import ConfigError
 from miaudit.jobs import Execution
@@ -19,9 +20,11 @@ FAST = {"model": "mlp", "epochs": 25, "batch_size": 32, "lr": 0.003}
 @pytest.mark.parametrize(
     "case",
     [
-        # Every attack: online shadows, LiRA's extra queries, robustness's copies.
-        {"target_size": 150, "shadows": 8, "attacks": ["all"], "lira_queries": 2,
-         "robustness": {"copies": 2}, "seed": 3},
+        # Every attack that needs no target to ask (boundary does): online shadows,
+        # LiRA's extra queries, robustness's copies, QMIA's public records.
+        {"target_size": 150, "shadows": 8, "seed": 3,
+         "attacks": {"run": [n for n in ATTACKS if n != "boundary"], "lira": {"queries": 2},
+                     "robustness": {"copies": 2}, "qmia": {"public": 500}}},
         # The default attacks: disjoint shadows, RMIA-offline's calibration records.
         {"target_size": 150, "shadows": 4, "seed": 5, "fprs": [0.02]},
         # The recipe game, scikit-learn reference models.
@@ -43,6 +46,18 @@ def test_evaluate_on_an_audits_arrays_gives_its_metrics_bit_for_bit(case, tmp_pa
         assert got["most_exposed"] == expected["most_exposed"]
         for name, scores in audit.scores.items():
             assert np.array_equal(result.scores[name], scores)
+
+
+def test_attacks_that_ask_the_target_are_not_replayed_from_outputs(tmp_path):
+    audit = miaudit.audit(
+        dataset="digits", target=FAST, target_size=150, shadows=2, seed=1,
+        attacks={"run": ["gap", "boundary"], "boundary": {"directions": 2, "steps": 4}},
+    )  # fmt: skip
+    assert audit.evaluate_settings()["attacks"] == ["gap"]
+    again = miaudit.evaluate(audit.outputs(), **audit.evaluate_settings())
+    assert list(again.attacks) == ["gap"]
+    with pytest.raises(ConfigError, match="boundary needs the target itself"):
+        miaudit.evaluate(audit.outputs(), attacks=["boundary"])
 
 
 def _arrays(rng, n=400, classes=3, models=4):

@@ -41,7 +41,7 @@ CASES: dict[str, dict] = {
     },
     "digits-online": {
         "dataset": "digits", "target_size": 150, "shadows": 8, "target": FAST, "seed": 3,
-        "attacks": EVERY, "lira_queries": 2, "robustness": {"copies": 2},
+        "attacks": {"run": EVERY, "lira": {"queries": 2}, "robustness": {"copies": 2}},
     },
     "digits-noisy-top-k": {
         "dataset": "digits", "target_size": 150, "shadows": 3, "target": FAST, "seed": 5,
@@ -54,8 +54,9 @@ CASES: dict[str, dict] = {
     },
     "digits-recipe-game-all": {
         "dataset": "digits", "target_size": 200, "shadows": 8, "target": FAST, "seed": 9,
-        "game": "recipe", "attacks": EVERY, "lira_queries": 2, "robustness": {"copies": 2},
-        "rmia": {"population": 300},
+        "game": "recipe",
+        "attacks": {"run": EVERY, "lira": {"queries": 2}, "robustness": {"copies": 2},
+                    "rmia": {"population": 300}},
     },
     "digits-label-only": {
         "dataset": "digits", "target_size": 150, "shadows": 2, "target": FAST, "seed": 8,

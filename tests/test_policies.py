@@ -155,9 +155,19 @@ def test_policy_target_wraps_any_target():
 
 def test_label_only_audit_scores_depend_only_on_label_and_prediction():
     FAST = {"epochs": 40, "batch_size": 32, "lr": 0.003}
-    # The default attack set needs probabilities: refused before anything is trained.
-    with pytest.raises(ConfigError, match=r"labels only, but loss, mentr-class.*need"):
-        miaudit.audit(dataset="digits", defense=["label-only"])
+    # Asked for by name, attacks that need probabilities are refused before any training.
+    with pytest.raises(ConfigError, match=r"labels only, but loss, mentr-class need"):
+        miaudit.audit(
+            dataset="digits", defense=["label-only"], attacks=["gap", "loss", "mentr-class"]
+        )
+    # The default set adapts: what needs probabilities is left out, and the audit says so.
+    with pytest.warns(UserWarning, match="left out of the default attacks"):
+        adapted = miaudit.audit(
+            dataset="digits", target_size=200, shadows=2, target=FAST, seed=1,
+            defense=["label-only"],
+        )  # fmt: skip
+    assert list(adapted.attacks) == ["shokri", "gap"]
+    assert adapted.config.attacks.run == ["shokri", "gap"]  # config.json repeats the run
     result = miaudit.audit(
         dataset="digits",
         target_size=200,

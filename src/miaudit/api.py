@@ -114,7 +114,7 @@ def audit(
     miaudit.errors.MiauditError
         For invalid settings, data or models, with a message that says what to change.
     """
-    from miaudit.config import AuditConfig, load_config_file, make_config, merge
+    from miaudit.config import AuditConfig, combine, load_config_file
     from miaudit.errors import ConfigError
     from miaudit.handover import Handover
     from miaudit.pipeline import run_audit
@@ -143,7 +143,7 @@ def audit(
             settings[name] = str(given)
         elif given is not None:
             objects[name] = given
-    cfg = make_config(merge(base, settings))
+    cfg = combine(base, settings)
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
     result = run_audit(
@@ -156,6 +156,32 @@ def audit(
     if out is not None:
         write_results(result, out)
     return result
+
+
+def _attack_settings(
+    saved: dict[str, Any], given: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Each section's settings: ``given`` over those an ``outputs.npz`` carries (read
+    from its earlier keys, ``lira_variance``, ``rmia_gamma``, ``attack``, too)."""
+    sections: dict[str, dict[str, Any]] = {
+        k: dict(v) for k, v in (saved.get("attack_settings") or {}).items()
+    }
+    legacy = {
+        "lira": {"variance": saved.get("lira_variance")},
+        "rmia": {"gamma": saved.get("rmia_gamma")},
+        "shokri": saved.get("attack") or {},
+    }
+    for name, values in legacy.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            sections[name] = {**values, **sections.get(name, {})}
+    for name, values in (given or {}).items():
+        if not isinstance(values, dict):
+            from miaudit.errors import ConfigError
+
+            raise ConfigError(f"attack_settings[{name!r}]: give a dict of that attack's settings")
+        sections[name] = {**sections.get(name, {}), **values}
+    return sections
 
 
 def evaluate(
@@ -186,9 +212,7 @@ def evaluate(
     seed: int | None = None,
     bootstrap: int | None = None,
     fprs: list[float] | None = None,
-    lira_variance: str | None = None,
-    rmia_gamma: float | None = None,
-    attack: dict[str, Any] | None = None,
+    attack_settings: dict[str, dict[str, Any]] | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     execution=None,
@@ -227,8 +251,11 @@ def evaluate(
     class_names, records, ids:
         Names of the classes, and the records' own row numbers and ids (for
         ``scores.csv`` and the report).
-    seed, bootstrap, fprs, lira_variance, rmia_gamma, attack:
-        As for :func:`audit` (``attack``: Shokri's settings, e.g. ``{"learner": "nn"}``).
+    seed, bootstrap, fprs:
+        As for :func:`audit`.
+    attack_settings:
+        Each attack's settings by section, as ``attacks=`` takes them in :func:`audit`:
+        ``{"lira": {"variance": "per-record"}, "shokri": {"learner": "nn"}}``.
     out, overwrite:
         Write ``results.json``, ``scores.csv``, ``config.json`` and ``report.html``.
 
@@ -240,6 +267,8 @@ def evaluate(
     """
     import numpy as np
 
+    from miaudit.attacks.base import build_config
+    from miaudit.attacks.registry import SECTIONS, section_attacks
     from miaudit.config import make_config
     from miaudit.errors import ConfigError
     from miaudit.evaluation import check_arrays, choose_attacks, read_outputs
@@ -275,15 +304,12 @@ def evaluate(
         records = records if records is not None else meta.get("records")
         ids = ids if ids is not None else meta.get("ids")
     arrays = check_arrays(given, logits=logits)
-    chosen = {
-        "seed": seed, "bootstrap": bootstrap, "fprs": fprs, "lira_variance": lira_variance,
-        "rmia_gamma": rmia_gamma, "attack": attack,
-    }  # fmt: skip
+    chosen = {"seed": seed, "bootstrap": bootstrap, "fprs": fprs}
     settings.update({k: v for k, v in chosen.items() if v is not None})
+    sections = _attack_settings(settings, attack_settings)
     if isinstance(attacks, str):
         attacks = [a.strip() for a in attacks.split(",") if a.strip()]
     asked = attacks if attacks is not None else settings.get("attacks")
-    variance = settings.get("lira_variance", "global")
     for name, values in (("records", records), ("ids", ids)):
         if values is not None and len(values) != len(arrays["outputs"]):
             raise ConfigError(
@@ -292,16 +318,28 @@ def evaluate(
             )
     if records is not None and not np.issubdtype(np.asarray(records).dtype, np.integer):
         raise ConfigError("records: give row numbers (integers); pass identifiers as ids=")
+
+    def section(name: str):
+        return build_config(SECTIONS[name], f"attacks.{name}", **sections.get(name, {}))
+
+    names = choose_attacks(arrays, asked, section)
     config = make_config(
         {
             "dataset": "outputs",
-            "attacks": list(choose_attacks(arrays, asked, variance)),
+            "attacks": {
+                "run": list(names),
+                # Settings an earlier audit saved for attacks these arrays do not allow
+                # are not asked for here.
+                **{
+                    k: v
+                    for k, v in sections.items()
+                    if (k in SECTIONS and (attack_settings or {}).get(k) is not None)
+                    or any(n in section_attacks(k) for n in names)
+                },
+            },
             "seed": settings.get("seed", 0),
             "bootstrap": settings.get("bootstrap", 1000),
             "fprs": settings.get("fprs", []),
-            "lira_variance": variance,
-            "rmia": {"gamma": settings.get("rmia_gamma", 1.0)},
-            "attack": settings.get("attack", {}),
         }
     )
     if out is not None:

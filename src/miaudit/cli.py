@@ -52,16 +52,39 @@ def _rates(value: str | None) -> list[float] | None:
         raise ConfigError(f"--fpr {value}: give rates as numbers, e.g. --fpr 0.0001,0.05") from None
 
 
+def _attack_settings(specs: list[str] | None) -> dict[str, Any]:
+    """``--attack-setting rmia.gamma=2`` as ``{"rmia": {"gamma": 2}}`` (values read as
+    JSON where they parse, else as text)."""
+    import json
+
+    if not specs:
+        return {}
+    sections: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        name, eq, text = spec.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not eq or not dot or not section or not key:
+            raise ConfigError(
+                f"--attack-setting {spec}: write SECTION.KEY=VALUE, e.g. rmia.gamma=2"
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text.strip()
+        sections.setdefault(section, {})[key.strip()] = value
+    return sections
+
+
 def _recipe_overrides(**kw: Any) -> dict[str, Any] | None:
     given = {k: v for k, v in kw.items() if v is not None}
     return given or None
 
 
 def _build_config(config: Path | None, flags: dict[str, Any]):
-    from miaudit.config import load_config_file, make_config, merge
+    from miaudit.config import combine, load_config_file
 
     base = load_config_file(config) if config is not None else {}
-    return make_config(merge(base, flags))
+    return combine(base, flags)
 
 
 @app.command()
@@ -278,6 +301,14 @@ def audit(
             rich_help_panel=_ATTACK,
         ),
     ] = None,
+    attack_setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Any attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2, "
+            "boundary.directions=16); `miaudit attacks` lists them.",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
     lira_variance: Annotated[
         str | None,
         typer.Option(
@@ -410,19 +441,22 @@ def audit(
         "shadow_labels": shadow_labels,
         "query_budget": query_budget,
         "defense": [d for spec in defense for d in _split_list(spec)] if defense else None,
-        "attack": {
-            "learner": attack_learner,
-            "per_class": None if class_agnostic is None else not class_agnostic,
+        "attacks": {
+            "run": _split_list(attacks),
+            "shokri": {
+                "learner": attack_learner,
+                "per_class": None if class_agnostic is None else not class_agnostic,
+            },
+            "lira": {"variance": lira_variance, "queries": lira_queries},
         },
-        "attacks": _split_list(attacks),
-        "lira_variance": lira_variance,
-        "lira_queries": lira_queries,
         "game": game,
         "bootstrap": bootstrap,
         "fprs": _rates(fpr),
         "seed": seed,
         "device": device,
     }
+    for section, values in _attack_settings(attack_setting).items():
+        flags["attacks"][section] = {**(flags["attacks"].get(section) or {}), **values}
     cfg = _build_config(config, flags)
     if out is None and keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
@@ -624,6 +658,43 @@ def evaluate(
         fprs=_rates(fpr), out=target_dir, overwrite=overwrite,
     )  # fmt: skip
     print_summary(result, target_dir)
+
+
+@app.command("attacks")
+def list_attacks(
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON, for tools.")] = False,
+) -> None:
+    """List every attack: what it needs from an audit, and its settings."""
+    from miaudit.attacks.listing import attack_listing
+
+    listing = attack_listing()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(listing, indent=1))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    for i, entry in enumerate(listing):
+        default = " [dim](default)[/dim]" if entry["default"] else ""
+        console.print(f"[bold]{entry['name']}[/bold]{default}: {escape(entry['summary'])}")
+        console.print(f"  needs: {escape('; '.join(entry['needs']))}")
+        last_of_section = i + 1 == len(listing) or listing[i + 1]["section"] != entry["section"]
+        if entry["settings"] and last_of_section:
+            table = escape("[attacks." + entry["section"] + "]")
+            console.print(f"  [cyan]{table}[/cyan]")
+            for key, field in entry["settings"].items():
+                about = f": {field['description']}" if field["description"] else ""
+                console.print(f"    {key} = {field['default']!r} ({field['type']}){escape(about)}")
+    console.print(
+        escape(
+            "Run them with --attacks a,b,c (or all, default); set one with --attack-setting "
+            "SECTION.KEY=VALUE or an [attacks.SECTION] table in --config."
+        ),
+        style="dim",
+    )
 
 
 @app.command()

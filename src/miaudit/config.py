@@ -13,10 +13,18 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from miaudit.attacks.shokri import ShokriConfig
-from miaudit.attacks.suite import DEFAULT_ATTACKS, parse_attacks
+from miaudit.attacks.registry import SECTIONS, nearest, parse_attacks, section_attacks
 from miaudit.errors import ConfigError
 from miaudit.synthesis import SynthesisConfig
 
@@ -57,22 +65,154 @@ class HttpConfig(BaseModel):
     batch_size: int = Field(default=512, ge=1)
 
 
-class RMIASettings(BaseModel):
-    """RMIA's knobs: ``gamma`` and how many population records ``z`` to draw."""
+class _AttacksBase(BaseModel):
+    """Which attacks run (``run``; ``None``: the default set) and each one's settings, a
+    table per section: ``[attacks.rmia] gamma = 2``. The sections are the registry's
+    (:data:`miaudit.attacks.registry.SECTIONS`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gamma: float = Field(default=1.0, gt=0)
-    population: int = Field(default=2000, ge=10)
+    run: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            return {"run": list(value)}
+        if not isinstance(value, dict):
+            return value
+        for key, table in value.items():
+            if key == "run":
+                continue
+            if key not in SECTIONS:
+                raise ConfigError(
+                    f"unknown attack section [attacks.{key}]{nearest(key, list(SECTIONS))}: "
+                    f"the sections are {', '.join(SECTIONS)} (`miaudit attacks` lists each "
+                    "one's settings)"
+                )
+            if not isinstance(table, dict):
+                continue
+            fields = SECTIONS[key].model_fields
+            for setting in table:
+                if setting in fields:
+                    continue
+                owners = [s for s, m in SECTIONS.items() if setting in m.model_fields]
+                where = f"; {setting} is a setting of [attacks.{owners[0]}]" if owners else ""
+                raise ConfigError(
+                    f"[attacks.{key}] has no setting {setting!r} (its settings: "
+                    f"{', '.join(fields) or 'none'}){where}"
+                )
+        return value
+
+    @field_validator("run")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else list(parse_attacks(v))
+
+    @model_validator(mode="after")
+    def _sections_of_attacks_run(self) -> Any:
+        names = set(self.names())
+        for section in SECTIONS:
+            if getattr(self, section) is None:
+                continue
+            members = section_attacks(section)
+            if not names & set(members):
+                raise ConfigError(
+                    f"[attacks.{section}] sets {' and '.join(members)}, which this audit does "
+                    f"not run (it runs {', '.join(self.names())}): add {members[0]} to the "
+                    "attacks, or drop the section"
+                )
+        return self
+
+    def names(self) -> tuple[str, ...]:
+        """The attacks asked for (the default set when none were named)."""
+        return parse_attacks(self.run if self.run is not None else ["default"])
+
+    def settings(self, section: str) -> BaseModel:
+        """The settings of ``[attacks.<section>]``, defaults filled in."""
+        given = getattr(self, section)
+        return given if given is not None else SECTIONS[section]()
+
+    def resolved(self, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """``run`` and the full settings of every section those attacks use."""
+        names = self.names() if names is None else names
+        sections = dict.fromkeys(s for s in SECTIONS for n in names if n in section_attacks(s))
+        return {
+            "run": list(names),
+            **{s: self.settings(s).model_dump(mode="json") for s in sections},
+        }
 
 
-class RobustnessSettings(BaseModel):
-    """The label-only robustness attack: perturbed copies per record and their noise."""
+#: The attacks' settings: ``run`` and one optional table per registry section.
+AttacksConfig = create_model(
+    "AttacksConfig",
+    __base__=_AttacksBase,
+    **{section: (model | None, None) for section, model in SECTIONS.items()},
+)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: Settings that moved into ``[attacks.<section>]``: old key -> (section, its key there;
+#: ``None`` when the old key held the whole table).
+MOVED: dict[str, tuple[str, str | None]] = {
+    "attack": ("shokri", None),
+    "lira_variance": ("lira", "variance"),
+    "lira_queries": ("lira", "queries"),
+    "rmia": ("rmia", None),
+    "robustness": ("robustness", None),
+}
 
-    copies: int = Field(default=8, ge=1)
-    noise: float = Field(default=0.3, gt=0)
+
+def _run_of(values: dict[str, Any]) -> Any:
+    attacks = values.get("attacks")
+    if isinstance(attacks, str):
+        return [a for a in attacks.split(",") if a.strip()]
+    if isinstance(attacks, list | tuple):
+        return list(attacks)
+    return attacks.get("run") if isinstance(attacks, dict) else None
+
+
+def move_old_keys(values: dict[str, Any], run: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """``values`` with the settings of :data:`MOVED` under ``attacks``, and a line for
+    each saying what to write instead. A moved table of attacks the audit does not run
+    (``run``, default: the attacks ``values`` names) is dropped: it never had an effect."""
+    values = dict(values)
+    old = [k for k in MOVED if k in values]
+    if not old:
+        return values, []
+    attacks = values.get("attacks")
+    attacks = {"run": attacks} if isinstance(attacks, list | tuple | str) else dict(attacks or {})
+    if isinstance(attacks.get("run"), str):
+        attacks["run"] = [v for v in attacks["run"].split(",") if v.strip()]
+    run = run if run is not None else attacks.get("run")
+    run = set(parse_attacks(run if run is not None else ["default"]))
+    notes = []
+    for key in old:
+        section, setting = MOVED[key]
+        value = values.pop(key)
+        if value is None:
+            continue
+        table = dict(attacks.get(section) or {})
+        given = value if setting is None else {setting: value}
+        if not isinstance(given, dict):
+            raise ConfigError(f"'{key}' must be a table of {section} settings")
+        clash = [k for k in given if k in table]
+        if clash:
+            raise ConfigError(
+                f"'{key}' and [attacks.{section}] both set {clash[0]}: keep [attacks.{section}]"
+            )
+        file = f"[attacks.{section}]" + (f" {setting} = …" if setting else "")
+        inner = f"'{setting}': …" if setting else "…"
+        python = "attacks={'" + section + "': {" + inner + "}}"
+        if not run & set(section_attacks(section)):
+            notes.append(f"setting '{key}' has moved to {file}; ignored: no {section} attack runs")
+            continue
+        attacks[section] = {**table, **given}
+        notes.append(
+            f"setting '{key}' has moved: write {file} in a config file, {python} in Python"
+        )
+    values["attacks"] = attacks
+    return values, notes
 
 
 class AuditConfig(BaseModel):
@@ -123,12 +263,7 @@ class AuditConfig(BaseModel):
     query_budget: int | None = Field(default=None, ge=1)
     noise: float = Field(default=0.1, gt=0.0, le=1.0)
     shadow_labels: Literal["data", "target"] = "data"
-    attack: ShokriConfig = ShokriConfig()
-    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    lira_variance: Literal["per-record", "global"] = "global"
-    lira_queries: int = Field(default=1, ge=1, le=6)
-    rmia: RMIASettings = RMIASettings()
-    robustness: RobustnessSettings = RobustnessSettings()
+    attacks: AttacksConfig = Field(default_factory=AttacksConfig)
     game: Literal["shokri", "recipe"] = "shokri"
     bootstrap: int = Field(default=1000, ge=0)
     fprs: list[float] = Field(default_factory=list)
@@ -154,10 +289,23 @@ class AuditConfig(BaseModel):
             raise ValueError(f"{v!r}: write module:attribute, e.g. mymodels:model")
         return v
 
-    @field_validator("attacks")
+    #: Lines saying which old settings were moved (see :func:`move_old_keys`).
+    _moved: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_attacks(cls, v: list[str]) -> list[str]:
-        return list(parse_attacks(v))
+    def _moved_keys(cls, values: Any, handler: Any) -> Any:
+        notes: list[str] = []
+        if isinstance(values, dict):
+            values, notes = move_old_keys(values)
+        config = handler(values)
+        config._moved = notes
+        return config
+
+    @property
+    def moved(self) -> list[str]:
+        """Old settings this config was given, each with what to write instead."""
+        return list(self._moved)
 
     @field_validator("fprs")
     @classmethod
@@ -184,7 +332,7 @@ class AuditConfig(BaseModel):
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-ready configuration; feeding it back through ``--config`` repeats the run."""
-        return self.model_dump(mode="json")
+        return {**self.model_dump(mode="json"), "attacks": self.attacks.resolved()}
 
 
 def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
@@ -234,15 +382,41 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Nested merge: values in ``overrides`` (``None`` means "not given") win over ``base``."""
+    """Nested merge: values in ``overrides`` (``None`` means "not given") win over ``base``;
+    a table left empty is dropped."""
     out = dict(base)
     for key, value in overrides.items():
         if value is None:
             continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        elif isinstance(value, dict):
-            out[key] = {k: v for k, v in value.items() if v is not None} or out.get(key)
+        if isinstance(value, dict):
+            below = out.get(key) if isinstance(out.get(key), dict) else {}
+            merged = merge(below, value)
+            if merged:
+                out[key] = merged
         else:
             out[key] = value
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _new_style(values: dict[str, Any], run: Any) -> tuple[dict[str, Any], list[str]]:
+    """``values`` with moved keys in their new place and ``attacks`` as a table."""
+    values, notes = move_old_keys(values, run)
+    attacks = values.get("attacks")
+    if isinstance(attacks, str):
+        attacks = [a for a in attacks.split(",") if a.strip()]
+    if isinstance(attacks, list | tuple):
+        values["attacks"] = {"run": list(attacks)}
+    return values, notes
+
+
+def combine(base: dict[str, Any], overrides: dict[str, Any]) -> AuditConfig:
+    """The config of a file's (or dict's) settings with ``overrides`` (flags, keyword
+    arguments) on top; settings written the old way in either are moved, and
+    :attr:`AuditConfig.moved` says what to write instead."""
+    run = _run_of(overrides)
+    run = run if run is not None else _run_of(base)
+    base, notes = _new_style(base, run)
+    overrides, more = _new_style(overrides, run)
+    config = make_config(merge(base, overrides))
+    config._moved = notes + more + config._moved
+    return config

@@ -15,17 +15,17 @@ settings too, and give back that audit's metrics bit for bit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
-from miaudit.attacks.lira import LiRA
-from miaudit.attacks.suite import (
-    ALL_ATTACKS,
-    OUTPUT_ARRAYS,
-    THRESHOLD_ATTACKS,
-)
+from miaudit.attacks.base import Attack
+from miaudit.attacks.lira import LiRAOnline
+from miaudit.attacks.registry import ATTACKS, parse_attacks
+from miaudit.attacks.suite import OUTPUT_ARRAYS
 from miaudit.errors import ConfigError
 
 __all__ = ["allowed_attacks", "check_arrays", "read_outputs", "write_outputs"]
@@ -33,6 +33,7 @@ __all__ = ["allowed_attacks", "check_arrays", "read_outputs", "write_outputs"]
 #: Arrays that come together: all of a group or none.
 _GROUPS = {
     "shadow": ("shadow_outputs", "shadow_labels", "shadow_members"),
+    "public": ("public_outputs", "public_labels", "public_features"),
     "reference": ("reference_outputs", "reference_members"),
     "population": ("population_outputs", "population_labels", "population_reference_outputs"),
     "calibration": ("calibration_outputs", "calibration_labels", "calibration_members"),
@@ -49,6 +50,7 @@ _OUTPUTS = (
     "variant_outputs",
     "reference_variant_outputs",
     "copies_outputs",
+    "public_outputs",
 )
 
 
@@ -191,59 +193,94 @@ def check_arrays(given: dict[str, Any], *, logits: bool = False) -> dict[str, np
             raise ConfigError(f"{needing[0]} needs reference_outputs and reference_members")
     if "copies_outputs" in out:
         shape("copies_outputs", (None, n, C))
+    if "public_outputs" in out:
+        p = shape("public_outputs", (None, C))[0]
+        out["public_labels"] = _labels(arrays["public_labels"], "public_labels", p, C)
+        out["public_features"] = _records(arrays["public_features"], "public_features", p)
+    if "features" in arrays:
+        out["features"] = _records(arrays["features"], "features", n)
+    both = "public_features" in out and "features" in out
+    if both and out["public_features"].shape[1:] != out["features"].shape[1:]:
+        raise ConfigError(
+            f"public_features: records of shape {out['public_features'].shape[1:]}, but "
+            f"features has {out['features'].shape[1:]}: give both as the model reads them"
+        )
     return out
 
 
-def allowed_attacks(arrays: dict[str, np.ndarray], lira_variance: str = "global") -> dict[str, str]:
-    """For every attack, ``""`` if the arrays allow it, else what it misses."""
-    shadows = "shadow_outputs" in arrays
-    reference = "reference_outputs" in arrays
+def _records(values: Any, name: str, n: int) -> np.ndarray:
+    X = np.asarray(values)
+    if X.ndim < 2 or len(X) != n or not np.issubdtype(X.dtype, np.number):
+        raise ConfigError(
+            f"{name}: shape {X.shape} of {X.dtype}; expected ({n}, ...) numbers, one record per row"
+        )
+    if not np.isfinite(X).all():
+        raise ConfigError(f"{name}: NaN or infinite values; give the records as the model reads")
+    return X.astype(np.float32)
+
+
+def _missing(attack: Attack, arrays: dict[str, np.ndarray]) -> str:
+    """What ``attack`` needs that ``arrays`` lack (``""`` when nothing), from its needs."""
+    need = attack.needs()
+    if need.adaptive:
+        return "the target itself (it queries it adaptively): run it in an audit"
+    if need.shadows and "shadow_outputs" not in arrays:
+        return "shadow_outputs, shadow_labels and shadow_members"
+    if need.copies and "copies_outputs" not in arrays:
+        return "copies_outputs"
+    if need.public and "public_outputs" not in arrays:
+        return "public_outputs, public_labels and public_features"
+    if need.features and "features" not in arrays:
+        return "features (the evaluated records)"
+    if need.reference is None:
+        return ""
+    if "reference_outputs" not in arrays:
+        return "reference_outputs and reference_members"
+    member = arrays["reference_members"]
+    if isinstance(attack, LiRAOnline):
+        try:
+            attack._kernel().check_counts(member)
+        except ConfigError as exc:
+            return f"reference models enough for it ({exc})"
+        return ""
+    if need.population and "population_outputs" not in arrays:
+        return "population_outputs, population_labels and population_reference_outputs"
+    if member.shape[0] < 2:
+        return "at least 2 reference models"
+    if need.reference == "in-out" and not member.any():
+        return "reference models that trained on the records (reference_members all 0)"
+    if need.calibration:
+        cal = arrays.get("calibration_members", member)
+        if cal.shape[0] and (cal[0].all() or not cal[0].any()):
+            return (
+                "records that the first reference model trained on and records it did not "
+                "(calibration_outputs, to set a)"
+            )
+    return ""
+
+
+def allowed_attacks(
+    arrays: dict[str, np.ndarray], settings: Callable[[str], BaseModel] | None = None
+) -> dict[str, str]:
+    """For every attack, ``""`` if the arrays allow it, else what it misses.
+    ``settings(section)`` gives each attack's settings (default: the defaults)."""
     reasons: dict[str, str] = {}
-    for name in ALL_ATTACKS:
-        missing = ""
-        if name == "gap":
-            missing = ""
-        elif name == "robustness":
-            missing = "" if "copies_outputs" in arrays else "copies_outputs"
-        elif name == "shokri" or name in THRESHOLD_ATTACKS:
-            missing = "" if shadows else "shadow_outputs, shadow_labels and shadow_members"
-        elif not reference:
-            missing = "reference_outputs and reference_members"
-        elif name.startswith("lira"):
-            lira = LiRA(online=name == "lira", variance=lira_variance)
-            try:
-                lira.check_counts(arrays["reference_members"])
-            except ConfigError as exc:
-                missing = f"reference models enough for it ({exc})"
-        elif name.startswith("rmia"):
-            member = arrays["reference_members"]
-            if "population_outputs" not in arrays:
-                missing = "population_outputs, population_labels and population_reference_outputs"
-            elif member.shape[0] < 2:
-                missing = "at least 2 reference models"
-            elif name == "rmia" and not member.any():
-                missing = "reference models that trained on the records (reference_members all 0)"
-            elif name == "rmia-offline":
-                cal = arrays.get("calibration_members", member)
-                if cal.shape[0] and (cal[0].all() or not cal[0].any()):
-                    missing = (
-                        "records that the first reference model trained on and records it did "
-                        "not (calibration_outputs, to set a)"
-                    )
-        reasons[name] = missing
+    for name, cls in ATTACKS.items():
+        attack = cls(settings(cls.section)) if settings is not None else cls()
+        reasons[name] = _missing(attack, arrays)
     return reasons
 
 
 def choose_attacks(
-    arrays: dict[str, np.ndarray], asked: list[str] | None, lira_variance: str
+    arrays: dict[str, np.ndarray],
+    asked: list[str] | None,
+    settings: Callable[[str], BaseModel] | None = None,
 ) -> tuple[str, ...]:
     """The attacks asked for (all that the arrays allow when ``None``); refuses one whose
     arrays are missing."""
-    from miaudit.attacks.suite import parse_attacks
-
-    reasons = allowed_attacks(arrays, lira_variance)
+    reasons = allowed_attacks(arrays, settings)
     if asked is None:
-        return tuple(name for name in ALL_ATTACKS if not reasons[name])
+        return tuple(name for name in ATTACKS if not reasons[name])
     names = parse_attacks(asked)
     for name in names:
         if reasons[name]:

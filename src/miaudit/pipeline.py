@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from miaudit import __version__
-from miaudit.attacks.label_only import perturb
-from miaudit.attacks.lira import query_variants
+from miaudit.attacks.base import AttackInputs, PlanContext, RecordFormat
+from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import (
-    AttackInputs,
     AttackPlan,
     inputs_from_arrays,
     inputs_to_arrays,
-    run_attack,
+    run_attacks,
 )
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
@@ -41,7 +39,7 @@ from miaudit.handover import (
     open_target,
     records_for,
 )
-from miaudit.jobs import Execution, ShadowJob, array_digest, cached_arrays, cached_model, run_jobs
+from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
 from miaudit.metrics import (
     DEFAULT_FPRS,
     AttackMetrics,
@@ -244,16 +242,18 @@ class AuditResult:
 
     def evaluate_settings(self) -> dict[str, Any]:
         """The settings that, with :meth:`outputs`, give back this result:
-        ``miaudit.evaluate(result.outputs(), **result.evaluate_settings())``."""
+        ``miaudit.evaluate(result.outputs(), **result.evaluate_settings())`` (all but the
+        attacks that ask the target itself, such as ``boundary``)."""
         c = self.config
+        # Attacks that ask the target adaptively cannot be replayed from outputs.
+        replayable = tuple(n for n in self.attacks if not get_attack(n)().needs().adaptive)
+        settings = c.attacks.resolved(replayable)
         return {
-            "attacks": list(self.attacks),
+            "attacks": settings.pop("run"),
+            "attack_settings": settings,
             "seed": c.seed,
             "bootstrap": c.bootstrap,
             "fprs": list(c.fprs),
-            "lira_variance": c.lira_variance,
-            "rmia_gamma": c.rmia.gamma,
-            "attack": c.attack.model_dump(mode="json"),
             "class_names": list(self.dataset.get("class_names") or []) or None,
             "records": self.record_index,
             "ids": self.ids,
@@ -332,6 +332,7 @@ def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
         "population",
         "robustness",
         "bootstrap",
+        "public",
     )
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
@@ -373,16 +374,57 @@ def run_audit(
             "(id_column=) or drop it"
         )
 
+    for line in config.moved:
+        reporter.warn(line)
     if config.game == "recipe":
         return _recipe_game(config, data, seeds, reporter, execution, handed)
+    remote = remote_membership = None
+    if config.target_url is not None:
+        _check_remote_options(config)
+        remote_membership = load_membership(config.membership, data)
+        # Opened before the splits: whether it answers labels only decides the attacks.
+        remote = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
+    try:
+        return _deployed_game(
+            config, data, handed, (remote, remote_membership), seeds, reporter, execution
+        )
+    finally:
+        if remote is not None:
+            remote.close()
 
+
+def _label_only(config: AuditConfig, remote=None) -> bool:
+    """Whether the target answers labels only (a service says so; a local target's
+    output policy does)."""
+    if remote is not None:
+        return bool(remote.label_only)
+    return any(parse_policy(spec).label_only for spec in config.defense)
+
+
+def _plan(config: AuditConfig, label_only: bool, reporter: Reporter) -> AttackPlan:
+    """The audit's attacks with their settings; the default set adapts to a label-only
+    target (and says so)."""
+    plan = AttackPlan.build(config.attacks.run, config.attacks.settings, label_only=label_only)
+    if plan.left_out:
+        reporter.warn(
+            f"the target answers labels only: {', '.join(plan.left_out)} need probabilities "
+            "and were left out of the default attacks (label-only attacks: gap, robustness, "
+            "boundary)"
+        )
+    return plan
+
+
+def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> AuditResult:
+    """The paper's game: a deployed target's members against its non-members, shadows
+    trained on the attacker's pool. ``remote`` is a remote target and its membership,
+    or ``(None, None)``."""
+    remote, remote_membership = remote
     saved = None
     user = handed.target is not None
     if user:
         _check_user_target_options(config)
-    if config.target_url is not None:
-        _check_remote_options(config)
-        saved = load_membership(config.membership, data)
+    if remote is not None:
+        saved = remote_membership
     elif config.target_model is not None:
         if config.target.given():
             given = ", ".join(sorted(config.target.given()))
@@ -408,7 +450,7 @@ def run_audit(
         )
     # The family that trains the target, or that did (a saved target's recipe).
     target_family = None if target_recipe is None else RecipeFamily(target_recipe)
-    if trainer is not None and saved is None and config.target_url is None:
+    if trainer is not None and saved is None and remote is None:
         target_family = trainer
     shadow_family = _shadows_family(config, handed, data, trainer, target_family, reporter)
 
@@ -427,28 +469,15 @@ def run_audit(
                 "members: name the records your target was trained on (members= a mask, row "
                 "positions or ids of data; --members FILE on the command line)"
             )
+    plan = _plan(config, _label_only(config, remote), reporter)
+    plan.check(
+        PlanContext(
+            n_shadows=config.shadows, shadow_data=config.shadow_data, game="shokri",
+            online=plan.online, label_only=_label_only(config, remote),
+        )
+    )  # fmt: skip
     with reporter.stage("splits", "drawing splits"):
-        plan = AttackPlan(tuple(config.attacks), config.lira_variance)
-        if saved is not None:
-            splits = make_splits(
-                data.n_records, len(saved.members), config.shadows, rng,
-                fixed_target=(saved.members, saved.non_members),
-                shadow_size=config.shadow_size, need_pool=_needs_pool(config, plan),
-            )  # fmt: skip
-        elif found is not None:
-            all_members, members, non_members, member_facts = found
-            splits = make_splits(
-                data.n_records, len(members), config.shadows, rng,
-                fixed_target=(members, non_members), exclude=all_members,
-                shadow_size=config.shadow_size or len(all_members),
-                need_pool=_needs_pool(config, plan),
-            )  # fmt: skip
-        else:
-            size = resolve_target_size(data.n_records, config.target_size)
-            splits = make_splits(
-                data.n_records, size, config.shadows, rng,
-                shadow_size=config.shadow_size, need_pool=_needs_pool(config, plan),
-            )  # fmt: skip
+        splits, member_facts = _draw_splits(config, data, plan, saved, found, rng)
     if splits.overlap:
         reporter.message(
             f"the attacker's pool of {len(splits.pool):,} records is smaller than two training "
@@ -468,38 +497,31 @@ def run_audit(
             "shadow": RecipeSpec(**shadow_family.recipe.model_dump())
             if isinstance(shadow_family, RecipeFamily)
             else None,
+            "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
         }
     )
 
     _check_fprs(config, len(splits.target_out))
-    population = _draw_population(plan, config, splits, np.random.default_rng(seeds["population"]))
+    population = _draw_population(plan, splits, np.random.default_rng(seeds["population"]))
     if plan.population and len(population) < 10:
         raise ConfigError(
             f"rmia compares records with population records from the attacker's pool, which "
             f"holds {len(splits.pool)}: leave more records out of the evaluation "
             "(non_members=), or drop rmia and rmia-offline from the attacks"
         )
+    public = _draw_public(plan, splits.pool, np.random.default_rng(seeds["public"]))
     if plan.online:
         splits, _ = online_shadow_sets(
             splits, np.random.default_rng(seeds["online"]), extra=population
         )
     n_eval = len(splits.target_in) + len(splits.target_out)
-    extra_queries = _extra_queries(config, plan, n_eval, len(population))
+    extra_queries = plan.extra_queries(n_eval, len(population), len(public))
     _check_budget(config, n_eval, splits, extra=extra_queries)
-    check = {"n_shadows": config.shadows, "shadow_data": config.shadow_data, "game": "shokri"}
-    if config.target_url is not None:
-        target = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
-        policies = [parse_policy(spec) for spec in target.policy]
-        facts = {"source": "http", **target.describe()}
-        try:
-            plan.check(label_only=target.label_only, **check)
-        except ConfigError:
-            target.close()
-            raise
+    if remote is not None:
+        facts = {"source": "http", **remote.describe()}
+        policies = [parse_policy(spec) for spec in remote.policy]
+        target = remote
     else:
-        plan.check(
-            label_only=any(parse_policy(spec).label_only for spec in config.defense), **check
-        )
         if user:
             model, facts = open_target(handed.target, data)
             facts.update(member_facts)
@@ -519,8 +541,8 @@ def run_audit(
     # The attacker knows the deployed output policy: the target answers through it,
     # and the shadows' outputs pass through it too before the attack learns from them.
     # A remote service applies its own policy (and reports it); it is not applied twice.
-    target = PolicyTarget(target, [] if config.target_url is not None else policies)
-    if config.target_url is not None:
+    target = PolicyTarget(target, [] if remote is not None else policies)
+    if remote is not None:
         described = {"model": None, "recipe": None}
     elif user:
         described = {"model": facts["model"], "recipe": None}
@@ -535,6 +557,7 @@ def run_audit(
             policies,
             plan=plan,
             population=population,
+            public=public,
             execution=execution,
             resolved=resolved,
             facts={**facts, **described},
@@ -545,8 +568,35 @@ def run_audit(
         )
     finally:
         close = getattr(target.target, "close", None)
-        if close is not None:
+        if close is not None and remote is None:
             close()
+
+
+def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, dict[str, Any]]:
+    """The deployed game's splits: a saved (or remote) target's membership, the user's
+    members, or a target drawn here; and what the user's members say of themselves."""
+    need_pool = _needs_pool(config, plan)
+    if saved is not None:
+        splits = make_splits(
+            data.n_records, len(saved.members), config.shadows, rng,
+            fixed_target=(saved.members, saved.non_members),
+            shadow_size=config.shadow_size, need_pool=need_pool,
+        )  # fmt: skip
+        return splits, {}
+    if found is not None:
+        all_members, members, non_members, member_facts = found
+        splits = make_splits(
+            data.n_records, len(members), config.shadows, rng,
+            fixed_target=(members, non_members), exclude=all_members,
+            shadow_size=config.shadow_size or len(all_members), need_pool=need_pool,
+        )  # fmt: skip
+        return splits, member_facts
+    size = resolve_target_size(data.n_records, config.target_size)
+    splits = make_splits(
+        data.n_records, size, config.shadows, rng,
+        shadow_size=config.shadow_size, need_pool=need_pool,
+    )  # fmt: skip
+    return splits, {}
 
 
 def _with_python_objects(config: AuditConfig, handed: Handover) -> Handover:
@@ -642,6 +692,7 @@ def _attack(
     *,
     plan: AttackPlan,
     population: np.ndarray,
+    public: np.ndarray,
     execution: Execution | None,
     resolved: AuditConfig,
     facts: dict[str, Any],
@@ -659,7 +710,7 @@ def _attack(
             config,
             target,
             np.random.default_rng(seeds["shadow_data"]),
-            reserved_queries=n_eval + _extra_queries(config, plan, n_eval, len(population)),
+            reserved_queries=n_eval + plan.extra_queries(n_eval, len(population), len(public)),
         )
     unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
     if unreached:
@@ -710,6 +761,7 @@ def _attack(
             labels=eval_labels,
             n_eval=len(eval_index),
         )
+        _ask_target(plan, inputs, target, data, eval_index, public, seeds)
         if reference is not None:
             inputs.reference = ReferenceSignals(ref_probs, reference["member"], reference["labels"])
             inputs.population = reference["population"]
@@ -722,10 +774,6 @@ def _attack(
                 inputs.target_variants = target.predict_proba(rows).reshape(
                     *reference["variants"].shape, -1
                 )
-        if plan.robustness:
-            inputs.target_copies = _robustness_queries(
-                target, data, eval_index, config, np.random.default_rng(seeds["robustness"])
-            )
 
     outcome = _score_attacks(
         plan, inputs, config, data.class_names, eval_member, seeds, reporter, execution
@@ -832,17 +880,17 @@ def _recipe_game(
     records = records_for(family.takes, data, family.describe()["model"])
     X_in, y_in = records(data.X), labels_for(family, data)
     fingerprint = _fingerprint(family, data)
-    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
     policies = [parse_policy(spec) for spec in config.defense]
+    plan = _plan(config, _label_only(config), reporter)
     plan.check(
-        n_shadows=config.shadows,
-        shadow_data="real",
-        label_only=any(p.label_only for p in policies),
-        game="recipe",
-    )
+        PlanContext(
+            n_shadows=config.shadows, shadow_data="real", game="recipe", online=True,
+            label_only=_label_only(config),
+        )
+    )  # fmt: skip
     size = resolve_target_size(data.n_records, config.target_size)
     pool_size = 2 * size
-    population = min(config.rmia.population, data.n_records - pool_size) if plan.population else 0
+    population = min(plan.population, data.n_records - pool_size) if plan.population else 0
     if pool_size > data.n_records or (plan.population and population < 10):
         raise ConfigError(
             f"--game recipe needs a pool of 2 × --target-size = {pool_size} records"
@@ -868,7 +916,9 @@ def _recipe_game(
         in_sets = [pool[keep[0]]] + [
             np.sort(np.concatenate([pool[keep[k]], z[keep_z[k - 1]]])) for k in range(1, n_models)
         ]
-    extra = _extra_queries(config, plan, pool_size, len(z))
+    # Records the target never saw, for QMIA: any outside the pool.
+    public = _draw_public(plan, order[pool_size:], np.random.default_rng(seeds["public"]))
+    extra = plan.extra_queries(pool_size, len(z), len(public))
     if config.query_budget is not None and config.query_budget < pool_size + extra:
         raise ConfigError(
             f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
@@ -876,9 +926,9 @@ def _recipe_game(
         )
     asked = np.concatenate([pool, z])
     variant_rows = np.zeros((0, *data.input_shape), np.float32)
-    if plan.lira and config.lira_queries > 1:
-        variant_rows = query_variants(
-            data.X[pool], config.lira_queries, image=data.kind == "image"
+    if plan.variants:
+        variant_rows = plan.make_queries(
+            "variants", data.X[pool], record_format(data), np.random.default_rng(0)
         ).reshape(-1, *data.input_shape)
     model_seeds = _int_seeds(seeds["shadows"], n_models)
     with reporter.stage("train_target", "training target", total=1) as tick:
@@ -935,10 +985,7 @@ def _recipe_game(
             inputs.target_variants = target.predict_proba(variant_rows).reshape(
                 n_variants, pool_size, -1
             )
-        if plan.robustness:
-            inputs.target_copies = _robustness_queries(
-                target, data, pool, config, np.random.default_rng(seeds["robustness"])
-            )
+        _ask_target(plan, inputs, target, data, pool, public, seeds)
     outcome = _score_attacks(
         plan, inputs, config, data.class_names, member, seeds, reporter, execution
     )
@@ -948,6 +995,7 @@ def _recipe_game(
             "target_size": size,
             "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.model_dump()),
             "shadow": None,
+            "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
         }
     )
     described = _family_facts(family)
@@ -1001,17 +1049,6 @@ def _check_fprs(config: AuditConfig, n_nonmembers: int) -> None:
             )
 
 
-def _extra_queries(config: AuditConfig, plan: AttackPlan, n_eval: int, n_population: int) -> int:
-    """Target queries the attacks need beyond the ``n_eval`` evaluated records themselves:
-    RMIA's ``n_population`` records, LiRA's extra queries, robustness's copies."""
-    extra = n_population
-    if plan.lira:
-        extra += (config.lira_queries - 1) * n_eval
-    if plan.robustness:
-        extra += config.robustness.copies * n_eval
-    return extra
-
-
 def _member_of(index: np.ndarray, shadow_in: tuple[np.ndarray, ...], trained_on_data: bool):
     """``(K, len(index))``: which shadows trained on which of these records."""
     if not trained_on_data:
@@ -1019,9 +1056,7 @@ def _member_of(index: np.ndarray, shadow_in: tuple[np.ndarray, ...], trained_on_
     return np.stack([np.isin(index, s) for s in shadow_in])
 
 
-def _draw_population(
-    plan: AttackPlan, config: AuditConfig, splits: AuditSplits, rng: np.random.Generator
-) -> np.ndarray:
+def _draw_population(plan: AttackPlan, splits: AuditSplits, rng: np.random.Generator) -> np.ndarray:
     """RMIA's population records ``z``: from the attacker's pool, never the target's data.
 
     The disjoint shadows draw from the pool too; records none of them uses are
@@ -1032,11 +1067,19 @@ def _draw_population(
     """
     if not plan.population:
         return np.zeros(0, np.int64)
-    m = min(config.rmia.population, len(splits.pool))
+    m = min(plan.population, len(splits.pool))
     used = np.concatenate([*splits.training_sets, *splits.shadow_out])
     free = np.setdiff1d(splits.pool, used)
     candidates = free if len(free) >= m else splits.pool
     return np.sort(rng.choice(candidates, m, replace=False))
+
+
+def _draw_public(plan: AttackPlan, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Records the target never saw, for attacks that learn from its answers on them
+    (QMIA): up to ``plan.public`` of ``candidates`` (records no target trained on)."""
+    if not plan.public or not len(candidates):
+        return np.zeros(0, np.int64)
+    return np.sort(rng.choice(candidates, min(plan.public, len(candidates)), replace=False))
 
 
 def _reference_records(
@@ -1077,8 +1120,9 @@ def _reference_records(
         calibration = np.arange(offset, offset + len(cal))
     offset += len(calibration)
     variants = np.zeros((0, len(eval_index)), np.int64)
-    if plan.lira and config.lira_queries > 1:
-        extra = query_variants(data.X[eval_index], config.lira_queries, image=data.kind == "image")
+    if plan.variants:
+        rng = np.random.default_rng(0)  # LiRA's variants are fixed; no attack draws here
+        extra = plan.make_queries("variants", data.X[eval_index], record_format(data), rng)
         for v in extra:
             X.append(v)
             labels.append(data.y[eval_index])
@@ -1095,18 +1139,32 @@ def _reference_records(
     }
 
 
-def _robustness_queries(target, data: Dataset, index, config: AuditConfig, rng) -> np.ndarray:
-    """The target's answers on perturbed copies of the evaluated records."""
-    copies = perturb(
-        data.X[index],
-        feature_groups(data),
-        image=data.kind == "image",
-        copies=config.robustness.copies,
-        noise=config.robustness.noise,
-        rng=rng,
-    )
-    P = target.predict_proba(copies.reshape(-1, *data.input_shape))
-    return P.reshape(config.robustness.copies, len(index), -1)
+def record_format(data: Dataset) -> RecordFormat:
+    """How ``data``'s encoded records may be perturbed (one-hot blocks, pixels)."""
+    return RecordFormat(feature_groups(data), data.kind == "image")
+
+
+def _ask_target(plan, inputs: AttackInputs, target, data: Dataset, index, public, seeds) -> None:
+    """Put into ``inputs`` what the attacks ask of the target beyond the evaluated records
+    ``index`` (already answered): perturbed copies, the public records' answers, the
+    records themselves and the target to ask again (adaptive attacks)."""
+    fmt = record_format(data)
+    inputs.format = fmt
+    inputs.class_names = list(data.class_names)
+    if plan.copies:
+        copies = plan.make_queries(
+            "copies", data.X[index], fmt, np.random.default_rng(seeds["robustness"])
+        )
+        P = target.predict_proba(copies.reshape(-1, *data.input_shape))
+        inputs.target_copies = P.reshape(len(copies), len(index), -1)
+    if plan.features:
+        inputs.features = data.X[index]
+    if len(public):
+        inputs.public_outputs = target.predict_proba(data.X[public])
+        inputs.public_labels = data.y[public]
+        inputs.public_features = data.X[public]
+    if plan.adaptive:
+        inputs.oracle = target.predict_proba
 
 
 def _score_attacks(
@@ -1119,72 +1177,22 @@ def _score_attacks(
     reporter: Reporter,
     execution: Execution | None,
 ) -> dict[str, Any]:
-    """Every attack's scores, metrics and notes, plus the most exposed records."""
-    from miaudit.attacks.shokri import ShokriAttack
-
+    """Every attack's scores, metrics and notes (:func:`miaudit.attacks.suite.run_attacks`)."""
+    # The audit's seed governs the attacks' randomness (Shokri's attack.seed shifts it).
+    inputs.seed = _int_seeds(seeds["attack"], 1)[0]
+    inputs.class_names = list(class_names)
     notes: dict[str, dict[str, Any]] = {}
-    shokri = None
-    if "shokri" in plan.names:
-        with reporter.stage("attack_fit", "fitting the attack models"):
-            # The audit's seed governs the attack's randomness too; attack.seed shifts it.
-            attack_seed = (_int_seeds(seeds["attack"], 1)[0] + config.attack.seed) % 2**32
-            attack_config = config.attack.model_copy(update={"seed": attack_seed})
-
-            def fit_and_score() -> dict[str, np.ndarray]:
-                attack = ShokriAttack.from_config(attack_config)
-                attack.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
-                return {
-                    "scores": attack.score(inputs.target_probs, inputs.labels),
-                    "fallback": np.array(sorted(attack.fallback_classes_), dtype=np.int64),
-                }
-
-            # Fitting one model per class is the slow part of a rerun: cached like a job,
-            # keyed by everything the scores depend on.
-            parts = {
-                "kind": "shokri-scores",
-                "attack": attack_config.model_dump(mode="json", exclude={"n_jobs"}),
-                **{
-                    name: array_digest(getattr(inputs, name))
-                    for name in ("own_probs", "own_labels", "own_member", "target_probs", "labels")
-                },
-            }
-            fitted, from_cache = cached_arrays(parts, fit_and_score, execution)
-            shokri = fitted["scores"]
-        if from_cache:
-            reporter.message("Shokri's attack models: scores from the job cache")
-        fallback = [class_names[int(c)] for c in fitted["fallback"]]
-        notes["shokri"] = {
-            "learner": config.attack.learner,
-            "per_class_models": config.attack.per_class,
-            "fallback_classes": fallback,
-            "n_attack_records": len(inputs.own_member),
-        }
-        if fallback:
-            reporter.message(
-                f"{len(fallback)} classes had too few attack records and used the "
-                f"class-agnostic attack model: {', '.join(fallback[:8])}"
-                f"{' …' if len(fallback) > 8 else ''}"
-            )
     scores, thresholds = {}, {}
-    with reporter.stage("attack_score", "scoring the target's records"):
-        for name in plan.names:
-            started = time.perf_counter()
-            out = run_attack(
-                name,
-                inputs,
-                shokri=shokri,
-                rmia_gamma=config.rmia.gamma,
-                lira_variance=config.lira_variance,
-            )
-            scores[name], thresholds[name] = out.scores, out.threshold
-            notes.setdefault(name, {}).update(out.notes)
+    with reporter.stage("attack_score", "fitting and scoring the attacks"):
+        for name, out in run_attacks(plan, inputs, execution):
+            scores[name], thresholds[name], notes[name] = out.scores, out.threshold, out.notes
             # With the stage times (not in the attack's notes), so that two runs with the
             # same seed have identical attack results.
-            reporter.timings[f"score:{name}"] = round(time.perf_counter() - started, 3)
-            if "fallback_classes" in out.notes and name != "shokri":
-                notes[name]["fallback_classes"] = [
-                    class_names[c] for c in out.notes["fallback_classes"]
-                ]
+            reporter.timings[f"score:{name}"] = out.seconds
+            if out.from_cache:
+                reporter.message(f"{name}: scores from the job cache")
+            for line in out.messages:
+                reporter.message(line)
     metrics, roc = {}, {}
     with reporter.stage("metrics", "computing metrics"):
         boot = np.random.default_rng(seeds["bootstrap"])
@@ -1596,7 +1604,7 @@ def evaluate_arrays(
     names = names or [str(c) for c in range(n_classes)]
     member = arrays["members"].astype(np.int8)
     inputs = inputs_from_arrays(arrays)
-    plan = AttackPlan(tuple(config.attacks), config.lira_variance)
+    plan = AttackPlan.build(config.attacks.run, config.attacks.settings)
     _check_fprs(config, int((member == 0).sum()))
     outcome = _score_attacks(plan, inputs, config, names, member, seeds, reporter, execution)
     correct = arrays["outputs"].argmax(axis=1) == arrays["labels"]

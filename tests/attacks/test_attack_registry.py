@@ -1,34 +1,159 @@
-"""Tests of the attack contract helpers: the registry and config validation."""
+"""The attack contract: one registry, declarations the planner reads, settings by section."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from miaudit.attacks import Attack, ShokriAttack, available_attacks, get_attack, register
-from miaudit.attacks.base import build_config, check_prediction_signals
+import miaudit
+from miaudit.attacks.base import (
+    Attack,
+    Needs,
+    PlanContext,
+    build_config,
+    check_prediction_signals,
+)
+from miaudit.attacks.registry import (
+    ATTACKS,
+    DEFAULT_ATTACKS,
+    SECTIONS,
+    get_attack,
+    parse_attacks,
+    section_attacks,
+)
+from miaudit.attacks.shokri import Shokri
+from miaudit.attacks.suite import AttackPlan
+from miaudit.config import AttacksConfig, combine, make_config
 from miaudit.errors import ConfigError
 
 
-def test_shokri_is_registered_by_name():
-    assert "shokri" in available_attacks()
-    assert get_attack("shokri") is ShokriAttack
-    assert ShokriAttack.name == "shokri"
-    assert issubclass(ShokriAttack, Attack)
+def test_every_registered_attack_follows_the_contract():
+    for name, cls in ATTACKS.items():
+        assert issubclass(cls, Attack) and cls.name == name, name
+        assert cls.summary and cls.section in SECTIONS, name
+        attack = cls()
+        assert isinstance(attack.needs(), Needs), name
+        # Settings are a frozen pydantic model that refuses unknown keys.
+        assert attack.config.model_config.get("extra") == "forbid", name
+        assert attack.config.model_config.get("frozen"), name
+    assert get_attack("shokri") is Shokri
+    assert set(DEFAULT_ATTACKS) <= set(ATTACKS)
 
 
-def test_unknown_attack_lists_the_choices():
-    with pytest.raises(ConfigError, match=r"unknown attack 'lira2'; choose one of: .*shokri"):
-        get_attack("lira2")
+def test_unknown_attacks_suggest_the_nearest_name():
+    with pytest.raises(ConfigError, match=r"unknown attack 'lirra' \(did you mean 'lira'\?\)"):
+        get_attack("lirra")
+    with pytest.raises(ConfigError, match="did you mean 'boundary'"):
+        parse_attacks(["boundry"])
+    assert parse_attacks(["all"]) == tuple(ATTACKS)
+    assert parse_attacks(["default", "gap", "qmia"])[-1] == "qmia"
 
 
-def test_a_name_cannot_be_claimed_twice():
-    with pytest.raises(ValueError, match="already registered"):
+def test_the_planner_reads_declarations_not_names():
+    def plan(*names, **settings):
+        cfg = AttacksConfig.model_validate({"run": list(names), **settings})
+        return AttackPlan.build(cfg.run, cfg.settings)
 
-        @register("shokri")
-        class Impostor(ShokriAttack):
-            pass
+    assert plan("lira").online and not plan("lira-offline").online
+    assert plan("rmia-offline").population == 2000 and plan("rmia-offline").calibration
+    assert plan("rmia", rmia={"population": 300}).population == 300
+    assert plan("lira", lira={"queries": 3}).variants == 2
+    assert plan("robustness", robustness={"copies": 5}).copies == 5
+    assert plan("boundary", boundary={"directions": 2, "steps": 3}).adaptive == 8
+    assert plan("qmia").public == 5000 and plan("qmia").features
+    assert not plan("gap").reference and not plan("gap").shadows
+    # Extra target queries add up from the declarations.
+    p = plan("robustness", "boundary", "qmia", robustness={"copies": 2})
+    assert p.extra_queries(100, 0, 50) == 50 + 100 * (2 + 88)
+
+
+def test_a_new_attack_needs_only_its_class():
+    """An attack outside the registry runs through the same planner and runner."""
+
+    class Coin(Attack):
+        name = "coin"
+        section = "gap"
+        summary = "a fair coin"
+
+        def needs(self) -> Needs:
+            return Needs(probabilities=False)
+
+        def score(self, inputs):
+            return np.random.default_rng(inputs.seed).random(len(inputs.labels))
+
+    from miaudit.attacks.base import AttackInputs
+    from miaudit.attacks.suite import run_attacks
+
+    p = AttackPlan((Coin(),))
+    p.check(PlanContext(2, "real", "shokri", False, True))
+    inputs = AttackInputs(
+        np.zeros((0, 2)), np.zeros(0, int), np.zeros(0, bool), np.full((5, 2), 0.5),
+        np.zeros(5, int), seed=3,
+    )  # fmt: skip
+    ((name, out),) = run_attacks(p, inputs)
+    assert name == "coin" and out.scores.shape == (5,) and out.threshold == 0.5
+
+
+def test_label_only_targets_adapt_the_default_set_and_refuse_explicit_requests():
+    cfg = AttacksConfig()
+    plan = AttackPlan.build(cfg.run, cfg.settings, label_only=True)
+    assert plan.names == ("shokri", "gap")
+    assert set(plan.left_out) == {"loss", "mentr-class", "lira-offline", "rmia-offline"}
+    with pytest.raises(ConfigError, match="labels only, but loss need probabilities"):
+        AttackPlan.build(["gap", "loss"], cfg.settings, label_only=True)
+
+
+@pytest.mark.parametrize(
+    ("attacks", "message"),
+    [
+        ({"run": ["lira"], "rmia": {"gamma": 2}},
+         r"\[attacks.rmia\] sets rmia and rmia-offline, which this audit does not run"),
+        ({"run": ["lira"], "lira": {"gamma": 2}},
+         r"\[attacks.lira\] has no setting 'gamma' .*gamma is a setting of \[attacks.rmia\]"),
+        ({"run": ["lira"], "lria": {}}, r"unknown attack section \[attacks.lria\] .*'lira'"),
+        ({"run": ["rmia"], "rmia": {"gamma": 0}}, "attacks.rmia.gamma"),
+    ],
+)  # fmt: skip
+def test_settings_live_under_their_attack(attacks, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config({"attacks": attacks})
+
+
+def test_old_keys_still_work_and_say_what_to_write():
+    old = combine({"attacks": ["lira", "rmia"], "lira_variance": "per-record"},
+                  {"rmia": {"gamma": 2.0}, "attack": {"learner": "nn"}})  # fmt: skip
+    new = make_config(
+        {"attacks": {"run": ["lira", "rmia"], "lira": {"variance": "per-record"},
+                     "rmia": {"gamma": 2.0}}}
+    )  # fmt: skip
+    assert old.attacks == new.attacks
+    assert any("[attacks.lira] variance" in line for line in old.moved)
+    # Shokri's settings for an audit without Shokri never had an effect: dropped, said so.
+    assert any("'attack' has moved" in line and "ignored" in line for line in old.moved)
+    assert new.moved == []
+    with pytest.raises(ConfigError, match=r"both set variance: keep \[attacks.lira\]"):
+        make_config({"lira_variance": "global", "attacks": {"run": ["lira"],
+                     "lira": {"variance": "global"}}})  # fmt: skip
+
+
+def test_resolved_config_repeats_the_attacks_with_their_settings():
+    cfg = make_config({"attacks": {"run": ["lira-offline", "gap"]}})
+    resolved = cfg.resolved_dict()["attacks"]
+    assert resolved == {"run": ["lira-offline", "gap"], "lira": {"variance": "global",
+                        "queries": 1}, "gap": {}}  # fmt: skip
+    assert make_config(json.loads(json.dumps(cfg.resolved_dict()))).attacks.names() == (
+        "lira-offline",
+        "gap",
+    )
+
+
+def test_sections_and_variants_agree():
+    for section, model in SECTIONS.items():
+        members = section_attacks(section)
+        assert members and all(ATTACKS[n].Config is model for n in members)
 
 
 def test_build_config_reports_every_bad_field_in_one_line():
@@ -50,3 +175,7 @@ def test_check_prediction_signals_returns_float_and_int_arrays():
     check_prediction_signals(np.array([[0.3, 0.3, 0.3]]), [0])
     with pytest.raises(ConfigError, match="at least 2 classes"):
         check_prediction_signals(np.ones((3, 1)), [0, 0, 0])
+
+
+def test_miaudit_is_importable_with_the_registry():
+    assert "qmia" in miaudit.attacks.ATTACKS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from miaudit.attacks.base import get_attack
+from miaudit.attacks.registry import get_attack
 from miaudit.attacks.threshold import ThresholdAttack, best_threshold
 from miaudit.signals import member_signal
 
@@ -54,8 +54,8 @@ def test_scores_are_the_oriented_signal_and_margins():
 
 
 def test_registry_names_and_small_classes_fall_back():
-    assert get_attack("mentr-class")().config.thresholds == "class"
-    assert get_attack("loss")().config.signal == "loss"
+    assert get_attack("mentr-class").thresholds == "class"
+    assert get_attack("loss").signal == "loss" and get_attack("loss").thresholds == "global"
     P = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.2, 0.2, 0.6]] * 10)
     y = np.array([0, 0, 2] * 10)
     m = np.array([1, 0, 1] * 10, bool)

@@ -1,18 +1,23 @@
 """Membership-inference attacks: shadow signals in, one score per target record out.
 
-Position in the pipeline: ``signals -> attack -> scores -> metrics -> report``.
-Each attack is a small module registered by name; importing this package
-registers them all, so ``get_attack("shokri")`` works after ``import miaudit.attacks``.
+Position in the pipeline: ``signals -> attack -> scores``. Each attack is one module
+(a subclass of :class:`Attack`, :mod:`miaudit.attacks.base`) and one line of the
+registry (:mod:`miaudit.attacks.registry`); :mod:`miaudit.attacks.suite` plans and
+runs the attacks of an audit from their declarations.
 """
 
-from miaudit.attacks.base import Attack, available_attacks, get_attack, register
+from miaudit.attacks.base import Attack, AttackInputs, Needs
+from miaudit.attacks.registry import ATTACKS, DEFAULT_ATTACKS, get_attack, parse_attacks
 from miaudit.attacks.shokri import ShokriAttack, ShokriConfig
 
 __all__ = [
+    "ATTACKS",
+    "DEFAULT_ATTACKS",
     "Attack",
+    "AttackInputs",
+    "Needs",
     "ShokriAttack",
     "ShokriConfig",
-    "available_attacks",
     "get_attack",
-    "register",
+    "parse_attacks",
 ]

@@ -1,128 +1,296 @@
-"""The contract every membership-inference attack follows, and the registry of attacks.
+"""The one contract every membership-inference attack follows.
 
 Position in the pipeline: ``signals -> attack -> scores -> metrics -> report``.
-An attack learns from shadow models' signals, where membership is known, and
-then gives one score per target record (higher = more likely a member). It is
-NumPy in and NumPy out: it knows nothing of how the models were trained.
+An attack is a class with
 
-The contract is the scikit-learn estimator's, kept small because attacks differ
-in what their signals are (Shokri's attack takes one prediction vector per
-record; LiRA and RMIA will take model × record arrays):
+* ``name`` (its registry name, :mod:`miaudit.attacks.registry`), ``section`` (the
+  configuration table its settings live in, ``[attacks.<section>]``; an attack's
+  online and offline variants share one) and ``Config``, a frozen pydantic model of
+  those settings;
+* :meth:`Attack.needs`, a :class:`Needs` declaring what the audit must provide:
+  shadow signals, reference models that trained on the evaluated records or not,
+  population records, extra target queries and how many, whether labels alone
+  suffice. The planner (:mod:`miaudit.attacks.suite`) derives the shadow draws and
+  target queries from these declarations and never from attack names;
+* :meth:`Attack.fit` on the shadows' signals and membership and :meth:`Attack.score`
+  on the target's, both reading one :class:`AttackInputs`; ``score`` returns one
+  float per evaluated record, higher = more likely a member. What the attack wants
+  reported beside its metrics goes into ``notes_``.
 
-* hyper-parameters are keyword arguments of ``__init__``, validated at once into
-  a frozen pydantic config (``self.config``) so a bad option fails before any
-  work is done;
-* ``fit(signals, labels, member)`` learns from shadow outputs and returns ``self``;
-* ``score(signals, labels)`` returns a float array with one score per record;
-* learned state is in attributes ending with ``_``.
-
-Attacks are found by name through :func:`get_attack`; registering is the only
-module-level state.
+Everything here is NumPy: an attack knows nothing of how the models were trained.
+The numeric kernels (:class:`~miaudit.attacks.shokri.ShokriAttack`,
+:class:`~miaudit.attacks.lira.LiRA`, …) keep array-level ``fit``/``score`` methods
+of their own, usable without an audit.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Self, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import pydantic
 from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict
 
 from miaudit.errors import ConfigError
+from miaudit.signals import ReferenceSignals
 
 __all__ = [
     "Attack",
-    "available_attacks",
+    "AttackInputs",
+    "Needs",
+    "NoSettings",
+    "PlanContext",
+    "RecordFormat",
     "build_config",
+    "check_fitted",
     "check_prediction_signals",
-    "get_attack",
-    "register",
 ]
 
 # float32 softmax outputs can exceed 1 by an ulp or so.
 _PROB_TOL = 1e-6
 
 
-class Attack(ABC):
-    """Base class of membership-inference attacks.
+class NoSettings(BaseModel):
+    """The settings of an attack that has none."""
 
-    Subclasses set :attr:`name` (via :func:`register`) and implement
-    :meth:`fit` and :meth:`score`.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an attack needs from the audit; the planner reads nothing else.
+
+    Attributes
+    ----------
+    shadows:
+        The shadow models' outputs on their own in- and out-records (to learn from).
+    reference:
+        The reference (shadow) models' outputs on the evaluated records: ``"out"``
+        when models that never saw a record suffice (offline), ``"in-out"`` when some
+        must have trained on each evaluated record (online: the shadows then train on
+        balanced halves of the evaluated records).
+    reference_models:
+        Reference models needed per evaluated record, ``(IN, OUT)``.
+    population:
+        Population records ``z`` asked of the target and of every reference model.
+    calibration:
+        Reference outputs on records some reference models trained on, when none
+        trained on an evaluated record (offline RMIA's ``a``).
+    public:
+        Records the target never saw, asked of the target alone (QMIA's regression).
+    features:
+        The records themselves (the evaluated and the public ones), not only outputs.
+    variants:
+        Extra queries per evaluated record, asked of the target and of every
+        reference model (made by :meth:`Attack.queries`).
+    copies:
+        Perturbed copies per evaluated record, asked of the target alone (made by
+        :meth:`Attack.queries`).
+    adaptive:
+        Queries per evaluated record the attack sends to the target itself while
+        scoring (:attr:`AttackInputs.oracle`); counted against the query budget.
+    probabilities:
+        ``False`` when predicted labels suffice (the attack works against a
+        label-only target).
     """
 
-    #: Registry name, set by :func:`register`.
+    shadows: bool = False
+    reference: Literal["out", "in-out"] | None = None
+    reference_models: tuple[int, int] = (0, 0)
+    population: int = 0
+    calibration: bool = False
+    public: int = 0
+    features: bool = False
+    variants: int = 0
+    copies: int = 0
+    adaptive: int = 0
+    probabilities: bool = True
+
+    def describe(self) -> list[str]:
+        """The needs in words, for ``miaudit attacks``."""
+        out = []
+        if self.shadows:
+            out.append("shadow models' outputs on their own in/out records")
+        if self.reference == "in-out":
+            need_in, need_out = self.reference_models
+            out.append(
+                f"reference models that trained on each evaluated record and ones that did not "
+                f"(at least {need_in} IN and {need_out} OUT per record)"
+            )
+        elif self.reference == "out":
+            out.append(
+                f"reference models' outputs on the evaluated records (at least "
+                f"{self.reference_models[1]} per record; none need have trained on them)"
+            )
+        if self.population:
+            out.append(f"{self.population:,} population records, asked of target and references")
+        if self.calibration:
+            out.append("reference outputs on records some of them trained on (calibration)")
+        if self.public:
+            out.append(f"{self.public:,} records the target never saw, asked of the target")
+        if self.features:
+            out.append("the records themselves")
+        if self.variants:
+            out.append(f"{self.variants} extra queries per record (target and references)")
+        if self.copies:
+            out.append(f"{self.copies} perturbed copies per record asked of the target")
+        if self.adaptive:
+            out.append(f"up to {self.adaptive} adaptive target queries per record")
+        out.append("predicted labels only" if not self.probabilities else "probabilities")
+        return out
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """How records may be perturbed: a table's encoded column groups (a one-hot block
+    is one group) or an image's pixels in [0, 1]."""
+
+    groups: list[np.ndarray]
+    image: bool
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What an attack is checked against before any training."""
+
+    n_shadows: int
+    shadow_data: str
+    game: str
+    #: Whether some attack of the audit makes the shadows train on the evaluated records.
+    online: bool
+    label_only: bool
+
+
+@dataclass
+class AttackInputs:
+    """The shared signals every attack of one audit scores from.
+
+    ``own_*`` are the shadows' outputs on their own in/out records (stacked);
+    ``target_probs`` the target's on the evaluated records; ``reference`` every
+    shadow's outputs on the evaluated records followed by the population and
+    calibration records (``population``/``calibration`` index into it);
+    ``target_population`` the target's outputs on the population records;
+    ``target_copies`` its outputs on perturbed copies (robustness);
+    ``variants`` ``(A - 1, n_eval)`` index the reference records holding the extra
+    queries of each evaluated record, and ``target_variants`` ``(A - 1, n_eval, C)``
+    are the target's answers to them. ``public_*`` are the target's outputs on records
+    it never saw, their classes and the records; ``features`` the evaluated records;
+    ``oracle`` asks the target (adaptive attacks) and ``format`` says how records may
+    be perturbed. ``seed`` is the audit's attack seed.
+    """
+
+    own_probs: np.ndarray
+    own_labels: np.ndarray
+    own_member: np.ndarray
+    target_probs: np.ndarray
+    labels: np.ndarray
+    reference: ReferenceSignals | None = None
+    n_eval: int = 0
+    population: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    target_population: np.ndarray | None = None
+    target_copies: np.ndarray | None = None
+    variants: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    target_variants: np.ndarray | None = None
+    public_outputs: np.ndarray | None = None
+    public_labels: np.ndarray | None = None
+    public_features: np.ndarray | None = None
+    features: np.ndarray | None = None
+    oracle: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    format: RecordFormat | None = field(default=None, repr=False)
+    class_names: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+class Attack(ABC):
+    """Base class of the attacks an audit runs.
+
+    Subclasses set :attr:`name`, :attr:`section`, :attr:`Config` and
+    :attr:`summary`, and implement :meth:`needs` and :meth:`score` (and :meth:`fit`
+    when they learn from shadows).
+    """
+
+    #: Registry name.
     name: ClassVar[str] = ""
+    #: Configuration table of its settings, ``[attacks.<section>]``; variants share one.
+    section: ClassVar[str] = ""
+    #: Its settings (a frozen pydantic model; :class:`NoSettings` when it has none).
+    Config: ClassVar[type[BaseModel]] = NoSettings
+    #: One line for ``miaudit attacks``.
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: BaseModel | None = None, **options: Any) -> None:
+        if config is not None and options:
+            raise TypeError("pass a config or options, not both")
+        if config is not None and not isinstance(config, self.Config):
+            raise TypeError(f"{self.name} takes a {self.Config.__name__}")
+        self.config = (
+            config if config is not None else build_config(self.Config, self.name, **options)
+        )
+        self.notes_: dict[str, Any] = {}
+        self.messages_: list[str] = []
 
     @abstractmethod
-    def fit(self, signals: ArrayLike, labels: ArrayLike, member: ArrayLike) -> Self:
-        """Learn the attack from shadow models' signals.
+    def needs(self) -> Needs:
+        """What this attack, with its settings, needs from the audit."""
 
-        Parameters
-        ----------
-        signals:
-            Shadow models' outputs on their in- and out-records; the shape is
-            the attack's own (``(n, C)`` prediction vectors for Shokri's attack).
-        labels:
-            True class of each record, ``(n,)`` integers.
-        member:
-            Whether each record was in its shadow model's training set, ``(n,)``.
+    def check(self, context: PlanContext) -> None:
+        """Refuse, before any training, what this attack cannot do in this audit.
+
+        The default checks the reference models its :meth:`needs` asks for; an attack
+        with other limits extends it.
         """
-
-    @abstractmethod
-    def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
-        """One membership score per target record, higher = more likely a member."""
-
-    @property
-    def decision_threshold(self) -> float | None:
-        """Score at or above which the attack itself declares a record a member.
-
-        ``None`` when the attack has no natural threshold (then only
-        threshold-free metrics such as AUC and TPR at low FPR apply).
-        """
-        return None
-
-    def _check_fitted(self, attribute: str) -> None:
-        if not hasattr(self, attribute):
+        need = self.needs()
+        if need.reference is None:
+            return
+        need_in, need_out = need.reference_models
+        # Online draws put every record IN for exactly half the shadows.
+        want = 2 * max(need_in, need_out) if context.online else need_out
+        if context.n_shadows < want:
             raise ConfigError(
-                f"{type(self).__name__} is not fitted yet; call fit() on shadow signals "
-                "before score()."
+                f"{self.name} needs at least {want} shadows ({need_in} IN and {need_out} OUT "
+                f"per record); got {context.n_shadows}: raise --shadows"
             )
 
+    def fit(self, inputs: AttackInputs) -> Self:
+        """Learn from the shadows' signals (most attacks learn nothing)."""
+        return self
 
-_REGISTRY: dict[str, type[Attack]] = {}
+    @abstractmethod
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        """One score per evaluated record, higher = more likely a member."""
 
-A = TypeVar("A", bound=type[Attack])
+    @property
+    def decision_threshold(self) -> float:
+        """Score at or above which the attack itself calls a record a member."""
+        return 0.5
+
+    def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
+        """The records behind ``needs().variants`` or ``needs().copies``:
+        ``(q, n, *record shape)``."""
+        raise NotImplementedError(f"{self.name} makes no extra queries")
+
+    def cache_parts(self, inputs: AttackInputs) -> dict[str, Any] | None:
+        """What determines this attack's scores, to keep them in the job cache; ``None``
+        (the default) for attacks quick enough to recompute."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"<attack {self.name}({args})>"
 
 
-def register(name: str) -> Callable[[A], A]:
-    """Class decorator: make an attack available as ``get_attack(name)``."""
-
-    def decorator(cls: A) -> A:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            # A programming error (two modules claim one name), not a user error.
-            raise ValueError(f"attack name {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def get_attack(name: str) -> type[Attack]:
-    """The attack class registered under ``name``."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+def check_fitted(estimator: object, attribute: str) -> None:
+    """Refuse to score with an estimator that was never fitted."""
+    if not hasattr(estimator, attribute):
         raise ConfigError(
-            f"unknown attack {name!r}; choose one of: {', '.join(available_attacks())}."
-        ) from None
-
-
-def available_attacks() -> list[str]:
-    """Registered attack names, sorted."""
-    return sorted(_REGISTRY)
+            f"{type(estimator).__name__} is not fitted yet; call fit() on shadow signals "
+            "before score()."
+        )
 
 
 M = TypeVar("M", bound=pydantic.BaseModel)

@@ -23,8 +23,18 @@ Both work on any target (prediction vectors are reduced to their argmax).
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["gap_scores", "perturb", "robustness_scores"]
+from miaudit.attacks.base import Attack, AttackInputs, Needs, RecordFormat
+
+__all__ = [
+    "Gap",
+    "Robustness",
+    "RobustnessSettings",
+    "gap_scores",
+    "perturb",
+    "robustness_scores",
+]
 
 
 def gap_scores(P: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -73,3 +83,66 @@ def robustness_scores(
     hits = (np.asarray(P_copies).argmax(axis=-1) == y).sum(axis=0)
     hits = hits + (np.asarray(P_original).argmax(axis=-1) == y)
     return hits / (len(P_copies) + 1)
+
+
+class Gap(Attack):
+    """Yeom et al.'s baseline: correctly classified records are called members."""
+
+    name = "gap"
+    section = "gap"
+    summary = "Yeom et al.'s baseline: a correctly classified record is a member"
+
+    def needs(self) -> Needs:
+        return Needs(probabilities=False)
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        return gap_scores(inputs.target_probs, inputs.labels)
+
+    @property
+    def decision_threshold(self) -> float:
+        return 1.0
+
+
+class RobustnessSettings(BaseModel):
+    """The robustness attack's settings (``[attacks.robustness]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    copies: int = Field(default=8, ge=1, description="perturbed copies asked per record")
+    noise: float = Field(
+        default=0.3,
+        gt=0,
+        description="standard deviations of noise on numeric features (a third of it on "
+        "pixels; categories re-drawn with probability noise/3)",
+    )
+
+
+class Robustness(Attack):
+    """Choquette-Choo et al.'s data-augmentation attack: the share of perturbed copies
+    the target still labels correctly."""
+
+    name = "robustness"
+    section = "robustness"
+    Config = RobustnessSettings
+    summary = "label-only: how many perturbed copies of a record keep its true label"
+
+    def needs(self) -> Needs:
+        return Needs(copies=self.config.copies, probabilities=False)
+
+    def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
+        return perturb(
+            records,
+            fmt.groups,
+            image=fmt.image,
+            copies=self.config.copies,
+            noise=self.config.noise,
+            rng=rng,
+        )
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        self.notes_ = {"copies": len(inputs.target_copies)}
+        return robustness_scores(inputs.target_probs, inputs.target_copies, inputs.labels)
+
+    @property
+    def decision_threshold(self) -> float:
+        return 1.0

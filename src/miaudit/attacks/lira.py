@@ -27,13 +27,29 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import log_ndtr
 
-from miaudit.attacks.base import build_config
+from miaudit.attacks.base import (
+    Attack,
+    AttackInputs,
+    Needs,
+    PlanContext,
+    RecordFormat,
+    build_config,
+)
 from miaudit.errors import ConfigError
+from miaudit.signals import logit_confidence
 
-__all__ = ["LiRA", "LiRAConfig", "gaussian_logpdf", "query_variants"]
+__all__ = [
+    "LiRA",
+    "LiRAConfig",
+    "LiRAOffline",
+    "LiRAOnline",
+    "LiRASettings",
+    "gaussian_logpdf",
+    "query_variants",
+]
 
 # Floor of a standard deviation: a record whose reference models all agree to the
 # last digit would otherwise give an infinite score.
@@ -169,3 +185,93 @@ def query_variants(X: np.ndarray, n: int, *, image: bool, noise: float = 0.1) ->
         step = noise * ((i + 1) // 2)
         out.append(X + (sign * step * numeric).astype(np.float32))
     return np.stack(out) if out else X[None][:0]
+
+
+class LiRASettings(BaseModel):
+    """LiRA's settings (``[attacks.lira]``, shared by ``lira`` and ``lira-offline``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variance: Literal["per-record", "global"] = Field(
+        default="global",
+        description="global pools every record's deviations (stable below ~64 models); "
+        "per-record estimates each record's own",
+    )
+    queries: int = Field(
+        default=1,
+        ge=1,
+        le=6,
+        description="queries per record: 1, or more with augmentations (images: mirror, then "
+        "1-pixel shifts; tables: small numeric offsets)",
+    )
+
+
+#: Decision thresholds: online calls a record a member when IN is the likelier
+#: hypothesis; offline rejects OUT at 5 %.
+_OFFLINE_CUT = float(np.log(0.95))
+
+
+class LiRAOnline(Attack):
+    """LiRA with IN and OUT Gaussians per record (the shadows train on halves of the
+    evaluated records); :class:`LiRAOffline` with the OUT one only."""
+
+    name = "lira"
+    section = "lira"
+    Config = LiRASettings
+    summary = "Carlini et al.'s likelihood ratio, online: IN and OUT Gaussians per record"
+    online = True
+
+    def _kernel(self) -> LiRA:
+        return LiRA(online=self.online, variance=self.config.variance)
+
+    def needs(self) -> Needs:
+        need_in, need_out = self._kernel().required_models()
+        return Needs(
+            reference="in-out" if self.online else "out",
+            reference_models=(need_in, need_out),
+            variants=self.config.queries - 1,
+        )
+
+    def check(self, context: PlanContext) -> None:
+        need_in, need_out = self._kernel().required_models()
+        # Online draws put every record IN for exactly half the shadows.
+        need = 2 * max(need_in, need_out) if self.online else need_out
+        if context.n_shadows < need:
+            raise ConfigError(
+                f"{self.name} with {self.config.variance} variance needs at least {need} "
+                f"shadows ({need_in} IN and {need_out} OUT per record); got "
+                f"{context.n_shadows}: raise --shadows"
+                + (" or use --lira-variance global" if self.config.variance == "per-record" else "")
+            )
+
+    def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
+        return query_variants(records, self.config.queries, image=fmt.image)
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        ref, y = inputs.reference, inputs.labels
+        ev = ref.subset(np.arange(inputs.n_eval))
+        phi_ref = logit_confidence(ev.probs, ev.labels)
+        phi_target = logit_confidence(inputs.target_probs, y)
+        if len(inputs.variants):
+            # Extra queries per record: (K, n, A) and (n, A).
+            extra = [logit_confidence(ref.probs[:, v], ev.labels) for v in inputs.variants]
+            phi_ref = np.stack([phi_ref, *extra], axis=-1)
+            phi_target = np.stack(
+                [phi_target, *(logit_confidence(t, y) for t in inputs.target_variants)], axis=-1
+            )
+        self.notes_ = {
+            "variance": self.config.variance,
+            "reference_models": ref.n_models,
+            "queries_per_record": 1 + len(inputs.variants),
+        }
+        return self._kernel().score(phi_ref, ev.member, phi_target)
+
+    @property
+    def decision_threshold(self) -> float:
+        return 0.0 if self.online else _OFFLINE_CUT
+
+
+class LiRAOffline(LiRAOnline):
+    name = "lira-offline"
+    summary = "LiRA offline: a one-sided test against each record's OUT Gaussian"
+    online = False

@@ -23,12 +23,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks.base import build_config
+from miaudit.attacks.base import Attack, AttackInputs, Needs, PlanContext, build_config
 from miaudit.errors import ConfigError
 from miaudit.metrics import auc
-from miaudit.signals import TINY
+from miaudit.signals import TINY, true_class_probability
 
-__all__ = ["RMIA", "RMIAConfig"]
+__all__ = ["RMIA", "RMIAConfig", "RMIAOffline", "RMIAOnline", "RMIASettings"]
 
 A_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
@@ -144,3 +144,93 @@ class RMIA:
                 best, best_auc = float(a), value
         self.a_ = best
         return best
+
+
+class RMIASettings(BaseModel):
+    """RMIA's settings (``[attacks.rmia]``, shared by ``rmia`` and ``rmia-offline``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gamma: float = Field(default=1.0, gt=0, description="the likelihood-ratio threshold γ")
+    population: int = Field(
+        default=2000,
+        ge=10,
+        description="population records z drawn from the attacker's pool (fewer when it is "
+        "smaller)",
+    )
+
+
+#: The score is the fraction of population records a record dominates.
+_CUT = 0.95
+
+
+class RMIAOnline(Attack):
+    """RMIA with reference models that trained on about half of each record (online);
+    :class:`RMIAOffline` with models that never did, ``a`` chosen on a shadow."""
+
+    name = "rmia"
+    section = "rmia"
+    Config = RMIASettings
+    summary = "Zarifzadeh et al.'s relative membership inference, online"
+    online = True
+
+    def needs(self) -> Needs:
+        return Needs(
+            reference="in-out" if self.online else "out",
+            reference_models=(0, 1),
+            population=self.config.population,
+            calibration=not self.online,
+        )
+
+    def check(self, context: PlanContext) -> None:
+        if (
+            not self.online
+            and (context.online or context.game == "recipe")
+            and context.n_shadows < 4
+        ):
+            raise ConfigError(
+                "rmia-offline chooses its a by attacking one shadow with the others; when "
+                "shadows train on halves of the evaluated records that needs at least 4 "
+                f"shadows, got {context.n_shadows}: raise --shadows"
+            )
+        if context.n_shadows < 2:
+            raise ConfigError(
+                f"{self.name} needs at least 2 shadows (one is attacked with the others to "
+                "set its parameters): raise --shadows"
+            )
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        ref, y = inputs.reference, inputs.labels
+        ev = ref.subset(np.arange(inputs.n_eval))
+        rmia = RMIA(online=self.online, gamma=self.config.gamma)
+        pop = ref.subset(inputs.population)
+        p_ref_x = true_class_probability(ev.probs, ev.labels)
+        p_ref_z = true_class_probability(pop.probs, pop.labels)
+        self.notes_ = {"gamma": self.config.gamma, "population": len(inputs.population)}
+        if not self.online:
+            # The records on which shadow 0 is attacked: its own in/out records when the
+            # shadows never saw the evaluated records, else the evaluated records.
+            cal = ref.subset(inputs.calibration) if len(inputs.calibration) else ev
+            a = rmia.choose_a(
+                true_class_probability(cal.probs, cal.labels), cal.member, p_ref_z, pop.member
+            )
+            self.notes_["a"] = a
+            self.notes_["a_auc"] = {str(k): v for k, v in rmia.a_grid_.items()}
+        return rmia.score(
+            true_class_probability(inputs.target_probs, y),
+            p_ref_x,
+            ev.member,
+            true_class_probability(inputs.target_population, pop.labels),
+            p_ref_z,
+            pop.member,
+        )
+
+    @property
+    def decision_threshold(self) -> float:
+        return _CUT
+
+
+class RMIAOffline(RMIAOnline):
+    name = "rmia-offline"
+    summary = "RMIA offline: OUT reference models only, their IN half approximated by a"
+    online = False

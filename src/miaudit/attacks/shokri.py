@@ -55,10 +55,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from miaudit.attacks.base import Attack, build_config, check_prediction_signals, register
+from miaudit.attacks.base import (
+    Attack,
+    AttackInputs,
+    Needs,
+    build_config,
+    check_fitted,
+    check_prediction_signals,
+)
 from miaudit.errors import ConfigError
 
-__all__ = ["LEARNERS", "ShokriAttack", "ShokriConfig", "make_learner"]
+__all__ = ["LEARNERS", "Shokri", "ShokriAttack", "ShokriConfig", "make_learner"]
 
 Learner = Literal["nn", "gbdt", "logreg", "rf"]
 Transform = Literal["none", "log", "logit"]
@@ -121,12 +128,18 @@ class ShokriConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    learner: Learner = "gbdt"
-    per_class: bool = True
-    min_class_records: int = Field(default=50, ge=2)
-    transform: Transform = "none"
-    n_jobs: int = 1
-    seed: int = Field(default=0, ge=0)
+    learner: Learner = Field(default="gbdt", description="the attack models' learner")
+    per_class: bool = Field(
+        default=True, description="one attack model per class (the paper), else one for all"
+    )
+    min_class_records: int = Field(
+        default=50, ge=2, description="a class with fewer shadow records uses the shared model"
+    )
+    transform: Transform = Field(
+        default="none", description="monotone transform of each probability first"
+    )
+    n_jobs: int = Field(default=1, description="attack models fitted at once (-1: all cores)")
+    seed: int = Field(default=0, ge=0, description="shifts the audit's seed for these models")
 
     @field_validator("n_jobs")
     @classmethod
@@ -136,8 +149,7 @@ class ShokriConfig(BaseModel):
         return v
 
 
-@register("shokri")
-class ShokriAttack(Attack):
+class ShokriAttack:
     """Shadow-model attack with one attack classifier per true class.
 
     Parameters
@@ -281,7 +293,7 @@ class ShokriAttack(Attack):
         numpy.ndarray
             ``(n,)`` float64 in [0, 1].
         """
-        self._check_fitted("agnostic_model_")
+        check_fitted(self, "agnostic_model_")
         p, y = check_prediction_signals(signals, labels, self.n_classes_)
         t = _transform(p, self.config.transform)
         scores = np.empty(p.shape[0], dtype=np.float64)
@@ -303,6 +315,62 @@ class ShokriAttack(Attack):
         rest = ~covered
         if rest.any():
             scores[rest] = _p_member(self.agnostic_model_, _agnostic_features(t[rest], y[rest]))
+
+
+class Shokri(Attack):
+    """The paper's attack in an audit: :class:`ShokriAttack` fitted on the shadows'
+    outputs on their own in/out records, scoring the target's outputs.
+
+    Its randomness follows the audit's seed (``seed`` shifts it); its scores are kept
+    in the job cache, since fitting one model per class is the slow part of a rerun.
+    """
+
+    name = "shokri"
+    section = "shokri"
+    Config = ShokriConfig
+    summary = "Shokri et al.'s shadow-model attack: one membership classifier per class"
+
+    def needs(self) -> Needs:
+        # It learns from whatever the shadows answer, one-hot labels included.
+        return Needs(shadows=True, probabilities=False)
+
+    def _settings(self, inputs: AttackInputs) -> ShokriConfig:
+        seed = (inputs.seed + self.config.seed) % 2**32
+        return self.config.model_copy(update={"seed": seed})
+
+    def fit(self, inputs: AttackInputs) -> Self:
+        self.attack_ = ShokriAttack.from_config(self._settings(inputs))
+        self.attack_.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
+        return self
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        check_fitted(self, "attack_")
+        scores = self.attack_.score(inputs.target_probs, inputs.labels)
+        fallback = [inputs.class_names[int(c)] for c in sorted(self.attack_.fallback_classes_)]
+        self.notes_ = {
+            "learner": self.config.learner,
+            "per_class_models": self.config.per_class,
+            "fallback_classes": fallback,
+            "n_attack_records": len(inputs.own_member),
+        }
+        if fallback:
+            self.messages_.append(
+                f"{len(fallback)} classes had too few attack records and used the "
+                f"class-agnostic attack model: {', '.join(fallback[:8])}"
+                f"{' …' if len(fallback) > 8 else ''}"
+            )
+        return scores
+
+    def cache_parts(self, inputs: AttackInputs) -> dict[str, Any]:
+        from miaudit.jobs import array_digest
+
+        return {
+            "attack": self._settings(inputs).model_dump(mode="json", exclude={"n_jobs"}),
+            **{
+                name: array_digest(getattr(inputs, name))
+                for name in ("own_probs", "own_labels", "own_member", "target_probs", "labels")
+            },
+        }
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,280 +1,224 @@
-"""One audit, many attacks: what each attack needs, and running them on shared signals.
+"""One audit, many attacks: the plan the attacks' declarations add up to, and running them.
 
 Position in the pipeline: ``signals -> attack -> scores``. One pass of shadow
-training serves every attack (``--attacks``); this module says what that pass
-must provide and turns the shared signals into one score per evaluated record
-for each attack.
-
-What each attack needs
-----------------------
-``shokri``, ``loss``, ``confidence``, ``entropy``, ``mentr`` (and their ``-class`` variants)
-    Shadows' prediction vectors on their own in- and out-records (to fit the
-    attack models or thresholds) and the target's on the evaluated records.
-``lira-offline``, ``rmia-offline``
-    Additionally every shadow's output on the evaluated records, as OUT models
-    (the paper's disjoint shadows are OUT for every target record). RMIA also
-    needs population records ``z`` (drawn from the attacker's pool, asked of the
-    target too) and, to choose its ``a``, one shadow attacked by the others on that
-    shadow's own in/out records.
-``lira``, ``rmia`` (online)
-    Shadows that trained on each evaluated record about half of the time. The
-    audit then draws each shadow's in-set as a balanced half of the evaluated
-    records (every record IN for exactly half of the shadows) and its out-set as
-    the other half; all attacks share those shadows. Needs real shadow data.
-``gap``, ``robustness``
-    Only predicted labels: they work against label-only targets. ``robustness``
-    asks the target ``copies`` perturbed versions of each record.
-
-Attacks that need probabilities are refused against a label-only target, and
-LiRA with fewer reference models than its Gaussians need is refused, before any
-training starts.
+training serves every attack of an audit. :class:`AttackPlan` reads each attack's
+:meth:`~miaudit.attacks.base.Attack.needs` and says what that pass must provide
+(reference models on the evaluated records, trained on halves of them or not;
+population records; extra target queries), refuses before any training what the
+audit cannot provide, and leaves out of the default set what a label-only target
+cannot serve. :func:`run_attacks` fits and scores each attack on the shared
+:class:`~miaudit.attacks.base.AttackInputs`. Nothing here tests an attack's name.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
-from miaudit.attacks.label_only import gap_scores, robustness_scores
-from miaudit.attacks.lira import LiRA
-from miaudit.attacks.rmia import RMIA
-from miaudit.attacks.threshold import ThresholdAttack
+from miaudit.attacks.base import Attack, AttackInputs, Needs, PlanContext, RecordFormat
+from miaudit.attacks.registry import ATTACKS, DEFAULT_ATTACKS, get_attack, parse_attacks
 from miaudit.errors import ConfigError
-from miaudit.signals import SIGNALS, ReferenceSignals, logit_confidence, true_class_probability
+from miaudit.signals import ReferenceSignals
 
-THRESHOLD_ATTACKS = tuple(n for s in SIGNALS for n in (s, f"{s}-class"))
-REFERENCE_ATTACKS = ("lira", "lira-offline", "rmia", "rmia-offline")
-LABEL_ATTACKS = ("gap", "robustness")
-ALL_ATTACKS = ("shokri", *THRESHOLD_ATTACKS, *REFERENCE_ATTACKS, *LABEL_ATTACKS)
-DEFAULT_ATTACKS = ("shokri", "loss", "mentr-class", "gap", "lira-offline", "rmia-offline")
-ONLINE_ATTACKS = ("lira", "rmia")
-PROBABILITY_ATTACKS = (*THRESHOLD_ATTACKS, *REFERENCE_ATTACKS)
+__all__ = [
+    "ALL_ATTACKS",
+    "DEFAULT_ATTACKS",
+    "OUTPUT_ARRAYS",
+    "AttackInputs",
+    "AttackOutcome",
+    "AttackPlan",
+    "inputs_from_arrays",
+    "inputs_to_arrays",
+    "parse_attacks",
+    "run_attacks",
+]
 
-#: Decision thresholds of the reference attacks: LiRA online calls a record a member
-#: when IN is the likelier hypothesis; the offline tests reject OUT at 5 %.
-_LIRA_OFFLINE_CUT = float(np.log(0.95))
-_RMIA_CUT = 0.95
-
-
-def parse_attacks(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Validated, de-duplicated attack names (``all`` means every attack)."""
-    out: list[str] = []
-    for name in names:
-        name = name.strip().lower()
-        if name == "all":
-            out.extend(ALL_ATTACKS)
-        elif name == "default":
-            out.extend(DEFAULT_ATTACKS)
-        elif name in ALL_ATTACKS:
-            out.append(name)
-        else:
-            raise ConfigError(
-                f"--attacks: unknown attack {name!r}; choose from {', '.join(ALL_ATTACKS)} "
-                "(or all, default)"
-            )
-    if not out:
-        raise ConfigError("--attacks is empty: name at least one attack")
-    return tuple(dict.fromkeys(out))
+ALL_ATTACKS: tuple[str, ...] = tuple(ATTACKS)
 
 
 @dataclass(frozen=True)
 class AttackPlan:
-    """The attacks of one audit and what the shared shadow pass must provide."""
+    """The attacks of one audit, built with their settings, and what they add up to."""
 
-    names: tuple[str, ...]
-    lira_variance: str = "global"
+    attacks: tuple[Attack, ...]
+    #: Default attacks left out because the target answers labels only.
+    left_out: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        names: tuple[str, ...] | list[str] | None,
+        settings: Callable[[str], BaseModel],
+        *,
+        label_only: bool = False,
+    ) -> AttackPlan:
+        """The attacks ``names`` (``None``: the default set), each with
+        ``settings(section)``.
+
+        Against a label-only target, attacks that need probabilities are left out of
+        the default set (see :attr:`left_out`) and refused when asked for by name.
+        """
+        explicit = names is not None
+        chosen = parse_attacks(list(names) if explicit else list(DEFAULT_ATTACKS))
+        attacks = [get_attack(n)(settings(get_attack(n).section)) for n in chosen]
+        left_out: tuple[str, ...] = ()
+        if label_only:
+            need = tuple(a.name for a in attacks if a.needs().probabilities)
+            if need and explicit:
+                raise ConfigError(
+                    f"the target answers labels only, but {', '.join(need)} need "
+                    "probabilities: use --attacks shokri,gap,robustness,boundary against it"
+                )
+            attacks = [a for a in attacks if a.name not in need]
+            left_out = need
+        return cls(tuple(attacks), left_out)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attacks)
+
+    def _needs(self) -> list[Needs]:
+        return [a.needs() for a in self.attacks]
 
     @property
     def online(self) -> bool:
-        return any(n in ONLINE_ATTACKS for n in self.names)
+        """Some attack needs shadows that trained on the evaluated records."""
+        return any(n.reference == "in-out" for n in self._needs())
 
     @property
     def reference(self) -> bool:
-        return any(n in REFERENCE_ATTACKS for n in self.names)
+        """Some attack needs the shadows' outputs on the evaluated records."""
+        return any(n.reference is not None for n in self._needs())
 
     @property
-    def population(self) -> bool:
-        return any(n.startswith("rmia") for n in self.names)
+    def shadows(self) -> bool:
+        """Some attack learns from the shadows' outputs on their own records."""
+        return any(n.shadows for n in self._needs())
+
+    @property
+    def population(self) -> int:
+        return max((n.population for n in self._needs()), default=0)
 
     @property
     def calibration(self) -> bool:
-        return "rmia-offline" in self.names
+        return any(n.calibration for n in self._needs())
 
     @property
-    def robustness(self) -> bool:
-        return "robustness" in self.names
+    def public(self) -> int:
+        return max((n.public for n in self._needs()), default=0)
 
     @property
-    def lira(self) -> bool:
-        return any(n.startswith("lira") for n in self.names)
+    def features(self) -> bool:
+        return any(n.features for n in self._needs())
 
-    def check(self, *, n_shadows: int, shadow_data: str, label_only: bool, game: str) -> None:
-        """Refuse, before any training, what these attacks cannot do with this audit."""
-        if label_only:
-            needs = [n for n in self.names if n in PROBABILITY_ATTACKS]
-            if needs:
-                raise ConfigError(
-                    f"the target answers labels only, but {', '.join(needs)} need "
-                    "probabilities: use --attacks shokri,gap,robustness against it"
-                )
-        online = [n for n in self.names if n in ONLINE_ATTACKS]
-        if online and game == "shokri" and shadow_data != "real":
+    @property
+    def variants(self) -> int:
+        """Extra queries per evaluated record, asked of target and reference models."""
+        return max((n.variants for n in self._needs()), default=0)
+
+    @property
+    def copies(self) -> int:
+        """Perturbed copies per evaluated record, asked of the target."""
+        return max((n.copies for n in self._needs()), default=0)
+
+    @property
+    def adaptive(self) -> int:
+        """Adaptive target queries per evaluated record, all attacks together."""
+        return sum(n.adaptive for n in self._needs())
+
+    def make_queries(
+        self, kind: str, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The ``kind`` (``"variants"`` or ``"copies"``) queries of ``records``, made by the
+        attack that declares the most of them."""
+        attack = max(self.attacks, key=lambda a: getattr(a.needs(), kind))
+        return attack.queries(records, fmt, rng)
+
+    def extra_queries(self, n_eval: int, n_population: int, n_public: int) -> int:
+        """Target queries beyond the ``n_eval`` evaluated records themselves."""
+        return n_population + n_public + (self.variants + self.copies + self.adaptive) * n_eval
+
+    def check(self, context: PlanContext) -> None:
+        """Refuse, before any training, what these attacks cannot do in this audit."""
+        online = [a.name for a in self.attacks if a.needs().reference == "in-out"]
+        if online and context.game == "shokri" and context.shadow_data != "real":
             raise ConfigError(
                 f"online {', '.join(online)} train shadows on the evaluated records, which "
-                f"--shadow-data {shadow_data} does not have: use --shadow-data real, or the "
-                "offline variants (lira-offline, rmia-offline)"
+                f"--shadow-data {context.shadow_data} does not have: use --shadow-data real, "
+                "or the offline variants (lira-offline, rmia-offline)"
             )
-        for name in self.names:
-            if name.startswith("lira"):
-                lira = LiRA(online=name == "lira", variance=self.lira_variance)
-                need_in, need_out = lira.required_models()
-                # Balanced online draws put every record IN for exactly half the shadows.
-                need = 2 * max(need_in, need_out) if lira.config.online else need_out
-                if n_shadows < need:
-                    raise ConfigError(
-                        f"{name} with {self.lira_variance} variance needs at least {need} "
-                        f"shadows ({need_in} IN and {need_out} OUT per record); got "
-                        f"{n_shadows}: raise --shadows"
-                        + (
-                            " or use --lira-variance global"
-                            if self.lira_variance == "per-record"
-                            else ""
-                        )
-                    )
-            if name == "rmia-offline" and (self.online or game == "recipe") and n_shadows < 4:
-                raise ConfigError(
-                    "rmia-offline chooses its a by attacking one shadow with the others; when "
-                    "shadows train on halves of the evaluated records that needs at least 4 "
-                    f"shadows, got {n_shadows}: raise --shadows"
-                )
-            if name.startswith("rmia") and n_shadows < 2:
-                raise ConfigError(
-                    f"{name} needs at least 2 shadows (one is attacked with the others to "
-                    "set its parameters): raise --shadows"
-                )
-
-
-@dataclass
-class AttackInputs:
-    """The shared signals every attack of one audit scores from.
-
-    ``own_*`` are the shadows' outputs on their own in/out records (stacked);
-    ``target_probs`` the target's on the evaluated records; ``reference`` every
-    shadow's outputs on the evaluated records followed by the population and
-    calibration records (``population``/``calibration`` index into it);
-    ``target_population`` the target's outputs on the population records;
-    ``target_copies`` its outputs on perturbed copies (robustness);
-    ``variants`` ``(A - 1, n_eval)`` index the reference records holding LiRA's extra
-    queries of each evaluated record, and ``target_variants`` ``(A - 1, n_eval, C)``
-    are the target's answers to them.
-    """
-
-    own_probs: np.ndarray
-    own_labels: np.ndarray
-    own_member: np.ndarray
-    target_probs: np.ndarray
-    labels: np.ndarray
-    reference: ReferenceSignals | None = None
-    n_eval: int = 0
-    population: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    target_population: np.ndarray | None = None
-    target_copies: np.ndarray | None = None
-    variants: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
-    target_variants: np.ndarray | None = None
+        for attack in self.attacks:
+            attack.check(context)
 
 
 @dataclass
 class AttackOutcome:
+    """One attack's scores on the evaluated records, its own decision threshold, what
+    it reports beside its metrics, and whether the job cache answered."""
+
     scores: np.ndarray
     threshold: float
     notes: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    seconds: float = 0.0
 
 
-def run_attack(
-    name: str,
-    inputs: AttackInputs,
-    *,
-    shokri=None,
-    rmia_gamma: float = 1.0,
-    lira_variance: str = "global",
-) -> AttackOutcome:
-    """One attack's scores on the evaluated records.
+def _fit_and_score(attack: Attack, inputs: AttackInputs) -> AttackOutcome:
+    scores = attack.fit(inputs).score(inputs)
+    return AttackOutcome(
+        np.asarray(scores, dtype=np.float64),
+        float(attack.decision_threshold),
+        dict(attack.notes_),
+        list(attack.messages_),
+    )
 
-    ``shokri`` is a fitted :class:`~miaudit.attacks.shokri.ShokriAttack`, or its
-    scores on ``inputs.target_probs`` already computed (as the audit caches them).
-    """
-    y = inputs.labels
-    if name == "shokri":
-        if isinstance(shokri, np.ndarray):
-            if shokri.shape != y.shape:
-                raise ValueError(f"{len(shokri)} Shokri scores for {len(y)} evaluated records")
-            return AttackOutcome(shokri, 0.5)
-        return AttackOutcome(shokri.score(inputs.target_probs, y), 0.5)
-    if name in THRESHOLD_ATTACKS:
-        signal, _, per_class = name.partition("-")
-        attack = ThresholdAttack(signal=signal, thresholds="class" if per_class else "global")
-        attack.fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
-        notes = {"global_threshold": attack.global_threshold_}
-        if per_class:
-            notes["fallback_classes"] = list(attack.fallback_classes_)
-        return AttackOutcome(attack.score(inputs.target_probs, y), attack.decision_threshold, notes)
-    if name == "gap":
-        return AttackOutcome(gap_scores(inputs.target_probs, y), 1.0)
-    if name == "robustness":
-        scores = robustness_scores(inputs.target_probs, inputs.target_copies, y)
-        return AttackOutcome(scores, 1.0, {"copies": len(inputs.target_copies)})
-    ref = inputs.reference
-    ev = ref.subset(np.arange(inputs.n_eval))
-    if name.startswith("lira"):
-        lira = LiRA(online=name == "lira", variance=lira_variance)
-        phi_ref = logit_confidence(ev.probs, ev.labels)
-        phi_target = logit_confidence(inputs.target_probs, y)
-        if len(inputs.variants):
-            # Extra queries per record: (K, n, A) and (n, A).
-            extra = [logit_confidence(ref.probs[:, v], ev.labels) for v in inputs.variants]
-            phi_ref = np.stack([phi_ref, *extra], axis=-1)
-            phi_target = np.stack(
-                [phi_target, *(logit_confidence(t, y) for t in inputs.target_variants)], axis=-1
-            )
-        scores = lira.score(phi_ref, ev.member, phi_target)
-        cut = 0.0 if name == "lira" else _LIRA_OFFLINE_CUT
-        notes = {
-            "variance": lira_variance,
-            "reference_models": ref.n_models,
-            "queries_per_record": 1 + len(inputs.variants),
-        }
-        return AttackOutcome(scores, cut, notes)
-    if name.startswith("rmia"):
-        rmia = RMIA(online=name == "rmia", gamma=rmia_gamma)
-        pop = ref.subset(inputs.population)
-        p_ref_x = true_class_probability(ev.probs, ev.labels)
-        p_ref_z = true_class_probability(pop.probs, pop.labels)
-        notes: dict[str, Any] = {"gamma": rmia_gamma, "population": len(inputs.population)}
-        if not rmia.config.online:
-            # The records on which shadow 0 is attacked: its own in/out records when the
-            # shadows never saw the evaluated records, else the evaluated records.
-            cal = ref.subset(inputs.calibration) if len(inputs.calibration) else ev
-            a = rmia.choose_a(
-                true_class_probability(cal.probs, cal.labels),
-                cal.member,
-                p_ref_z,
-                pop.member,
-            )
-            notes["a"] = a
-            notes["a_auc"] = {str(k): v for k, v in rmia.a_grid_.items()}
-        scores = rmia.score(
-            true_class_probability(inputs.target_probs, y),
-            p_ref_x,
-            ev.member,
-            true_class_probability(inputs.target_population, pop.labels),
-            p_ref_z,
-            pop.member,
+
+def run_attack(attack: Attack, inputs: AttackInputs, execution=None) -> AttackOutcome:
+    """Fit and score one attack; an attack that names its cache parts is answered from
+    the job cache when it ran on the same inputs before."""
+    from miaudit.jobs import cached_arrays
+
+    started = time.perf_counter()
+    parts = attack.cache_parts(inputs)
+    if parts is None:
+        outcome = _fit_and_score(attack, inputs)
+    else:
+
+        def compute() -> dict[str, np.ndarray]:
+            out = _fit_and_score(attack, inputs)
+            return {
+                "scores": out.scores,
+                "threshold": np.float64(out.threshold),
+                "notes": np.array(json.dumps(out.notes)),
+                "messages": np.array(json.dumps(out.messages)),
+            }
+
+        found, from_cache = cached_arrays(
+            {"kind": "attack-scores", "name": attack.name, **parts}, compute, execution
         )
-        return AttackOutcome(scores, _RMIA_CUT, notes)
-    raise ConfigError(f"unknown attack {name!r}")
+        outcome = AttackOutcome(
+            found["scores"],
+            float(found["threshold"]),
+            json.loads(str(found["notes"])),
+            json.loads(str(found["messages"])),
+            from_cache,
+        )
+    outcome.seconds = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+def run_attacks(plan: AttackPlan, inputs: AttackInputs, execution=None):
+    """Each attack's :class:`AttackOutcome`, in the plan's order (a generator, so the
+    caller can report progress)."""
+    for attack in plan.attacks:
+        yield attack.name, run_attack(attack, inputs, execution)
 
 
 #: The arrays :func:`miaudit.evaluate` takes (and ``outputs.npz`` holds), by name: the
@@ -303,6 +247,10 @@ OUTPUT_ARRAYS: dict[str, str] = {
     "variant_outputs": "(A-1, n, C) the target's outputs on LiRA's extra queries of each record",
     "reference_variant_outputs": "(K, A-1, n, C) the reference models' outputs on them",
     "copies_outputs": "(R, n, C) the target's outputs on perturbed copies (robustness)",
+    "features": "(n, ...) the evaluated records themselves, as the model reads them (qmia)",
+    "public_outputs": "(p, C) the target's outputs on records it never saw (qmia)",
+    "public_labels": "(p,) their classes",
+    "public_features": "(p, ...) those records themselves",
 }
 
 
@@ -333,6 +281,10 @@ def inputs_to_arrays(inputs: AttackInputs, member: np.ndarray) -> dict[str, np.n
         ("population_outputs", inputs.target_population),
         ("variant_outputs", inputs.target_variants),
         ("copies_outputs", inputs.target_copies),
+        ("features", inputs.features),
+        ("public_outputs", inputs.public_outputs),
+        ("public_labels", inputs.public_labels),
+        ("public_features", inputs.public_features),
     ):
         if value is not None:
             arrays[name] = value
@@ -353,6 +305,10 @@ def inputs_from_arrays(arrays: dict[str, np.ndarray]) -> AttackInputs:
         n_eval=n,
         target_population=arrays.get("population_outputs"),
         target_copies=arrays.get("copies_outputs"),
+        features=arrays.get("features"),
+        public_outputs=arrays.get("public_outputs"),
+        public_labels=arrays.get("public_labels"),
+        public_features=arrays.get("public_features"),
     )
     if "reference_outputs" not in arrays:
         return inputs

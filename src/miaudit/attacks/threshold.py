@@ -19,16 +19,23 @@ A class with too few shadow records of either membership uses the global thresho
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field
 
-from miaudit.attacks.base import Attack, build_config, check_prediction_signals, register
+from miaudit.attacks.base import (
+    Attack,
+    AttackInputs,
+    Needs,
+    build_config,
+    check_fitted,
+    check_prediction_signals,
+)
 from miaudit.signals import SIGNALS, member_signal
 
-__all__ = ["ThresholdAttack", "ThresholdConfig", "best_threshold"]
+__all__ = ["THRESHOLD_ATTACKS", "Threshold", "ThresholdAttack", "ThresholdConfig", "best_threshold"]
 
 
 class ThresholdConfig(BaseModel):
@@ -65,7 +72,7 @@ def best_threshold(signal: np.ndarray, member: np.ndarray) -> float:
     return float((s[k - 1] + s[k]) / 2)
 
 
-class ThresholdAttack(Attack):
+class ThresholdAttack:
     """A signal against a global or per-class threshold chosen on shadow models.
 
     ``fit(P, labels, member)`` takes the shadows' prediction vectors on their own
@@ -98,7 +105,7 @@ class ThresholdAttack(Attack):
         return self
 
     def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
-        self._check_fitted("thresholds_")
+        check_fitted(self, "thresholds_")
         P, y = check_prediction_signals(signals, labels, self.n_classes_)
         s = member_signal(self.config.signal, P, y)
         if self.config.thresholds == "class":
@@ -110,20 +117,76 @@ class ThresholdAttack(Attack):
         return 0.0 if self.config.thresholds == "class" else self.global_threshold_
 
 
-def _variant(name: str, signal: str, thresholds: str) -> None:
-    cls = type(
-        f"Threshold_{name.replace('-', '_')}",
-        (ThresholdAttack,),
-        {
-            "__init__": lambda self, **o: ThresholdAttack.__init__(
-                self, **{"signal": signal, "thresholds": thresholds, **o}
-            ),
-            "__doc__": f"{signal} against a {thresholds} threshold learnt on shadows.",
-        },
+class ThresholdSettings(BaseModel):
+    """Settings shared by the threshold attacks (``[attacks.threshold]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_class_records: int = Field(
+        default=20,
+        ge=2,
+        description="-class variants: a class with fewer shadow records of either membership "
+        "than half this uses the global threshold",
     )
-    register(name)(cls)
 
 
-for _signal in SIGNALS:
-    _variant(_signal, _signal, "global")
-    _variant(f"{_signal}-class", _signal, "class")
+class Threshold(Attack):
+    """A signal against a threshold learnt on the shadows' own in/out records; each
+    subclass fixes the signal and whether thresholds are global or per class."""
+
+    section = "threshold"
+    Config = ThresholdSettings
+    signal: str = "loss"
+    thresholds: str = "global"
+
+    def needs(self) -> Needs:
+        return Needs(shadows=True)
+
+    def fit(self, inputs: AttackInputs) -> Self:
+        self.attack_ = ThresholdAttack(
+            signal=self.signal,
+            thresholds=self.thresholds,
+            min_class_records=self.config.min_class_records,
+        ).fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
+        return self
+
+    def score(self, inputs: AttackInputs) -> np.ndarray:
+        check_fitted(self, "attack_")
+        self.notes_ = {"global_threshold": self.attack_.global_threshold_}
+        if self.thresholds == "class":
+            self.notes_["fallback_classes"] = [
+                inputs.class_names[c] for c in self.attack_.fallback_classes_
+            ]
+        return self.attack_.score(inputs.target_probs, inputs.labels)
+
+    @property
+    def decision_threshold(self) -> float:
+        check_fitted(self, "attack_")
+        return self.attack_.decision_threshold
+
+
+_WORDS = {
+    "loss": "the loss (Yeom et al.)",
+    "confidence": "the true class's probability",
+    "entropy": "the prediction's entropy",
+    "mentr": "Song & Mittal's modified entropy",
+}
+
+
+def _variant(signal: str, thresholds: str) -> type[Threshold]:
+    name = signal if thresholds == "global" else f"{signal}-class"
+    where = "one threshold" if thresholds == "global" else "a threshold per class"
+    body: dict[str, Any] = {
+        "name": name,
+        "signal": signal,
+        "thresholds": thresholds,
+        "summary": f"{_WORDS[signal]} against {where} learnt on the shadows",
+        "__doc__": f"{signal} against {where} learnt on shadows.",
+    }
+    return type(f"Threshold_{name.replace('-', '_')}", (Threshold,), body)
+
+
+#: One attack per signal and kind of threshold, in the order ``all`` lists them.
+THRESHOLD_ATTACKS: tuple[type[Threshold], ...] = tuple(
+    _variant(signal, kind) for signal in SIGNALS for kind in ("global", "class")
+)
