@@ -62,12 +62,12 @@ def test_the_planner_reads_declarations_not_names():
     assert plan("rmia", rmia={"population": 300}).population == 300
     assert plan("lira", lira={"queries": 3}).variants == 2
     assert plan("robustness", robustness={"copies": 5}).copies == 5
-    assert plan("boundary", boundary={"directions": 2, "steps": 3}).adaptive == 8
+    assert plan("boundary", boundary={"directions": 2, "scan": 5, "steps": 3}).adaptive == 16
     assert plan("qmia").public == 5000 and plan("qmia").features
     assert not plan("gap").reference and not plan("gap").shadows
     # Extra target queries add up from the declarations.
     p = plan("robustness", "boundary", "qmia", robustness={"copies": 2})
-    assert p.extra_queries(100, 0, 50) == 50 + 100 * (2 + 88)
+    assert p.extra_queries(100, 0, 50) == 50 + 100 * (2 + 8 * (8 + 6))
 
 
 def test_a_new_attack_needs_only_its_class():

@@ -3,11 +3,13 @@
 Position in the pipeline: ``signals -> attack -> scores``, asking the target itself.
 A model's training records sit further from its decision boundary than unseen
 records. For each evaluated record the target labels correctly, the attack walks
-along ``directions`` random paths away from it and, by binary search with ``steps``
-queries per path, finds how far the record can move before the target's label
-changes; the score is that distance, averaged over the paths (or their minimum).
-A path that never flips within ``max_distance`` counts as ``max_distance``; a record
-the target already misclassifies scores 0.
+along ``directions`` random paths away from it: ``scan`` evenly spaced queries up to
+``max_distance`` find the first stretch where the target's label changes (labels may
+change back further out, so the far end alone would not do), and a binary search of
+``steps`` queries narrows it down. The score is how far the record moved before its
+label changed: the smallest over the paths (or their mean). A path that never flips
+within ``max_distance`` counts as ``max_distance``; a record the target already
+misclassifies scores 0.
 
 Paths keep the data's format: numeric (standardised) features move along a random
 direction, scaled so a distance of 1 moves them one standard deviation on average;
@@ -15,7 +17,7 @@ each categorical feature's one-hot block switches, whole, to another random
 category once the distance passes a random point of its own; image pixels move
 along a random direction (distance 1: one full intensity step on average) and stay
 in [0, 1]. Every query is counted against ``--query-budget``: at most
-``directions × (steps + 1)`` per record.
+``directions × (scan + steps)`` per record.
 """
 
 from __future__ import annotations
@@ -36,15 +38,20 @@ class BoundarySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     directions: int = Field(default=8, ge=1, description="random paths per record")
-    steps: int = Field(default=10, ge=1, description="binary-search queries per path")
+    scan: int = Field(
+        default=8, ge=1, description="evenly spaced queries per path to find its first flip"
+    )
+    steps: int = Field(default=6, ge=0, description="binary-search queries per path after it")
     max_distance: float | None = Field(
         default=None,
         gt=0,
         description="longest path: standard deviations for tables (default 4), pixel "
         "intensity for images (default 1)",
     )
-    aggregate: Literal["mean", "min"] = Field(
-        default="mean", description="a record's score: mean or minimum distance over paths"
+    aggregate: Literal["min", "mean"] = Field(
+        default="min",
+        description="a record's score: the smallest distance over its paths (its distance "
+        "to the boundary), or their mean",
     )
 
 
@@ -111,7 +118,7 @@ class Boundary(Attack):
 
     def needs(self) -> Needs:
         c = self.config
-        return Needs(features=True, adaptive=c.directions * (c.steps + 1), probabilities=False)
+        return Needs(features=True, adaptive=c.directions * (c.scan + c.steps), probabilities=False)
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         c = self.config
@@ -135,9 +142,22 @@ class Boundary(Attack):
 
         distance = np.zeros(len(label))
         distance[rows] = reach
-        # Paths that flip within reach are searched; the others stay at reach.
-        rows = rows[flips(np.full(len(rows), reach), rows)]
-        lo, hi = np.zeros(len(rows)), np.full(len(rows), reach)
+        # The first flip along each path: scan outwards, dropping paths as they flip.
+        lo = np.zeros(len(label))
+        found = np.zeros(len(label), bool)
+        pending = rows
+        for k in range(1, c.scan + 1):
+            if not len(pending):
+                break
+            t = np.full(len(pending), reach * k / c.scan)
+            flipped = flips(t, pending)
+            distance[pending[flipped]] = t[flipped]
+            found[pending[flipped]] = True
+            lo[pending[~flipped]] = t[~flipped]
+            pending = pending[~flipped]
+        # Then bisect the stretch where each path first flipped.
+        rows = rows[found[rows]]
+        lo, hi = lo[rows], distance[rows]
         for _ in range(c.steps):
             mid = (lo + hi) / 2
             flipped = flips(mid, rows)
@@ -147,6 +167,7 @@ class Boundary(Attack):
         per_path = distance.reshape(-1, D)
         self.notes_ = {
             "directions": D,
+            "scan": c.scan,
             "steps": c.steps,
             "max_distance": reach,
             "aggregate": c.aggregate,
