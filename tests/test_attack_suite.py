@@ -38,17 +38,17 @@ def test_attack_names_are_validated():
     ("settings", "message"),
     [
         ({"attacks": ["lira"], "shadows": 2, "lira_variance": "per-record"},
-         r"lira with per-record variance needs at least 4 shadows .*--lira-variance global"),
+         r"lira with per-record variance needs at least 4 shadows .*attacks.lira.variance=global"),
         ({"attacks": ["lira"], "shadows": 1}, "needs at least 2 shadows"),
         ({"attacks": ["rmia-offline"], "shadows": 1}, "needs at least 2 shadows"),
         ({"attacks": ["lira", "rmia-offline"], "shadows": 3}, "at least 4"),
-        ({"attacks": ["rmia"], "shadow_data": "noisy"}, "use --shadow-data real"),
+        ({"attacks": ["rmia"], "shadow_data": "noisy"}, "use shadow_data=real"),
         ({"attacks": ["loss", "lira-offline"], "defense": ["label-only"]},
          "labels only, but loss, lira-offline need probabilities"),
-        ({"fprs": [0.0001]}, r"--fpr 0.0001: .* at least 10,000 non-members .* evaluates 200"),
+        ({"fprs": [0.0001]}, r"fprs=0.0001: .* at least 10,000 non-members .* evaluates 200"),
         ({"game": "recipe", "attacks": ["lira"], "shadows": 1}, "at least 2 shadows"),
-        ({"game": "recipe", "shadow_data": "marginal"}, "--shadow-data real"),
-        ({"game": "recipe", "target_model": "x"}, "--target-model does not apply"),
+        ({"game": "recipe", "shadow_data": "marginal"}, "shadow_data=real"),
+        ({"game": "recipe", "target_model": "x"}, "target_model does not apply"),
     ],
 )  # fmt: skip
 def test_impossible_requests_are_refused_before_training(no_training, settings, message):

@@ -123,7 +123,7 @@ def test_cli_reports_an_unreachable_service_and_a_wrong_token(saved_adult, tmp_p
 def test_bad_urls_and_membership_of_other_data(saved_adult):
     with pytest.raises(ConfigError, match="not an http"):
         miaudit.audit(target_url="ftp://host", membership=str(saved_adult))
-    with pytest.raises(miaudit.errors.MiauditError, match="audit it with --dataset adult"):
+    with pytest.raises(miaudit.errors.MiauditError, match="audit it with dataset=adult"):
         miaudit.audit(
             dataset="digits", target_url="http://127.0.0.1:9", membership=str(saved_adult)
         )

@@ -49,12 +49,12 @@ def test_evaluation_is_balanced_and_labelled():
 
 
 def test_too_large_target_says_what_fits():
-    with pytest.raises(DataError, match=r"--target-size 500 needs 2000 records.*1797.*449"):
+    with pytest.raises(DataError, match=r"target_size=500 needs 2000 records.*1797.*449"):
         make_splits(1797, 500, 2, np.random.default_rng(0))
 
 
 def test_zero_shadows_is_refused():
-    with pytest.raises(ConfigError, match="--shadows must be at least 1"):
+    with pytest.raises(ConfigError, match="shadows must be at least 1"):
         make_splits(100, 10, 0, np.random.default_rng(0))
 
 

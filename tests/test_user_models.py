@@ -331,7 +331,7 @@ def test_an_identifier_column_is_named_not_silently_encoded(adult):
     fitted = make_pipeline(*[s for _, s in pipe.steps]).fit(
         small.drop(columns=["income", "ticket"]).iloc[:100], small["income"].iloc[:100]
     )
-    with pytest.warns(UserWarning, match=r"ticket hold.* every row.*--id-column"):
+    with pytest.warns(UserWarning, match=r"ticket hold.* every row.*id_column"):
         miaudit.audit(target=fitted, data=small, label="income", members=np.arange(100),
                       shadows=1, attacks=["loss"], **QUICK)  # fmt: skip
     result = miaudit.audit(
@@ -473,7 +473,7 @@ def test_a_small_pool_trains_overlapping_shadows_of_the_targets_size(adult):
     # The attack learned from balanced records: as many in as out, per shadow.
     arrays = result.outputs()
     assert arrays["shadow_members"].sum() == 2 * sh["n_out"] == len(arrays["shadow_members"]) // 2
-    with pytest.raises(DataError, match=r"--shadow-size \d+ \(shadow_size=\)"):
+    with pytest.raises(DataError, match=r"shadow_size=\d+, leave more"):
         miaudit.audit(target=fitted, data=table.iloc[:700], label="income", members=members,
                       shadows=1, attacks=["loss"], **QUICK)  # fmt: skip
 

@@ -26,7 +26,7 @@ _LAZY = {
     "TorchModel": "miaudit.models.user",
     "load_dataset": "miaudit.data",
     "load_frame": "miaudit.data",
-    "AuditResult": "miaudit.pipeline",
+    "AuditResult": "miaudit.result",
     "Execution": "miaudit.jobs",
     "MiauditError": "miaudit.errors",
 }

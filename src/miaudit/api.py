@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from miaudit.pipeline import AuditResult
+    from miaudit.result import AuditResult
 
 __all__ = ["audit", "evaluate"]
 

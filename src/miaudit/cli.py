@@ -8,6 +8,7 @@ status 2 — never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,6 +79,110 @@ def _attack_settings(specs: list[str] | None) -> dict[str, Any]:
 def _recipe_overrides(**kw: Any) -> dict[str, Any] | None:
     given = {k: v for k, v in kw.items() if v is not None}
     return given or None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _policies(specs: list[str] | None) -> list[str] | None:
+    return [d for spec in specs for d in _split_list(spec)] if specs else None
+
+
+def _negated(value: bool | None) -> bool | None:
+    return None if value is None else not value
+
+
+#: Every ``miaudit audit`` option that sets the configuration: its parameter -> the
+#: configuration key it sets (dotted into tables) and how its value is read. The one
+#: place options and settings meet: error messages name keys, and the CLI shows them
+#: as these options (a test checks every key exists and every option is here or in
+#: :data:`RUN_OPTIONS`).
+AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "dataset": ("dataset", _same),
+    "label": ("label", _same),
+    "categorical": ("categorical", _split_list),
+    "id_column": ("id_column", _same),
+    "pixel_scale": ("pixel_scale", _same),
+    "target_size": ("target_size", _same),
+    "shadows": ("shadows", _same),
+    "shadow_size": ("shadow_size", _same),
+    "target_python": ("target_python", _same),
+    "trainer_python": ("trainer_python", _same),
+    "python_path": ("python_path", _same),
+    "members": ("members", _text),
+    "non_members": ("non_members", _text),
+    "model": ("target.model", _same),
+    "epochs": ("target.epochs", _same),
+    "lr": ("target.lr", _same),
+    "batch_size": ("target.batch_size", _same),
+    "l2": ("target.l2", _same),
+    "hidden": ("target.hidden", _same),
+    "shadow_model": ("shadow.model", _same),
+    "target_model": ("target_model", _text),
+    "save_target": ("save_target", _text),
+    "target_url": ("target_url", _same),
+    "membership": ("membership", _text),
+    "http_timeout": ("http.timeout", _same),
+    "http_retries": ("http.retries", _same),
+    "shadow_data": ("shadow_data", _same),
+    "noise": ("noise", _same),
+    "shadow_labels": ("shadow_labels", _same),
+    "query_budget": ("query_budget", _same),
+    "defense": ("defense", _policies),
+    "attack_learner": ("attacks.shokri.learner", _same),
+    "class_agnostic": ("attacks.shokri.per_class", _negated),
+    "attacks": ("attacks.run", _split_list),
+    "lira_variance": ("attacks.lira.variance", _same),
+    "lira_queries": ("attacks.lira.queries", _same),
+    "game": ("game", _same),
+    "bootstrap": ("bootstrap", _same),
+    "fpr": ("fprs", _rates),
+    "seed": ("seed", _same),
+    "device": ("device", _same),
+}
+
+#: ``miaudit audit`` options that say how or where the audit runs (or which settings
+#: file to read), never what it computes: not configuration keys.
+RUN_OPTIONS = frozenset({
+    "config", "attack_setting", "token", "query_cache", "no_query_cache", "workers",
+    "executor", "scheduler", "job_cache", "no_job_cache", "keep_models", "out", "overwrite",
+    "save_outputs", "quiet",
+})  # fmt: skip
+
+
+def _options_to_config(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings the given options say, as nested tables (``None``: not given)."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        path, read = AUDIT_OPTIONS[name]
+        value = read(value)
+        if value is None:
+            continue
+        *tables, last = path.split(".")
+        at = out
+        for table in tables:
+            at = at.setdefault(table, {})
+        at[last] = value
+    return out
+
+
+def option_for(config_key: str) -> str | None:
+    """The ``miaudit audit`` option that sets ``config_key`` (``--attacks`` for
+    ``attacks.run``), or ``None`` when only a settings file sets it."""
+    names = {path: name for name, (path, _) in AUDIT_OPTIONS.items()}
+    name = names.get(config_key)
+    if name is None:
+        return None
+    for param in typer.main.get_command(app).commands["audit"].params:
+        if param.name == name:
+            # A boolean pair names the setting by the option that turns it on.
+            return "--per-class" if name == "class_agnostic" else param.opts[0]
+    return None
 
 
 def _build_config(config: Path | None, flags: dict[str, Any]):
@@ -413,50 +518,11 @@ def audit(
     from miaudit.report import default_out_dir, prepare_out_dir, write_results
     from miaudit.report.summary import print_summary
 
-    flags: dict[str, Any] = {
-        "dataset": dataset,
-        "label": label,
-        "categorical": _split_list(categorical),
-        "id_column": id_column,
-        "pixel_scale": pixel_scale,
-        "target_size": target_size,
-        "shadows": shadows,
-        "shadow_size": shadow_size,
-        "target_python": target_python,
-        "trainer_python": trainer_python,
-        "python_path": python_path,
-        "members": str(members) if members else None,
-        "non_members": str(non_members) if non_members else None,
-        "target": _recipe_overrides(
-            model=model, epochs=epochs, lr=lr, batch_size=batch_size, l2=l2, hidden=hidden
-        ),
-        "shadow": _recipe_overrides(model=shadow_model),
-        "target_model": str(target_model) if target_model else None,
-        "save_target": str(save_target) if save_target else None,
-        "target_url": target_url,
-        "membership": str(membership) if membership else None,
-        "http": {"timeout": http_timeout, "retries": http_retries},
-        "shadow_data": shadow_data,
-        "noise": noise,
-        "shadow_labels": shadow_labels,
-        "query_budget": query_budget,
-        "defense": [d for spec in defense for d in _split_list(spec)] if defense else None,
-        "attacks": {
-            "run": _split_list(attacks),
-            "shokri": {
-                "learner": attack_learner,
-                "per_class": None if class_agnostic is None else not class_agnostic,
-            },
-            "lira": {"variance": lira_variance, "queries": lira_queries},
-        },
-        "game": game,
-        "bootstrap": bootstrap,
-        "fprs": _rates(fpr),
-        "seed": seed,
-        "device": device,
-    }
+    given = locals()
+    flags = _options_to_config({name: given[name] for name in AUDIT_OPTIONS})
     for section, values in _attack_settings(attack_setting).items():
-        flags["attacks"][section] = {**(flags["attacks"].get(section) or {}), **values}
+        attacks = flags.setdefault("attacks", {})
+        attacks[section] = {**(attacks.get(section) or {}), **values}
     cfg = _build_config(config, flags)
     if out is None and keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
@@ -495,7 +561,7 @@ def audit(
     except KeyboardInterrupt:
         typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
         raise typer.Exit(130) from None
-    target_dir = out if out is not None else default_out_dir(result.dataset["name"])
+    target_dir = out if out is not None else default_out_dir(result.dataset.name)
     written = write_results(result, target_dir, outputs=save_outputs)
     print_summary(result, written)
 
@@ -782,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         # our own errors pass through it untouched and are printed here.
         app(args=argv, prog_name="miaudit", standalone_mode=True)
     except MiauditError as err:
-        typer.echo(f"miaudit: error: {err}", err=True)
+        typer.echo(f"miaudit: error: {err.for_cli(option_for)}", err=True)
         return 2
     except SystemExit as exc:
         code = exc.code

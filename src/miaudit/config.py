@@ -26,6 +26,7 @@ from pydantic import (
 
 from miaudit.attacks.registry import SECTIONS, nearest, parse_attacks, section_attacks
 from miaudit.errors import ConfigError
+from miaudit.errors import key as name_key
 from miaudit.synthesis import SynthesisConfig
 
 
@@ -329,6 +330,87 @@ class AuditConfig(BaseModel):
 
         # Normalised spelling, so config.json states exactly what was applied.
         return [parse_policy(spec).spec for spec in v]
+
+    @model_validator(mode="after")
+    def _combinations(self) -> AuditConfig:
+        """Settings that contradict each other, refused before any data is loaded."""
+        if self.game == "recipe":
+            self._refuse_set(
+                ("target_model", "target_url", "save_target", "membership", "target_python",
+                 "members", "non_members"),
+                f"{name_key('game', 'recipe')} trains its own target and draws its members, so "
+                f"{{key}} does not apply: drop it, or use {name_key('game', 'shokri')}",
+            )  # fmt: skip
+            if self.shadow_data != "real":
+                raise ConfigError(
+                    f"{name_key('game', 'recipe')} trains every model on the pool: use "
+                    f"{name_key('shadow_data', 'real')}"
+                )
+        if self.target_url is not None:
+            self._check_remote()
+        elif self.membership is not None:
+            raise ConfigError(
+                f"{name_key('membership')} says which records a remote target was trained on: use "
+                f"it with {name_key('target_url')} (a saved model's membership comes with "
+                f"{name_key('target_model')})"
+            )
+        if self.target_model is not None and self.target.given():
+            raise ConfigError(
+                f"target recipe settings ({', '.join(sorted(self.target.given()))}) would be "
+                f"ignored: {name_key('target_model')} loads a trained target; drop them, or set "
+                f"the shadows' recipe with {name_key('shadow.model')}"
+            )
+        if self.target_python is not None:
+            self.check_own_target(name_key("target_python"))
+        if self.trainer_python is not None and self.shadow is not None:
+            raise ConfigError(
+                f"{name_key('trainer_python')} and the shadow recipe "
+                f"({name_key('shadow.model')}) both say how shadows train: pass one"
+            )
+        return self
+
+    def _refuse_set(self, names: tuple[str, ...], why: str) -> None:
+        for name in names:
+            if getattr(self, name) is not None:
+                raise ConfigError(why.format(key=name_key(name)))
+
+    def _check_remote(self) -> None:
+        if self.target_model is not None:
+            raise ConfigError(
+                f"{name_key('target_url')} and {name_key('target_model')} both name the target: "
+                "pass one"
+            )
+        if self.save_target is not None:
+            raise ConfigError(
+                f"{name_key('save_target')} saves a target trained here; a remote one cannot be"
+            )
+        if self.defense:
+            raise ConfigError(
+                f"{name_key('defense')} applies an output policy to a local target; a service "
+                "applies its own and reports it (miaudit serve --top-k/--round/--temperature/"
+                "--label-only)"
+            )
+        if self.membership is None:
+            raise ConfigError(
+                f"an audit of {name_key('target_url')} must know which records the target was "
+                f"trained on: pass {name_key('membership')} (the saved target's folder or its "
+                "membership.npz)"
+            )
+
+    def check_own_target(self, what: str = "target=") -> None:
+        """Refuse settings that contradict auditing the user's own fitted model
+        (``what`` names how it was given)."""
+        self._refuse_set(
+            ("target_url", "target_model", "save_target", "membership"),
+            f"{what} is your own model, so {{key}} does not apply: pass one target",
+        )
+        if self.target.given():
+            given = ", ".join(sorted(self.target.given()))
+            raise ConfigError(
+                f"target recipe settings ({given}) would be ignored: {what} is already "
+                f"trained; say how to train shadows with {name_key('trainer_python')} (trainer= "
+                f"in Python) or {name_key('shadow.model')}"
+            )
 
     def resolved_dict(self) -> dict[str, Any]:
         """JSON-ready configuration; feeding it back through ``--config`` repeats the run."""

@@ -8,9 +8,49 @@ on one line and exits with status 2; the Python API lets it propagate.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+#: A configuration key named in a message (see :func:`key`).
+_KEY = re.compile(r"⟦([A-Za-z_][\w.]*)(?:=([^⟧]*))?⟧")
+
+
+def key(name: str, value: object = None) -> str:
+    """A configuration key (and value) in a message, e.g. ``key("game", "recipe")``.
+
+    Python callers read it as the key (``game=recipe``); the CLI shows the flag that
+    sets it (``--game recipe``), so inner code names settings one way for both.
+    """
+    return f"⟦{name}⟧" if value is None else f"⟦{name}={value}⟧"
+
+
+def render(text: str, flag: Callable[[str], str | None] | None = None) -> str:
+    """``text`` with its keys written for Python (``flag=None``) or with ``flag(key)``'s
+    option (a key without one is named as the configuration file's)."""
+
+    def one(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        option = flag(name) if flag is not None else None
+        if option is None:
+            where = f"{name}={value}" if value is not None else name
+            return where if flag is None else f"{where} (in --config)"
+        return option if value is None else f"{option} {value}"
+
+    return _KEY.sub(one, text)
+
 
 class MiauditError(Exception):
-    """Base class for errors caused by the user's input or environment."""
+    """Base class for errors caused by the user's input or environment.
+
+    Messages may name configuration keys with :func:`key`; ``str(error)`` writes them
+    as keys, :meth:`for_cli` as the command line's options.
+    """
+
+    def __str__(self) -> str:
+        return render(super().__str__())
+
+    def for_cli(self, flag: Callable[[str], str | None]) -> str:
+        return render(super().__str__(), flag)
 
 
 class ConfigError(MiauditError, ValueError):

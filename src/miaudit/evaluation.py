@@ -6,7 +6,7 @@ and non-members — and perhaps reference models' and shadow models' outputs —
 the arrays to :func:`miaudit.evaluate` (or ``miaudit evaluate outputs.npz``). The
 arrays are checked here, every attack they allow is run (an attack asked for whose
 arrays are missing is refused, naming them), and the result is the same
-:class:`~miaudit.pipeline.AuditResult` an audit returns.
+:class:`~miaudit.result.AuditResult` an audit returns.
 
 An audit's own arrays (:meth:`AuditResult.outputs`, ``--save-outputs``) carry its
 settings too, and give back that audit's metrics bit for bit.

@@ -31,7 +31,7 @@ from miaudit.data import Dataset, load_dataset
 from miaudit.data.build import check_ids
 from miaudit.data.builtin import is_builtin, resolve_builtin
 from miaudit.data.records import attach_arrays, attach_table, memory_dataset, resolve_members
-from miaudit.errors import ConfigError, MiauditError
+from miaudit.errors import ConfigError, MiauditError, key
 from miaudit.models.family import ModelFamily
 from miaudit.models.user import ClassMap, RecordAdapter, TorchModel, as_predictor, make_family
 
@@ -86,7 +86,7 @@ def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
     for folder in reversed(python_path or []):
         folder = str(Path(folder).expanduser().resolve())
         if not Path(folder).is_dir():
-            raise ConfigError(f"--python-path {folder}: not a folder")
+            raise ConfigError(f"{key('python_path', folder)}: not a folder")
         if folder not in sys.path:
             sys.path.insert(0, folder)
     try:
@@ -105,8 +105,8 @@ def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
         raise
     except ModuleNotFoundError as exc:
         raise ConfigError(
-            f"{what} {spec}: cannot import {module_name} ({exc}); pass --python-path with the "
-            "folder that holds it"
+            f"{what} {spec}: cannot import {module_name} ({exc}); pass {key('python_path')} "
+            "with the folder that holds it"
         ) from None
     except Exception as exc:
         raise ConfigError(
@@ -168,7 +168,7 @@ def audit_data(config, handed: Handover) -> Dataset:
             pixel_scale=config.pixel_scale,
         )
     if handed.ids is not None:
-        raise ConfigError("ids= names the rows of data=; for a file use id_column= / --id-column")
+        raise ConfigError(f"ids= names the rows of data=; for a file use {key('id_column')}")
     data = load_dataset(
         config.dataset,
         label=config.label,

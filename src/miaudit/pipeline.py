@@ -16,18 +16,15 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from miaudit import __version__
 from miaudit.attacks.base import AttackInputs, PlanContext, RecordFormat
-from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import (
     AttackPlan,
     inputs_from_arrays,
-    inputs_to_arrays,
     run_attacks,
 )
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
-from miaudit.errors import ConfigError, DataError, ModelError
+from miaudit.errors import ConfigError, DataError, ModelError, key
 from miaudit.handover import (
     Handover,
     audit_data,
@@ -42,8 +39,6 @@ from miaudit.handover import (
 from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
 from miaudit.metrics import (
     DEFAULT_FPRS,
-    AttackMetrics,
-    attack_strength,
     evaluate_attack,
     roc_points,
 )
@@ -52,11 +47,12 @@ from miaudit.models.family import ModelFamily, RecipeFamily, as_family
 from miaudit.models.user import RecordAdapter, make_family
 from miaudit.policies import PolicyTarget, apply_policies, parse_policy
 from miaudit.progress import Reporter
+from miaudit.result import AuditResult, DatasetSection, QueryCount, ShadowsSection, TargetSection
 from miaudit.shadow_data import feature_groups, shadow_records
 from miaudit.signals import ReferenceSignals
 from miaudit.splits import (
     AuditSplits,
-    balanced_memberships,
+    draw_recipe_pool,
     draw_shadow_sets,
     make_splits,
     online_shadow_sets,
@@ -65,243 +61,8 @@ from miaudit.splits import (
 from miaudit.synthesis import format_sampler, hill_climb, records_needed
 from miaudit.target import LocalTarget
 
-#: How many of the most exposed records ``results.json`` lists.
-MOST_EXPOSED = 20
 #: File beside a saved target that says which records it was trained on.
 MEMBERSHIP_FILE = "membership.npz"
-
-
-@dataclass
-class AuditResult:
-    """Everything an audit found; :meth:`to_dict` is the ``results.json`` contract."""
-
-    config: AuditConfig
-    dataset: dict[str, Any]
-    target: dict[str, Any]
-    shadows: dict[str, Any]
-    attacks: dict[str, AttackMetrics]
-    attack_notes: dict[str, dict[str, Any]]
-    #: Each evaluated record's row in the table the user gave (their file or
-    #: DataFrame; a built-in set's :func:`miaudit.data.load_frame`), duplicates counted.
-    record_index: np.ndarray
-    labels: np.ndarray
-    member: np.ndarray
-    scores: dict[str, np.ndarray]
-    roc: dict[str, dict[str, list[float]]]
-    timings_s: dict[str, float] = field(default_factory=dict)
-    #: How the work ran (jobs trained, jobs answered from the cache): like the
-    #: timings, facts of this run rather than results, so not in ``results.json``.
-    execution: dict[str, Any] = field(default_factory=dict)
-    #: The signals the attacks scored from (see :meth:`outputs`).
-    inputs: AttackInputs | None = field(default=None, repr=False)
-    #: ``"audit"``, or ``"evaluation"`` of outputs computed elsewhere.
-    kind: str = "audit"
-    #: The user's own id of each evaluated record, when the data has ids.
-    ids: np.ndarray | None = None
-
-    @property
-    def strongest(self) -> str:
-        """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
-        return self.ranked()[0]
-
-    def ranked(self) -> list[str]:
-        """The attacks, strongest first (TPR at 1 % FPR, then AUC; ties keep their order)."""
-        return sorted(
-            self.attacks,
-            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
-            reverse=True,
-        )
-
-    def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
-        """The records the strongest attack most confidently calls members."""
-        name = self.strongest
-        scores = np.asarray(self.scores[name])
-        top = np.argsort(-scores, kind="stable")[:n]
-        names = self.dataset.get("class_names") or []
-        return {
-            "attack": name,
-            "records": [
-                {
-                    "rank": rank + 1,
-                    "record": int(self.record_index[i]),
-                    **({} if self.ids is None else {"id": _plain(self.ids[i])}),
-                    "label": names[int(self.labels[i])] if names else int(self.labels[i]),
-                    "member": bool(self.member[i]),
-                    "score": float(scores[i]),
-                }
-                for rank, i in enumerate(top)
-            ],
-        }
-
-    def __repr__(self) -> str:
-        best = self.attacks[self.strongest]
-        at_1 = best.tpr_at_fpr.get("0.01")
-        tpr = "–" if at_1 is None else f"{at_1:.3f}"
-        return (
-            f"<AuditResult {self.dataset.get('name')}: {len(self.member):,} records evaluated "
-            f"({int(np.sum(self.member)):,} members), {len(self.attacks)} attacks; strongest "
-            f"{self.strongest}: AUC {best.auc:.3f}, TPR at 1% FPR {tpr}>"
-        )
-
-    def summary(self) -> str:
-        """A few lines for a person: the target, and each attack's headline figures,
-        strongest first (TPR at 1 % FPR, then AUC)."""
-        tg = self.target
-        what = (
-            f"outputs computed elsewhere, {tg['n_train']:,} members and {tg['n_test']:,} "
-            "non-members"
-            if self.kind == "evaluation"
-            else f"{self.dataset.get('name')}: {tg.get('model') or tg.get('source')} as target, "
-            f"{tg['n_train']:,} training records"
-        )
-        lines = [
-            f"{what}; train accuracy {tg['train_accuracy']:.3f}, "
-            f"test accuracy {tg['test_accuracy']:.3f}",
-            f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
-            f"{'eps>=@1%':>9}",
-        ]
-
-        def rate(v: float | None) -> str:
-            return "–" if v is None else f"{v:.3f}"
-
-        for name in self.ranked():
-            m = self.attacks[name]
-            eps = (m.epsilon_lower_bound_cp or {}).get("0.01")
-            lines.append(
-                f"{name:<16} {m.auc:>6.3f} {rate(m.tpr_at_fpr.get('0.001')):>9} "
-                f"{rate(m.tpr_at_fpr.get('0.01')):>8} {m.advantage:>9.3f} {rate(eps):>9}"
-            )
-        return "\n".join(lines)
-
-    def to_frame(self, *, label_names: bool = True):
-        """One row per evaluated record: ``record`` (its row in your table), ``id`` (when
-        the data has ids), ``label`` (its class's name), ``member``, a ``score_<attack>``
-        column per attack (higher: surer it was a member) and ``exposure_rank`` (1 = the
-        record the strongest attack is surest of). A pandas DataFrame.
-
-        ``label_names=False`` gives class codes and 0/1 members, as ``scores.csv`` does.
-        """
-        import pandas as pd
-
-        labels = np.asarray(self.labels, dtype=np.int64)
-        names = self.dataset.get("class_names")
-        frame = pd.DataFrame(
-            {
-                "record": np.asarray(self.record_index, dtype=np.int64),
-                **({} if self.ids is None else {"id": np.asarray(self.ids)}),
-                "label": np.asarray(names, dtype=object)[labels]
-                if label_names and names
-                else labels,
-                "member": np.asarray(self.member, dtype=bool if label_names else np.int64),
-                **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in self.scores.items()},
-            }
-        )
-        # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
-        strongest = np.asarray(self.scores[self.strongest], dtype=np.float64)
-        rank = np.empty(len(strongest), dtype=np.int64)
-        rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
-        frame["exposure_rank"] = rank
-        return frame
-
-    def plot_roc(self, ax=None, *, log: bool = True, attacks: list[str] | None = None):
-        """Each attack's ROC curve with matplotlib, on log-log axes by default (the low
-        false-positive end is where membership inference matters). Returns the axes."""
-        import matplotlib.pyplot as plt
-
-        names = list(attacks) if attacks is not None else list(self.attacks)
-        unknown = [n for n in names if n not in self.roc]
-        if unknown:
-            raise ConfigError(
-                f"plot_roc: no attack {unknown[0]!r} in this result; it has "
-                f"{', '.join(self.attacks)}"
-            )
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 4.5))
-        floor = 1.0 / max(1, int(np.sum(np.asarray(self.member) == 0)))
-        for name in names:
-            curve = self.roc[name]
-            ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {self.attacks[name].auc:.3f})")
-        ax.plot([floor, 1], [floor, 1], color="grey", linestyle=":", label="chance")
-        if log:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlim(floor, 1)
-            ax.set_ylim(floor, 1)
-        ax.set_xlabel("false-positive rate")
-        ax.set_ylabel("true-positive rate")
-        ax.set_title(f"Membership inference: {self.dataset.get('name')}")
-        ax.legend(fontsize="small")
-        return ax
-
-    def outputs(self) -> dict[str, np.ndarray]:
-        """The arrays the attacks scored from, named as :func:`miaudit.evaluate` takes them
-        (:data:`miaudit.attacks.suite.OUTPUT_ARRAYS`)."""
-        if self.inputs is None:
-            raise ConfigError("this result keeps no outputs")
-        return inputs_to_arrays(self.inputs, self.member)
-
-    def evaluate_settings(self) -> dict[str, Any]:
-        """The settings that, with :meth:`outputs`, give back this result:
-        ``miaudit.evaluate(result.outputs(), **result.evaluate_settings())`` (all but the
-        attacks that ask the target itself, such as ``boundary``)."""
-        c = self.config
-        # Attacks that ask the target adaptively cannot be replayed from outputs.
-        replayable = tuple(n for n in self.attacks if not get_attack(n)().needs().adaptive)
-        settings = c.attacks.resolved(replayable)
-        return {
-            "attacks": settings.pop("run"),
-            "attack_settings": settings,
-            "seed": c.seed,
-            "bootstrap": c.bootstrap,
-            "fprs": list(c.fprs),
-            "class_names": list(self.dataset.get("class_names") or []) or None,
-            "records": self.record_index,
-            "ids": self.ids,
-        }
-
-    def save_outputs(self, path: str | Path) -> Path:
-        """Write :meth:`outputs`, the settings and the records' identity to one ``.npz``,
-        for ``miaudit evaluate`` (or :func:`miaudit.evaluate`)."""
-        from miaudit.evaluation import write_outputs
-
-        settings = self.evaluate_settings()
-        meta = {
-            "class_names": settings.pop("class_names"),
-            "records": settings.pop("records"),
-            "ids": settings.pop("ids"),
-            "settings": settings,
-        }
-        return write_outputs(path, self.outputs(), meta)
-
-    def config_dict(self) -> dict[str, Any]:
-        """``config.json``: the settings that repeat this run (``--config``), or for an
-        evaluation the settings ``miaudit evaluate`` takes."""
-        if self.kind == "evaluation":
-            settings = self.evaluate_settings()
-            del settings["records"], settings["ids"]  # arrays: they are in outputs.npz
-            return {"evaluate": settings}
-        return self.config.resolved_dict()
-
-    def to_dict(self) -> dict[str, Any]:
-        attacks = {}
-        for name, metrics in self.attacks.items():
-            attacks[name] = {**metrics.to_dict(), **self.attack_notes.get(name, {})}
-        return {
-            "miaudit_version": __version__,
-            "dataset": self.dataset,
-            "target": self.target,
-            "shadows": self.shadows,
-            "attacks": attacks,
-            "strongest_attack": self.strongest,
-            "most_exposed": self.most_exposed(),
-            "seed": self.config.seed,
-            "timings_s": dict(self.timings_s),
-        }
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value JSON writes."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
@@ -310,7 +71,8 @@ def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
     given.setdefault("model", "cnn" if dataset.kind == "image" else "mlp")
     if given["model"] == "cnn" and dataset.kind != "image":
         raise ConfigError(
-            f"--model cnn needs an image data set, but {dataset.name} is tabular: use --model mlp"
+            f"{key('target.model', 'cnn')} needs an image data set, but {dataset.name} is "
+            f"tabular: use {key('target.model', 'mlp')}"
         )
     try:
         return Recipe.model_validate(given)
@@ -370,8 +132,8 @@ def run_audit(
         columns = ", ".join(data.notes["id_like_columns"])
         reporter.warn(
             f"column(s) {columns} hold a different value in every row: identifiers, most "
-            "likely, which let a model memorise records; name one with --id-column "
-            "(id_column=) or drop it"
+            f"likely, which let a model memorise records; name one with {key('id_column')} or "
+            "drop it"
         )
 
     for line in config.moved:
@@ -380,7 +142,6 @@ def run_audit(
         return _recipe_game(config, data, seeds, reporter, execution, handed)
     remote = remote_membership = None
     if config.target_url is not None:
-        _check_remote_options(config)
         remote_membership = load_membership(config.membership, data)
         # Opened before the splits: whether it answers labels only decides the attacks.
         remote = _open_remote(config, data, reporter, token=token, query_cache=query_cache)
@@ -414,93 +175,63 @@ def _plan(config: AuditConfig, label_only: bool, reporter: Reporter) -> AttackPl
     return plan
 
 
+@dataclass
+class Game:
+    """What a game yields once its target exists: the evaluated records and who trains
+    on what. The deployed-model game and the recipe game differ only in how they make
+    one; :func:`_play` trains the models, queries the target and runs the attacks.
+
+    ``data`` holds the evaluated records (and the target's answers come from it);
+    ``shadow_data`` the records the models train on and answer (noisy, marginal or
+    synthetic shadow data replaces the real). Every model ``k`` (a shadow, or a
+    reference model) trains on ``jobs[k].train`` and answers ``jobs[k].query`` then
+    ``extra``. Its first ``len(own_member[k])`` answers
+    are its own records (``own_member[k]``: which it trained on), which Shokri's attack
+    and the thresholds learn from; its answers from ``reference_from[k]`` on are the
+    reference records, laid out by ``reference``
+    (:func:`_reference_records`), which LiRA and RMIA read.
+    """
+
+    name: str
+    data: Dataset
+    shadow_data: Dataset
+    eval_index: np.ndarray
+    eval_member: np.ndarray
+    jobs: list[ShadowJob]
+    own_member: list[np.ndarray]
+    extra: np.ndarray | None = None
+    reference: dict[str, Any] | None = None
+    reference_from: list[int] = field(default_factory=list)
+    public: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    models: str = "shadows"
+    shadows: dict[str, Any] = field(default_factory=dict)
+
+
 def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> AuditResult:
     """The paper's game: a deployed target's members against its non-members, shadows
     trained on the attacker's pool. ``remote`` is a remote target and its membership,
     or ``(None, None)``."""
     remote, remote_membership = remote
-    saved = None
-    user = handed.target is not None
-    if user:
-        _check_user_target_options(config)
-    if remote is not None:
-        saved = remote_membership
-    elif config.target_model is not None:
-        if config.target.given():
-            given = ", ".join(sorted(config.target.given()))
-            raise ConfigError(
-                f"target recipe settings ({given}) would be ignored: --target-model loads a "
-                "trained target; drop them, or use --shadow-model for the shadows"
-            )
-        saved = load_saved_target(config.target_model, data)
-    elif config.membership is not None:
-        raise ConfigError(
-            "--membership says which records a remote target was trained on: use it with "
-            "--target-url (a saved model's membership comes with --target-model)"
-        )
-    trainer = _trainer_family(config, handed, data)
-    # A remote target's recipe is the attacker's guess (the paper's attacker knows the
-    # training algorithm): the recipe flags describe it, and the shadows use it.
-    target_recipe = None
-    if not user:
-        target_recipe = (
-            saved.recipe
-            if saved is not None and saved.recipe is not None
-            else resolve_recipe(config.target, data)
-        )
-    # The family that trains the target, or that did (a saved target's recipe).
-    target_family = None if target_recipe is None else RecipeFamily(target_recipe)
-    if trainer is not None and saved is None and remote is None:
-        target_family = trainer
-    shadow_family = _shadows_family(config, handed, data, trainer, target_family, reporter)
-
-    found = None
-    named = (handed.members, handed.non_members, config.members, config.non_members)
-    if not user and any(m is not None for m in named):
-        raise ConfigError(
-            "members= names the training records of your own model: pass it as target= "
-            "(a saved or remote target brings its own membership, a trained one is drawn)"
-        )
+    who = _who_trains(config, handed, data, remote, remote_membership, reporter)
     rng = np.random.default_rng(seeds["splits"])
-    if user:
-        found = membership(data, handed, config, rng)
-        if found is None:
-            raise ConfigError(
-                "members: name the records your target was trained on (members= a mask, row "
-                "positions or ids of data; --members FILE on the command line)"
-            )
-    plan = _plan(config, _label_only(config, remote), reporter)
+    found = membership(data, handed, config, rng) if who.user else None
+    if who.user and found is None:
+        raise ConfigError(
+            f"{key('members')}: name the records your target was trained on (a mask, row "
+            "positions or ids of data; a file of them on the command line)"
+        )
+    label_only = _label_only(config, remote)
+    plan = _plan(config, label_only, reporter)
     plan.check(
         PlanContext(
             n_shadows=config.shadows, shadow_data=config.shadow_data, game="shokri",
-            online=plan.online, label_only=_label_only(config, remote),
+            online=plan.online, label_only=label_only,
         )
     )  # fmt: skip
     with reporter.stage("splits", "drawing splits"):
-        splits, member_facts = _draw_splits(config, data, plan, saved, found, rng)
-    if splits.overlap:
-        reporter.message(
-            f"the attacker's pool of {len(splits.pool):,} records is smaller than two training "
-            f"sets of {splits.shadow_size:,}: each shadow trains on {splits.shadow_size:,} of "
-            f"them (their training sets overlap) and is tested on the other "
-            f"{len(splits.shadow_out[0]):,}"
-        )
-
-    resolved = config.model_copy(
-        update={
-            "dataset": data.name if handed.data is not None else config.dataset,
-            "target_size": splits.target_size,
-            # A saved target carries its own recipe; repeating the run must not restate it.
-            "target": RecipeSpec()
-            if target_recipe is None or config.target_model is not None or trainer is not None
-            else RecipeSpec(**target_recipe.model_dump()),
-            "shadow": RecipeSpec(**shadow_family.recipe.model_dump())
-            if isinstance(shadow_family, RecipeFamily)
-            else None,
-            "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
-        }
-    )
-
+        splits, member_facts = _draw_splits(config, data, plan, who.saved, found, rng)
+    _say_overlap(splits, reporter)
+    resolved = _resolved(config, data, handed, plan, target_size=splits.target_size, who=who)
     _check_fprs(config, len(splits.target_out))
     population = _draw_population(plan, splits, np.random.default_rng(seeds["population"]))
     if plan.population and len(population) < 10:
@@ -515,61 +246,269 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
             splits, np.random.default_rng(seeds["online"]), extra=population
         )
     n_eval = len(splits.target_in) + len(splits.target_out)
-    extra_queries = plan.extra_queries(n_eval, len(population), len(public))
-    _check_budget(config, n_eval, splits, extra=extra_queries)
-    if remote is not None:
-        facts = {"source": "http", **remote.describe()}
-        policies = [parse_policy(spec) for spec in remote.policy]
-        target = remote
-    else:
-        if user:
-            model, facts = open_target(handed.target, data)
-            facts.update(member_facts)
-        elif saved is not None:
-            model = saved.model
-            facts = {"source": config.target_model}
-        else:
-            model = _train_target(
-                target_family, data, splits, seeds["target"], config, reporter, execution
-            )
-            if config.save_target is not None:
-                save_target(model, config.save_target, data, splits)
-                reporter.message(f"saved the target to {config.save_target}")
-            facts = {"source": "trained"}
-        policies = [parse_policy(spec) for spec in config.defense]
-        target = LocalTarget(model, data.n_classes, query_budget=config.query_budget)
-    # The attacker knows the deployed output policy: the target answers through it,
-    # and the shadows' outputs pass through it too before the attack learns from them.
-    # A remote service applies its own policy (and reports it); it is not applied twice.
-    target = PolicyTarget(target, [] if remote is not None else policies)
-    if remote is not None:
-        described = {"model": None, "recipe": None}
-    elif user:
-        described = {"model": facts["model"], "recipe": None}
-    else:
-        described = target_family.describe()
+    _check_budget(
+        config, n_eval, splits, extra=plan.extra_queries(n_eval, len(population), len(public))
+    )
+    target, policies, facts = _deployed_target(
+        config, data, handed, who, remote, splits, member_facts, seeds, reporter, execution
+    )
     try:
-        return _attack(
-            config,
-            data,
-            splits,
-            target,
-            policies,
-            plan=plan,
-            population=population,
-            public=public,
-            execution=execution,
-            resolved=resolved,
-            facts={**facts, **described},
-            shadow_family=shadow_family,
-            n_eval=n_eval,
-            seeds=seeds,
-            reporter=reporter,
+        game = _deployed_draw(
+            config, data, splits, target, plan, population, public, seeds, who, reporter
+        )
+        return _play(
+            game, plan, target, policies, who.shadows, resolved, facts, seeds, reporter, execution
         )
     finally:
         close = getattr(target.target, "close", None)
         if close is not None and remote is None:
             close()
+
+
+@dataclass
+class _Who:
+    """Who trains what in the deployed game: a saved (or remote) target's membership,
+    whether the target is the user's own, the families of target and shadows."""
+
+    saved: SavedTarget | None
+    user: bool
+    trainer: ModelFamily | None
+    target_recipe: Recipe | None
+    target_family: ModelFamily | None
+    shadows: ModelFamily
+
+
+def _who_trains(config, handed, data, remote, remote_membership, reporter) -> _Who:
+    user = handed.target is not None
+    if user:
+        config.check_own_target()
+    named = (handed.members, handed.non_members, config.members, config.non_members)
+    if not user and any(m is not None for m in named):
+        raise ConfigError(
+            "members= names the training records of your own model: pass it as target= "
+            "(a saved or remote target brings its own membership, a trained one is drawn)"
+        )
+    saved = remote_membership
+    if remote is None and config.target_model is not None:
+        saved = load_saved_target(config.target_model, data)
+    trainer = _trainer_family(config, handed, data)
+    # A remote target's recipe is the attacker's guess (the paper's attacker knows the
+    # training algorithm): the recipe settings describe it, and the shadows use it.
+    target_recipe = None
+    if not user:
+        target_recipe = (
+            saved.recipe
+            if saved is not None and saved.recipe is not None
+            else resolve_recipe(config.target, data)
+        )
+    # The family that trains the target, or that did (a saved target's recipe).
+    target_family = None if target_recipe is None else RecipeFamily(target_recipe)
+    if trainer is not None and saved is None and remote is None:
+        target_family = trainer
+    shadows = _shadows_family(config, handed, data, trainer, target_family, reporter)
+    return _Who(saved, user, trainer, target_recipe, target_family, shadows)
+
+
+def _say_overlap(splits: AuditSplits, reporter: Reporter) -> None:
+    if splits.overlap:
+        reporter.message(
+            f"the attacker's pool of {len(splits.pool):,} records is smaller than two training "
+            f"sets of {splits.shadow_size:,}: each shadow trains on {splits.shadow_size:,} of "
+            f"them (their training sets overlap) and is tested on the other "
+            f"{len(splits.shadow_out[0]):,}"
+        )
+
+
+def _resolved(config, data, handed, plan, *, target_size, who=None, recipe=None) -> AuditConfig:
+    """The config that repeats this run: the data set's name, the sizes and recipes
+    as resolved, the attacks that ran."""
+    if who is not None:
+        # A saved target carries its own recipe; repeating the run must not restate it.
+        restate = who.target_recipe is not None and config.target_model is None
+        restate = restate and who.trainer is None
+        recipe = who.target_recipe if restate else None
+        shadow = who.shadows.recipe if isinstance(who.shadows, RecipeFamily) else None
+    else:
+        shadow = None
+    return config.model_copy(
+        update={
+            "dataset": data.name if handed.data is not None else config.dataset,
+            "target_size": target_size,
+            "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.model_dump()),
+            "shadow": None if shadow is None else RecipeSpec(**shadow.model_dump()),
+            "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
+        }
+    )
+
+
+def _deployed_target(config, data, handed, who, remote, splits, member_facts, seeds,
+                     reporter, execution):  # fmt: skip
+    """The target as the attacker reaches it, through its output policy (the attacker
+    knows the deployed policy: the shadows answer through it too), its policies and
+    the facts the report gives of it."""
+    if remote is not None:
+        # A service applies its own policy (and reports it); it is not applied twice.
+        facts = {"source": "http", **remote.describe(), "model": None, "recipe": None}
+        return PolicyTarget(remote, []), [parse_policy(s) for s in remote.policy], facts
+    if who.user:
+        model, facts = open_target(handed.target, data)
+        facts = {**facts, **member_facts, "model": facts["model"], "recipe": None}
+    elif who.saved is not None:
+        model = who.saved.model
+        facts = {"source": config.target_model, **who.target_family.describe()}
+    else:
+        model = _train_target(
+            who.target_family, data, splits, seeds["target"], config, reporter, execution
+        )
+        if config.save_target is not None:
+            save_target(model, config.save_target, data, splits)
+            reporter.message(f"saved the target to {config.save_target}")
+        facts = {"source": "trained", **who.target_family.describe()}
+    policies = [parse_policy(spec) for spec in config.defense]
+    local = LocalTarget(model, data.n_classes, query_budget=config.query_budget)
+    return PolicyTarget(local, policies), policies, facts
+
+
+def _deployed_draw(config, data, splits, target, plan, population, public, seeds, who,
+                   reporter) -> Game:  # fmt: skip
+    """The deployed game's models: each shadow trains on its training set and answers
+    its in- and out-records, then the reference records."""
+    eval_index, eval_member = splits.evaluation()
+    n_eval = len(eval_index)
+    with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
+        shadow_data, shadow_splits, source_info = prepare_shadow_data(
+            data, splits, config, target, np.random.default_rng(seeds["shadow_data"]),
+            reserved_queries=n_eval + plan.extra_queries(n_eval, len(population), len(public)),
+        )  # fmt: skip
+    unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
+    if unreached:
+        reporter.message(
+            f"hill climbing reached no record of {len(unreached)} classes: "
+            + ", ".join(unreached[:8])
+        )
+    reference = _reference_records(
+        plan, config, data, splits, shadow_data, shadow_splits, population
+    )
+    seeds_k = _int_seeds(seeds["shadows"], config.shadows)
+    jobs, own = [], []
+    for k, (train, s_in, s_out) in enumerate(
+        zip(shadow_splits.training_sets, shadow_splits.shadow_in, shadow_splits.shadow_out,
+            strict=True)
+    ):  # fmt: skip
+        jobs.append(ShadowJob(train, seeds_k[k], np.concatenate([s_in, s_out]), f"shadow {k}"))
+        own.append(np.r_[np.ones(len(s_in), np.int8), np.zeros(len(s_out), np.int8)])
+    shadows = {
+        "count": splits.n_shadows,
+        "game": "shokri",
+        "draw": "online" if plan.online else "disjoint",
+        "source": config.shadow_data,
+        "noise": config.noise if config.shadow_data == "noisy" else None,
+        "labels": config.shadow_labels,
+        "target_queries": source_info["target_queries"],
+        "synthesis": source_info["synthesis"],
+        **_family_facts(who.shadows),
+        "n_in": len(shadow_splits.training_sets[0]),
+        "n_out": len(shadow_splits.shadow_out[0]),
+        "pool_size": len(shadow_splits.pool),
+        **({"overlapping_in_sets": True} if shadow_splits.overlap else {}),
+    }
+    return Game(
+        "shokri", data, shadow_data, eval_index, eval_member, jobs, own,
+        extra=None if reference is None else reference["X"], reference=reference,
+        reference_from=[len(j.query) for j in jobs], public=public,
+        models=f"{config.shadows} shadows", shadows=shadows,
+    )  # fmt: skip
+
+
+def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, reporter,
+          execution) -> AuditResult:  # fmt: skip
+    """One path for both games: train the models, query the target, run the attacks,
+    build the result."""
+    data, C = game.data, game.data.n_classes
+    with reporter.stage("train_shadows", f"training {game.models}") as tick:
+        outputs, job_facts = train_models(
+            family, game.shadow_data, game.jobs, extra=game.extra, device=resolved.device,
+            progress=tick.update, execution=execution, notify=reporter.message,
+        )  # fmt: skip
+    if job_facts["from_cache"]:
+        reporter.message(
+            f"{job_facts['from_cache']} of {len(game.jobs)} models' outputs came from the job cache"
+        )
+    own = [(o[: len(m)], j.query[: len(m)]) for o, m, j in zip(
+        outputs, game.own_member, game.jobs, strict=True)]  # fmt: skip
+    eval_labels = data.y[game.eval_index]
+    with reporter.stage("query_target", "querying the target"):
+        target_probs = target.predict_proba(data.X[game.eval_index])
+        inputs = AttackInputs(
+            own_probs=apply_policies(np.concatenate([o for o, _ in own]), policies),
+            own_labels=np.concatenate([game.shadow_data.y[q] for _, q in own]),
+            own_member=np.concatenate(game.own_member),
+            target_probs=target_probs,
+            labels=eval_labels,
+            n_eval=len(game.eval_index),
+        )
+        _ask_target(plan, inputs, target, data, game.eval_index, game.public, seeds)
+        if game.reference is not None:
+            probs = np.stack([o[s:] for o, s in zip(outputs, game.reference_from, strict=True)])
+            probs = apply_policies(probs.reshape(-1, C), policies).reshape(probs.shape)
+            _ask_reference(inputs, game.reference, probs, target, data)
+    outcome = _score_attacks(
+        plan, inputs, resolved, data.class_names, game.eval_member, seeds, reporter, execution
+    )
+    return AuditResult(
+        config=resolved,
+        dataset=DatasetSection.of(data.summary()),
+        target=_target_section(facts, policies, target, resolved, inputs, game.eval_member),
+        shadows=_shadows_section(game.shadows),
+        record_index=data.rows[game.eval_index],
+        ids=None if data.ids is None else data.ids[game.eval_index],
+        labels=eval_labels,
+        member=game.eval_member,
+        timings_s=reporter.timings,
+        execution={"jobs": job_facts},
+        **outcome,
+    )
+
+
+def _target_section(facts, policies, target, config, inputs, member) -> TargetSection:
+    """What the report says of the target: its facts, policy, queries and accuracies."""
+    correct = inputs.target_probs.argmax(axis=1) == inputs.labels
+    member = np.asarray(member).astype(bool)
+    details = {k: v for k, v in facts.items() if k not in ("source", "model", "recipe")}
+    return TargetSection(
+        source=facts["source"],
+        model=facts.get("model"),
+        recipe=facts.get("recipe"),
+        defense=[p.spec for p in policies],
+        queries=QueryCount(
+            target.target.queries_, getattr(target.target, "cached_", 0), config.query_budget
+        ),
+        # Your own target's training set may be larger than the members evaluated.
+        n_train=facts.get("members_given", int(member.sum())),
+        n_test=int((~member).sum()),
+        train_accuracy=float(correct[member].mean()),
+        test_accuracy=float(correct[~member].mean()),
+        details=details,
+    )
+
+
+def _shadows_section(facts: dict[str, Any]) -> ShadowsSection:
+    details = {k: v for k, v in facts.items() if k not in ("count", "game", "source")}
+    return ShadowsSection(facts["count"], facts["game"], facts["source"], details)
+
+
+def _ask_reference(inputs: AttackInputs, layout, probs, target, data: Dataset) -> None:
+    """Put the reference models' outputs into ``inputs``, and ask the target about the
+    population records and the variants the reference models answered."""
+    inputs.reference = ReferenceSignals(probs, layout["member"], layout["labels"])
+    inputs.population = layout["population"]
+    inputs.calibration = layout["calibration"]
+    if len(layout["z"]):
+        inputs.target_population = target.predict_proba(data.X[layout["z"]])
+    if len(layout["variants"]):
+        inputs.variants = layout["variants"]
+        answers = target.predict_proba(layout["variant_rows"])
+        inputs.target_variants = answers.reshape(*layout["variants"].shape, -1)
 
 
 def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, dict[str, Any]]:
@@ -602,8 +541,8 @@ def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, di
 def _with_python_objects(config: AuditConfig, handed: Handover) -> Handover:
     """``handed`` with the objects ``--target-python`` and ``--trainer-python`` name."""
     for spec, field_name, flag in (
-        (config.target_python, "target", "--target-python"),
-        (config.trainer_python, "trainer", "--trainer-python"),
+        (config.target_python, "target", key("target_python")),
+        (config.trainer_python, "trainer", key("trainer_python")),
     ):
         if spec is None:
             continue
@@ -615,37 +554,14 @@ def _with_python_objects(config: AuditConfig, handed: Handover) -> Handover:
     return handed
 
 
-def _refuse_given(config: AuditConfig, flags: dict[str, str], why: str) -> None:
-    """Refuse the first of the options ``flags`` (field name -> flag) that is set:
-    ``why`` (with ``{flag}``) says why it does not apply."""
-    for name, flag in flags.items():
-        if getattr(config, name) is not None:
-            raise ConfigError(why.format(flag=flag))
-
-
-def _check_user_target_options(config: AuditConfig) -> None:
-    """Refuse options that contradict auditing the user's own fitted model."""
-    _refuse_given(
-        config,
-        {"target_url": "--target-url", "target_model": "--target-model",
-         "save_target": "--save-target", "membership": "--membership"},
-        "target= is your own model, so {flag} does not apply: pass one target",
-    )  # fmt: skip
-    if config.target.given():
-        given = ", ".join(sorted(config.target.given()))
-        raise ConfigError(
-            f"target recipe settings ({given}) would be ignored: target= is already trained; "
-            "say how to train shadows with trainer= (or shadow={'model': ...})"
-        )
-
-
 def _trainer_family(config: AuditConfig, handed: Handover, data: Dataset) -> ModelFamily | None:
     """The family the user's ``trainer`` makes, or ``None``."""
     if handed.trainer is None:
         return None
     if config.shadow is not None:
         raise ConfigError(
-            "trainer= and the shadow recipe (--shadow-model) both say how shadows train: pass one"
+            f"trainer= and the shadow recipe ({key('shadow.model')}) both say how shadows "
+            "train: pass one"
         )
     trains_target = (
         handed.target is None and config.target_model is None and (config.target_url is None)
@@ -683,145 +599,6 @@ def _needs_pool(config: AuditConfig, plan: AttackPlan) -> bool:
     return config.shadow_data != "synthetic" and not plan.online
 
 
-def _attack(
-    config: AuditConfig,
-    data: Dataset,
-    splits: AuditSplits,
-    target: PolicyTarget,
-    policies: list,
-    *,
-    plan: AttackPlan,
-    population: np.ndarray,
-    public: np.ndarray,
-    execution: Execution | None,
-    resolved: AuditConfig,
-    facts: dict[str, Any],
-    shadow_family: ModelFamily,
-    n_eval: int,
-    seeds: dict[str, np.random.SeedSequence],
-    reporter: Reporter,
-) -> AuditResult:
-    """Shadow data, shadows, target queries, attacks and metrics: the audit once the
-    target is open (``run_audit`` closes it however this ends)."""
-    with reporter.stage("shadow_data", f"preparing {config.shadow_data} shadow data"):
-        shadow_data, shadow_splits, source_info = prepare_shadow_data(
-            data,
-            splits,
-            config,
-            target,
-            np.random.default_rng(seeds["shadow_data"]),
-            reserved_queries=n_eval + plan.extra_queries(n_eval, len(population), len(public)),
-        )
-    unreached = (source_info["synthesis"] or {}).get("unreached_classes", [])
-    if unreached:
-        reporter.message(
-            f"hill climbing reached no record of {len(unreached)} classes: "
-            + ", ".join(unreached[:8])
-        )
-    eval_index, eval_member = splits.evaluation()
-    eval_labels = data.y[eval_index]
-    reference = _reference_records(
-        plan, config, data, splits, shadow_data, shadow_splits, population
-    )
-
-    with reporter.stage("train_shadows", f"training {config.shadows} shadows") as tick:
-        shadow_probs, shadow_labels, shadow_member, ref_probs, job_facts = shadow_signals(
-            shadow_family,
-            shadow_data,
-            shadow_splits,
-            _int_seeds(seeds["shadows"], config.shadows),
-            device=config.device,
-            progress=tick.update,
-            extra=None if reference is None else reference["X"],
-            execution=execution,
-            notify=reporter.message,
-        )
-        shadow_probs = apply_policies(shadow_probs, policies)
-        if ref_probs is not None:
-            ref_probs = apply_policies(ref_probs.reshape(-1, data.n_classes), policies).reshape(
-                ref_probs.shape
-            )
-    if job_facts["from_cache"]:
-        reporter.message(
-            f"{job_facts['from_cache']} of {config.shadows} shadows' outputs came from the job "
-            "cache"
-        )
-
-    with reporter.stage("query_target", "querying the target"):
-        target_probs = target.predict_proba(data.X[eval_index])
-        predicted = target_probs.argmax(axis=1)
-        n_in = len(splits.target_in)
-        train_acc = float((predicted[:n_in] == eval_labels[:n_in]).mean())
-        test_acc = float((predicted[n_in:] == eval_labels[n_in:]).mean())
-        inputs = AttackInputs(
-            own_probs=shadow_probs,
-            own_labels=shadow_labels,
-            own_member=shadow_member,
-            target_probs=target_probs,
-            labels=eval_labels,
-            n_eval=len(eval_index),
-        )
-        _ask_target(plan, inputs, target, data, eval_index, public, seeds)
-        if reference is not None:
-            inputs.reference = ReferenceSignals(ref_probs, reference["member"], reference["labels"])
-            inputs.population = reference["population"]
-            inputs.calibration = reference["calibration"]
-            if len(reference["z"]):
-                inputs.target_population = target.predict_proba(data.X[reference["z"]])
-            if len(reference["variants"]):
-                inputs.variants = reference["variants"]
-                rows = reference["X"][reference["variants"].reshape(-1)]
-                inputs.target_variants = target.predict_proba(rows).reshape(
-                    *reference["variants"].shape, -1
-                )
-
-    outcome = _score_attacks(
-        plan, inputs, config, data.class_names, eval_member, seeds, reporter, execution
-    )
-    queries = {
-        "sent": target.target.queries_,
-        "from_cache": getattr(target.target, "cached_", 0),
-        "budget": config.query_budget,
-    }
-    return AuditResult(
-        config=resolved,
-        dataset=data.summary(),
-        target={
-            # A remote target's recipe is unknown; the shadows' recipe is the attacker's guess.
-            **facts,
-            "defense": [p.spec for p in policies],
-            "queries": queries,
-            # Your own target's training set may be larger than the members evaluated.
-            "n_train": facts.get("members_given", len(splits.target_in)),
-            "n_test": len(splits.target_out),
-            "train_accuracy": train_acc,
-            "test_accuracy": test_acc,
-        },
-        shadows={
-            "count": splits.n_shadows,
-            "game": "shokri",
-            "draw": "online" if plan.online else "disjoint",
-            "source": config.shadow_data,
-            "noise": config.noise if config.shadow_data == "noisy" else None,
-            "labels": config.shadow_labels,
-            "target_queries": source_info["target_queries"],
-            "synthesis": source_info["synthesis"],
-            **_family_facts(shadow_family),
-            "n_in": len(shadow_splits.training_sets[0]),
-            "n_out": len(shadow_splits.shadow_out[0]),
-            "pool_size": len(shadow_splits.pool),
-            **({"overlapping_in_sets": True} if shadow_splits.overlap else {}),
-        },
-        record_index=data.rows[eval_index],
-        ids=None if data.ids is None else data.ids[eval_index],
-        labels=eval_labels,
-        member=eval_member,
-        timings_s=reporter.timings,
-        execution={"jobs": job_facts},
-        **outcome,
-    )
-
-
 def _family_facts(family: ModelFamily) -> dict[str, Any]:
     """``model`` and ``recipe`` (``None`` unless built in) of a family, for the report;
     ``trainer`` too for the user's code."""
@@ -832,54 +609,20 @@ def _family_facts(family: ModelFamily) -> dict[str, Any]:
     return facts
 
 
-def _recipe_game(
-    config: AuditConfig,
-    data: Dataset,
-    seeds: dict[str, np.random.SeedSequence],
-    reporter: Reporter,
-    execution: Execution | None,
-    handed: Handover,
-) -> AuditResult:
+def _recipe_game(config, data, seeds, reporter, execution, handed) -> AuditResult:
     """The "audit a training recipe" game LiRA and RMIA report on.
 
     A pool of ``2 × target_size`` records; the target and ``config.shadows``
     reference models are trained with the recipe, each on a random half of the pool,
-    drawn so that every record is IN for half of the models. Every pool record is
-    then scored against the target (model 0) from the reference models' outputs: a
-    leakage score for every record of the pool. RMIA's population records come from
-    outside the pool; the reference models (not the target) train on halves of them.
-    With the user's ``trainer``, the target and every reference model come from it:
-    the game audits the user's own training code.
+    drawn so that every record is IN for half of the models
+    (:func:`miaudit.splits.draw_recipe_pool`). Every pool record is then scored against
+    the target (model 0) from the reference models' outputs: a leakage score for every
+    record of the pool. RMIA's population records come from outside the pool; the
+    reference models (not the target) train on halves of them. With the user's
+    ``trainer``, the target and every reference model come from it: the game audits
+    the user's own training code.
     """
-    if handed.target is not None:
-        raise ConfigError(
-            "--game recipe trains its own target, so target= does not apply: pass the "
-            "training code as trainer=, or use the default --game shokri"
-        )
-    if handed.members is not None or config.members is not None:
-        raise ConfigError("--game recipe draws its own members: drop members=")
-    _refuse_given(
-        config,
-        {"target_model": "--target-model", "target_url": "--target-url",
-         "save_target": "--save-target"},
-        "--game recipe trains its target with the recipe, so {flag} does not apply: drop it, "
-        "or use the default --game shokri",
-    )  # fmt: skip
-    if config.shadow_data != "real":
-        raise ConfigError("--game recipe trains every model on the pool: use --shadow-data real")
-    family = _trainer_family(config, handed, data)
-    recipe = None
-    if family is None:
-        recipe = resolve_recipe(config.target, data)
-        family = RecipeFamily(recipe)
-    if config.shadow is not None and resolve_recipe(config.shadow, data) != recipe:
-        raise ConfigError(
-            "--game recipe audits one recipe: the reference models share the target's, so "
-            "drop --shadow-model"
-        )
-    records = records_for(family.takes, data, family.describe()["model"])
-    X_in, y_in = records(data.X), labels_for(family, data)
-    fingerprint = _fingerprint(family, data)
+    family, recipe = _recipe_family(config, handed, data)
     policies = [parse_policy(spec) for spec in config.defense]
     plan = _plan(config, _label_only(config), reporter)
     plan.check(
@@ -893,148 +636,121 @@ def _recipe_game(
     population = min(plan.population, data.n_records - pool_size) if plan.population else 0
     if pool_size > data.n_records or (plan.population and population < 10):
         raise ConfigError(
-            f"--game recipe needs a pool of 2 × --target-size = {pool_size} records"
+            f"{key('game', 'recipe')} needs a pool of 2 × {key('target_size')} = {pool_size} "
+            "records"
             + (" and population records for RMIA outside it" if plan.population else "")
-            + f", but {data.name} has {data.n_records}: lower --target-size"
+            + f", but {data.name} has {data.n_records}: lower {key('target_size')}"
         )
     # Half the pool, about, are non-members of the target.
     _check_fprs(config, pool_size // 2)
-    n_models = config.shadows + 1
     with reporter.stage("splits", "drawing the pool"):
-        rng = np.random.default_rng(seeds["splits"])
-        order = rng.permutation(data.n_records)
-        pool = np.sort(order[:pool_size])
-        z = np.sort(order[pool_size : pool_size + population])
-        # The target takes an independent random half; the reference models balanced
-        # halves (see balanced_memberships), so each pool record is IN for half of them.
-        target_half = np.zeros(pool_size, dtype=bool)
-        target_half[rng.permutation(pool_size)[: pool_size // 2]] = True
-        keep = np.vstack([target_half, balanced_memberships(config.shadows, pool_size, rng)])
-        # Reference models also train on halves of the population records, as RMIA's
-        # do; the target never sees them.
-        keep_z = balanced_memberships(config.shadows, len(z), rng)
-        in_sets = [pool[keep[0]]] + [
-            np.sort(np.concatenate([pool[keep[k]], z[keep_z[k - 1]]])) for k in range(1, n_models)
-        ]
+        drawn = draw_recipe_pool(
+            data.n_records, pool_size, config.shadows, population,
+            np.random.default_rng(seeds["splits"]),
+        )  # fmt: skip
     # Records the target never saw, for QMIA: any outside the pool.
-    public = _draw_public(plan, order[pool_size:], np.random.default_rng(seeds["public"]))
-    extra = plan.extra_queries(pool_size, len(z), len(public))
+    public = _draw_public(plan, drawn.outside, np.random.default_rng(seeds["public"]))
+    extra = plan.extra_queries(pool_size, len(drawn.z), len(public))
     if config.query_budget is not None and config.query_budget < pool_size + extra:
         raise ConfigError(
-            f"--query-budget {config.query_budget} cannot cover the {pool_size + extra} "
+            f"{key('query_budget', config.query_budget)} cannot cover the {pool_size + extra} "
             f"queries the recipe game needs: raise it to at least {pool_size + extra}"
         )
-    asked = np.concatenate([pool, z])
-    variant_rows = np.zeros((0, *data.input_shape), np.float32)
-    if plan.variants:
-        variant_rows = plan.make_queries(
-            "variants", data.X[pool], record_format(data), np.random.default_rng(0)
-        ).reshape(-1, *data.input_shape)
-    model_seeds = _int_seeds(seeds["shadows"], n_models)
+    model_seeds = _int_seeds(seeds["shadows"], config.shadows + 1)
+    target = _recipe_target(family, data, drawn, model_seeds[0], policies, config, reporter,
+                            execution)  # fmt: skip
+    game = _recipe_draw(data, drawn, model_seeds[1:], plan, public, family)
+    resolved = _resolved(config, data, handed, plan, target_size=size, recipe=recipe)
+    facts = {"source": "trained", **_family_facts(family)}
+    return _play(game, plan, target, policies, family, resolved, facts, seeds, reporter, execution)
+
+
+def _recipe_family(config, handed, data) -> tuple[ModelFamily, Recipe | None]:
+    """The family that trains the recipe game's target and reference models (and its
+    recipe, when built in); refuses what does not apply to the game."""
+    if handed.target is not None:
+        raise ConfigError(
+            f"{key('game', 'recipe')} trains its own target, so target= does not apply: pass "
+            f"the training code as trainer=, or use {key('game', 'shokri')}"
+        )
+    if handed.members is not None:
+        raise ConfigError(f"{key('game', 'recipe')} draws its own members: drop members=")
+    family = _trainer_family(config, handed, data)
+    recipe = None
+    if family is None:
+        recipe = resolve_recipe(config.target, data)
+        family = RecipeFamily(recipe)
+    if config.shadow is not None and resolve_recipe(config.shadow, data) != recipe:
+        raise ConfigError(
+            f"{key('game', 'recipe')} audits one recipe: the reference models share the "
+            f"target's, so drop {key('shadow.model')}"
+        )
+    return family, recipe
+
+
+def _recipe_target(family, data, drawn, seed, policies, config, reporter, execution):
+    """The recipe game's target: model 0, trained on its half of the pool."""
+    records = records_for(family.takes, data, family.describe()["model"])
     with reporter.stage("train_target", "training target", total=1) as tick:
         model, _ = cached_model(
-            family, X_in, y_in, data.n_classes, in_sets[0], model_seeds[0],
-            device=config.device, execution=execution, data_fingerprint=fingerprint,
-            progress=tick.update,
+            family, records(data.X), labels_for(family, data), data.n_classes,
+            drawn.in_sets[0], seed, device=config.device, execution=execution,
+            data_fingerprint=_fingerprint(family, data), progress=tick.update,
         )  # fmt: skip
-        target = PolicyTarget(
-            LocalTarget(
-                RecordAdapter(model, records), data.n_classes, query_budget=config.query_budget
-            ),
-            policies,
-        )
-    with reporter.stage("train_shadows", f"training {config.shadows} reference models") as tick:
-        # Reference models are jobs like shadows: cached, resumable, on Dask if asked.
-        jobs = [
-            ShadowJob(t, s, asked, f"reference model {k}")
-            for k, (t, s) in enumerate(zip(in_sets[1:], model_seeds[1:], strict=True))
-        ]
-        outputs, job_facts = run_jobs(
-            family, X_in, y_in, data.n_classes, jobs,
-            extra=records(variant_rows) if len(variant_rows) else None,
-            device=config.device, execution=execution, data_fingerprint=fingerprint,
-            progress=tick.update, notify=reporter.message,
-        )  # fmt: skip
-        probs = np.stack(outputs)
-        probs = apply_policies(probs.reshape(-1, data.n_classes), policies).reshape(probs.shape)
-    labels = data.y[pool]
-    member = keep[0].astype(np.int8)
-    n_variants = len(variant_rows) // pool_size
-    ref_member = np.concatenate([keep[1:], keep_z, *([keep[1:]] * n_variants)], axis=1)
-    ref_labels = np.concatenate([data.y[asked], *([labels] * n_variants)])
-    with reporter.stage("query_target", "querying the target"):
-        target_probs = target.predict_proba(data.X[pool])
-        correct = target_probs.argmax(axis=1) == labels
-        inputs = AttackInputs(
-            # Shokri's attack and the thresholds learn from the reference models'
-            # outputs on the pool, labelled by their own membership.
-            own_probs=probs[:, :pool_size].reshape(-1, data.n_classes),
-            own_labels=np.tile(labels, config.shadows),
-            own_member=keep[1:].reshape(-1).astype(np.int8),
-            target_probs=target_probs,
-            labels=labels,
-            reference=ReferenceSignals(probs, ref_member, ref_labels),
-            n_eval=pool_size,
-            population=np.arange(pool_size, pool_size + len(z)),
-        )
-        if len(z):
-            inputs.target_population = target.predict_proba(data.X[z])
-        if n_variants:
-            start = len(asked)
-            inputs.variants = start + np.arange(n_variants * pool_size).reshape(n_variants, -1)
-            inputs.target_variants = target.predict_proba(variant_rows).reshape(
-                n_variants, pool_size, -1
-            )
-        _ask_target(plan, inputs, target, data, pool, public, seeds)
-    outcome = _score_attacks(
-        plan, inputs, config, data.class_names, member, seeds, reporter, execution
+    local = LocalTarget(
+        RecordAdapter(model, records), data.n_classes, query_budget=config.query_budget
     )
-    resolved = config.model_copy(
-        update={
-            "dataset": data.name if handed.data is not None else config.dataset,
-            "target_size": size,
-            "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.model_dump()),
-            "shadow": None,
-            "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
-        }
-    )
+    return PolicyTarget(local, policies)
+
+
+def _recipe_draw(data, drawn, seeds, plan, public, family) -> Game:
+    """The recipe game's models: each reference model trains on its halves of the pool
+    and of the population, and answers both, then LiRA's variants of the pool."""
+    pool, z, keep = drawn.pool, drawn.z, drawn.keep
+    asked = np.concatenate([pool, z])
+    variant_rows = np.zeros((0, *data.input_shape), np.float32)
+    variants = np.zeros((0, len(pool)), np.int64)
+    if plan.variants:
+        made = plan.make_queries(
+            "variants", data.X[pool], record_format(data), np.random.default_rng(0)
+        )
+        variant_rows = made.reshape(-1, *data.input_shape)
+        variants = len(asked) + np.arange(len(made) * len(pool)).reshape(len(made), -1)
+    n_variants = len(variants)
+    reference = {
+        "labels": np.concatenate([data.y[asked], *([data.y[pool]] * n_variants)]),
+        "member": np.concatenate([keep[1:], drawn.keep_z, *([keep[1:]] * n_variants)], axis=1),
+        "population": np.arange(len(pool), len(asked)),
+        "calibration": np.zeros(0, np.int64),
+        "variants": variants,
+        "variant_rows": variant_rows,
+        "z": z,
+    }
+    jobs = [
+        ShadowJob(t, s, asked, f"reference model {k}")
+        for k, (t, s) in enumerate(zip(drawn.in_sets[1:], seeds, strict=True))
+    ]
     described = _family_facts(family)
-    return AuditResult(
-        config=resolved,
-        dataset=data.summary(),
-        target={
-            "source": "trained",
-            **described,
-            "defense": [p.spec for p in policies],
-            "queries": {
-                "sent": target.target.queries_,
-                "from_cache": 0,
-                "budget": config.query_budget,
-            },
-            "n_train": int(keep[0].sum()),
-            "n_test": int((~keep[0]).sum()),
-            "train_accuracy": float(correct[keep[0]].mean()),
-            "test_accuracy": float(correct[~keep[0]].mean()),
-        },
-        shadows={
-            "count": config.shadows,
-            "game": "recipe",
-            "draw": "balanced halves of the pool",
-            "source": "real",
-            **described,
-            "pool_size": pool_size,
-            "population": len(z),
-            "n_in": int(keep[1:].sum(axis=1).mean()) if config.shadows else 0,
-            "n_out": int((~keep[1:]).sum(axis=1).mean()) if config.shadows else 0,
-        },
-        record_index=data.rows[pool],
-        ids=None if data.ids is None else data.ids[pool],
-        labels=labels,
-        member=member,
-        timings_s=reporter.timings,
-        execution={"jobs": job_facts},
-        **outcome,
-    )
+    shadows = {
+        "count": len(jobs),
+        "game": "recipe",
+        "draw": "balanced halves of the pool",
+        "source": "real",
+        **described,
+        "pool_size": len(pool),
+        "population": len(z),
+        "n_in": int(keep[1:].sum(axis=1).mean()) if len(jobs) else 0,
+        "n_out": int((~keep[1:]).sum(axis=1).mean()) if len(jobs) else 0,
+    }
+    return Game(
+        "recipe", data, data, pool, keep[0].astype(np.int8), jobs,
+        # Shokri's attack and the thresholds learn from the reference models' outputs
+        # on the pool, labelled by their own membership.
+        own_member=[k.astype(np.int8) for k in keep[1:]],
+        extra=variant_rows if n_variants else None, reference=reference,
+        reference_from=[0] * len(jobs), public=public,
+        models=f"{len(jobs)} reference models", shadows=shadows,
+    )  # fmt: skip
 
 
 def _check_fprs(config: AuditConfig, n_nonmembers: int) -> None:
@@ -1043,9 +759,9 @@ def _check_fprs(config: AuditConfig, n_nonmembers: int) -> None:
         if f * n_nonmembers < 1 - 1e-9:
             need = int(np.ceil(1 / f - 1e-9))
             raise ConfigError(
-                f"--fpr {f:g}: TPR at that rate needs at least {need:,} non-members (one "
-                f"false positive), but this audit evaluates {n_nonmembers:,}; raise "
-                "--target-size or ask for a higher rate"
+                f"{key('fprs', f'{f:g}')}: TPR at that rate needs at least {need:,} non-members "
+                f"(one false positive), but this audit evaluates {n_nonmembers:,}; raise "
+                f"{key('target_size')} or ask for a higher rate"
             )
 
 
@@ -1120,6 +836,7 @@ def _reference_records(
         calibration = np.arange(offset, offset + len(cal))
     offset += len(calibration)
     variants = np.zeros((0, len(eval_index)), np.int64)
+    variant_rows = np.zeros((0, *data.input_shape), np.float32)
     if plan.variants:
         rng = np.random.default_rng(0)  # LiRA's variants are fixed; no attack draws here
         extra = plan.make_queries("variants", data.X[eval_index], record_format(data), rng)
@@ -1128,6 +845,7 @@ def _reference_records(
             labels.append(data.y[eval_index])
             member.append(member[0])
         variants = offset + np.arange(len(extra) * len(eval_index)).reshape(len(extra), -1)
+        variant_rows = extra.reshape(-1, *data.input_shape)
     return {
         "X": np.concatenate(X),
         "labels": np.concatenate(labels),
@@ -1135,6 +853,7 @@ def _reference_records(
         "population": population,
         "calibration": calibration,
         "variants": variants,
+        "variant_rows": variant_rows,
         "z": z,
     }
 
@@ -1297,7 +1016,8 @@ def synthesise_shadow_data(
     if size < 1:
         raise DataError(
             f"hill climbing found {len(result.y)} records in {result.queries} queries: too few "
-            "for a shadow; raise --query-budget or synthesis.iter_max, or lower synthesis.conf_min"
+            f"for a shadow; raise {key('query_budget')} or {key('synthesis.iter_max')}, or "
+            f"lower {key('synthesis.conf_min')}"
         )
     # Records of their own: no row of the user's table, no id (the user's raw records
     # stay, to decode these into the user's form).
@@ -1353,39 +1073,25 @@ def _fingerprint(family: ModelFamily, data: Dataset) -> str | None:
     return data.fingerprint() if family.takes == "encoded" or data.raw is None else None
 
 
-def shadow_signals(
+def train_models(
     family: Recipe | ModelFamily,
     data: Dataset,
-    splits: AuditSplits,
-    seeds: list[int],
+    jobs: list[ShadowJob],
     *,
+    extra: np.ndarray | None = None,
     device: str = "cpu",
     progress=None,
-    extra: np.ndarray | None = None,
     execution: Execution | None = None,
     notify=None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Train the shadows (as cached, batched jobs) and return their outputs.
-
-    Returns ``(probabilities (m, C), labels (m,), member (m,), extra_probs, facts)``:
-    the first three are every shadow's outputs on its own in/out records, stacked;
-    ``extra_probs`` is every shadow's output on the records ``extra`` (``(K,
-    len(extra), C)``, ``None`` without ``extra``); ``facts`` says how many shadows
-    were trained and how many came from the job cache (:func:`miaudit.jobs.run_jobs`).
-    Only outputs flow on: the models are dropped as soon as they are taken. Each
-    shadow trains on its training set (:attr:`AuditSplits.training_sets`) and answers
-    on its in- and out-records; ``data``'s records reach the models in the form the
-    family reads (:func:`miaudit.handover.records_for`).
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Train one model per job (cached, batched, on Dask if asked) and return each one's
+    outputs on its job's records then on ``extra``, with how many came from the job
+    cache (:func:`miaudit.jobs.run_jobs`). ``data``'s records reach the models in the
+    form the family reads (:func:`miaudit.handover.records_for`); only outputs flow on.
     """
     family = as_family(family)
     records = records_for(family.takes, data, family.describe()["model"])
-    jobs = [
-        ShadowJob(train, seed, np.concatenate([s_in, s_out]), f"shadow {k}")
-        for k, (train, s_in, s_out, seed) in enumerate(
-            zip(splits.training_sets, splits.shadow_in, splits.shadow_out, seeds, strict=True)
-        )
-    ]
-    outputs, facts = run_jobs(
+    return run_jobs(
         family,
         records(data.X),
         labels_for(family, data),
@@ -1398,6 +1104,32 @@ def shadow_signals(
         progress=progress,
         notify=notify,
     )
+
+
+def shadow_signals(
+    family: Recipe | ModelFamily,
+    data: Dataset,
+    splits: AuditSplits,
+    seeds: list[int],
+    *,
+    extra: np.ndarray | None = None,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Train the shadows of ``splits`` (:func:`train_models`) and return their outputs.
+
+    Returns ``(probabilities (m, C), labels (m,), member (m,), extra_probs, facts)``:
+    the first three are every shadow's outputs on its own in/out records, stacked;
+    ``extra_probs`` is every shadow's output on the records ``extra`` (``(K,
+    len(extra), C)``, ``None`` without ``extra``). Each shadow trains on its training
+    set (:attr:`AuditSplits.training_sets`) and answers on its in- and out-records.
+    """
+    jobs = [
+        ShadowJob(train, seed, np.concatenate([s_in, s_out]), f"shadow {k}")
+        for k, (train, s_in, s_out, seed) in enumerate(
+            zip(splits.training_sets, splits.shadow_in, splits.shadow_out, seeds, strict=True)
+        )
+    ]
+    outputs, facts = train_models(family, data, jobs, extra=extra, **options)
     probs, labels, member, extra_probs = [], [], [], []
     for job, s_in, out in zip(jobs, splits.shadow_in, outputs, strict=True):
         n = len(job.query)
@@ -1466,8 +1198,8 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
     folder, membership = (path, path / MEMBERSHIP_FILE) if path.is_dir() else (path.parent, path)
     if not membership.is_file():
         raise ConfigError(
-            f"--membership {path}: no {MEMBERSHIP_FILE} there; pass the folder `miaudit train` "
-            "saved the target into, or its membership.npz"
+            f"{key('membership', path)}: no {MEMBERSHIP_FILE} there; pass the folder `miaudit "
+            "train` saved the target into, or its membership.npz"
         )
     info_file = folder / "dataset.json"
     if info_file.is_file():
@@ -1475,7 +1207,7 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
         if info.get("fingerprint") != data.fingerprint():
             raise ModelError(
                 f"{folder} was trained on data set '{info.get('name')}', whose content differs "
-                f"from '{data.name}': audit it with --dataset {info.get('name')}"
+                f"from '{data.name}': audit it with {key('dataset', info.get('name'))}"
             )
     try:
         with np.load(membership) as f:
@@ -1491,24 +1223,6 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
     return SavedTarget(None, None, members, non_members)
 
 
-def _check_remote_options(config: AuditConfig) -> None:
-    """Refuse options that make no sense for a remote target, before any work."""
-    if config.target_model is not None:
-        raise ConfigError("--target-url and --target-model both name the target: pass one")
-    if config.save_target is not None:
-        raise ConfigError("--save-target saves a target trained here; a remote one cannot be")
-    if config.defense:
-        raise ConfigError(
-            "--defense applies an output policy to a local target; a service applies its own "
-            "and reports it (miaudit serve --top-k/--round/--temperature/--label-only)"
-        )
-    if config.membership is None:
-        raise ConfigError(
-            "an audit of --target-url must know which records the target was trained on: "
-            "pass --membership (the saved target's folder or its membership.npz)"
-        )
-
-
 def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: int = 0) -> None:
     """Refuse a query budget that cannot cover scoring, before training anything."""
     if config.query_budget is None:
@@ -1521,7 +1235,8 @@ def _check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: 
             " and labelling the shadows' records" if needed > n_eval else ""
         )
         raise ConfigError(
-            f"--query-budget {config.query_budget} cannot cover the {needed} queries {what} "
+            f"{key('query_budget', config.query_budget)} cannot cover the {needed} queries "
+            f"{what} "
             f"needs: raise it to at least {needed}"
             + (" plus what hill climbing should spend" if config.shadow_data == "synthetic" else "")
         )
@@ -1611,33 +1326,24 @@ def evaluate_arrays(
     reference = arrays.get("reference_outputs")
     return AuditResult(
         config=config,
-        dataset={
-            "name": config.dataset,
-            "kind": None,
-            "source": "outputs",
-            "n_records": n,
-            "n_features": None,
-            "n_classes": n_classes,
-            "class_names": names,
-            "notes": {},
-        },
-        target={
-            "source": "outputs",
-            "model": None,
-            "recipe": None,
-            "defense": [],
-            "queries": {"sent": 0, "from_cache": 0, "budget": None},
-            "n_train": int(member.sum()),
-            "n_test": int((member == 0).sum()),
-            "train_accuracy": float(correct[member == 1].mean()),
-            "test_accuracy": float(correct[member == 0].mean()),
-        },
-        shadows={
-            "count": None if reference is None else int(reference.shape[0]),
-            "game": None,
-            "source": "outputs",
-            "n_attack_records": len(inputs.own_member),
-        },
+        dataset=DatasetSection(config.dataset, None, "outputs", n, None, n_classes, names),
+        target=TargetSection(
+            source="outputs",
+            model=None,
+            recipe=None,
+            defense=[],
+            queries=QueryCount(0, 0, None),
+            n_train=int(member.sum()),
+            n_test=int((member == 0).sum()),
+            train_accuracy=float(correct[member == 1].mean()),
+            test_accuracy=float(correct[member == 0].mean()),
+        ),
+        shadows=ShadowsSection(
+            None if reference is None else int(reference.shape[0]),
+            None,
+            "outputs",
+            {"n_attack_records": len(inputs.own_member)},
+        ),
         record_index=np.arange(n) if records is None else np.asarray(records),
         ids=None if ids is None else np.asarray(ids),
         labels=arrays["labels"],

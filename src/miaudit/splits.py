@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miaudit.errors import ConfigError, DataError
+from miaudit.errors import ConfigError, DataError, key
 
 #: The target's training-set size when the user asks for none and the data allows it.
 DEFAULT_TARGET_SIZE = 10_000
@@ -105,7 +105,7 @@ def resolve_target_size(n_records: int, requested: int | None) -> int:
             )
         return size
     if requested < 1:
-        raise ConfigError(f"--target-size must be at least 1, got {requested}")
+        raise ConfigError(f"{key('target_size')} must be at least 1, got {requested}")
     return requested
 
 
@@ -153,7 +153,8 @@ def make_splits(
     """
     if n_shadows < 1:
         raise ConfigError(
-            f"--shadows must be at least 1, got {n_shadows}: the attack learns from shadow models"
+            f"{key('shadows')} must be at least 1, got {n_shadows}: the attack learns from "
+            "shadow models"
         )
     if fixed_target is not None:
         target_in = np.asarray(fixed_target[0], dtype=np.int64)
@@ -176,9 +177,9 @@ def make_splits(
         needed = (4 if need_pool else 2) * target_size
         if needed > n_records:
             raise DataError(
-                f"--target-size {target_size} needs {needed} records (members, as many "
+                f"{key('target_size', target_size)} needs {needed} records (members, as many "
                 f"non-members, and a shadow pool of twice the target size) but the data set "
-                f"has {n_records}: use --target-size {max_target_size(n_records)} or less"
+                f"has {n_records}: use {key('target_size', max_target_size(n_records))} or less"
             )
         order = rng.permutation(n_records)
         target_in = order[:target_size]
@@ -200,9 +201,10 @@ def make_splits(
             f"the attacker's pool has {len(pool):,} records, but shadows of {size:,} training "
             f"records need at least {size + _min_out(size):,} (their training sets may overlap; "
             f"each is tested on a quarter of its size besides): train smaller shadows with "
-            f"--shadow-size {fits} (shadow_size=), leave more records out of the evaluation "
-            "(non_members=), use online attacks (--attacks lira,rmia: shadows train on halves "
-            "of the evaluated records) or --shadow-data synthetic"
+            f"{key('shadow_size', fits)}, leave more records out of the evaluation "
+            f"({key('non_members')}), use online attacks ({key('attacks.run', 'lira,rmia')}: "
+            f"shadows train on halves of the evaluated records) or "
+            f"{key('shadow_data', 'synthetic')}"
         )
     return AuditSplits(
         target_in=np.sort(target_in),
@@ -225,7 +227,7 @@ def draw_shadow_sets(
     if 2 * size > len(pool):
         raise DataError(
             f"each shadow needs {2 * size} records (in + out of {size}) but the pool has "
-            f"{len(pool)}: use a smaller --target-size"
+            f"{len(pool)}: use a smaller {key('target_size')}"
         )
     shadow_in, shadow_out = [], []
     for _ in range(n_shadows):
@@ -295,3 +297,46 @@ def online_shadow_sets(
         splits, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None
     )
     return online, keep
+
+
+@dataclass(frozen=True)
+class RecipePool:
+    """The recipe game's draw: the pool, the population ``z`` outside it, the records
+    outside the pool, and who trains on what: ``keep`` ``(1 + K, len(pool))`` (row 0
+    the target, an independent random half; rows 1.. the reference models, balanced
+    halves) and ``keep_z`` ``(K, len(z))`` (the reference models' halves of ``z``)."""
+
+    pool: np.ndarray
+    z: np.ndarray
+    outside: np.ndarray
+    keep: np.ndarray
+    keep_z: np.ndarray
+
+    @property
+    def in_sets(self) -> list[np.ndarray]:
+        """Each model's training set: the target's half of the pool, then each
+        reference model's halves of the pool and of ``z``."""
+        refs = [
+            np.sort(np.concatenate([self.pool[k], self.z[kz]]))
+            for k, kz in zip(self.keep[1:], self.keep_z, strict=True)
+        ]
+        return [self.pool[self.keep[0]], *refs]
+
+
+def draw_recipe_pool(
+    n_records: int, pool_size: int, n_reference: int, population: int, rng: np.random.Generator
+) -> RecipePool:
+    """A pool of ``pool_size`` records, ``population`` records outside it, and the
+    halves each model trains on (see :class:`RecipePool`)."""
+    order = rng.permutation(n_records)
+    pool = np.sort(order[:pool_size])
+    z = np.sort(order[pool_size : pool_size + population])
+    # The target takes an independent random half; the reference models balanced
+    # halves (see balanced_memberships), so each pool record is IN for half of them.
+    target_half = np.zeros(pool_size, dtype=bool)
+    target_half[rng.permutation(pool_size)[: pool_size // 2]] = True
+    keep = np.vstack([target_half, balanced_memberships(n_reference, pool_size, rng)])
+    # Reference models also train on halves of the population records, as RMIA's do;
+    # the target never sees them.
+    keep_z = balanced_memberships(n_reference, len(z), rng)
+    return RecipePool(pool, z, order[pool_size:], keep, keep_z)

@@ -41,13 +41,16 @@ def test_boundary_finds_a_leak_the_gap_attack_misses():
         return np.eye(2)[np.where(near, rule, rule ^ wrong)]
 
     fmt = RecordFormat([np.array([j]) for j in range(d)], image=False)
-    attack = Boundary(directions=6)
-    scores = attack.score(_inputs(X, y, oracle, fmt))
     gap = gap_scores(oracle(X), y)
-    assert auc(scores, member) > auc(gap, member) + 0.08
-    # Misclassified records score 0; no record scores beyond the path's reach.
-    assert (scores[gap == 0] == 0).all() and scores.max() <= attack.reach_
-    assert 0 < attack.notes_["queries"] <= n * 6 * (8 + 6)
+    for path in ("towards", "noise"):
+        attack = Boundary(directions=6, path=path)
+        scores = attack.score(_inputs(X, y, oracle, fmt))
+        assert auc(scores, member) > auc(gap, member) + 0.08, path
+        # Misclassified records score 0; every query was counted.
+        assert (scores[gap == 0] == 0).all()
+        assert 0 < attack.notes_["queries"] <= n * 6 * (8 + 6)
+    # A noise path is no longer than its reach.
+    assert scores.max() <= attack.reach_
 
 
 def test_paths_keep_one_hot_blocks_and_pixels_valid():

@@ -35,7 +35,7 @@ import pydantic
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
 
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 from miaudit.signals import ReferenceSignals
 
 __all__ = [
@@ -253,7 +253,7 @@ class Attack(ABC):
         if context.n_shadows < want:
             raise ConfigError(
                 f"{self.name} needs at least {want} shadows ({need_in} IN and {need_out} OUT "
-                f"per record); got {context.n_shadows}: raise --shadows"
+                f"per record); got {context.n_shadows}: raise {key('shadows')}"
             )
 
     def fit(self, inputs: AttackInputs) -> Self:

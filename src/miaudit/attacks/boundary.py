@@ -3,20 +3,22 @@
 Position in the pipeline: ``signals -> attack -> scores``, asking the target itself.
 A model's training records sit further from its decision boundary than unseen
 records. For each evaluated record the target labels correctly, the attack walks
-along ``directions`` random paths away from it: ``scan`` evenly spaced queries up to
-``max_distance`` find the first stretch where the target's label changes (labels may
-change back further out, so the far end alone would not do), and a binary search of
-``steps`` queries narrows it down. The score is how far the record moved before its
-label changed: the smallest over the paths (or their mean). A path that never flips
-within ``max_distance`` counts as ``max_distance``; a record the target already
-misclassifies scores 0.
+along ``directions`` paths away from it: by default each heads for a random other
+evaluated record of another class (``path="towards"``: such paths stay among
+plausible records and cross the boundary, where random noise mostly leaves a
+network's label alone), or along a random direction up to ``max_distance``
+(``"noise"``). ``scan`` evenly spaced queries find the first stretch where the
+target's label changes (labels may change back further out, so the far end alone
+would not do), and a binary search of ``steps`` queries narrows it down. The score is
+how far the record moved before its label changed: the smallest over the paths (or
+their mean). A path that never flips counts its whole length; a record the target
+already misclassifies scores 0.
 
-Paths keep the data's format: numeric (standardised) features move along a random
-direction, scaled so a distance of 1 moves them one standard deviation on average;
-each categorical feature's one-hot block switches, whole, to another random
-category once the distance passes a random point of its own; image pixels move
-along a random direction (distance 1: one full intensity step on average) and stay
-in [0, 1]. Every query is counted against ``--query-budget``: at most
+Paths keep the data's format: distances are root-mean-square changes of the numeric
+features (standard deviations for a table's standardised columns, intensity for
+pixels); each categorical feature's one-hot block switches, whole, to the other
+record's category (or a random one) once the path passes a random point of its own;
+image pixels stay in [0, 1]. Every query is counted against ``--query-budget``: at most
 ``directions × (scan + steps)`` per record.
 """
 
@@ -45,8 +47,13 @@ class BoundarySettings(BaseModel):
     max_distance: float | None = Field(
         default=None,
         gt=0,
-        description="longest path: standard deviations for tables (default 4), pixel "
-        "intensity for images (default 1)",
+        description="noise paths' length: standard deviations for tables (default 4), pixel "
+        "intensity for images (default 1); a towards path ends on its record",
+    )
+    path: Literal["towards", "noise"] = Field(
+        default="towards",
+        description="towards: each path heads for a random record of another class; noise: "
+        "along a random direction",
     )
     aggregate: Literal["min", "mean"] = Field(
         default="min",
@@ -56,12 +63,13 @@ class BoundarySettings(BaseModel):
 
 
 class _Paths:
-    """Random format-keeping paths from each record: ``at(t)`` gives the records moved
-    a distance ``t`` (one per record and path)."""
+    """Format-keeping paths from each record: ``at(t, rows)`` gives the records moved a
+    distance ``t`` along paths ``rows`` (``directions`` paths per record, record-major).
 
-    def __init__(
-        self, X: np.ndarray, fmt: RecordFormat, directions: int, reach: float, rng
-    ) -> None:
+    ``towards``: each path heads for a random other record of another class and ends
+    on it (its ``reach``); ``noise``: along a random direction, up to ``reach``."""
+
+    def __init__(self, X, labels, fmt: RecordFormat, directions, reach, rng, mode) -> None:
         n = len(X)
         self.shape = X.shape[1:]
         flat = np.asarray(X, dtype=np.float32).reshape(n, -1)
@@ -78,17 +86,27 @@ class _Paths:
                     numeric[g[0]] = True
                 else:
                     self.blocks.append(np.asarray(g))
-        d = rng.standard_normal((m, width)).astype(np.float32) * numeric
+        if mode == "towards":
+            end = flat[_other_class(np.asarray(labels), directions, rng)]
+            d = (end - self.start) * numeric
+        else:
+            end = None
+            d = rng.standard_normal((m, width)).astype(np.float32) * numeric
         # Unit root-mean-square over the numeric features: distance t moves them t on average.
-        rms = np.sqrt((d**2).sum(axis=1, keepdims=True) / max(1, int(numeric.sum())))
-        self.direction = d / np.maximum(rms, 1e-12)
-        # Each categorical block switches to a random other category past its own point.
-        self.switch = [rng.uniform(0, 2 * reach, m) for _ in self.blocks]
-        self.category = []
+        rms = np.sqrt((d**2).sum(axis=1) / max(1, int(numeric.sum())))
+        self.direction = d / np.maximum(rms, 1e-12)[:, None]
+        self.reach = np.maximum(rms, 1e-6) if end is not None else np.full(m, float(reach))
+        # Each categorical block switches past a random point of its own: to the end
+        # record's category (towards), or to a random other one (noise).
+        self.switch, self.category = [], []
         for g in self.blocks:
             current = self.start[:, g].argmax(axis=1)
-            shift = rng.integers(1, len(g), m)
-            self.category.append((current + shift) % len(g))
+            if end is not None:
+                self.category.append(end[:, g].argmax(axis=1))
+                self.switch.append(rng.uniform(0, 1, m) * self.reach)
+            else:
+                self.category.append((current + rng.integers(1, len(g), m)) % len(g))
+                self.switch.append(rng.uniform(0, 2 * reach, m))
 
     def at(self, t: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = self.start[rows] + t[:, None] * self.direction[rows]
@@ -103,6 +121,19 @@ class _Paths:
                 sub[moved] = block
                 out[:, g] = sub
         return out.reshape(len(rows), *self.shape)
+
+
+def _other_class(labels: np.ndarray, directions: int, rng) -> np.ndarray:
+    """For each record, ``directions`` random records of another class (record-major);
+    a record's own class when no other exists."""
+    n = len(labels)
+    picks = rng.integers(0, n, (n, directions))
+    for _ in range(20):  # redraw clashes; a handful of rounds settle nearly all
+        same = labels[picks] == labels[:, None]
+        if not same.any():
+            break
+        picks[same] = rng.integers(0, n, int(same.sum()))
+    return picks.reshape(-1)
 
 
 class Boundary(Attack):
@@ -124,12 +155,13 @@ class Boundary(Attack):
         c = self.config
         fmt = inputs.format
         reach = c.max_distance if c.max_distance is not None else (1.0 if fmt.image else 4.0)
-        self.reach_ = reach
         rng = np.random.default_rng([inputs.seed, 0xB0])
         y = np.asarray(inputs.labels)
         correct = inputs.target_probs.argmax(axis=1) == y
         D = c.directions
-        paths = _Paths(inputs.features, fmt, D, reach, rng)
+        paths = _Paths(inputs.features, y, fmt, D, reach, rng, c.path)
+        # A typical path's length: half of it is where the attack's own cut lies.
+        self.reach_ = float(np.median(paths.reach))
         label = np.repeat(y, D)
         alive = np.repeat(correct, D)  # paths worth searching: the record is labelled right
         rows = np.flatnonzero(alive)
@@ -141,7 +173,7 @@ class Boundary(Attack):
             return inputs.oracle(paths.at(t, rows)).argmax(axis=1) != label[rows]
 
         distance = np.zeros(len(label))
-        distance[rows] = reach
+        distance[rows] = paths.reach[rows]
         # The first flip along each path: scan outwards, dropping paths as they flip.
         lo = np.zeros(len(label))
         found = np.zeros(len(label), bool)
@@ -149,7 +181,7 @@ class Boundary(Attack):
         for k in range(1, c.scan + 1):
             if not len(pending):
                 break
-            t = np.full(len(pending), reach * k / c.scan)
+            t = paths.reach[pending] * k / c.scan
             flipped = flips(t, pending)
             distance[pending[flipped]] = t[flipped]
             found[pending[flipped]] = True
@@ -169,7 +201,8 @@ class Boundary(Attack):
             "directions": D,
             "scan": c.scan,
             "steps": c.steps,
-            "max_distance": reach,
+            "path": c.path,
+            "max_distance": reach if c.path == "noise" else None,
             "aggregate": c.aggregate,
             "queries": sent,
         }
@@ -177,5 +210,5 @@ class Boundary(Attack):
 
     @property
     def decision_threshold(self) -> float:
-        # Half the reach: a record that survives half-way along its paths is called a member.
+        # A record that keeps its label half-way along a typical path is called a member.
         return 0.5 * self.reach_

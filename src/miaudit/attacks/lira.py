@@ -38,7 +38,7 @@ from miaudit.attacks.base import (
     RecordFormat,
     build_config,
 )
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 from miaudit.signals import logit_confidence
 
 __all__ = [
@@ -124,8 +124,13 @@ class LiRA:
                 else f"{short_out} records have fewer than {need_out} OUT models"
             )
             raise ConfigError(
-                f"{self.name} with {self.config.variance} variance: {what}; raise --shadows"
-                + (" or use --lira-variance global" if self.config.variance == "per-record" else "")
+                f"{self.name} with {self.config.variance} variance: {what}; raise "
+                f"{key('shadows')}"
+                + (
+                    f" or use {key('attacks.lira.variance', 'global')}"
+                    if self.config.variance == "per-record"
+                    else ""
+                )
             )
 
     def score(self, phi_ref: np.ndarray, member: np.ndarray, phi_target: np.ndarray) -> np.ndarray:
@@ -240,8 +245,12 @@ class LiRAOnline(Attack):
             raise ConfigError(
                 f"{self.name} with {self.config.variance} variance needs at least {need} "
                 f"shadows ({need_in} IN and {need_out} OUT per record); got "
-                f"{context.n_shadows}: raise --shadows"
-                + (" or use --lira-variance global" if self.config.variance == "per-record" else "")
+                f"{context.n_shadows}: raise {key('shadows')}"
+                + (
+                    f" or use {key('attacks.lira.variance', 'global')}"
+                    if self.config.variance == "per-record"
+                    else ""
+                )
             )
 
     def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from miaudit.attacks.base import Attack, AttackInputs, Needs, PlanContext, build_config
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 from miaudit.metrics import auc
 from miaudit.signals import TINY, true_class_probability
 
@@ -61,7 +61,7 @@ class RMIA:
         if (n_out == 0).any():
             raise ConfigError(
                 f"rmia-offline: {int((n_out == 0).sum())} records have no OUT reference "
-                "model; raise --shadows"
+                f"model; raise {key('shadows')}"
             )
         p_out = (p_ref * out).sum(axis=0) / n_out
         a = 1.0 if self.a_ is None else self.a_
@@ -124,7 +124,7 @@ class RMIA:
         if truth.all() or not truth.any():
             raise ConfigError(
                 "rmia-offline cannot choose a: the reference model it attacks has no IN "
-                "or no OUT records among those scored; raise --shadows"
+                f"or no OUT records among those scored; raise {key('shadows')}"
             )
         best, best_auc = 1.0, -1.0
         self.a_grid_ = {}
@@ -191,12 +191,12 @@ class RMIAOnline(Attack):
             raise ConfigError(
                 "rmia-offline chooses its a by attacking one shadow with the others; when "
                 "shadows train on halves of the evaluated records that needs at least 4 "
-                f"shadows, got {context.n_shadows}: raise --shadows"
+                f"shadows, got {context.n_shadows}: raise {key('shadows')}"
             )
         if context.n_shadows < 2:
             raise ConfigError(
                 f"{self.name} needs at least 2 shadows (one is attacked with the others to "
-                "set its parameters): raise --shadows"
+                f"set its parameters): raise {key('shadows')}"
             )
 
     def score(self, inputs: AttackInputs) -> np.ndarray:

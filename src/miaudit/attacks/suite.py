@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from miaudit.attacks.base import Attack, AttackInputs, Needs, PlanContext, RecordFormat
 from miaudit.attacks.registry import ATTACKS, DEFAULT_ATTACKS, get_attack, parse_attacks
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 from miaudit.signals import ReferenceSignals
 
 __all__ = [
@@ -73,7 +73,8 @@ class AttackPlan:
             if need and explicit:
                 raise ConfigError(
                     f"the target answers labels only, but {', '.join(need)} need "
-                    "probabilities: use --attacks shokri,gap,robustness,boundary against it"
+                    f"probabilities: use {key('attacks.run', 'shokri,gap,robustness,boundary')} "
+                    "against it"
                 )
             attacks = [a for a in attacks if a.name not in need]
             left_out = need
@@ -150,7 +151,8 @@ class AttackPlan:
         if online and context.game == "shokri" and context.shadow_data != "real":
             raise ConfigError(
                 f"online {', '.join(online)} train shadows on the evaluated records, which "
-                f"--shadow-data {context.shadow_data} does not have: use --shadow-data real, "
+                f"{key('shadow_data', context.shadow_data)} does not have: use "
+                f"{key('shadow_data', 'real')}, "
                 "or the offline variants (lira-offline, rmia-offline)"
             )
         for attack in self.attacks:
@@ -316,11 +318,11 @@ def inputs_from_arrays(arrays: dict[str, np.ndarray]) -> AttackInputs:
     member = [arrays["reference_members"]]
     labels = [arrays["labels"]]
     offset = n
-    for name, key in (("population", "population_reference"), ("calibration", "calibration")):
-        if f"{key}_outputs" in arrays:
-            block = arrays[f"{key}_outputs"]
+    for name, prefix in (("population", "population_reference"), ("calibration", "calibration")):
+        if f"{prefix}_outputs" in arrays:
+            block = arrays[f"{prefix}_outputs"]
             probs.append(block)
-            member.append(arrays[f"{key}_members"])
+            member.append(arrays[f"{prefix}_members"])
             labels.append(arrays[f"{name}_labels"])
             setattr(inputs, name, np.arange(offset, offset + block.shape[1]))
             offset += block.shape[1]

@@ -107,7 +107,7 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
 
 
 def render_html(result) -> str:
-    """The report page of an :class:`miaudit.pipeline.AuditResult`."""
+    """The report page of an :class:`miaudit.result.AuditResult`."""
     d = result.to_dict()
     ds, tg, sh = d["dataset"], d["target"], d["shadows"]
     n_neg = int((np.asarray(result.member) == 0).sum())

@@ -1,0 +1,350 @@
+"""What an audit found: :class:`AuditResult` and its typed sections.
+
+Position in the pipeline: ``metrics -> report``. The pipeline (and
+:func:`miaudit.evaluate`) builds an :class:`AuditResult`; :meth:`AuditResult.to_dict`
+is the ``results.json`` contract that :mod:`miaudit.report` and other tools read.
+The ``dataset``, ``target`` and ``shadows`` sections are dataclasses with the fields
+every audit has, plus ``details`` for what a kind of target or shadow adds (a
+service's URL and policy, the user's members, hill climbing's statistics); each
+section reads like the ``results.json`` table it becomes (``result.target["n_train"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit import __version__
+from miaudit.attacks.base import AttackInputs
+from miaudit.attacks.registry import get_attack
+from miaudit.attacks.suite import inputs_to_arrays
+from miaudit.config import AuditConfig
+from miaudit.errors import ConfigError
+from miaudit.metrics import AttackMetrics, attack_strength
+
+__all__ = [
+    "AuditResult",
+    "DatasetSection",
+    "QueryCount",
+    "ShadowsSection",
+    "TargetSection",
+]
+
+
+class Section(Mapping):
+    """A typed result section that reads like the ``results.json`` table it becomes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name == "details":
+                out.update(value)
+            else:
+                out[f.name] = value.to_dict() if isinstance(value, Section) else value
+        return out
+
+    def __getitem__(self, name: str) -> Any:
+        return self.to_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSection(Section):
+    """The records audited: ``results.json``'s ``dataset``."""
+
+    name: str | None
+    kind: str | None
+    source: str | None
+    n_records: int
+    n_features: int | None
+    n_classes: int
+    class_names: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> DatasetSection:
+        return cls(**summary)
+
+
+@dataclass(frozen=True, eq=False)
+class QueryCount(Section):
+    """Queries sent to the target, answered by the query cache, and the budget."""
+
+    sent: int
+    from_cache: int
+    budget: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class TargetSection(Section):
+    """The audited model: ``results.json``'s ``target``. ``details`` holds what its
+    source adds (a service's URL and policy, the user's model and members, a
+    trainer)."""
+
+    source: str
+    model: str | None
+    recipe: dict[str, Any] | None
+    defense: list[str]
+    queries: QueryCount
+    n_train: int
+    n_test: int
+    train_accuracy: float
+    test_accuracy: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class ShadowsSection(Section):
+    """The shadow (reference) models: ``results.json``'s ``shadows``. ``details``
+    holds what their kind adds (shadow data's source and labels, hill climbing's
+    statistics, the pool and population sizes, a trainer)."""
+
+    count: int | None
+    game: str | None
+    source: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: How many of the most exposed records ``results.json`` lists.
+MOST_EXPOSED = 20
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit found; :meth:`to_dict` is the ``results.json`` contract."""
+
+    config: AuditConfig
+    dataset: DatasetSection
+    target: TargetSection
+    shadows: ShadowsSection
+    attacks: dict[str, AttackMetrics]
+    attack_notes: dict[str, dict[str, Any]]
+    #: Each evaluated record's row in the table the user gave (their file or
+    #: DataFrame; a built-in set's :func:`miaudit.data.load_frame`), duplicates counted.
+    record_index: np.ndarray
+    labels: np.ndarray
+    member: np.ndarray
+    scores: dict[str, np.ndarray]
+    roc: dict[str, dict[str, list[float]]]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    #: How the work ran (jobs trained, jobs answered from the cache): like the
+    #: timings, facts of this run rather than results, so not in ``results.json``.
+    execution: dict[str, Any] = field(default_factory=dict)
+    #: The signals the attacks scored from (see :meth:`outputs`).
+    inputs: AttackInputs | None = field(default=None, repr=False)
+    #: ``"audit"``, or ``"evaluation"`` of outputs computed elsewhere.
+    kind: str = "audit"
+    #: The user's own id of each evaluated record, when the data has ids.
+    ids: np.ndarray | None = None
+
+    @property
+    def strongest(self) -> str:
+        """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
+        return self.ranked()[0]
+
+    def ranked(self) -> list[str]:
+        """The attacks, strongest first (TPR at 1 % FPR, then AUC; ties keep their order)."""
+        return sorted(
+            self.attacks,
+            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
+            reverse=True,
+        )
+
+    def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
+        """The records the strongest attack most confidently calls members."""
+        name = self.strongest
+        scores = np.asarray(self.scores[name])
+        top = np.argsort(-scores, kind="stable")[:n]
+        names = self.dataset.class_names
+        return {
+            "attack": name,
+            "records": [
+                {
+                    "rank": rank + 1,
+                    "record": int(self.record_index[i]),
+                    **({} if self.ids is None else {"id": _plain(self.ids[i])}),
+                    "label": names[int(self.labels[i])] if names else int(self.labels[i]),
+                    "member": bool(self.member[i]),
+                    "score": float(scores[i]),
+                }
+                for rank, i in enumerate(top)
+            ],
+        }
+
+    def __repr__(self) -> str:
+        best = self.attacks[self.strongest]
+        at_1 = best.tpr_at_fpr.get("0.01")
+        tpr = "–" if at_1 is None else f"{at_1:.3f}"
+        return (
+            f"<AuditResult {self.dataset.name}: {len(self.member):,} records evaluated "
+            f"({int(np.sum(self.member)):,} members), {len(self.attacks)} attacks; strongest "
+            f"{self.strongest}: AUC {best.auc:.3f}, TPR at 1% FPR {tpr}>"
+        )
+
+    def summary(self) -> str:
+        """A few lines for a person: the target, and each attack's headline figures,
+        strongest first (TPR at 1 % FPR, then AUC)."""
+        tg = self.target
+        what = (
+            f"outputs computed elsewhere, {tg.n_train:,} members and {tg.n_test:,} non-members"
+            if self.kind == "evaluation"
+            else f"{self.dataset.name}: {tg.model or tg.source} as target, "
+            f"{tg.n_train:,} training records"
+        )
+        lines = [
+            f"{what}; train accuracy {tg.train_accuracy:.3f}, test accuracy {tg.test_accuracy:.3f}",
+            f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
+            f"{'eps>=@1%':>9}",
+        ]
+
+        def rate(v: float | None) -> str:
+            return "–" if v is None else f"{v:.3f}"
+
+        for name in self.ranked():
+            m = self.attacks[name]
+            eps = (m.epsilon_lower_bound_cp or {}).get("0.01")
+            lines.append(
+                f"{name:<16} {m.auc:>6.3f} {rate(m.tpr_at_fpr.get('0.001')):>9} "
+                f"{rate(m.tpr_at_fpr.get('0.01')):>8} {m.advantage:>9.3f} {rate(eps):>9}"
+            )
+        return "\n".join(lines)
+
+    def to_frame(self, *, label_names: bool = True):
+        """One row per evaluated record: ``record`` (its row in your table), ``id`` (when
+        the data has ids), ``label`` (its class's name), ``member``, a ``score_<attack>``
+        column per attack (higher: surer it was a member) and ``exposure_rank`` (1 = the
+        record the strongest attack is surest of). A pandas DataFrame.
+
+        ``label_names=False`` gives class codes and 0/1 members, as ``scores.csv`` does.
+        """
+        import pandas as pd
+
+        labels = np.asarray(self.labels, dtype=np.int64)
+        names = self.dataset.class_names
+        frame = pd.DataFrame(
+            {
+                "record": np.asarray(self.record_index, dtype=np.int64),
+                **({} if self.ids is None else {"id": np.asarray(self.ids)}),
+                "label": np.asarray(names, dtype=object)[labels]
+                if label_names and names
+                else labels,
+                "member": np.asarray(self.member, dtype=bool if label_names else np.int64),
+                **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in self.scores.items()},
+            }
+        )
+        # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
+        strongest = np.asarray(self.scores[self.strongest], dtype=np.float64)
+        rank = np.empty(len(strongest), dtype=np.int64)
+        rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
+        frame["exposure_rank"] = rank
+        return frame
+
+    def plot_roc(self, ax=None, *, log: bool = True, attacks: list[str] | None = None):
+        """Each attack's ROC curve with matplotlib, on log-log axes by default (the low
+        false-positive end is where membership inference matters). Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        names = list(attacks) if attacks is not None else list(self.attacks)
+        unknown = [n for n in names if n not in self.roc]
+        if unknown:
+            raise ConfigError(
+                f"plot_roc: no attack {unknown[0]!r} in this result; it has "
+                f"{', '.join(self.attacks)}"
+            )
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 4.5))
+        floor = 1.0 / max(1, int(np.sum(np.asarray(self.member) == 0)))
+        for name in names:
+            curve = self.roc[name]
+            ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {self.attacks[name].auc:.3f})")
+        ax.plot([floor, 1], [floor, 1], color="grey", linestyle=":", label="chance")
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(floor, 1)
+            ax.set_ylim(floor, 1)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title(f"Membership inference: {self.dataset.name}")
+        ax.legend(fontsize="small")
+        return ax
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The arrays the attacks scored from, named as :func:`miaudit.evaluate` takes them
+        (:data:`miaudit.attacks.suite.OUTPUT_ARRAYS`)."""
+        if self.inputs is None:
+            raise ConfigError("this result keeps no outputs")
+        return inputs_to_arrays(self.inputs, self.member)
+
+    def evaluate_settings(self) -> dict[str, Any]:
+        """The settings that, with :meth:`outputs`, give back this result:
+        ``miaudit.evaluate(result.outputs(), **result.evaluate_settings())`` (all but the
+        attacks that ask the target itself, such as ``boundary``)."""
+        c = self.config
+        # Attacks that ask the target adaptively cannot be replayed from outputs.
+        replayable = tuple(n for n in self.attacks if not get_attack(n)().needs().adaptive)
+        settings = c.attacks.resolved(replayable)
+        return {
+            "attacks": settings.pop("run"),
+            "attack_settings": settings,
+            "seed": c.seed,
+            "bootstrap": c.bootstrap,
+            "fprs": list(c.fprs),
+            "class_names": list(self.dataset.class_names) or None,
+            "records": self.record_index,
+            "ids": self.ids,
+        }
+
+    def save_outputs(self, path: str | Path) -> Path:
+        """Write :meth:`outputs`, the settings and the records' identity to one ``.npz``,
+        for ``miaudit evaluate`` (or :func:`miaudit.evaluate`)."""
+        from miaudit.evaluation import write_outputs
+
+        settings = self.evaluate_settings()
+        meta = {
+            "class_names": settings.pop("class_names"),
+            "records": settings.pop("records"),
+            "ids": settings.pop("ids"),
+            "settings": settings,
+        }
+        return write_outputs(path, self.outputs(), meta)
+
+    def config_dict(self) -> dict[str, Any]:
+        """``config.json``: the settings that repeat this run (``--config``), or for an
+        evaluation the settings ``miaudit evaluate`` takes."""
+        if self.kind == "evaluation":
+            settings = self.evaluate_settings()
+            del settings["records"], settings["ids"]  # arrays: they are in outputs.npz
+            return {"evaluate": settings}
+        return self.config.resolved_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        attacks = {}
+        for name, metrics in self.attacks.items():
+            attacks[name] = {**metrics.to_dict(), **self.attack_notes.get(name, {})}
+        return {
+            "miaudit_version": __version__,
+            "dataset": self.dataset.to_dict(),
+            "target": self.target.to_dict(),
+            "shadows": self.shadows.to_dict(),
+            "attacks": attacks,
+            "strongest_attack": self.strongest,
+            "most_exposed": self.most_exposed(),
+            "seed": self.config.seed,
+            "timings_s": dict(self.timings_s),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
