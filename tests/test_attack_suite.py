@@ -37,7 +37,7 @@ def test_attack_names_are_validated():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"attacks": ["lira"], "shadows": 2, "lira_variance": "per-record"},
+        ({"attacks": {"run": ["lira"], "lira": {"variance": "per-record"}}, "shadows": 2},
          r"lira with per-record variance needs at least 4 shadows .*attacks.lira.variance=global"),
         ({"attacks": ["lira"], "shadows": 1}, "needs at least 2 shadows"),
         ({"attacks": ["rmia-offline"], "shadows": 1}, "needs at least 2 shadows"),

@@ -384,7 +384,9 @@ def test_the_attack_models_refit_when_anything_they_depend_on_changes(tmp_path, 
     monkeypatch.setattr(ShokriAttack, "fit", counted)
     again = miaudit.audit(dataset="digits", execution=execution, **FAST)
     assert fits == [] and np.array_equal(again.scores["shokri"], first.scores["shokri"])
-    miaudit.audit(dataset="digits", execution=execution, **{**FAST, "attack": {"learner": "rf"}})
+    miaudit.audit(
+        dataset="digits", execution=execution, **{**FAST, "attacks": {"shokri": {"learner": "rf"}}}
+    )
     assert len(fits) == 1  # the attack's own settings
     miaudit.audit(dataset="digits", execution=execution, **{**FAST, "shadows": 4})
     assert len(fits) == 2  # other shadow outputs

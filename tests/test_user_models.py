@@ -92,7 +92,7 @@ def test_user_pipeline_never_sees_the_encoding_even_for_made_records(adult):
 
     result = miaudit.audit(
         target=Spy(), data=frame, label="income", members=members, shadows=2,
-        attacks=["loss", "robustness"], robustness={"copies": 2}, **QUICK,
+        attacks={"run": ["loss", "robustness"], "robustness": {"copies": 2}}, **QUICK,
     )  # fmt: skip
     assert result.shadows["model"] == "mlp"  # no trainer: the built-in recipe guesses
     assert all(isinstance(s, pd.DataFrame) for s in seen)
@@ -140,8 +140,9 @@ def test_every_attack_runs_on_a_torch_module_and_its_trainer():
               torch.Generator().manual_seed(0))  # fmt: skip
     result = miaudit.audit(
         target=target, data=(X, y), members=members, non_members=np.arange(300, 600),
-        trainer=miaudit.TorchTrainer(tiny_net, tiny_loop), shadows=4, attacks=["all"],
-        lira_queries=2, robustness={"copies": 2}, rmia={"population": 200},
+        trainer=miaudit.TorchTrainer(tiny_net, tiny_loop), shadows=4,
+        attacks={"run": ["all"], "lira": {"queries": 2}, "robustness": {"copies": 2},
+                 "rmia": {"population": 200}},
         execution=Execution(job_cache=False), **QUICK,
     )  # fmt: skip
     assert set(result.attacks) == set(miaudit.attacks.suite.ALL_ATTACKS)
@@ -191,8 +192,8 @@ def test_recipe_game_audits_the_users_training_code(adult):
 
     result = miaudit.audit(
         data=frame.iloc[:2000], label="income", trainer=clone(pipe), game="recipe",
-        target_size=300, shadows=4, attacks=["lira", "rmia", "lira-offline", "loss"],
-        rmia={"population": 100}, **QUICK,
+        target_size=300, shadows=4, **QUICK,
+        attacks={"run": ["lira", "rmia", "lira-offline", "loss"], "rmia": {"population": 100}},
     )  # fmt: skip
     assert result.target["model"] == "clone of Pipeline" and result.shadows["game"] == "recipe"
     assert len(result.member) == 600 and result.to_frame()["record"].max() < 2000

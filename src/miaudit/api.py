@@ -70,7 +70,8 @@ def audit(
         An :class:`miaudit.config.AuditConfig`, a dict of settings, or a path to a
         ``.toml``/``.json`` file; keyword ``settings`` override it (same names as the
         config file: ``dataset``, ``label``, ``target_size``, ``shadows``,
-        ``attacks``, ``attack={"learner": "nn"}``, ``id_column``, ``seed``, …).
+        ``attacks`` (a list of names, or ``{"run": [...], "rmia": {"gamma": 2}}`` with
+        each attack's settings: ``miaudit attacks`` lists them), ``id_column``, ``seed``, …).
     target:
         What is audited: your own fitted model — a scikit-learn estimator or
         ``Pipeline`` (anything with ``predict_proba``), a PyTorch ``nn.Module``

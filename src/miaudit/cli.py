@@ -536,7 +536,7 @@ def audit(
         prepare_out_dir(out, overwrite=overwrite)
     if cfg.save_target is not None:
         prepare_model_dir(Path(cfg.save_target), overwrite=overwrite)
-    reporter = Reporter() if quiet else RichReporter()
+    reporter = Reporter() if quiet else RichReporter(option_for)
     if no_query_cache and query_cache is not None:
         raise ConfigError("--query-cache and --no-query-cache contradict each other: pass one")
     if no_job_cache and job_cache is not None:
@@ -607,7 +607,7 @@ def train(
     }
     cfg = _build_config(config, flags)
     prepare_model_dir(out, overwrite=overwrite)
-    info = train_target_only(cfg, out, RichReporter())
+    info = train_target_only(cfg, out, RichReporter(option_for))
     typer.echo(
         f"saved {info['model']} trained on {info['n_train']} records of {info['dataset']} to "
         f"{out} (train accuracy {info['train_accuracy']:.3f}, "

@@ -241,6 +241,7 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
             "(non_members=), or drop rmia and rmia-offline from the attacks"
         )
     public = _draw_public(plan, splits.pool, np.random.default_rng(seeds["public"]))
+    _check_public(plan, public, "the attacker's pool")
     if plan.online:
         splits, _ = online_shadow_sets(
             splits, np.random.default_rng(seeds["online"]), extra=population
@@ -650,6 +651,7 @@ def _recipe_game(config, data, seeds, reporter, execution, handed) -> AuditResul
         )  # fmt: skip
     # Records the target never saw, for QMIA: any outside the pool.
     public = _draw_public(plan, drawn.outside, np.random.default_rng(seeds["public"]))
+    _check_public(plan, public, "the records outside the pool")
     extra = plan.extra_queries(pool_size, len(drawn.z), len(public))
     if config.query_budget is not None and config.query_budget < pool_size + extra:
         raise ConfigError(
@@ -796,6 +798,22 @@ def _draw_public(plan: AttackPlan, candidates: np.ndarray, rng: np.random.Genera
     if not plan.public or not len(candidates):
         return np.zeros(0, np.int64)
     return np.sort(rng.choice(candidates, min(plan.public, len(candidates)), replace=False))
+
+
+#: Fewest records the target never saw that an attack learning from them may use.
+MIN_PUBLIC = 100
+
+
+def _check_public(plan: AttackPlan, public: np.ndarray, where: str) -> None:
+    """Refuse, before any training, attacks that learn from records the target never
+    saw when there are too few of them."""
+    if plan.public and len(public) < MIN_PUBLIC:
+        names = ", ".join(a.name for a in plan.attacks if a.needs().public)
+        raise ConfigError(
+            f"{names} learns from records the target never saw, taken from {where}: it "
+            f"holds {len(public)}, fewer than {MIN_PUBLIC}; leave more records out "
+            f"(non_members=, {key('target_size')}), or drop {names}"
+        )
 
 
 def _reference_records(

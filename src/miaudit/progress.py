@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from miaudit.errors import render
 
 
 class Reporter:
@@ -39,7 +41,8 @@ class Reporter:
         (the API's), a note on the terminal from the CLI's."""
         import warnings
 
-        warnings.warn(text, UserWarning, stacklevel=3)
+        # Settings are named as Python names them (see miaudit.errors.key).
+        warnings.warn(render(text), UserWarning, stacklevel=3)
 
 
 class StageTicker:
@@ -53,22 +56,31 @@ class StageTicker:
 
 
 class RichReporter(Reporter):
-    """Progress bars and notes on standard error (the summary table goes to stdout)."""
+    """Progress bars and notes on standard error (the summary table goes to stdout).
 
-    def __init__(self) -> None:
+    ``flag`` names the command-line option of a setting named in a note (see
+    :func:`miaudit.errors.render`)."""
+
+    def __init__(self, flag: Callable[[str], str | None] | None = None) -> None:
         super().__init__()
         from rich.console import Console
 
         self.console = Console(stderr=True)
+        self.flag = flag
+
+    def _text(self, text: str) -> str:
+        from rich.markup import escape
+
+        return escape(render(text, self.flag))
 
     def _ticker(self, description: str, total: int | None) -> StageTicker:
         return _RichTicker(self.console, description, total)
 
     def message(self, text: str) -> None:
-        self.console.print(f"[dim]·[/dim] {text}", highlight=False)
+        self.console.print(f"[dim]·[/dim] {self._text(text)}", highlight=False)
 
     def warn(self, text: str) -> None:
-        self.console.print(f"[yellow]![/yellow] {text}", highlight=False)
+        self.console.print(f"[yellow]![/yellow] {self._text(text)}", highlight=False)
 
 
 class _RichTicker(StageTicker):

@@ -57,3 +57,15 @@ def test_qmia_needs_public_records_and_the_records_themselves():
     assert need.public == 300 and need.features and need.probabilities
     with pytest.raises(ConfigError, match="fpr"):
         QMIA(fpr=0.7)
+
+
+def test_too_few_records_the_target_never_saw_are_refused_before_training(monkeypatch):
+    import miaudit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was trained before the bad input was refused")
+
+    monkeypatch.setattr("miaudit.models.classifier.train_models", refuse)
+    # digits has 1,797 records: a pool of 2 × 850 leaves 97 outside it.
+    with pytest.raises(ConfigError, match=r"qmia learns from records the target never saw.*97"):
+        miaudit.audit(dataset="digits", game="recipe", target_size=850, attacks=["qmia"])
