@@ -433,9 +433,12 @@ def test_ctrl_c_stops_the_training_threads_and_the_rerun_resumes(tmp_path):
         "--shadows", "16", "--epochs", "3000", "--seed", "4", "--workers", "2", "--quiet",
         "--job-cache", str(tmp_path / "cache"),
     ]  # fmt: skip
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: the child gets the default back.
     proc = subprocess.Popen(
-        [*args, "--out", str(tmp_path / "never")], stderr=subprocess.PIPE, text=True
-    )
+        [*args, "--out", str(tmp_path / "never")], stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     # Interrupt while the shadows' two chunks train on their two threads (the target,
     # trained first, is the only entry until then).
     deadline = time_module.monotonic() + 120
