@@ -23,7 +23,6 @@ import numpy as np
 from pydantic import BaseModel
 
 from miaudit.attacks.base import Attack
-from miaudit.attacks.lira import LiRAOnline
 from miaudit.attacks.registry import ATTACKS, parse_attacks
 from miaudit.attacks.suite import OUTPUT_ARRAYS
 from miaudit.errors import ConfigError
@@ -237,15 +236,21 @@ def _missing(attack: Attack, arrays: dict[str, np.ndarray]) -> str:
     if "reference_outputs" not in arrays:
         return "reference_outputs and reference_members"
     member = arrays["reference_members"]
-    if isinstance(attack, LiRAOnline):
-        try:
-            attack._kernel().check_counts(member)
-        except ConfigError as exc:
-            return f"reference models enough for it ({exc})"
-        return ""
+    need_in, need_out = need.reference_models
+    n_in = member.sum(axis=0)
+    short_in, short_out = int((n_in < need_in).sum()), int((len(member) - n_in < need_out).sum())
+    if short_in or short_out:
+        return (
+            f"reference models enough for it ({short_in} records have fewer than {need_in} IN "
+            f"models)"
+            if short_in
+            else f"reference models enough for it ({short_out} records have fewer than "
+            f"{need_out} OUT models)"
+        )
     if need.population and "population_outputs" not in arrays:
         return "population_outputs, population_labels and population_reference_outputs"
-    if member.shape[0] < 2:
+    # Population attacks (RMIA) set their parameters by attacking one model with the others.
+    if need.population and member.shape[0] < 2:
         return "at least 2 reference models"
     if need.reference == "in-out" and not member.any():
         return "reference models that trained on the records (reference_members all 0)"
