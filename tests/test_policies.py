@@ -192,5 +192,5 @@ def test_label_only_audit_scores_depend_only_on_label_and_prediction():
     scores, labels = result.scores["shokri"], result.labels
     for c in range(data.n_classes):
         assert len(np.unique(scores[labels == c])) <= data.n_classes
-    with pytest.raises(ConfigError, match="--defense top-k=0"):
+    with pytest.raises(ConfigError, match="defense=top-k=0"):
         miaudit.audit(dataset="digits", defense=["top-k=0"])

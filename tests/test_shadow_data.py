@@ -70,7 +70,7 @@ def test_marginal_keeps_per_class_marginals_and_breaks_correlations(table):
 
 
 def test_bad_noise_and_source_are_refused(table):
-    with pytest.raises(ConfigError, match="--noise"):
+    with pytest.raises(ConfigError, match="noise must be in"):
         shadow_records(table, np.arange(10), "noisy", np.random.default_rng(0), noise=0.0)
     with pytest.raises(ConfigError, match="unknown shadow data source"):
         shadow_records(table, np.arange(10), "dreamt", np.random.default_rng(0))

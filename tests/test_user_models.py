@@ -325,7 +325,7 @@ def test_duplicates_and_ids_join_back_to_the_users_rows(adult, tmp_path):
 def test_an_identifier_column_is_named_not_silently_encoded(adult):
     frame, pipe, members = adult
     table = frame.assign(ticket=[f"t{i}" for i in range(len(frame))])
-    with pytest.raises(DataError, match=r"'ticket' has 6,000 distinct values.*--id-column"):
+    with pytest.raises(DataError, match=r"'ticket' has 6,000 distinct values.*id_column"):
         miaudit.audit(target=pipe, data=table, label="income", members=members)
     # Below the one-hot limit it would be encoded: the audit says so and names the fix.
     small = table.iloc[:400]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 
 
 class OutputPolicy:
@@ -139,11 +139,12 @@ def parse_policy(spec: str) -> OutputPolicy:
             v = kind(value)
         except ValueError:
             raise ConfigError(
-                f"--defense {spec}: '{value}' is not a {'whole ' if kind is int else ''}number; "
+                f"{key('defense', spec)}: '{value}' is not a "
+                f"{'whole ' if kind is int else ''}number; "
                 f"{usage}"
             ) from None
         if v < low:
-            raise ConfigError(f"--defense {spec}: the value must be at least {low}")
+            raise ConfigError(f"{key('defense', spec)}: the value must be at least {low}")
         return v
 
     if name in ("top-k", "topk"):
@@ -153,11 +154,11 @@ def parse_policy(spec: str) -> OutputPolicy:
     if name in ("temperature", "temp"):
         t = number(float, 0)
         if t == 0:
-            raise ConfigError(f"--defense {spec}: the temperature must be positive")
+            raise ConfigError(f"{key('defense', spec)}: the temperature must be positive")
         return Temperature(t)
     if name in ("label-only", "label") and not value:
         return LabelOnly()
-    raise ConfigError(f"--defense {spec}: unknown output policy; {usage}")
+    raise ConfigError(f"{key('defense', spec)}: unknown output policy; {usage}")
 
 
 def apply_policies(P: np.ndarray, policies: list[OutputPolicy]) -> np.ndarray:

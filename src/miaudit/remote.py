@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 
 from miaudit.data.cache import user_cache_dir
-from miaudit.errors import ConfigError, QueryBudgetError, TargetError
+from miaudit.errors import ConfigError, QueryBudgetError, TargetError, key
 from miaudit.protocol import (
     PROTOCOL_VERSION,
     InputSchema,
@@ -58,11 +58,14 @@ def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"--target-url {url!r} is not an http(s) URL: give the service's base address, "
+            f"{key('target_url', repr(url))} is not an http(s) URL: give the service's base "
+            "address, "
             "e.g. http://127.0.0.1:8000"
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"--target-url {url!r}: give the base address without '?' or '#'")
+        raise ConfigError(
+            f"{key('target_url', repr(url))}: give the base address without '?' or '#'"
+        )
     return url.rstrip("/")
 
 
@@ -106,8 +109,8 @@ class QueryCache:
 
     def _remember(self, keys: list[bytes], rows: np.ndarray) -> None:
         self._rows.append(np.asarray(rows, dtype=np.float64))
-        for i, key in enumerate(keys):
-            self._index[key] = self._n + i
+        for i, row_key in enumerate(keys):
+            self._index[row_key] = self._n + i
         self._n += len(keys)
 
     def _compact(self, chunks: list[Path]) -> None:
@@ -318,10 +321,10 @@ class HttpTarget:
     def _refuse(self, n: int) -> None:
         kept = (
             f"the {self.queries_} answered queries are kept in the query cache "
-            f"({self.cache.folder}), so rerunning with a larger --query-budget goes on "
+            f"({self.cache.folder}), so rerunning with a larger {key('query_budget')} goes on "
             "from there"
             if self.cache is not None and self.queries_
-            else "raise --query-budget"
+            else f"raise {key('query_budget')}"
         )
         raise QueryBudgetError(
             f"the query budget of {self.query_budget} is spent ({self.queries_} sent to "
@@ -366,7 +369,7 @@ class HttpTarget:
                 hint = (
                     "is the service running, and is the URL right?"
                     if "reached" in problem
-                    else "try again later, or raise --http-retries / --http-timeout"
+                    else f"try again later, or raise {key('http.retries')} / {key('http.timeout')}"
                 )
                 raise TargetError(f"{where} {problem} after {self.retries + 1} tries: {hint}")
             self.retries_ += 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from miaudit.data import Dataset
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key
 
 SOURCES = ("real", "noisy", "marginal")
 
@@ -74,7 +74,7 @@ def shadow_records(
     n = len(pool)
     if source == "noisy":
         if not 0.0 < noise <= 1.0:
-            raise ConfigError(f"--noise must be in (0, 1], got {noise}")
+            raise ConfigError(f"{key('noise')} must be in (0, 1], got {noise}")
         k = max(1, round(noise * len(groups)))
         # Exactly k features per record, chosen uniformly: the k smallest of random keys.
         keys = rng.random((n, len(groups)), dtype=np.float32)

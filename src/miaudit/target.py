@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from miaudit.errors import ModelError, QueryBudgetError
+from miaudit.errors import ModelError, QueryBudgetError, key
 
 
 @runtime_checkable
@@ -46,7 +46,7 @@ class LocalTarget:
         if self.query_budget is not None and self.queries_ + len(X) > self.query_budget:
             raise QueryBudgetError(
                 f"the query budget of {self.query_budget} is spent ({self.queries_} asked, "
-                f"{len(X)} more needed): raise --query-budget"
+                f"{len(X)} more needed): raise {key('query_budget')}"
             )
         P = np.asarray(self.model.predict_proba(X), dtype=np.float64)
         self.queries_ += len(X)

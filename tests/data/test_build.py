@@ -105,7 +105,7 @@ def test_image_scaling_and_shape():
     # what every model sees); the user says what white is.
     wide = rng.integers(0, 1000, size=(20, 2, 3, 3)).astype(np.uint16)
     wide[0, 0, 0, 0] = 1000
-    with pytest.raises(DataError, match=r"uint16 images with values up to 1000; pass --pixel"):
+    with pytest.raises(DataError, match=r"uint16 images with values up to 1000; pass pixel_scale"):
         image_dataset(wide, np.arange(20) % 2, name="i", source="s", what="i")
     labels = np.arange(20) % 2
     scaled = image_dataset(wide, labels, name="i", source="s", what="i", pixel_scale=1000)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import TabularEncoder, check_numeric
-from miaudit.errors import DataError
+from miaudit.errors import DataError, key
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -283,7 +283,7 @@ def table_dataset(
             raise DataError(
                 f"categorical column {col!r} has {count:,} distinct values (at most "
                 f"{MAX_CATEGORIES:,} can be one-hot encoded); it looks like an identifier "
-                "or free text: name it as the id column (--id-column / id_column=) if it "
+                f"or free text: name it as the id column ({key('id_column')}) if it "
                 "names records, drop it, or make every cell a number if it is numeric"
             )
         X = encoder.transform(features)
@@ -421,7 +421,7 @@ def image_dataset(
         fix = (
             f"pixel scale {scale:g} leaves values above 1; pass the value of white"
             if pixel_scale is not None
-            else "pass --pixel-scale (pixel_scale=) with the value of white, e.g. 255, or "
+            else f"pass {key('pixel_scale')} with the value of white, e.g. 255, or "
             "save the images as uint8"
         )
         raise DataError(f"{what}: {given_dtype} images with values up to {high:g}; {fix}")

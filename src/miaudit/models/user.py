@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from miaudit.errors import ConfigError, MiauditError, ModelError
+from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models._seeding import derive_seed
 from miaudit.models.family import ModelFamily
 from miaudit.models.identity import code_identity, user_modules
@@ -340,7 +340,7 @@ def as_predictor(obj: Any, classes: ClassMap, who: str = "the target") -> Any:
             except NotFittedError:
                 raise ConfigError(
                     f"{who}: {type(obj).__name__} is not fitted; fit it first, or pass it as "
-                    "trainer= to audit its training recipe (--game recipe)"
+                    f"trainer= to audit its training recipe ({key('game', 'recipe')})"
                 ) from None
         return EstimatorModel(obj, classes, who)
     if callable(obj) and not hasattr(obj, "fit"):
