@@ -137,6 +137,13 @@ def test_evaluate_command_line(tmp_path, capsys):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert list(results["attacks"]) == ["lira", "gap"]
     assert results["target"]["n_train"] == int(members.sum())
+    assert results["attacks"]["lira"]["variance"] == "global"
+    code = main(["evaluate", str(tmp_path / "mine.npz"), "--logits", "--attacks", "lira",
+                 "--attack-setting", "lira.variance=per-record", "--bootstrap", "0",
+                 "--out", str(tmp_path / "p")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert results["attacks"]["lira"]["variance"] == "per-record"
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "mine.npz"), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err

@@ -708,6 +708,12 @@ def evaluate(
     seed: Annotated[int | None, typer.Option(help="Seed (default: the file's, or 0).")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates.")] = None,
     fpr: Annotated[str | None, typer.Option(help="Extra false-positive rates.")] = None,
+    attack_setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Result folder (default runs/outputs-<date>-<time>).")
     ] = None,
@@ -721,7 +727,8 @@ def evaluate(
     target_dir = out if out is not None else default_out_dir(outputs.stem)
     result = run_evaluate(
         outputs, attacks=_split_list(attacks), logits=logits, seed=seed, bootstrap=bootstrap,
-        fprs=_rates(fpr), out=target_dir, overwrite=overwrite,
+        fprs=_rates(fpr), attack_settings=_attack_settings(attack_setting) or None,
+        out=target_dir, overwrite=overwrite,
     )  # fmt: skip
     print_summary(result, target_dir)
 
