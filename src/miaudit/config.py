@@ -78,10 +78,7 @@ class _AttacksBase(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _shape(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if isinstance(value, list | tuple):
-            return {"run": list(value)}
+        value = attacks_table(value)
         if not isinstance(value, dict):
             return value
         for key, table in value.items():
@@ -164,13 +161,22 @@ MOVED: dict[str, tuple[str, str | None]] = {
 }
 
 
+def attacks_table(value: Any) -> Any:
+    """``attacks`` as a table: a list of names (or comma-separated text) is its ``run``,
+    and so is ``run`` written as text. Anything else is left for validation to refuse."""
+    if isinstance(value, str | list | tuple):
+        value = {"run": value}
+    if not isinstance(value, dict):
+        return value
+    run = value.get("run")
+    if isinstance(run, str):
+        run = [v for v in run.split(",") if v.strip()]
+    return {**value, "run": list(run)} if isinstance(run, list | tuple) else dict(value)
+
+
 def _run_of(values: dict[str, Any]) -> Any:
-    attacks = values.get("attacks")
-    if isinstance(attacks, str):
-        return [a for a in attacks.split(",") if a.strip()]
-    if isinstance(attacks, list | tuple):
-        return list(attacks)
-    return attacks.get("run") if isinstance(attacks, dict) else None
+    table = attacks_table(values.get("attacks"))
+    return table.get("run") if isinstance(table, dict) else None
 
 
 def move_old_keys(values: dict[str, Any], run: Any = None) -> tuple[dict[str, Any], list[str]]:
@@ -181,10 +187,9 @@ def move_old_keys(values: dict[str, Any], run: Any = None) -> tuple[dict[str, An
     old = [k for k in MOVED if k in values]
     if not old:
         return values, []
-    attacks = values.get("attacks")
-    attacks = {"run": attacks} if isinstance(attacks, list | tuple | str) else dict(attacks or {})
-    if isinstance(attacks.get("run"), str):
-        attacks["run"] = [v for v in attacks["run"].split(",") if v.strip()]
+    attacks = attacks_table(values.get("attacks") or {})
+    if not isinstance(attacks, dict):
+        raise ConfigError("attacks: give a list of attack names or a table of them")
     run = run if run is not None else attacks.get("run")
     run = set(parse_attacks(run if run is not None else ["default"]))
     notes = []
@@ -483,11 +488,8 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def _new_style(values: dict[str, Any], run: Any) -> tuple[dict[str, Any], list[str]]:
     """``values`` with moved keys in their new place and ``attacks`` as a table."""
     values, notes = move_old_keys(values, run)
-    attacks = values.get("attacks")
-    if isinstance(attacks, str):
-        attacks = [a for a in attacks.split(",") if a.strip()]
-    if isinstance(attacks, list | tuple):
-        values["attacks"] = {"run": list(attacks)}
+    if values.get("attacks") is not None:
+        values["attacks"] = attacks_table(values["attacks"])
     return values, notes
 
 

@@ -78,7 +78,10 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
         + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(gx, gy, strict=True))
         + '"/>'
     )
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    # Ten colours, then the same colours dashed: every attack of `--attacks all` (17)
+    # keeps a line of its own. The legend shows each line's sample, 12 to a column.
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+               "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
     for i, (name, c) in enumerate(curves.items()):
         fpr, tpr = np.asarray(c["fpr"]), np.asarray(c["tpr"])
         if log:
@@ -89,12 +92,17 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
             )
         x, y = xy(fpr, tpr)
         colour = colours[i % len(colours)]
+        dash = "" if i < len(colours) else ' stroke-dasharray="5 3"'
+        lx = _PAD + 8 + 122 * (i // 12)
+        ly = _H - _PAD - inner_h + 14 + 13 * (i % 12)
         parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" points="'
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.8"{dash} points="'
             + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
             + f'"><title>{html.escape(name)}</title></polyline>'
-            f'<text x="{_PAD + 8}" y="{_H - _PAD - inner_h + 14 + 13 * i}" font-size="11" '
-            f'fill="{colour}">{html.escape(name)}</text>'
+            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 14}" y2="{ly - 4}" stroke="{colour}" '
+            f'stroke-width="1.8"{dash}/>'
+            f'<text x="{lx + 18}" y="{ly}" font-size="11" fill="{colour}">'
+            f"{html.escape(name)}</text>"
         )
     scale = "log" if log else "linear"
     parts.append(
