@@ -10,6 +10,7 @@ import pytest
 import miaudit
 from miaudit.attacks.suite import ALL_ATTACKS, parse_attacks
 from miaudit.errors import ConfigError
+from miaudit.jobs import Execution
 
 FAST = {"epochs": 40, "batch_size": 32, "lr": 0.003}
 
@@ -195,3 +196,25 @@ def test_every_attack_is_at_chance_when_nothing_leaks():
         # FPR, and the TPR reported without interpolation is then below it.)
         if name not in ("gap", "robustness"):
             assert interval.high + 0.02 >= 0.1, (name, interval)
+
+
+@pytest.mark.parametrize("game", ["shokri", "recipe"])
+def test_every_attack_that_scores_a_signal_averages_over_the_queries_asked(game):
+    # Online shadows (lira, rmia) and offline ones (rmia-offline, the thresholds learn
+    # on shadow 0's records then) in one audit; the target answers the variants of the
+    # evaluated and of the population records.
+    names = ["lira", "rmia", "rmia-offline", "loss", "mentr-class"]
+    result = miaudit.audit(
+        dataset="digits", target_size=150, shadows=6, target=FAST, seed=1, game=game,
+        attacks={"run": names, "queries": 3, "lira": {"queries": 2}},
+        execution=Execution(job_cache=False),
+    )  # fmt: skip
+    notes = result.attack_notes
+    assert notes["lira"]["queries_per_record"] == 2  # its own table wins
+    for name in ("rmia", "rmia-offline", "loss", "mentr-class"):
+        assert notes[name]["queries_per_record"] == 3, name
+    n, z = len(result.member), notes["rmia"]["population"]
+    assert result.target["queries"]["sent"] == 3 * (n + z)
+    resolved = result.config.resolved_dict()["attacks"]
+    assert resolved["queries"] == 3 and resolved["lira"]["queries"] == 2
+    assert resolved["threshold"]["queries"] == resolved["rmia"]["queries"] == 3

@@ -27,6 +27,12 @@ FAST = {"model": "mlp", "epochs": 25, "batch_size": 32, "lr": 0.003}
                      "robustness": {"copies": 2}, "qmia": {"public": 500}}},
         # The default attacks: disjoint shadows, RMIA-offline's calibration records.
         {"target_size": 150, "shadows": 4, "seed": 5, "fprs": [0.02]},
+        # Three queries per record for every attack that averages over them: the
+        # variants of the calibration records (offline) and of the population (online).
+        {"target_size": 150, "shadows": 4, "seed": 5,
+         "attacks": {"run": ["default", "loss-class", "lira-offline"], "queries": 3}},
+        {"target_size": 150, "shadows": 6, "seed": 4,
+         "attacks": {"run": ["lira", "rmia", "loss", "mentr-class"], "queries": 3}},
         # The recipe game, scikit-learn reference models.
         {"target_size": 200, "shadows": 4, "seed": 2, "game": "recipe",
          "target": {"model": "logistic-regression"},

@@ -450,3 +450,66 @@ def test_bootstrap_intervals_cover_the_true_rate_at_their_nominal_level():
     coverage = hits / trials
     # 95 % nominal; with 200 trials the sampling error of the coverage is about 1.5 %.
     assert 0.89 <= coverage <= 0.99, coverage
+
+
+def _reported(tpr: float, low: float, high: float, auc_value: float, n_neg: int = 2500) -> dict:
+    """An attack as results.json holds it, TPR at 1 % FPR with its interval."""
+    return {
+        "auc": auc_value,
+        "tpr_at_fpr": {"0.001": 0.0, "0.01": tpr, "0.1": 0.2},
+        "tpr_at_fpr_ci": {"0.001": [0.0, 0.0], "0.01": [low, high], "0.1": [0.1, 0.3]},
+        "n_members": 2500,
+        "n_nonmembers": n_neg,
+    }
+
+
+def test_the_strongest_attack_is_judged_by_its_interval_at_a_resolved_rate():
+    from miaudit.metrics import attack_strength, ranking_fpr
+
+    # 2,500 non-members: 0.1 % allows 2 false positives, too few; 1 % allows 25.
+    assert ranking_fpr(["0.001", "0.01", "0.1"], 2500) == "0.01"
+    assert ranking_fpr(["0.001", "0.01", "0.1"], 10_000) == "0.001"
+    assert ranking_fpr(["0.01", "0.1"], 150) == "0.1"
+    assert ranking_fpr(["0.01"], 50) is None
+    lucky = attack_strength(_reported(0.030, 0.004, 0.05, 0.70))  # two records' worth
+    steady = attack_strength(_reported(0.020, 0.014, 0.026, 0.60))
+    assert lucky.above_chance is False and steady.above_chance is True
+    assert steady.key() > lucky.key()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0.3, 1.0)),
+        min_size=2,
+        max_size=8,
+    )
+)
+def test_the_rule_never_prefers_an_interval_that_covers_chance(draws):
+    from miaudit.metrics import attack_strength
+
+    attacks = {}
+    for i, (a, b, c, auc_value) in enumerate(draws):
+        low, tpr, high = sorted((a, b, c))
+        attacks[f"a{i}"] = _reported(tpr, low, high, auc_value)
+    ranked = sorted(attacks, key=lambda n: attack_strength(attacks[n]).key(), reverse=True)
+    above = [n for n in attacks if attack_strength(attacks[n]).above_chance]
+    if above:
+        assert ranked[0] in above
+        # and every attack above chance ranks before every one that is not
+        first_chance = next((i for i, n in enumerate(ranked) if n not in above), len(ranked))
+        assert set(ranked[:first_chance]) == set(above)
+
+
+def test_an_audit_says_when_no_attack_is_distinguishable_from_chance():
+    from miaudit.metrics import attack_strength
+    from miaudit.result import ranking_facts
+
+    none = {n: attack_strength(_reported(0.012, 0.004, 0.02, 0.51)) for n in ("loss", "lira")}
+    facts = ranking_facts(none)
+    assert facts["distinguishable_from_chance"] is False and facts["above_chance"] == []
+    assert "no attack is distinguishable from chance" in facts["verdict"]
+    some = {**none, "rmia": attack_strength(_reported(0.05, 0.03, 0.07, 0.6))}
+    facts = ranking_facts(some)
+    assert facts["distinguishable_from_chance"] is True and facts["above_chance"] == ["rmia"]
+    assert facts["fpr"] == 0.01

@@ -68,7 +68,7 @@ def test_every_setting_is_reached_by_an_option_or_a_file():
 
 
 def test_the_attack_sections_are_the_registry_s():
-    assert set(AttacksConfig.model_fields) == {"run", *SECTIONS}
+    assert set(AttacksConfig.model_fields) == {"run", "queries", *SECTIONS}
     for section, model in SECTIONS.items():
         assert AttacksConfig.model_fields[section].annotation == (model | None)
 

@@ -67,3 +67,47 @@ def test_member_signal_rewards_confident_correct_predictions(raw, name):
 def test_unknown_signal():
     with pytest.raises(ValueError, match="unknown signal"):
         member_signal("nope", P, Y)
+
+
+def test_probabilities_that_round_to_one_in_float32_keep_their_order():
+    """Known answer: a float32 softmax of logit gaps 20..40 gives the true class exactly
+    1.0, but the other classes still say how sure the model is. Every signal must order
+    the records by their gap, as their exact float64 losses do."""
+    from miaudit.attacks.threshold import ThresholdAttack
+    from miaudit.metrics import auc
+
+    gaps = np.array([20.0, 24.0, 28.0, 32.0, 36.0, 40.0])
+    logits = np.zeros((len(gaps), 10), np.float32)
+    logits[:, 3] = gaps
+    z = logits - logits.max(axis=1, keepdims=True)
+    P = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)).astype(np.float32)
+    y = np.full(len(gaps), 3)
+    assert (P[:, 3] == 1.0).all()  # the true class rounds to exactly 1
+    exact = np.log1p(9 * np.exp(-gaps))  # -log p_y in exact arithmetic
+    np.testing.assert_allclose(cross_entropy(P, y), exact, rtol=1e-5)
+    for name in SIGNALS:
+        s = member_signal(name, P, y)
+        assert (np.diff(s) > 0).all(), (name, s)  # a larger gap: surer, more a member
+    # A threshold attack on those records: members are the surer half. Ties at
+    # p_y = 1 would leave it at chance; the order gives it every member.
+    member = np.array([0, 0, 0, 1, 1, 1], bool)
+    for name in SIGNALS:
+        a = ThresholdAttack(signal=name).fit(P, y, member)
+        assert auc(a.score(P, y), member) == 1.0, name
+
+
+def test_log_probabilities_are_exact_at_both_ends():
+    from miaudit.signals import log_probabilities
+
+    P = np.array([[1.0, 1e-30, 2e-30], [0.5, 0.25, 0.25], [1e-30, 1.0, 0.0]])
+    log_p, log_1mp = log_probabilities(P)
+    np.testing.assert_allclose(log_p[0], [-3e-30, np.log(1e-30), np.log(2e-30)])
+    np.testing.assert_allclose(log_1mp[0, 0], np.log(3e-30))
+    np.testing.assert_allclose(np.exp(log_p[1]), P[1])
+    np.testing.assert_allclose(np.exp(log_1mp[1]), 1 - P[1])
+    # A zero probability is clipped at the smallest a float32 softmax can say.
+    from miaudit.signals import LOG_TINY
+
+    assert log_p[2, 2] == LOG_TINY
+    # A row that does not sum to 1 (a rounding policy) is read as what it is proportional to.
+    np.testing.assert_allclose(np.exp(log_probabilities([[0.6, 0.2]])[0]), [[0.75, 0.25]])

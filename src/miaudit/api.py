@@ -164,9 +164,10 @@ def _attack_settings(
 ) -> dict[str, dict[str, Any]]:
     """Each section's settings: ``given`` over those an ``outputs.npz`` carries (read
     from its earlier keys, ``lira_variance``, ``rmia_gamma``, ``attack``, too)."""
-    sections: dict[str, dict[str, Any]] = {
-        k: dict(v) for k, v in (saved.get("attack_settings") or {}).items()
-    }
+    saved_settings = dict(saved.get("attack_settings") or {})
+    # ``queries`` is the one setting of all the attacks together (``[attacks] queries``).
+    shared = {"queries": saved_settings.pop("queries")} if "queries" in saved_settings else {}
+    sections: dict[str, Any] = {k: dict(v) for k, v in saved_settings.items()}
     legacy = {
         "lira": {"variance": saved.get("lira_variance")},
         "rmia": {"gamma": saved.get("rmia_gamma")},
@@ -177,12 +178,15 @@ def _attack_settings(
         if values:
             sections[name] = {**values, **sections.get(name, {})}
     for name, values in (given or {}).items():
+        if name == "queries":
+            shared["queries"] = values
+            continue
         if not isinstance(values, dict):
             from miaudit.errors import ConfigError
 
             raise ConfigError(f"attack_settings[{name!r}]: give a dict of that attack's settings")
         sections[name] = {**sections.get(name, {}), **values}
-    return sections
+    return {**sections, **shared}
 
 
 def evaluate(
@@ -205,6 +209,9 @@ def evaluate(
     calibration_members: Any = None,
     variant_outputs: Any = None,
     reference_variant_outputs: Any = None,
+    population_variant_outputs: Any = None,
+    population_reference_variant_outputs: Any = None,
+    calibration_variant_outputs: Any = None,
     copies_outputs: Any = None,
     attacks: list[str] | str | None = None,
     class_names: list[str] | None = None,
@@ -213,7 +220,7 @@ def evaluate(
     seed: int | None = None,
     bootstrap: int | None = None,
     fprs: list[float] | None = None,
-    attack_settings: dict[str, dict[str, Any]] | None = None,
+    attack_settings: dict[str, Any] | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     execution=None,
@@ -242,8 +249,13 @@ def evaluate(
         Reference outputs on records some reference models trained on: offline RMIA's
         ``a`` when no reference model trained on an evaluated record.
     variant_outputs, reference_variant_outputs:
-        LiRA's extra queries per record: the target's ``(A-1, n, C)``, the reference
-        models' ``(K, A-1, n, C)``.
+        Extra queries per record (augmentations): the target's ``(A-1, n, C)``, the
+        reference models' ``(K, A-1, n, C)``; LiRA, RMIA and the threshold attacks
+        average over them.
+    population_variant_outputs, population_reference_variant_outputs, calibration_variant_outputs:
+        The same of the population records (the target's ``(A-1, z, C)``, the reference
+        models' ``(K, A-1, z, C)``; RMIA) and of the calibration records (``(K, A-1, c,
+        C)``; the thresholds, offline RMIA and LiRA).
     copies_outputs:
         The target's outputs on perturbed copies ``(R, n, C)``: the robustness attack.
     attacks:
@@ -256,7 +268,9 @@ def evaluate(
         As for :func:`audit`.
     attack_settings:
         Each attack's settings by section, as ``attacks=`` takes them in :func:`audit`:
-        ``{"lira": {"variance": "per-record"}, "shokri": {"learner": "nn"}}``.
+        ``{"lira": {"variance": "per-record"}, "shokri": {"learner": "nn"}}``; ``"queries":
+        N`` for every attack that averages over queries (default: all the variants the
+        arrays hold).
     out, overwrite:
         Write ``results.json``, ``scores.csv``, ``config.json`` and ``report.html``.
 
@@ -287,6 +301,9 @@ def evaluate(
         "calibration_outputs": calibration_outputs, "calibration_labels": calibration_labels,
         "calibration_members": calibration_members, "variant_outputs": variant_outputs,
         "reference_variant_outputs": reference_variant_outputs, "copies_outputs": copies_outputs,
+        "population_variant_outputs": population_variant_outputs,
+        "population_reference_variant_outputs": population_reference_variant_outputs,
+        "calibration_variant_outputs": calibration_variant_outputs,
     }  # fmt: skip
     settings: dict[str, Any] = {}
     if isinstance(outputs, str | Path | dict):
@@ -320,8 +337,18 @@ def evaluate(
     if records is not None and not np.issubdtype(np.asarray(records).dtype, np.integer):
         raise ConfigError("records: give row numbers (integers); pass identifiers as ids=")
 
+    # Arrays with extra queries and no word on how many to use: every attack that
+    # averages over queries uses them all.
+    queries = sections.pop("queries", None)
+    said = queries is not None or any("queries" in v for v in sections.values())
+    if "variant_outputs" in arrays and not said:
+        queries = 1 + len(arrays["variant_outputs"])
+
     def section(name: str):
-        return build_config(SECTIONS[name], f"attacks.{name}", **sections.get(name, {}))
+        values = sections.get(name, {})
+        if queries is not None and "queries" in SECTIONS[name].model_fields:
+            values = {"queries": queries, **values}
+        return build_config(SECTIONS[name], f"attacks.{name}", **values)
 
     names = choose_attacks(arrays, asked, section)
     config = make_config(
@@ -329,6 +356,7 @@ def evaluate(
             "dataset": "outputs",
             "attacks": {
                 "run": list(names),
+                **({} if queries is None else {"queries": queries}),
                 # Settings an earlier audit saved for attacks these arrays do not allow
                 # are not asked for here.
                 **{

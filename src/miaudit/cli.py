@@ -139,6 +139,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "attacks": ("attacks.run", _split_list),
     "lira_variance": ("attacks.lira.variance", _same),
     "lira_queries": ("attacks.lira.queries", _same),
+    "queries": ("attacks.queries", _same),
     "game": ("game", _same),
     "bootstrap": ("bootstrap", _same),
     "fpr": ("fprs", _rates),
@@ -417,15 +418,25 @@ def audit(
     lira_variance: Annotated[
         str | None,
         typer.Option(
-            help="LiRA's Gaussians: global (default; stable below ~64 shadows) or per-record.",
+            help="LiRA's Gaussians: auto (default: the stronger on shadows attacked with the "
+            "others), global (stable below ~64 shadows) or per-record.",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
     lira_queries: Annotated[
         int | None,
         typer.Option(
-            help="Queries per record for LiRA: 1 (default), or more with augmentations "
-            "(images: mirror, then 1-pixel shifts; tables: small numeric offsets).",
+            help="Queries per record for LiRA alone (see --queries).",
+            rich_help_panel=_ATTACK,
+        ),
+    ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option(
+            help="Queries per record for every attack that scores a signal per record (LiRA, "
+            "RMIA, the threshold attacks), averaged over them: 1 (default), or up to 18 with "
+            "augmentations (images: mirror, then 1-pixel shifts; tables: small numeric "
+            "offsets).",
             rich_help_panel=_ATTACK,
         ),
     ] = None,

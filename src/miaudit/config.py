@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from miaudit.attacks.registry import SECTIONS, nearest, parse_attacks, section_attacks
+from miaudit.attacks.variants import MAX_QUERIES
 from miaudit.errors import ConfigError
 from miaudit.errors import key as name_key
 from miaudit.synthesis import SynthesisConfig
@@ -74,6 +75,9 @@ class _AttacksBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run: list[str] | None = None
+    #: Queries per record for every attack with a ``queries`` setting that its own
+    #: table does not set (``None``: each attack's default, 1).
+    queries: int | None = Field(default=None, ge=1, le=MAX_QUERIES)
 
     @model_validator(mode="before")
     @classmethod
@@ -82,7 +86,7 @@ class _AttacksBase(BaseModel):
         if not isinstance(value, dict):
             return value
         for key, table in value.items():
-            if key == "run":
+            if key in ("run", "queries"):
                 continue
             if key not in SECTIONS:
                 raise ConfigError(
@@ -129,9 +133,21 @@ class _AttacksBase(BaseModel):
         return parse_attacks(self.run if self.run is not None else ["default"])
 
     def settings(self, section: str) -> BaseModel:
-        """The settings of ``[attacks.<section>]``, defaults filled in."""
+        """The settings of ``[attacks.<section>]``, defaults filled in (``queries`` from
+        ``[attacks] queries`` where the table does not set it)."""
         given = getattr(self, section)
-        return given if given is not None else SECTIONS[section]()
+        model = SECTIONS[section]
+        shared = self.queries is not None and "queries" in model.model_fields
+        if shared and (given is None or "queries" not in given.model_fields_set):
+            values = {} if given is None else given.model_dump(exclude_unset=True)
+            try:
+                return model(**{**values, "queries": self.queries})
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"{name_key('attacks.queries', self.queries)}: "
+                    f"{exc.errors()[0]['msg']} for [attacks.{section}]"
+                ) from None
+        return given if given is not None else model()
 
     def resolved(self, names: tuple[str, ...] | None = None) -> dict[str, Any]:
         """``run`` and the full settings of every section those attacks use."""
@@ -139,6 +155,7 @@ class _AttacksBase(BaseModel):
         sections = dict.fromkeys(s for s in SECTIONS for n in names if n in section_attacks(s))
         return {
             "run": list(names),
+            **({} if self.queries is None else {"queries": self.queries}),
             **{s: self.settings(s).model_dump(mode="json") for s in sections},
         }
 

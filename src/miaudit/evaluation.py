@@ -37,6 +37,7 @@ _GROUPS = {
     "population": ("population_outputs", "population_labels", "population_reference_outputs"),
     "calibration": ("calibration_outputs", "calibration_labels", "calibration_members"),
     "variants": ("variant_outputs", "reference_variant_outputs"),
+    "population_variants": ("population_variant_outputs", "population_reference_variant_outputs"),
 }
 #: Arrays of outputs: probabilities, or logits with ``logits=True``.
 _OUTPUTS = (
@@ -48,6 +49,9 @@ _OUTPUTS = (
     "calibration_outputs",
     "variant_outputs",
     "reference_variant_outputs",
+    "population_variant_outputs",
+    "population_reference_variant_outputs",
+    "calibration_variant_outputs",
     "copies_outputs",
     "public_outputs",
 )
@@ -185,8 +189,23 @@ def check_arrays(given: dict[str, Any], *, logits: bool = False) -> dict[str, np
         if "variant_outputs" in out:
             a = shape("variant_outputs", (None, n, C))[0]
             shape("reference_variant_outputs", (K, a, n, C))
+            if "population_variant_outputs" in out:
+                if "population_outputs" not in out:
+                    raise ConfigError("population_variant_outputs needs population_outputs")
+                shape("population_variant_outputs", (a, z, C))
+                shape("population_reference_variant_outputs", (K, a, z, C))
+            if "calibration_variant_outputs" in out:
+                if "calibration_outputs" not in out:
+                    raise ConfigError("calibration_variant_outputs needs calibration_outputs")
+                shape("calibration_variant_outputs", (K, a, c, C))
+        else:
+            extra = [k for k in ("population_variant_outputs", "calibration_variant_outputs")
+                     if k in out]  # fmt: skip
+            if extra:
+                raise ConfigError(f"{extra[0]} needs variant_outputs and reference_variant_outputs")
     else:
-        needing = [k for k in ("population_outputs", "calibration_outputs", "variant_outputs")
+        needing = [k for k in ("population_outputs", "calibration_outputs", "variant_outputs",
+                               "population_variant_outputs", "calibration_variant_outputs")
                    if k in out]  # fmt: skip
         if needing:
             raise ConfigError(f"{needing[0]} needs reference_outputs and reference_members")

@@ -39,8 +39,10 @@ from miaudit.errors import ConfigError
 
 __all__ = [
     "DEFAULT_FPRS",
+    "MIN_FALSE_POSITIVES",
     "AttackMetrics",
     "ConfusionMetrics",
+    "Strength",
     "TprInterval",
     "auc",
     "bootstrap_tpr_at_fpr",
@@ -54,6 +56,7 @@ __all__ = [
     "min_resolvable_fpr",
     "per_class_metrics",
     "precision_at_recall",
+    "ranking_fpr",
     "roc_curve",
     "roc_points",
     "tpr_at_fpr",
@@ -659,9 +662,91 @@ def fpr_key(fpr: float) -> str:
     return f"{float(fpr):g}"
 
 
-def attack_strength(tpr_at_fpr: dict[str, float | None], auc: float) -> tuple[float, float]:
-    """How attacks are ranked, strongest highest: TPR at 1 % FPR, then AUC."""
-    return (tpr_at_fpr.get("0.01") or 0.0, auc)
+#: Fewest false positives a rate must allow for attacks to be ranked at it: below
+#: that, a TPR is decided by a handful of records and says little.
+MIN_FALSE_POSITIVES = 10
+
+
+def ranking_fpr(fprs: Sequence[str], n_nonmembers: int) -> str | None:
+    """The FPR (its key) attacks are ranked at: the lowest of ``fprs`` that allows at
+    least :data:`MIN_FALSE_POSITIVES` false positives among ``n_nonmembers``; else the
+    highest that allows one; ``None`` when none does."""
+    allowed = {k: math.floor(float(k) * n_nonmembers + _COUNT_SLACK) for k in fprs}
+    well = [k for k, n in allowed.items() if n >= MIN_FALSE_POSITIVES]
+    if well:
+        return min(well, key=float)
+    some = [k for k, n in allowed.items() if n >= 1]
+    return max(some, key=float) if some else None
+
+
+@dataclass(frozen=True)
+class Strength:
+    """How strong an attack showed itself, for ranking attacks honestly.
+
+    Attributes
+    ----------
+    fpr:
+        The key of the FPR it is judged at (:func:`ranking_fpr`); ``None`` when the
+        evaluation resolves none of them (then only the AUC ranks).
+    low, tpr:
+        The lower end of the 95 % interval of the TPR at that FPR (the bootstrap's, or
+        Clopper–Pearson's over the members when no bootstrap ran), and the TPR.
+    auc:
+        The AUC.
+    above_chance:
+        Whether the interval lies above chance (``low > fpr``: a guess that calls a
+        share ``fpr`` of all records members reaches TPR ``fpr``); ``None`` without an FPR.
+    at_threshold:
+        Whether, at the attack's own decision threshold, the 95 % Clopper–Pearson
+        intervals of its TPR and FPR do not overlap (TPR above FPR): it tells members
+        apart better than chance there, however high that FPR.
+    """
+
+    fpr: str | None
+    low: float
+    tpr: float
+    auc: float
+    above_chance: bool | None
+    at_threshold: bool = False
+
+    def key(self) -> tuple[float, float, float]:
+        """Sort key, strongest highest: the interval's lower end, then TPR, then AUC."""
+        return (self.low, self.tpr, self.auc)
+
+
+def _field(metrics: Any, name: str) -> Any:
+    return metrics.get(name) if isinstance(metrics, dict) else getattr(metrics, name, None)
+
+
+def attack_strength(metrics: AttackMetrics | dict[str, Any]) -> Strength:
+    """An attack's :class:`Strength`, from its :class:`AttackMetrics` or the dict
+    ``results.json`` holds of them.
+
+    Attacks are ranked by the lower end of the 95 % interval of their TPR at the
+    lowest well-resolved FPR, not by the point estimate at a fixed rate: an attack
+    whose rate rests on two records (chance level) does not outrank one whose interval
+    lies above chance.
+    """
+    tpr_at = _field(metrics, "tpr_at_fpr") or {}
+    auc_value = float(_field(metrics, "auc"))
+    n_neg = int(_field(metrics, "n_nonmembers") or 0)
+    n_pos = int(_field(metrics, "n_members") or 0)
+    # At its own threshold: recall is the TPR there, recall - advantage the FPR.
+    recall, advantage = _field(metrics, "recall"), _field(metrics, "advantage")
+    at_threshold = False
+    if recall is not None and advantage is not None and n_pos and n_neg:
+        tp, fp = round(recall * n_pos), round((recall - advantage) * n_neg)
+        at_threshold = clopper_pearson(tp, n_pos)[0] > clopper_pearson(fp, n_neg)[1]
+    fpr = ranking_fpr([k for k, v in tpr_at.items() if v is not None], n_neg)
+    if fpr is None:
+        return Strength(None, 0.0, 0.0, auc_value, None, at_threshold)
+    tpr = float(tpr_at[fpr])
+    ci = (_field(metrics, "tpr_at_fpr_ci") or {}).get(fpr)
+    if ci is not None:
+        low = float(ci[0])
+    else:
+        low = clopper_pearson(round(tpr * n_pos), n_pos)[0] if n_pos else 0.0
+    return Strength(fpr, low, tpr, auc_value, low > float(fpr), at_threshold)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from miaudit.attacks.suite import (
     inputs_from_arrays,
     run_attacks,
 )
+from miaudit.attacks.variants import numeric_columns
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError, key
@@ -243,9 +244,17 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
     public = _draw_public(plan, splits.pool, np.random.default_rng(seeds["public"]))
     _check_public(plan, public, "the attacker's pool")
     if plan.online:
-        splits, _ = online_shadow_sets(
-            splits, np.random.default_rng(seeds["online"]), extra=population
-        )
+        # Shadows train on halves of the evaluated records, made up to the target's
+        # size from the pool where the halves fall short (RMIA's population first).
+        short = splits.train_size - (len(splits.target_in) + len(splits.target_out)) // 2
+        fill = population if len(population) >= short else splits.pool
+        splits = online_shadow_sets(splits, np.random.default_rng(seeds["online"]), fill=fill)
+        smallest = min(len(t) for t in splits.training_sets)
+        if smallest < splits.train_size:
+            reporter.message(
+                f"the attacker's pool is too small to make the shadows' training sets up to "
+                f"the target's {splits.train_size:,} records: the smallest has {smallest:,}"
+            )
     n_eval = len(splits.target_in) + len(splits.target_out)
     _check_budget(
         config, n_eval, splits, extra=plan.extra_queries(n_eval, len(population), len(public))
@@ -408,7 +417,7 @@ def _deployed_draw(config, data, splits, target, plan, population, public, seeds
         "target_queries": source_info["target_queries"],
         "synthesis": source_info["synthesis"],
         **_family_facts(who.shadows),
-        "n_in": len(shadow_splits.training_sets[0]),
+        **_sizes(shadow_splits.training_sets),
         "n_out": len(shadow_splits.shadow_out[0]),
         "pool_size": len(shadow_splits.pool),
         **({"overlapping_in_sets": True} if shadow_splits.overlap else {}),
@@ -507,9 +516,16 @@ def _ask_reference(inputs: AttackInputs, layout, probs, target, data: Dataset) -
     if len(layout["z"]):
         inputs.target_population = target.predict_proba(data.X[layout["z"]])
     if len(layout["variants"]):
+        # The target answers the variants of the evaluated and the population records
+        # (the first rows of the reference set), not the shadows' calibration records.
         inputs.variants = layout["variants"]
-        answers = target.predict_proba(layout["variant_rows"])
-        inputs.target_variants = answers.reshape(*layout["variants"].shape, -1)
+        n_eval, m = inputs.n_eval, len(layout["z"])
+        rows = layout["variant_rows"][:, : n_eval + m]
+        answers = target.predict_proba(rows.reshape(-1, *rows.shape[2:]))
+        answers = answers.reshape(len(rows), n_eval + m, -1)
+        inputs.target_variants = answers[:, :n_eval]
+        if m:
+            inputs.target_population_variants = answers[:, n_eval:]
 
 
 def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, dict[str, Any]]:
@@ -600,6 +616,17 @@ def _needs_pool(config: AuditConfig, plan: AttackPlan) -> bool:
     return config.shadow_data != "synthetic" and not plan.online
 
 
+def _sizes(training_sets) -> dict[str, int]:
+    """``n_in``: how many records each shadow trains on (``n_in_min`` and ``n_in_max``
+    too when they differ)."""
+    sizes = [len(t) for t in training_sets]
+    if not sizes:
+        return {"n_in": 0}
+    if min(sizes) == max(sizes):
+        return {"n_in": sizes[0]}
+    return {"n_in": sizes[0], "n_in_min": min(sizes), "n_in_max": max(sizes)}
+
+
 def _family_facts(family: ModelFamily) -> dict[str, Any]:
     """``model`` and ``recipe`` (``None`` unless built in) of a family, for the report;
     ``trainer`` too for the user's code."""
@@ -618,8 +645,8 @@ def _recipe_game(config, data, seeds, reporter, execution, handed) -> AuditResul
     drawn so that every record is IN for half of the models
     (:func:`miaudit.splits.draw_recipe_pool`). Every pool record is then scored against
     the target (model 0) from the reference models' outputs: a leakage score for every
-    record of the pool. RMIA's population records come from outside the pool; the
-    reference models (not the target) train on halves of them. With the user's
+    record of the pool. RMIA's population records come from outside the pool; no model
+    trains on them, so every model trains on as many records as the target. With the user's
     ``trainer``, the target and every reference model come from it: the game audits
     the user's own training code.
     """
@@ -706,22 +733,18 @@ def _recipe_target(family, data, drawn, seed, policies, config, reporter, execut
 
 
 def _recipe_draw(data, drawn, seeds, plan, public, family) -> Game:
-    """The recipe game's models: each reference model trains on its halves of the pool
-    and of the population, and answers both, then LiRA's variants of the pool."""
+    """The recipe game's models: each reference model trains on its half of the pool
+    and answers the pool and the population, then their variants."""
     pool, z, keep = drawn.pool, drawn.z, drawn.keep
     asked = np.concatenate([pool, z])
-    variant_rows = np.zeros((0, *data.input_shape), np.float32)
-    variants = np.zeros((0, len(pool)), np.int64)
-    if plan.variants:
-        made = plan.make_queries(
-            "variants", data.X[pool], record_format(data), np.random.default_rng(0)
-        )
-        variant_rows = made.reshape(-1, *data.input_shape)
-        variants = len(asked) + np.arange(len(made) * len(pool)).reshape(len(made), -1)
+    variants, variant_rows = _variants(plan, data, data.X[asked], len(asked))
     n_variants = len(variants)
+    # No model trains on the population records (each trains on half of the pool, as
+    # many records as the target).
+    member = np.concatenate([keep[1:], np.zeros((len(seeds), len(z)), bool)], axis=1)
     reference = {
-        "labels": np.concatenate([data.y[asked], *([data.y[pool]] * n_variants)]),
-        "member": np.concatenate([keep[1:], drawn.keep_z, *([keep[1:]] * n_variants)], axis=1),
+        "labels": np.concatenate([data.y[asked]] * (1 + n_variants)),
+        "member": np.concatenate([member] * (1 + n_variants), axis=1),
         "population": np.arange(len(pool), len(asked)),
         "calibration": np.zeros(0, np.int64),
         "variants": variants,
@@ -741,7 +764,7 @@ def _recipe_draw(data, drawn, seeds, plan, public, family) -> Game:
         **described,
         "pool_size": len(pool),
         "population": len(z),
-        "n_in": int(keep[1:].sum(axis=1).mean()) if len(jobs) else 0,
+        **_sizes([j.train for j in jobs]),
         "n_out": int((~keep[1:]).sum(axis=1).mean()) if len(jobs) else 0,
     }
     return Game(
@@ -749,8 +772,8 @@ def _recipe_draw(data, drawn, seeds, plan, public, family) -> Game:
         # Shokri's attack and the thresholds learn from the reference models' outputs
         # on the pool, labelled by their own membership.
         own_member=[k.astype(np.int8) for k in keep[1:]],
-        extra=variant_rows if n_variants else None, reference=reference,
-        reference_from=[0] * len(jobs), public=public,
+        extra=variant_rows.reshape(-1, *data.input_shape) if n_variants else None,
+        reference=reference, reference_from=[0] * len(jobs), public=public,
         models=f"{len(jobs)} reference models", shadows=shadows,
     )  # fmt: skip
 
@@ -778,10 +801,9 @@ def _draw_population(plan: AttackPlan, splits: AuditSplits, rng: np.random.Gener
     """RMIA's population records ``z``: from the attacker's pool, never the target's data.
 
     The disjoint shadows draw from the pool too; records none of them uses are
-    preferred, so that offline every reference model is OUT for ``z``. With online
-    attacks the shadows then also train on balanced halves of ``z``, as RMIA's
-    reference models train on halves of the population, so that ``Pr(z)`` and
-    ``Pr(x)`` are averaged the same way.
+    preferred, so that offline every reference model is OUT for ``z``. Online shadows
+    train on ``z`` only where halves of the evaluated records fall short of the
+    target's training-set size (:func:`~miaudit.splits.online_shadow_sets`).
     """
     if not plan.population:
         return np.zeros(0, np.int64)
@@ -853,17 +875,11 @@ def _reference_records(
         member.append(_member_of(cal, shadow_splits.training_sets, True))
         calibration = np.arange(offset, offset + len(cal))
     offset += len(calibration)
-    variants = np.zeros((0, len(eval_index)), np.int64)
-    variant_rows = np.zeros((0, *data.input_shape), np.float32)
-    if plan.variants:
-        rng = np.random.default_rng(0)  # LiRA's variants are fixed; no attack draws here
-        extra = plan.make_queries("variants", data.X[eval_index], record_format(data), rng)
-        for v in extra:
-            X.append(v)
-            labels.append(data.y[eval_index])
-            member.append(member[0])
-        variants = offset + np.arange(len(extra) * len(eval_index)).reshape(len(extra), -1)
-        variant_rows = extra.reshape(-1, *data.input_shape)
+    variants, variant_rows = _variants(plan, data, np.concatenate(X), offset)
+    for rows in variant_rows:
+        X.append(rows)
+    labels.extend([np.concatenate(labels)] * len(variant_rows))
+    member.extend([np.concatenate(member, axis=1)] * len(variant_rows))
     return {
         "X": np.concatenate(X),
         "labels": np.concatenate(labels),
@@ -876,9 +892,25 @@ def _reference_records(
     }
 
 
+def _variants(plan: AttackPlan, data: Dataset, base: np.ndarray, offset: int):
+    """The extra queries of every one of the ``base`` reference records (evaluated,
+    population, calibration), placed after the ``offset`` rows before them: ``(A - 1,
+    len(base))`` indices of the reference rows that hold them, and the records, ``(A -
+    1, len(base), ...)``."""
+    if not plan.variants:
+        return np.zeros((0, len(base)), np.int64), np.zeros((0, *base.shape), np.float32)
+    # The variants are fixed functions of a record; no attack draws here.
+    made = plan.make_queries("variants", base, record_format(data), np.random.default_rng(0))
+    index = offset + np.arange(len(made) * len(base)).reshape(len(made), -1)
+    return index, made
+
+
 def record_format(data: Dataset) -> RecordFormat:
-    """How ``data``'s encoded records may be perturbed (one-hot blocks, pixels)."""
-    return RecordFormat(feature_groups(data), data.kind == "image")
+    """How ``data``'s encoded records may be perturbed (one-hot blocks, pixels, and a
+    table's numeric columns, judged on the whole data set)."""
+    image = data.kind == "image"
+    numeric = None if image else numeric_columns(data.X.reshape(len(data.X), -1))
+    return RecordFormat(feature_groups(data), image, numeric)
 
 
 def _ask_target(plan, inputs: AttackInputs, target, data: Dataset, index, public, seeds) -> None:
@@ -1046,8 +1078,9 @@ def synthesise_shadow_data(
     pool = np.arange(len(result.y))
     shadow_in, shadow_out = draw_shadow_sets(pool, size, splits.n_shadows, rng)
     shadow_splits = dataclasses.replace(
-        splits, pool=pool, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None
-    )
+        splits, pool=pool, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None,
+        overlap=False, train_size=size,
+    )  # fmt: skip
     return synth, shadow_splits, info
 
 

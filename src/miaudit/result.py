@@ -24,7 +24,7 @@ from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import inputs_to_arrays
 from miaudit.config import AuditConfig
 from miaudit.errors import ConfigError
-from miaudit.metrics import AttackMetrics, attack_strength
+from miaudit.metrics import AttackMetrics, Strength, attack_strength
 
 __all__ = [
     "AuditResult",
@@ -149,16 +149,21 @@ class AuditResult:
 
     @property
     def strongest(self) -> str:
-        """The attack with the highest TPR at 1 % FPR (then the highest AUC)."""
+        """The strongest attack (see :meth:`ranked`)."""
         return self.ranked()[0]
 
     def ranked(self) -> list[str]:
-        """The attacks, strongest first (TPR at 1 % FPR, then AUC; ties keep their order)."""
+        """The attacks, strongest first: by the lower end of the 95 % interval of their
+        TPR at the lowest well-resolved FPR, then that TPR, then AUC
+        (:func:`miaudit.metrics.attack_strength`); ties keep their order."""
         return sorted(
-            self.attacks,
-            key=lambda n: attack_strength(self.attacks[n].tpr_at_fpr, self.attacks[n].auc),
-            reverse=True,
+            self.attacks, key=lambda n: attack_strength(self.attacks[n]).key(), reverse=True
         )
+
+    def ranking(self) -> dict[str, Any]:
+        """How the attacks were ranked, and whether any is distinguishable from chance
+        (``results.json``'s ``ranking``)."""
+        return ranking_facts({n: attack_strength(m) for n, m in self.attacks.items()})
 
     def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
         """The records the strongest attack most confidently calls members."""
@@ -217,6 +222,7 @@ class AuditResult:
                 f"{name:<16} {m.auc:>6.3f} {rate(m.tpr_at_fpr.get('0.001')):>9} "
                 f"{rate(m.tpr_at_fpr.get('0.01')):>8} {m.advantage:>9.3f} {rate(eps):>9}"
             )
+        lines.append(self.ranking()["verdict"])
         return "\n".join(lines)
 
     def to_frame(self, *, label_names: bool = True):
@@ -339,10 +345,64 @@ class AuditResult:
             "shadows": self.shadows.to_dict(),
             "attacks": attacks,
             "strongest_attack": self.strongest,
+            "ranking": self.ranking(),
             "most_exposed": self.most_exposed(),
             "seed": self.config.seed,
             "timings_s": dict(self.timings_s),
         }
+
+
+def _percent(fpr: str) -> str:
+    return f"{100 * float(fpr):g} %"
+
+
+def ranking_facts(strengths: dict[str, Strength]) -> dict[str, Any]:
+    """``results.json``'s ``ranking``: the rule, the FPR it used, the attacks whose
+    interval there lies above chance (``above_chance``), those that beat chance at their
+    own decision threshold (``above_chance_at_threshold``), whether any attack is
+    distinguishable from chance, and a sentence for a person (``verdict``)."""
+    fpr = next((s.fpr for s in strengths.values() if s.fpr is not None), None)
+    above = [n for n, s in strengths.items() if s.above_chance]
+    at_threshold = [n for n, s in strengths.items() if s.at_threshold]
+    rate = None if fpr is None else _percent(fpr)
+    if above:
+        verdict = (
+            f"ranked by the lower end of the 95 % interval of TPR at {rate} FPR; "
+            f"{len(above)} of {len(strengths)} attacks are above chance there"
+        )
+    elif at_threshold:
+        low_end = (
+            "no false-positive rate is resolved"
+            if fpr is None
+            else f"no attack is above chance at {rate} FPR"
+        )
+        verdict = (
+            f"{low_end}, but {', '.join(at_threshold)} tell members from non-members better "
+            "than chance at their own decision threshold, where more non-members are "
+            "called members"
+        )
+    elif fpr is None:
+        verdict = (
+            "no attack is distinguishable from chance: too few non-members to resolve a low "
+            "false-positive rate, and at its own decision threshold each attack's TPR and "
+            "FPR intervals overlap"
+        )
+    else:
+        verdict = (
+            f"no attack is distinguishable from chance: every attack's 95 % interval of TPR "
+            f"at {rate} FPR reaches {rate}, the rate of a guess, and at its own decision "
+            "threshold its TPR and FPR intervals overlap"
+        )
+    return {
+        "by": "AUC"
+        if fpr is None
+        else f"lower end of the 95 % interval of TPR at {rate} FPR, then TPR, then AUC",
+        "fpr": None if fpr is None else float(fpr),
+        "distinguishable_from_chance": bool(above or at_threshold),
+        "above_chance": above,
+        "above_chance_at_threshold": at_threshold,
+        "verdict": verdict,
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -7,15 +7,23 @@ for every shadow (reference) model.
 
 All functions take probabilities of shape ``(..., C)`` and labels broadcastable
 to ``(...)`` and return ``(...)``, so they apply to one model's ``(n, C)`` outputs
-and to ``K`` models' ``(K, n, C)`` outputs alike. A black-box target answers
-probabilities, not logits, so the log-probabilities here are logarithms of
-probabilities, clipped at :data:`TINY` (about float32's smallest normal number:
-a float32 softmax cannot say more than that a probability is below it).
+and to ``K`` models' ``(K, n, C)`` outputs alike.
+
+**Every signal comes from log-probabilities** (:func:`log_probabilities`), computed
+so that no record loses its place to rounding. A black-box target answers
+probabilities, often in float32, where a confident model's top probability rounds to
+exactly 1.0 (for some 7 % of an MLP's training records) although the other classes'
+probabilities still say how confident it is: the loss, the confidence and the
+entropies of all those records would tie. So the top class's log-probability is
+``-log1p(sum of the others / p_top)`` (``log p_top`` normalised, without forming
+``1 - p_top``), the others' ``log p_j`` normalised by the row's sum, and each class's
+``log(1 - p_j)`` likewise from what the vector says. Logarithms are clipped at
+``log`` :data:`TINY` (about float32's smallest normal number: a float32 softmax cannot
+say more than that a probability is below it). A row that does not sum to 1 (a
+rounding policy) is read as the distribution it is proportional to.
 
 The logit-scaled confidence LiRA uses, ``log p_y - log(1 - p_y)``, is computed
-as ``log p_y - log(sum_{j != y} p_j)``: when ``p_y`` rounds to 1, ``1 - p_y`` is 0
-(or noise), while the sum of the other probabilities keeps the information that
-the probabilities do carry.
+as ``log p_y - log(sum_{j != y} p_j)``, which needs no normalisation.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import numpy as np
 
 #: Smallest probability a signal distinguishes (float32's smallest normal number).
 TINY = float(np.finfo(np.float32).tiny)
+LOG_TINY = float(np.log(TINY))
 
 SIGNALS = ("loss", "confidence", "entropy", "mentr")
 
@@ -35,14 +44,51 @@ def _true(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.take_along_axis(P, y[..., None], axis=-1)[..., 0]
 
 
-def true_class_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``p_y``: the probability the model gives the true class."""
-    return _true(np.asarray(P, dtype=np.float64), y)
+def log_probabilities(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log p, log(1 - p))`` of every class, each ``(..., C)``, accurate at both ends.
+
+    The top class's are computed from the sum of the other classes' probabilities
+    (``log p_top = -log1p(rest / p_top)``, ``log(1 - p_top) = log(rest / total)``), so a
+    probability that rounds to 1.0 keeps what the others say; the other classes'
+    from their own probability (``log(p_j / total)``, ``log1p(-p_j / total)``). Both
+    are clipped at :data:`LOG_TINY`.
+    """
+    P = np.maximum(np.asarray(P, dtype=np.float64), 0.0)
+    total = np.maximum(P.sum(axis=-1, keepdims=True), TINY)
+    top = P.argmax(axis=-1)[..., None]
+    is_top = np.arange(P.shape[-1]) == top
+    p_top = np.take_along_axis(P, top, axis=-1)
+    # The others, added up directly: neither total - p_top nor 1 - p_top, which cancel.
+    rest = np.where(is_top, 0.0, P).sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        log_p = np.where(
+            is_top,
+            -np.log1p(rest / np.maximum(p_top, TINY)),
+            np.log(np.maximum(P, TINY)) - np.log(total),
+        )
+        log_1mp = np.where(
+            is_top,
+            np.log(np.maximum(rest, TINY)) - np.log(total),
+            np.log1p(-np.minimum(P / total, 1.0)),
+        )
+    return np.maximum(log_p, LOG_TINY), np.maximum(log_1mp, LOG_TINY)
 
 
 def log_true_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``log p_y``, clipped at ``log(TINY)``."""
-    return np.log(np.maximum(true_class_probability(P, y), TINY))
+    """``log p_y`` (see :func:`log_probabilities`)."""
+    return _true(log_probabilities(P)[0], y)
+
+
+def true_class_parts(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_y, 1 - p_y)``, each accurate where it is small (see :func:`log_probabilities`):
+    the pair a caller needs to average probabilities near 1 without losing them."""
+    log_p, log_1mp = log_probabilities(P)
+    return np.exp(_true(log_p, y)), np.exp(_true(log_1mp, y))
+
+
+def true_class_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``p_y``: the probability the model gives the true class (normalised)."""
+    return np.exp(log_true_probability(P, y))
 
 
 def cross_entropy(P: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -65,8 +111,8 @@ def logit_confidence(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def entropy(P: np.ndarray) -> np.ndarray:
     """Shannon entropy of each prediction vector (nats)."""
-    P = np.asarray(P, dtype=np.float64)
-    return -(P * np.log(np.maximum(P, TINY))).sum(axis=-1)
+    log_p, _ = log_probabilities(P)
+    return -(np.exp(log_p) * log_p).sum(axis=-1)
 
 
 def modified_entropy(P: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -77,21 +123,26 @@ def modified_entropy(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     It is small for confident correct predictions and large for confident wrong
     ones, unlike the entropy, which is small for both.
     """
-    P = np.asarray(P, dtype=np.float64)
-    y = np.asarray(y)
-    p_y = _true(P, y)
-    log_one_minus = np.log(np.maximum(1.0 - P, TINY))
-    others = -(P * log_one_minus).sum(axis=-1) + p_y * _true(log_one_minus, y)
-    return -(1.0 - p_y) * np.log(np.maximum(p_y, TINY)) + others
+    log_p, log_1mp = log_probabilities(P)
+    y = np.broadcast_to(np.asarray(y), log_p.shape[:-1])
+    is_true = np.arange(log_p.shape[-1]) == y[..., None]
+    own = -np.exp(_true(log_1mp, y)) * _true(log_p, y)
+    others = -np.where(is_true, 0.0, np.exp(log_p) * log_1mp).sum(axis=-1)
+    return own + others
 
 
 def member_signal(name: str, P: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The signal ``name`` oriented so that higher means "more likely a member"."""
+    """The signal ``name`` oriented so that higher means "more likely a member".
+
+    ``confidence`` is ``p_y - 1``, computed as ``-(1 - p_y)`` from the other classes
+    (:func:`true_class_parts`): the true class's probability, less 1, so that
+    confidences which round to 1 in float64 too keep their order.
+    """
     match name:
         case "loss":
             return -cross_entropy(P, y)
         case "confidence":
-            return true_class_probability(P, y)
+            return -true_class_parts(P, y)[1]
         case "entropy":
             return -entropy(P)
         case "mentr":

@@ -47,8 +47,10 @@ class AuditSplits:
         ``shadow_in[i]`` and ``shadow_out[i]`` are disjoint and of equal size: the
         records the attack learns from.
     shadow_train:
-        When the pool is small (see the module notes): each shadow's training set, of
-        which ``shadow_in[i]`` is a part; ``None`` when the shadows train on ``shadow_in``.
+        Each shadow's training set, of which ``shadow_in[i]`` is a part, when it holds
+        more than its in-set: a small pool (see the module notes), or an online draw
+        made up to the target's size (:func:`online_shadow_sets`); ``None`` when the
+        shadows train on ``shadow_in``.
     """
 
     target_in: np.ndarray
@@ -57,16 +59,18 @@ class AuditSplits:
     shadow_in: tuple[np.ndarray, ...]
     shadow_out: tuple[np.ndarray, ...]
     shadow_train: tuple[np.ndarray, ...] | None = None
+    #: How many records each shadow is meant to train on: the target's training-set
+    #: size unless the user asks for another (``shadow_size``); shadows imitate the
+    #: target, so every draw keeps to it.
+    train_size: int = 0
+    #: Whether the pool was too small for disjoint in- and out-sets, so that the
+    #: shadows' training sets overlap more than a disjoint draw's.
+    overlap: bool = False
 
     @property
     def training_sets(self) -> tuple[np.ndarray, ...]:
         """What each shadow trains on."""
         return self.shadow_in if self.shadow_train is None else self.shadow_train
-
-    @property
-    def overlap(self) -> bool:
-        """Whether the shadows' training sets had to overlap more than a disjoint draw."""
-        return self.shadow_train is not None
 
     @property
     def shadow_size(self) -> int:
@@ -213,6 +217,8 @@ def make_splits(
         shadow_in=shadow_in,
         shadow_out=shadow_out,
         shadow_train=train,
+        train_size=size,
+        overlap=train is not None,
     )
 
 
@@ -277,26 +283,58 @@ def balanced_memberships(n_models: int, n_records: int, rng: np.random.Generator
     return keep
 
 
-def online_shadow_sets(
-    splits: AuditSplits, rng: np.random.Generator, extra: np.ndarray | None = None
-) -> tuple[AuditSplits, np.ndarray]:
-    """Shadows whose in-sets are balanced halves of the evaluated records.
+def balanced_picks(takes: list[int], n_records: int, rng: np.random.Generator) -> np.ndarray:
+    """``(len(takes), n_records)`` bool: model ``k`` takes ``takes[k]`` records (all of
+    them when there are fewer), each time those IN for the fewest models so far (ties
+    at random), so that every record is IN for as many models as any other, give or
+    take one, and the models' sets are random."""
+    keep = np.zeros((len(takes), n_records), dtype=bool)
+    count = np.zeros(n_records, dtype=np.int64)
+    for k, take in enumerate(takes):
+        chosen = np.lexsort((rng.random(n_records), count))[: min(take, n_records)]
+        keep[k, chosen] = True
+        count[chosen] += 1
+    return keep
 
-    Every evaluated record (the target's members and non-members), and every record
-    of ``extra`` (pool records, e.g. RMIA's population), is IN for half of the
-    shadows; each shadow's out-set is the rest of them. Returns the new splits and
-    the ``(n_shadows, n_eval + len(extra))`` membership matrix.
+
+def online_shadow_sets(
+    splits: AuditSplits, rng: np.random.Generator, fill: np.ndarray | None = None
+) -> AuditSplits:
+    """Shadows that train on the evaluated records, each on as many records as the target.
+
+    Every evaluated record (the target's members and non-members) is IN for half of
+    the shadows and OUT for the others: each shadow takes a balanced half. A shadow
+    imitates the target, so its training set keeps to ``splits.train_size``:
+
+    * when half of the evaluated records is more than that (a smaller ``shadow_size``),
+      each shadow takes ``train_size`` of them, every record IN for as many shadows as
+      any other (give or take one);
+    * when it is fewer (the evaluation holds fewer non-members than members, or the
+      user's target trained on records beyond those evaluated), each shadow makes up
+      the difference from ``fill`` (records of the attacker's pool: RMIA's population
+      first), balanced the same way. A pool too small for that leaves the shadows
+      smaller; ``training_sets`` says by how much.
+
+    Each shadow's out-set is the evaluated records it did not train on. Records of
+    ``fill`` no shadow takes stay OUT for every shadow (RMIA's population, when the
+    evaluated halves already have the target's size).
     """
     index, _ = splits.evaluation()
-    if extra is not None and len(extra):
-        index = np.concatenate([index, extra])
-    keep = balanced_memberships(splits.n_shadows, len(index), rng)
+    n, size = len(index), splits.train_size or len(index) // 2
+    if size >= n // 2:
+        keep = balanced_memberships(splits.n_shadows, n, rng)
+    else:
+        keep = balanced_picks([size] * splits.n_shadows, n, rng)
     shadow_in = tuple(np.sort(index[k]) for k in keep)
     shadow_out = tuple(np.sort(index[~k]) for k in keep)
-    online = dataclasses.replace(
-        splits, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=None
+    train = None
+    short = [size - len(s) for s in shadow_in]
+    if max(short) > 0 and fill is not None and len(fill):
+        extra = balanced_picks(short, len(fill), rng)
+        train = tuple(np.sort(np.r_[s, fill[e]]) for s, e in zip(shadow_in, extra, strict=True))
+    return dataclasses.replace(
+        splits, shadow_in=shadow_in, shadow_out=shadow_out, shadow_train=train, overlap=False
     )
-    return online, keep
 
 
 @dataclass(frozen=True)
@@ -304,23 +342,19 @@ class RecipePool:
     """The recipe game's draw: the pool, the population ``z`` outside it, the records
     outside the pool, and who trains on what: ``keep`` ``(1 + K, len(pool))`` (row 0
     the target, an independent random half; rows 1.. the reference models, balanced
-    halves) and ``keep_z`` ``(K, len(z))`` (the reference models' halves of ``z``)."""
+    halves). Every model trains on half of the pool, as many records as the target;
+    none trains on ``z``."""
 
     pool: np.ndarray
     z: np.ndarray
     outside: np.ndarray
     keep: np.ndarray
-    keep_z: np.ndarray
 
     @property
     def in_sets(self) -> list[np.ndarray]:
         """Each model's training set: the target's half of the pool, then each
-        reference model's halves of the pool and of ``z``."""
-        refs = [
-            np.sort(np.concatenate([self.pool[k], self.z[kz]]))
-            for k, kz in zip(self.keep[1:], self.keep_z, strict=True)
-        ]
-        return [self.pool[self.keep[0]], *refs]
+        reference model's."""
+        return [self.pool[k] for k in self.keep]
 
 
 def draw_recipe_pool(
@@ -336,7 +370,4 @@ def draw_recipe_pool(
     target_half = np.zeros(pool_size, dtype=bool)
     target_half[rng.permutation(pool_size)[: pool_size // 2]] = True
     keep = np.vstack([target_half, balanced_memberships(n_reference, pool_size, rng)])
-    # Reference models also train on halves of the population records, as RMIA's do;
-    # the target never sees them.
-    keep_z = balanced_memberships(n_reference, len(z), rng)
-    return RecipePool(pool, z, order[pool_size:], keep, keep_z)
+    return RecipePool(pool, z, order[pool_size:], keep)

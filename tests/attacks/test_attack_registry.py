@@ -143,7 +143,7 @@ def test_old_keys_still_work_and_say_what_to_write():
 def test_resolved_config_repeats_the_attacks_with_their_settings():
     cfg = make_config({"attacks": {"run": ["lira-offline", "gap"]}})
     resolved = cfg.resolved_dict()["attacks"]
-    assert resolved == {"run": ["lira-offline", "gap"], "lira": {"variance": "global",
+    assert resolved == {"run": ["lira-offline", "gap"], "lira": {"variance": "auto",
                         "queries": 1}, "gap": {}}  # fmt: skip
     assert make_config(json.loads(json.dumps(cfg.resolved_dict()))).attacks.names() == (
         "lira-offline",

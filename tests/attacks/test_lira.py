@@ -86,3 +86,59 @@ def test_not_enough_models_is_refused_before_scoring():
     LiRA(online=True, variance="global").score(phi, member, np.zeros(2))
     with pytest.raises(ConfigError, match="fewer than 1 OUT"):
         LiRA(online=False).score(phi, np.ones((2, 2), bool), np.zeros(2))
+
+
+def _spread_world(rng, spread: bool, n=2000, K=16, shift=1.0):
+    """φ of K reference models on n records, IN half of them each: members' φ is raised
+    by ``shift`` standard deviations. With ``spread``, each record's standard deviation
+    differs (log-uniform over two orders of magnitude), so a pooled variance drowns the
+    records that vary little; without it, every record has the same one and per-record
+    estimates only add noise."""
+    member = balanced_memberships(K, n, rng)
+    std = np.exp(rng.uniform(np.log(0.02), np.log(2.0), n)) if spread else np.ones(n)
+    centre = rng.normal(0, 2, n)
+    phi = centre + (member * shift + rng.normal(0, 1, (K, n))) * std
+    return phi, member
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_the_variance_choice_follows_how_much_records_differ(online):
+    from miaudit.attacks.lira import choose_variance
+
+    rng = np.random.default_rng(5)
+    chosen, facts = choose_variance(*_spread_world(rng, spread=True), online=online)
+    assert chosen == "per-record", facts
+    c = facts["candidates"]
+    assert c["per-record"]["tpr"] > c["global"]["tpr"]
+    assert facts["models_attacked"] == [0, 1, 2, 3] and facts["fpr"] == pytest.approx(0.01)
+    chosen, facts = choose_variance(*_spread_world(rng, spread=False, K=8), online=online)
+    assert chosen == "global", facts
+
+
+def test_auto_variance_scores_with_its_choice_and_reports_both_candidates():
+    from miaudit.attacks.base import AttackInputs
+    from miaudit.attacks.lira import LiRAOnline
+    from miaudit.signals import ReferenceSignals
+
+    rng = np.random.default_rng(6)
+    phi, member = _spread_world(rng, spread=True, shift=2.0)
+    # Probabilities of two classes whose logit-scaled confidence is φ (label 0).
+    p = 1 / (1 + np.exp(-phi))
+    probs = np.stack([p, 1 - p], axis=-1)
+    target = member[0]
+    inputs = AttackInputs(
+        own_probs=np.zeros((0, 2)), own_labels=np.zeros(0, int), own_member=np.zeros(0),
+        target_probs=probs[0], labels=np.zeros(2000, int), n_eval=2000,
+        reference=ReferenceSignals(probs[1:], member[1:], np.zeros(2000, int)),
+    )  # fmt: skip
+    attack = LiRAOnline()
+    scores = attack.score(inputs)
+    assert attack.notes_["variance"] == "per-record"
+    assert set(attack.notes_["variance_choice"]["candidates"]) == {"global", "per-record"}
+    forced = LiRAOnline(variance="global")
+    pooled = forced.score(inputs)
+    assert forced.notes_["variance"] == "global" and "variance_choice" not in forced.notes_
+    # The choice made on the shadows holds on the target, at the low FPR it is made at.
+    from miaudit.metrics import tpr_at_fpr
+
+    assert tpr_at_fpr(scores, target, 0.01) > 1.3 * tpr_at_fpr(pooled, target, 0.01)

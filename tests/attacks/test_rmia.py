@@ -20,13 +20,16 @@ def test_score_is_the_fraction_of_population_dominated():
     s = RMIA(online=True, gamma=1.0).score(
         p_target_x, p_ref_x, np.zeros((1, 2), bool), p_target_z, p_ref_z, np.zeros((1, 4), bool)
     )
-    # ratio_x = [3, 0.5]; ratio_z = [2, 1, 0.5, 5]: record 0 beats 2, 1, 0.5 -> 3/4;
-    # record 1 beats none (0.5 > 0.5 is false) -> 0.
-    np.testing.assert_allclose(s, [0.75, 0.0])
+    # ratio_x = [3, 0.5]; ratio_z = [2, 1, 0.5, 5]: record 0 beats 2, 1, 0.5 -> 3 of 4;
+    # record 1 beats none (0.5 > 0.5 is false) -> 0. The score is (count + u) / (m + 1),
+    # u in (0, 1) the tie-break: arctan of the mean log ratio over z, mapped to (0, 1).
+    mean_log_z = np.log([2, 1, 0.5, 5]).mean()
+    u = 0.5 + np.arctan(np.log([3, 0.5]) - mean_log_z) / np.pi
+    np.testing.assert_allclose(s, (np.array([3, 0]) + u) / 5)
     s2 = RMIA(online=True, gamma=2.0).score(
         p_target_x, p_ref_x, np.zeros((1, 2), bool), p_target_z, p_ref_z, np.zeros((1, 4), bool)
     )
-    np.testing.assert_allclose(s2, [0.5, 0.0])  # ratio_x / 2 = 1.5 beats 1 and 0.5
+    np.testing.assert_array_equal(np.floor(s2 * 5), [2, 0])  # ratio_x / 2 = 1.5 beats 1, 0.5
 
 
 def _world(rng, n=3000, m=1000, K=8, leak=0.2):
@@ -67,3 +70,36 @@ def test_offline_needs_out_models():
         )  # fmt: skip
     with pytest.raises(ConfigError, match="population"):
         RMIA().score(np.ones(1), np.ones((1, 1)), np.zeros((1, 1), bool), [], np.ones((1, 0)), [])
+
+
+def test_saturated_scores_are_ordered_by_the_tie_break():
+    """Many records dominate every population record; the old score (the fraction)
+    tied them all at 1.0, members and a few non-members together, so TPR at the lowest
+    resolvable FPR read 0. The tie-break orders them by their likelihood ratio."""
+    from miaudit.metrics import tpr_at_fpr
+
+    rng = np.random.default_rng(3)
+    n, m, K = 2000, 50, 4
+    member = rng.random(n) < 0.5
+    # Reference models never saw the records (offline-like Pr(x)); the target's
+    # probability is raised for members (the planted leak), most strongly for the
+    # members the target memorised hardest.
+    p_ref = rng.uniform(0.3, 0.6, (K, n))
+    lift = np.where(member, rng.uniform(1.2, 1.6, n), rng.uniform(0.7, 1.25, n))
+    p_x = np.clip(p_ref.mean(axis=0) * lift, 0, 1)
+    p_ref_z = rng.uniform(0.3, 0.6, (K, m))
+    p_z = p_ref_z.mean(axis=0) * rng.uniform(0.8, 1.15, m)
+    rmia = RMIA(online=True)
+    s = rmia.score(p_x, p_ref, np.zeros((K, n), bool), p_z, p_ref_z, np.zeros((K, m), bool))
+    ratio = rmia.log_ratios(p_x, p_ref, np.zeros((K, n), bool))
+    top = np.floor(s * (m + 1)) == m  # dominate all m population records
+    assert top.sum() > 300 and (~member[top]).sum() > 0  # saturated, and not only members
+    assert rmia.dominate_all_ == top.sum()
+    # At the top, the order is the likelihood ratio's.
+    order = np.argsort(-s[top], kind="stable")
+    assert (np.diff(ratio[top][order]) <= 0).all()
+    # The fraction alone could not resolve the lowest FPR; the tie-broken score can.
+    lowest = 1 / int((~member).sum())
+    fraction = np.floor(s * (m + 1)) / m
+    assert tpr_at_fpr(fraction, member, lowest) == 0.0
+    assert tpr_at_fpr(s, member, lowest) > 0.05

@@ -40,7 +40,8 @@ def test_class_thresholds_beat_a_global_one_when_classes_differ():
     acc_g = ((glob.score(Pt, yt) >= glob.decision_threshold) == mt).mean()
     acc_c = ((per.score(Pt, yt) >= per.decision_threshold) == mt).mean()
     assert acc_c > 0.95 and acc_c > acc_g + 0.1
-    np.testing.assert_allclose(per.thresholds_, [0.875, 0.7], atol=0.03)
+    # The confidence signal is p_y - 1 (see member_signal).
+    np.testing.assert_allclose(per.thresholds_ + 1, [0.875, 0.7], atol=0.03)
 
 
 def test_scores_are_the_oriented_signal_and_margins():

@@ -85,8 +85,9 @@ class Needs:
     features:
         The records themselves (the evaluated and the public ones), not only outputs.
     variants:
-        Extra queries per evaluated record, asked of the target and of every
-        reference model (made by :meth:`Attack.queries`).
+        Extra queries per record (augmentations), asked of the target and of every
+        reference model about the evaluated, population and calibration records (made
+        by :meth:`Attack.queries`).
     copies:
         Perturbed copies per evaluated record, asked of the target alone (made by
         :meth:`Attack.queries`).
@@ -147,10 +148,13 @@ class Needs:
 @dataclass(frozen=True)
 class RecordFormat:
     """How records may be perturbed: a table's encoded column groups (a one-hot block
-    is one group) or an image's pixels in [0, 1]."""
+    is one group) or an image's pixels in [0, 1]; ``numeric`` marks the encoded columns
+    of a table that hold more than two values in the whole data set (``None``: decide
+    from the records at hand)."""
 
     groups: list[np.ndarray]
     image: bool
+    numeric: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -175,12 +179,15 @@ class AttackInputs:
     calibration records (``population``/``calibration`` index into it);
     ``target_population`` the target's outputs on the population records;
     ``target_copies`` its outputs on perturbed copies (robustness);
-    ``variants`` ``(A - 1, n_eval)`` index the reference records holding the extra
-    queries of each evaluated record, and ``target_variants`` ``(A - 1, n_eval, C)``
-    are the target's answers to them. ``public_*`` are the target's outputs on records
-    it never saw, their classes and the records; ``features`` the evaluated records;
-    ``oracle`` asks the target (adaptive attacks) and ``format`` says how records may
-    be perturbed. ``seed`` is the audit's attack seed.
+    ``variants`` ``(A - 1, n_base)`` index the reference records holding the extra
+    queries of each of the first ``n_base`` reference records (the evaluated, population
+    and calibration records; ``-1`` where a record has none), ``target_variants``
+    ``(A - 1, n_eval, C)`` are the target's answers to those of the evaluated records
+    and ``target_population_variants`` ``(A - 1, m, C)`` to those of the population
+    records (:meth:`reference_queries`, :meth:`target_queries`). ``public_*`` are the
+    target's outputs on records it never saw, their classes and the records;
+    ``features`` the evaluated records; ``oracle`` asks the target (adaptive attacks) and ``format``
+    says how records may be perturbed. ``seed`` is the audit's attack seed.
     """
 
     own_probs: np.ndarray
@@ -196,6 +203,7 @@ class AttackInputs:
     target_copies: np.ndarray | None = None
     variants: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     target_variants: np.ndarray | None = None
+    target_population_variants: np.ndarray | None = None
     public_outputs: np.ndarray | None = None
     public_labels: np.ndarray | None = None
     public_features: np.ndarray | None = None
@@ -204,6 +212,52 @@ class AttackInputs:
     format: RecordFormat | None = field(default=None, repr=False)
     class_names: list[str] = field(default_factory=list)
     seed: int = 0
+
+    def n_queries(self, records: np.ndarray) -> int:
+        """Queries per record the reference models answered for every one of ``records``
+        (reference rows): 1, plus the variants they all have."""
+        records = np.asarray(records, dtype=np.int64)
+        v = self.variants
+        if not v.size or not len(records) or records.max() >= v.shape[1]:
+            return 1
+        have = (v[:, records] >= 0).all(axis=1)
+        # Variants come in order: the first a missing one ends the queries.
+        return 1 + int(np.cumprod(have).sum())
+
+    def reference_queries(self, records: np.ndarray, q: int) -> np.ndarray:
+        """``(K, r, q, C)``: the reference models' outputs on ``records`` (reference rows)
+        and on their first ``q - 1`` variants."""
+        ref = self.reference
+        base = ref.probs[:, records]
+        if q == 1:
+            return base[:, :, None]
+        extra = [ref.probs[:, self.variants[a, records]] for a in range(q - 1)]
+        return np.stack([base, *extra], axis=2)
+
+    def target_queries(self, q: int) -> np.ndarray:
+        """``(n_eval, q, C)``: the target's outputs on the evaluated records and their
+        first ``q - 1`` variants."""
+        if q == 1:
+            return self.target_probs[:, None]
+        return np.stack([self.target_probs, *self.target_variants[: q - 1]], axis=1)
+
+    def population_queries(self, q: int) -> np.ndarray:
+        """``(m, q, C)``: the target's outputs on the population records and their first
+        ``q - 1`` variants."""
+        if q == 1:
+            return self.target_population[:, None]
+        return np.stack([self.target_population, *self.target_population_variants[: q - 1]], axis=1)
+
+    def available_queries(self, records: np.ndarray, *, population: bool = False) -> int:
+        """Queries per record both the reference models (on ``records`` and, with
+        ``population``, the population records) and the target answered."""
+        rows = np.concatenate([records, self.population]) if population else records
+        q = self.n_queries(rows)
+        target = 1 + (0 if self.target_variants is None else len(self.target_variants))
+        if population:
+            tp = self.target_population_variants
+            target = min(target, 1 + (0 if tp is None else len(tp)))
+        return min(q, target)
 
 
 class Attack(ABC):

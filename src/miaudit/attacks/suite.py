@@ -143,7 +143,9 @@ class AttackPlan:
 
     def extra_queries(self, n_eval: int, n_population: int, n_public: int) -> int:
         """Target queries beyond the ``n_eval`` evaluated records themselves."""
-        return n_population + n_public + (self.variants + self.copies + self.adaptive) * n_eval
+        # The target answers the variants of the evaluated and the population records.
+        per_record = self.variants + self.copies + self.adaptive
+        return n_population * (1 + self.variants) + n_public + per_record * n_eval
 
     def check(self, context: PlanContext) -> None:
         """Refuse, before any training, what these attacks cannot do in this audit."""
@@ -246,8 +248,14 @@ OUTPUT_ARRAYS: dict[str, str] = {
     "offline RMIA's a when no reference model trained on an evaluated record",
     "calibration_labels": "(c,) their classes",
     "calibration_members": "(K, c) which reference models trained on them",
-    "variant_outputs": "(A-1, n, C) the target's outputs on LiRA's extra queries of each record",
+    "variant_outputs": "(A-1, n, C) the target's outputs on the extra queries of each record "
+    "(augmentations)",
     "reference_variant_outputs": "(K, A-1, n, C) the reference models' outputs on them",
+    "population_variant_outputs": "(A-1, z, C) the target's outputs on the extra queries of "
+    "each population record",
+    "population_reference_variant_outputs": "(K, A-1, z, C) the reference models' outputs on them",
+    "calibration_variant_outputs": "(K, A-1, c, C) the reference models' outputs on the extra "
+    "queries of each calibration record",
     "copies_outputs": "(R, n, C) the target's outputs on perturbed copies (robustness)",
     "features": "(n, ...) the evaluated records themselves, as the model reads them (qmia)",
     "public_outputs": "(p, C) the target's outputs on records it never saw (qmia)",
@@ -277,11 +285,19 @@ def inputs_to_arrays(inputs: AttackInputs, member: np.ndarray) -> dict[str, np.n
                 arrays[f"{key}_outputs"] = ref.probs[:, index]
                 arrays[f"{key}_members"] = ref.member[:, index]
                 arrays[f"{name}_labels"] = ref.labels[index]
-        if len(inputs.variants):
-            arrays["reference_variant_outputs"] = ref.probs[:, inputs.variants]
+        v = inputs.variants
+        if len(v):
+            arrays["reference_variant_outputs"] = ref.probs[:, v[:, :n]]
+            for key, index in (
+                ("population_reference", inputs.population),
+                ("calibration", inputs.calibration),
+            ):
+                if len(index) and inputs.n_queries(index) == 1 + len(v):
+                    arrays[f"{key}_variant_outputs"] = ref.probs[:, v[:, index]]
     for name, value in (
         ("population_outputs", inputs.target_population),
         ("variant_outputs", inputs.target_variants),
+        ("population_variant_outputs", inputs.target_population_variants),
         ("copies_outputs", inputs.target_copies),
         ("features", inputs.features),
         ("public_outputs", inputs.public_outputs),
@@ -327,13 +343,28 @@ def inputs_from_arrays(arrays: dict[str, np.ndarray]) -> AttackInputs:
             setattr(inputs, name, np.arange(offset, offset + block.shape[1]))
             offset += block.shape[1]
     if "reference_variant_outputs" in arrays:
-        extra = arrays["reference_variant_outputs"]
-        k, a = extra.shape[:2]
-        probs.append(extra.reshape(k, a * n, *extra.shape[3:]))
-        member.extend([arrays["reference_members"]] * a)
-        labels.extend([arrays["labels"]] * a)
-        inputs.variants = offset + np.arange(a * n).reshape(a, n)
+        # Variants of the evaluated records, and of the population and calibration
+        # records where the arrays hold them (-1: none).
+        a = arrays["reference_variant_outputs"].shape[1]
+        inputs.variants = np.full((a, offset), -1, np.int64)
+        blocks = [("reference_variant", np.arange(n))]
+        if "population_reference_variant_outputs" in arrays and len(inputs.population):
+            blocks.append(("population_reference_variant", inputs.population))
+        if "calibration_variant_outputs" in arrays and len(inputs.calibration):
+            blocks.append(("calibration_variant", inputs.calibration))
+        base_member = np.concatenate(member, axis=1)
+        base_labels = np.concatenate(labels)
+        at = offset
+        for name, rows in blocks:
+            extra = arrays[f"{name}_outputs"]
+            k = extra.shape[0]
+            probs.append(extra.reshape(k, a * len(rows), *extra.shape[3:]))
+            member.extend([base_member[:, rows]] * a)
+            labels.extend([base_labels[rows]] * a)
+            inputs.variants[:, rows] = at + np.arange(a * len(rows)).reshape(a, -1)
+            at += a * len(rows)
         inputs.target_variants = arrays["variant_outputs"]
+        inputs.target_population_variants = arrays.get("population_variant_outputs")
     inputs.reference = ReferenceSignals(
         np.concatenate(probs, axis=1), np.concatenate(member, axis=1), np.concatenate(labels)
     )

@@ -15,6 +15,9 @@ separates them (highest balanced accuracy):
   different classes are comparable and the ROC ranks them fairly.
 
 A class with too few shadow records of either membership uses the global threshold.
+The signals come from log-probabilities computed so that probabilities which round to
+1 keep their order (:mod:`miaudit.signals`); the confidence is read as ``p_y - 1``.
+With ``queries`` above 1 the signal is averaged over augmented queries (:class:`Threshold`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from miaudit.attacks.base import (
     Attack,
     AttackInputs,
     Needs,
+    RecordFormat,
     build_config,
     check_fitted,
     check_prediction_signals,
 )
+from miaudit.attacks.variants import make_variants, queries_field
 from miaudit.signals import SIGNALS, member_signal
 
 __all__ = ["THRESHOLD_ATTACKS", "Threshold", "ThresholdAttack", "ThresholdConfig", "best_threshold"]
@@ -86,9 +91,14 @@ class ThresholdAttack:
 
     def fit(self, signals: ArrayLike, labels: ArrayLike, member: ArrayLike) -> Self:
         P, y = check_prediction_signals(signals, labels)
+        return self.fit_signal(member_signal(self.config.signal, P, y), y, member, P.shape[1])
+
+    def fit_signal(self, s: np.ndarray, y: np.ndarray, member: ArrayLike, n_classes: int) -> Self:
+        """:meth:`fit` on the signal itself (e.g. averaged over queries), ``(n,)``."""
+        s = np.asarray(s, dtype=np.float64)
+        y = np.asarray(y, dtype=np.int64)
         m = np.asarray(member, dtype=bool)
-        s = member_signal(self.config.signal, P, y)
-        self.n_classes_ = P.shape[1]
+        self.n_classes_ = n_classes
         self.global_threshold_ = best_threshold(s, m)
         thresholds = np.full(self.n_classes_, self.global_threshold_)
         fallback = []
@@ -107,7 +117,12 @@ class ThresholdAttack:
     def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
         check_fitted(self, "thresholds_")
         P, y = check_prediction_signals(signals, labels, self.n_classes_)
-        s = member_signal(self.config.signal, P, y)
+        return self.score_signal(member_signal(self.config.signal, P, y), y)
+
+    def score_signal(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """:meth:`score` of the signal itself, ``(n,)``."""
+        check_fitted(self, "thresholds_")
+        s, y = np.asarray(s, dtype=np.float64), np.asarray(y, dtype=np.int64)
         if self.config.thresholds == "class":
             return s - self.thresholds_[y]
         return s
@@ -128,11 +143,20 @@ class ThresholdSettings(BaseModel):
         description="-class variants: a class with fewer shadow records of either membership "
         "than half this uses the global threshold",
     )
+    queries: int = queries_field("the signal averaged over them")
 
 
 class Threshold(Attack):
     """A signal against a threshold learnt on the shadows' own in/out records; each
-    subclass fixes the signal and whether thresholds are global or per class."""
+    subclass fixes the signal and whether thresholds are global or per class.
+
+    With ``queries`` above 1 the signal is averaged over the record and its variants,
+    for the target and the shadows alike; the threshold is then learnt on records whose
+    variants the shadows answered and whose membership they know: the evaluated records
+    when the shadows trained on halves of them (online, or the recipe game: the same
+    records and memberships as their own), else shadow 0's own in/out records, answered
+    by every shadow.
+    """
 
     section = "threshold"
     Config = ThresholdSettings
@@ -140,24 +164,67 @@ class Threshold(Attack):
     thresholds: str = "global"
 
     def needs(self) -> Needs:
-        return Needs(shadows=True)
+        if self.config.queries == 1:
+            return Needs(shadows=True)
+        return Needs(
+            shadows=True, reference="out", variants=self.config.queries - 1, calibration=True
+        )
 
-    def fit(self, inputs: AttackInputs) -> Self:
-        self.attack_ = ThresholdAttack(
+    def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
+        return make_variants(records, self.config.queries, fmt)
+
+    def _kernel(self) -> ThresholdAttack:
+        return ThresholdAttack(
             signal=self.signal,
             thresholds=self.thresholds,
             min_class_records=self.config.min_class_records,
-        ).fit(inputs.own_probs, inputs.own_labels, inputs.own_member)
+        )
+
+    def fit(self, inputs: AttackInputs) -> Self:
+        self.q_ = 1
+        if self.config.queries > 1 and inputs.reference is not None:
+            records = inputs.calibration if len(inputs.calibration) else np.arange(inputs.n_eval)
+            self.q_ = min(
+                self.config.queries,
+                inputs.available_queries(np.arange(inputs.n_eval)),
+                inputs.n_queries(records),
+            )
+        if self.q_ == 1:
+            if self.config.queries > 1:
+                self.messages_.append(
+                    f"{self.name}: 1 query per record, not {self.config.queries}: the outputs "
+                    "hold no variants of the records"
+                )
+            self.attack_ = self._kernel().fit(
+                inputs.own_probs, inputs.own_labels, inputs.own_member
+            )
+            return self
+        ref = inputs.reference
+        y = np.broadcast_to(ref.labels[records], (ref.n_models, len(records)))
+        s = self._averaged(inputs.reference_queries(records, self.q_), y)
+        self.attack_ = self._kernel().fit_signal(
+            s.ravel(), y.ravel(), ref.member[:, records].ravel(), ref.probs.shape[-1]
+        )
         return self
+
+    def _averaged(self, P: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The signal of ``(..., q, C)`` outputs averaged over the ``q`` queries."""
+        check_prediction_signals(P.reshape(-1, P.shape[-1]), np.repeat(y.ravel(), P.shape[-2]))
+        return member_signal(self.signal, P, np.asarray(y)[..., None]).mean(axis=-1)
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         check_fitted(self, "attack_")
         self.notes_ = {"global_threshold": self.attack_.global_threshold_}
+        if self.config.queries > 1:
+            self.notes_["queries_per_record"] = self.q_
         if self.thresholds == "class":
             self.notes_["fallback_classes"] = [
                 inputs.class_names[c] for c in self.attack_.fallback_classes_
             ]
-        return self.attack_.score(inputs.target_probs, inputs.labels)
+        if self.q_ == 1:
+            return self.attack_.score(inputs.target_probs, inputs.labels)
+        s = self._averaged(inputs.target_queries(self.q_), inputs.labels)
+        return self.attack_.score_signal(s, inputs.labels)
 
     @property
     def decision_threshold(self) -> float:

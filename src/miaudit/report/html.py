@@ -192,6 +192,16 @@ def render_html(result) -> str:
                 "training sets, so the shadows' training sets overlap more than in the paper "
                 "and each is tested on the rest of the pool"
             )
+    ranking = d["ranking"]
+    reason = ranking["verdict"].split(": ", 1)[-1]
+    chance = (
+        "<p class=warn><strong>No attack is distinguishable from chance.</strong> "
+        f"{html.escape(reason[0].upper() + reason[1:])}: this audit shows no leakage it can "
+        "tell apart from luck (which is not proof that there is none; more records or "
+        "shadows narrow the intervals).</p>"
+        if not ranking["distinguishable_from_chance"]
+        else ""
+    )
     sent = (tg.get("queries") or {}).get("sent")
     queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
     return f"""<!doctype html>
@@ -203,6 +213,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}
 td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}
 .plots{{display:flex;gap:1.5em;flex-wrap:wrap}} .note{{color:#555;font-size:.9em}}
+.warn{{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em .8em}}
 </style></head><body>
 <h1>Membership inference audit</h1>
 <p>miaudit {html.escape(d["miaudit_version"])} · seed {d["seed"]}</p>
@@ -225,7 +236,8 @@ below 1/{n_neg} cannot be resolved with this many non-members.</p>
 <th>advantage</th><th>TPR@0.1%FPR [95% CI]</th><th>TPR@1%FPR [95% CI]</th><th>TPR@10%FPR</th>
 <th>ε ≥ (at 1% FPR)</th></tr>
 {"".join(rows)}</table>
-<p class=note>Attacks ranked by TPR at 1 % FPR. Intervals: stratified bootstrap. ε ≥: the
+{chance}<p class=note>Attacks {html.escape(ranking["verdict"])}. Intervals: stratified
+bootstrap. ε ≥: the
 smallest ε that the operating point at 1 % FPR allows with 90 % confidence (Clopper–Pearson
 bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
 <div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}

@@ -24,12 +24,9 @@ def describe_target(tg: dict) -> str:
 
 
 def ranked_attacks(d: dict) -> list[tuple[str, dict]]:
-    """``results.json``'s attacks, strongest first (TPR at 1 % FPR, then AUC)."""
-    return sorted(
-        d["attacks"].items(),
-        key=lambda kv: attack_strength(kv[1]["tpr_at_fpr"], kv[1]["auc"]),
-        reverse=True,
-    )
+    """``results.json``'s attacks, strongest first (see
+    :func:`miaudit.metrics.attack_strength`)."""
+    return sorted(d["attacks"].items(), key=lambda kv: attack_strength(kv[1]).key(), reverse=True)
 
 
 def print_summary(result, out: Path, console: Console | None = None) -> None:
@@ -86,9 +83,14 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     console.print(table)
     if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
         console.print("– : too few non-members to resolve that false-positive rate", style="dim")
+    ranking = d["ranking"]
+    if not ranking["distinguishable_from_chance"]:
+        console.print(f"[bold]{ranking['verdict']}[/bold]", highlight=False)
+    else:
+        console.print(ranking["verdict"], style="dim", highlight=False)
     console.print(
-        "ranked by TPR at 1 % FPR; 95% CI: its bootstrap interval. Lower bounds on ε, "
-        "precision at fixed recall and per-class figures are in results.json and report.html.",
+        "95% CI: the bootstrap interval of TPR at 1 % FPR. Lower bounds on ε, precision at "
+        "fixed recall and per-class figures are in results.json and report.html.",
         style="dim",
     )
     # "score:<attack>" entries break the attack_score stage down; count stages once.

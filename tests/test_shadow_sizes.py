@@ -1,0 +1,71 @@
+"""Shadows imitate the target: every shadow (reference model) trains on as many records
+as the target did, in every game and combination of attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import miaudit
+import miaudit.pipeline
+from miaudit.jobs import Execution
+
+QUICK = {"target": {"model": "logistic-regression"}}
+#: Online attacks alone, with RMIA's population, offline alone, and everything at once.
+COMBINATIONS = [
+    ["default"],
+    ["lira"],
+    ["rmia"],
+    ["lira", "rmia-offline"],
+    ["loss", "rmia-offline"],
+    ["all"],
+]
+
+
+@pytest.fixture
+def trained_sizes(monkeypatch):
+    """The training-set size of every model the audit trains besides the target."""
+    sizes: list[int] = []
+    real = miaudit.pipeline.train_models
+
+    def spy(family, data, jobs, **options):
+        sizes.extend(len(job.train) for job in jobs)
+        return real(family, data, jobs, **options)
+
+    monkeypatch.setattr(miaudit.pipeline, "train_models", spy)
+    return sizes
+
+
+def _check(result, sizes: list[int], n_target: int) -> None:
+    assert sizes, "no shadow was trained"
+    assert set(sizes) == {n_target}, f"shadows trained on {sorted(set(sizes))}, target {n_target}"
+    assert result.shadows["n_in"] == n_target
+    assert "n_in_min" not in result.shadows
+
+
+@pytest.mark.parametrize("attacks", COMBINATIONS, ids="+".join)
+@pytest.mark.parametrize("game", ["shokri", "recipe"])
+def test_every_shadow_trains_on_as_many_records_as_the_target(game, attacks, trained_sizes):
+    result = miaudit.audit(
+        dataset="digits", target_size=120, shadows=4, seed=0, game=game, attacks=attacks,
+        execution=Execution(job_cache=False), **QUICK,
+    )  # fmt: skip
+    assert result.target["n_train"] == 120
+    _check(result, trained_sizes, 120)
+
+
+@pytest.mark.parametrize("attacks", [["lira"], ["lira", "rmia"], ["loss", "lira-offline"]])
+def test_shadows_of_a_users_target_train_on_its_whole_training_set_size(attacks, trained_sizes):
+    # 500 members and 200 non-members evaluated: halves of the evaluated records (350)
+    # fall short of the target's 500, and the online shadows make up the rest from the
+    # attacker's pool.
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(X[:500], y[:500])
+    result = miaudit.audit(
+        target=model, data=(X, y), members=np.arange(500), non_members=np.arange(500, 700),
+        shadows=4, seed=0, attacks=attacks, execution=Execution(job_cache=False),
+    )  # fmt: skip
+    assert result.target["n_train"] == 500
+    _check(result, trained_sizes, 500)
