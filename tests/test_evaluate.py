@@ -95,6 +95,11 @@ def test_evaluate_runs_what_the_arrays_allow_and_refuses_the_rest(tmp_path):
     assert {"lira", "lira-offline", "gap"} <= set(online.attacks)
     assert "rmia" not in online.attacks  # no population records
     assert online.attacks["lira"].auc > 0.8  # members really are more confident here
+    # More queries than the arrays hold variants for: refused, saying which arrays.
+    with pytest.raises(ConfigError, match=r"lira needs variant_outputs and reference_varia"):
+        miaudit.evaluate(outputs, labels, members, reference_outputs=reference,
+                         reference_members=ref_members, attacks=["lira"],
+                         attack_settings={"queries": 3})  # fmt: skip
     # Logits: the same result as their softmax.
     logits = np.log(outputs) + 3.0
     same = miaudit.evaluate(logits, labels, members, logits=True, attacks=["gap"], bootstrap=50)
@@ -155,3 +160,28 @@ def test_evaluate_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pass logits=True (--logits)" in err and err.count("\n") == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_evaluate_asks_for_as_many_queries_as_told(tmp_path):
+    # An audit that asked 3 queries of every attack: its file gives them back, and a
+    # later evaluation may ask fewer of all the attacks at once.
+    audit = miaudit.audit(
+        dataset="digits", target_size=150, shadows=6, seed=4, target=FAST,
+        attacks={"run": ["lira", "rmia", "loss"], "queries": 3},
+        execution=Execution(job_cache=False),
+    )  # fmt: skip
+    path = audit.save_outputs(tmp_path / "outputs.npz")
+    again = miaudit.evaluate(path)
+    assert {n: again.attack_notes[n]["queries_per_record"] for n in ("lira", "rmia", "loss")} == {
+        "lira": 3,
+        "rmia": 3,
+        "loss": 3,
+    }
+    fewer = miaudit.evaluate(path, attack_settings={"queries": 2, "lira": {"queries": 1}})
+    assert fewer.attack_notes["rmia"]["queries_per_record"] == 2
+    assert fewer.attack_notes["loss"]["queries_per_record"] == 2
+    assert fewer.attack_notes["lira"]["queries_per_record"] == 1
+    # A file without word on queries (arrays made elsewhere): all the variants it holds.
+    arrays = audit.outputs()
+    plain = miaudit.evaluate(arrays, attacks=["lira"])
+    assert plain.attack_notes["lira"]["queries_per_record"] == 3

@@ -177,6 +177,11 @@ def _attack_settings(
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             sections[name] = {**values, **sections.get(name, {})}
+    if given and "queries" in given:
+        # Asked now for all the attacks: it overrides what the file's tables say.
+        for name, values in sections.items():
+            if name not in given:
+                values.pop("queries", None)
     for name, values in (given or {}).items():
         if name == "queries":
             shared["queries"] = values

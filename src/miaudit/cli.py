@@ -122,6 +122,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "batch_size": ("target.batch_size", _same),
     "l2": ("target.l2", _same),
     "hidden": ("target.hidden", _same),
+    "augment": ("target.augment", _same),
     "shadow_model": ("shadow.model", _same),
     "target_model": ("target_model", _text),
     "save_target": ("save_target", _text),
@@ -286,6 +287,15 @@ def audit(
     ] = None,
     hidden: Annotated[
         int | None, typer.Option(help="Hidden units of the MLP.", rich_help_panel=_RECIPE)
+    ] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Train the CNN on mirrored and shifted images (as image models usually are; "
+            "augmented --queries pay on them).",
+            rich_help_panel=_RECIPE,
+        ),
     ] = None,
     shadow_model: Annotated[
         str | None,
@@ -725,6 +735,13 @@ def evaluate(
             help="An attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2)."
         ),
     ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option(
+            help="Queries per record for LiRA, RMIA and the threshold attacks (default: all "
+            "the variants the file holds)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Result folder (default runs/outputs-<date>-<time>).")
     ] = None,
@@ -736,10 +753,12 @@ def evaluate(
     from miaudit.report.summary import print_summary
 
     target_dir = out if out is not None else default_out_dir(outputs.stem)
+    settings: dict[str, Any] = dict(_attack_settings(attack_setting))
+    if queries is not None:
+        settings["queries"] = queries
     result = run_evaluate(
         outputs, attacks=_split_list(attacks), logits=logits, seed=seed, bootstrap=bootstrap,
-        fprs=_rates(fpr), attack_settings=_attack_settings(attack_setting) or None,
-        out=target_dir, overwrite=overwrite,
+        fprs=_rates(fpr), attack_settings=settings or None, out=target_dir, overwrite=overwrite,
     )  # fmt: skip
     print_summary(result, target_dir)
 

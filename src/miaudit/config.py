@@ -52,6 +52,7 @@ class RecipeSpec(BaseModel):
     filters: int | None = None
     n_estimators: int | None = None
     max_depth: int | None = None
+    augment: bool | None = None
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -250,6 +250,11 @@ def _missing(attack: Attack, arrays: dict[str, np.ndarray]) -> str:
         return "public_outputs, public_labels and public_features"
     if need.features and "features" not in arrays:
         return "features (the evaluated records)"
+    if need.variants and "variant_outputs" not in arrays:
+        return (
+            f"variant_outputs and reference_variant_outputs (its {need.variants + 1} queries "
+            "per record; or ask for 1)"
+        )
     if need.reference is None:
         return ""
     if "reference_outputs" not in arrays:

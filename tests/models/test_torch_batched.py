@@ -245,3 +245,24 @@ def test_the_workspace_changes_no_bit_of_the_gradients(digits):
     assert all(reused[n] is workspace.grads[n] for n in reused)
     for name in plain:
         assert torch.equal(plain[name], reused[name])
+
+
+def test_augmented_training_is_reproducible_per_model_and_only_for_images(
+    digit_images, train_sets
+):
+    from miaudit.models.torch_batched import augment_images
+
+    X, y = digit_images
+    augmented = Recipe(model="cnn", filters=4, hidden=16, epochs=2, batch_size=32, augment=True)
+    seeds = [11, 12, 13]
+    stacked = train_models(augmented, X, y, 10, train_sets[:3], seeds).predict_proba(X)
+    alone = train_models(augmented, X, y, 10, [train_sets[1]], [12]).predict_proba(X)[0]
+    np.testing.assert_allclose(stacked[1], alone, atol=1e-5)
+    plain = train_models(CNN, X, y, 10, train_sets[:3], seeds).predict_proba(X)
+    assert np.abs(plain - stacked).max() > 1e-3
+    # Each image mirrored or not, and moved by at most one pixel: its mass moves, never grows.
+    xb = torch.from_numpy(X[:64]).float().view(2, 32, *X.shape[1:])
+    out = augment_images(xb, [torch.Generator().manual_seed(k) for k in range(2)])
+    assert out.shape == xb.shape and (out.sum(dim=(2, 3, 4)) <= xb.sum(dim=(2, 3, 4)) + 1e-4).all()
+    with pytest.raises(ValueError, match="augment=True has no effect on model 'mlp'"):
+        Recipe(model="mlp", augment=True)

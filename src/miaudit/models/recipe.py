@@ -58,7 +58,7 @@ SKLEARN_MODELS: tuple[str, ...] = (
 _NETWORK_FIELDS = frozenset({"hidden", "epochs", "lr", "batch_size", "l2", "optimizer", "momentum"})
 USES: dict[str, frozenset[str]] = {
     "mlp": _NETWORK_FIELDS,
-    "cnn": _NETWORK_FIELDS | {"filters"},
+    "cnn": _NETWORK_FIELDS | {"filters", "augment"},
     "sklearn-mlp": _NETWORK_FIELDS,
     "logistic-regression": frozenset({"l2"}),
     "random-forest": frozenset({"n_estimators", "max_depth"}),
@@ -77,6 +77,7 @@ _NEUTRAL: dict[str, Any] = {
     "momentum": 0.9,
     "n_estimators": 100,
     "max_depth": None,
+    "augment": False,
 }
 
 # Defaults chosen by measurement (2-core VM, torch 2.13 CPU, one thread;
@@ -135,6 +136,10 @@ class Recipe(BaseModel):
         Trees (``random-forest``) or boosting iterations (``gradient-boosting``).
     max_depth:
         Tree depth limit; ``None`` for unlimited.
+    augment:
+        Train on augmented images (``cnn``): each minibatch record mirrored with
+        probability 1/2 and shifted by up to one pixel each way, as image models usually
+        are (and as the models LiRA's augmented queries were designed for).
 
     Examples
     --------
@@ -155,6 +160,7 @@ class Recipe(BaseModel):
     momentum: float = _NEUTRAL["momentum"]
     n_estimators: int = _NEUTRAL["n_estimators"]
     max_depth: int | None = _NEUTRAL["max_depth"]
+    augment: bool = _NEUTRAL["augment"]
 
     @property
     def framework(self) -> Literal["torch", "sklearn"]:

@@ -571,6 +571,8 @@ def train_stack(
                         params[name].grad = grad
                 else:
                     xb = X.index_select(0, flat).view(n_models, batch.shape[1], *input_shape)
+                    if recipe.augment:
+                        xb = augment_images(xb, generators)
                     logits = net.forward(xb)
                     # Sum over models of each model's mean loss: gradients stay per model.
                     loss = (
@@ -601,3 +603,25 @@ def train_stack(
             f"{bad}: lower lr (now {recipe.lr}) or add l2"
         )
     return net
+
+
+def augment_images(xb: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """A minibatch of images ``(models, batch, C, H, W)``, each mirrored with probability
+    1/2 and shifted by -1, 0 or 1 pixel each way (zeros fill the edge); model ``k``'s
+    draws come from ``generators[k]``, so its training stays reproducible."""
+    n_models, batch, _, height, width = xb.shape
+    draws = [
+        (torch.rand(batch, generator=g) < 0.5, torch.randint(-1, 2, (batch, 2), generator=g))
+        for g in generators
+    ]
+    flip = torch.stack([d[0] for d in draws]).to(xb.device)
+    shift = torch.stack([d[1] for d in draws]).to(xb.device)
+    xb = torch.where(flip[..., None, None, None], xb.flip(-1), xb)
+    padded = F.pad(xb, (1, 1, 1, 1))
+    rows = torch.arange(height, device=xb.device) + 1 + shift[..., 0, None]
+    cols = torch.arange(width, device=xb.device) + 1 + shift[..., 1, None]
+    channels = xb.shape[2]
+    take_rows = rows[:, :, None, :, None].expand(n_models, batch, channels, height, width + 2)
+    picked = padded.gather(3, take_rows)
+    take_cols = cols[:, :, None, None, :].expand(n_models, batch, channels, height, width)
+    return picked.gather(4, take_cols)
