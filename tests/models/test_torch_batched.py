@@ -247,9 +247,7 @@ def test_the_workspace_changes_no_bit_of_the_gradients(digits):
         assert torch.equal(plain[name], reused[name])
 
 
-def test_augmented_training_is_reproducible_per_model_and_only_for_images(
-    digit_images, train_sets
-):
+def test_augmented_training_is_reproducible_per_model_and_only_for_images(digit_images, train_sets):
     from miaudit.models.torch_batched import augment_images
 
     X, y = digit_images
