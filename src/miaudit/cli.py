@@ -608,6 +608,9 @@ def train(
     batch_size: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
     l2: Annotated[float | None, typer.Option(rich_help_panel=_RECIPE)] = None,
     hidden: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
+    augment: Annotated[
+        bool | None, typer.Option("--augment/--no-augment", rich_help_panel=_RECIPE)
+    ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option()] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
@@ -621,7 +624,8 @@ def train(
         "label": label,
         "target_size": target_size,
         "target": _recipe_overrides(
-            model=model, epochs=epochs, lr=lr, batch_size=batch_size, l2=l2, hidden=hidden
+            model=model, epochs=epochs, lr=lr, batch_size=batch_size, l2=l2, hidden=hidden,
+            augment=augment,
         ),
         "seed": seed,
         "device": device,
