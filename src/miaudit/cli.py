@@ -446,7 +446,7 @@ def audit(
             help="Queries per record for every attack that scores a signal per record (LiRA, "
             "RMIA, the threshold attacks), averaged over them: 1 (default), or up to 18 with "
             "augmentations (images: mirror, then 1-pixel shifts; tables: small numeric "
-            "offsets).",
+            "offsets). They pay on models trained on those augmentations (--augment).",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
@@ -624,7 +624,12 @@ def train(
         "label": label,
         "target_size": target_size,
         "target": _recipe_overrides(
-            model=model, epochs=epochs, lr=lr, batch_size=batch_size, l2=l2, hidden=hidden,
+            model=model,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            l2=l2,
+            hidden=hidden,
             augment=augment,
         ),
         "seed": seed,
