@@ -55,4 +55,4 @@ def test_the_report_says_when_no_attack_is_distinguishable_from_chance(tmp_path)
     assert ranking["distinguishable_from_chance"] is True and ranking["above_chance"] == []
     assert ranking["above_chance_at_threshold"] == ["gap"]
     assert "No attack is distinguishable from chance" not in page
-    assert "better than chance at their own decision threshold" in page
+    assert "beat chance only at their own decision threshold" in page

@@ -135,7 +135,7 @@ def render_html(result) -> str:
             f"<td>{_fmt(a['advantage'])}</td>"
             f"<td>{_fmt(t['0.001'], 4)}{interval('0.001')}</td>"
             f"<td>{_fmt(t['0.01'], 4)}{interval('0.01')}</td>"
-            f"<td>{_fmt(t['0.1'], 4)}</td><td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
+            f"<td>{_fmt(t['0.1'], 4)}{interval('0.1')}</td><td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
         )
     exposed = d["most_exposed"]
     exposed_rows = "".join(
@@ -193,6 +193,19 @@ def render_html(result) -> str:
                 "and each is tested on the rest of the pool"
             )
     ranking = d["ranking"]
+    ranked_by = f"Attacks ranked by the {ranking['by']}."
+    n_attacks = len(d["attacks"])
+    if ranking["above_chance"]:
+        ranked_by += (
+            f" {len(ranking['above_chance'])} of {n_attacks} are above chance at "
+            f"{100 * ranking['fpr']:g} % FPR."
+        )
+    elif ranking["above_chance_at_threshold"]:
+        ranked_by += (
+            " None is above chance at a low FPR; "
+            f"{', '.join(ranking['above_chance_at_threshold'])} beat chance only at their own "
+            "decision threshold, where more non-members are called members."
+        )
     reason = ranking["verdict"].split(": ", 1)[-1]
     chance = (
         "<p class=warn><strong>No attack is distinguishable from chance.</strong> "
@@ -233,11 +246,11 @@ the target's training set and {n_neg} non-members. AUC 0.5 and TPR equal to FPR 
 Precision and recall use the attack's own decision threshold; TPR at a false-positive rate
 below 1/{n_neg} cannot be resolved with this many non-members.</p>
 <table><tr><th>attack</th><th>AUC</th><th>precision</th><th>recall</th>
-<th>advantage</th><th>TPR@0.1%FPR [95% CI]</th><th>TPR@1%FPR [95% CI]</th><th>TPR@10%FPR</th>
+<th>advantage</th><th>TPR@0.1%FPR [95% CI]</th><th>TPR@1%FPR [95% CI]</th>
+<th>TPR@10%FPR [95% CI]</th>
 <th>ε ≥ (at 1% FPR)</th></tr>
 {"".join(rows)}</table>
-{chance}<p class=note>Attacks {html.escape(ranking["verdict"])}. Intervals: stratified
-bootstrap. ε ≥: the
+{chance}<p class=note>{html.escape(ranked_by)} Intervals: stratified bootstrap. ε ≥: the
 smallest ε that the operating point at 1 % FPR allows with 90 % confidence (Clopper–Pearson
 bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
 <div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}
