@@ -178,3 +178,26 @@ def test_adult_audit_runs_and_two_classes_leak_little():
     shokri = result.attacks["shokri"]
     assert 0.5 < shokri.auc < 0.65
     assert shokri.precision < 0.6
+
+
+def test_a_saved_target_on_changed_data_says_what_differs_and_how_to_rebuild(tmp_path):
+    import dataclasses
+
+    from miaudit.config import make_config
+    from miaudit.data import load_dataset
+    from miaudit.errors import ModelError
+    from miaudit.pipeline import load_membership, train_target_only
+
+    settings = {"dataset": "digits", "target_size": 100, "target": {"model": "logistic-regression"}}
+    train_target_only(make_config(settings), tmp_path / "model")
+    data = load_dataset("digits")
+    assert len(load_membership(tmp_path / "model", data).members) == 100
+    # The same data set with its labels shuffled (as a damaged cache once gave): the
+    # message names what differs and the command that rebuilds the cache.
+    shuffled = dataclasses.replace(data, y=np.random.default_rng(0).permutation(data.y))
+    with pytest.raises(ModelError, match=r"\(the labels differ\).*miaudit cache clear datasets"):
+        load_membership(tmp_path / "model", shuffled)
+    fewer = dataclasses.replace(data, X=data.X[:-1], y=data.y[:-1], row=data.rows[:-1], name="x")
+    with pytest.raises(ModelError, match=r"not 'x' \(it had 1,797 records, this has 1,796\).*"
+                       r"dataset=digits"):  # fmt: skip
+        load_membership(tmp_path / "model", fewer)

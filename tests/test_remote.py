@@ -265,3 +265,38 @@ def test_query_cache_compacts_many_chunks(tmp_path):
     found, got = reopened.get(keys[::-1])
     assert found.all()
     np.testing.assert_array_equal(got, rows[::-1])
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        # Rows moved by one: every answer still a probability, each on the wrong record.
+        lambda keys, answers: {"keys": keys, "answers": np.roll(answers, 1, axis=0)},
+        lambda keys, answers: {"keys": keys, "answers": np.full_like(answers, np.nan)},
+        lambda keys, answers: {"keys": keys[::-1], "answers": answers},
+    ],
+    ids=["rows-rolled", "nan", "keys-reversed"],
+)
+def test_a_query_cache_chunk_edited_behind_our_back_is_never_used(make_target, adult, tamper):
+    target = make_target()
+    X = adult.X[3100:3140]
+    truth = target.predict_proba(X)
+    chunk = next(target.cache.folder.glob("chunk-*.npz"))
+    with np.load(chunk) as f:
+        edited = tamper(f["keys"], f["answers"])
+    np.savez(chunk.with_suffix(""), **edited)  # the same name, valid .npz, new content
+    again = make_target()
+    assert again.cache.skipped_chunks == [chunk.name]
+    np.testing.assert_array_equal(again.predict_proba(X), truth)
+    assert again.queries_ == 40 and again.cached_ == 0
+
+
+def test_query_cache_chunks_without_a_checksum_are_asked_again(tmp_path):
+    cache = QueryCache(tmp_path, 2)
+    key = bytes(range(32))
+    cache.add([key], np.array([[0.25, 0.75]]))
+    assert QueryCache(tmp_path, 2).get([key])[0].all()
+    for check in tmp_path.glob("chunk-*.sha256"):
+        check.unlink()  # as a chunk written before chunks had checksums
+    reopened = QueryCache(tmp_path, 2)
+    assert len(reopened.skipped_chunks) == 1 and not reopened.get([key])[0].any()

@@ -8,6 +8,7 @@ and writes nothing: :mod:`miaudit.report` turns the result into files.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1216,6 +1217,10 @@ def save_target(model, path: str | Path, data: Dataset, splits: AuditSplits) -> 
             {
                 "name": data.name,
                 "fingerprint": data.fingerprint(),
+                # What an audit names when the data it is given differs.
+                "n_records": data.n_records,
+                "features_sha256": _digest_of(data.X),
+                "labels_sha256": _digest_of(data.y),
                 # What `miaudit serve` needs to take raw records: the data's own columns
                 # and the encoder that turns them into the model's inputs.
                 "kind": data.kind,
@@ -1242,6 +1247,34 @@ def load_saved_target(path: str | Path, data: Dataset) -> SavedTarget:
     return dataclasses.replace(membership, model=model, recipe=model.recipe)
 
 
+def _digest_of(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _data_differs(folder: Path, info: dict[str, Any], data: Dataset) -> str:
+    """Why a saved target's data set is not ``data``: what differs, and what to do."""
+    name = info.get("name")
+    what = []
+    if info.get("n_records") is not None and info["n_records"] != data.n_records:
+        what.append(f"it had {info['n_records']:,} records, this has {data.n_records:,}")
+    else:
+        if info.get("features_sha256") not in (None, _digest_of(data.X)):
+            what.append("the features differ")
+        if info.get("labels_sha256") not in (None, _digest_of(data.y)):
+            what.append("the labels differ")
+    differs = "; ".join(what) or "its content differs"
+    if name != data.name:
+        return (
+            f"{folder} was trained on data set '{name}', not '{data.name}' ({differs}): audit "
+            f"it with {key('dataset', name)}"
+        )
+    return (
+        f"{folder} was trained on '{name}', but the '{data.name}' loaded now differs from it "
+        f"({differs}): its source files changed, or the data cache is damaged; `miaudit cache "
+        "clear datasets` rebuilds the cache (or retrain the target on today's data)"
+    )
+
+
 def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
     """Which records of ``data`` a target was trained on, from a saved target's folder
     (or its ``membership.npz``); the folder's data fingerprint must match ``data``."""
@@ -1256,10 +1289,7 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
     if info_file.is_file():
         info = json.loads(info_file.read_text())
         if info.get("fingerprint") != data.fingerprint():
-            raise ModelError(
-                f"{folder} was trained on data set '{info.get('name')}', whose content differs "
-                f"from '{data.name}': audit it with {key('dataset', info.get('name'))}"
-            )
+            raise ModelError(_data_differs(folder, info, data))
     try:
         with np.load(membership) as f:
             members, non_members = f["members"], f["non_members"]
@@ -1315,7 +1345,8 @@ def _open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, toke
         )
     if target.cache is not None and target.cache.skipped_chunks:
         reporter.message(
-            f"{len(target.cache.skipped_chunks)} unreadable query-cache chunks were set aside; "
+            f"{len(target.cache.skipped_chunks)} query-cache chunks failed their checksum or did "
+            "not read back and were set aside (.bad); "
             "their records are asked again"
         )
     return target

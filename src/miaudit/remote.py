@@ -16,6 +16,7 @@ audit resumes without paying again for what it already asked.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
@@ -69,12 +70,19 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
 class QueryCache:
     """Answered queries of one service, on disk: record digest -> answer row.
 
     Each answered batch is one ``.npz`` chunk written under a temporary name and
-    renamed, so a chunk is either whole or absent; a chunk that does not read back
-    (edited, truncated) is set aside and its records are simply asked again.
+    renamed, then its SHA-256 beside it (``.sha256``, written last, as the job cache
+    does): a chunk counts only with a checksum that matches. A chunk that does not
+    verify or read back (edited, truncated, rows moved, answers that are not finite
+    probabilities, or written before chunks had checksums) is set aside as ``.bad`` and
+    its records are simply asked again: an answer is never used unverified.
     """
 
     def __init__(self, folder: str | Path, width: int) -> None:
@@ -94,14 +102,21 @@ class QueryCache:
             return
         chunks = sorted(self.folder.glob("chunk-*.npz"))
         for path in chunks:
+            check = path.with_suffix(".sha256")
             try:
-                with np.load(path) as f:
+                blob = path.read_bytes()
+                if not check.is_file() or check.read_text().strip() != _sha256(blob):
+                    raise ValueError("no checksum, or it does not match")
+                with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                     keys, rows = f["keys"], f["answers"]
                 if keys.ndim != 2 or keys.shape[1] != 32 or rows.shape != (len(keys), self.width):
                     raise ValueError("shapes do not match")
+                if not (np.isfinite(rows).all() and (rows >= 0).all() and (rows <= 1 + 1e-6).all()):
+                    raise ValueError("answers that are not probabilities")
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 self.skipped_chunks.append(path.name)
                 path.replace(path.with_suffix(".bad"))
+                check.unlink(missing_ok=True)
                 continue
             self._remember([bytes(k) for k in keys], rows)
         if len(chunks) > _MAX_CHUNKS:
@@ -118,6 +133,7 @@ class QueryCache:
         self._write(keys, self.rows(keys))
         for path in chunks:
             path.unlink(missing_ok=True)
+            path.with_suffix(".sha256").unlink(missing_ok=True)
 
     def rows(self, keys: list[bytes]) -> np.ndarray:
         everything = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
@@ -145,7 +161,12 @@ class QueryCache:
         tmp = self.folder / f".{name}.tmp.npz"
         key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
         np.savez(tmp, keys=key_array, answers=np.asarray(rows, dtype=np.float64))
+        digest = _sha256(tmp.read_bytes())
         os.replace(tmp, self.folder / f"{name}.npz")
+        # The checksum last: a chunk without one is never read.
+        tmp_check = self.folder / f".{name}.tmp.sha256"
+        tmp_check.write_text(digest + "\n")
+        os.replace(tmp_check, self.folder / f"{name}.sha256")
 
 
 class HttpTarget:

@@ -111,8 +111,11 @@ def test_loader_version_is_part_of_the_key(tmp_path: Path, private_cache: Path):
         lambda e: (e / "y.npy").unlink(),
         lambda e: (e / "meta.json").write_text("{not json"),
         lambda e: (e / "meta.json").write_text('{"format": 1, "x_shape": [1], "fields": {}}'),
+        # Same shape and dtype, new content: labels shuffled, features changed in place.
+        lambda e: np.save(e / "y.npy", np.random.default_rng(0).permutation(np.load(e / "y.npy"))),
+        lambda e: np.save(e / "X.npy", np.load(e / "X.npy")[::-1].copy()),
     ],
-    ids=["truncated-X", "missing-y", "bad-json", "wrong-shape"],
+    ids=["truncated-X", "missing-y", "bad-json", "wrong-shape", "y-shuffled", "X-reordered"],
 )
 def test_damaged_entry_is_rebuilt(private_cache: Path, tmp_path: Path, damage):
     path = write_csv(tmp_path / "t.csv")

@@ -13,7 +13,10 @@ modification times, so a changed source file or loader is a miss, and the stale
 entry beside it is removed.
 
 Entries are written to a temporary folder renamed into place, so an interrupted
-write is never read back; an entry that cannot be read is ignored and rebuilt.
+write is never read back. ``meta.json``, written last, holds the SHA-256 of every
+array file, and an entry is used only when each file matches it: an entry that
+cannot be read, or whose arrays were changed behind our back (labels shuffled in
+place, same shape and dtype), is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ __all__ = ["CACHE_ENV", "cache_dir", "cached", "entry_path", "read_entry", "writ
 #: Environment variable naming the cache folder.
 CACHE_ENV = "MIAUDIT_DATA_CACHE"
 #: Bump when the entry layout changes; older entries then miss and are replaced.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # A temporary folder this old was left by a write that died; its space is reclaimed.
 _STALE_TMP_SECONDS = 24 * 3600
 _ARRAYS = ("X", "y", "row", "ids")
@@ -115,6 +118,11 @@ def read_entry(entry: Path) -> Dataset | None:
         meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
         if meta.get("format") != CACHE_FORMAT:
             return None
+        digests = meta["sha256"]
+        files = ["X", "y", "row", *(["ids"] if meta.get("ids") else [])]
+        for name in files:
+            if _file_sha256(entry / f"{name}.npy") != digests[name]:
+                return None  # changed behind our back: rebuild
         X = np.load(entry / "X.npy", allow_pickle=False)
         y = np.load(entry / "y.npy", allow_pickle=False)
         if list(X.shape) != meta["x_shape"] or y.shape != (X.shape[0],):
@@ -134,11 +142,21 @@ def read_entry(entry: Path) -> Dataset | None:
         return None
 
 
-def _save_array(path: Path, array: np.ndarray) -> None:
+def _save_array(path: Path, array: np.ndarray) -> str:
+    """Write ``array`` as ``.npy`` and return the file's SHA-256."""
     with open(path, "wb") as fh:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         fh.flush()
         os.fsync(fh.fileno())
+    return _file_sha256(path)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_entry(entry: Path, dataset: Dataset) -> None:
@@ -163,15 +181,15 @@ def write_entry(entry: Path, dataset: Dataset) -> None:
             if f.name not in _ARRAYS + _NOT_CACHED
         },
     }
-    text = json.dumps(meta)
+    text = json.dumps(meta)  # fails early on a field JSON cannot hold
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=root))
     try:
-        _save_array(tmp / "X.npy", dataset.X)
-        _save_array(tmp / "y.npy", dataset.y)
-        _save_array(tmp / "row.npy", dataset.rows)
+        arrays = {"X": dataset.X, "y": dataset.y, "row": dataset.rows}
         if dataset.ids is not None:
-            _save_array(tmp / "ids.npy", dataset.ids)
-        # meta.json last: a folder with meta.json holds complete arrays.
+            arrays["ids"] = dataset.ids
+        meta["sha256"] = {name: _save_array(tmp / f"{name}.npy", a) for name, a in arrays.items()}
+        text = json.dumps(meta)
+        # meta.json last: a folder with meta.json holds complete arrays, and their digests.
         (tmp / "meta.json").write_text(text, encoding="utf-8")
         if entry.exists():  # an unreadable entry we are replacing
             shutil.rmtree(entry, ignore_errors=True)
