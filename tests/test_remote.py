@@ -300,3 +300,31 @@ def test_query_cache_chunks_without_a_checksum_are_asked_again(tmp_path):
         check.unlink()  # as a chunk written before chunks had checksums
     reopened = QueryCache(tmp_path, 2)
     assert len(reopened.skipped_chunks) == 1 and not reopened.get([key])[0].any()
+
+
+def test_an_address_with_credentials_is_refused_without_echoing_them(tmp_path, capsys):
+    from miaudit.cli import main
+    from miaudit.errors import ConfigError
+    from miaudit.remote import check_url
+
+    with pytest.raises(ConfigError, match=r"user:password@127\.0\.0\.1:9\).*--token") as err:
+        check_url("http://alice:pa55word@127.0.0.1:9")
+    assert "pa55word" not in str(err.value) and "alice" not in str(err.value)
+    code = main(["audit", "--target-url", "http://alice:pa55word@127.0.0.1:9",
+                 "--dataset", "digits", "--out", str(tmp_path / "r")])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 2 and "pa55word" not in out.out + out.err
+    assert not (tmp_path / "r").exists() or "pa55word" not in "".join(
+        p.read_text(errors="ignore") for p in (tmp_path / "r").rglob("*") if p.is_file()
+    )
+
+
+def test_infinite_settings_are_refused_before_any_work(tmp_path, capsys):
+    from miaudit.cli import main
+
+    for setting in (["--http-timeout", "inf"], ["--attack-setting", "rmia.gamma=inf"]):
+        code = main(["audit", "--dataset", "digits", "--attacks", "rmia", *setting,
+                     "--out", str(tmp_path / "r")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "finite" in err, err
+        assert not (tmp_path / "r" / "results.json").exists()

@@ -9,6 +9,7 @@ which :func:`load_config_file` reads back to repeat a run.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -353,6 +354,27 @@ class AuditConfig(BaseModel):
 
         # Normalised spelling, so config.json states exactly what was applied.
         return [parse_policy(spec).spec for spec in v]
+
+    @model_validator(mode="after")
+    def _finite(self) -> AuditConfig:
+        """No setting may be infinite or NaN (``timeout = inf``, ``gamma = inf``): refused
+        here, not when ``config.json`` is written after the whole audit ran."""
+
+        def walk(value: Any, path: str) -> None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(
+                    f"{name_key(path, value)}: give a finite number (inf and nan cannot be "
+                    "used or written back to config.json)"
+                )
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, f"{path}.{k}" if path else str(k))
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v, path)
+
+        walk(self.model_dump(), "")
+        return self
 
     @model_validator(mode="after")
     def _combinations(self) -> AuditConfig:

@@ -57,6 +57,15 @@ def query_cache_root() -> Path:
 def check_url(url: str) -> str:
     """The URL without a trailing slash, or a :class:`ConfigError` saying what is wrong."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Never echoed, never written: results, config, report and cache folder names
+        # would all carry the password.
+        host = parts.netloc.rsplit("@", 1)[1]
+        raise ConfigError(
+            f"{key('target_url')}: the address holds credentials (user:password@{host}); "
+            "give the service's address without them, and its token separately (--token, or "
+            "token= in Python)"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"{key('target_url', repr(url))} is not an http(s) URL: give the service's base "
