@@ -459,3 +459,43 @@ def test_ctrl_c_stops_the_training_threads_and_the_rerun_resumes(tmp_path):
     )
     assert rerun.returncode == 0, rerun.stderr
     assert (tmp_path / "resumed" / "results.json").is_file()
+
+
+def test_concurrent_writers_of_one_cached_model_keep_one_valid_entry(tmp_path):
+    import threading
+
+    from miaudit.jobs import JobCache
+
+    class Family:
+        """Saves a model as a file of its bytes (same key, same content)."""
+
+        def save(self, model, path):
+            path.mkdir(parents=True)
+            (path / "weights.bin").write_bytes(model)
+
+    cache, model, errors, found = JobCache(tmp_path), b"w" * 4096, [], []
+
+    def write():
+        for _ in range(60):
+            try:
+                cache.put_model("ab" * 32, model, Family())
+            except Exception as exc:  # the test counts every failure
+                errors.append(exc)
+
+    def read():
+        for _ in range(200):
+            folder = cache.model_folder("ab" * 32)
+            if folder is not None:
+                found.append(folder)
+
+    threads = [threading.Thread(target=write) for _ in range(3)]
+    threads += [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    folder = cache.model_folder("ab" * 32)
+    assert folder is not None and (folder / "weights.bin").read_bytes() == model
+    assert cache.corrupt == 0
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]

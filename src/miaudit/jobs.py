@@ -42,6 +42,7 @@ derived honestly is not cached at all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -215,14 +216,18 @@ class JobCache:
         check = folder / "checksum"
         if not check.is_file():
             return None
-        if check.read_text().strip() == _folder_digest(folder):
+        try:
+            valid = check.read_text().strip() == _folder_digest(folder)
+        except OSError:
+            return None  # another writer of the key is replacing it: as if absent
+        if valid:
             return folder
         self.corrupt += 1
         shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
         return None
 
     def put_model(self, key: str, model, family: ModelFamily) -> None:
-        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE, family)
+        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE, family, keyed=True)
 
     def info(self) -> dict[str, Any]:
         entries = list(self.root.glob("[0-9a-f][0-9a-f]/*.npz")) if self.root.is_dir() else []
@@ -345,10 +350,15 @@ def _cache(execution: Execution) -> JobCache | None:
 _CACHE_ADVICE = f"free some space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"
 
 
-def save_model_folder(model, folder: Path, advice: str, family: ModelFamily) -> None:
+def save_model_folder(
+    model, folder: Path, advice: str, family: ModelFamily, *, keyed: bool = False
+) -> None:
     """Save ``model`` (of ``family``) to ``folder`` with a checksum of its files,
     atomically (rename).
 
+    ``keyed``: ``folder`` is a job-cache key, whose content is the same whoever writes
+    it. Concurrent writers of one key are then safe: a writer that finds a valid entry
+    in place, or loses the race to rename, keeps the winner's entry and drops its own.
     ``advice`` ends the one-line error if the disk refuses (full, read-only).
     """
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
@@ -356,12 +366,35 @@ def save_model_folder(model, folder: Path, advice: str, family: ModelFamily) -> 
         folder.parent.mkdir(parents=True, exist_ok=True)
         family.save(model, tmp)
         (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
+        if keyed and _valid_folder(folder):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+            # Moved aside in one step, then removed: never a half-deleted folder in place.
+            old = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.old"
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(folder, old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError as exc:
+            # Another writer of the key renamed its entry into place first.
+            if keyed and exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and _valid_folder(folder):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ConfigError(f"cannot write {folder} ({exc.strerror}): {advice}") from None
+
+
+def _valid_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete model whose checksum matches."""
+    try:
+        check = folder / "checksum"
+        return check.is_file() and check.read_text().strip() == _folder_digest(folder)
+    except OSError:
+        return False
 
 
 def _folder_digest(folder: Path) -> str:
