@@ -155,3 +155,16 @@ def test_image_errors(images, match):
 def test_image_label_count_must_match():
     with pytest.raises(DataError, match="20 images but 3 labels"):
         image_dataset(np.zeros((20, 4, 4)), np.arange(3), name="i", source="s", what="i")
+
+
+def test_a_measurement_as_label_and_complex_arrays_are_refused():
+    from miaudit.data.build import arrays_dataset
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    with pytest.raises(DataError, match=r"400 distinct fractional numbers .* a measurement"):
+        encode_labels(rng.normal(size=400), what="t")
+    with pytest.raises(DataError, match=r"t: X holds complex numbers"):
+        arrays_dataset(X + 1j, np.arange(400) % 2, name="t", source="t", what="t")
+    # A few fractional classes still read as classes.
+    assert encode_labels(pd.Series([0.5, 1.5, 0.5]), what="t")[1] == ["0.5", "1.5"]

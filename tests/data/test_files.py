@@ -257,3 +257,11 @@ def test_identifier_column_is_refused(tmp_path: Path):
         DataError, match=r"ids\.csv: categorical column 'id' has 1,200 distinct.*drop"
     ):
         load_file(path, label="c")
+
+
+def test_a_huge_header_line_stays_out_of_the_one_line_error(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("a" * 2_000_000 + ",b\n1,2\n3,4\n")
+    with pytest.raises(DataError) as err:
+        load_file(path, label="label")
+    assert len(str(err.value)) < 1_000 and "2,000,000 characters" in str(err.value)

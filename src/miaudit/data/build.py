@@ -107,10 +107,13 @@ def table_categoricals(
     return chosen + [str(c) for c in declared or () if str(c) not in chosen]
 
 
-def _columns_text(columns: Sequence[Any], limit: int = 30) -> str:
+def _columns_text(columns: Sequence[Any], limit: int = 30, width: int = 40) -> str:
+    """The first ``limit`` column names, each cut to ``width`` characters: a one-line
+    message stays one line however long a header is."""
     names = [str(c) for c in columns]
+    cut = [n if len(n) <= width else f"{n[: width - 1]}…({len(n):,} characters)" for n in names]
     more = f" … ({len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
+    return ", ".join(cut[:limit]) + more
 
 
 def encode_labels(
@@ -150,8 +153,18 @@ def encode_labels(
         )
     if pd.api.types.is_float_dtype(labels.dtype):
         as_float = labels.to_numpy(dtype=np.float64)
-        if np.all(as_float == np.round(as_float)):
+        whole = as_float == np.round(as_float)
+        if whole.all():
             labels = pd.Series(as_float.astype(np.int64))
+        elif len(np.unique(as_float)) > MAX_FRACTIONAL_CLASSES:
+            # A measurement, not a class: each value would become a class of its own.
+            example = as_float[~whole][0]
+            raise DataError(
+                f"{what}: the label holds {len(np.unique(as_float)):,} distinct fractional "
+                f"numbers (e.g. {example:g}), a measurement rather than classes: membership "
+                "inference audits a classifier, so give class labels (whole numbers or names), "
+                "or bin the values into classes"
+            )
     try:
         codes, uniques = pd.factorize(labels, sort=True)
     except TypeError:  # mixed types (e.g. ints and strings) do not sort together
@@ -167,6 +180,11 @@ def encode_labels(
             "membership inference needs a classifier, so supply at least 2 classes"
         )
     return codes.astype(np.int64), class_names
+
+
+#: Most distinct fractional label values read as classes (0.5, 1.5, …); more is a
+#: measurement, refused rather than turned into hundreds of classes.
+MAX_FRACTIONAL_CLASSES = 50
 
 
 def _check_size(n: int, what: str, dropped: int) -> None:
@@ -470,6 +488,11 @@ def arrays_dataset(
     if y.ndim != 1 or len(y) != len(X):
         raise DataError(
             f"{what}: X has {len(X)} rows but y has shape {y.shape}; supply one label per row of X"
+        )
+    if np.iscomplexobj(X) or np.iscomplexobj(y):
+        raise DataError(
+            f"{what}: {'X' if np.iscomplexobj(X) else 'y'} holds complex numbers; give real "
+            "features and labels (complex parts would be silently lost)"
         )
     if X.ndim in (3, 4):
         if categorical:

@@ -56,9 +56,12 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an error, cut to ``limit`` characters (a parser may quote a
+    whole, huge line of the file)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else f"{line[:limit]}… (cut)"
 
 
 def _read_table(path: Path, fmt: str) -> pd.DataFrame:
