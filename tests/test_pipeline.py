@@ -201,3 +201,24 @@ def test_a_saved_target_on_changed_data_says_what_differs_and_how_to_rebuild(tmp
     with pytest.raises(ModelError, match=r"not 'x' \(it had 1,797 records, this has 1,796\).*"
                        r"dataset=digits"):  # fmt: skip
         load_membership(tmp_path / "model", fewer)
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (np.array([[1, 2], [3, 4]]), r"members must be a 1-D array of row numbers"),
+        (np.array([True, False, True]), r"members must be a 1-D array .* of bool"),
+        (np.array(["a", "b"]), r"members must be a 1-D array of row numbers"),
+        (np.array(5), r"members must be a 1-D array"),
+        (np.array([], dtype=np.int64), r"members names no record"),
+        (np.array([1, 1, 2]), r"members names 1 row\(s\) more than once"),
+    ],
+    ids=["2-d", "bool", "strings", "scalar", "empty", "duplicates"],
+)
+def test_a_bad_membership_file_is_one_line_naming_the_array(tmp_path, members, message):
+    from miaudit.data import load_dataset
+    from miaudit.pipeline import load_membership
+
+    np.savez(tmp_path / "membership.npz", members=members, non_members=np.array([10, 11]))
+    with pytest.raises(ConfigError, match=message):
+        load_membership(tmp_path / "membership.npz", load_dataset("digits"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1247,6 +1248,22 @@ def load_saved_target(path: str | Path, data: Dataset) -> SavedTarget:
     return dataclasses.replace(membership, model=model, recipe=model.recipe)
 
 
+def _row_numbers(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A membership file's ``members`` or ``non_members``: distinct row numbers, 1-D."""
+    a = np.asarray(values)
+    if a.ndim != 1 or a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+        raise ConfigError(
+            f"{path}: {name} must be a 1-D array of row numbers (integers); it has shape "
+            f"{a.shape} of {a.dtype}: save the target again (`miaudit train`)"
+        )
+    if not len(a) and name == "members":
+        raise ConfigError(f"{path}: {name} names no record; save the target again")
+    repeated = len(a) - len(np.unique(a))
+    if repeated:
+        raise ConfigError(f"{path}: {name} names {repeated} row(s) more than once")
+    return a.astype(np.int64)
+
+
 def _digest_of(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
@@ -1291,10 +1308,17 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
         if info.get("fingerprint") != data.fingerprint():
             raise ModelError(_data_differs(folder, info, data))
     try:
-        with np.load(membership) as f:
+        with np.load(membership, allow_pickle=False) as f:
             members, non_members = f["members"], f["non_members"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{membership} is not a membership file ({exc})") from None
+    members = _row_numbers(members, "members", membership)
+    non_members = _row_numbers(non_members, "non_members", membership)
+    if np.intersect1d(members, non_members).size:
+        raise ConfigError(
+            f"{membership}: {np.intersect1d(members, non_members).size} records are both "
+            "members and non_members; save the target again"
+        )
     everything = np.concatenate([members, non_members])
     if len(everything) and (everything.min() < 0 or everything.max() >= data.n_records):
         raise ConfigError(
