@@ -212,3 +212,21 @@ def test_cli_refuses_to_serve_without_a_token(saved_adult):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("miaudit: error: no token")
     assert "Traceback" not in proc.stderr
+
+
+def test_no_route_answers_without_the_token(server):
+    for path in ("/openapi.json", "/redoc", "/docs"):
+        assert httpx.get(f"{server}{path}").status_code in (401, 404), path
+    assert httpx.get(f"{server}/openapi.json").status_code == 404
+
+
+def test_serving_without_a_token_warns(saved_adult):
+    proc = _start_cli([str(saved_adult), "--port", "0", "--no-auth"], {"MIAUDIT_TOKEN": ""})
+    try:
+        line = proc.stdout.readline()
+        assert "serving" in line
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert "warning: serving without a token" in err and "NOT the loopback" not in err

@@ -710,6 +710,19 @@ def serve(
     app = create_app(service, limits)
     sock = bind(host, port)
     policy = ", ".join(p.spec for p in policies) or "none"
+    if no_auth:
+        import ipaddress
+
+        try:
+            loopback = ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+        except ValueError:
+            loopback = False
+        typer.echo(
+            f"miaudit: warning: serving without a token: anyone who can reach {url_of(sock)} "
+            "can query the model"
+            + ("" if loopback else " — and this address is NOT the loopback: other machines can"),
+            err=True,
+        )
     typer.echo(
         f"serving {model_dir} ({len(service.class_names)} classes, output policy: {policy}) "
         f"on {url_of(sock)}; Ctrl-C stops",

@@ -128,7 +128,11 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 def create_app(service: PredictionService, limits: ServiceLimits | None = None) -> FastAPI:
     """The ASGI application serving ``service`` under ``limits``."""
     limits = limits or ServiceLimits()
-    app = FastAPI(title="miaudit prediction service", version=__version__, docs_url=None)
+    # No schema or documentation routes: every route there is answers only with a token.
+    app = FastAPI(
+        title="miaudit prediction service", version=__version__, docs_url=None, redoc_url=None,
+        openapi_url=None,
+    )  # fmt: skip
     # Counters live on the event loop's thread; prediction runs in a worker thread
     # but the count is taken after it returns, so no lock is needed.
     counts: dict[str, int] = {}
