@@ -230,3 +230,21 @@ def test_serving_without_a_token_warns(saved_adult):
     finally:
         proc.kill()
     assert "warning: serving without a token" in err and "NOT the loopback" not in err
+
+
+def test_hostile_bodies_get_4xx_and_answers_stay_valid_json(server, adult):
+    with _client(server) as c:
+        nested = b'{"records": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+        r = c.post("/v1/predict", content=nested, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
+        huge = b'{"records": [' + b"9" * 5000 + b"]}"
+        r = c.post("/v1/predict", content=huge, headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        for value in (1e308, -1e308):
+            record = _records(adult, 1)[0]
+            record["age"] = value
+            r = c.post("/v1/predict", json={"records": [record]})
+            assert r.status_code == 422 and r.json()["error"].startswith("records[0]"), r.text
+            json.loads(r.text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+        r = c.post("/v1/predict", json={"records": _records(adult, 2)})
+        assert r.status_code == 200  # and it keeps serving

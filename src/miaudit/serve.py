@@ -89,7 +89,20 @@ class PredictionService:
     def answer(self, records: Any) -> dict[str, Any]:
         """The protocol's answer to a list of raw records (raises :class:`RecordError`)."""
         X = self.schema.encode(records)
+        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1) if len(X) else None
+        if flat is not None and not np.isfinite(flat).all():
+            # Finite in the request (1e308) but not once standardised: no answer would be
+            # a number, and JSON cannot carry NaN.
+            row = int(np.flatnonzero(~np.isfinite(flat).all(axis=1))[0])
+            raise RecordError(
+                f"records[{row}]",
+                "a value too large for the model (it overflows once encoded); send values in "
+                "the data's range",
+            )
         P = apply_policies(np.asarray(self.model.predict_proba(X), dtype=np.float64), self.policies)
+        if not np.isfinite(P).all():
+            row = int(np.flatnonzero(~np.isfinite(P).all(axis=1))[0])
+            raise RecordError(f"records[{row}]", "the model gives no finite answer for this record")
         if self.label_only:
             return {"labels": [self.class_names[k] for k in P.argmax(axis=1)]}
         return {"probabilities": P.tolist()}
@@ -184,8 +197,11 @@ def create_app(service: PredictionService, limits: ServiceLimits | None = None) 
             chunks.append(chunk)
         try:
             body = json.loads(b"".join(chunks))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"the body is not JSON ({exc})")
+        except RecursionError:
+            return _error(400, "the body is nested too deeply to be a request")
+        except (ValueError, UnicodeDecodeError) as exc:
+            # JSONDecodeError, and integers beyond Python's digit limit.
+            return _error(400, f"the body is not JSON miaudit can read ({str(exc)[:200]})")
         if not isinstance(body, dict) or "records" not in body:
             return _error(422, "records: the body must be an object with a 'records' list")
         records = body["records"]
