@@ -60,6 +60,9 @@ class FaultInjector:
                 # json.dumps writes NaN as the bare token NaN, as a careless server would.
                 "nan": json.dumps({"probabilities": [[float("nan"), 0.5]] * n}).encode(),
                 "sum": json.dumps({"probabilities": [[0.9, 0.9]] * n}).encode(),
+                # A hostile service: nesting no parser should follow, a 5,000-digit number.
+                "nested": b'{"probabilities": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+                "huge-int": b'{"probabilities": [[' + b"9" * 5000 + b", 0]]}",
             }[fault]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -131,6 +134,8 @@ def test_a_service_that_stays_down_is_reported(make_target, faulty, adult):
         ("width", "expected 2 probabilities"),
         ("nan", "NaN or infinite"),
         ("sum", "do not sum to 1"),
+        ("nested", "nested too deeply"),
+        ("huge-int", "malformed JSON"),
         (422, r"refused the request \(422"),
     ],
 )

@@ -259,8 +259,11 @@ def parse_answer(
     """
     try:
         answer = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TargetError(f"{source} answered malformed JSON ({exc})") from None
+    except RecursionError:
+        raise TargetError(f"{source} answered JSON nested too deeply to be an answer") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        # JSONDecodeError, and integers beyond Python's digit limit.
+        raise TargetError(f"{source} answered malformed JSON ({str(exc)[:200]})") from None
     key = "labels" if label_only else "probabilities"
     if not isinstance(answer, dict) or key not in answer:
         raise TargetError(f"{source} answered without the {key!r} field the protocol requires")

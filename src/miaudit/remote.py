@@ -264,7 +264,8 @@ class HttpTarget:
         response = self._request("GET", "/v1/info")
         try:
             info = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # Not JSON, integers beyond Python's digit limit, or nesting too deep.
             raise TargetError(
                 f"{self.url}/v1/info answered something that is not JSON: is this a miaudit "
                 "prediction API (see the README's 'Prediction API')?"
@@ -415,7 +416,7 @@ class HttpTarget:
     def _refusal(where: str, response: httpx.Response) -> str:
         try:
             detail = response.json().get("error") or response.json().get("detail")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
             detail = response.text[:200]
         status = response.status_code
         if status in (401, 403):
