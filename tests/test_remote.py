@@ -116,7 +116,9 @@ def test_recoverable_faults_are_retried(make_target, faulty, adult, saved_adult,
     P = target.predict_proba(X)
     np.testing.assert_allclose(P, _truth(saved_adult, X), rtol=0, atol=1e-12)
     assert target.retries_ == len(faults) == len(messages)
-    assert target.queries_ == 250
+    # Every try is counted: a service may have received (and counted) a failed one.
+    # (each fault fails the first request, of one batch, and its retries)
+    assert target.queries_ == 250 + len(faults) * min(250, target.batch_size)
     assert "retrying in" in messages[0]
 
 
@@ -333,3 +335,17 @@ def test_infinite_settings_are_refused_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and "finite" in err, err
         assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_the_budget_counts_every_record_sent_retries_included(make_target, faulty, adult):
+    # The first try times out after the service took the records; a retry of the same
+    # 40 would make 80 sent against a budget of 60: refused before it is sent.
+    target = make_target(query_budget=60, cache_dir=False)
+    faulty[1].plan.append("slow")
+    with pytest.raises(QueryBudgetError, match=r"budget of 60 is spent \(40 sent"):
+        target.predict_proba(adult.X[:40])
+    assert target.queries_ == 40
+    enough = make_target(query_budget=80, cache_dir=False)
+    faulty[1].plan.append("slow")
+    enough.predict_proba(adult.X[:40])
+    assert enough.queries_ == 80 == enough.query_budget

@@ -339,10 +339,10 @@ class HttpTarget:
                 allowed = max(0, min(allowed, self.query_budget - self.queries_))
             if allowed:
                 sent = batch[:allowed]
+                # Counted per request sent, retries included (see _request).
                 answer = self._predict([texts[todo[k][0]] for k in sent])
                 if self.cache is not None:
                     self.cache.add(sent, answer)
-                self.queries_ += len(sent)
                 for key, row in zip(sent, answer, strict=True):
                     P[todo[key]] = row
             if allowed < len(batch):
@@ -366,6 +366,7 @@ class HttpTarget:
         response = self._request(
             "POST",
             "/v1/predict",
+            records=len(texts),
             content=request_body(texts),
             headers={"Content-Type": "application/json"},
         )
@@ -377,10 +378,17 @@ class HttpTarget:
             source=f"{self.url}/v1/predict",
         )
 
-    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+    def _request(self, method: str, path: str, *, records: int = 0, **kw) -> httpx.Response:
+        """One request, retried as configured. ``records`` it carries count against the
+        budget on every try: a request that timed out may still have reached the service,
+        which counts it, so a retry that would pass the budget is refused."""
         where = f"{self.url}{path}"
         for attempt in range(self.retries + 1):
             wait = self.backoff * 2**attempt * (0.5 + random.random())
+            if records:
+                if self.query_budget is not None and self.queries_ + records > self.query_budget:
+                    self._refuse(records)
+                self.queries_ += records
             try:
                 response = self._client.request(method, path, **kw)
             except httpx.TimeoutException:
