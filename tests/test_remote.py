@@ -63,6 +63,8 @@ class FaultInjector:
                 # A hostile service: nesting no parser should follow, a 5,000-digit number.
                 "nested": b'{"probabilities": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
                 "huge-int": b'{"probabilities": [[' + b"9" * 5000 + b", 0]]}",
+                "strings": json.dumps({"probabilities": [["0.5", "0.5"]] * n}).encode(),
+                "booleans": json.dumps({"probabilities": [[True, False]] * n}).encode(),
             }[fault]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -138,6 +140,9 @@ def test_a_service_that_stays_down_is_reported(make_target, faulty, adult):
         ("sum", "do not sum to 1"),
         ("nested", "nested too deeply"),
         ("huge-int", "malformed JSON"),
+        ("strings", "not all numbers"),
+        ("booleans", "not all numbers"),
+        (302, r"answered a redirect \(302"),
         (422, r"refused the request \(422"),
     ],
 )
@@ -349,3 +354,10 @@ def test_the_budget_counts_every_record_sent_retries_included(make_target, fault
     faulty[1].plan.append("slow")
     enough.predict_proba(adult.X[:40])
     assert enough.queries_ == 80 == enough.query_budget
+
+
+def test_a_token_that_cannot_be_a_header_is_one_line(make_target):
+    from miaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        make_target(token="pässwörd")

@@ -288,9 +288,12 @@ def parse_answer(
             f"{source} answered a row of {got}; expected {C} probabilities per record, "
             "one per class"
         )
+    # JSON numbers only: "0.5" or true would convert, and are not what the protocol says.
+    if any(type(v) not in (int, float) for r in rows for v in r):
+        raise TargetError(f"{source} answered probability rows that are not all numbers")
     try:
         P = np.asarray(rows, dtype=np.float64).reshape(n, C)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TargetError(f"{source} answered probability rows that are not all numbers") from None
     if not np.isfinite(P).all():
         raise TargetError(f"{source} answered NaN or infinite probabilities")

@@ -226,6 +226,11 @@ class HttpTarget:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = check_url(url)
+        if token is not None and not (token.isascii() and token.isprintable() and token.strip()):
+            raise ConfigError(
+                "--token: a bearer token is printable ASCII (letters, digits, punctuation) "
+                "without spaces around it; this one is not"
+            )
         self.schema = schema
         self.class_names = [str(c) for c in class_names]
         self.query_budget = query_budget
@@ -396,6 +401,14 @@ class HttpTarget:
             except httpx.TransportError as exc:
                 problem = f"could not be reached ({type(exc).__name__}: {exc})"
             else:
+                if 300 <= response.status_code < 400:
+                    # Redirects are not followed, and their bodies are not answers.
+                    raise TargetError(
+                        f"{where} answered a redirect ({response.status_code}"
+                        + (f" to {response.headers['location']}" if "location" in response.headers
+                           else "")
+                        + "): give the service's own address"
+                    )  # fmt: skip
                 if response.status_code < 400:
                     return response
                 if response.status_code not in _RETRY_STATUS:
