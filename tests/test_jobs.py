@@ -499,3 +499,18 @@ def test_concurrent_writers_of_one_cached_model_keep_one_valid_entry(tmp_path):
     assert folder is not None and (folder / "weights.bin").read_bytes() == model
     assert cache.corrupt == 0
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_absurd_recipes_are_refused_before_training_and_huge_batches_are_clamped():
+    import miaudit
+    from miaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"needs about [\d,.]+ GiB to train, more than this"):
+        miaudit.audit(dataset="digits", target_size=100, shadows=2,
+                      target={"hidden": 10**9, "epochs": 1},
+                      execution=Execution(job_cache=False))  # fmt: skip
+    # A minibatch larger than the training set is the whole set: no 256 GB buffer.
+    result = miaudit.audit(dataset="digits", target_size=100, shadows=2, attacks=["loss"],
+                           target={"batch_size": 10**9, "epochs": 2},
+                           execution=Execution(job_cache=False))  # fmt: skip
+    assert result.target["n_train"] == 100

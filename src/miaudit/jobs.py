@@ -60,7 +60,7 @@ import numpy as np
 
 from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
-from miaudit.errors import ConfigError, MiauditError, ModelError
+from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
 from miaudit.models.torch_batched import ARITHMETIC, torch_threads
@@ -267,6 +267,8 @@ def cached_model(
         key = _key({"kind": "model", **parts, "train": array_digest(train), "seed": int(seed)})
         if (folder := cache.model_folder(key)) is not None:
             return family.load(folder, device=device), True
+    # An absurd recipe is refused here, before the first model trains.
+    check_memory(family, tuple(int(s) for s in X.shape[1:]), n_classes, device, len(train))
     with _naming("the target"):
         model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)
     model = model[0]
@@ -466,22 +468,59 @@ def _outputs(model, query, extra, n_classes: int, keep: bool) -> tuple[np.ndarra
 
 
 def stack_limit(
-    family: Recipe | ModelFamily, input_shape: tuple[int, ...], n_classes: int, device: str
+    family: Recipe | ModelFamily,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    device: str,
+    n_train: int | None = None,
 ) -> int:
-    """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit."""
+    """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit
+    (refused, by :func:`check_memory`, when not even one does)."""
     family = as_family(family)
     if not family.stacked:  # models trained alone: each its own unit of work and cache
+        check_memory(family, input_shape, n_classes, device, n_train)
         return 1
-    per_model = family.training_bytes(input_shape, n_classes)
+    per_model = check_memory(family, input_shape, n_classes, device, n_train)
     if per_model is None:
         return CHUNK
+    return max(1, min(CHUNK, int(MEMORY_SHARE * _memory(device)) // per_model))
+
+
+#: Share of the machine's memory one model may need at most: more is refused.
+MEMORY_LIMIT_SHARE = 0.8
+
+
+def check_memory(
+    family: Recipe | ModelFamily,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    device: str,
+    n_train: int | None = None,
+) -> int | None:
+    """The memory one model needs to train (an estimate; ``None`` when the family has
+    none), refused before any work when it exceeds :data:`MEMORY_LIMIT_SHARE` of the
+    machine's (an absurd ``hidden`` or ``filters``)."""
+    family = as_family(family)
+    need = family.training_bytes(input_shape, n_classes, n_train)
+    if need is None:
+        return None
+    memory = _memory(device)
+    if need > MEMORY_LIMIT_SHARE * memory:
+        raise ConfigError(
+            f"one {family.describe()['model']} model of these settings needs about "
+            f"{need / 2**30:,.1f} GiB to train, more than this machine's {memory / 2**30:,.1f} "
+            f"GiB allows: lower {key('target.hidden')}, filters or {key('target.batch_size')}"
+        )
+    return need
+
+
+def _memory(device: str) -> int:
+    """Bytes of memory on ``device`` (the GPU's, or the machine's)."""
     if device.startswith("cuda"):
         import torch
 
-        memory = torch.cuda.get_device_properties(torch.device(device)).total_memory
-    else:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(1, min(CHUNK, int(MEMORY_SHARE * memory) // per_model))
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _chunks(n_jobs: int, limit: int = CHUNK) -> list[list[int]]:
@@ -613,7 +652,8 @@ def run_jobs(
             f"--keep-models: {family.describe()['model']} models cannot be saved; drop it"
         )
     shape = tuple(int(s) for s in X.shape[1:])
-    chunks = _chunks(len(jobs), stack_limit(family, shape, n_classes, device))
+    n_train = max((len(j.train) for j in jobs), default=None)
+    chunks = _chunks(len(jobs), stack_limit(family, shape, n_classes, device, n_train))
     keys = []
     if cache is not None:  # hashing the records is work: only for a cache
         found = _job_keys(family, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)

@@ -89,9 +89,11 @@ class ModelFamily(ABC):
     def describe(self) -> dict[str, Any]:
         """``{"model": name, ...}`` for ``results.json`` and the report."""
 
-    def training_bytes(self, input_shape: tuple[int, ...], n_classes: int) -> int | None:
-        """Memory one model takes while its chunk trains, where that bounds the chunk
-        (stacked training); ``None`` when it does not."""
+    def training_bytes(
+        self, input_shape: tuple[int, ...], n_classes: int, n_train: int | None = None
+    ) -> int | None:
+        """Memory one model takes while its chunk trains (on ``n_train`` records), where
+        that bounds the chunk (stacked training); ``None`` when it does not."""
         return None
 
     def fit(
@@ -176,12 +178,12 @@ class RecipeFamily(ModelFamily):
     def describe(self) -> dict[str, Any]:
         return {"model": self.recipe.model, "recipe": self.recipe.model_dump(mode="json")}
 
-    def training_bytes(self, input_shape, n_classes):
+    def training_bytes(self, input_shape, n_classes, n_train=None):
         if self.recipe.framework != "torch":
             return None
         from miaudit.models.torch_batched import training_bytes
 
-        return training_bytes(self.recipe, input_shape, n_classes)
+        return training_bytes(self.recipe, input_shape, n_classes, n_train)
 
     def fit(self, X, y, n_classes, train_sets, seeds, *, device="cpu", progress=None):
         from miaudit.models.classifier import train_models

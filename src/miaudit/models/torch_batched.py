@@ -169,7 +169,9 @@ def training_flops(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int)
     return total
 
 
-def training_bytes(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int) -> int:
+def training_bytes(
+    recipe: Recipe, input_shape: tuple[int, ...], n_classes: int, n_train: int | None = None
+) -> int:
     """Memory one model of a stack holds while it trains, in bytes (an estimate).
 
     The parameters four times over (weights, gradients, and Adam's two moments, or
@@ -185,7 +187,9 @@ def training_bytes(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int)
         _, height, width = input_shape
         f = recipe.filters
         widths = [f * height * width, f * height * width // 4, recipe.hidden, n_classes]
-    activations = recipe.batch_size * (math.prod(input_shape) + 3 * sum(widths))
+    # A minibatch is never larger than the training set (see train_stack).
+    batch = recipe.batch_size if n_train is None else min(recipe.batch_size, max(n_train, 1))
+    activations = batch * (math.prod(input_shape) + 3 * sum(widths))
     return 4 * (4 * params + activations)
 
 
@@ -552,7 +556,10 @@ def train_stack(
         )
 
     index_sets = torch.as_tensor(np.stack([np.asarray(t, dtype=np.int64) for t in train_sets]))
-    workspace = MLPWorkspace(params, recipe.batch_size) if recipe.model == "mlp" else None
+    # Buffers for a minibatch no larger than the training set (batch_size may exceed it).
+    workspace = (
+        MLPWorkspace(params, min(recipe.batch_size, n_train)) if recipe.model == "mlp" else None
+    )
     with torch_threads(threads):
         for _ in range(recipe.epochs):
             order = torch.stack(
