@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -45,6 +46,15 @@ class FaultInjector:
                 break
         n = len(json.loads(body)["records"])
         headers = [(b"content-type", b"application/json")]
+        if fault == "drip":
+            # A whole, valid answer, a few bytes at a time: each read is quick.
+            whole = json.dumps({"probabilities": [[0.5, 0.5]] * n}).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            for i in range(0, len(whole), 4):
+                await send({"type": "http.response.body", "body": whole[i : i + 4],
+                            "more_body": i + 4 < len(whole)})  # fmt: skip
+                await asyncio.sleep(0.05)
+            return
         if fault == "slow":
             await asyncio.sleep(1.5)
             status, payload = 200, json.dumps({"probabilities": [[0.5, 0.5]] * n}).encode()
@@ -65,6 +75,7 @@ class FaultInjector:
                 "huge-int": b'{"probabilities": [[' + b"9" * 5000 + b", 0]]}",
                 "strings": json.dumps({"probabilities": [["0.5", "0.5"]] * n}).encode(),
                 "booleans": json.dumps({"probabilities": [[True, False]] * n}).encode(),
+                "huge": b'{"probabilities": ' + b" " * (17 * 2**20) + b"[]}",
             }[fault]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
@@ -361,3 +372,18 @@ def test_a_token_that_cannot_be_a_header_is_one_line(make_target):
 
     with pytest.raises(ConfigError, match="printable ASCII"):
         make_target(token="pässwörd")
+
+
+def test_an_answer_is_bounded_in_time_and_size(make_target, faulty, adult):
+    # 20 records' answer dripping 4 bytes every 0.05 s takes ~6 s, far past the 0.5 s
+    # timeout, though no single read waits that long: a timeout, retried, then reported.
+    target = make_target(retries=1, cache_dir=False)
+    faulty[1].plan.extend(["drip", "drip"])
+    started = time.monotonic()
+    with pytest.raises(TargetError, match="timed out after 2 tries"):
+        target.predict_proba(adult.X[:20])
+    assert time.monotonic() - started < 5
+    # An answer larger than any answer to 20 records can be: refused, not read whole.
+    faulty[1].plan.append("huge")
+    with pytest.raises(TargetError, match=r"answered more than [\d,]+ bytes"):
+        make_target(cache_dir=False).predict_proba(adult.X[:20])

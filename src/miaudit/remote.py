@@ -47,6 +47,10 @@ QUERY_CACHE_ENV = "MIAUDIT_QUERY_CACHE"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 # Chunks beyond this many are merged into one when the cache is opened.
 _MAX_CHUNKS = 64
+# An answer's size bound: a probability as JSON takes ~25 bytes; the slack holds
+# /v1/info's schema and error bodies.
+_ANSWER_BYTES_PER_VALUE = 64
+_ANSWER_SLACK = 16 * 2**20
 
 
 def query_cache_root() -> Path:
@@ -226,6 +230,7 @@ class HttpTarget:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = check_url(url)
+        self.timeout = float(timeout)
         if token is not None and not (token.isascii() and token.isprintable() and token.strip()):
             raise ConfigError(
                 "--token: a bearer token is printable ASCII (letters, digits, punctuation) "
@@ -395,7 +400,7 @@ class HttpTarget:
                     self._refuse(records)
                 self.queries_ += records
             try:
-                response = self._client.request(method, path, **kw)
+                response = self._bounded(method, path, records, **kw)
             except httpx.TimeoutException:
                 problem = "timed out"
             except httpx.TransportError as exc:
@@ -432,6 +437,31 @@ class HttpTarget:
                 )
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _bounded(self, method: str, path: str, records: int, **kw) -> httpx.Response:
+        """The response to one request, read within ``timeout`` seconds in all (not per
+        read: an answer dripping a byte a second is a timeout) and at most as many bytes
+        as an answer to ``records`` records can take (:data:`_ANSWER_BYTES_PER_VALUE`
+        per probability, plus :data:`_ANSWER_SLACK`)."""
+        limit = _ANSWER_SLACK + _ANSWER_BYTES_PER_VALUE * records * len(self.class_names or [1])
+        deadline = time.monotonic() + self.timeout
+        with self._client.stream(method, path, **kw) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise TargetError(
+                        f"{self.url}{path} answered more than {limit:,} bytes, more than an "
+                        f"answer to {records or 'this'} request can take: is this a miaudit "
+                        "prediction API?"
+                    )
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"no whole answer within {self.timeout} s")
+                chunks.append(chunk)
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=b"".join(chunks),
+            request=response.request,
+        )  # fmt: skip
 
     @staticmethod
     def _refusal(where: str, response: httpx.Response) -> str:
