@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -192,3 +193,81 @@ def test_unknown_key_in_config_file_is_named(tmp_path, capsys):
     cfg.write_text('dataset = "digits"\nshadow_count = 3\n')
     code, _, err = run_cli(["audit", "--config", str(cfg), "--quiet"], capsys)
     assert "shadow_count" in _one_line_error(code, err)
+
+
+HOSTILE_JSON = {
+    "invalid": "{not json",
+    "list": "[1, 2, 3]",
+    "nested": "[" * 100_000 + "]" * 100_000,
+    "huge-int": '{"format": ' + "9" * 5000 + "}",
+    "binary": "\udcff",
+}
+
+
+@pytest.fixture(scope="module")
+def saved_digits(tmp_path_factory):
+    from miaudit.config import make_config
+    from miaudit.pipeline import train_target_only
+
+    out = tmp_path_factory.mktemp("saved") / "m"
+    settings = {"dataset": "digits", "target_size": 100, "target": {"model": "logistic-regression"}}
+    train_target_only(make_config(settings), out)
+    return out
+
+
+@pytest.mark.parametrize("content", list(HOSTILE_JSON), ids=list(HOSTILE_JSON))
+@pytest.mark.parametrize("name", ["model.json", "dataset.json"])
+def test_a_damaged_json_file_in_a_saved_target_is_one_line(
+    saved_digits, tmp_path, capsys, name, content
+):
+    import shutil
+
+    from miaudit.data import load_dataset
+    from miaudit.errors import MiauditError
+    from miaudit.pipeline import load_membership
+    from miaudit.serve import PredictionService
+
+    folder = tmp_path / "m"
+    shutil.copytree(saved_digits, folder)
+    (folder / name).write_bytes(HOSTILE_JSON[content].encode("utf-8", "surrogateescape"))
+    args = ["audit", "--dataset", "digits", "--target-model", str(folder), "--quiet"]
+    code, _, err = run_cli([*args, "--shadows", "2", "--out", str(tmp_path / "o")], capsys)
+    assert name in _one_line_error(code, err)
+    assert not (tmp_path / "o").exists()
+    if name == "dataset.json":  # also read by an audit of a service: --membership FOLDER
+        with pytest.raises(MiauditError, match=name):
+            load_membership(folder, load_dataset("digits"))
+    with pytest.raises(MiauditError, match=name):
+        PredictionService.from_folder(folder, [])
+
+
+@pytest.mark.parametrize("content", list(HOSTILE_JSON), ids=list(HOSTILE_JSON))
+def test_a_damaged_json_config_file_is_one_line(tmp_path, capsys, content):
+    cfg = tmp_path / "config.json"
+    cfg.write_bytes(HOSTILE_JSON[content].encode("utf-8", "surrogateescape"))
+    code, _, err = run_cli(["audit", "--config", str(cfg), "--quiet"], capsys)
+    assert "config.json" in _one_line_error(code, err)
+
+
+def test_an_attack_setting_of_5000_digits_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(
+        ["audit", "--dataset", "digits", "--attack-setting", "rmia.gamma=" + "9" * 5000],
+        capsys,
+    )
+    assert "gamma" in _one_line_error(code, err)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shadows", "1000000"], r"--shadows 1000000 models .* need about [\d,.]+ GiB"),
+        (["--game", "recipe", "--shadows", "1000000"], r"--shadows 1000000 models"),
+        (["--bootstrap", "1000000000"], r"bootstrap"),
+    ],
+    ids=["shadows", "recipe-shadows", "bootstrap"],
+)
+def test_absurd_settings_are_refused_before_any_work(tmp_path, capsys, args, message):
+    out = tmp_path / "o"
+    code, _, err = run_cli(["audit", "--dataset", "digits", *args, "--out", str(out)], capsys)
+    assert re.search(message, _one_line_error(code, err))
+    assert not out.exists()

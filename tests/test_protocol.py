@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,3 +145,18 @@ def test_label_answers_become_one_hot_rows():
         parse_answer(b'{"labels": ["maybe"]}', 1, CLASSES, label_only=True, source="s")
     ok = parse_answer(b'{"probabilities": [[0.25, 0.75]]}', 1, CLASSES, label_only=False, source="")
     np.testing.assert_array_equal(ok, [[0.25, 0.75]])
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("0.5", "'0.5'"), (True, "True"), ([0.5], "[0.5]"), (None, "None")],
+    ids=["string", "boolean", "nested-list", "null"],
+)
+def test_pixels_take_json_numbers_only_as_tabular_fields_do(value, shown):
+    # Before: NumPy converted "0.5" and True to numbers, and the record was answered.
+    schema = InputSchema.for_dataset(load_dataset("mnist"))
+    pixels = [0.5] * 784
+    pixels[3] = value
+    with pytest.raises(RecordError, match=rf"only numbers, not {re.escape(shown)}") as err:
+        schema.encode([{"pixels": [0.5] * 784}, {"pixels": pixels}])
+    assert err.value.field == "records[1].pixels"

@@ -236,7 +236,8 @@ def test_hostile_bodies_get_4xx_and_answers_stay_valid_json(server, adult):
     with _client(server) as c:
         nested = b'{"records": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
         r = c.post("/v1/predict", content=nested, headers={"content-type": "application/json"})
-        assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
+        # Refused from its structure alone: 20,000 lists are more than 50 records hold.
+        assert r.status_code == 413 and "JSON items" in r.json()["error"], r.text
         huge = b'{"records": [' + b"9" * 5000 + b"]}"
         r = c.post("/v1/predict", content=huge, headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text
@@ -248,3 +249,18 @@ def test_hostile_bodies_get_4xx_and_answers_stay_valid_json(server, adult):
             json.loads(r.text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
         r = c.post("/v1/predict", json={"records": _records(adult, 2)})
         assert r.status_code == 200  # and it keeps serving
+
+
+def test_a_model_declaring_a_hundred_million_classes_is_refused_before_serving(tmp_path):
+    # Before: the service built 100 million class names and died with MemoryError.
+    from miaudit.config import make_config
+    from miaudit.pipeline import train_target_only
+
+    settings = {"dataset": "digits", "target_size": 100, "target": {"model": "logistic-regression"}}
+    train_target_only(make_config(settings), tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["n_classes"] = 100_000_000
+    meta.pop("class_names", None)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"100,000,000 classes .* needs about [\d,.]+ GiB"):
+        PredictionService.from_folder(tmp_path, [])

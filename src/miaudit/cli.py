@@ -70,7 +70,7 @@ def _attack_settings(specs: list[str] | None) -> dict[str, Any]:
             )
         try:
             value = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or absurdly so): a string
             value = text.strip()
         sections.setdefault(section, {})[key.strip()] = value
     return sections
@@ -679,6 +679,21 @@ def serve(
     ] = False,
     max_batch: Annotated[int, typer.Option(help="Most records per request.")] = 1024,
     max_body: Annotated[int, typer.Option(help="Most bytes per request body.")] = 8 * 2**20,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            help="Most open connections (fewer where the file-descriptor limit allows "
+            "fewer); past it a new one displaces the longest idle one."
+        ),
+    ] = 100,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's headers.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has to send a request's body, and to read an answer."),
+    ] = 60.0,
+    workers: Annotated[int, typer.Option(help="Requests parsed and answered at once.")] = 2,
 ) -> None:
     """Serve a saved model as an HTTP prediction API (POST /v1/predict, GET /v1/info)."""
     import os
@@ -705,8 +720,16 @@ def serve(
         "label-only" if label_only else None,
     ]
     policies = [parse_policy(spec) for spec in specs if spec is not None]
-    service = PredictionService.from_folder(model_dir, policies)
-    limits = ServiceLimits(tuple(tokens), max_batch, max_body)
+    service = PredictionService.from_folder(model_dir, policies, max_batch)
+    limits = ServiceLimits(
+        tuple(tokens),
+        max_batch,
+        max_body,
+        max_connections=max_connections,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        workers=workers,
+    )
     app = create_app(service, limits)
     sock = bind(host, port)
     policy = ", ".join(p.spec for p in policies) or "none"

@@ -8,7 +8,6 @@ which :func:`load_config_file` reads back to repeat a run.
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
 from pathlib import Path
@@ -29,6 +28,8 @@ from miaudit.attacks.registry import SECTIONS, nearest, parse_attacks, section_a
 from miaudit.attacks.variants import MAX_QUERIES
 from miaudit.errors import ConfigError
 from miaudit.errors import key as name_key
+from miaudit.files import read_json_object
+from miaudit.metrics import MAX_BOOTSTRAP
 from miaudit.synthesis import SynthesisConfig
 
 
@@ -290,7 +291,7 @@ class AuditConfig(BaseModel):
     shadow_labels: Literal["data", "target"] = "data"
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
     game: Literal["shokri", "recipe"] = "shokri"
-    bootstrap: int = Field(default=1000, ge=0)
+    bootstrap: int = Field(default=1000, ge=0, le=MAX_BOOTSTRAP)
     fprs: list[float] = Field(default_factory=list)
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
@@ -489,9 +490,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist: pass the path of a .toml or .json file")
+    fix = "fix the file, or pass the settings as options"
     try:
         if p.suffix.lower() == ".json":
-            data = json.loads(p.read_text())
+            data = read_json_object(p, ConfigError, fix)
         elif p.suffix.lower() == ".toml":
             data = tomllib.loads(p.read_text())
         else:
@@ -499,8 +501,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
                 f"config file {p} has suffix '{p.suffix}': use .toml or .json (a results "
                 "folder's config.json repeats that run)"
             )
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {p} does not parse: {err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"config file {p} does not parse: {str(err)[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p} is nested too deeply to be settings: {fix}") from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {p} must hold a table of settings, not {type(data).__name__}"

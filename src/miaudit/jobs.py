@@ -483,7 +483,7 @@ def stack_limit(
     per_model = check_memory(family, input_shape, n_classes, device, n_train)
     if per_model is None:
         return CHUNK
-    return max(1, min(CHUNK, int(MEMORY_SHARE * _memory(device)) // per_model))
+    return max(1, min(CHUNK, int(MEMORY_SHARE * device_memory(device)) // per_model))
 
 
 #: Share of the machine's memory one model may need at most: more is refused.
@@ -504,7 +504,7 @@ def check_memory(
     need = family.training_bytes(input_shape, n_classes, n_train)
     if need is None:
         return None
-    memory = _memory(device)
+    memory = device_memory(device)
     if need > MEMORY_LIMIT_SHARE * memory:
         raise ConfigError(
             f"one {family.describe()['model']} model of these settings needs about "
@@ -514,7 +514,7 @@ def check_memory(
     return need
 
 
-def _memory(device: str) -> int:
+def device_memory(device: str = "cpu") -> int:
     """Bytes of memory on ``device`` (the GPU's, or the machine's)."""
     if device.startswith("cuda"):
         import torch

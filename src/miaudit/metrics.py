@@ -328,6 +328,12 @@ class TprInterval:
         return asdict(self)
 
 
+#: Most bootstrap replicates an audit draws; intervals at 95 % need a few thousand.
+MAX_BOOTSTRAP = 1_000_000
+#: Replicates drawn at once (about 100 bytes each per rate in working arrays).
+BOOTSTRAP_CHUNK = 20_000
+
+
 def bootstrap_tpr_at_fpr(
     scores: ArrayLike,
     member: ArrayLike,
@@ -372,7 +378,18 @@ def bootstrap_tpr_at_fpr(
         raise ConfigError(f"level must lie strictly between 0 and 1; got {level}.")
     rng = np.random.default_rng(rng)
 
-    reps = _bootstrap_replicates(s, m, targets, int(n_boot), rng)
+    if int(n_boot) > MAX_BOOTSTRAP:
+        raise ConfigError(
+            f"n_boot {int(n_boot):,}: at most {MAX_BOOTSTRAP:,} replicates (a 95 % interval "
+            "needs a few thousand)"
+        )
+    # Drawn in chunks, so the working arrays stay small however many replicates.
+    reps = np.concatenate(
+        [
+            _bootstrap_replicates(s, m, targets, min(BOOTSTRAP_CHUNK, int(n_boot) - start), rng)
+            for start in range(0, int(n_boot), BOOTSTRAP_CHUNK)
+        ]
+    )
     allowed = _allowed_false_positives(targets, int((~m).sum()))
     fps, tps, _ = _roc_counts(s, m)
     point = _tpr_at_fprs_from_counts(fps, tps, targets)

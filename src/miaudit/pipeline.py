@@ -28,6 +28,7 @@ from miaudit.attacks.variants import numeric_columns
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError, key
+from miaudit.files import read_json_object
 from miaudit.handover import (
     Handover,
     audit_data,
@@ -54,6 +55,7 @@ from miaudit.result import AuditResult, DatasetSection, QueryCount, ShadowsSecti
 from miaudit.shadow_data import feature_groups, shadow_records
 from miaudit.signals import ReferenceSignals
 from miaudit.splits import (
+    DEFAULT_TARGET_SIZE,
     AuditSplits,
     draw_recipe_pool,
     draw_shadow_sets,
@@ -231,6 +233,7 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
             online=plan.online, label_only=label_only,
         )
     )  # fmt: skip
+    _check_scale(config, data, config.shadow_size or config.target_size)
     with reporter.stage("splits", "drawing splits"):
         splits, member_facts = _draw_splits(config, data, plan, who.saved, found, rng)
     _say_overlap(splits, reporter)
@@ -530,6 +533,30 @@ def _ask_reference(inputs: AttackInputs, layout, probs, target, data: Dataset) -
             inputs.target_population_variants = answers[:, n_eval:]
 
 
+def _check_scale(config: AuditConfig, data: Dataset, train_size: int | None) -> None:
+    """Refuse, before anything is drawn, more models than this machine can hold the
+    splits and outputs of (``shadows = 1000000``), naming the estimate and the memory.
+
+    Per model: its training set and its complement as row numbers, and its
+    probabilities (float64) on up to twice its training set's records, once per
+    query; the target counts as one more model.
+    """
+    from miaudit.jobs import MEMORY_LIMIT_SHARE, device_memory
+
+    size = min(train_size or DEFAULT_TARGET_SIZE, data.n_records)
+    n_scored = min(2 * size, data.n_records)
+    queries = max(config.attacks.queries or 1, 1)
+    need = (config.shadows + 1) * (16 * size + n_scored * (1 + 8 * data.n_classes * queries))
+    memory = device_memory("cpu")
+    if need > MEMORY_LIMIT_SHARE * memory:
+        raise ConfigError(
+            f"{key('shadows', config.shadows)} models of {size:,} records, each scored on "
+            f"{n_scored:,} records of {data.n_classes} classes, need about {need / 2**30:,.1f} "
+            f"GiB for their splits and outputs, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB allows: lower {key('shadows')}"
+        )
+
+
 def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, dict[str, Any]]:
     """The deployed game's splits: a saved (or remote) target's membership, the user's
     members, or a target drawn here; and what the user's members say of themselves."""
@@ -673,6 +700,7 @@ def _recipe_game(config, data, seeds, reporter, execution, handed) -> AuditResul
         )
     # Half the pool, about, are non-members of the target.
     _check_fprs(config, pool_size // 2)
+    _check_scale(config, data, size)
     with reporter.stage("splits", "drawing the pool"):
         drawn = draw_recipe_pool(
             data.n_records, pool_size, config.shadows, population,
@@ -1304,7 +1332,9 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
         )
     info_file = folder / "dataset.json"
     if info_file.is_file():
-        info = json.loads(info_file.read_text())
+        info = read_json_object(
+            info_file, ConfigError, "save the target again with `miaudit train` or --save-target"
+        )
         if info.get("fingerprint") != data.fingerprint():
             raise ModelError(_data_differs(folder, info, data))
     try:

@@ -197,6 +197,14 @@ class InputSchema:
             if not isinstance(pixels, list) or len(pixels) != size:
                 got = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
                 raise RecordError(f"records[{i}].{PIXELS}", f"must be {size} numbers, got {got}")
+        # JSON numbers only, as for tabular fields: no strings ("0.5"), booleans or lists,
+        # which NumPy would convert. Checked by type sets, so the valid case stays fast.
+        for i, record in enumerate(records):
+            if not set(map(type, record[PIXELS])) <= _NUMBER_TYPES:
+                bad = next(v for v in record[PIXELS] if type(v) not in _NUMBER_TYPES)
+                raise RecordError(
+                    f"records[{i}].{PIXELS}", f"must hold only numbers, not {_short(bad)}"
+                )
         # One conversion for the whole batch; the record is named only on failure.
         try:
             rows = np.asarray([r[PIXELS] for r in records], dtype=np.float64).reshape(-1, size)

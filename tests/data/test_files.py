@@ -265,3 +265,18 @@ def test_a_huge_header_line_stays_out_of_the_one_line_error(tmp_path):
     with pytest.raises(DataError) as err:
         load_file(path, label="label")
     assert len(str(err.value)) < 1_000 and "2,000,000 characters" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("cell", "kind"),
+    [([1.0, 2.0], "lists"), ({"a": 1, "b": "x"}, "structs")],
+    ids=["list", "struct"],
+)
+def test_parquet_list_or_struct_columns_are_one_line(tmp_path: Path, cell, kind):
+    # Before: a traceback (unhashable values) from deep in the encoder.
+    df = people()
+    df["nested"] = [cell] * len(df)
+    path = tmp_path / "nested.parquet"
+    df.to_parquet(path)
+    with pytest.raises(DataError, match=rf"column 'nested' holds {kind} \(row 0\).*flatten"):
+        load_file(path, label="outcome")

@@ -225,3 +225,65 @@ def test_class_names_of_the_wrong_length_in_model_json(saved_mlp):
     _edit_json(saved_mlp, class_names=["a", "b"])
     with pytest.raises(ModelError, match=r"class_names that are not a list of 10 names"):
         load_model(saved_mlp)
+
+
+@pytest.fixture()
+def saved_logistic(tmp_path, digits):
+    clf, _ = _trained("logistic-regression", digits, None)
+    return save_model(clf, tmp_path / "logistic")
+
+
+def _refuse_to_expand(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the file was opened for loading")
+
+    monkeypatch.setattr(skops.io, "load", never)
+    monkeypatch.setattr(skops.io, "get_untrusted_types", never)
+
+
+def test_a_skops_zip_bomb_is_refused_before_anything_is_expanded(saved_logistic, monkeypatch):
+    # The coef_ member replaced by a deflated (10, 1,000,000) array of zeros: 80 MB
+    # declared in a file of well under 1 MB. Before, skops expanded it whole.
+    path = saved_logistic / "model.skops"
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    coef = max((n for n in members if n.endswith(".npy")), key=lambda n: len(members[n]))
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            if name != coef:
+                zf.writestr(name, blob)
+        bomb = zipfile.ZipInfo(coef)
+        bomb.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(bomb, "w", force_zip64=True) as out:
+            header = {"descr": "<f8", "fortran_order": False, "shape": (10, 1_000_000)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for _ in range(80):
+                out.write(bytes(1_000_000))
+    assert path.stat().st_size < 2**20
+    _refuse_to_expand(monkeypatch)
+    with pytest.raises(ModelError, match=r"declares 76 MiB of arrays in a file of 0\.\d MiB"):
+        load_model(saved_logistic)
+
+
+def test_a_skops_file_larger_than_memory_is_refused_before_loading(saved_logistic, monkeypatch):
+    import miaudit.jobs
+
+    monkeypatch.setattr(miaudit.jobs, "device_memory", lambda device="cpu": 4096)
+    _refuse_to_expand(monkeypatch)
+    with pytest.raises(ModelError, match=r"more than this machine's 0\.0 GiB of memory"):
+        load_model(saved_logistic)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda est: setattr(est, "coef_", est.coef_[:, :10]), "does not predict on records of 64"),
+        (lambda est: est.coef_.fill(np.nan), "that are not finite"),
+    ],
+)
+def test_skops_arrays_that_disagree_are_one_line_not_a_traceback(saved_logistic, damage, message):
+    estimator = load_model(saved_logistic).estimator
+    damage(estimator)
+    skops.io.dump(estimator, saved_logistic / "model.skops")
+    with pytest.raises(ModelError, match=message):
+        load_model(saved_logistic)

@@ -104,10 +104,29 @@ def _load_table(
     )
 
 
+def _check_scalar_cells(df: pd.DataFrame, path: Path) -> None:
+    """Refuse columns whose cells are lists, arrays or structs (Parquet can hold them):
+    a record is one number or category per column."""
+    for column in df.columns:
+        values = df[column]
+        if values.dtype != object:
+            continue
+        nested = values.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
+        if nested.any():
+            example = values[nested].iloc[0]
+            kind = "structs" if isinstance(example, dict) else "lists"
+            raise DataError(
+                f"{path}: column {column!r} holds {kind} (row {int(np.flatnonzero(nested)[0])}); "
+                "miaudit takes one number or category per cell: flatten it into columns of "
+                "their own, or drop it"
+            )
+
+
 def read_table(path: Path, fmt: str, label: str | None) -> pd.DataFrame:
     """A CSV or Parquet file as the raw table its records come from (columns as text)."""
     df = _read_table(path, fmt)
     df.columns = [str(c) for c in df.columns]
+    _check_scalar_cells(df, path)
     if label is None:
         raise DataError(
             f"{path}: name the label column with label=...; columns are: "

@@ -33,9 +33,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from miaudit.errors import ModelError
+from miaudit.files import read_json_object
 from miaudit.models.classifier import Classifier, SklearnClassifier, TorchClassifier
 from miaudit.models.recipe import Recipe
-from miaudit.models.sklearn_models import dump_estimator, load_estimator
+from miaudit.models.sklearn_models import check_predicts, dump_estimator, load_estimator
 from miaudit.models.torch_batched import StackedNet, parameter_shapes, resolve_device
 
 FORMAT = "miaudit-model"
@@ -110,12 +111,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
     meta_path = path / MODEL_JSON
     if not meta_path.is_file():
         raise ModelError(f"{meta_path} is missing: is {path} a miaudit model? {_RESAVE}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{meta_path} is not valid JSON ({exc}): {_RESAVE}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    meta = read_json_object(meta_path, ModelError, _RESAVE)
+    if meta.get("format") != FORMAT:
+        found = meta.get("format")
         raise ModelError(
             f"{meta_path} has format {found!r}, expected {FORMAT!r}: it was not written by "
             f"miaudit; {_RESAVE}"
@@ -247,4 +245,5 @@ def load_model(path: str | Path, *, device: str = "cpu") -> Classifier:
             f"{skops_path} predicts classes {classes.tolist()} but {MODEL_JSON} says "
             f"n_classes={n_classes}: the files come from different models; {_RESAVE}"
         )
+    check_predicts(estimator, skops_path, n_features)
     return SklearnClassifier(estimator, recipe, input_shape, n_classes, **metadata)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,7 @@ def load_estimator(path: Path, expected: str) -> ClassifierMixin:
         If the file is unreadable, contains a type outside :data:`TRUSTED_TYPES`
         and skops's defaults, or holds another kind of object.
     """
+    _check_declared_size(path)
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises zipfile/JSON/Key errors for damaged files
@@ -218,6 +220,71 @@ def load_estimator(path: Path, expected: str) -> ClassifierMixin:
             f"{expected!r} ({wanted.__name__}): the files come from different models"
         )
     return estimator
+
+
+#: Declared bytes a skops file may expand to, beyond :data:`_EXPANSION` times its size.
+_SMALL_EXPANSION = 64 * 2**20
+#: How many times its size a skops file of ours may expand to (floats barely compress).
+_EXPANSION = 50
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse, before anything is decompressed, a skops file whose members declare
+    more bytes than a saved model's arrays take or than this machine holds.
+
+    A skops file is a zip archive; each member's uncompressed size is declared in
+    its directory, and reading never goes past it. A 1 MB file declaring a 1 GB
+    array of zeros (a zip bomb) is refused here rather than expanded.
+    """
+    from miaudit.jobs import MEMORY_LIMIT_SHARE, device_memory
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(
+            f"{path} is not a readable skops file ({type(exc).__name__}: {exc}): "
+            f"the file is damaged; save the model again"
+        ) from exc
+    stored = path.stat().st_size
+    if declared > _SMALL_EXPANSION and declared > _EXPANSION * stored:
+        raise ModelError(
+            f"{path} declares {declared / 2**20:,.0f} MiB of arrays in a file of "
+            f"{stored / 2**20:,.1f} MiB, an expansion no saved model's weights reach: the file "
+            "is damaged or was crafted; it was not loaded"
+        )
+    memory = device_memory("cpu")
+    if declared > MEMORY_LIMIT_SHARE * memory:
+        raise ModelError(
+            f"{path} declares {declared / 2**30:,.1f} GiB of arrays, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB of memory allows: load it on a larger machine"
+        )
+
+
+def check_predicts(estimator: ClassifierMixin, path: Path, n_features: int) -> None:
+    """Ask ``estimator`` for probabilities of two records of ``n_features`` zeros.
+
+    Arrays that disagree with each other (a ``coef_`` of the wrong width, trees
+    naming features that do not exist, NaN weights) pass loading and fail only
+    here, as one line naming the file instead of a traceback mid-audit.
+    """
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            P = np.asarray(estimator.predict_proba(np.zeros((2, n_features))), dtype=np.float64)
+    except Exception as exc:  # whatever the estimator's own code raises on bad arrays
+        raise ModelError(
+            f"{path} does not predict on records of {n_features} features "
+            f"({type(exc).__name__}: {str(exc)[:200]}): its arrays disagree with each other; "
+            "save the model again"
+        ) from None
+    if P.shape != (2, len(estimator.classes_)) or not np.isfinite(P).all():
+        raise ModelError(
+            f"{path} answers probabilities of shape {P.shape}"
+            + ("" if np.isfinite(P).all() else " that are not finite")
+            + f" for 2 records of {len(estimator.classes_)} classes: its arrays are damaged; "
+            "save the model again"
+        )
 
 
 def dump_estimator(estimator: ClassifierMixin, path: Path) -> None:
