@@ -93,34 +93,28 @@ def memory_mb(pid: int, field: str) -> float:
 
 
 # ---------------------------------------------------------------- the abuse mix
-async def _slow(host: str, port: int, stop: float) -> None:
-    while time.monotonic() < stop:
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            while time.monotonic() < stop:
-                await asyncio.sleep(1)
-                writer.write(b"a")
-                await writer.drain()
-                if reader.at_eof():
-                    break
-            writer.close()
-        except OSError:
-            await asyncio.sleep(0.2)
-
-
-async def _slow_body(host: str, port: int, stop: float) -> None:
-    head = (
+#: Request headers left unfinished, then trickled one byte a second.
+SLOW_HEADERS = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a")
+#: Whole headers of an authenticated request, then its body trickled.
+SLOW_BODY = (
+    (
         "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n"
-    ).encode()
+        '{"records": ['
+    ).encode(),
+    b" ",
+)
+
+
+async def _trickle(host: str, port: int, stop: float, start: bytes, drip: bytes) -> None:
+    """Send ``start``, then ``drip`` once a second; reconnect whenever dropped."""
     while time.monotonic() < stop:
         try:
             reader, writer = await asyncio.open_connection(host, port)
-            writer.write(head + b'{"records": [')
+            writer.write(start)
             while time.monotonic() < stop:
                 await asyncio.sleep(1)
-                writer.write(b" ")
+                writer.write(drip)
                 await writer.drain()
                 if reader.at_eof():
                     break
@@ -166,8 +160,8 @@ async def abuse(url: str, args: argparse.Namespace) -> None:
         b'{"records": [{"age": ',
         b'{"records": [{"age": 1e308}]}',
     ]
-    tasks = [_slow(host, int(port), stop) for _ in range(args.slow)]
-    tasks += [_slow_body(host, int(port), stop) for _ in range(args.slow_body)]
+    tasks = [_trickle(host, int(port), stop, *SLOW_HEADERS) for _ in range(args.slow)]
+    tasks += [_trickle(host, int(port), stop, *SLOW_BODY) for _ in range(args.slow_body)]
     tasks += [_post_loop(url, [empty], stop) for _ in range(args.big)]
     tasks += [_post_loop(url, malformed, stop) for _ in range(args.malformed)]
     tasks += [_not_http(host, int(port), stop) for _ in range(args.malformed)]

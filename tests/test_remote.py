@@ -387,3 +387,54 @@ def test_an_answer_is_bounded_in_time_and_size(make_target, faulty, adult):
     faulty[1].plan.append("huge")
     with pytest.raises(TargetError, match=r"answered more than [\d,]+ bytes"):
         make_target(cache_dir=False).predict_proba(adult.X[:20])
+
+
+def test_a_query_cache_on_a_full_disk_keeps_the_answers_paid_for(make_target, adult, monkeypatch):
+    # Before: the first paid batch failed the audit with a traceback (the answers were
+    # lost) and a temporary file stayed behind.
+    import errno
+
+    real = np.savez
+
+    def full_disk(path, **arrays):
+        real(path, **arrays)  # the temporary file is half written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    messages = []
+    target = make_target(batch_size=20, on_retry=messages.append)
+    monkeypatch.setattr(np, "savez", full_disk)
+    X = adult.X[3200:3240]
+    P = target.predict_proba(X)
+    assert P.shape == (40, adult.n_classes) and target.queries_ == 40
+    assert target.cache.unwritable == "No space left on device"
+    assert len(messages) == 1 and "cannot be written (No space left on device)" in messages[0]
+    assert not list(target.cache.folder.glob(".*tmp*"))
+    assert target.describe()["query_cache_unwritable"] == "No space left on device"
+    np.testing.assert_array_equal(target.predict_proba(X), P)  # from memory, not asked again
+    assert target.queries_ == 40
+
+
+def test_an_unwritable_out_is_refused_before_the_audit_and_a_full_disk_after_it(
+    tmp_path, monkeypatch
+):
+    import errno
+    import tempfile
+
+    from miaudit.errors import ConfigError
+    from miaudit.report import files
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "NamedTemporaryFile", refuse)
+        with pytest.raises(ConfigError, match=r"cannot write into .*Read-only file system.*--out"):
+            files.prepare_out_dir(tmp_path / "out")
+
+    class Result:  # enough of an AuditResult for write_results to reach the disk
+        def to_dict(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(ConfigError, match=r"No space left on device.*job cache"):
+        files.write_results(Result(), tmp_path / "out")
+    assert not list(tmp_path.iterdir())  # no half-written folder left behind

@@ -105,6 +105,8 @@ class QueryCache:
         self._rows: list[np.ndarray] = []
         self._n = 0
         self.skipped_chunks: list[str] = []
+        #: Why answers are no longer written to disk (``None`` while they are).
+        self.unwritable: str | None = None
         self._load()
 
     def __len__(self) -> int:
@@ -162,10 +164,18 @@ class QueryCache:
         return found, rows
 
     def add(self, keys: list[bytes], rows: np.ndarray) -> None:
-        """Store answered queries (on disk first, then in memory)."""
+        """Store answered queries (on disk first, then in memory). A disk that cannot take
+        them (full, read-only) costs the cache, never the answers: they are kept in memory
+        for this run and :attr:`unwritable` says why."""
         if not keys:
             return
-        self._write(keys, rows)
+        if self.unwritable is None:
+            try:
+                self._write(keys, rows)
+            except OSError as exc:
+                self.unwritable = exc.strerror or str(exc)
+                for tmp in self.folder.glob(".chunk-*.tmp.*"):
+                    tmp.unlink(missing_ok=True)
         self._remember(keys, rows)
 
     def _write(self, keys: list[bytes], rows: np.ndarray) -> None:
@@ -352,7 +362,13 @@ class HttpTarget:
                 # Counted per request sent, retries included (see _request).
                 answer = self._predict([texts[todo[k][0]] for k in sent])
                 if self.cache is not None:
+                    lost = self.cache.unwritable
                     self.cache.add(sent, answer)
+                    if lost is None and self.cache.unwritable and self.on_retry is not None:
+                        self.on_retry(
+                            f"the query cache {self.cache.folder} cannot be written "
+                            f"({self.cache.unwritable}): answers are kept for this run only"
+                        )
                 for key, row in zip(sent, answer, strict=True):
                     P[todo[key]] = row
             if allowed < len(batch):
@@ -487,4 +503,9 @@ class HttpTarget:
             "output": self.info.get("output"),
             "policy": self.policy,
             "server": self.info.get("server"),
+            **(
+                {"query_cache_unwritable": self.cache.unwritable}
+                if self.cache is not None and self.cache.unwritable
+                else {}
+            ),
         }

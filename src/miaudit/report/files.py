@@ -33,9 +33,16 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
             f"--out {out} already holds results: choose another folder or pass --overwrite"
         )
     parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"cannot write into {parent}: choose a writable --out")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        # A real file, not os.access: a read-only file system or a full disk shows here,
+        # before the audit runs, and root passes os.access on both.
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.probe."):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write into {parent} ({exc.strerror or exc}): choose a writable --out"
+        ) from None
     return out
 
 
@@ -62,6 +69,13 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
             shutil.rmtree(tmp)
         else:
             os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(
+            f"cannot write the results into {out} ({exc.strerror or exc}): free space or choose "
+            "another --out and run again; trained models are in the job cache, so they are "
+            "not trained again"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
