@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in
 SECRET = "s3cret-token-value"
 # The saved target's recipe (see conftest): the attacker's guess for the shadows.
 COMMON = {"dataset": "adult", "shadows": 2, "seed": 3, "target": {"epochs": 10}}
+
+PROGRESS = re.compile(r"^\d\d:\d\d:\d\d ")
 
 
 def _serve(saved, specs):
@@ -90,7 +93,8 @@ def test_cli_http_audit_resumes_from_the_cache_and_never_writes_the_token(
 
 def _error_line(code, err):
     assert code == 2, err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    # Progress lines (timestamped: stderr is not a terminal here) are not the error.
+    lines = [ln for ln in err.strip().splitlines() if ln.strip() and not PROGRESS.match(ln)]
     assert len(lines) == 1 and lines[0].startswith("miaudit: error: "), err
     return lines[0]
 

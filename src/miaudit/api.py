@@ -60,6 +60,7 @@ def audit(
     token: str | None = None,
     query_cache: str | bool | None = None,
     execution=None,
+    progress: Any = False,
     **settings: Any,
 ) -> AuditResult:
     """Run an audit and return its result (the same pipeline as ``miaudit audit``).
@@ -109,6 +110,10 @@ def audit(
         cache's folder (``False`` keeps none).
     execution:
         A :class:`miaudit.jobs.Execution`: the job cache, Dask, workers.
+    progress:
+        ``True`` shows each stage's progress: bars in a terminal or a notebook,
+        timestamped lines on standard error otherwise (a log). A
+        :class:`miaudit.progress.Reporter` receives it instead. Off by default.
 
     Raises
     ------
@@ -147,8 +152,17 @@ def audit(
     cfg = combine(base, settings)
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
+    from miaudit.progress import Reporter, auto_reporter
+
+    if isinstance(progress, Reporter):
+        reporter = progress
+    elif isinstance(progress, bool):
+        reporter = auto_reporter() if progress else Reporter()
+    else:
+        raise ConfigError(f"progress={progress!r}: pass True, False or a miaudit.progress.Reporter")
     result = run_audit(
         cfg,
+        reporter,
         token=token,
         query_cache=query_cache,
         execution=execution,

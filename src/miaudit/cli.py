@@ -535,7 +535,7 @@ def audit(
 ) -> None:
     """Run a shadow-model membership inference audit and write its results."""
     from miaudit.pipeline import run_audit
-    from miaudit.progress import Reporter, RichReporter
+    from miaudit.progress import Reporter, auto_reporter
     from miaudit.report import default_out_dir, prepare_out_dir, write_results
     from miaudit.report.summary import print_summary
 
@@ -557,7 +557,7 @@ def audit(
         prepare_out_dir(out, overwrite=overwrite)
     if cfg.save_target is not None:
         prepare_model_dir(Path(cfg.save_target), overwrite=overwrite)
-    reporter = Reporter() if quiet else RichReporter(option_for)
+    reporter = Reporter() if quiet else auto_reporter(option_for)
     if no_query_cache and query_cache is not None:
         raise ConfigError("--query-cache and --no-query-cache contradict each other: pass one")
     if no_job_cache and job_cache is not None:
@@ -617,7 +617,7 @@ def train(
 ) -> None:
     """Train a target model and save it (with which records it saw) for later audits."""
     from miaudit.pipeline import train_target_only
-    from miaudit.progress import RichReporter
+    from miaudit.progress import auto_reporter
 
     flags = {
         "dataset": dataset,
@@ -637,7 +637,7 @@ def train(
     }
     cfg = _build_config(config, flags)
     prepare_model_dir(out, overwrite=overwrite)
-    info = train_target_only(cfg, out, RichReporter(option_for))
+    info = train_target_only(cfg, out, auto_reporter(option_for))
     typer.echo(
         f"saved {info['model']} trained on {info['n_train']} records of {info['dataset']} to "
         f"{out} (train accuracy {info['train_accuracy']:.3f}, "

@@ -440,7 +440,9 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
     """One path for both games: train the models, query the target, run the attacks,
     build the result."""
     data, C = game.data, game.data.n_classes
-    with reporter.stage("train_shadows", f"training {game.models}") as tick:
+    units = as_family(family).units
+    unit = "model-epochs" if units > 1 else "models"
+    with reporter.stage("train_shadows", f"training {game.models}", unit=unit) as tick:
         outputs, job_facts = train_models(
             family, game.shadow_data, game.jobs, extra=game.extra, device=resolved.device,
             progress=tick.update, execution=execution, notify=reporter.message,
@@ -982,8 +984,11 @@ def _score_attacks(
     inputs.class_names = list(class_names)
     notes: dict[str, dict[str, Any]] = {}
     scores, thresholds = {}, {}
-    with reporter.stage("attack_score", "fitting and scoring the attacks"):
-        for name, out in run_attacks(plan, inputs, execution):
+    with reporter.stage(
+        "attack_score", "fitting and scoring the attacks", total=len(plan.names), unit="attacks"
+    ) as tick:
+        for done, (name, out) in enumerate(run_attacks(plan, inputs, execution), 1):
+            tick.update(done, len(plan.names))
             scores[name], thresholds[name], notes[name] = out.scores, out.threshold, out.notes
             # With the stage times (not in the attack's notes), so that two runs with the
             # same seed have identical attack results.

@@ -1,7 +1,11 @@
 """Progress of the long stages, reported through a small interface.
 
-The pipeline calls a :class:`Reporter`; the CLI passes one that draws rich progress
-bars on standard error, the Python API a silent one by default.
+The pipeline calls a :class:`Reporter`. :func:`auto_reporter` picks how progress
+is shown: rich progress bars on a terminal or in a notebook
+(:class:`RichReporter`), plain timestamped lines everywhere else
+(:class:`LogReporter`: a log file, a CI job, ``nohup``), so that a redirected
+audit's log says what it is doing while it runs. The CLI uses it unless
+``--quiet``; the Python API when ``audit(progress=True)``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from miaudit.errors import render
 
@@ -21,8 +26,12 @@ class Reporter:
         self.timings: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str, description: str, total: int | None = None) -> Iterator[StageTicker]:
-        ticker = self._ticker(description, total)
+    def stage(
+        self, name: str, description: str, total: int | None = None, unit: str = ""
+    ) -> Iterator[StageTicker]:
+        """Time a stage named ``name``; its ticker counts progress in ``unit``s (models,
+        model-epochs) out of ``total``."""
+        ticker = self._ticker(description, total, unit)
         start = time.perf_counter()
         try:
             yield ticker
@@ -30,7 +39,7 @@ class Reporter:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
             ticker.close()
 
-    def _ticker(self, description: str, total: int | None) -> StageTicker:
+    def _ticker(self, description: str, total: int | None, unit: str = "") -> StageTicker:
         return StageTicker()
 
     def message(self, text: str) -> None:
@@ -73,7 +82,7 @@ class RichReporter(Reporter):
 
         return escape(render(text, self.flag))
 
-    def _ticker(self, description: str, total: int | None) -> StageTicker:
+    def _ticker(self, description: str, total: int | None, unit: str = "") -> StageTicker:
         return _RichTicker(self.console, description, total)
 
     def message(self, text: str) -> None:
@@ -113,3 +122,79 @@ class _RichTicker(StageTicker):
         if task.total is None:
             self.progress.update(self.task, total=1, completed=1)
         self.progress.stop()
+
+
+class LogReporter(Reporter):
+    """Plain lines on a stream, each stamped with the wall-clock time and flushed as
+    written: a stage's start and end, and progress within it at most every
+    ``interval`` seconds, with the time elapsed and an estimate of the time left::
+
+        12:03:00 training 64 shadows
+        12:03:41 training 64 shadows: 38 % (24/64 models), 41 s elapsed, ~66 s left
+        12:04:49 training 64 shadows: done in 109.2 s
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        flag: Callable[[str], str | None] | None = None,
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.stream = stream
+        self.flag = flag
+        self.interval = interval
+        self.clock = clock
+
+    def line(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+        stream.flush()
+
+    def _ticker(self, description: str, total: int | None, unit: str = "") -> StageTicker:
+        return _LogTicker(self, description, total, unit)
+
+    def message(self, text: str) -> None:
+        self.line(render(text, self.flag))
+
+    def warn(self, text: str) -> None:
+        self.line(f"warning: {render(text, self.flag)}")
+
+
+class _LogTicker(StageTicker):
+    def __init__(self, log: LogReporter, description: str, total: int | None, unit: str) -> None:
+        self.log, self.description, self.unit = log, description, f" {unit}" if unit else ""
+        self.start = self.last = log.clock()
+        log.line(description + (f" (0/{total}{self.unit})" if total else ""))
+
+    def update(self, done: int, total: int) -> None:
+        now = self.log.clock()
+        if now - self.last < self.log.interval or not total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = f", ~{_seconds(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        self.log.line(
+            f"{self.description}: {100 * done / total:.0f} % ({done}/{total}{self.unit}), "
+            f"{_seconds(elapsed)} elapsed{left}"
+        )
+
+    def close(self) -> None:
+        self.log.line(f"{self.description}: done in {self.log.clock() - self.start:.1f} s")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def auto_reporter(flag: Callable[[str], str | None] | None = None) -> Reporter:
+    """Progress bars where someone watches (a terminal, a notebook), timestamped lines
+    where output goes to a file or a pipe."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_terminal or console.is_jupyter:
+        return RichReporter(flag)
+    return LogReporter(flag=flag)
