@@ -138,6 +138,11 @@ class ShokriConfig(BaseModel):
     transform: Transform = Field(
         default="none", description="monotone transform of each probability first"
     )
+    max_records: int = Field(
+        default=0,
+        ge=0,
+        description="most shadow records one attack model trains on, drawn balanced (0: all)",
+    )
     n_jobs: int = Field(default=1, description="attack models fitted at once (-1: all cores)")
     seed: int = Field(default=0, ge=0, description="shifts the audit's seed for these models")
 
@@ -169,6 +174,12 @@ class ShokriAttack:
         Monotone transform of each probability before the attack model:
         ``"none"`` (the paper), ``"log"``, or ``"logit"`` (``log p - log(1-p)``,
         with ``1 - p`` summed from the other entries so it stays accurate near 1).
+    max_records:
+        Most shadow records one attack model (a class's, or the class-agnostic
+        one) trains on; ``0`` trains on all. A larger set is subsampled, half
+        members and half non-members where both have enough (the rest from the
+        other side), drawn from the model's own seed: the cost of fitting stops
+        growing with the number of shadows.
     n_jobs:
         Attack models trained at once (they are independent); ``-1`` for all
         cores. Workers are processes unless a ``joblib.parallel_config`` says
@@ -201,6 +212,7 @@ class ShokriAttack:
         per_class: bool = True,
         min_class_records: int = 50,
         transform: Transform = "none",
+        max_records: int = 0,
         n_jobs: int = 1,
         seed: int = 0,
     ) -> None:
@@ -211,6 +223,7 @@ class ShokriAttack:
             per_class=per_class,
             min_class_records=min_class_records,
             transform=transform,
+            max_records=max_records,
             n_jobs=n_jobs,
             seed=seed,
         )
@@ -269,8 +282,9 @@ class ShokriAttack:
             # 2-3x slower than one worker (the GIL-bound parts of its boosting
             # loop contend); see bench/attack_learners.py.
             fitted = Parallel(n_jobs=cfg.n_jobs, prefer="processes")(
-                delayed(_fit_one)(cfg.learner, _model_seed(cfg.seed, key), X, target)
+                delayed(_fit_one)(cfg.learner, _model_seed(cfg.seed, key), X[keep], target[keep])
                 for key, X, target in jobs
+                for keep in [_balanced_subset(target, cfg.max_records, cfg.seed, key)]
             )
 
         self.agnostic_model_ = fitted[0]
@@ -443,6 +457,25 @@ def _model_seed(seed: int, key: int | None) -> int:
     # not depend on which other classes exist or on the order workers run.
     entropy = [seed, 0] if key is None else [seed, 1, key]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def _balanced_subset(member: np.ndarray, limit: int, seed: int, key: int | None) -> np.ndarray:
+    """Positions of at most ``limit`` records (all when ``limit`` is 0 or not exceeded):
+    half members and half non-members where both sides have enough, the shortfall of one
+    side made up from the other, in their original order."""
+    n = member.size
+    if not limit or n <= limit:
+        return np.arange(n)
+    rng = np.random.default_rng(
+        np.random.SeedSequence([seed, 2] if key is None else [seed, 3, key])
+    )
+    ins, outs = np.flatnonzero(member), np.flatnonzero(~member.astype(bool))
+    take_in = min(ins.size, max(limit // 2, limit - outs.size))
+    take_out = limit - take_in
+    chosen = np.concatenate(
+        [rng.choice(ins, take_in, replace=False), rng.choice(outs, take_out, replace=False)]
+    )
+    return np.sort(chosen)
 
 
 def _fit_one(learner: str, seed: int, X: np.ndarray, target: np.ndarray) -> Any:
