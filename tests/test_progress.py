@@ -102,3 +102,22 @@ def test_a_redirected_audit_logs_progress_while_it_runs(tmp_path):
     text = log.read_text()
     for stage in ("loading data", "training 16 shadows", "fitting and scoring the attacks"):
         assert re.search(rf"^{STAMP}{stage}.*done in [\d.]+ s$", text, re.M), (stage, text)
+
+
+def test_shokri_reports_its_attack_models_as_they_are_fitted():
+    # Before, the attack stage said nothing between its start and its end (0/?), while
+    # Shokri's per-class models took most of a 64-shadow audit's attack time.
+    from miaudit import audit
+    from miaudit.jobs import Execution
+
+    stream = io.StringIO()
+    log = LogReporter(stream, interval=0)
+    audit(
+        dataset="digits", target_size=200, shadows=2, attacks=["shokri", "loss"], progress=log,
+        execution=Execution(job_cache=False),  # fitted, not answered from the cache
+    )  # fmt: skip
+    lines = [x[9:] for x in stream.getvalue().splitlines() if "scoring the attacks:" in x]
+    fractions = [x for x in lines if re.search(r"\(0\.\d/2 attacks\)", x)]
+    # 11 models: one per digit and the class-agnostic one, each reported as fitted.
+    assert len(fractions) >= 9, lines
+    assert lines[-1].startswith("fitting and scoring the attacks: done in")

@@ -987,8 +987,11 @@ def _score_attacks(
     with reporter.stage(
         "attack_score", "fitting and scoring the attacks", total=len(plan.names), unit="attacks"
     ) as tick:
-        for done, (name, out) in enumerate(run_attacks(plan, inputs, execution), 1):
+
+        def progress(done: float) -> None:
             tick.update(done, len(plan.names))
+
+        for name, out in run_attacks(plan, inputs, execution, progress):
             scores[name], thresholds[name], notes[name] = out.scores, out.threshold, out.notes
             # With the stage times (not in the attack's notes), so that two runs with the
             # same seed have identical attack results.

@@ -169,15 +169,16 @@ class _LogTicker(StageTicker):
         self.start = self.last = log.clock()
         log.line(description + (f" (0/{total}{self.unit})" if total else ""))
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: float, total: int) -> None:
         now = self.log.clock()
         if now - self.last < self.log.interval or not total:
             return
         self.last = now
         elapsed = now - self.start
         left = f", ~{_seconds(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        count = f"{done:g}" if float(done).is_integer() else f"{done:.1f}"
         self.log.line(
-            f"{self.description}: {100 * done / total:.0f} % ({done}/{total}{self.unit}), "
+            f"{self.description}: {100 * done / total:.0f} % ({count}/{total}{self.unit}), "
             f"{_seconds(elapsed)} elapsed{left}"
         )
 

@@ -212,6 +212,9 @@ class AttackInputs:
     format: RecordFormat | None = field(default=None, repr=False)
     class_names: list[str] = field(default_factory=list)
     seed: int = 0
+    #: Called with the share (0 to 1) of the running attack's fitting done, by an
+    #: attack whose fitting is long enough to report it (Shokri's per-class models).
+    progress: Callable[[float], None] | None = field(default=None, repr=False)
 
     def n_queries(self, records: np.ndarray) -> int:
         """Queries per record the reference models answered for every one of ``records``

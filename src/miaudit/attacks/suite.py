@@ -218,11 +218,25 @@ def run_attack(attack: Attack, inputs: AttackInputs, execution=None) -> AttackOu
     return outcome
 
 
-def run_attacks(plan: AttackPlan, inputs: AttackInputs, execution=None):
+def run_attacks(
+    plan: AttackPlan,
+    inputs: AttackInputs,
+    execution=None,
+    progress: Callable[[float], None] | None = None,
+):
     """Each attack's :class:`AttackOutcome`, in the plan's order (a generator, so the
-    caller can report progress)."""
-    for attack in plan.attacks:
-        yield attack.name, run_attack(attack, inputs, execution)
+    caller can report progress). ``progress`` is called with the attacks done so far,
+    fractions of the running one included where it reports them."""
+    for done, attack in enumerate(plan.attacks):
+        if progress is not None:
+            inputs.progress = lambda share, done=done: progress(done + share)
+        try:
+            outcome = run_attack(attack, inputs, execution)
+        finally:
+            inputs.progress = None
+        if progress is not None:
+            progress(done + 1)
+        yield attack.name, outcome
 
 
 #: The arrays :func:`miaudit.evaluate` takes (and ``outputs.npz`` holds), by name: the
