@@ -377,9 +377,9 @@ def test_the_attack_models_refit_when_anything_they_depend_on_changes(tmp_path, 
     first = miaudit.audit(dataset="digits", execution=execution, **FAST)
     fits, real = [], ShokriAttack.fit
 
-    def counted(self, *args):
+    def counted(self, *args, **kwargs):
         fits.append(1)
-        return real(self, *args)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(ShokriAttack, "fit", counted)
     again = miaudit.audit(dataset="digits", execution=execution, **FAST)
