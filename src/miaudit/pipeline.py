@@ -985,7 +985,11 @@ def _score_attacks(
     notes: dict[str, dict[str, Any]] = {}
     scores, thresholds = {}, {}
     with reporter.stage(
-        "attack_score", "fitting and scoring the attacks", total=len(plan.names), unit="attacks"
+        "attack_score",
+        "fitting and scoring the attacks",
+        total=len(plan.names),
+        unit="attacks",
+        estimate=False,  # one attack may take a hundred times another
     ) as tick:
 
         def progress(done: float) -> None:

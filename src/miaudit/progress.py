@@ -27,11 +27,18 @@ class Reporter:
 
     @contextmanager
     def stage(
-        self, name: str, description: str, total: int | None = None, unit: str = ""
+        self,
+        name: str,
+        description: str,
+        total: int | None = None,
+        unit: str = "",
+        estimate: bool = True,
     ) -> Iterator[StageTicker]:
         """Time a stage named ``name``; its ticker counts progress in ``unit``s (models,
-        model-epochs) out of ``total``."""
+        model-epochs) out of ``total``. ``estimate=False`` where units differ too much
+        in cost for the pace so far to say what is left (the attacks)."""
         ticker = self._ticker(description, total, unit)
+        ticker.estimate = estimate
         start = time.perf_counter()
         try:
             yield ticker
@@ -56,6 +63,8 @@ class Reporter:
 
 class StageTicker:
     """Progress within one stage: ``update(done, total)``."""
+
+    estimate = True
 
     def update(self, done: int, total: int) -> None:
         pass
@@ -175,7 +184,11 @@ class _LogTicker(StageTicker):
             return
         self.last = now
         elapsed = now - self.start
-        left = f", ~{_seconds(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        left = (
+            f", ~{_seconds(elapsed * (total - done) / done)} left"
+            if self.estimate and 0 < done < total
+            else ""
+        )
         count = f"{done:g}" if float(done).is_integer() else f"{done:.1f}"
         self.log.line(
             f"{self.description}: {100 * done / total:.0f} % ({count}/{total}{self.unit}), "
