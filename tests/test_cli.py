@@ -263,7 +263,10 @@ def test_an_attack_setting_of_5000_digits_is_one_line(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shadows", "1000000"], r"--shadows 1000000 models .* need about [\d,.]+ GiB"),
+        (
+            ["--shadows", "1000000"],
+            r"of --shadows 1000000 models .* would take about [\d,.]+ GiB, more than this",
+        ),
         (["--game", "recipe", "--shadows", "1000000"], r"--shadows 1000000 models"),
         (["--bootstrap", "1000000000"], r"bootstrap"),
     ],

@@ -504,14 +504,28 @@ def check_memory(
     need = family.training_bytes(input_shape, n_classes, n_train)
     if need is None:
         return None
+    refuse_past_memory(
+        need,
+        f"training one {family.describe()['model']} model of these settings",
+        f"lower {key('target.hidden')}, filters or {key('target.batch_size')}",
+        device=device,
+    )
+    return need
+
+
+def refuse_past_memory(
+    need: int, what: str, fix: str, error: type[MiauditError] = ConfigError, device: str = "cpu"
+) -> None:
+    """Refuse, before any work, ``what`` when its estimated ``need`` (bytes) passes
+    :data:`MEMORY_LIMIT_SHARE` of ``device``'s memory: one line naming the estimate,
+    the memory and ``fix``. Every check of absurd sizes (models, shadows, a service's
+    answers, a model file's arrays) goes through here."""
     memory = device_memory(device)
     if need > MEMORY_LIMIT_SHARE * memory:
-        raise ConfigError(
-            f"one {family.describe()['model']} model of these settings needs about "
-            f"{need / 2**30:,.1f} GiB to train, more than this machine's {memory / 2**30:,.1f} "
-            f"GiB allows: lower {key('target.hidden')}, filters or {key('target.batch_size')}"
+        raise error(
+            f"{what} would take about {need / 2**30:,.1f} GiB, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB allows: {fix}"
         )
-    return need
 
 
 def device_memory(device: str = "cpu") -> int:

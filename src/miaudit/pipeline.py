@@ -543,20 +543,18 @@ def _check_scale(config: AuditConfig, data: Dataset, train_size: int | None) -> 
     probabilities (float64) on up to twice its training set's records, once per
     query; the target counts as one more model.
     """
-    from miaudit.jobs import MEMORY_LIMIT_SHARE, device_memory
+    from miaudit.jobs import refuse_past_memory
 
     size = min(train_size or DEFAULT_TARGET_SIZE, data.n_records)
     n_scored = min(2 * size, data.n_records)
     queries = max(config.attacks.queries or 1, 1)
     need = (config.shadows + 1) * (16 * size + n_scored * (1 + 8 * data.n_classes * queries))
-    memory = device_memory("cpu")
-    if need > MEMORY_LIMIT_SHARE * memory:
-        raise ConfigError(
-            f"{key('shadows', config.shadows)} models of {size:,} records, each scored on "
-            f"{n_scored:,} records of {data.n_classes} classes, need about {need / 2**30:,.1f} "
-            f"GiB for their splits and outputs, more than this machine's "
-            f"{memory / 2**30:,.1f} GiB allows: lower {key('shadows')}"
-        )
+    refuse_past_memory(
+        need,
+        f"the splits and outputs of {key('shadows', config.shadows)} models of {size:,} "
+        f"records, each scored on {n_scored:,} records of {data.n_classes} classes,",
+        f"lower {key('shadows')}",
+    )
 
 
 def _draw_splits(config, data, plan, saved, found, rng) -> tuple[AuditSplits, dict[str, Any]]:

@@ -55,18 +55,17 @@ _RESERVED_FDS = 32
 def check_service_memory(n_classes: int, max_batch: int) -> None:
     """Refuse, before anything is built, a service whose answers cannot fit in memory
     (a ``model.json`` declaring 100 million classes)."""
-    from miaudit.jobs import MEMORY_LIMIT_SHARE, device_memory
+    from miaudit.jobs import refuse_past_memory
 
     # Per class: its name, and per record of a batch its probability as float64, in
     # the policy's copy and as JSON text (about 24 bytes).
     need = n_classes * (64 + max_batch * (8 + 8 + 24))
-    memory = device_memory("cpu")
-    if need > MEMORY_LIMIT_SHARE * memory:
-        raise ModelError(
-            f"a service of {n_classes:,} classes answering batches of {max_batch} needs about "
-            f"{need / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB "
-            "allows: lower --max-batch, or check n_classes in the model's model.json"
-        )
+    refuse_past_memory(
+        need,
+        f"a service of {n_classes:,} classes answering batches of {max_batch}",
+        "lower --max-batch, or check n_classes in the model's model.json",
+        ModelError,
+    )
 
 
 @dataclass
@@ -524,7 +523,7 @@ class _OneLinePerSecond(logging.Filter):
         self.last, self.skipped = 0.0, 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "accept" not in str(record.msg):
+        if "socket.accept() out of system resource" not in str(record.msg):
             return True
         now = time.monotonic()
         if now - self.last < 1:

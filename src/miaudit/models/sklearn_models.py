@@ -236,7 +236,7 @@ def _check_declared_size(path: Path) -> None:
     its directory, and reading never goes past it. A 1 MB file declaring a 1 GB
     array of zeros (a zip bomb) is refused here rather than expanded.
     """
-    from miaudit.jobs import MEMORY_LIMIT_SHARE, device_memory
+    from miaudit.jobs import refuse_past_memory
 
     try:
         with zipfile.ZipFile(path) as archive:
@@ -253,12 +253,10 @@ def _check_declared_size(path: Path) -> None:
             f"{stored / 2**20:,.1f} MiB, an expansion no saved model's weights reach: the file "
             "is damaged or was crafted; it was not loaded"
         )
-    memory = device_memory("cpu")
-    if declared > MEMORY_LIMIT_SHARE * memory:
-        raise ModelError(
-            f"{path} declares {declared / 2**30:,.1f} GiB of arrays, more than this machine's "
-            f"{memory / 2**30:,.1f} GiB of memory allows: load it on a larger machine"
-        )
+    refuse_past_memory(
+        declared, f"loading {path} (its arrays as declared)", "load it on a larger machine",
+        ModelError,
+    )  # fmt: skip
 
 
 def check_predicts(estimator: ClassifierMixin, path: Path, n_features: int) -> None:
