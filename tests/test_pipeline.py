@@ -85,6 +85,18 @@ def test_same_seed_same_results_apart_from_timings(tmp_path):
     ).read_bytes()
 
 
+def test_an_attacks_intervals_do_not_depend_on_the_other_attacks_run():
+    runs = [
+        miaudit.audit(
+            dataset="digits", target_size=150, shadows=2, target=FAST, seed=11,
+            attacks={"run": run},
+        ).attacks["loss"]
+        for run in (["loss"], ["shokri", "loss"], ["loss", "entropy"])
+    ]  # fmt: skip
+    assert runs[0].tpr_at_fpr_ci["0.1"] is not None
+    assert runs[0] == runs[1] == runs[2]
+
+
 def test_config_json_repeats_the_run(tmp_path):
     miaudit.audit(
         dataset="digits", target_size=150, shadows=2, target=FAST, seed=5, out=tmp_path / "a"

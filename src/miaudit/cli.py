@@ -152,8 +152,8 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 #: file to read), never what it computes: not configuration keys.
 RUN_OPTIONS = frozenset({
     "config", "attack_setting", "token", "query_cache", "no_query_cache", "workers",
-    "executor", "scheduler", "job_cache", "no_job_cache", "keep_models", "out", "overwrite",
-    "save_outputs", "quiet",
+    "max_stack", "executor", "scheduler", "job_cache", "no_job_cache", "keep_models", "out",
+    "overwrite", "save_outputs", "quiet",
 })  # fmt: skip
 
 
@@ -482,6 +482,15 @@ def audit(
             rich_help_panel=_EXEC,
         ),
     ] = None,
+    max_stack: Annotated[
+        int | None,
+        typer.Option(
+            help="Most shadow networks trained together as one stack (default: 8 on a CPU, "
+            "as many as half the GPU's memory holds on one, at most 256); lower it when a "
+            "GPU runs out of memory.",
+            rich_help_panel=_EXEC,
+        ),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(
@@ -570,6 +579,7 @@ def audit(
         scheduler=scheduler,
         workers=workers,
         keep_models=out / "shadow-models" if keep_models else None,
+        max_stack=max_stack,
     )
     try:
         result = run_audit(

@@ -7,8 +7,9 @@ outputs. :func:`run_jobs` takes the jobs of one model family
 (:class:`~miaudit.models.family.ModelFamily`: a built-in recipe or the user's own
 training code) and:
 
-* groups them, in order, into chunks of near-equal size, at most :data:`CHUNK`
-  models each, the unit of caching, resuming and parallel work; a built-in
+* groups them, in order, into chunks of near-equal size, the unit of caching,
+  resuming and parallel work (:func:`stack_limit`: at most :data:`CHUNK` models
+  on a CPU, as many as half a GPU's memory holds on one); a built-in
   network's chunk trains as one stacked network (the chunks are fixed by the job
   list alone, so a job's numbers never depend on what happened to be cached or on
   how many workers ran);
@@ -19,10 +20,12 @@ training code) and:
 * drops each chunk's models once their outputs are taken (unless
   ``keep_models`` saves them), so memory holds one chunk of models per worker at
   a time, whatever the number of shadows;
-* runs chunks locally (``executor="local"``): stacked PyTorch chunks on
-  ``workers`` threads of this process, each running its chunk's operations on its
-  own core (torch's intra-op pool set to one thread; the operations release the
-  GIL), so the records are shared and nothing starts up; the models of other
+* runs chunks locally (``executor="local"``): on a GPU one stack at a time (one
+  large stack keeps it busy; stacks on threads would contend for it); on a CPU,
+  stacked PyTorch chunks on ``workers`` threads of this process, each running
+  its chunk's operations on its own core (torch's intra-op pool set to one
+  thread; the operations release the GIL), so the records are shared and nothing
+  starts up; the models of other
   families (scikit-learn, the user's code) one per process on ``workers``
   processes. Or on a ``dask.distributed`` cluster (``executor="dask"``, an
   existing scheduler or a ``LocalCluster``), streaming results into the cache as
@@ -63,7 +66,14 @@ from miaudit.data.cache import user_cache_dir
 from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
-from miaudit.models.torch_batched import ARITHMETIC, torch_threads
+from miaudit.models.torch_batched import (
+    ARITHMETIC,
+    GPU_MAX_STACK,
+    GPU_MEMORY_SHARE,
+    GPU_OVERHEAD,
+    stack_size,
+    torch_threads,
+)
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"
@@ -106,7 +116,10 @@ class Execution:
     the cores available). ``keep_models``: a folder to save every job's trained
     model in (``NNN/`` by job index, as :func:`miaudit.models.save_model` writes),
     instead of dropping it once its outputs are taken; the job cache then keeps
-    the models too, so a job counts as cached only with its model.
+    the models too, so a job counts as cached only with its model. ``max_stack``:
+    most models trained as one stack (default: :func:`stack_limit`'s rule); lower
+    it when a GPU runs out of memory. Models trained together agree with the same
+    models trained apart up to float rounding.
     """
 
     job_cache: str | Path | bool | None = None
@@ -114,6 +127,7 @@ class Execution:
     scheduler: str | None = None
     workers: int | None = None
     keep_models: str | Path | None = None
+    max_stack: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "dask"):
@@ -122,6 +136,8 @@ class Execution:
             raise ConfigError("--scheduler needs --executor dask")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
+        if self.max_stack is not None and self.max_stack < 1:
+            raise ConfigError(f"--max-stack {self.max_stack}: must be at least 1")
 
     @property
     def n_workers(self) -> int:
@@ -269,7 +285,7 @@ def cached_model(
             return family.load(folder, device=device), True
     # An absurd recipe is refused here, before the first model trains.
     check_memory(family, tuple(int(s) for s in X.shape[1:]), n_classes, device, len(train))
-    with _naming("the target"):
+    with _naming("the target"), out_of_memory(family, device, 1):
         model = family.fit(X, y, n_classes, [train], [int(seed)], device=device, progress=progress)
     model = model[0]
     if key is not None:
@@ -423,7 +439,7 @@ def _train_chunk(
     """Train one chunk; for each job its outputs (``query`` rows, then ``extra``) and,
     with ``keep``, its model (else ``None``)."""
     # A lone job's failure names its model (the models finished before it are kept).
-    with _naming(jobs[0].name if len(jobs) == 1 else ""):
+    with _naming(jobs[0].name if len(jobs) == 1 else ""), out_of_memory(family, device, len(jobs)):
         models = family.fit(
             X, y, n_classes, [j.train for j in jobs], [j.seed for j in jobs], device=device,
             progress=progress,
@@ -473,17 +489,32 @@ def stack_limit(
     n_classes: int,
     device: str,
     n_train: int | None = None,
+    max_stack: int | None = None,
 ) -> int:
-    """Most models per chunk: :data:`CHUNK`, fewer if a stack of 8 would not fit
-    (refused, by :func:`check_memory`, when not even one does)."""
+    """Most models per chunk (refused, by :func:`check_memory`, when not even one fits).
+
+    On a CPU :data:`CHUNK`, fewer if a stack of 8 would not fit in
+    :data:`MEMORY_SHARE` of the memory. On a GPU as many as
+    :data:`~miaudit.models.torch_batched.GPU_MEMORY_SHARE` of its memory holds, up
+    to :data:`~miaudit.models.torch_batched.GPU_MAX_STACK`: stacks train one at a
+    time there, and larger stacks cost less per model (``bench/gpu.py``).
+    ``max_stack`` (the user's ``--max-stack``) caps either.
+    """
     family = as_family(family)
     if not family.stacked:  # models trained alone: each its own unit of work and cache
         check_memory(family, input_shape, n_classes, device, n_train)
         return 1
     per_model = check_memory(family, input_shape, n_classes, device, n_train)
+    gpu = device.startswith("cuda")
+    cap = GPU_MAX_STACK if gpu else CHUNK
+    if max_stack is not None:
+        cap = min(cap, max_stack)
     if per_model is None:
-        return CHUNK
-    return max(1, min(CHUNK, int(MEMORY_SHARE * device_memory(device)) // per_model))
+        return cap
+    if gpu:
+        need = int(GPU_OVERHEAD * per_model)
+        return max(1, stack_size(need, device_memory(device), GPU_MEMORY_SHARE, cap))
+    return max(1, stack_size(per_model, device_memory(device), MEMORY_SHARE, cap))
 
 
 #: Share of the machine's memory one model may need at most: more is refused.
@@ -528,6 +559,43 @@ def refuse_past_memory(
         )
 
 
+@contextlib.contextmanager
+def out_of_memory(family: ModelFamily, device: str, n_models: int) -> Iterator[None]:
+    """Turn a GPU's out-of-memory error while ``n_models`` train together into one
+    line naming the memory measured and the setting to lower. The chunks finished
+    before it are in the job cache already (:func:`run_jobs` writes each as it ends)."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        if not device.startswith("cuda"):
+            raise
+        free, total, peak = gpu_memory_now(device)
+        fix = (
+            "lower --max-stack (the models trained together)"
+            if n_models > 1
+            else f"lower {key('target.batch_size')}, {key('target.hidden')} or filters"
+        )
+        raise ModelError(
+            f"{device} ran out of memory training {n_models} {family.describe()['model']} "
+            f"model{'s' if n_models > 1 else ''} at once (peak {peak / 2**30:,.1f} GiB "
+            f"allocated; {free / 2**30:,.1f} of {total / 2**30:,.1f} GiB free now): {fix}; "
+            "finished stacks are kept in the job cache"
+        ) from None
+
+
+def gpu_memory_now(device: str) -> tuple[int, int, int]:
+    """Bytes free and in all on the GPU ``device``, and the most this process has had
+    allocated there, after handing the allocator's cached blocks back."""
+    import torch
+
+    dev = torch.device(device)
+    torch.cuda.empty_cache()
+    free, total = torch.cuda.mem_get_info(dev)
+    return int(free), int(total), int(torch.cuda.max_memory_allocated(dev))
+
+
 def device_memory(device: str = "cpu") -> int:
     """Bytes of memory on ``device`` (the GPU's, or the machine's)."""
     if device.startswith("cuda"):
@@ -537,12 +605,12 @@ def device_memory(device: str = "cpu") -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _chunks(n_jobs: int, limit: int = CHUNK) -> list[list[int]]:
+def _chunks(n_jobs: int, limit: int = CHUNK, spread: int = 2) -> list[list[int]]:
     """Job indices in order, cut into chunks of near-equal size: ``ceil(n / limit)``
-    of them, but two from 8 jobs on, so that two cores have a stack each (stacks of
-    4 cost little more per model than stacks of 8)."""
-    limit = min(limit, CHUNK)
-    n_chunks = max(-(-n_jobs // limit), min(n_jobs // 4, 2))
+    of them, but ``spread`` from ``4 * spread`` jobs on, so that two cores have a
+    stack each (stacks of 4 cost little more per model than stacks of 8; a GPU
+    passes ``spread=1``: one stack at a time, as large as fits)."""
+    n_chunks = max(-(-n_jobs // limit), min(n_jobs // 4, spread))
     bounds = [round(i * n_jobs / n_chunks) for i in range(n_chunks + 1)] if n_jobs else [0]
     return [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
 
@@ -667,7 +735,8 @@ def run_jobs(
         )
     shape = tuple(int(s) for s in X.shape[1:])
     n_train = max((len(j.train) for j in jobs), default=None)
-    chunks = _chunks(len(jobs), stack_limit(family, shape, n_classes, device, n_train))
+    limit = stack_limit(family, shape, n_classes, device, n_train, execution.max_stack)
+    chunks = _chunks(len(jobs), limit, spread=1 if device.startswith("cuda") else 2)
     keys = []
     if cache is not None:  # hashing the records is work: only for a cache
         found = _job_keys(family, X, y, n_classes, jobs, chunks, extra, device, data_fingerprint)

@@ -104,6 +104,12 @@ def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
 
+def _named_stream(seq: np.random.SeedSequence, name: str) -> np.random.SeedSequence:
+    """A stream of ``seq`` for the purpose ``name``, the same whatever else is drawn."""
+    tag = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    return np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, tag))
+
+
 def _int_seeds(seq: np.random.SeedSequence, n: int) -> list[int]:
     return [int(s) for s in seq.generate_state(n, dtype=np.uint32)]
 
@@ -465,8 +471,15 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
             n_eval=len(game.eval_index),
         )
         _ask_target(plan, inputs, target, data, game.eval_index, game.public, seeds)
+        del own
         if game.reference is not None:
-            probs = np.stack([o[s:] for o, s in zip(outputs, game.reference_from, strict=True)])
+            # Filled model by model, each model's outputs let go once copied, so the
+            # (K, n, C) array never sits beside all of the shadows' outputs.
+            starts = game.reference_from
+            probs = np.empty((len(outputs), len(outputs[0]) - starts[0], C), np.float32)
+            for k, s in enumerate(starts):
+                probs[k] = outputs[k][s:]
+                outputs[k] = None
             probs = apply_policies(probs.reshape(-1, C), policies).reshape(probs.shape)
             _ask_reference(inputs, game.reference, probs, target, data)
     outcome = _score_attacks(
@@ -979,6 +992,7 @@ def _score_attacks(
     """Every attack's scores, metrics and notes (:func:`miaudit.attacks.suite.run_attacks`)."""
     # The audit's seed governs the attacks' randomness (Shokri's attack.seed shifts it).
     inputs.seed = _int_seeds(seeds["attack"], 1)[0]
+    inputs.device = config.device
     inputs.class_names = list(class_names)
     notes: dict[str, dict[str, Any]] = {}
     scores, thresholds = {}, {}
@@ -1004,8 +1018,10 @@ def _score_attacks(
                 reporter.message(line)
     metrics, roc = {}, {}
     with reporter.stage("metrics", "computing metrics"):
-        boot = np.random.default_rng(seeds["bootstrap"])
         for name in plan.names:
+            # Each attack's replicates from its own stream, named by the attack: its
+            # intervals do not depend on which other attacks ran, or on their scores.
+            boot = np.random.default_rng(_named_stream(seeds["bootstrap"], name))
             metrics[name] = evaluate_attack(
                 scores[name],
                 member,

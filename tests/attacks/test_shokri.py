@@ -102,7 +102,7 @@ def test_small_and_one_sided_classes_fall_back_with_reasons():
     m[y == 1] = True  # class 1: members only
     keep = y != 4  # class 4: no shadow records at all
     p, y, m = p[keep], y[keep], m[keep]
-    attack = ShokriAttack(learner="logreg", min_class_records=50).fit(p, y, m)
+    attack = ShokriAttack(learner="logreg", min_class_records=50, transform="none").fit(p, y, m)
     assert sorted(attack.class_models_) == [0, 2]
     assert attack.fallback_classes_ == {
         1: "no non-members among its shadow records",
@@ -233,9 +233,9 @@ def test_bounded_models_train_on_at_most_their_bound_and_keep_the_strength(monke
     # at 2,000 the AUC fell by 0.027, so a bound must leave most of a class's records.
     shadow = make_split(40_000, seed=11, boost_member=3.0, boost_nonmember=2.0)
     p, y, m = make_split(8000, seed=12, boost_member=3.0, boost_nonmember=2.0)
-    full = auc(ShokriAttack(seed=0).fit(*shadow).score(p, y), m)
+    full = auc(ShokriAttack(learner="gbdt", seed=0).fit(*shadow).score(p, y), m)
     seen.clear()
-    bounded = ShokriAttack(seed=0, max_records=6000).fit(*shadow)
+    bounded = ShokriAttack(learner="gbdt", seed=0, max_records=6000).fit(*shadow)
     assert len(seen) == N_CLASSES + 1
     assert all(n <= 6000 and members == n // 2 for n, members in seen), seen
     assert abs(auc(bounded.score(p, y), m) - full) < 0.015

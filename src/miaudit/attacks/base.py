@@ -212,6 +212,8 @@ class AttackInputs:
     format: RecordFormat | None = field(default=None, repr=False)
     class_names: list[str] = field(default_factory=list)
     seed: int = 0
+    #: Where an attack that trains networks trains them: the audit's device.
+    device: str = "cpu"
     #: Called with the share (0 to 1) of the running attack's fitting done, by an
     #: attack whose fitting is long enough to report it (Shokri's per-class models).
     progress: Callable[[float], None] | None = field(default=None, repr=False)
@@ -236,6 +238,32 @@ class AttackInputs:
             return base[:, :, None]
         extra = [ref.probs[:, self.variants[a, records]] for a in range(q - 1)]
         return np.stack([base, *extra], axis=2)
+
+    def reference_signal(self, fn: Callable, records: np.ndarray, q: int):
+        """``fn`` (a row-wise signal of outputs ``(r, C)`` and labels ``(r,)``, returning
+        one array or a tuple) of every reference model on ``records`` (reference rows)
+        and their first ``q - 1`` variants: ``(K, r, q)`` float64 each.
+
+        The same numbers as ``fn`` of :meth:`reference_queries`, computed one model and
+        one query at a time, so the ``(K, r, q, C)`` outputs are never copied: beyond
+        the reference outputs themselves this holds ``(K, r, q)`` numbers.
+        """
+        ref = self.reference
+        records = np.asarray(records, dtype=np.int64)
+        labels = ref.labels[records]
+        rows = [records, *(self.variants[a, records] for a in range(q - 1))]
+        out: list[np.ndarray] = []
+        single = True
+        for k in range(ref.n_models):
+            for a, r in enumerate(rows):
+                parts = fn(ref.probs[k, r], labels)
+                single = not isinstance(parts, tuple)
+                parts = (parts,) if single else parts
+                if not out:
+                    out = [np.empty((ref.n_models, len(records), q)) for _ in parts]
+                for o, part in zip(out, parts, strict=True):
+                    o[k, :, a] = part
+        return out[0] if single else tuple(out)
 
     def target_queries(self, q: int) -> np.ndarray:
         """``(n_eval, q, C)``: the target's outputs on the evaluated records and their

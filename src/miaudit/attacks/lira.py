@@ -300,8 +300,7 @@ class LiRAOnline(Attack):
     def _phi(self, inputs: AttackInputs, records: np.ndarray, q: int) -> np.ndarray:
         """The reference models' ``φ`` on ``records`` of the reference set and their first
         ``q - 1`` variants: ``(K, n, q)``."""
-        labels = inputs.reference.labels[records]
-        return logit_confidence(inputs.reference_queries(records, q), labels[:, None])
+        return inputs.reference_signal(logit_confidence, records, q)
 
     def _variance(self, inputs: AttackInputs, q: int) -> tuple[str, dict]:
         """The variance mode to score with, and what the choice found."""

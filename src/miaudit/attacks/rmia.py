@@ -291,8 +291,7 @@ class RMIAOnline(Attack):
 
         def parts(records):
             # (K, r, q) true-class probabilities of the reference models and complements.
-            P = inputs.reference_queries(records, q)
-            return true_class_parts(P, ref.labels[records][:, None])
+            return inputs.reference_signal(true_class_parts, records, q)
 
         p_ref_x, q_ref_x = parts(ev)
         p_ref_z, q_ref_z = parts(pop)

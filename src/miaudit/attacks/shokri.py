@@ -56,6 +56,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from miaudit.attacks.attack_net import AttackNets, fit_attack_nets
 from miaudit.attacks.base import (
     Attack,
     AttackInputs,
@@ -129,7 +130,7 @@ class ShokriConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    learner: Learner = Field(default="gbdt", description="the attack models' learner")
+    learner: Learner = Field(default="nn", description="the attack models' learner")
     per_class: bool = Field(
         default=True, description="one attack model per class (the paper), else one for all"
     )
@@ -137,7 +138,7 @@ class ShokriConfig(BaseModel):
         default=50, ge=2, description="a class with fewer shadow records uses the shared model"
     )
     transform: Transform = Field(
-        default="none", description="monotone transform of each probability first"
+        default="logit", description="monotone transform of each probability first"
     )
     max_records: int = Field(
         default=50_000,
@@ -212,14 +213,17 @@ class ShokriAttack:
 
     def __init__(
         self,
-        learner: Learner = "gbdt",
+        learner: Learner = "nn",
         per_class: bool = True,
         min_class_records: int = 50,
-        transform: Transform = "none",
+        transform: Transform = "logit",
         max_records: int = 50_000,
         n_jobs: int = 1,
         seed: int = 0,
+        *,
+        device: str = "cpu",
     ) -> None:
+        self.device = device
         self.config = build_config(
             ShokriConfig,
             "shokri attack",
@@ -233,9 +237,9 @@ class ShokriAttack:
         )
 
     @classmethod
-    def from_config(cls, config: ShokriConfig) -> Self:
+    def from_config(cls, config: ShokriConfig, device: str = "cpu") -> Self:
         """Build the attack from an already validated config."""
-        return cls(**config.model_dump())
+        return cls(**config.model_dump(), device=device)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
@@ -272,14 +276,11 @@ class ShokriAttack:
         p, y = check_prediction_signals(signals, labels)
         m = _as_membership(member, p.shape[0])
         n_classes = p.shape[1]
-        t = _transform(p, cfg.transform)
 
         counts = np.bincount(y, minlength=n_classes)
         n_members = np.bincount(y, weights=m, minlength=n_classes).astype(np.int64)
-        # Jobs are (key, features, target); key None is the class-agnostic model.
-        jobs: list[tuple[int | None, np.ndarray, np.ndarray]] = [
-            (None, _agnostic_features(t, y), m)
-        ]
+        # Each model's rows: (key, rows of p); key None is the class-agnostic model.
+        groups: list[tuple[int | None, np.ndarray]] = [(None, np.arange(len(m)))]
         fallback: dict[int, str] = {}
         if cfg.per_class:
             for c, idx in enumerate(_group_by_label(y, n_classes)):
@@ -287,22 +288,25 @@ class ShokriAttack:
                 if reason:
                     fallback[c] = reason
                 else:
-                    jobs.append((c, t[idx], m[idx]))
-
-        with threadpool_limits(limits=_THREADS_PER_MODEL):
-            # Processes, not threads: on 2 cores threads made gradient boosting
-            # 2-3x slower than one worker (the GIL-bound parts of its boosting
-            # loop contend); see bench/attack_learners.py.
-            fitting = Parallel(n_jobs=cfg.n_jobs, prefer="processes", return_as="generator")(
-                delayed(_fit_one)(cfg.learner, _model_seed(cfg.seed, key), X[keep], target[keep])
-                for key, X, target in jobs
-                for keep in [_balanced_subset(target, cfg.max_records, cfg.seed, key)]
-            )
-            fitted = []
-            for model in fitting:  # in order, as each is fitted
-                fitted.append(model)
-                if progress is not None:
-                    progress(len(fitted), len(jobs))
+                    groups.append((c, idx))
+        # The rows each model trains on (at most max_records), chosen before any feature
+        # is computed: the transforms act row by row, so only those rows need one.
+        jobs = []
+        for key, idx in groups:
+            rows = idx[_balanced_subset(m[idx], cfg.max_records, cfg.seed, key)]
+            t = _transform(p[rows], cfg.transform)
+            features = _agnostic_features(t, y[rows]) if key is None else t
+            jobs.append((key, features, m[rows]))
+        seeds = [_model_seed(cfg.seed, key) for key, _, _ in jobs]
+        if cfg.learner == "nn":
+            # All models as one stack; inputs padded to the class-agnostic model's width.
+            nets = fit_attack_nets(
+                [(X, target) for _, X, target in jobs], seeds, n_classes + 1,
+                device=self.device, progress=progress,
+            )  # fmt: skip
+            fitted = [_NetModel(nets, k) for k in range(len(jobs))]
+        else:
+            fitted = self._fit_each(jobs, seeds, progress)
 
         self.agnostic_model_ = fitted[0]
         self.class_models_ = {
@@ -312,6 +316,24 @@ class ShokriAttack:
         self.n_classes_ = n_classes
         self.class_counts_ = counts
         return self
+
+    def _fit_each(self, jobs, seeds, progress) -> list[Any]:
+        """Fit the scikit-learn learner's models one by one (or ``n_jobs`` at once)."""
+        cfg = self.config
+        with threadpool_limits(limits=_THREADS_PER_MODEL):
+            # Processes, not threads: on 2 cores threads made gradient boosting
+            # 2-3x slower than one worker (the GIL-bound parts of its boosting
+            # loop contend); see bench/attack_learners.py.
+            fitting = Parallel(n_jobs=cfg.n_jobs, prefer="processes", return_as="generator")(
+                delayed(_fit_one)(cfg.learner, seed, X, target)
+                for (_, X, target), seed in zip(jobs, seeds, strict=True)
+            )
+            fitted = []
+            for model in fitting:  # in order, as each is fitted
+                fitted.append(model)
+                if progress is not None:
+                    progress(len(fitted), len(jobs))
+        return fitted
 
     def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
         """P(member) for each target record, from the attack model of its true class.
@@ -370,7 +392,7 @@ class Shokri(Attack):
         return self.config.model_copy(update={"seed": seed})
 
     def fit(self, inputs: AttackInputs) -> Self:
-        self.attack_ = ShokriAttack.from_config(self._settings(inputs))
+        self.attack_ = ShokriAttack.from_config(self._settings(inputs), device=inputs.device)
         report = inputs.progress
         self.attack_.fit(
             inputs.own_probs, inputs.own_labels, inputs.own_member,
@@ -505,6 +527,17 @@ def _fit_one(learner: str, seed: int, X: np.ndarray, target: np.ndarray) -> Any:
         # nothing the metrics do not. Set here so it holds in worker processes too.
         warnings.simplefilter("ignore", ConvergenceWarning)
         return make_learner(learner, seed).fit(X, target.astype(np.int64))
+
+
+class _NetModel:
+    """One of the stacked attack networks, answering as a scikit-learn classifier."""
+
+    def __init__(self, nets: AttackNets, k: int) -> None:
+        self.nets, self.k = nets, k
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = self.nets.p_member(self.k, X)
+        return np.column_stack((1.0 - p, p))
 
 
 def _p_member(model: Any, X: np.ndarray) -> np.ndarray:

@@ -23,7 +23,17 @@ from miaudit.data.dataset import Dataset
 from miaudit.errors import ModelError
 from miaudit.models.recipe import Recipe
 from miaudit.models.sklearn_models import aligned_proba, fit_estimator
-from miaudit.models.torch_batched import MAX_STACK, StackedNet, resolve_device, train_stack
+from miaudit.models.torch_batched import (
+    GPU_MAX_STACK,
+    GPU_MEMORY_SHARE,
+    GPU_OVERHEAD,
+    MAX_STACK,
+    StackedNet,
+    resolve_device,
+    stack_size,
+    train_stack,
+    training_bytes,
+)
 
 
 class _HasInputs(Protocol):
@@ -298,6 +308,21 @@ def _check_training_inputs(
     return sets
 
 
+def max_stack(
+    recipe: Recipe, input_shape: tuple[int, ...], n_classes: int, device: torch.device, n_train: int
+) -> int:
+    """Most models of one stack: :data:`~miaudit.models.torch_batched.MAX_STACK` on a
+    CPU; on a GPU as many as half its memory holds
+    (:func:`~miaudit.models.torch_batched.stack_size`), at least one."""
+    if device.type != "cuda":
+        return MAX_STACK
+    from miaudit.jobs import device_memory
+
+    per_model = int(GPU_OVERHEAD * training_bytes(recipe, input_shape, n_classes, n_train))
+    memory = device_memory(str(device))
+    return max(1, stack_size(per_model, memory, GPU_MEMORY_SHARE, GPU_MAX_STACK))
+
+
 def train_models(
     recipe: Recipe,
     X: np.ndarray,
@@ -312,9 +337,9 @@ def train_models(
 ) -> ModelSet:
     """Train one model of ``recipe`` per training set.
 
-    PyTorch recipes are trained in stacks of up to
-    :data:`~miaudit.models.torch_batched.MAX_STACK` models of equal training-set
-    size (jobs are grouped by size); scikit-learn recipes one after another.
+    PyTorch recipes are trained in stacks of models of equal training-set size
+    (jobs are grouped by size), at most :func:`max_stack` per stack; scikit-learn
+    recipes one after another.
 
     Parameters
     ----------
@@ -386,8 +411,9 @@ def train_models(
         by_size.setdefault(len(t), []).append(k)
     parts: list[tuple[Sequence[int], StackedNet]] = []
     for members in by_size.values():
-        for start in range(0, len(members), MAX_STACK):
-            group = members[start : start + MAX_STACK]
+        most = max_stack(recipe, input_shape, n_classes, dev, len(sets[members[0]]))
+        for start in range(0, len(members), most):
+            group = members[start : start + most]
             net = train_stack(
                 recipe,
                 X_t,

@@ -58,11 +58,35 @@ KERNEL = 5
 """Side of the square convolution kernels; padding ``KERNEL // 2`` keeps the size."""
 
 MAX_STACK = 16
-"""Most models :func:`~miaudit.models.train_models` trains in one stack. On a CPU
-thread the time per model is nearly flat from K = 4 (``bench/batched_training.py``:
+"""Most models :func:`~miaudit.models.train_models` trains in one stack on a CPU. On
+a CPU thread the time per model is nearly flat from K = 4 (``bench/batched_training.py``:
 0.034 s per census MLP-epoch at K = 4, 0.028 at K = 16) while activation memory
 grows with K; the shadow stage (:mod:`miaudit.jobs`) stacks at most 8, one stack
-per core. On a GPU larger stacks may pay (not measured: no GPU here)."""
+per core. A GPU takes stacks sized to its memory (:func:`stack_size`)."""
+
+GPU_MEMORY_SHARE = 0.5
+"""Share of a GPU's memory one stack may take (:data:`GPU_OVERHEAD` times
+:func:`training_bytes` per model). One stack trains at a time on a GPU, so it may
+take most of it; the other half is room for the records, the predictions, the
+libraries' workspaces and the allocator's slack."""
+
+GPU_OVERHEAD = 2.0
+"""What a model of a stack takes on a GPU, in units of :func:`training_bytes`.
+Measured on an H200 (``bench/gpu.py``: peak allocated memory between stacks of two
+sizes, per model): 2.9 MiB per census MLP against an estimate of 1.4 (the replayed
+step keeps its own copies of the step's temporaries), 25 MiB per Fashion-MNIST CNN
+against 13.6 (cuDNN's and autograd's intermediates)."""
+
+GPU_MAX_STACK = 256
+"""Most models in one stack on a GPU, however much memory it has: a stack is also
+the unit of caching and resuming, so an interrupted run loses at most one."""
+
+
+def stack_size(per_model: int, memory: int, share: float, cap: int) -> int:
+    """Most models needing ``per_model`` bytes each that fit in ``share`` of ``memory``
+    bytes, at most ``cap``; 0 when not even one fits."""
+    return max(0, min(int(cap), int(share * memory) // max(int(per_model), 1)))
+
 
 PARAMETER_NAMES: dict[str, tuple[str, ...]] = {
     "mlp": ("hidden.weight", "hidden.bias", "output.weight", "output.bias"),
@@ -190,7 +214,9 @@ def training_bytes(
     # A minibatch is never larger than the training set (see train_stack).
     batch = recipe.batch_size if n_train is None else min(recipe.batch_size, max(n_train, 1))
     activations = batch * (math.prod(input_shape) + 3 * sum(widths))
-    return 4 * (4 * params + activations)
+    # An epoch's minibatch order, twice (drawn, then laid out by step), in int64.
+    order = 0 if n_train is None else 2 * n_train * 2
+    return 4 * (4 * params + activations + order)
 
 
 def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
@@ -501,6 +527,7 @@ def train_stack(
     *,
     progress: Callable[[int], None] | None = None,
     threads: int = 1,
+    graphs: bool | None = None,
 ) -> StackedNet:
     """Train ``len(train_sets)`` models of ``recipe`` together.
 
@@ -521,6 +548,10 @@ def train_stack(
         Called with the number of models after each epoch (work done since the last call).
     threads:
         Intra-op threads on the CPU (see :func:`torch_threads`).
+    graphs:
+        Replay each full-minibatch step as a CUDA graph (:class:`_StepGraph`);
+        ``None`` decides by :func:`use_graph`. The same arithmetic as without, up to
+        the optimiser's bias correction computed on the GPU in float32.
 
     Returns
     -------
@@ -546,9 +577,14 @@ def train_stack(
     params = {name: t.to(X.device).requires_grad_() for name, t in _stacked_layout(stacked).items()}
     net = StackedNet(recipe, input_shape, n_classes, params, threads=threads)
     weights = [t for name, t in params.items() if name.endswith(".weight")]
+    # A step recorded as a CUDA graph replays its kernels with no Python or launch
+    # overhead in between: the MLP's step is a few small kernels, so launches bound it.
+    graph = use_graph(recipe, X.device, n_models) if graphs is None else bool(graphs)
+    if graph and (X.device.type != "cuda" or recipe.optimizer != "adam" or recipe.augment):
+        raise ValueError("graphs=True needs records on a GPU, adam, and no augmentation")
     if recipe.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(
-            params.values(), lr=recipe.lr, fused=True
+            params.values(), lr=recipe.lr, fused=True, capturable=graph
         )
     else:
         optimizer = torch.optim.SGD(
@@ -556,10 +592,31 @@ def train_stack(
         )
 
     index_sets = torch.as_tensor(np.stack([np.asarray(t, dtype=np.int64) for t in train_sets]))
+    batch_size = min(recipe.batch_size, n_train)
     # Buffers for a minibatch no larger than the training set (batch_size may exceed it).
-    workspace = (
-        MLPWorkspace(params, min(recipe.batch_size, n_train)) if recipe.model == "mlp" else None
-    )
+    workspace = MLPWorkspace(params, batch_size) if recipe.model == "mlp" else None
+
+    def step(flat: torch.Tensor) -> None:
+        """One optimisation step of every model on the minibatch ``flat`` (model-major)."""
+        yb = y.index_select(0, flat)
+        if recipe.model == "mlp":
+            xb = workspace.gather(X.view(X.shape[0], -1), flat)
+            for name, grad in mlp_gradients(params, xb, yb, recipe.l2, workspace).items():
+                params[name].grad = grad
+        else:
+            xb = X.index_select(0, flat).view(n_models, -1, *input_shape)
+            if recipe.augment:
+                xb = augment_images(xb, generators)
+            logits = net.forward(xb)
+            # Sum over models of each model's mean loss: gradients stay per model.
+            loss = F.cross_entropy(logits.reshape(-1, n_classes), yb, reduction="sum") / xb.shape[1]
+            if recipe.l2 > 0:
+                loss = loss + recipe.l2 * sum(w.square().sum() for w in weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        optimizer.step()
+
+    replay = _StepGraph(step, n_models * batch_size, X.device) if graph else None
     with torch_threads(threads):
         for _ in range(recipe.epochs):
             order = torch.stack(
@@ -568,29 +625,17 @@ def train_stack(
                     for k in range(n_models)
                 ]
             ).to(X.device)
-            for start in range(0, n_train, recipe.batch_size):
-                batch = order[:, start : start + recipe.batch_size]
-                flat = batch.reshape(-1)
-                yb = y.index_select(0, flat)
-                if recipe.model == "mlp":
-                    xb = workspace.gather(X.view(X.shape[0], -1), flat)
-                    for name, grad in mlp_gradients(params, xb, yb, recipe.l2, workspace).items():
-                        params[name].grad = grad
+            full = n_train // batch_size
+            # Full minibatches laid out one row per step, each row model-major.
+            rows = order[:, : full * batch_size].view(n_models, full, batch_size)
+            rows = rows.transpose(0, 1).reshape(full, n_models * batch_size)
+            for s in range(full):
+                if replay is not None:
+                    replay(rows[s])
                 else:
-                    xb = X.index_select(0, flat).view(n_models, batch.shape[1], *input_shape)
-                    if recipe.augment:
-                        xb = augment_images(xb, generators)
-                    logits = net.forward(xb)
-                    # Sum over models of each model's mean loss: gradients stay per model.
-                    loss = (
-                        F.cross_entropy(logits.reshape(-1, n_classes), yb, reduction="sum")
-                        / batch.shape[1]
-                    )
-                    if recipe.l2 > 0:
-                        loss = loss + recipe.l2 * sum(w.square().sum() for w in weights)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                optimizer.step()
+                    step(rows[s])
+            if full * batch_size < n_train:  # the last, smaller minibatch
+                step(order[:, full * batch_size :].reshape(-1))
             if progress is not None:
                 progress(n_models)
 
@@ -610,6 +655,64 @@ def train_stack(
             f"{bad}: lower lr (now {recipe.lr}) or add l2"
         )
     return net
+
+
+#: Most minibatch rows (models x records) of a step replayed as a CUDA graph. Measured
+#: on an H200 (``bench/gpu.py``, census MLPs, minibatches of 128), seconds per
+#: model-epoch replayed / eager: 2.2 / 5.8 ms at 8 models, 0.87 / 2.1 at 64, but
+#: 0.84 / 0.55 at 256, where a step is long enough that launches no longer bound it
+#: and the recorded matrix products ran slower than eager ones.
+GRAPH_ROWS = 64 * 128
+
+
+def use_graph(recipe: Recipe, device: torch.device, n_models: int = 1) -> bool:
+    """Whether :func:`train_stack` replays its steps as a CUDA graph by default: for
+    the MLP on a GPU, in stacks whose step is short enough to be bound by launches
+    (:data:`GRAPH_ROWS`). The CNN's steps are long enough that launches do not bound
+    them (and its augmentation draws on the CPU)."""
+    return (
+        device.type == "cuda"
+        and recipe.model == "mlp"
+        and recipe.optimizer == "adam"
+        and n_models * recipe.batch_size <= GRAPH_ROWS
+    )
+
+
+class _StepGraph:
+    """A training step of fixed-size minibatches, recorded once as a CUDA graph and
+    replayed for every later minibatch.
+
+    The first :data:`WARMUP` calls run the step eagerly on a side stream (they
+    create the optimiser's state and the libraries' workspaces, which a recording
+    cannot); the next call records it, reading its minibatch from a fixed buffer,
+    and replays it. Every call is one real step, in order, so the training is the
+    eager one's.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, step: Callable[[torch.Tensor], None], rows: int, device) -> None:
+        self.step = step
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.flat = torch.empty(rows, dtype=torch.long, device=device)
+
+    def __call__(self, flat: torch.Tensor) -> None:
+        if self.graph is None and self.calls < self.WARMUP:
+            side = torch.cuda.Stream(device=flat.device)
+            side.wait_stream(torch.cuda.current_stream(flat.device))
+            with torch.cuda.stream(side):
+                self.step(flat)
+            torch.cuda.current_stream(flat.device).wait_stream(side)
+            self.calls += 1
+            return
+        self.flat.copy_(flat)
+        if self.graph is None:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step(self.flat)
+        self.graph.replay()
+        self.calls += 1
 
 
 def augment_images(xb: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
