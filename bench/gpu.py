@@ -29,7 +29,7 @@ and checks the numbers: the GPU's MLP probabilities against the CPU's for the sa
 seeds and records, and graph replay against eager steps on the GPU.
 
 Run: ``python bench/gpu.py [--device cuda] [--epochs 3] [--mlp 8,64,256] [--cnn 16,64]
-[--audits | --audits-only census|fashion|both]``. ``--audits`` then times the
+[--audits | --audits-only census|fashion|lira50k|both]``. ``--audits`` then times the
 issue's two goal audits stage by stage (census, 256 shadows, every attack;
 Fashion-MNIST, 64 shadows), with no job cache.
 Without a GPU it measures the CPU rows alone.
@@ -133,11 +133,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--mlp", default="8,64,256")
+    parser.add_argument("--mlp", default="8,64,128,256")
     parser.add_argument("--cnn", default="16,64")
     parser.add_argument("--cnn-epochs", type=int, default=1)
     parser.add_argument("--audits", action="store_true")
-    parser.add_argument("--audits-only", choices=["census", "fashion", "both"])
+    parser.add_argument("--audits-only", choices=[*AUDITS, "both"])
     args = parser.parse_args()
     if args.audits_only:
         audits(args.device, args.audits_only)
@@ -175,7 +175,7 @@ def main() -> None:
         timed_stack(mlp, Xg, yg, census.n_classes, sets_for(len(census.y), 2, N_TRAIN), device)
         for k in [int(s) for s in args.mlp.split(",")]:
             sets = sets_for(len(census.y), k, N_TRAIN)
-            t_graph, net = timed_stack(mlp, Xg, yg, census.n_classes, sets, device)
+            t_graph, net = timed_stack(mlp, Xg, yg, census.n_classes, sets, device, graphs=True)
             peak = torch.cuda.max_memory_allocated(device) - Xg.nbytes - yg.nbytes
             t_eager, eager = timed_stack(mlp, Xg, yg, census.n_classes, sets, device, graphs=False)
             per = k * args.epochs
@@ -239,33 +239,55 @@ def main() -> None:
         audits(args.device)
 
 
+AUDITS = {
+    "census": (
+        "census, 256 shadows, every attack",
+        {"shadows": 256, "attacks": {"run": ["all"]}},
+        60,
+    ),
+    "fashion": ("fashion-mnist CNN, 64 shadows", {"dataset": "fashion-mnist", "shadows": 64}, 120),
+    # The issue's memory case: online LiRA on 50,000 evaluated records.
+    "lira50k": (
+        "census, 256 shadows, online LiRA, 50,000 evaluated records",
+        {"shadows": 256, "target_size": 25_000, "attacks": {"run": ["lira"]}},
+        None,
+    ),
+}
+
+
 def audits(device: str, which: str = "both") -> None:
-    """The issue's goal audits, stage by stage, no job cache."""
+    """The issue's goal audits, stage by stage, no job cache; peak memory after each
+    (run one per process: the peak RSS is the process's)."""
+    import resource
+
     from miaudit.config import make_config
     from miaudit.jobs import Execution
     from miaudit.pipeline import run_audit
     from miaudit.progress import LogReporter
 
-    goals = [
-        ("census, 256 shadows, every attack", {"shadows": 256, "attacks": {"run": ["all"]}}, 60),
-        ("fashion-mnist CNN, 64 shadows", {"dataset": "fashion-mnist", "shadows": 64}, 120),
-    ]
-    if which != "both":
-        goals = goals[:1] if which == "census" else goals[1:]
-    for title, settings, goal in goals:
-        print(f"\naudit: {title} on {device} (goal {goal} s)", flush=True)
+    names = ["census", "fashion"] if which == "both" else [which]
+    for name in names:
+        title, settings, goal = AUDITS[name]
+        print(f"\naudit: {title} on {device}" + (f" (goal {goal} s)" if goal else ""), flush=True)
         start = time.perf_counter()
         result = run_audit(
             make_config({**settings, "device": device}),
             LogReporter(),
-            execution=Execution(job_cache=False),
+            # No job cache, unless MIAUDIT_JOB_CACHE names one (to time the attacks again).
+            execution=Execution(job_cache=None if os.environ.get("MIAUDIT_JOB_CACHE") else False),
         )
         total = time.perf_counter() - start
         for stage, seconds in result.timings_s.items():
             print(f"  {stage:<14} {seconds:8.2f} s")
-        print(f"  {'total':<14} {total:8.2f} s ({total / goal:.0%} of the goal)")
-        for name, a in result.attacks.items():
-            print(f"  {name:<16} AUC {a.auc:.3f}  TPR@1%FPR {a.tpr_at_fpr['0.01']:.4f}")
+        print(
+            f"  {'total':<14} {total:8.2f} s"
+            + (f" ({total / goal:.0%} of the goal)" if goal else "")
+        )
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        gpu = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
+        print(f"  peak memory: {rss:.1f} GiB resident, {gpu:.1f} GiB allocated on the GPU")
+        for attack, a in result.attacks.items():
+            print(f"  {attack:<16} AUC {a.auc:.3f}  TPR@1%FPR {a.tpr_at_fpr['0.01']:.4f}")
 
 
 if __name__ == "__main__":

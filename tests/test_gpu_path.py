@@ -207,3 +207,26 @@ def test_running_out_of_gpu_memory_midway_names_the_setting_and_keeps_finished_s
 def test_max_stack_is_validated():
     with pytest.raises(ConfigError, match="--max-stack 0"):
         Execution(max_stack=0)
+
+
+@pytest.mark.parametrize(("device", "workers"), [("cuda", 1), ("cpu", 4)])
+def test_a_local_dask_cluster_on_a_gpu_has_one_worker(monkeypatch, digits, device, workers):
+    import dask.distributed
+
+    started = {}
+
+    class Stop(Exception):
+        pass
+
+    def cluster(**kwargs):
+        started.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", cluster)
+    job = ShadowJob(np.arange(100), 0, np.arange(10))
+    with pytest.raises(Stop):
+        jobs._run_dask(
+            jobs.as_family(RECIPE), digits.X, digits.y, 10, [job], [[0]], None, device,
+            Execution(executor="dask", workers=4), None, None,
+        )  # fmt: skip
+    assert started["n_workers"] == workers

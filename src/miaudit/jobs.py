@@ -884,8 +884,10 @@ def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, fin
                     "starts a local cluster)"
                 ) from None
         else:
+            # On a GPU one worker: its stacks are sized to the GPU's memory, and several
+            # workers would share the one device ("cuda" is the first GPU of each).
             cluster = LocalCluster(
-                n_workers=execution.n_workers,
+                n_workers=1 if device.startswith("cuda") else execution.n_workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
