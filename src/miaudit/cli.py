@@ -396,7 +396,11 @@ def audit(
     ] = None,
     attack_learner: Annotated[
         str | None,
-        typer.Option(help="Attack model: gbdt, nn, logreg, rf.", rich_help_panel=_ATTACK),
+        typer.Option(
+            help="Shokri's attack models: nn (default: small networks trained as one stack "
+            "on --device), gbdt, logreg, rf.",
+            rich_help_panel=_ATTACK,
+        ),
     ] = None,
     class_agnostic: Annotated[
         bool | None,

@@ -62,7 +62,7 @@ L2 = 1e-5
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
 #: Steps whose minibatch indices are drawn and sent to the device at once.
-_BLOCK = 64
+_BLOCK = 32
 
 
 def steps_for(n_records: int) -> int:
@@ -137,7 +137,8 @@ def fit_attack_nets(
     device:
         ``"cpu"`` or ``"cuda"``.
     progress:
-        Called as ``progress(done, total)`` with the models finished so far.
+        Called as ``progress(done, total)`` after every block of steps, in model-steps
+        (the steps every model has taken so far, of all the steps they take).
     """
     dev = resolve_device(device)
     K = len(tasks)
@@ -178,7 +179,7 @@ def fit_attack_nets(
     sorted_steps = steps[order]
     base = torch.from_numpy(offsets[order]).to(dev)
     total = int(sorted_steps[0]) if K else 0
-    done = 0
+    work = int(sorted_steps.sum())
     with torch_threads(1):
         for start in range(0, total, _BLOCK):
             span = min(_BLOCK, total - start)
@@ -196,10 +197,7 @@ def fit_attack_nets(
                 grads = mlp_gradients(prefix, xb, yb, L2)
                 _adam(prefix, grads, moments, a, step + 1)
             if progress is not None:
-                now = K - int((sorted_steps > start + span).sum())
-                if now != done:
-                    done = now
-                    progress(done, K)
+                progress(int(np.minimum(sorted_steps, start + span).sum()), work)
     inverse = np.argsort(order)
     cpu = {name: t[torch.from_numpy(inverse).to(dev)].cpu() for name, t in params.items()}
     if not all(bool(t.isfinite().all()) for t in cpu.values()):
