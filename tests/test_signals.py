@@ -111,3 +111,26 @@ def test_log_probabilities_are_exact_at_both_ends():
     assert log_p[2, 2] == LOG_TINY
     # A row that does not sum to 1 (a rounding policy) is read as what it is proportional to.
     np.testing.assert_allclose(np.exp(log_probabilities([[0.6, 0.2]])[0]), [[0.75, 0.25]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_true_class_path_gives_the_full_paths_numbers_bit_for_bit(dtype, monkeypatch):
+    from miaudit import signals
+
+    # Blocks of a few rows, so several blocks (and threads) are used.
+    monkeypatch.setattr(signals, "BLOCK_ROWS", 700)
+    rng = np.random.default_rng(3)
+    C = 12
+    logits = rng.normal(size=(3, 2000, C)) * rng.choice([1.0, 5.0, 40.0], size=(3, 2000, 1))
+    P = np.exp(logits - logits.max(-1, keepdims=True))
+    P = (P / P.sum(-1, keepdims=True)).astype(dtype)
+    P[0, :10] = 0.0
+    P[0, :10, 0] = 1.0  # one-hot rows
+    P[1, :10] = 1.0 / C  # ties for the top class
+    y = rng.integers(0, C, 2000)
+    log_p, log_1mp = signals.log_probabilities(P)
+    fast = signals._true_logs(P, y)
+    assert np.array_equal(fast[0], signals._true(log_p, y))
+    assert np.array_equal(fast[1], signals._true(log_1mp, y))
+    # The blocked signals equal their whole-array formulas.
+    assert np.array_equal(signals.entropy(P), -(np.exp(log_p) * log_p).sum(-1))

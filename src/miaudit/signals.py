@@ -62,16 +62,24 @@ def log_probabilities(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p_top = np.take_along_axis(P, top, axis=-1)
     # The others, added up directly: neither total - p_top nor 1 - p_top, which cancel.
     rest = np.where(is_top, 0.0, P).sum(axis=-1, keepdims=True)
+    return _log_pair(P, total, p_top, rest, is_top)
+
+
+def _log_pair(p, total, p_top, rest, is_top) -> tuple[np.ndarray, np.ndarray]:
+    """``(log p, log(1 - p))`` of entries ``p`` of rows with sum ``total``, top entry
+    ``p_top`` and the others' sum ``rest`` (``is_top``: ``p`` is the top entry): from
+    ``rest`` for the top entry, from ``p`` itself for the others; clipped at
+    :data:`LOG_TINY`. Every argument broadcasts against ``p``."""
     with np.errstate(divide="ignore"):
         log_p = np.where(
             is_top,
             -np.log1p(rest / np.maximum(p_top, TINY)),
-            np.log(np.maximum(P, TINY)) - np.log(total),
+            np.log(np.maximum(p, TINY)) - np.log(total),
         )
         log_1mp = np.where(
             is_top,
             np.log(np.maximum(rest, TINY)) - np.log(total),
-            np.log1p(-np.minimum(P / total, 1.0)),
+            np.log1p(-np.minimum(p / total, 1.0)),
         )
     return np.maximum(log_p, LOG_TINY), np.maximum(log_1mp, LOG_TINY)
 
@@ -130,20 +138,7 @@ def _true_logs_block(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     P[n, top] = 0.0
     rest = P.sum(axis=-1)
     P[n, top] = p_top
-    p_y = P[n, y]
-    is_top = top == y
-    with np.errstate(divide="ignore"):
-        log_p = np.where(
-            is_top,
-            -np.log1p(rest / np.maximum(p_top, TINY)),
-            np.log(np.maximum(p_y, TINY)) - np.log(total),
-        )
-        log_1mp = np.where(
-            is_top,
-            np.log(np.maximum(rest, TINY)) - np.log(total),
-            np.log1p(-np.minimum(p_y / total, 1.0)),
-        )
-    return np.maximum(log_p, LOG_TINY), np.maximum(log_1mp, LOG_TINY)
+    return _log_pair(P[n, y], total, p_top, rest, top == y)
 
 
 def log_true_probability(P: np.ndarray, y: np.ndarray) -> np.ndarray:
