@@ -96,3 +96,15 @@ def test_library_code_is_named_not_read_and_code_without_source_is_unknowable():
 
     identity, reason = code_identity(Opaque())
     assert identity is None and "no stable description" in reason
+
+
+def test_an_object_freed_during_the_walk_does_not_lend_its_id_to_the_next():
+    # The walk makes temporaries (closure variables, attribute dicts). Once one was
+    # freed, CPython gave its id to the next object of its kind, which was then
+    # described as a reference to the first: a trainer's key changed from run to run.
+    from miaudit.models.identity import _Walker
+
+    walker = _Walker()
+    first = walker.describe([1, 2])  # outside the assert: pytest's rewriting would hold it
+    second = walker.describe([3, 4])
+    assert (first, second) == ([1, 2], [3, 4])

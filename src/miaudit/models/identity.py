@@ -113,6 +113,11 @@ def _names_used(code: types.CodeType) -> set[str]:
 class _Walker:
     def __init__(self) -> None:
         self.seen: dict[int, str] = {}
+        # Every object seen, held for the walk: an id names an object only while it
+        # lives, and the walk makes temporaries (closure variables, attribute dicts)
+        # whose ids a later object could otherwise take, and be described as a "ref"
+        # to something it is not (a key that changed from run to run).
+        self.held: list[Any] = []
         self.modules: set[str] = set()
 
     def describe(self, obj: Any, depth: int = 0) -> Any:
@@ -132,6 +137,7 @@ class _Walker:
         if key in self.seen:
             return {"ref": self.seen[key]}
         self.seen[key] = f"{type(obj).__qualname__}#{len(self.seen)}"
+        self.held.append(obj)
         return self._describe_object(obj, depth + 1)
 
     def _describe_object(self, obj: Any, depth: int) -> Any:
