@@ -396,8 +396,10 @@ def save_model_folder(
         try:
             os.replace(tmp, folder)
         except OSError as exc:
-            # Another writer of the key renamed its entry into place first.
-            if keyed and exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and _valid_folder(folder):
+            # Another writer of the key renamed its entry (the same content) into place
+            # first. Its validity is not checked here: a third writer may be moving it
+            # aside at this instant; every read verifies the checksum anyway.
+            if keyed and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
             raise
