@@ -28,10 +28,11 @@ the default `audit` (10 shadows)::
 At 10 shadows no class has 20,000 records (identical scores); the fit's cost there
 is the 47 boosted models' fixed cost, not their records. The table is gradient
 boosting's (``--learners gbdt``), the default before the stacked networks; the
-default now (``nn``, logit inputs, 50,000) fitted in 9.7 s at 10 shadows (AUC
-0.8869, TPR@1% 0.2111) and 34.9 s at 64 (0.8960, 0.2437): both inside gradient
-boosting's intervals, at 0.28 and 0.50 of its time. ``--learners`` picks the
-learners to compare (default ``nn,gbdt``).
+default now (``nn``, logit inputs, 50,000), side by side with it in one run
+(``--bounds 50000``): at 10 shadows 13.1 s against 35.4 (AUC 0.8869, TPR@1% 0.2111),
+at 64 shadows 33.4 s against 55.3 (0.8960, 0.2437): both inside gradient
+boosting's intervals. ``--learners`` picks the learners to compare (default
+``nn,gbdt``).
 """
 
 from __future__ import annotations

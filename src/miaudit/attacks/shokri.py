@@ -31,17 +31,17 @@ near 0 and 1 where an overfitted model's members and non-members differ.
 Defaults. ``learner="nn"``: the paper's small networks, all classes' models trained
 together as one stacked network (:mod:`miaudit.attacks.attack_net`) on the audit's
 device, with ``transform="logit"``. Measured on the default census audit's shadow
-outputs (``bench/attack_scale.py``, 2-core VM), against gradient boosting (``gbdt``,
-the previous default, fitted one model after another) with the same 50,000-record
-bound:
+outputs (``bench/attack_scale.py --bounds 50000``, 2-core VM, side by side in one
+run), against gradient boosting (``gbdt``, the previous default, fitted one model
+after another) with the same 50,000-record bound:
 
 =========  =======  =======  ======  =========  ========================
-shadows    learner  fit s    AUC     TPR@1%     gbdt's 95 % interval
+shadows    learner  fit s    AUC     TPR@1%     95 % interval
 =========  =======  =======  ======  =========  ========================
-10         gbdt     35.0     0.8850  0.1870     0.1579-0.2161
-10         nn       9.7      0.8869  0.2111
-64         gbdt     69.2     0.8963  0.2640     0.2394-0.2882
-64         nn       34.9     0.8960  0.2437
+10         gbdt     35.4     0.8850  0.1870     0.1579-0.2161
+10         nn       13.1     0.8869  0.2111     0.1906-0.2417
+64         gbdt     55.3     0.8963  0.2640     0.2394-0.2882
+64         nn       33.4     0.8960  0.2437     0.2175-0.2706
 =========  =======  =======  ======  =========  ========================
 
 Without the logit transform the network lost AUC (0.8596 at 10 shadows): on raw
