@@ -230,3 +230,18 @@ def test_a_local_dask_cluster_on_a_gpu_has_one_worker(monkeypatch, digits, devic
             Execution(executor="dask", workers=4), None, None,
         )  # fmt: skip
     assert started["n_workers"] == workers
+
+
+def test_a_gpu_that_is_not_there_is_one_line(monkeypatch, capsys, tmp_path):
+    from miaudit.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main([
+        "audit", "--dataset", "digits", "--shadows", "2", "--device", "cuda",
+        "--no-job-cache", "--out", str(tmp_path / "out"),
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("miaudit: error:")]
+    assert "no CUDA GPU is available" in line

@@ -71,6 +71,7 @@ from miaudit.models.torch_batched import (
     GPU_MAX_STACK,
     GPU_MEMORY_SHARE,
     GPU_OVERHEAD,
+    resolve_device,
     stack_size,
     torch_threads,
 )
@@ -599,11 +600,12 @@ def gpu_memory_now(device: str) -> tuple[int, int, int]:
 
 
 def device_memory(device: str = "cpu") -> int:
-    """Bytes of memory on ``device`` (the GPU's, or the machine's)."""
+    """Bytes of memory on ``device`` (the GPU's, or the machine's); a GPU that is not
+    there is one line (:func:`~miaudit.models.torch_batched.resolve_device`)."""
     if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+        return torch.cuda.get_device_properties(resolve_device(device)).total_memory
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

@@ -94,18 +94,7 @@ def _true_logs(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the true class alone: the logarithms of one entry per row rather than of all C
     (a tenth of the time at 46 classes), in blocks of :data:`BLOCK_ROWS` rows, so an
     array of K models' outputs is never copied whole to float64."""
-    P = np.asarray(P)
-    shape = P.shape[:-1]
-    flat = P.reshape(-1, P.shape[-1])
-    labels = np.broadcast_to(np.asarray(y), shape).reshape(-1)
-    log_p = np.empty(flat.shape[0])
-    log_1mp = np.empty(flat.shape[0])
-
-    def block(rows: slice) -> None:
-        log_p[rows], log_1mp[rows] = _true_logs_block(flat[rows], labels[rows])
-
-    _each_block(block, flat.shape[0])
-    return log_p.reshape(shape), log_1mp.reshape(shape)
+    return _by_blocks(_true_logs_block, P, y, outputs=2)
 
 
 def _each_block(work, n_rows: int) -> None:
@@ -180,21 +169,25 @@ def _logit_block(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(p_y, TINY)) - np.log(np.maximum(rest, TINY))
 
 
-def _by_blocks(fn, P: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+def _by_blocks(fn, P: np.ndarray, y: np.ndarray | None = None, outputs: int = 1):
     """``fn(rows, labels)`` of every row of ``P`` (``(..., C)``), :data:`BLOCK_ROWS`
-    rows at a time, as ``(...)`` float64: the ``(..., C)`` temporaries of a signal
-    over K models' outputs stay the size of one block."""
+    rows at a time, as ``(...)`` float64 (a tuple of ``outputs`` such arrays when
+    ``fn`` returns that many): the ``(..., C)`` temporaries of a signal over K
+    models' outputs stay the size of one block."""
     P = np.asarray(P)
     shape = P.shape[:-1]
     flat = P.reshape(-1, P.shape[-1])
     labels = None if y is None else np.broadcast_to(np.asarray(y), shape).reshape(-1)
-    out = np.empty(flat.shape[0])
+    out = [np.empty(flat.shape[0]) for _ in range(outputs)]
 
     def block(rows: slice) -> None:
-        out[rows] = fn(flat[rows], None if labels is None else labels[rows])
+        parts = fn(flat[rows], None if labels is None else labels[rows])
+        for o, part in zip(out, parts if outputs > 1 else (parts,), strict=True):
+            o[rows] = part
 
     _each_block(block, flat.shape[0])
-    return out.reshape(shape)
+    arrays = tuple(o.reshape(shape) for o in out)
+    return arrays if outputs > 1 else arrays[0]
 
 
 def entropy(P: np.ndarray) -> np.ndarray:

@@ -191,8 +191,9 @@ class ShokriAttack:
         shadows gradient boosting fitted in 0.64 of the time, its TPR at 1 % FPR
         inside the all-records interval (``bench/attack_scale.py``).
     n_jobs:
-        Attack models trained at once (they are independent); ``-1`` for all
-        cores. Workers are processes unless a ``joblib.parallel_config`` says
+        For the scikit-learn learners: attack models fitted at once (they are
+        independent); ``-1`` for all cores (``"nn"`` trains them all as one stack
+        anyway). Workers are processes unless a ``joblib.parallel_config`` says
         otherwise. On 2 shared cores no setting beat ``1`` (the default); it is
         for hosts with idle cores and many classes.
     seed:
