@@ -245,3 +245,55 @@ def test_a_gpu_that_is_not_there_is_one_line(monkeypatch, capsys, tmp_path):
     assert "Traceback" not in err
     (line,) = [x for x in err.splitlines() if x.startswith("miaudit: error:")]
     assert "no CUDA GPU is available" in line
+
+
+def test_stacks_for_a_dask_cluster_are_sized_to_its_smallest_workers_gpu(monkeypatch, digits):
+    # This machine's GPU is large; the cluster's smallest is not: the chunks sent to
+    # the workers are sized to theirs.
+    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 80 * GIB)
+    asked = []
+
+    def workers(scheduler, device):
+        asked.append((scheduler, device))
+        return GIB // 32
+
+    sent = []
+
+    def run_dask(family, X, y, n_classes, job_list, todo, *rest):
+        sent.extend(len(c) for c in todo)
+
+    monkeypatch.setattr(jobs, "workers_memory", workers)
+    monkeypatch.setattr(jobs, "_run_dask", run_dask)
+    job_list = [ShadowJob(np.arange(1000), k, np.arange(10)) for k in range(64)]
+    execution = Execution(job_cache=False, executor="dask", scheduler="tcp://10.0.0.1:8786")
+    run_jobs(CENSUS_MLP, digits.X, digits.y, 10, job_list, device="cuda", execution=execution)
+    assert asked == [("tcp://10.0.0.1:8786", "cuda")]
+    limit = jobs.stack_limit(CENSUS_MLP, (64,), 10, "cuda", 1000, None, GIB // 32)
+    assert 1 < limit < jobs.stack_limit(CENSUS_MLP, (64,), 10, "cuda", 1000) == GPU_MAX_STACK
+    assert max(sent) <= limit and sum(sent) == 64
+    # A local cluster trains on this machine's GPU: nothing to ask.
+    asked.clear()
+    sent.clear()
+    run_jobs(CENSUS_MLP, digits.X, digits.y, 10, job_list, device="cuda",
+             execution=Execution(job_cache=False, executor="dask"))  # fmt: skip
+    assert asked == [] and sent == [64]
+
+
+def test_a_dask_clusters_memory_is_asked_of_its_workers():
+    from dask.distributed import LocalCluster
+
+    # In-process workers: the question still travels through the scheduler to each.
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    try:
+        address = cluster.scheduler_address
+        assert jobs.workers_memory(address, "cpu") == jobs.device_memory("cpu")
+        if not torch.cuda.is_available():
+            with pytest.raises(ConfigError) as err:
+                jobs.workers_memory(address, "cuda")
+            message = str(err.value)
+            assert "\n" not in message and message.startswith("Dask worker ")
+            assert "no CUDA GPU is available" in message
+    finally:
+        cluster.close()

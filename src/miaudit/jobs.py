@@ -493,6 +493,7 @@ def stack_limit(
     device: str,
     n_train: int | None = None,
     max_stack: int | None = None,
+    memory: int | None = None,
 ) -> int:
     """Most models per chunk (refused, by :func:`check_memory`, when not even one fits).
 
@@ -501,23 +502,26 @@ def stack_limit(
     :data:`~miaudit.models.torch_batched.GPU_MEMORY_SHARE` of its memory holds, up
     to :data:`~miaudit.models.torch_batched.GPU_MAX_STACK`: stacks train one at a
     time there, and larger stacks cost less per model (``bench/gpu.py``).
-    ``max_stack`` (the user's ``--max-stack``) caps either.
+    ``max_stack`` (the user's ``--max-stack``) caps either. ``memory``: the bytes to
+    size for, where the models train elsewhere (:func:`workers_memory`); default
+    this machine's :func:`device_memory`.
     """
     family = as_family(family)
     if not family.stacked:  # models trained alone: each its own unit of work and cache
-        check_memory(family, input_shape, n_classes, device, n_train)
+        check_memory(family, input_shape, n_classes, device, n_train, memory)
         return 1
-    per_model = check_memory(family, input_shape, n_classes, device, n_train)
+    per_model = check_memory(family, input_shape, n_classes, device, n_train, memory)
     gpu = device.startswith("cuda")
     cap = GPU_MAX_STACK if gpu else CHUNK
     if max_stack is not None:
         cap = min(cap, max_stack)
     if per_model is None:
         return cap
+    memory = device_memory(device) if memory is None else memory
     if gpu:
         need = int(GPU_OVERHEAD * per_model)
-        return max(1, stack_size(need, device_memory(device), GPU_MEMORY_SHARE, cap))
-    return max(1, stack_size(per_model, device_memory(device), MEMORY_SHARE, cap))
+        return max(1, stack_size(need, memory, GPU_MEMORY_SHARE, cap))
+    return max(1, stack_size(per_model, memory, MEMORY_SHARE, cap))
 
 
 #: Share of the machine's memory one model may need at most: more is refused.
@@ -530,10 +534,11 @@ def check_memory(
     n_classes: int,
     device: str,
     n_train: int | None = None,
+    memory: int | None = None,
 ) -> int | None:
     """The memory one model needs to train (an estimate; ``None`` when the family has
     none), refused before any work when it exceeds :data:`MEMORY_LIMIT_SHARE` of the
-    machine's (an absurd ``hidden`` or ``filters``)."""
+    machine's, or of ``memory`` bytes (an absurd ``hidden`` or ``filters``)."""
     family = as_family(family)
     need = family.training_bytes(input_shape, n_classes, n_train)
     if need is None:
@@ -543,21 +548,29 @@ def check_memory(
         f"training one {family.describe()['model']} model of these settings",
         f"lower {key('target.hidden')}, filters or {key('target.batch_size')}",
         device=device,
+        memory=memory,
     )
     return need
 
 
 def refuse_past_memory(
-    need: int, what: str, fix: str, error: type[MiauditError] = ConfigError, device: str = "cpu"
+    need: int,
+    what: str,
+    fix: str,
+    error: type[MiauditError] = ConfigError,
+    device: str = "cpu",
+    memory: int | None = None,
 ) -> None:
     """Refuse, before any work, ``what`` when its estimated ``need`` (bytes) passes
-    :data:`MEMORY_LIMIT_SHARE` of ``device``'s memory: one line naming the estimate,
-    the memory and ``fix``. Every check of absurd sizes (models, shadows, a service's
-    answers, a model file's arrays) goes through here."""
-    memory = device_memory(device)
+    :data:`MEMORY_LIMIT_SHARE` of ``device``'s memory (or of ``memory`` bytes, the
+    Dask workers' smallest): one line naming the estimate, the memory and ``fix``.
+    Every check of absurd sizes (models, shadows, a service's answers, a model
+    file's arrays) goes through here."""
+    where = "this machine's" if memory is None else "the smallest Dask worker's"
+    memory = device_memory(device) if memory is None else memory
     if need > MEMORY_LIMIT_SHARE * memory:
         raise error(
-            f"{what} would take about {need / 2**30:,.1f} GiB, more than this machine's "
+            f"{what} would take about {need / 2**30:,.1f} GiB, more than {where} "
             f"{memory / 2**30:,.1f} GiB allows: {fix}"
         )
 
@@ -739,7 +752,13 @@ def run_jobs(
         )
     shape = tuple(int(s) for s in X.shape[1:])
     n_train = max((len(j.train) for j in jobs), default=None)
-    limit = stack_limit(family, shape, n_classes, device, n_train, execution.max_stack)
+    # Stacks for a cluster's GPUs are sized to the smallest of them, not to this machine's.
+    memory = None
+    if execution.scheduler is not None and device.startswith("cuda") and family.stacked:
+        memory = workers_memory(execution.scheduler, device)
+        if notify is not None:
+            notify(f"dask: stacks sized to the workers' smallest GPU, {memory / 2**30:,.1f} GiB")
+    limit = stack_limit(family, shape, n_classes, device, n_train, execution.max_stack, memory)
     chunks = _chunks(len(jobs), limit, spread=1 if device.startswith("cuda") else 2)
     keys = []
     if cache is not None:  # hashing the records is work: only for a cache
@@ -868,6 +887,43 @@ def ship_by_value(family: ModelFamily) -> None:
         ) from None
 
 
+def _connect(scheduler: str):
+    """A Dask client of the scheduler at ``scheduler``; one line when it is not there."""
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}): is it running, and is "
+            "the address right? (--executor dask without --scheduler starts a local cluster)"
+        ) from None
+
+
+def workers_memory(scheduler: str, device: str) -> int:
+    """The smallest :func:`device_memory` of ``device`` among the workers of the Dask
+    cluster at ``scheduler``, each measured on its own machine (its GPU, where
+    ``CUDA_VISIBLE_DEVICES`` points), so that a stack sized to it fits on any of them.
+    A cluster without workers, or a worker without the device, is one line."""
+    client = _connect(scheduler)
+    try:
+        answers = client.run(device_memory, device, on_error="return")
+    finally:
+        client.close()
+    if not answers:
+        raise ConfigError(
+            f"the Dask scheduler at {scheduler} has no workers: start them with "
+            f"`dask worker {scheduler}`"
+        )
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            reason = answer if isinstance(answer, MiauditError) else repr(answer)
+            raise ConfigError(
+                f"Dask worker {worker} cannot train on --device {device}: {reason}"
+            ) from None
+    return min(int(a) for a in answers.values())
+
+
 def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, finished, notify):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -879,14 +935,7 @@ def _run_dask(family, X, y, n_classes, jobs, todo, extra, device, execution, fin
     cluster = None
     try:
         if execution.scheduler is not None:
-            try:
-                client = Client(execution.scheduler, timeout=10)
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(
-                    f"cannot reach the Dask scheduler at {execution.scheduler} ({exc}): is it "
-                    "running, and is the address right? (--executor dask without --scheduler "
-                    "starts a local cluster)"
-                ) from None
+            client = _connect(execution.scheduler)
         else:
             # On a GPU one worker: its stacks are sized to the GPU's memory, and several
             # workers would share the one device ("cuda" is the first GPU of each).
