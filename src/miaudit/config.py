@@ -55,6 +55,10 @@ class RecipeSpec(BaseModel):
     n_estimators: int | None = None
     max_depth: int | None = None
     augment: bool | None = None
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    max_grad_norm: float | None = None
+    dp_accountant: str | None = None
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -290,7 +294,9 @@ class AuditConfig(BaseModel):
     noise: float = Field(default=0.1, gt=0.0, le=1.0)
     shadow_labels: Literal["data", "target"] = "data"
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
-    game: Literal["shokri", "recipe"] = "shokri"
+    game: Literal["shokri", "recipe", "canaries"] = "shokri"
+    canaries: int = Field(default=1000, ge=2)
+    canary_kind: Literal["population", "mislabelled"] = "population"
     bootstrap: int = Field(default=1000, ge=0, le=MAX_BOOTSTRAP)
     fprs: list[float] = Field(default_factory=list)
     seed: int = Field(default=0, ge=0)
@@ -392,6 +398,19 @@ class AuditConfig(BaseModel):
                     f"{name_key('game', 'recipe')} trains every model on the pool: use "
                     f"{name_key('shadow_data', 'real')}"
                 )
+        if self.game == "canaries":
+            self._refuse_set(
+                ("target_model", "target_url", "save_target", "membership", "target_python",
+                 "members", "non_members"),
+                f"{name_key('game', 'canaries')} trains its own target with canaries in its "
+                f"training set, so {{key}} does not apply: drop it, or use "
+                f"{name_key('game', 'shokri')}",
+            )  # fmt: skip
+        elif self.canaries != 1000 or self.canary_kind != "population":
+            raise ConfigError(
+                f"{name_key('canaries')} and {name_key('canary_kind')} set up the canary game: "
+                f"add {name_key('game', 'canaries')}, or drop them"
+            )
         if self.target_url is not None:
             self._check_remote()
         elif self.membership is not None:
@@ -466,7 +485,8 @@ class AuditConfig(BaseModel):
 def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
     """One line naming the first invalid setting and what is wrong with it."""
     first = err.errors()[0]
-    where = prefix + (".".join(str(p) for p in first["loc"]) or "config")
+    loc = ".".join(str(p) for p in first["loc"])
+    where = prefix + loc if loc else prefix.rstrip(".") or "config"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
     if first["type"] == "extra_forbidden":

@@ -25,6 +25,7 @@ from miaudit.attacks.suite import (
     run_attacks,
 )
 from miaudit.attacks.variants import numeric_columns
+from miaudit.claim import DEFAULT_DELTA, claim_section
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.errors import ConfigError, DataError, ModelError, key
@@ -62,6 +63,7 @@ from miaudit.splits import (
     make_splits,
     online_shadow_sets,
     resolve_target_size,
+    with_canaries,
 )
 from miaudit.synthesis import format_sampler, hill_climb, records_needed
 from miaudit.target import LocalTarget
@@ -100,6 +102,7 @@ def _seeds(seed: int) -> dict[str, np.random.SeedSequence]:
         "robustness",
         "bootstrap",
         "public",
+        "canaries",
     )
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names)), strict=True))
 
@@ -242,6 +245,8 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
     _check_scale(config, data, config.shadow_size or config.target_size)
     with reporter.stage("splits", "drawing splits"):
         splits, member_facts = _draw_splits(config, data, plan, who.saved, found, rng)
+        if config.game == "canaries":
+            splits, data, member_facts = _canaries(config, data, splits, who, seeds)
     _say_overlap(splits, reporter)
     resolved = _resolved(config, data, handed, plan, target_size=splits.target_size, who=who)
     _check_fprs(config, len(splits.target_out))
@@ -355,11 +360,49 @@ def _resolved(config, data, handed, plan, *, target_size, who=None, recipe=None)
         update={
             "dataset": data.name if handed.data is not None else config.dataset,
             "target_size": target_size,
-            "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.model_dump()),
-            "shadow": None if shadow is None else RecipeSpec(**shadow.model_dump()),
+            "target": RecipeSpec() if recipe is None else RecipeSpec(**recipe.settings()),
+            "shadow": None if shadow is None else RecipeSpec(**shadow.settings()),
             "attacks": config.attacks.model_copy(update={"run": list(plan.names)}),
         }
     )
+
+
+def _canaries(config, data, splits, who, seeds) -> tuple[AuditSplits, Dataset, dict[str, Any]]:
+    """The canary game's splits (:func:`~miaudit.splits.with_canaries`), its data (the
+    canaries given wrong labels when ``canary_kind`` is ``mislabelled``: each a label
+    drawn uniformly from the others), and what the report says of the canaries."""
+    if who.user or who.saved is not None:
+        raise ConfigError(
+            f"{key('game', 'canaries')} trains its own target with canaries in its training "
+            f"set: drop target= and members=, or use {key('game', 'shokri')}"
+        )
+    rng = np.random.default_rng(seeds["canaries"])
+    splits = with_canaries(splits, config.canaries, rng)
+    canaries = np.concatenate([splits.target_in, splits.target_out])
+    if config.canary_kind == "mislabelled":
+        if data.n_classes < 2:
+            raise DataError("mislabelled canaries need at least two classes")
+        y = data.y.copy()
+        shift = rng.integers(1, data.n_classes, len(canaries))
+        y[canaries] = (y[canaries] + shift) % data.n_classes
+        data = dataclasses.replace(data, y=y)
+    facts = {
+        "members_given": splits.target_size,
+        "canaries": {
+            "count": len(canaries),
+            "included": len(splits.target_in),
+            "kind": config.canary_kind,
+        },
+    }
+    return splits, data, facts
+
+
+def _privacy(family: ModelFamily, n_train: int) -> dict[str, Any]:
+    """The DP-SGD plan a recipe trained the target with (``results.json``'s
+    ``target.dp``: the claimed ε and δ, noise multiplier, clipping norm, accountant),
+    or nothing."""
+    plan = family.privacy(n_train)
+    return {} if plan is None else {"dp": plan.as_dict()}
 
 
 def _deployed_target(config, data, handed, who, remote, splits, member_facts, seeds,
@@ -377,6 +420,7 @@ def _deployed_target(config, data, handed, who, remote, splits, member_facts, se
     elif who.saved is not None:
         model = who.saved.model
         facts = {"source": config.target_model, **who.target_family.describe()}
+        facts.update(_privacy(who.target_family, splits.target_size))
     else:
         model = _train_target(
             who.target_family, data, splits, seeds["target"], config, reporter, execution
@@ -384,7 +428,8 @@ def _deployed_target(config, data, handed, who, remote, splits, member_facts, se
         if config.save_target is not None:
             save_target(model, config.save_target, data, splits)
             reporter.message(f"saved the target to {config.save_target}")
-        facts = {"source": "trained", **who.target_family.describe()}
+        facts = {"source": "trained", **who.target_family.describe(), **member_facts}
+        facts.update(_privacy(who.target_family, splits.target_size))
     policies = [parse_policy(spec) for spec in config.defense]
     local = LocalTarget(model, data.n_classes, query_budget=config.query_budget)
     return PolicyTarget(local, policies), policies, facts
@@ -485,6 +530,7 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
     outcome = _score_attacks(
         plan, inputs, resolved, data.class_names, game.eval_member, seeds, reporter, execution
     )
+    claim = _privacy_claim(resolved, facts, game.eval_member, outcome)
     return AuditResult(
         config=resolved,
         dataset=DatasetSection.of(data.summary()),
@@ -496,7 +542,23 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
         member=game.eval_member,
         timings_s=reporter.timings,
         execution={"jobs": job_facts},
+        privacy_claim=claim,
         **outcome,
+    )
+
+
+def _privacy_claim(config, facts, member, outcome) -> dict[str, Any] | None:
+    """``results.json``'s ``privacy_claim`` (:mod:`miaudit.claim`), for the canary game
+    or a DP-SGD target: every attack's lower bounds on ε at the claim's δ (else at
+    :data:`~miaudit.claim.DEFAULT_DELTA`), beside the claim."""
+    claimed = facts.get("dp")
+    canaries = config.game == "canaries"
+    if not canaries and claimed is None:
+        return None
+    delta = claimed["delta"] if claimed is not None else DEFAULT_DELTA
+    fprs = sorted({*DEFAULT_FPRS, *config.fprs})
+    return claim_section(
+        outcome["scores"], member, list(outcome["attacks"]), fprs, claimed, delta, canaries
     )
 
 
@@ -1162,7 +1224,7 @@ def _train_target(
             records(data.X),
             labels_for(family, data),
             data.n_classes,
-            splits.target_in,
+            splits.target_train,
             _int_seeds(seed, 1)[0],
             device=config.device,
             execution=execution,

@@ -25,6 +25,7 @@ from miaudit.attacks.suite import inputs_to_arrays
 from miaudit.config import AuditConfig
 from miaudit.errors import ConfigError
 from miaudit.metrics import AttackMetrics, Strength, attack_strength
+from miaudit.models.dp import dp_claim
 
 __all__ = [
     "AuditResult",
@@ -146,6 +147,10 @@ class AuditResult:
     kind: str = "audit"
     #: The user's own id of each evaluated record, when the data has ids.
     ids: np.ndarray | None = None
+    #: Lower bounds on the ε the target's training honours, beside the ε a DP-SGD
+    #: target claims (:func:`miaudit.claim.claim_section`): with a DP-SGD target or
+    #: the canary game; ``None`` otherwise.
+    privacy_claim: dict[str, Any] | None = None
 
     @property
     def strongest(self) -> str:
@@ -200,10 +205,11 @@ class AuditResult:
         """A few lines for a person: the target, and each attack's headline figures,
         strongest first (TPR at 1 % FPR, then AUC)."""
         tg = self.target
+        dp = f" {dp_claim(tg.details['dp'])}" if tg.details.get("dp") else ""
         what = (
             f"outputs computed elsewhere, {tg.n_train:,} members and {tg.n_test:,} non-members"
             if self.kind == "evaluation"
-            else f"{self.dataset.name}: {tg.model or tg.source} as target, "
+            else f"{self.dataset.name}: {tg.model or tg.source}{dp} as target, "
             f"{tg.n_train:,} training records"
         )
         lines = [
@@ -347,6 +353,7 @@ class AuditResult:
             "strongest_attack": self.strongest,
             "ranking": self.ranking(),
             "most_exposed": self.most_exposed(),
+            **({} if self.privacy_claim is None else {"privacy_claim": self.privacy_claim}),
             "seed": self.config.seed,
             "timings_s": dict(self.timings_s),
         }

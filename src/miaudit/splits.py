@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,6 +66,16 @@ class AuditSplits:
     #: Whether the pool was too small for disjoint in- and out-sets, so that the
     #: shadows' training sets overlap more than a disjoint draw's.
     overlap: bool = False
+    #: Records the target trains on besides ``target_in`` that are not evaluated:
+    #: the canary game's ordinary training records (:func:`with_canaries`).
+    target_extra: np.ndarray | None = None
+
+    @property
+    def target_train(self) -> np.ndarray:
+        """Every record the target trains on."""
+        if self.target_extra is None:
+            return self.target_in
+        return np.sort(np.concatenate([self.target_in, self.target_extra]))
 
     @property
     def training_sets(self) -> tuple[np.ndarray, ...]:
@@ -78,7 +88,7 @@ class AuditSplits:
 
     @property
     def target_size(self) -> int:
-        return len(self.target_in)
+        return len(self.target_train)
 
     @property
     def n_shadows(self) -> int:
@@ -219,6 +229,28 @@ def make_splits(
         shadow_train=train,
         train_size=size,
         overlap=train is not None,
+    )
+
+
+def with_canaries(splits: AuditSplits, n_canaries: int, rng: np.random.Generator) -> AuditSplits:
+    """The canary game's splits (Steinke, Nasr and Jagielski 2023): ``n_canaries`` of
+    the target's non-members become canaries, each put in its training set with
+    probability ½, independently; the evaluated records are the canaries (members:
+    those put in). The target's other training records stay in its training set,
+    unevaluated; the pool and the shadows' sets are unchanged."""
+    if n_canaries > len(splits.target_out):
+        raise DataError(
+            f"{key('canaries', n_canaries)}: the canaries come from the target's "
+            f"{len(splits.target_out):,} non-members; use "
+            f"{key('canaries', len(splits.target_out))} or less, or a larger {key('target_size')}"
+        )
+    canaries = rng.choice(splits.target_out, n_canaries, replace=False)
+    included = rng.random(n_canaries) < 0.5
+    return replace(
+        splits,
+        target_in=np.sort(canaries[included]),
+        target_out=np.sort(canaries[~included]),
+        target_extra=splits.target_in,
     )
 
 

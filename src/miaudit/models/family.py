@@ -89,6 +89,11 @@ class ModelFamily(ABC):
     def describe(self) -> dict[str, Any]:
         """``{"model": name, ...}`` for ``results.json`` and the report."""
 
+    def privacy(self, n_train: int) -> Any:
+        """The :class:`~miaudit.models.dp.DPPlan` its models train under on ``n_train``
+        records (DP-SGD), or ``None``: what the target claims, in ``results.json``."""
+        return None
+
     def training_bytes(
         self, input_shape: tuple[int, ...], n_classes: int, n_train: int | None = None
     ) -> int | None:
@@ -173,10 +178,15 @@ class RecipeFamily(ModelFamily):
         return self.recipe.epochs if self.recipe.framework == "torch" else 1
 
     def identity(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.model_dump(mode="json")}
+        return {"recipe": self.recipe.settings()}
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.recipe.model, "recipe": self.recipe.model_dump(mode="json")}
+        return {"model": self.recipe.model, "recipe": self.recipe.settings()}
+
+    def privacy(self, n_train: int) -> Any:
+        from miaudit.models import dp
+
+        return dp.plan(self.recipe, n_train)
 
     def training_bytes(self, input_shape, n_classes, n_train=None):
         if self.recipe.framework != "torch":

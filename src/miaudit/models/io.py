@@ -88,7 +88,7 @@ def save_model(
         "format": FORMAT,
         "version": VERSION,
         "framework": clf.framework,
-        "recipe": clf.recipe.model_dump(mode="json"),
+        "recipe": clf.recipe.settings(),
         "input_shape": list(clf.input_shape),
         "n_classes": clf.n_classes,
         "class_names": None if names is None else [str(n) for n in names],

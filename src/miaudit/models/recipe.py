@@ -56,9 +56,11 @@ SKLEARN_MODELS: tuple[str, ...] = (
 
 # Which fields each model reads. `momentum` is further restricted to optimizer="sgd".
 _NETWORK_FIELDS = frozenset({"hidden", "epochs", "lr", "batch_size", "l2", "optimizer", "momentum"})
+# DP-SGD (miaudit.models.dp): the stacked PyTorch networks only.
+DP_FIELDS = frozenset({"dp_epsilon", "dp_delta", "max_grad_norm", "dp_accountant"})
 USES: dict[str, frozenset[str]] = {
-    "mlp": _NETWORK_FIELDS,
-    "cnn": _NETWORK_FIELDS | {"filters", "augment"},
+    "mlp": _NETWORK_FIELDS | DP_FIELDS,
+    "cnn": _NETWORK_FIELDS | {"filters", "augment"} | DP_FIELDS,
     "sklearn-mlp": _NETWORK_FIELDS,
     "logistic-regression": frozenset({"l2"}),
     "random-forest": frozenset({"n_estimators", "max_depth"}),
@@ -78,6 +80,10 @@ _NEUTRAL: dict[str, Any] = {
     "n_estimators": 100,
     "max_depth": None,
     "augment": False,
+    "dp_epsilon": None,
+    "dp_delta": None,
+    "max_grad_norm": 1.0,
+    "dp_accountant": "rdp",
 }
 
 # Defaults chosen by measurement (2-core VM, torch 2.13 CPU, one thread;
@@ -140,6 +146,16 @@ class Recipe(BaseModel):
         Train on augmented images (``cnn``): each minibatch record mirrored with
         probability 1/2 and shifted by up to one pixel each way, as image models usually
         are (and as the models LiRA's augmented queries were designed for).
+    dp_epsilon:
+        Train with DP-SGD (:mod:`miaudit.models.dp`) to this ε: per-record clipping,
+        Gaussian noise set by the accountant for ``epochs`` and ``batch_size``,
+        Poisson sampling (``mlp``, ``cnn``). ``None``: ordinary training.
+    dp_delta:
+        DP-SGD's δ; ``None``: ``1 / (2 n)`` for a training set of ``n`` records.
+    max_grad_norm:
+        DP-SGD's clipping norm C of each record's gradient.
+    dp_accountant:
+        Opacus's accountant that sets the noise: ``"rdp"`` or ``"prv"``.
 
     Examples
     --------
@@ -161,6 +177,20 @@ class Recipe(BaseModel):
     n_estimators: int = _NEUTRAL["n_estimators"]
     max_depth: int | None = _NEUTRAL["max_depth"]
     augment: bool = _NEUTRAL["augment"]
+    dp_epsilon: float | None = _NEUTRAL["dp_epsilon"]
+    dp_delta: float | None = _NEUTRAL["dp_delta"]
+    max_grad_norm: float = _NEUTRAL["max_grad_norm"]
+    dp_accountant: Literal["rdp", "prv"] = _NEUTRAL["dp_accountant"]
+
+    def settings(self) -> dict[str, Any]:
+        """The recipe as JSON-ready values, without the DP-SGD fields when it has no
+        DP-SGD (so recipes, cache keys and saved models from before DP-SGD existed
+        read the same)."""
+        out = self.model_dump(mode="json")
+        if self.dp_epsilon is None:
+            for name in DP_FIELDS:
+                out.pop(name)
+        return out
 
     @property
     def framework(self) -> Literal["torch", "sklearn"]:
@@ -187,6 +217,11 @@ class Recipe(BaseModel):
         for key, value in data.items():
             if key == "model" or value == full[key]:
                 continue
+            if key in DP_FIELDS and key not in USES[model]:
+                raise ValueError(
+                    f"{key}={value!r}: DP-SGD needs gradient training, which model {model!r} "
+                    "has not; use model mlp or cnn, or drop the DP settings"
+                )
             if key not in USES[model]:
                 uses = ", ".join(sorted(USES[model]))
                 raise ValueError(
@@ -225,6 +260,38 @@ class Recipe(BaseModel):
                 f"l2 must be 0 (no regularisation) or positive, e.g. 1e-3 (got {value})"
             )
         return value
+
+    @field_validator("dp_epsilon")
+    @classmethod
+    def _dp_epsilon(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"dp_epsilon must be a positive number such as 4 (got {value})")
+        return value
+
+    @field_validator("dp_delta")
+    @classmethod
+    def _dp_delta(cls, value: float | None) -> float | None:
+        if value is not None and not (0.0 < value < 1.0):
+            raise ValueError(f"dp_delta must be in (0, 1), well below 1/n, e.g. 1e-5 (got {value})")
+        return value
+
+    @field_validator("max_grad_norm")
+    @classmethod
+    def _max_grad_norm(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"max_grad_norm must be a positive number such as 1.0 (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _dp_alone(self) -> Recipe:
+        given = [
+            name
+            for name in ("dp_delta", "max_grad_norm", "dp_accountant")
+            if getattr(self, name) != _NEUTRAL[name]
+        ]
+        if self.dp_epsilon is None and given:
+            raise ValueError(f"{given[0]} applies to DP-SGD only: set dp_epsilon too, or drop it")
+        return self
 
     @field_validator("momentum")
     @classmethod

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from miaudit.errors import ModelError
+from miaudit.models import dp
 from miaudit.models._seeding import derive_seed
 from miaudit.models.recipe import Recipe
 
@@ -214,6 +215,10 @@ def training_bytes(
     # A minibatch is never larger than the training set (see train_stack).
     batch = recipe.batch_size if n_train is None else min(recipe.batch_size, max(n_train, 1))
     activations = batch * (math.prod(input_shape) + 3 * sum(widths))
+    if recipe.dp_epsilon is not None and recipe.model != "mlp":
+        # DP-SGD's per-record gradients (torch.func), for a Poisson minibatch that
+        # can run past its expected size.
+        activations += 2 * batch * params
     # An epoch's minibatch order, twice (drawn, then laid out by step), in int64.
     order = 0 if n_train is None else 2 * n_train * 2
     return 4 * (4 * params + activations + order)
@@ -580,8 +585,13 @@ def train_stack(
     # A step recorded as a CUDA graph replays its kernels with no Python or launch
     # overhead in between: the MLP's step is a few small kernels, so launches bound it.
     graph = use_graph(recipe, X.device, n_models) if graphs is None else bool(graphs)
-    if graph and (X.device.type != "cuda" or recipe.optimizer != "adam" or recipe.augment):
-        raise ValueError("graphs=True needs records on a GPU, adam, and no augmentation")
+    if graph and (
+        X.device.type != "cuda"
+        or recipe.optimizer != "adam"
+        or recipe.augment
+        or recipe.dp_epsilon is not None
+    ):
+        raise ValueError("graphs=True needs records on a GPU, adam, no augmentation, no DP-SGD")
     if recipe.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(
             params.values(), lr=recipe.lr, fused=True, capturable=graph
@@ -616,9 +626,40 @@ def train_stack(
             loss.backward()
         optimizer.step()
 
+    private = dp.plan(recipe, n_train)
+
+    def private_step() -> None:
+        """One DP-SGD step of every model (:mod:`miaudit.models.dp`)."""
+        rows, weight = dp.poisson_batches(index_sets, private.sample_rate, generators)
+        flat = rows.to(X.device).reshape(-1)
+        yb = y.index_select(0, flat).view(n_models, -1)
+        clip = private.max_grad_norm
+        if recipe.model == "mlp":
+            xb = X.view(X.shape[0], -1).index_select(0, flat).view(n_models, yb.shape[1], -1)
+            grads = dp.clipped_mlp_gradients(params, xb, yb, weight, clip)
+        else:
+            xb = X.index_select(0, flat).view(n_models, -1, *input_shape)
+            if recipe.augment:
+                xb = augment_images(xb, generators, weight.sum(1).long().tolist())
+            grads = dp.clipped_gradients(net, xb, yb, weight, clip)
+        noise = dp.noise(params, private.noise_multiplier * clip, generators)
+        scale = 1.0 / dp.expected_batch(private, n_train)  # as Opacus divides
+        for name, g in grads.items():
+            g.add_(noise[name]).mul_(scale)
+            if recipe.l2 > 0 and name.endswith(".weight"):
+                g.add_(params[name].detach(), alpha=2.0 * recipe.l2)
+            params[name].grad = g
+        optimizer.step()
+
     replay = _StepGraph(step, n_models * batch_size, X.device) if graph else None
     with torch_threads(threads):
         for _ in range(recipe.epochs):
+            if private is not None:
+                for _ in range(dp.steps_per_epoch(recipe, n_train)):
+                    private_step()
+                if progress is not None:
+                    progress(n_models)
+                continue
             order = torch.stack(
                 [
                     index_sets[k, torch.randperm(n_train, generator=generators[k])]
@@ -674,6 +715,7 @@ def use_graph(recipe: Recipe, device: torch.device, n_models: int = 1) -> bool:
         device.type == "cuda"
         and recipe.model == "mlp"
         and recipe.optimizer == "adam"
+        and recipe.dp_epsilon is None  # DP-SGD's minibatches vary in size
         and n_models * recipe.batch_size <= GRAPH_ROWS
     )
 
@@ -715,17 +757,22 @@ class _StepGraph:
         self.calls += 1
 
 
-def augment_images(xb: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+def augment_images(
+    xb: torch.Tensor, generators: list[torch.Generator], counts: Sequence[int] | None = None
+) -> torch.Tensor:
     """A minibatch of images ``(models, batch, C, H, W)``, each mirrored with probability
     1/2 and shifted by -1, 0 or 1 pixel each way (zeros fill the edge); model ``k``'s
-    draws come from ``generators[k]``, so its training stays reproducible."""
+    draws come from ``generators[k]``, so its training stays reproducible. With
+    ``counts``, model ``k`` draws for its first ``counts[k]`` images only and leaves
+    the rest (padding) as they are, so its draws do not depend on the others'."""
     n_models, batch, _, height, width = xb.shape
-    draws = [
-        (torch.rand(batch, generator=g) < 0.5, torch.randint(-1, 2, (batch, 2), generator=g))
-        for g in generators
-    ]
-    flip = torch.stack([d[0] for d in draws]).to(xb.device)
-    shift = torch.stack([d[1] for d in draws]).to(xb.device)
+    counts = [batch] * n_models if counts is None else counts
+    flip = torch.zeros(n_models, batch, dtype=torch.bool)
+    shift = torch.zeros(n_models, batch, 2, dtype=torch.int64)
+    for k, (g, n) in enumerate(zip(generators, counts, strict=True)):
+        flip[k, :n] = torch.rand(n, generator=g) < 0.5
+        shift[k, :n] = torch.randint(-1, 2, (n, 2), generator=g)
+    flip, shift = flip.to(xb.device), shift.to(xb.device)
     xb = torch.where(flip[..., None, None, None], xb.flip(-1), xb)
     padded = F.pad(xb, (1, 1, 1, 1))
     rows = torch.arange(height, device=xb.device) + 1 + shift[..., 0, None]

@@ -43,6 +43,7 @@ from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models._seeding import derive_seed
 from miaudit.models.family import ModelFamily
 from miaudit.models.identity import code_identity, user_modules
+from miaudit.models.recipe import DP_FIELDS, Recipe
 from miaudit.target import check_probabilities
 
 __all__ = [
@@ -538,6 +539,14 @@ class TorchTrainer(UserFamily):
     outputs:
         What the module returns: ``"logits"`` (default), ``"probabilities"``,
         ``"log-probabilities"``.
+    dp_epsilon, dp_delta, max_grad_norm, dp_accountant:
+        Train with DP-SGD (:mod:`miaudit.models.dp`): the default loop becomes Opacus's
+        ``PrivacyEngine.make_private`` of the module, its optimiser and a Poisson-sampled
+        loader (rate ``batch_size / n``), with the noise Opacus's accountant sets for
+        ``epochs`` at (``dp_epsilon``, ``dp_delta``; default ``1 / (2 n)``) and each
+        record's gradient clipped to ``max_grad_norm``. The module must be one Opacus
+        can take (``opacus.validators.ModuleValidator``: no batch norm). Not with a
+        ``train_fn`` of your own: call ``make_private`` in it instead.
     cache_key:
         A name to cache under when no honest key can be derived from the code.
 
@@ -562,6 +571,10 @@ class TorchTrainer(UserFamily):
         weight_decay: float = 0.0,
         device: str = "cpu",
         outputs: Literal["logits", "probabilities", "log-probabilities"] = "logits",
+        dp_epsilon: float | None = None,
+        dp_delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        dp_accountant: Literal["rdp", "prv"] = "rdp",
         cache_key: str | None = None,
     ) -> None:
         super().__init__(cache_key)
@@ -585,17 +598,41 @@ class TorchTrainer(UserFamily):
         self.optimizer, self.weight_decay = optimizer, float(weight_decay)
         self.device, self.outputs = device, outputs
         self.classes: ClassMap | None = None
+        self.dp: Recipe | None = None
+        if dp_epsilon is not None or dp_delta is not None or max_grad_norm != 1.0:
+            if train_fn is not None:
+                raise ConfigError(
+                    "TorchTrainer dp_epsilon: DP-SGD runs in the default loop; with a train_fn "
+                    "of your own, make it private there (opacus.PrivacyEngine.make_private)"
+                )
+            # The same validation, plan and accountant as the built-in recipes.
+            try:
+                self.dp = Recipe(
+                    model="mlp", epochs=epochs, batch_size=batch_size, dp_epsilon=dp_epsilon,
+                    dp_delta=dp_delta, max_grad_norm=max_grad_norm, dp_accountant=dp_accountant,
+                )  # fmt: skip
+            except ValueError as exc:
+                reason = str(exc).splitlines()[-2].strip().removeprefix("Value error, ")
+                raise ConfigError(f"TorchTrainer: {reason}") from None
 
     def bind(self, classes: ClassMap) -> TorchTrainer:
         self.classes = classes
         return self
 
     def _settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
             "optimizer": self.optimizer, "weight_decay": self.weight_decay,
             "device": self.device, "outputs": self.outputs,
         }  # fmt: skip
+        if self.dp is not None:
+            settings.update({k: getattr(self.dp, k) for k in sorted(DP_FIELDS)})
+        return settings
+
+    def privacy(self, n_train: int) -> Any:
+        from miaudit.models import dp
+
+        return None if self.dp is None else dp.plan(self.dp, n_train)
 
     def _parts(self) -> tuple[Any, ...]:
         return (self.model_fn, self.train_fn, self._settings())
@@ -621,20 +658,62 @@ class TorchTrainer(UserFamily):
             opt = torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
         device = next(model.parameters()).device
         model.train()
+
+        def step(xb: Any, yb: Any) -> None:
+            out = model(xb.to(device))
+            if self.outputs == "probabilities":
+                loss = F.nll_loss(out.clamp_min(1e-12).log(), yb.to(device))
+            elif self.outputs == "log-probabilities":
+                loss = F.nll_loss(out, yb.to(device))
+            else:
+                loss = F.cross_entropy(out, yb.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        if self.dp is not None:
+            model, opt, loader = self._private(model, opt, X, y, generator)
+            for _ in range(self.epochs):
+                for xb, yb in loader:
+                    if len(xb):  # Poisson sampling can draw an empty minibatch
+                        step(xb, yb)
+            model.remove_hooks()  # the module trained in place; it answers plainly now
+            return
         for _ in range(self.epochs):
             order = torch.randperm(len(X), generator=generator)
             for start in range(0, len(X), self.batch_size):
                 batch = order[start : start + self.batch_size]
-                out = model(X[batch].to(device))
-                if self.outputs == "probabilities":
-                    loss = F.nll_loss(out.clamp_min(1e-12).log(), y[batch].to(device))
-                elif self.outputs == "log-probabilities":
-                    loss = F.nll_loss(out, y[batch].to(device))
-                else:
-                    loss = F.cross_entropy(out, y[batch].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step(X[batch], y[batch])
+
+    def _private(self, model: Any, opt: Any, X: Any, y: Any, generator: Any) -> tuple:
+        """Opacus's private module, optimiser and Poisson-sampled loader, with the noise
+        of :func:`miaudit.models.dp.plan` (the same accountant as the recipes')."""
+        import torch
+        from opacus import PrivacyEngine
+        from opacus.validators import ModuleValidator
+        from torch.utils.data import DataLoader, TensorDataset
+
+        from miaudit.models import dp
+
+        problems = ModuleValidator.validate(model, strict=False)
+        if problems:
+            raise ConfigError(
+                f"TorchTrainer dp_epsilon: Opacus cannot train {_name(self.model_fn)}() "
+                f"privately ({_first_line(problems[0])}): replace those layers (e.g. "
+                "BatchNorm by GroupNorm; opacus.validators.ModuleValidator.fix)"
+            )
+        plan = dp.plan(self.dp, len(X))
+        # make_private samples each record at 1 / len(loader): the plan's rate.
+        loader = DataLoader(TensorDataset(X, y), batch_size=self.batch_size, generator=generator)
+        noise = torch.Generator(device=next(model.parameters()).device)
+        noise.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        with dp.quiet():
+            private, opt, loader = PrivacyEngine(accountant=plan.accountant).make_private(
+                module=model, optimizer=opt, data_loader=loader,
+                noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.max_grad_norm,
+                poisson_sampling=True, noise_generator=noise,
+            )  # fmt: skip
+        return private, opt, loader
 
     def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
         import torch

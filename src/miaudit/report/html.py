@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from miaudit.claim import claim_sentences
 from miaudit.report.summary import describe_target, ranked_attacks
 
 _W, _H, _PAD = 360, 300, 48
@@ -112,6 +113,41 @@ def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int)
         f'transform="rotate(-90 12 {_H / 2})">true-positive rate ({scale})</text></svg>'
     )
     return "".join(parts)
+
+
+def _claim_html(section: dict | None) -> str:
+    """The privacy claim against the empirical lower bounds on ε, per attack."""
+    if not section:
+        return ""
+    said = "".join(f"<p>{html.escape(line)}</p>" for line in claim_sentences(section))
+    rows = []
+    for name, e in section["attacks"].items():
+        one = e.get("one_run")
+        one_cell = (
+            ""
+            if one is None
+            else f"<td>{_fmt(one['epsilon'], 2)} <small>({one['correct']} of {one['guesses']} "
+            f"guesses right)</small></td>"
+        )
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td>{one_cell}"
+            f"<td>{_fmt(e['clopper_pearson']['epsilon'], 2)}</td>"
+            f"<td>{_fmt(e['gdp']['epsilon'], 2)} "
+            f"<small>(μ {_fmt(e['gdp']['mu'], 2)})</small></td></tr>"
+        )
+    one_head = (
+        "<th>ε ≥ (one run)</th>" if any("one_run" in e for e in section["attacks"].values()) else ""
+    )
+    return f"""<h2>Does the training honour its privacy claim?</h2>
+{said}
+<table><tr><th>attack</th>{one_head}<th>ε ≥ (Clopper–Pearson)</th><th>ε ≈ (GDP estimate)</th></tr>
+{"".join(rows)}</table>
+<p class=note>Lower bounds at δ = {section["delta"]:.1e}, {100 * section["confidence"]:g} %
+confidence. One run: canaries each put in the training set with probability ½, the highest
+and lowest scores guessed in and out (Steinke, Nasr and Jagielski 2023). Clopper–Pearson: the
+best of the audit's false-positive rates, corrected for trying several. GDP: the ε of the
+Gaussian trade-off curve with the attack's AUC, an estimate rather than a bound.</p>
+"""
 
 
 def render_html(result) -> str:
@@ -255,7 +291,7 @@ smallest ε that the operating point at 1 % FPR allows with 90 % confidence (Clo
 bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
 <div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}
 {roc_svg(result.roc, log=True, n_neg=n_neg)}</div>
-<h2>Whose privacy is at stake</h2>
+{_claim_html(d.get("privacy_claim"))}<h2>Whose privacy is at stake</h2>
 <p class=note>The {len(exposed["records"])} records {html.escape(exposed["attack"])} (the
 strongest attack) is surest were in the training set; <code>scores.csv</code> ranks every
 record (<code>exposure_rank</code>).</p>

@@ -8,7 +8,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from miaudit.claim import claim_sentences
 from miaudit.metrics import attack_strength
+from miaudit.models.dp import dp_claim
 
 
 def _rate(value: float | None) -> str:
@@ -19,6 +21,8 @@ def _rate(value: float | None) -> str:
 def describe_target(tg: dict) -> str:
     """``"mlp"``, or ``"the service at URL"``, with its output policy when there is one."""
     what = f"the service at {tg['url']}" if tg.get("source") == "http" else str(tg["model"])
+    if tg.get("dp"):
+        what += f" {dp_claim(tg['dp'])}"
     policy = ", ".join(tg.get("defense") or [])
     return f"{what} (output policy: {policy})" if policy else what
 
@@ -88,6 +92,9 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         console.print(f"[bold]{ranking['verdict']}[/bold]", highlight=False)
     else:
         console.print(ranking["verdict"], style="dim", highlight=False)
+    if d.get("privacy_claim"):
+        for line in claim_sentences(d["privacy_claim"]):
+            console.print(line, highlight=False)
     console.print(
         "95% CI: the bootstrap interval of TPR at 1 % FPR. Lower bounds on ε, precision at "
         "fixed recall and per-class figures are in results.json and report.html.",
