@@ -235,9 +235,10 @@ def _write(experiment: Experiment, out: Path, table: dict[str, Any]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     fig = experiment.plot(rows)
-    fig.savefig(out / "plot.png", dpi=120)
+    fig.savefig(out / "plot.png", dpi=120, metadata={"Software": None})
     svg = io.StringIO()
-    fig.savefig(svg, format="svg")
+    # No date: the same rows give the same file.
+    fig.savefig(svg, format="svg", metadata={"Date": None})
     (out / "plot.svg").write_text(svg.getvalue())
     import matplotlib.pyplot as plt
 

@@ -27,7 +27,7 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     # right) is what remains.
     ("label-only", {"defense": ["label-only"]}, "gap"),
 ]
-QUICK = ("none", "top-1", "round 1 decimal", "L2 1e-2", "DP-SGD ε=1", "label-only")
+QUICK = ("none", "top-1", "L2 1e-2", "DP-SGD ε=1", "label-only")
 
 
 class Mitigations(Experiment):
