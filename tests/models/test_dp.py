@@ -141,12 +141,32 @@ def test_the_noise_is_the_least_the_accountant_allows_for_the_claim(accountant):
     assert dp.epsilon_of(smaller, plan.sample_rate, plan.steps, plan.delta, accountant) > 4.0
 
 
+def _opacus_trained(engine, module, recipe, X, y, noise_multiplier, *, poisson):
+    """``module`` trained by Opacus's own ``make_private`` (Adam, cross-entropy) as the
+    recipe says, with clipping norm 1."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    module, opt, loader = engine.make_private(
+        module=module,
+        optimizer=torch.optim.Adam(module.parameters(), lr=recipe.lr),
+        data_loader=DataLoader(TensorDataset(X, y), batch_size=recipe.batch_size),
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=1.0,
+        poisson_sampling=poisson,
+    )
+    for _ in range(recipe.epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            nn.functional.cross_entropy(module(xb), yb).backward()
+            opt.step()
+    return module
+
+
 def test_stacked_dp_training_matches_opacus_make_private(digits):
     """One model trained by the stack and by Opacus's own PrivacyEngine.make_private,
     same data, noise, clipping, sampling and optimiser: the same ε from Opacus's
     accountant, and test accuracies within the seeds' spread."""
     from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
 
     X, y = digits
     recipe = Recipe(model="mlp", hidden=32, epochs=8, batch_size=64, lr=1e-2, dp_epsilon=2.0)
@@ -159,21 +179,9 @@ def test_stacked_dp_training_matches_opacus_make_private(digits):
             float((net.predict_proba(X[test].numpy())[0].argmax(1) == y[test].numpy()).mean())
         )
         torch.manual_seed(seed)
-        module = _module(recipe, 10)
         engine = PrivacyEngine(accountant="rdp")
-        module, opt, loader = engine.make_private(
-            module=module,
-            optimizer=torch.optim.Adam(module.parameters(), lr=recipe.lr),
-            data_loader=DataLoader(TensorDataset(X[train], y[train]), batch_size=64),
-            noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=plan.max_grad_norm,
-            poisson_sampling=True,
-        )
-        for _ in range(recipe.epochs):
-            for xb, yb in loader:
-                opt.zero_grad()
-                nn.functional.cross_entropy(module(xb), yb).backward()
-                opt.step()
+        module = _opacus_trained(engine, _module(recipe, 10), recipe, X[train], y[train],
+                                 plan.noise_multiplier, poisson=True)  # fmt: skip
         with torch.no_grad():
             theirs.append(float((module(X[test]).argmax(1) == y[test]).float().mean()))
         assert engine.get_epsilon(plan.delta) == pytest.approx(plan.epsilon_spent, rel=1e-9)
@@ -189,7 +197,6 @@ def test_without_noise_or_sampling_a_dp_model_is_opacus_model_to_rounding(digits
     import dataclasses
 
     from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
 
     from miaudit.models import torch_batched as tb
 
@@ -205,19 +212,9 @@ def test_without_noise_or_sampling_a_dp_model_is_opacus_model_to_rounding(digits
     start = tb._initial_parameters(shapes, torch.Generator().manual_seed(tb.derive_seed(3)))
     module = _module(recipe, 10)
     module.load_state_dict(start)
-    module, opt, loader = PrivacyEngine().make_private(
-        module=module,
-        optimizer=torch.optim.Adam(module.parameters(), lr=recipe.lr),
-        data_loader=DataLoader(TensorDataset(X[train], y[train]), batch_size=768),
-        noise_multiplier=0.0,
-        max_grad_norm=1.0,
-        poisson_sampling=False,
+    module = _opacus_trained(
+        PrivacyEngine(), module, recipe, X[train], y[train], 0.0, poisson=False
     )
-    for _ in range(recipe.epochs):
-        for xb, yb in loader:
-            opt.zero_grad()
-            nn.functional.cross_entropy(module(xb), yb).backward()
-            opt.step()
     ours = net.state_dict(0)
     moved = 0.0
     for name, theirs in module._module.state_dict().items():

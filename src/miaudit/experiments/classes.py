@@ -52,6 +52,7 @@ def purchase_like(k: int, limit: int | None = None):
 class Classes(Experiment):
     name = "classes"
     title = "Leakage against the number of classes (census labels; Purchase-style clusters)"
+    full_time = "about 5 min"
     columns = (("series", "series"),)
     paper = (
         "Leakage grows with the number of classes: against Google-trained models of "

@@ -13,6 +13,7 @@ from miaudit.experiments.base import Experiment, Point, quick_base
 class Overfitting(Experiment):
     name = "overfitting"
     title = "Leakage against the train–test gap, by training epochs (census-occupation, MLP)"
+    full_time = "about 2 min"
     columns = (("gap", "train–test gap"),)
     paper = (
         "Leakage grows with the train/test accuracy gap (overfitting) but is not only "

@@ -15,6 +15,7 @@ class Shadows(Experiment):
         "A handful of shadows already give most of the attack's strength; more help a "
         "little (Shokri et al. 2017, §1 of PAPER.md)."
     )
+    full_time = "about 4 min"
     x_label = "shadow models"
     x_log = True
 

@@ -13,6 +13,7 @@ SIZES = [2500, 5000, 10000, 15000]
 class Size(Experiment):
     name = "size"
     title = "Leakage against the training-set size (Fashion-MNIST, CNN)"
+    full_time = "about 11 min"
     columns = (("mean_class_precision", "mean precision per class"),)
     paper = (
         "CIFAR-10 at 2,500, 5,000, 10,000 and 15,000 training records: the attack's "

@@ -19,6 +19,7 @@ SOURCES: list[tuple[str, dict[str, Any], float | None]] = [
 class Synthesis(Experiment):
     name = "synthesis"
     title = "Shadow data: real, noisy, marginal, synthetic (census-occupation, MLP)"
+    full_time = "about 1 min"
     columns = (("queries_per_record", "queries per synthetic record"),)
     paper = (
         "Purchase-100: attack precision 0.935 with real shadow data, 0.896 with data "

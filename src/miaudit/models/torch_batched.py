@@ -216,7 +216,7 @@ def training_bytes(
     batch = recipe.batch_size if n_train is None else min(recipe.batch_size, max(n_train, 1))
     activations = batch * (math.prod(input_shape) + 3 * sum(widths))
     if recipe.dp_epsilon is not None and recipe.model != "mlp":
-        # DP-SGD's per-record gradients (torch.func), for a Poisson minibatch that
+        # DP-SGD's per-record gradients (a model copy per record), for a Poisson minibatch that
         # can run past its expected size.
         activations += 2 * batch * params
     # An epoch's minibatch order, twice (drawn, then laid out by step), in int64.
