@@ -945,6 +945,7 @@ def list_attacks(
     from rich.markup import escape
 
     console = Console(highlight=False)
+    console.soft_wrap = not console.is_terminal  # a file or a pipe: whole lines
     for i, entry in enumerate(listing):
         default = " [dim](default)[/dim]" if entry["default"] else ""
         console.print(f"[bold]{entry['name']}[/bold]{default}: {escape(entry['summary'])}")
@@ -969,19 +970,13 @@ def list_attacks(
 def datasets() -> None:
     """List the built-in data sets, their sizes, and whether each is installed here."""
     from rich.console import Console
-    from rich.table import Table
 
     from miaudit.data import list_datasets
+    from miaudit.report.text import print_table
 
-    table = Table(title="Built-in data sets")
-    for col in ("name", "records", "features", "classes", "kind", "installed", "description"):
-        table.add_column(
-            col,
-            justify="right" if col in ("records", "classes") else "left",
-            no_wrap=col in ("name", "records"),
-        )
-    for info in list_datasets():
-        table.add_row(
+    headers = ("name", "records", "features", "classes", "kind", "installed", "description")
+    rows = [
+        (
             info.name,
             f"{info.n_records:,}",
             str(info.n_features),
@@ -990,7 +985,12 @@ def datasets() -> None:
             "yes" if info.installed else f"no: {info.where}",
             info.description,
         )
-    Console().print(table)
+        for info in list_datasets()
+    ]
+    print_table(
+        Console(), "Built-in data sets", headers, rows,
+        right=("records", "features", "classes"), no_wrap=("name", "records"),
+    )  # fmt: skip
 
 
 cache_app = typer.Typer(help="The on-disk caches: trained shadows' outputs, answered queries.")

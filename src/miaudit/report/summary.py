@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from miaudit.claim import claim_sentences
 from miaudit.metrics import attack_strength
 from miaudit.models.dp import dp_claim
+from miaudit.report.text import print_table
 
 
 def _rate(value: float | None) -> str:
@@ -36,6 +35,8 @@ def ranked_attacks(d: dict) -> list[tuple[str, dict]]:
 def print_summary(result, out: Path, console: Console | None = None) -> None:
     """Target accuracy, each attack's headline numbers, and where the files are."""
     console = console or Console()
+    if not console.is_terminal:  # a log: whole lines, not an 80-column box
+        console.soft_wrap = True
     d = result.to_dict()
     tg = d["target"]
     if tg.get("source") == "outputs":
@@ -55,27 +56,13 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         f"{tg['test_accuracy']:.3f}{shadows}",
         highlight=False,
     )
-    # A compact box keeps every column readable in an 80-column terminal.
-    table = Table(
-        title="Membership inference", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1)
-    )
-    for col in (
-        "attack",
-        "AUC",
-        "prec.",
-        "recall",
-        "TPR@0.1%",
-        "TPR@1%",
-        "95% CI",
-    ):
-        if col == "attack":
-            table.add_column(col, no_wrap=True, min_width=16)
-        else:
-            table.add_column(col, justify="right")
+    # A compact box keeps every column readable in an 80-column terminal; a file or a
+    # pipe gets plain aligned text, no cell cut (report.text).
+    rows = []
     for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
         ci = (a.get("tpr_at_fpr_ci") or {}).get("0.01")
-        table.add_row(
+        rows.append((
             name,
             f"{a['auc']:.3f}",
             f"{a['precision']:.3f}",
@@ -83,8 +70,11 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
             _rate(t["0.001"]),
             _rate(t["0.01"]),
             "–" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}",
-        )
-    console.print(table)
+        ))  # fmt: skip
+    headers = ("attack", "AUC", "prec.", "recall", "TPR@0.1%", "TPR@1%", "95% CI")
+    print_table(
+        console, "Membership inference", headers, rows, right=headers[1:], no_wrap=("attack",)
+    )
     if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
         console.print("– : too few non-members to resolve that false-positive rate", style="dim")
     ranking = d["ranking"]
