@@ -896,7 +896,11 @@ def experiment(
         Path, typer.Option(help="Folder for the results (one subfolder per experiment).")
     ] = Path("miaudit-experiments"),
     quick: Annotated[
-        bool, typer.Option(help="A small version of each sweep (seconds to a minute).")
+        bool,
+        typer.Option(
+            help="A small version of each sweep (300 records, 4 shadows, logistic-regression "
+            "attack models; seconds each)."
+        ),
     ] = False,
     device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
     workers: Annotated[int | None, typer.Option(help="As for miaudit audit.")] = None,

@@ -140,9 +140,14 @@ QUICK: dict[str, Any] = {
 }
 
 
+#: Shokri's attack models in the quick versions (the full ones use the paper's networks).
+QUICK_LEARNER = "logreg"
+
+
 def quick_base(quick: bool, **full: Any) -> dict[str, Any]:
     """The settings every point of a sweep shares: :data:`QUICK`'s in the quick
-    version (deep-copied), else ``full``."""
+    version (deep-copied; :func:`run_experiment` adds :data:`QUICK_LEARNER`), else
+    ``full``."""
     import copy
 
     return copy.deepcopy(QUICK) if quick else dict(full)
@@ -182,6 +187,10 @@ def run_experiment(
             settings["data"] = point.data()
         if device is not None:
             settings["device"] = device
+        if quick:  # logistic-regression attack models: a fraction of the networks' time
+            attacks = settings.get("attacks", {})
+            if "shokri" in attacks.get("run", ["shokri"]):
+                settings["attacks"] = {**attacks, "shokri": {"learner": QUICK_LEARNER}}
         result = miaudit.audit(**settings, execution=execution, progress=False)
         row = experiment.row(point, result)
         row["seconds"] = round(time.perf_counter() - t0, 1)
