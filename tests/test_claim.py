@@ -69,13 +69,19 @@ def test_gdp_and_clopper_pearson():
     delta = ndtr(-eps / mu + mu / 2) - math.exp(eps) * ndtr(-eps / mu - mu / 2)
     assert delta == pytest.approx(1e-5, rel=1e-3) and 3 < eps < 6
     assert claim.gdp_epsilon(claim.gdp_mu(0.4), 1e-5) == 0.0
-    # The Clopper-Pearson audit is the bound of its best operating point.
+    # The Clopper-Pearson audit is the bound of its best operating point. Non-members
+    # score i/499, members 0.501 + 1.5 i/499 (i = 0..499; no ties). At 1 % FPR the
+    # operating point passes 5 non-members and every member above the 6th highest
+    # non-member, 494/499: i >= 163, 337 of them; at 10 %, 50 non-members and the
+    # members above 449/499: i >= 133, 367.
     member = np.r_[np.ones(500, bool), np.zeros(500, bool)]
-    scores = np.r_[np.linspace(0.5, 2, 500), np.linspace(0, 1, 500)]
+    scores = np.r_[0.501 + np.linspace(0, 1.5, 500), np.linspace(0, 1, 500)]
     out = claim.clopper_pearson_audit(scores, member, [0.01, 0.1], 0.0)
-    tp, fp = round(out["tpr"] * 500), 5 if out["fpr"] == "0.01" else 50
-    level = 1 - 0.05 / 4
-    assert out["epsilon"] == pytest.approx(epsilon_lower_bound_cp(tp, 500, fp, 500, level))
+    level = 1 - 0.05 / 4  # two FPRs, each bound two-sided
+    at_1 = epsilon_lower_bound_cp(337, 500, 5, 500, level)
+    at_10 = epsilon_lower_bound_cp(367, 500, 50, 500, level)
+    assert out["epsilon"] == pytest.approx(max(at_1, at_10)) and out["epsilon"] > 1
+    assert out["fpr"] == ("0.01" if at_1 > at_10 else "0.1")
 
 
 CANARY_AUDIT = {

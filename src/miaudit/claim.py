@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
-from miaudit.metrics import auc, epsilon_lower_bound_cp, fpr_key
+from miaudit.metrics import auc, epsilon_lower_bound_cp, fpr_key, json_safe, operating_points
 
 #: δ of the bounds on a target that claims none (no DP-SGD): the customary 1e-5.
 #: The one-run bound's δ term grows with ``2 m δ``, so a δ near ``1 / n`` would
@@ -74,8 +74,8 @@ def one_run_epsilon(
     low, high = 0.0, 1.0
     while one_run_p_value(m, r, v, high, delta) < significance:
         low, high = high, 2 * high
-        if high > 1e3:
-            return math.inf
+        if high > 1e3:  # (the tail reaches 1 long before: q^r alone exceeds it)
+            return low  # rejected, so still a lower bound
     while high - low > 1e-4:
         mid = (low + high) / 2
         if one_run_p_value(m, r, v, mid, delta) < significance:
@@ -131,23 +131,17 @@ def clopper_pearson_audit(
     delta: float,
     confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
-    """The Clopper–Pearson lower bound at the best of ``fprs`` (thresholds set on the
-    non-members), each tried at ``(1 − confidence) / len(fprs)``."""
-    scores = np.asarray(scores, dtype=np.float64)
-    member = np.asarray(member).astype(bool)
-    pos, neg = np.sort(scores[member]), np.sort(scores[~member])
+    """The Clopper–Pearson lower bound at the best of ``fprs``' operating points (the
+    audit's own, :func:`~miaudit.metrics.operating_points`), each tried at
+    ``(1 − confidence) / len(fprs)``."""
+    tps, fps, n_pos, n_neg = operating_points(scores, member, fprs)
     # Each bound holds with probability 2·level − 1; split what may fail over the FPRs.
     level = 1 - (1 - confidence) / (2 * len(fprs))
-    best = {"epsilon": 0.0, "fpr": None}
-    for f in fprs:
-        allowed = math.floor(f * len(neg))
-        # The threshold passes at most `allowed` non-members (ties stay out).
-        threshold = np.inf if allowed == 0 else neg[len(neg) - allowed]
-        tp = int(len(pos) - np.searchsorted(pos, threshold, side="left"))
-        fp = int(len(neg) - np.searchsorted(neg, threshold, side="left"))
-        eps = epsilon_lower_bound_cp(tp, len(pos), fp, len(neg), level=level, delta=delta)
+    best: dict[str, Any] = {"epsilon": 0.0, "fpr": None}
+    for f, tp, fp in zip(fprs, tps, fps, strict=True):
+        eps = epsilon_lower_bound_cp(int(tp), n_pos, int(fp), n_neg, level=level, delta=delta)
         if eps > best["epsilon"]:
-            best = {"epsilon": eps, "fpr": fpr_key(f), "tpr": tp / len(pos)}
+            best = {"epsilon": eps, "fpr": fpr_key(f), "tpr": int(tp) / n_pos}
     return {**best, "confidence": confidence, "delta": delta}
 
 
@@ -219,7 +213,7 @@ def claim_section(
     }
     if claimed is not None:
         out["consistent"] = bool(eps <= claimed["epsilon"])
-    return out
+    return json_safe(out)  # results.json: an unbounded ε is written as null
 
 
 _METHODS = {

@@ -223,12 +223,28 @@ def _auc_from_counts(fps: np.ndarray, tps: np.ndarray) -> float:
     return float(area2 / (2.0 * fps[-1] * tps[-1]))
 
 
-def _tpr_at_fprs_from_counts(fps: np.ndarray, tps: np.ndarray, fprs: np.ndarray) -> np.ndarray:
+def _operating_index(fps: np.ndarray, fprs: np.ndarray) -> np.ndarray:
+    """Each FPR's operating point on the ROC counts: the most false positives it allows."""
     allowed = _allowed_false_positives(fprs, int(fps[-1]))
     # fps is non-decreasing along the curve and so is tps: the last point whose
     # false-positive count fits the budget has the highest TPR among those that fit.
-    idx = np.searchsorted(fps, allowed, side="right") - 1
-    return tps[idx] / tps[-1]
+    return np.searchsorted(fps, allowed, side="right") - 1
+
+
+def _tpr_at_fprs_from_counts(fps: np.ndarray, tps: np.ndarray, fprs: np.ndarray) -> np.ndarray:
+    return tps[_operating_index(fps, fprs)] / tps[-1]
+
+
+def operating_points(
+    scores: ArrayLike, member: ArrayLike, fprs: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """True and false positives at each FPR's operating point (the one
+    :func:`tpr_at_fpr` reads, whose counts :func:`evaluate_attack`'s Clopper–Pearson
+    bounds use), and the numbers of members and non-members."""
+    s, m = _check_binary(scores, member)
+    fps, tps, _ = _roc_counts(s, m)
+    at = _operating_index(fps, np.array([_check_fpr(f) for f in fprs], dtype=np.float64))
+    return tps[at], fps[at], int(tps[-1]), int(fps[-1])
 
 
 def tpr_at_fpr(scores: ArrayLike, member: ArrayLike, fpr: float) -> float:
@@ -819,14 +835,15 @@ class AttackMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types only (no NumPy scalars, no NaN or infinity)."""
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` in plain Python types: no NumPy scalars, and ``None`` for NaN or infinity."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
@@ -882,8 +899,8 @@ def evaluate_attack(
     tpr_map: dict[str, float | None] = {}
     eps_map: dict[str, float | None] = {}
     cp_map: dict[str, float | None] = {}
-    allowed = _allowed_false_positives(targets, n_neg)
-    for f, tpr, ok, a in zip(targets, tprs, resolvable, allowed, strict=True):
+    points = _operating_index(fps, targets)
+    for f, tpr, ok, at in zip(targets, tprs, resolvable, points, strict=True):
         key = fpr_key(f)
         if not ok:
             tpr_map[key] = eps_map[key] = cp_map[key] = None
@@ -892,7 +909,6 @@ def evaluate_attack(
         eps = epsilon_lower_bound(float(tpr), float(f))
         eps_map[key] = eps if math.isfinite(eps) else None
         # The operating point's own counts: the most false positives the rate allows.
-        at = np.searchsorted(fps, a, side="right") - 1
         cp = epsilon_lower_bound_cp(int(tps[at]), n_pos, int(fps[at]), n_neg)
         cp_map[key] = cp if math.isfinite(cp) else None
     ci_map: dict[str, list[float] | None] = {fpr_key(f): None for f in targets}

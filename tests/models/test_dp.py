@@ -281,6 +281,8 @@ def test_a_users_module_trains_with_opacus_under_the_same_plan(tmp_path):
         TorchTrainer(_digits_net, lambda model, X, y, generator: None, dp_epsilon=1.0)
     with pytest.raises(ConfigError, match="dp_epsilon must be a positive number"):
         TorchTrainer(_digits_net, dp_epsilon=-1.0)
+    with pytest.raises(ConfigError, match="dp_accountant applies to DP-SGD only"):
+        TorchTrainer(_digits_net, dp_accountant="prv")  # not silently ignored
 
 
 def test_a_module_opacus_cannot_take_is_one_line():

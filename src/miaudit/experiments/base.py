@@ -17,7 +17,6 @@ import csv
 import html
 import io
 import json
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
+from miaudit.metrics import json_safe
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def check_sizes(experiment: Experiment, points: list[Point]) -> None:
 
 def _write(experiment: Experiment, out: Path, table: dict[str, Any]) -> None:
     rows = table["rows"]
-    (out / "table.json").write_text(json.dumps(_plain(table), indent=2) + "\n")
+    (out / "table.json").write_text(json.dumps(json_safe(table), indent=2) + "\n")
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
@@ -360,18 +360,6 @@ li{{margin:.6em 0}}</style></head><body>
     path = Path(out) / "index.html"
     path.write_text(page)
     return path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def get_experiment(name: str, registry: dict[str, Experiment]) -> Experiment:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models._seeding import derive_seed
@@ -599,7 +600,8 @@ class TorchTrainer(UserFamily):
         self.device, self.outputs = device, outputs
         self.classes: ClassMap | None = None
         self.dp: Recipe | None = None
-        if dp_epsilon is not None or dp_delta is not None or max_grad_norm != 1.0:
+        dp_given = (dp_epsilon, dp_delta, max_grad_norm, dp_accountant) != (None, None, 1.0, "rdp")
+        if dp_given:
             if train_fn is not None:
                 raise ConfigError(
                     "TorchTrainer dp_epsilon: DP-SGD runs in the default loop; with a train_fn "
@@ -611,9 +613,10 @@ class TorchTrainer(UserFamily):
                     model="mlp", epochs=epochs, batch_size=batch_size, dp_epsilon=dp_epsilon,
                     dp_delta=dp_delta, max_grad_norm=max_grad_norm, dp_accountant=dp_accountant,
                 )  # fmt: skip
-            except ValueError as exc:
-                reason = str(exc).splitlines()[-2].strip().removeprefix("Value error, ")
-                raise ConfigError(f"TorchTrainer: {reason}") from None
+            except ValidationError as err:
+                from miaudit.config import flatten_validation_error
+
+                raise ConfigError(flatten_validation_error(err, prefix="TorchTrainer.")) from None
 
     def bind(self, classes: ClassMap) -> TorchTrainer:
         self.classes = classes
