@@ -49,7 +49,8 @@ def test_evaluate_on_an_audits_arrays_gives_its_metrics_bit_for_bit(case, tmp_pa
         got = result.to_dict()
         assert list(got["attacks"]) == list(expected["attacks"])
         assert got["attacks"] == expected["attacks"]
-        assert got["most_exposed"] == expected["most_exposed"]
+        # The same records, ranks and scores; outputs alone carry no record's values.
+        assert got["most_exposed"] == _without_values(expected["most_exposed"])
         for name, scores in audit.scores.items():
             assert np.array_equal(result.scores[name], scores)
 
@@ -185,3 +186,10 @@ def test_evaluate_asks_for_as_many_queries_as_told(tmp_path):
     arrays = audit.outputs()
     plain = miaudit.evaluate(arrays, attacks=["lira"])
     assert plain.attack_notes["lira"]["queries_per_record"] == 3
+
+
+def _without_values(exposed: dict) -> dict:
+    """``most_exposed`` without the decoded values only an audit of the data has."""
+    return {**exposed, "records": [
+        {k: v for k, v in r.items() if k not in ("values", "image")} for r in exposed["records"]
+    ]}  # fmt: skip

@@ -496,8 +496,9 @@ def test_result_summary_frame_and_roc(adult, tmp_path):
     # 800 rows trained on, two pairs of them duplicates: 798 records.
     assert repr(result).startswith("<AuditResult dataframe: 1,596 records evaluated (798 membe")
     lines = result.summary().splitlines()
-    assert lines[0].startswith("dataframe: Pipeline as target, 798 training records")
-    assert {lines[2].split()[0], lines[3].split()[0]} == {"loss", "gap"}
+    assert lines[0].endswith(f"Leakage: {result_level(result)}.")  # the verdict first
+    assert lines[1].startswith("dataframe: Pipeline as target, 798 training records")
+    assert {lines[3].split()[0], lines[4].split()[0]} == {"loss", "gap"}
     table = result.to_frame()
     assert list(table.columns) == ["record", "label", "member", "score_loss", "score_gap",
                                    "exposure_rank"]  # fmt: skip
@@ -606,3 +607,11 @@ def test_own_model_from_a_toml_config_and_pixel_scale_flag(tmp_path, capsys):
     assert main([*args, "--pixel-scale", "4095", "--out", str(tmp_path / "yes")]) == 0
     notes = json.loads((tmp_path / "yes" / "results.json").read_text())["dataset"]["notes"]
     assert notes["pixel_scale"] == 4095.0
+
+
+def result_level(result) -> str:
+    """The verdict's level, from the result's own files' contents."""
+    from miaudit.report.findings import verdict
+    from miaudit.report.run import Run
+
+    return verdict(Run(result.to_dict(), result.to_frame(label_names=False))).level

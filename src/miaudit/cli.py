@@ -872,6 +872,85 @@ def evaluate(
     print_summary(result, target_dir)
 
 
+_LEVELS_HELP = (
+    "The likelihood ratios from which leakage reads moderate, high and severe "
+    "(default 2,10,50; README, 'Reading the report')."
+)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run folder (the --out of an audit).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the page (default RUN/report.html).")
+    ] = None,
+    levels: Annotated[str | None, typer.Option(help=_LEVELS_HELP)] = None,
+) -> None:
+    """Render a run's report.html again from its results.json and scores.csv."""
+    from rich.console import Console
+
+    from miaudit.report.files import write_report
+    from miaudit.report.findings import Levels, verdict
+    from miaudit.report.run import load_run
+
+    chosen = Levels.parse(levels) if levels is not None else Levels()
+    loaded = load_run(run)
+    target = out if out is not None else run / "report.html"
+    if target.is_dir():
+        target = target / "report.html"
+    written = write_report(loaded, target, chosen)
+    Console().print(verdict(loaded, chosen).sentence, highlight=False, soft_wrap=True)
+    typer.echo(f"Written {written}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more run folders; the first is the baseline."),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for compare.html and compare.json (default runs/compare-<date>-<time>)."
+        ),
+    ] = None,
+    levels: Annotated[str | None, typer.Option(help=_LEVELS_HELP)] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap replicates of each change.", min=100, max=100_000)
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", min=0)] = 0,
+) -> None:
+    """Put runs side by side: each verdict, the change of the strongest attack's TPR at
+    low FPR against the first run with its interval, and overlaid ROC curves."""
+    import json
+
+    from rich.console import Console
+
+    from miaudit.report import default_out_dir
+    from miaudit.report.compare import compare_runs, print_comparison, render_compare_html
+    from miaudit.report.findings import Levels
+    from miaudit.report.run import load_run
+
+    chosen = Levels.parse(levels) if levels is not None else Levels()
+    loaded = [load_run(r) for r in runs]
+    cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
+    folder = out if out is not None else default_out_dir("compare")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file: pass a folder for compare.html")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compare.html").write_text(render_compare_html(cmp), encoding="utf-8")
+        (folder / "compare.json").write_text(
+            json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write into {folder} ({exc.strerror or exc}): choose another --out"
+        ) from None
+    print_comparison(cmp, folder, Console())
+
+
 def _experiments_help() -> str:
     from miaudit.experiments import EXPERIMENTS
 

@@ -157,6 +157,12 @@ def _allowed_false_positives(fprs: np.ndarray, n_neg: int) -> np.ndarray:
     return np.floor(fprs * n_neg + _COUNT_SLACK).astype(np.int64)
 
 
+def false_positive_budget(fpr: float, n_nonmembers: int) -> int:
+    """How many false positives a rate ``fpr`` allows among ``n_nonmembers`` (the count
+    :func:`tpr_at_fpr` reads its operating point at)."""
+    return int(_allowed_false_positives(np.array([_check_fpr(fpr)]), int(n_nonmembers))[0])
+
+
 # --------------------------------------------------------------------------- ROC
 
 

@@ -28,6 +28,7 @@ from miaudit.attacks.variants import numeric_columns
 from miaudit.claim import DEFAULT_DELTA, claim_section
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
+from miaudit.data.describe import describe_records
 from miaudit.errors import ConfigError, DataError, ModelError, key
 from miaudit.files import read_json_object
 from miaudit.handover import (
@@ -531,7 +532,7 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
         plan, inputs, resolved, data.class_names, game.eval_member, seeds, reporter, execution
     )
     claim = _privacy_claim(resolved, facts, game.eval_member, outcome)
-    return AuditResult(
+    result = AuditResult(
         config=resolved,
         dataset=DatasetSection.of(data.summary()),
         target=_target_section(facts, policies, target, resolved, inputs, game.eval_member),
@@ -545,6 +546,12 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
         privacy_claim=claim,
         **outcome,
     )
+    # The report shows the most exposed records as the user knows them.
+    top = result.exposed_positions()
+    result.record_details = dict(
+        zip(top.tolist(), describe_records(data, game.eval_index[top]), strict=True)
+    )
+    return result
 
 
 def _privacy_claim(config, facts, member, outcome) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from miaudit.config import AuditConfig
 from miaudit.errors import ConfigError
 from miaudit.metrics import AttackMetrics, Strength, attack_strength
 from miaudit.models.dp import dp_claim
+from miaudit.report.run import RESULTS_FORMAT
 
 __all__ = [
     "AuditResult",
@@ -151,6 +152,10 @@ class AuditResult:
     #: target claims (:func:`miaudit.claim.claim_section`): with a DP-SGD target or
     #: the canary game; ``None`` otherwise.
     privacy_claim: dict[str, Any] | None = None
+    #: What the report shows of the most exposed records, by position in the
+    #: evaluation set (:func:`miaudit.data.describe.describe_records`): the user's
+    #: decoded values, or an image's thumbnail.
+    record_details: dict[int, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def strongest(self) -> str:
@@ -170,24 +175,60 @@ class AuditResult:
         (``results.json``'s ``ranking``)."""
         return ranking_facts({n: attack_strength(m) for n, m in self.attacks.items()})
 
+    def exposed_positions(self, n: int = MOST_EXPOSED) -> np.ndarray:
+        """Positions (in the evaluation set) of the ``n`` records the strongest attack
+        scores highest, ties in the evaluation set's order."""
+        scores = np.asarray(self.scores[self.strongest])
+        return np.argsort(-scores, kind="stable")[:n]
+
+    def in_models(self) -> tuple[np.ndarray, int] | None:
+        """How many reference models had each evaluated record in their training set,
+        and how many reference models there were; ``None`` when none had any (the
+        paper's game, whose shadows never see the target's records)."""
+        ref = None if self.inputs is None else self.inputs.reference
+        n = len(self.member)
+        if ref is None or ref.member.ndim != 2 or ref.member.shape[1] < n:
+            return None
+        counts = np.asarray(ref.member[:, :n], dtype=bool).sum(axis=0)
+        return (counts, int(ref.member.shape[0])) if counts.any() else None
+
     def most_exposed(self, n: int = MOST_EXPOSED) -> dict[str, Any]:
-        """The records the strongest attack most confidently calls members."""
+        """The records the strongest attack most confidently calls members.
+
+        Each record has its ``rank`` (records with equal scores share one: 1 + how
+        many score higher), ``tied`` (how many evaluated records have its score), its
+        row, id, label name, membership and score; ``in_models`` (how many of the
+        ``reference_models`` trained on it) when reference models saw evaluated
+        records; and what :attr:`record_details` holds of it (its decoded values, or
+        an image's thumbnail).
+        """
         name = self.strongest
         scores = np.asarray(self.scores[name])
-        top = np.argsort(-scores, kind="stable")[:n]
+        top = self.exposed_positions(n)
+        desc = np.sort(scores)[::-1]
         names = self.dataset.class_names
+        ins = self.in_models()
+        details = self.record_details or {}
+
+        def tied(v: float) -> int:
+            return int(np.searchsorted(-desc, -v, side="right") - np.searchsorted(-desc, -v))
+
         return {
             "attack": name,
+            **({} if ins is None else {"reference_models": ins[1]}),
             "records": [
                 {
-                    "rank": rank + 1,
+                    "rank": int(np.searchsorted(-desc, -scores[i], side="left")) + 1,
+                    "tied": tied(scores[i]),
                     "record": int(self.record_index[i]),
                     **({} if self.ids is None else {"id": _plain(self.ids[i])}),
                     "label": names[int(self.labels[i])] if names else int(self.labels[i]),
                     "member": bool(self.member[i]),
                     "score": float(scores[i]),
+                    **({} if ins is None else {"in_models": int(ins[0][i])}),
+                    **details.get(int(i), {}),
                 }
-                for rank, i in enumerate(top)
+                for i in top
             ],
         }
 
@@ -202,8 +243,8 @@ class AuditResult:
         )
 
     def summary(self) -> str:
-        """A few lines for a person: the target, and each attack's headline figures,
-        strongest first (TPR at 1 % FPR, then AUC)."""
+        """A few lines for a person: the verdict (see ``report.findings``), the target,
+        and each attack's headline figures, strongest first (TPR at 1 % FPR, then AUC)."""
         tg = self.target
         dp = f" {dp_claim(tg.details['dp'])}" if tg.details.get("dp") else ""
         what = (
@@ -212,7 +253,11 @@ class AuditResult:
             else f"{self.dataset.name}: {tg.model or tg.source}{dp} as target, "
             f"{tg.n_train:,} training records"
         )
+        from miaudit.report.findings import verdict
+        from miaudit.report.run import Run
+
         lines = [
+            verdict(Run(self.to_dict(), self.to_frame(label_names=False))).sentence,
             f"{what}; train accuracy {tg.train_accuracy:.3f}, test accuracy {tg.test_accuracy:.3f}",
             f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
             f"{'eps>=@1%':>9}",
@@ -346,6 +391,7 @@ class AuditResult:
             attacks[name] = {**metrics.to_dict(), **self.attack_notes.get(name, {})}
         return {
             "miaudit_version": __version__,
+            "results_format": RESULTS_FORMAT,
             "dataset": self.dataset.to_dict(),
             "target": self.target.to_dict(),
             "shadows": self.shadows.to_dict(),

@@ -243,6 +243,27 @@ class TabularEncoder:
                 data[col] = block[:, 0].astype(np.float64) * self.scale_[col] + self.mean_[col]
         return pd.DataFrame(data, columns=self.columns_)
 
+    def readable(self, X: np.ndarray) -> pd.DataFrame:
+        """:meth:`inverse_transform` for people: each number rounded to the decimals the
+        ``float32`` encoding keeps exactly (``39`` rather than ``38.9999994``), whole
+        numbers as integers.
+        """
+        table = self.inverse_transform(X)
+        X = np.asarray(X)
+        for col, offset, _ in self._blocks():
+            if col in self.categories_:
+                continue
+            z = np.abs(X[:, offset].astype(np.float32))
+            # The encoding's own error on each value, and the decimals it leaves exact.
+            err = np.spacing(np.maximum(z, np.float32(1e-30))).astype(np.float64) * self.scale_[col]
+            decimals = np.clip(np.floor(-np.log10(2 * err)), 0, 12).astype(int)
+            values = table[col].to_numpy(np.float64)
+            rounded = [round(float(v), int(d)) for v, d in zip(values, decimals, strict=True)]
+            table[col] = pd.Series(
+                [int(v) if float(v).is_integer() else v for v in rounded], dtype=object
+            )
+        return table
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable description that :meth:`from_dict` turns back into an encoder."""

@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from miaudit.errors import ConfigError
+from miaudit.report.findings import Levels
 from miaudit.report.html import render_html
+from miaudit.report.run import Run
 
 RESULT_FILES = ("results.json", "scores.csv", "config.json", "report.html")
 #: The model outputs the attacks scored from, for ``miaudit evaluate`` (when asked for).
@@ -57,8 +59,9 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
         results = result.to_dict()
         _dump_json(tmp / "results.json", results)
         _dump_json(tmp / "config.json", result.config_dict())
-        _write_scores(tmp / "scores.csv", result)
-        (tmp / "report.html").write_text(render_html(result), encoding="utf-8")
+        scores = _write_scores(tmp / "scores.csv", result)
+        page = render_html(Run(results, scores, out))
+        (tmp / "report.html").write_text(page, encoding="utf-8")
         names = list(RESULT_FILES)
         if outputs:
             result.save_outputs(tmp / OUTPUTS_FILE)
@@ -86,8 +89,26 @@ def _dump_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _write_scores(path: Path, result) -> None:
+def _write_scores(path: Path, result):
+    """Write ``scores.csv``; returns the frame written."""
     # Label codes and 0/1 membership: the scores.csv contract (result.to_frame() names them).
     frame = result.to_frame(label_names=False)
     # pandas writes floats with repr(): the shortest text that reads back exactly.
     frame.to_csv(path, index=False, lineterminator="\n")
+    return frame
+
+
+def write_report(run: Run, path: str | Path, levels: Levels | None = None) -> Path:
+    """(Re-)write a run's page, atomically: ``miaudit report``."""
+    path = Path(path)
+    page = render_html(run, levels)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror or exc}): choose another --out"
+        ) from None
+    return path

@@ -1,21 +1,104 @@
-"""A self-contained HTML page for people: summary, ROC curves, per-class table.
+"""``report.html``: one self-contained page for the people who must act on an audit.
 
-No scripts, no external assets: the ROC curves are inline SVG drawn here, on
-linear and on log-log axes (the low false-positive end is where membership
-inference matters, and a linear plot hides it).
+Position in the pipeline: ``metrics -> report``. The page reads a
+:class:`~miaudit.report.run.Run` only (``results.json`` and ``scores.csv``), so an
+audit's page and the one ``miaudit report RUN_DIR`` renders later are the same.
+
+It opens with the verdict in words and its level, then what to do (each advice with
+the measurement behind it), then the evidence: what was audited, the attacks with
+every term explained beside the table, matplotlib pictures inline as SVG (ROC on
+linear and log-log axes, score distributions, leakage per class), the most exposed
+records as the user knows them, and the privacy claim when there is one. No
+scripts and no external references: the page is one file that prints.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 
 import numpy as np
 
 from miaudit.claim import claim_sentences
+from miaudit.metrics import roc_points
+from miaudit.report import plots
+from miaudit.report.findings import (
+    Levels,
+    Verdict,
+    class_exposure,
+    recommendations,
+    tpr_interval,
+    verdict,
+)
+from miaudit.report.run import Run
 from miaudit.report.summary import describe_target, ranked_attacks
 
-_W, _H, _PAD = 360, 300, 48
+#: One line on each term the page uses, shown beside the table that uses it.
+TERMS = {
+    "AUC": "the chance that a random member scores higher than a random non-member; "
+    "0.5 is a coin toss, 1 a perfect attack.",
+    "TPR at x % FPR": "the share of training records (true positives) an attacker finds "
+    "when it may wrongly accuse x % of the records that were not in training (false "
+    "positives); a guess finds x %.",
+    "95 % interval": "the range the rate lies in with 95 % confidence, given how many "
+    "records were evaluated (stratified bootstrap).",
+    "precision / recall": "at the attack's own decision threshold: the share of its "
+    "accusations that are right, and the share of members it accuses.",
+    "advantage": "recall minus the false-positive rate at that threshold: 0 means no "
+    "better than guessing, 1 a perfect split.",
+    "ε ≥": "a lower bound on the ε of differential privacy that the training cannot be "
+    "better than (90 % confidence, from the operating point at 1 % FPR); 0 means the "
+    "counts do not rule out ε = 0. It is a floor, not an estimate: the real ε may be "
+    "far larger.",
+}
+
+#: Points of each drawn ROC curve (the low-FPR half exact; see metrics.roc_points).
+ROC_POINTS = 600
+#: How many of a record's columns its row on the page shows (all are in results.json).
+VALUES_SHOWN = 16
+
+_LEVEL_COLOURS = {
+    "not detected": ("#e8f1fa", "#0072B2"),
+    "low": ("#eaf6f1", "#009E73"),
+    "moderate": ("#fdf5e0", "#b07800"),
+    "high": ("#fbe9df", "#D55E00"),
+    "severe": ("#f6dfe0", "#a3001b"),
+}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1020px;margin:1.5em auto;
+padding:0 1em;color:#1d1d1d;line-height:1.45}
+h1{font-size:1.55em;margin-bottom:.1em} h2{font-size:1.2em;margin-top:1.8em;
+border-bottom:1px solid #ddd;padding-bottom:.2em} h3{font-size:1.02em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.92em}
+td,th{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top}
+td:first-child,th:first-child,td.text{text-align:left} th{background:#f4f4f4}
+table.facts th{text-align:left;background:none;font-weight:600}
+table.facts td{text-align:left}
+.meta,.note{color:#555;font-size:.9em}
+.verdict{border-left:8px solid var(--edge);background:var(--bg);padding:.8em 1em;margin:1em 0}
+.verdict p{margin:.3em 0;font-size:1.08em}
+.level{display:inline-block;font-weight:700;text-transform:uppercase;letter-spacing:.04em;
+color:#fff;background:var(--edge);padding:.1em .6em;border-radius:3px;font-size:.85em}
+.advice li{margin:.45em 0} .advice .evidence{color:#444;font-size:.92em}
+dl.terms{display:grid;grid-template-columns:max-content 1fr;gap:.15em .8em;font-size:.88em;
+color:#333;margin:.4em 0 1em} dl.terms dt{font-weight:600} dl.terms dd{margin:0}
+figure{margin:.6em 0 1.2em} figure svg{max-width:100%;height:auto}
+figcaption{font-size:.88em;color:#444}
+td.num{white-space:nowrap} td.values{text-align:left;font-size:.85em;max-width:52em}
+td.values span{display:inline-block;margin-right:.9em;white-space:nowrap}
+td.values b{font-weight:600;color:#555}
+img.thumb{width:56px;height:56px;image-rendering:pixelated;border:1px solid #ccc}
+.warn{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em .8em}
+@media print{
+ body{max-width:none;margin:0;font-size:10pt;color:#000}
+ h2{break-after:avoid} table,figure,.verdict,li{break-inside:avoid}
+ .verdict{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ .level{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ a{color:#000;text-decoration:none}
+}
+"""
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -28,98 +111,78 @@ def _fmt(v, digits: int = 3) -> str:
     return html.escape(str(v))
 
 
-def _axis_map(log: bool, lo: float):
-    def f(v: np.ndarray) -> np.ndarray:
-        if not log:
-            return v
-        v = np.clip(v, lo, 1.0)
-        return (np.log10(v) - math.log10(lo)) / -math.log10(lo)
-
-    return f
+def _e(text) -> str:
+    return html.escape(str(text))
 
 
-def roc_svg(curves: dict[str, dict[str, list[float]]], *, log: bool, n_neg: int) -> str:
-    """An SVG ROC plot of each attack's curve, with the chance diagonal."""
-    lo = max(1e-5, 10 ** math.floor(math.log10(1.0 / max(n_neg, 1)))) if log else 0.0
-    m = _axis_map(log, lo)
-    inner_w, inner_h = _W - 2 * _PAD + 20, _H - 2 * _PAD + 10
+def _score(v: float) -> str:
+    """A score with six significant digits (scores range from log-ratios to 1 - 1e-9)."""
+    return "–" if v is None else f"{v:.6g}"
 
-    def xy(fpr, tpr):
-        x = _PAD + m(np.asarray(fpr)) * inner_w
-        y = _H - _PAD - m(np.asarray(tpr)) * inner_h
-        return x, y
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
-        f'viewBox="0 0 {_W} {_H}" role="img" aria-label="ROC curve">',
-        f'<rect x="{_PAD}" y="{_H - _PAD - inner_h}" width="{inner_w}" height="{inner_h}" '
-        'fill="#fafafa" stroke="#999"/>',
-    ]
-    ticks = (
-        [lo * 10**i for i in range(round(-math.log10(lo)) + 1)]
-        if log
-        else [0, 0.25, 0.5, 0.75, 1.0]
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def inline_svg(fig, prefix: str) -> str:
+    """A matplotlib figure as inline SVG whose element ids start with ``prefix``: several
+    figures on one page keep their own clip paths and patterns."""
+    svg = plots.to_svg(fig)
+    svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
+    svg = re.sub(r"url\(#", f"url(#{prefix}-", svg)
+    return re.sub(r'xlink:href="#', f'xlink:href="#{prefix}-', svg)
+
+
+def verdict_html(found: Verdict, levels: Levels) -> str:
+    """The verdict box: the level and the sentence, and how the level is decided."""
+    bg, edge = _LEVEL_COLOURS[found.level]
+    rule = (
+        "The level follows the strongest attack's likelihood ratio: the lower end of the "
+        "95 % interval of its TPR divided by the false-positive rate (how many times more "
+        "often it accuses a member than a non-member), or e<sup>ε</sup> for the largest "
+        f"lower bound on ε, whichever is larger. Below {levels.moderate:g}: low; from "
+        f"{levels.moderate:g}: moderate; from {levels.high:g}: high; from {levels.severe:g}: "
+        "severe; not detected when no attack is distinguishable from chance."
     )
-    for t in ticks:
-        tx, ty = xy([t], [t])
-        label = f"{t:g}"
-        parts.append(
-            f'<line x1="{tx[0]:.1f}" y1="{_H - _PAD}" x2="{tx[0]:.1f}" y2="{_H - _PAD + 4}" '
-            'stroke="#333"/>'
-            f'<text x="{tx[0]:.1f}" y="{_H - _PAD + 16}" font-size="10" '
-            f'text-anchor="middle">{label}</text>'
-            f'<line x1="{_PAD - 4}" y1="{ty[0]:.1f}" x2="{_PAD}" y2="{ty[0]:.1f}" stroke="#333"/>'
-            f'<text x="{_PAD - 6}" y="{ty[0] + 3:.1f}" font-size="10" '
-            f'text-anchor="end">{label}</text>'
+    figures = ""
+    if found.level != "not detected":
+        eps = "" if found.epsilon is None else f", ε ≥ {found.epsilon:.2f}"
+        figures = f" Here: {found.attack}, ratio {found.ratio:.1f}{eps}."
+    return (
+        f'<section class=verdict style="--bg:{bg};--edge:{edge}" aria-label="verdict">'
+        f"<p><span class=level>Leakage: {_e(found.level)}</span></p>"
+        f"<p>{_e(found.sentence)}</p>"
+        f"<p class=note>{rule}{_e(figures)}</p></section>"
+    )
+
+
+def _advice_html(items) -> str:
+    if not items:
+        return (
+            "<h2>What to do</h2><p>Nothing measured in this audit calls for a change. "
+            "Audit again after retraining or when the data changes.</p>"
         )
-    grid = np.logspace(math.log10(lo), 0, 50) if log else np.array([0.0, 1.0])
-    gx, gy = xy(grid, grid)
-    parts.append(
-        '<polyline fill="none" stroke="#bbb" stroke-dasharray="4 3" points="'
-        + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(gx, gy, strict=True))
-        + '"/>'
+    body = "".join(
+        f"<li><strong>{_e(a.action)}</strong><br><span class=evidence>Evidence: "
+        f"{_e(a.evidence)}</span></li>"
+        for a in items
     )
-    # Ten colours, then the same colours dashed: every attack of `--attacks all` (17)
-    # keeps a line of its own. The legend shows each line's sample, 12 to a column.
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
-               "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
-    for i, (name, c) in enumerate(curves.items()):
-        fpr, tpr = np.asarray(c["fpr"]), np.asarray(c["tpr"])
-        if log:
-            keep = fpr >= lo
-            fpr, tpr = (
-                np.r_[lo, fpr[keep]],
-                np.r_[tpr[~keep].max() if (~keep).any() else 0, tpr[keep]],
-            )
-        x, y = xy(fpr, tpr)
-        colour = colours[i % len(colours)]
-        dash = "" if i < len(colours) else ' stroke-dasharray="5 3"'
-        lx = _PAD + 8 + 122 * (i // 12)
-        ly = _H - _PAD - inner_h + 14 + 13 * (i % 12)
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.8"{dash} points="'
-            + " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
-            + f'"><title>{html.escape(name)}</title></polyline>'
-            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 14}" y2="{ly - 4}" stroke="{colour}" '
-            f'stroke-width="1.8"{dash}/>'
-            f'<text x="{lx + 18}" y="{ly}" font-size="11" fill="{colour}">'
-            f"{html.escape(name)}</text>"
-        )
-    scale = "log" if log else "linear"
-    parts.append(
-        f'<text x="{_PAD + inner_w / 2}" y="{_H - 8}" font-size="11" text-anchor="middle">'
-        f"false-positive rate ({scale})</text>"
-        f'<text x="12" y="{_H / 2}" font-size="11" text-anchor="middle" '
-        f'transform="rotate(-90 12 {_H / 2})">true-positive rate ({scale})</text></svg>'
+    return f"<h2>What to do</h2><ol class=advice>{body}</ol>"
+
+
+def _terms_html() -> str:
+    return (
+        "<dl class=terms>"
+        + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in TERMS.items())
+        + "</dl>"
     )
-    return "".join(parts)
 
 
 def _claim_html(section: dict | None) -> str:
     """The privacy claim against the empirical lower bounds on ε, per attack."""
     if not section:
         return ""
-    said = "".join(f"<p>{html.escape(line)}</p>" for line in claim_sentences(section))
+    said = "".join(f"<p>{_e(line)}</p>" for line in claim_sentences(section))
     rows = []
     for name, e in section["attacks"].items():
         one = e.get("one_run")
@@ -130,7 +193,7 @@ def _claim_html(section: dict | None) -> str:
             f"guesses right)</small></td>"
         )
         rows.append(
-            f"<tr><td>{html.escape(name)}</td>{one_cell}"
+            f"<tr><td>{_e(name)}</td>{one_cell}"
             f"<td>{_fmt(e['clopper_pearson']['epsilon'], 2)}</td>"
             f"<td>{_fmt(e['gdp']['epsilon'], 2)} "
             f"<small>(μ {_fmt(e['gdp']['mu'], 2)})</small></td></tr>"
@@ -150,45 +213,145 @@ Gaussian trade-off curve with the attack's AUC, an estimate rather than a bound.
 """
 
 
-def render_html(result) -> str:
-    """The report page of an :class:`miaudit.result.AuditResult`."""
-    d = result.to_dict()
-    ds, tg, sh = d["dataset"], d["target"], d["shadows"]
-    n_neg = int((np.asarray(result.member) == 0).sum())
+def _attack_rows(d: dict) -> str:
     rows = []
     for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
-        ci = a.get("tpr_at_fpr_ci") or {}
         eps = a.get("epsilon_lower_bound_cp") or {}
 
-        def interval(key, ci=ci):
-            c = ci.get(key)
-            return "" if c is None else f" <small>[{_fmt(c[0], 3)}, {_fmt(c[1], 3)}]</small>"
+        def cell(key, a=a, t=t):
+            ci = tpr_interval(a, key) if t.get(key) is not None else None
+            span = "" if ci is None else f" <small>[{_fmt(ci[0])}, {_fmt(ci[1])}]</small>"
+            return f"<td>{_fmt(t.get(key), 4)}{span}</td>"
 
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{_fmt(a['auc'])}</td>"
+            f"<tr><td>{_e(name)}</td><td>{_fmt(a['auc'])}</td>"
             f"<td>{_fmt(a['precision'])}</td><td>{_fmt(a['recall'])}</td>"
-            f"<td>{_fmt(a['advantage'])}</td>"
-            f"<td>{_fmt(t['0.001'], 4)}{interval('0.001')}</td>"
-            f"<td>{_fmt(t['0.01'], 4)}{interval('0.01')}</td>"
-            f"<td>{_fmt(t['0.1'], 4)}{interval('0.1')}</td><td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
+            f"<td>{_fmt(a['advantage'])}</td>{cell('0.001')}{cell('0.01')}{cell('0.1')}"
+            f"<td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
         )
-    exposed = d["most_exposed"]
-    exposed_rows = "".join(
-        f"<tr><td>{r['rank']}</td><td>{r['record']}</td>"
-        + (f"<td>{html.escape(str(r['id']))}</td>" if "id" in r else "")
-        + f"<td>{html.escape(str(r['label']))}</td>"
-        f"<td>{'yes' if r['member'] else 'no'}</td><td>{_fmt(r['score'], 4)}</td></tr>"
-        for r in exposed["records"]
+    return "".join(rows)
+
+
+def _curves(run: Run, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for name in names:
+        fpr, tpr, _ = roc_points(run.score(name), run.member, max_points=ROC_POINTS)
+        out[f"{name} (AUC {run.results['attacks'][name]['auc']:.3f})"] = (fpr, tpr)
+    return out
+
+
+def _rank_text(r: dict) -> str:
+    tied = int(r.get("tied", 1))
+    return f"{r['rank']}" if tied <= 1 else f"{r['rank']}= <small>(tie of {tied:,})</small>"
+
+
+def _record_cells(r: dict) -> str:
+    if "image" in r and str(r["image"]).startswith("data:image/png;base64,"):
+        return (
+            f'<td><img class=thumb src="{_e(r["image"])}" alt="record {r["record"]}" '
+            f'width="56" height="56"></td>'
+        )
+    values = r.get("values")
+    if not values:
+        return "<td class=values>–</td>"
+    items = list(values.items())
+    spans = "".join(
+        f"<span><b>{_e(k)}</b> {_e('–' if v is None else v)}</span>"
+        for k, v in items[:VALUES_SHOWN]
     )
-    per_class_html = []
-    # Per-class tables for the paper's attack and the strongest one; the rest are in
-    # results.json.
-    shown = dict.fromkeys(n for n in ("shokri", d["strongest_attack"]) if n in d["attacks"])
-    for name, a in ((n, d["attacks"][n]) for n in shown):
+    more = (
+        f" <small>… {len(items) - VALUES_SHOWN} more columns in results.json</small>"
+        if len(items) > VALUES_SHOWN
+        else ""
+    )
+    return f"<td class=values>{spans}{more}</td>"
+
+
+def _exposed_html(d: dict) -> str:
+    exposed = d["most_exposed"]
+    records = exposed["records"]
+    has_id = any("id" in r for r in records)
+    has_in = any("in_models" in r for r in records)
+    has_record = any("values" in r or "image" in r for r in records)
+    k = exposed.get("reference_models")
+    head = (
+        "<th>rank</th><th>row</th>" + ("<th>id</th>" if has_id else "")
+        + "<th>label</th><th>member</th><th>score</th>"
+        + (f"<th>IN for (of {k})</th>" if has_in else "")
+        + ("<th>the record</th>" if has_record else "")
+    )  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{_rank_text(r)}</td><td>{r['record']}</td>"
+        + (f"<td>{_e(r.get('id', '–'))}</td>" if has_id else "")
+        + f"<td>{_e(r['label'])}</td><td>{'yes' if r['member'] else 'no'}</td>"
+        f"<td class=num>{_score(r['score'])}</td>"
+        + (f"<td>{r.get('in_models', '–')}</td>" if has_in else "")
+        + (_record_cells(r) if has_record else "")
+        + "</tr>"
+        for r in records
+    )
+    top_tie = int(records[0].get("tied", 1)) if records else 0
+    ties = (
+        f" {top_tie:,} evaluated records share the top score, so these {len(records)} are "
+        "tied for first place: the attack cannot tell them apart, and which of them are "
+        "listed is only the evaluation set's order."
+        if top_tie > len(records)
+        else ""
+    )
+    ins = (
+        f" “IN for”: how many of the {k} reference models trained on the record (each "
+        "record is in about half of them in this game)."
+        if has_in
+        else ""
+    )
+    return f"""<h2>Whose privacy is at stake</h2>
+<p class=note>The {len(records)} records {_e(exposed["attack"])} (the strongest attack) is surest
+were in the training set, as they are in your data: “row” is the record's row in your table (or
+the built-in set's), “member” whether it really was a training record.{_e(ties)}{_e(ins)}
+<code>scores.csv</code> ranks every evaluated record (<code>exposure_rank</code>).</p>
+<table><tr>{head}</tr>{rows}</table>
+"""
+
+
+def _classes_html(run: Run, found: Verdict) -> str:
+    d = run.results
+    parts = ["<h2>Which classes leak most</h2>"]
+    if found.fpr:
+        rows = class_exposure(run, found.attack, found.fpr)
+        if rows:
+            shown = rows[:30]
+            parts.append(
+                "<figure>"
+                + inline_svg(plots.class_figure(shown, found.fpr, found.attack), "classes")
+                + f"<figcaption>Share of each class's members {_e(found.attack)} finds at the "
+                f"threshold that wrongly accuses {_pct(found.fpr)} of all non-members, with 95 % "
+                "(Clopper–Pearson) intervals, most exposed first"
+                + (
+                    f"; the {len(shown)} most exposed of {len(rows)} classes"
+                    if len(rows) > 30
+                    else ""
+                )
+                + ".</figcaption></figure>"
+            )
+            body = "".join(
+                f"<tr><td>{_e(r['class'])}</td><td>{r['members']}</td><td>{r['found']}</td>"
+                f"<td>{_pct(r['tpr'])} <small>[{_pct(r['low'])}, {_pct(r['high'])}]</small></td>"
+                f"<td>{_pct(r['fpr'])}</td></tr>"
+                for r in rows
+            )
+            parts.append(
+                "<table><tr><th>class</th><th>members evaluated</th><th>found</th>"
+                "<th>TPR [95 % interval]</th><th>class's own FPR</th></tr>"
+                f"{body}</table>"
+            )
+    # The paper's per-class precision and recall at the attack's own threshold.
+    shown_attacks = dict.fromkeys(n for n in ("shokri", d["strongest_attack"]) if n in d["attacks"])
+    for name in shown_attacks:
+        a = d["attacks"][name]
         fallback = set(a.get("fallback_classes", []))
         body = "".join(
-            f"<tr><td>{html.escape(str(pc['class']))}{' *' if pc['class'] in fallback else ''}"
+            f"<tr><td>{_e(pc['class'])}{' *' if pc['class'] in fallback else ''}"
             f"</td><td>{pc['n']}</td><td>{_fmt(pc['precision'])}</td>"
             f"<td>{_fmt(pc['recall'])}</td></tr>"
             for pc in a["per_class"]
@@ -199,27 +362,29 @@ def render_html(result) -> str:
             if fallback
             else ""
         )
-        per_class_html.append(
-            f"<h3>{html.escape(name)}: per class</h3><table><tr><th>class</th><th>records</th>"
-            f"<th>precision</th><th>recall</th></tr>{body}</table>{note}"
+        parts.append(
+            f"<h3>{_e(name)}: precision and recall per class, at its own threshold</h3>"
+            "<table><tr><th>class</th><th>records</th><th>precision</th><th>recall</th></tr>"
+            f"{body}</table>{note}"
         )
-    timings = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:.2f}</td></tr>" for k, v in d["timings_s"].items()
-    )
+    return "".join(parts)
+
+
+def _audited_html(d: dict) -> str:
+    ds, tg, sh = d["dataset"], d["target"], d["shadows"]
     gap = tg["train_accuracy"] - tg["test_accuracy"]
     game = (
         f" (recipe game: every record of a {sh['pool_size']}-record pool scored)"
         if sh.get("game") == "recipe"
         else ""
     )
-    id_head = "<th>id</th>" if any("id" in r for r in exposed["records"]) else ""
     features = "" if ds.get("n_features") is None else f"{ds['n_features']} features, "
     if sh.get("source") == "outputs":
         count = sh.get("count")
         shadows = "outputs computed elsewhere" + (f": {count} reference models" if count else "")
     else:
         shadows = (
-            f"{sh['count']} × {html.escape(str(sh['model']))} on {html.escape(sh['source'])} "
+            f"{sh['count']} × {_e(sh.get('model'))} on {_e(sh['source'])} "
             f"data, {sh.get('n_in')} in + {sh.get('n_out')} out records each{game}"
         )
         if sh.get("overlapping_in_sets"):
@@ -228,12 +393,40 @@ def render_html(result) -> str:
                 "training sets, so the shadows' training sets overlap more than in the paper "
                 "and each is tested on the rest of the pool"
             )
+    sent = (tg.get("queries") or {}).get("sent")
+    queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
+    classes = ds.get("class_names") or []
+    named = ", ".join(_e(c) for c in classes[:12]) + (", …" if len(classes) > 12 else "")
+    return f"""<h2>What was audited</h2>
+<table class=facts>
+<tr><th>data set</th><td>{_e(ds["name"])} ({ds["n_records"]:,} records, {features}{ds["n_classes"]}
+classes: {named})</td></tr>
+<tr><th>target</th><td>{_e(describe_target(tg))}, {tg["n_train"]:,} training
+records{queries}</td></tr>
+<tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
+(gap {_fmt(gap)})</td></tr>
+<tr><th>shadows</th><td>{shadows}</td></tr>
+</table>"""
+
+
+def render_html(run: Run, levels: Levels | None = None) -> str:
+    """The report page of a :class:`~miaudit.report.run.Run`."""
+    levels = levels or Levels()
+    d = run.results
+    found = verdict(run, levels)
+    classes = class_exposure(run, found.attack, found.fpr) if found.fpr else []
+    advice = recommendations(run, found, classes)
+    a = d["attacks"][d["strongest_attack"]]
+    n_neg, n_pos = int(a["n_nonmembers"]), int(a["n_members"])
+    ranked = [n for n, _ in ranked_attacks(d)]
+    roc = inline_svg(plots.roc_figure(_curves(run, ranked), n_neg), "roc")
+    panels = [(n, run.score(n)[run.member], run.score(n)[~run.member]) for n in ranked[:2]]
+    dists = inline_svg(plots.score_figure(panels), "scores")
     ranking = d["ranking"]
     ranked_by = f"Attacks ranked by the {ranking['by']}."
-    n_attacks = len(d["attacks"])
     if ranking["above_chance"]:
         ranked_by += (
-            f" {len(ranking['above_chance'])} of {n_attacks} are above chance at "
+            f" {len(ranking['above_chance'])} of {len(d['attacks'])} are above chance at "
             f"{100 * ranking['fpr']:g} % FPR."
         )
     elif ranking["above_chance_at_threshold"]:
@@ -245,59 +438,46 @@ def render_html(result) -> str:
     reason = ranking["verdict"].split(": ", 1)[-1]
     chance = (
         "<p class=warn><strong>No attack is distinguishable from chance.</strong> "
-        f"{html.escape(reason[0].upper() + reason[1:])}: this audit shows no leakage it can "
+        f"{_e(reason[0].upper() + reason[1:])}: this audit shows no leakage it can "
         "tell apart from luck (which is not proof that there is none; more records or "
         "shadows narrow the intervals).</p>"
         if not ranking["distinguishable_from_chance"]
         else ""
     )
-    sent = (tg.get("queries") or {}).get("sent")
-    queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
+    timings = "".join(
+        f"<tr><td>{_e(k)}</td><td>{v:.2f}</td></tr>" for k, v in d.get("timings_s", {}).items()
+    )
+    times = f"<h2>Stage times (s)</h2><table>{timings}</table>" if timings else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>miaudit report: {html.escape(ds["name"])}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}
-.plots{{display:flex;gap:1.5em;flex-wrap:wrap}} .note{{color:#555;font-size:.9em}}
-.warn{{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em .8em}}
-</style></head><body>
-<h1>Membership inference audit</h1>
-<p>miaudit {html.escape(d["miaudit_version"])} · seed {d["seed"]}</p>
-<h2>What was audited</h2>
-<table>
-<tr><th>data set</th><td>{html.escape(ds["name"])} ({ds["n_records"]} records,
-{features}{ds["n_classes"]} classes)</td></tr>
-<tr><th>target</th><td>{html.escape(describe_target(tg))}, {tg["n_train"]} training records
-{queries}</td></tr>
-<tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
-(gap {_fmt(gap)})</td></tr>
-<tr><th>shadows</th><td>{shadows}</td></tr>
-</table>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>miaudit report: {_e(d["dataset"]["name"])}</title>
+<style>{_CSS}</style></head><body>
+<h1>Membership inference audit: {_e(d["dataset"]["name"])}</h1>
+<p class=meta>Does the model give away which records it was trained on? miaudit
+{_e(d["miaudit_version"])} · seed {d["seed"]}</p>
+{verdict_html(found, levels)}
+{_advice_html(advice)}
+{_audited_html(d)}
 <h2>How much it leaks</h2>
-<p class=note>Evaluated on {len(result.member)} records: {int(np.sum(result.member))} members of
-the target's training set and {n_neg} non-members. AUC 0.5 and TPR equal to FPR mean no leakage.
-Precision and recall use the attack's own decision threshold; TPR at a false-positive rate
-below 1/{n_neg} cannot be resolved with this many non-members.</p>
+<p class=note>Evaluated on {n_pos + n_neg:,} records: {n_pos:,} members of the target's
+training set and {n_neg:,} non-members. A rate below 1/{n_neg:,} false positives cannot be
+measured with this many non-members (shown as –).</p>
 <table><tr><th>attack</th><th>AUC</th><th>precision</th><th>recall</th>
-<th>advantage</th><th>TPR@0.1%FPR [95% CI]</th><th>TPR@1%FPR [95% CI]</th>
-<th>TPR@10%FPR [95% CI]</th>
-<th>ε ≥ (at 1% FPR)</th></tr>
-{"".join(rows)}</table>
-{chance}<p class=note>{html.escape(ranked_by)} Intervals: stratified bootstrap. ε ≥: the
-smallest ε that the operating point at 1 % FPR allows with 90 % confidence (Clopper–Pearson
-bounds on TPR and FPR); 0 means the counts do not rule out ε = 0.</p>
-<div class=plots>{roc_svg(result.roc, log=False, n_neg=n_neg)}
-{roc_svg(result.roc, log=True, n_neg=n_neg)}</div>
-{_claim_html(d.get("privacy_claim"))}<h2>Whose privacy is at stake</h2>
-<p class=note>The {len(exposed["records"])} records {html.escape(exposed["attack"])} (the
-strongest attack) is surest were in the training set; <code>scores.csv</code> ranks every
-record (<code>exposure_rank</code>).</p>
-<table><tr><th>rank</th><th>record</th>{id_head}<th>label</th><th>member</th><th>score</th></tr>
-{exposed_rows}</table>
-{"".join(per_class_html)}
-<h2>Stage times (s)</h2><table>{timings}</table>
+<th>advantage</th><th>TPR at 0.1 % FPR [95 % interval]</th><th>TPR at 1 % FPR [95 % interval]</th>
+<th>TPR at 10 % FPR [95 % interval]</th><th>ε ≥ (at 1 % FPR)</th></tr>
+{_attack_rows(d)}</table>
+{_terms_html()}
+{chance}<p class=note>{_e(ranked_by)}</p>
+<figure>{roc}<figcaption>ROC curves: the share of members found (true-positive rate) against
+the share of non-members wrongly accused (false-positive rate). Left, linear axes; right,
+log-log axes, where the low false-positive end that matters for privacy is visible. The
+dashed diagonal is guessing.</figcaption></figure>
+<figure>{dists}<figcaption>Scores of members and non-members for the two strongest attacks.
+Where the two overlap, the attack cannot tell them apart; members' scores reaching beyond every
+non-member's are records it finds without error.</figcaption></figure>
+{_claim_html(d.get("privacy_claim"))}{_exposed_html(d)}
+{_classes_html(run, found)}
+{times}
 </body></html>
 """

@@ -9,6 +9,8 @@ from rich.console import Console
 from miaudit.claim import claim_sentences
 from miaudit.metrics import attack_strength
 from miaudit.models.dp import dp_claim
+from miaudit.report.findings import recommendations, verdict
+from miaudit.report.run import Run
 from miaudit.report.text import print_table
 
 
@@ -39,6 +41,10 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         console.soft_wrap = True
     d = result.to_dict()
     tg = d["target"]
+    # The verdict first: the one sentence a reader of the log needs (report.findings).
+    run = Run(d, result.to_frame(label_names=False))
+    found = verdict(run)
+    console.print(f"[bold]{found.sentence}[/bold]", highlight=False)
     if tg.get("source") == "outputs":
         count = d["shadows"].get("count")
         what = (
@@ -90,6 +96,9 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         "fixed recall and per-class figures are in results.json and report.html.",
         style="dim",
     )
+    advice = recommendations(run, found)
+    for i, a in enumerate(advice, 1):
+        console.print(f"What to do ({i}/{len(advice)}): {a.action}", highlight=False)
     # "score:<attack>" entries break the attack_score stage down; count stages once.
     total = sum(v for k, v in d["timings_s"].items() if ":" not in k)
     console.print(f"{total:.1f} s in all; results in {out}/ (results.json, report.html)")

@@ -1,0 +1,227 @@
+"""The report's pictures: matplotlib figures written as inline SVG.
+
+Position in the pipeline: ``metrics -> report``. Every figure here is drawn from
+plain arrays (what ``results.json`` and ``scores.csv`` hold), so a page renders the
+same from an audit in memory and from its files (``miaudit report``).
+
+The SVG keeps its text as ``<text>`` (searchable, selectable, sharp on paper), has
+no date and fixed element ids, so the same numbers give the same bytes. Legends sit
+outside the axes, below the plots, so a legend never covers a curve or another
+legend, however many attacks there are.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+#: Okabe and Ito's colour-blind-safe palette (black first for the strongest).
+PALETTE = (
+    "#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#F0E442",
+)  # fmt: skip
+#: After the eight colours the same colours again, dashed, then dotted.
+LINESTYLES = ("-", "--", ":", "-.")
+#: Members and non-members in the distributions (blue and vermilion: safe for all
+#: common colour-vision deficiencies and in grey print).
+MEMBER_COLOUR, NON_MEMBER_COLOUR = "#0072B2", "#D55E00"
+
+
+def style(i: int) -> dict:
+    """The colour and line style of the ``i``-th curve."""
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+    }
+
+
+@contextmanager
+def _rc():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    # Text stays text; ids come from a fixed salt, not a random one: same input, same file.
+    with matplotlib.rc_context({
+        "svg.fonttype": "none",
+        "svg.hashsalt": "miaudit",
+        "font.family": "sans-serif",
+        "font.size": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }):  # fmt: skip
+        yield
+
+
+def to_svg(fig) -> str:
+    """``fig`` as an SVG element (no XML prolog, no date), and the figure closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with _rc():
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :].strip()
+
+
+#: Inches per character of 8–9 pt text, a little over DejaVu Sans's average: margins
+#: for labels are sized from their length, without a layout engine's extra drawing pass.
+_CHAR = 0.075
+_LEGEND_ROW = 0.2  # inches per legend row of 8 pt text
+
+
+def _figure(ncols: int, axes_w: float, axes_h: float, *, left: float = 0.7,
+            right: float = 0.15, bottom: float = 0.55, top: float = 0.15,
+            gap: float = 0.8):  # fmt: skip
+    """A figure of ``ncols`` axes of ``axes_w × axes_h`` inches, with fixed margins (in
+    inches) around them: ``bottom`` holds the tick labels, the axis label and any legend."""
+    import matplotlib.pyplot as plt
+
+    width = left + ncols * axes_w + (ncols - 1) * gap + right
+    height = bottom + axes_h + top
+    with _rc():
+        fig, axes = plt.subplots(1, ncols, figsize=(width, height))
+        fig.subplots_adjust(
+            left=left / width, right=1 - right / width, bottom=bottom / height,
+            top=1 - top / height, wspace=gap / axes_w,
+        )  # fmt: skip
+        return fig, axes
+
+
+def _legend_shape(labels: Sequence[str], width: float) -> tuple[int, float]:
+    """Columns that fit ``width`` inches, and the legend's height in inches."""
+    longest = max((len(str(label)) for label in labels), default=1)
+    ncol = max(1, min(3, len(labels), int(width // (_CHAR * longest + 0.7))))
+    return ncol, _LEGEND_ROW * math.ceil(len(labels) / ncol) + 0.1
+
+
+def _legend_below(fig, handles, labels, ncol: int) -> None:
+    """A legend under the plots, below the axis labels (the margin holds it)."""
+    with _rc():
+        fig.legend(
+            handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+            frameon=False, fontsize=8, borderaxespad=0.3,
+        )  # fmt: skip
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_nonmembers: int,
+               *, title: str = "") -> object:  # fmt: skip
+    """ROC curves on linear and on log-log axes, side by side, one shared legend below.
+
+    ``curves`` maps a label (an attack, or a run) to ``(fpr, tpr)``. The log axes end
+    at ``1 / n_nonmembers``: a false-positive rate below that is not measured.
+    """
+    with _rc():
+        ncol, legend_h = _legend_shape(list(curves), 7.6)
+        fig, (lin, log) = _figure(2, 2.95, 2.7, bottom=0.6 + legend_h, top=0.35 if title else 0.15)
+        floor = 1.0 / max(1, n_nonmembers)
+        handles = []
+        for i, (fpr, tpr) in enumerate(curves.values()):
+            kw = {**style(i), "linewidth": 1.5}
+            (h,) = lin.plot(fpr, tpr, **kw)
+            handles.append(h)
+            keep = np.asarray(fpr) >= floor
+            log.plot(np.asarray(fpr)[keep], np.clip(np.asarray(tpr)[keep], floor, 1), **kw)
+        for ax, scale in ((lin, "linear"), (log, "log")):
+            ax.plot([floor if scale == "log" else 0, 1], [floor if scale == "log" else 0, 1],
+                    color="#999999", linestyle=(0, (4, 3)), linewidth=1)  # fmt: skip
+            ax.set_xlabel(f"false-positive rate ({scale})")
+            ax.set_ylabel(f"true-positive rate ({scale})")
+        log.set_xscale("log")
+        log.set_yscale("log")
+        log.minorticks_off()  # decades suffice, and each minor tick costs drawing time
+        log.set_xlim(floor, 1)
+        log.set_ylim(floor, 1)
+        lin.set_xlim(0, 1)
+        lin.set_ylim(0, 1)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        _legend_below(fig, handles, list(curves), ncol)
+        return fig
+
+
+def score_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> object:
+    """Histograms of members' and non-members' scores, one panel per attack:
+    ``(attack, member_scores, non_member_scores)``. Overlap means the attack cannot
+    tell them apart; a member hump to the right is what it finds."""
+    with _rc():
+        fig, axes = _figure(len(panels), 3.2, 1.9, left=0.35, bottom=0.6 + 0.3, top=0.3,
+                            gap=0.3)  # fmt: skip
+        axes = np.atleast_1d(axes)
+        handles = []
+        for ax, (name, inside, outside) in zip(axes, panels, strict=True):
+            both = np.concatenate([inside, outside])
+            both = both[np.isfinite(both)]
+            lo, hi = np.quantile(both, [0.005, 0.995]) if both.size else (0.0, 1.0)
+            if hi <= lo:
+                lo, hi = lo - 0.5, hi + 0.5
+            bins = np.linspace(lo, hi, 41)
+            handles = []
+            for values, colour, hatch in (
+                (outside, NON_MEMBER_COLOUR, "//"), (inside, MEMBER_COLOUR, None),
+            ):  # fmt: skip
+                v = np.clip(values[np.isfinite(values)], lo, hi)
+                _, _, patches = ax.hist(
+                    v, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
+                    color=colour, hatch=hatch, edgecolor=colour, linewidth=1.2,
+                )  # fmt: skip
+                handles.append(patches[0])
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("score (higher: surer it was a member)")
+            ax.set_yticks([])
+        axes[0].set_ylabel("share of records")
+        _legend_below(fig, handles[::-1], ["members", "non-members"], 2)
+        return fig
+
+
+def class_figure(rows: Sequence[dict], fpr: float, attack: str) -> object:
+    """Each class's TPR at the audit's low-FPR threshold with its 95 % interval, most
+    exposed first; the dashed line is the rate a guess reaches."""
+    with _rc():
+        shown = list(rows)
+        left = 0.2 + _CHAR * max((len(_short(r["class"])) for r in shown), default=2)
+        fig, ax = _figure(1, 6.9 - left, 0.2 + 0.24 * len(shown), left=left, right=0.3)
+        y = np.arange(len(shown))[::-1]
+        tpr = np.array([r["tpr"] for r in shown])
+        low = np.array([r["low"] for r in shown])
+        high = np.array([r["high"] for r in shown])
+        ax.barh(y, tpr, color=MEMBER_COLOUR, alpha=0.75, height=0.6)
+        ax.errorbar(tpr, y, xerr=[tpr - low, high - tpr], fmt="none", ecolor="#000000",
+                    capsize=2.5, linewidth=1)  # fmt: skip
+        ax.axvline(fpr, color=NON_MEMBER_COLOUR, linestyle="--", linewidth=1.2)
+        ax.set_yticks(y, [_short(r["class"]) for r in shown])
+        ax.set_xlim(0, min(1.0, max(float(high.max()) * 1.1, fpr * 3)) if len(shown) else 1)
+        ax.set_xlabel(f"share of members found ({_short(attack, 20)}, {100 * fpr:g} % FPR overall)")
+        ax.grid(axis="y", alpha=0)
+        return fig
+
+
+def _short(text: str, width: int = 28) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def runs_figure(labels: Sequence[str], points: Sequence[tuple[float, float, float]],
+                fpr: float) -> object:  # fmt: skip
+    """One run against another: each run's TPR at ``fpr`` as ``(tpr, low, high)``,
+    first run on top; the dashed line is the rate a guess reaches."""
+    with _rc():
+        left = 0.2 + _CHAR * max((len(_short(label, 40)) for label in labels), default=2)
+        fig, ax = _figure(1, 6.9 - left, 0.2 + 0.34 * len(points), left=left, right=0.3)
+        y = np.arange(len(points))[::-1]
+        tpr = np.array([p[0] for p in points])
+        low = np.array([p[1] for p in points])
+        high = np.array([p[2] for p in points])
+        for i, (yy, t, lo, hi) in enumerate(zip(y, tpr, low, high, strict=True)):
+            ax.errorbar([t], [yy], xerr=[[t - lo], [hi - t]], fmt="o", capsize=3,
+                        color=style(i)["color"], markersize=5)  # fmt: skip
+        ax.axvline(fpr, color="#999999", linestyle=(0, (4, 3)), linewidth=1)
+        ax.set_yticks(y, [_short(label, 40) for label in labels])
+        ax.set_ylim(-0.6, len(points) - 0.4)
+        ax.set_xlim(0, min(1.0, max(float(high.max()) * 1.1, fpr * 3)))
+        ax.set_xlabel(f"true-positive rate at {100 * fpr:g} % false positives")
+        ax.grid(axis="y", alpha=0)
+        return fig

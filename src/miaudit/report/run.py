@@ -1,0 +1,159 @@
+"""A finished run as the report reads it: ``results.json`` and ``scores.csv``.
+
+Position in the pipeline: ``metrics -> report``. :class:`Run` is all a page needs;
+an audit in memory becomes one with :func:`run_of` and a run folder with
+:func:`load_run`, so ``report.html`` written at the end of an audit and the one
+``miaudit report`` writes later from the folder are the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from miaudit.errors import ConfigError
+
+#: The layout of ``results.json`` this miaudit writes. Later versions that only add
+#: fields keep the number; one that moves or renames a field raises it.
+RESULTS_FORMAT = 2
+#: What a page cannot be drawn without: ``results.json``'s sections and each attack's.
+_NEEDED = ("dataset", "target", "shadows", "attacks", "strongest_attack", "ranking",
+           "most_exposed", "seed")  # fmt: skip
+_NEEDED_ATTACK = ("auc", "precision", "recall", "advantage", "tpr_at_fpr", "per_class",
+                  "n_members", "n_nonmembers")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: its ``results.json`` (as a dict), its ``scores.csv`` (as a DataFrame
+    with ``record``, optional ``id``, ``label`` codes, ``member`` 0/1, a
+    ``score_<attack>`` column per attack, ``exposure_rank``), and where it lies."""
+
+    results: dict[str, Any]
+    scores: pd.DataFrame
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The folder's name, or the data set's for a run in memory."""
+        return self.path.name if self.path is not None else str(self.results["dataset"]["name"])
+
+    @property
+    def member(self) -> np.ndarray:
+        return self.scores["member"].to_numpy().astype(bool)
+
+    def score(self, attack: str) -> np.ndarray:
+        return self.scores[f"score_{attack}"].to_numpy(dtype=np.float64)
+
+    @property
+    def attacks(self) -> list[str]:
+        return list(self.results["attacks"])
+
+    def class_name(self, code: int) -> str:
+        names = self.results["dataset"].get("class_names") or []
+        return str(names[code]) if 0 <= code < len(names) else str(code)
+
+
+def run_of(results: dict[str, Any], scores: pd.DataFrame, path: Path | None = None) -> Run:
+    """A :class:`Run` of an audit's dict and its ``scores.csv`` frame."""
+    return Run(results, scores, path)
+
+
+def load_run(folder: str | Path) -> Run:
+    """Read a run folder, checking what the report needs.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and the problem: no folder, no ``results.json`` or
+        ``scores.csv``, damaged JSON or CSV, a file from another miaudit that lacks a
+        field, or scores that disagree with the results.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such run folder (pass the --out folder of an audit)")
+    results_path, scores_path = folder / "results.json", folder / "scores.csv"
+    for p in (results_path, scores_path):
+        if not p.is_file():
+            raise ConfigError(
+                f"{p}: missing; {folder} is not a complete run folder (an audit writes "
+                "results.json and scores.csv together)"
+            )
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{results_path}: damaged, not JSON ({_reason(exc)})") from None
+    check_results(results, results_path)
+    try:
+        scores = pd.read_csv(scores_path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"{scores_path}: damaged, not a CSV table ({_reason(exc)})") from None
+    _check_scores(scores, results, scores_path)
+    return Run(results, scores, folder)
+
+
+def check_results(results: Any, where: Path | str = "results.json") -> None:
+    """That ``results`` is a ``results.json`` this miaudit can read (one-line errors)."""
+    if not isinstance(results, dict):
+        raise ConfigError(f"{where}: damaged, holds a {type(results).__name__}, not the results")
+    version = results.get("miaudit_version", "an unknown version")
+    fmt = results.get("results_format", 1)
+    if not isinstance(fmt, int) or fmt > RESULTS_FORMAT:
+        raise ConfigError(
+            f"{where}: written by miaudit {version} in results format {fmt}, newer than this "
+            f"miaudit reads ({RESULTS_FORMAT}): upgrade miaudit"
+        )
+    older = f"(written by miaudit {version}, older than this one: run the audit again)"
+    for key in _NEEDED:
+        if key not in results:
+            raise ConfigError(f"{where}: no {key!r} section {older}")
+    attacks = results["attacks"]
+    if not isinstance(attacks, dict) or not attacks:
+        raise ConfigError(f"{where}: 'attacks' is empty or damaged {older}")
+    for name, a in attacks.items():
+        missing = [k for k in _NEEDED_ATTACK if not isinstance(a, dict) or k not in a]
+        if missing:
+            raise ConfigError(f"{where}: attack {name!r} has no {missing[0]!r} {older}")
+    if results["strongest_attack"] not in attacks:
+        raise ConfigError(
+            f"{where}: damaged: the strongest attack {results['strongest_attack']!r} is not "
+            "among its attacks"
+        )
+
+
+def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
+    needed = ["record", "label", "member", *(f"score_{a}" for a in results["attacks"])]
+    missing = [c for c in needed if c not in scores.columns]
+    if missing:
+        raise ConfigError(
+            f"{where}: no column {missing[0]!r}; it does not belong with results.json beside it"
+        )
+    for column in needed:
+        if not pd.api.types.is_numeric_dtype(scores[column]):
+            raise ConfigError(f"{where}: damaged: column {column!r} holds text, not numbers")
+        if scores[column].isna().any():
+            raise ConfigError(f"{where}: damaged: column {column!r} has empty cells")
+    a = results["attacks"][results["strongest_attack"]]
+    n_pos, n_neg = int(scores["member"].sum()), int((scores["member"] == 0).sum())
+    if (n_pos, n_neg) != (a["n_members"], a["n_nonmembers"]) or not scores["member"].isin(
+        [0, 1]
+    ).all():
+        raise ConfigError(
+            f"{where}: holds {n_pos} members and {n_neg} non-members, but results.json "
+            f"evaluated {a['n_members']} and {a['n_nonmembers']}: the files are from "
+            "different runs or damaged"
+        )
+    n_classes = len(results["dataset"].get("class_names") or []) or math.inf
+    if (scores["label"] < 0).any() or (scores["label"] >= n_classes).any():
+        raise ConfigError(f"{where}: damaged: a label outside the data set's classes")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
