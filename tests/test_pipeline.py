@@ -178,6 +178,24 @@ def test_image_audit_trains_the_cnn_on_fashion_mnist():
     assert result.target["train_accuracy"] > result.target["test_accuracy"] + 0.05
     # ...and the attack sees it.
     assert result.attacks["shokri"].auc > 0.52
+    # The report shows the most exposed images themselves: thumbnails of their pixels.
+    import base64
+    import io
+
+    from PIL import Image
+
+    from miaudit.data import load_dataset
+    from miaudit.report.html import render_html
+    from miaudit.report.run import Run
+
+    data = load_dataset("fashion-mnist")
+    exposed = result.to_dict()["most_exposed"]["records"]
+    for r in exposed[:3]:
+        (at,) = np.flatnonzero(data.rows == r["record"])
+        png = Image.open(io.BytesIO(base64.b64decode(r["image"].split(",", 1)[1])))
+        np.testing.assert_array_equal(np.asarray(png), np.rint(data.X[at, 0] * 255))
+    page = render_html(Run(result.to_dict(), result.to_frame(label_names=False)))
+    assert page.count('<img class=thumb src="data:image/png;base64,') == len(exposed)
 
 
 @pytest.mark.slow

@@ -919,6 +919,7 @@ def compare(
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap replicates of each change.", min=100, max=100_000)
     ] = 1000,
+    overwrite: Annotated[bool, typer.Option(help="Replace a comparison already in --out.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", min=0)] = 0,
 ) -> None:
     """Put runs side by side: each verdict, the change of the strongest attack's TPR at
@@ -933,11 +934,15 @@ def compare(
     from miaudit.report.run import load_run
 
     chosen = Levels.parse(levels) if levels is not None else Levels()
-    loaded = [load_run(r) for r in runs]
-    cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
     folder = out if out is not None else default_out_dir("compare")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file: pass a folder for compare.html")
+    if (folder / "compare.html").exists() and not overwrite:
+        raise ConfigError(
+            f"--out {folder} already holds a comparison: choose another folder or pass --overwrite"
+        )
+    loaded = [load_run(r) for r in runs]
+    cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "compare.html").write_text(render_compare_html(cmp), encoding="utf-8")

@@ -34,6 +34,10 @@ def test_a_run_against_itself_shows_no_difference(digits_runs, tmp_path, capsys)
     assert all(c[0]["change"] == 0.0 for c in saved["per_attack"].values())
     assert "no difference" in out and "baseline" in out
     assert (tmp_path / "c" / "compare.html").is_file()
+    # A comparison already there is kept unless asked.
+    code, _, err = _cli(capsys, "compare", base, base, "--out", tmp_path / "c")
+    assert code == 2 and "already holds a comparison" in err and "--overwrite" in err
+    assert _cli(capsys, "compare", base, base, "--out", tmp_path / "c", "--overwrite")[0] == 0
 
 
 def test_label_only_reports_the_measured_drop(digits_runs):

@@ -165,10 +165,13 @@ def test_legends_are_outside_the_plots_and_their_texts_never_overlap():
     curves = {f"{name} (AUC 0.{i:03d})": (np.array([0, 0.01 * (i + 1), 1.0]),
                                           np.array([0, 0.5, 1.0]))
               for i, name in enumerate(ATTACKS)}  # fmt: skip
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     with plots._rc():
         fig = plots.roc_figure(curves, 1000)
-        fig.canvas.draw()
-        renderer = fig.canvas.get_renderer()
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
         legend = fig.legends[0]
         boxes = [t.get_window_extent(renderer) for t in legend.get_texts()]
         assert [t.get_text() for t in legend.get_texts()] == list(curves)
@@ -187,9 +190,6 @@ def test_legends_are_outside_the_plots_and_their_texts_never_overlap():
         # Every attack of --attacks all keeps a line style of its own.
         styles = {(ln.get_color(), ln.get_linestyle()) for ln in fig.axes[0].get_lines()[:-1]}
         assert len(styles) == len(ATTACKS)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 _CHECK = """<script>
@@ -256,3 +256,17 @@ def test_a_real_browser_renders_the_page_without_text_on_text(page, digits_runs,
     assert image.shape == (check["height"], 1100)
     inked = (image < 200).mean()  # text, lines, the verdict's band: drawn, not blank
     assert 0.01 < inked < 0.5 and image.std() > 20
+
+
+def test_the_recipe_game_says_how_many_reference_models_trained_on_each_record(tmp_path):
+    result = miaudit.audit(
+        dataset="digits", target_size=200, shadows=4, seed=2, game="recipe", bootstrap=50,
+        target={"model": "logistic-regression"}, attacks=["loss", "lira"], out=tmp_path / "r",
+    )  # fmt: skip
+    exposed = json.loads((tmp_path / "r" / "results.json").read_text())["most_exposed"]
+    assert exposed["reference_models"] == 4
+    counts = result.inputs.reference.member[:, : len(result.member)].sum(axis=0)
+    for r, at in zip(exposed["records"], result.exposed_positions(), strict=True):
+        assert r["in_models"] == counts[at]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<th>IN for (of 4)</th>" in page

@@ -314,37 +314,31 @@ the built-in set's), “member” whether it really was a training record.{_e(ti
 """
 
 
-def _classes_html(run: Run, found: Verdict) -> str:
+def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
     d = run.results
     parts = ["<h2>Which classes leak most</h2>"]
-    if found.fpr:
-        rows = class_exposure(run, found.attack, found.fpr)
-        if rows:
-            shown = rows[:30]
-            parts.append(
-                "<figure>"
-                + inline_svg(plots.class_figure(shown, found.fpr, found.attack), "classes")
-                + f"<figcaption>Share of each class's members {_e(found.attack)} finds at the "
-                f"threshold that wrongly accuses {_pct(found.fpr)} of all non-members, with 95 % "
-                "(Clopper–Pearson) intervals, most exposed first"
-                + (
-                    f"; the {len(shown)} most exposed of {len(rows)} classes"
-                    if len(rows) > 30
-                    else ""
-                )
-                + ".</figcaption></figure>"
-            )
-            body = "".join(
-                f"<tr><td>{_e(r['class'])}</td><td>{r['members']}</td><td>{r['found']}</td>"
-                f"<td>{_pct(r['tpr'])} <small>[{_pct(r['low'])}, {_pct(r['high'])}]</small></td>"
-                f"<td>{_pct(r['fpr'])}</td></tr>"
-                for r in rows
-            )
-            parts.append(
-                "<table><tr><th>class</th><th>members evaluated</th><th>found</th>"
-                "<th>TPR [95 % interval]</th><th>class's own FPR</th></tr>"
-                f"{body}</table>"
-            )
+    if found.fpr and rows:
+        shown = rows[:30]
+        parts.append(
+            "<figure>"
+            + inline_svg(plots.class_figure(shown, found.fpr, found.attack), "classes")
+            + f"<figcaption>Share of each class's members {_e(found.attack)} finds at the "
+            f"threshold that wrongly accuses {_pct(found.fpr)} of all non-members, with 95 % "
+            "(Clopper–Pearson) intervals, most exposed first"
+            + (f"; the {len(shown)} most exposed of {len(rows)} classes" if len(rows) > 30 else "")
+            + ".</figcaption></figure>"
+        )
+        body = "".join(
+            f"<tr><td>{_e(r['class'])}</td><td>{r['members']}</td><td>{r['found']}</td>"
+            f"<td>{_pct(r['tpr'])} <small>[{_pct(r['low'])}, {_pct(r['high'])}]</small></td>"
+            f"<td>{_pct(r['fpr'])}</td></tr>"
+            for r in rows
+        )
+        parts.append(
+            "<table><tr><th>class</th><th>members evaluated</th><th>found</th>"
+            "<th>TPR [95 % interval]</th><th>class's own FPR</th></tr>"
+            f"{body}</table>"
+        )
     # The paper's per-class precision and recall at the attack's own threshold.
     shown_attacks = dict.fromkeys(n for n in ("shokri", d["strongest_attack"]) if n in d["attacks"])
     for name in shown_attacks:
@@ -477,7 +471,7 @@ dashed diagonal is guessing.</figcaption></figure>
 Where the two overlap, the attack cannot tell them apart; members' scores reaching beyond every
 non-member's are records it finds without error.</figcaption></figure>
 {_claim_html(d.get("privacy_claim"))}{_exposed_html(d)}
-{_classes_html(run, found)}
+{_classes_html(run, found, classes)}
 {times}
 </body></html>
 """

@@ -4,7 +4,8 @@ Position in the pipeline: ``metrics -> report``. Every figure here is drawn from
 plain arrays (what ``results.json`` and ``scores.csv`` hold), so a page renders the
 same from an audit in memory and from its files (``miaudit report``).
 
-The SVG keeps its text as ``<text>`` (searchable, selectable, sharp on paper), has
+Figures are bare :class:`matplotlib.figure.Figure` objects (no pyplot state). The SVG
+keeps its text as ``<text>`` (searchable, selectable, sharp on paper), has
 no date and fixed element ids, so the same numbers give the same bytes. Legends sit
 outside the axes, below the plots, so a legend never covers a curve or another
 legend, however many attacks there are.
@@ -42,7 +43,6 @@ def style(i: int) -> dict:
 def _rc():
     import matplotlib
 
-    matplotlib.use("Agg")
     # Text stays text; ids come from a fixed salt, not a random one: same input, same file.
     with matplotlib.rc_context({
         "svg.fonttype": "none",
@@ -56,13 +56,10 @@ def _rc():
 
 
 def to_svg(fig) -> str:
-    """``fig`` as an SVG element (no XML prolog, no date), and the figure closed."""
-    import matplotlib.pyplot as plt
-
+    """``fig`` as an SVG element (no XML prolog, no date)."""
     buf = io.StringIO()
     with _rc():
         fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :].strip()
 
@@ -78,12 +75,15 @@ def _figure(ncols: int, axes_w: float, axes_h: float, *, left: float = 0.7,
             gap: float = 0.8):  # fmt: skip
     """A figure of ``ncols`` axes of ``axes_w × axes_h`` inches, with fixed margins (in
     inches) around them: ``bottom`` holds the tick labels, the axis label and any legend."""
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no global figure list to close, no backend switched
+    # under a user's notebook; savefig picks the SVG backend itself.
+    from matplotlib.figure import Figure
 
     width = left + ncols * axes_w + (ncols - 1) * gap + right
     height = bottom + axes_h + top
     with _rc():
-        fig, axes = plt.subplots(1, ncols, figsize=(width, height))
+        fig = Figure(figsize=(width, height))
+        axes = fig.subplots(1, ncols)
         fig.subplots_adjust(
             left=left / width, right=1 - right / width, bottom=bottom / height,
             top=1 - top / height, wspace=gap / axes_w,
