@@ -158,3 +158,30 @@ def test_classes_and_records_are_named_from_the_scores():
                                             n // 2, n // 2)  # fmt: skip
     tags = [a.tags for a in recommendations(run, verdict(run), rows)]
     assert ("classes",) in tags and ("records",) in tags
+
+
+def test_the_terminal_summary_opens_with_the_verdict_and_gives_the_pages_advice(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    import miaudit
+    from miaudit.report.summary import print_summary
+
+    rng = np.random.default_rng(3)
+    n, C = 3000, 4
+    y, member = rng.integers(0, C, n), rng.random(n) < 0.5
+    logits = rng.normal(0, 1, (n, C))
+    logits[np.arange(n), y] += 1.0 + 2.0 * member
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    result = miaudit.evaluate(probs, y, member, bootstrap=100)
+    buf = io.StringIO()
+    print_summary(result, tmp_path, Console(file=buf, width=100))
+    lines = buf.getvalue().splitlines()
+    run = Run(result.to_dict(), result.to_frame(label_names=False))
+    found = verdict(run)
+    assert lines[0] == found.sentence
+    advice = [line for line in lines if line.startswith("What to do")]
+    assert [line.split(": ", 1)[1] for line in advice] == [
+        a.action for a in recommendations(run, found)
+    ]

@@ -7,7 +7,8 @@ terminal, the page and ``miaudit compare`` say the same thing about a run.
 The verdict's level
 -------------------
 The strongest attack (``results.json``'s ``strongest_attack``) is read at the
-false-positive rate the attacks were ranked at (``ranking.fpr``, usually 1 %). Its
+false-positive rate the attacks were ranked at (``ranking.fpr``: the lowest of 0.1 %,
+1 % and 10 % that allows ten false positives among the non-members). Its
 *likelihood ratio* there is the lower end of the 95 % interval of its TPR divided by
 that FPR: how many times more often it accuses a member than a non-member, at
 least. The ε lower bound gives a second ratio, e^ε (ε from every attack's
@@ -16,7 +17,7 @@ Clopper–Pearson bound, 90 % confidence). The larger of the two sets the level:
 =============  ==========================================================
 not detected   no attack is distinguishable from chance (``ranking``)
 low            distinguishable, ratio below ``moderate`` (default 2)
-moderate       ratio at least 2: an accusation is twice as likely right as wrong
+moderate       ratio at least 2: a member is twice as likely to be accused as a non-member
 high           ratio at least 10 (ε ≥ ln 10 ≈ 2.3)
 severe         ratio at least 50 (ε ≥ ln 50 ≈ 3.9)
 =============  ==========================================================
@@ -294,8 +295,11 @@ def recommendations(
     run: Run, found: Verdict, classes: list[dict[str, Any]] | None = None
 ) -> list[Advice]:
     """What to do, each with the measurement behind it; empty when nothing measured
-    calls for a change."""
+    calls for a change. ``classes``: :func:`class_exposure` of the verdict's attack,
+    when the caller has it already."""
     d = run.results
+    if classes is None and found.fpr:
+        classes = class_exposure(run, found.attack, found.fpr)
     tg = d["target"]
     out: list[Advice] = []
     leaks = found.level != "not detected"
