@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -878,6 +879,22 @@ _LEVELS_HELP = (
 )
 
 
+@contextmanager
+def _damaged(*runs: Path):
+    """A run whose results.json passed its checks yet cannot be drawn (a field of an
+    unexpected shape deep inside): one line naming the files, not a traceback."""
+    try:
+        yield
+    except MiauditError:
+        raise  # already one line that names the problem
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        where = " or ".join(str(r / "results.json") for r in runs)
+        raise ConfigError(
+            f"{where}: damaged or written by another miaudit ({type(exc).__name__}: "
+            f"{str(exc)[:80]}): run the audit again"
+        ) from None
+
+
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A run folder (the --out of an audit).")],
@@ -898,7 +915,8 @@ def report(
     target = out if out is not None else run / "report.html"
     if target.is_dir():
         target = target / "report.html"
-    written = write_report(loaded, target, chosen)
+    with _damaged(run):
+        written = write_report(loaded, target, chosen)
     Console().print(verdict(loaded, chosen).sentence, highlight=False, soft_wrap=True)
     typer.echo(f"Written {written}")
 
@@ -942,10 +960,12 @@ def compare(
             f"--out {folder} already holds a comparison: choose another folder or pass --overwrite"
         )
     loaded = [load_run(r) for r in runs]
-    cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
+    with _damaged(*runs):
+        cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
+        page = render_compare_html(cmp)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "compare.html").write_text(render_compare_html(cmp), encoding="utf-8")
+        (folder / "compare.html").write_text(page, encoding="utf-8")
         (folder / "compare.json").write_text(
             json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )

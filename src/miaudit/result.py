@@ -24,7 +24,7 @@ from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import inputs_to_arrays
 from miaudit.config import AuditConfig
 from miaudit.errors import ConfigError
-from miaudit.metrics import AttackMetrics, Strength, attack_strength
+from miaudit.metrics import AttackMetrics, Strength, attack_strength, json_safe
 from miaudit.models.dp import dp_claim
 from miaudit.report.run import RESULTS_FORMAT
 
@@ -224,7 +224,8 @@ class AuditResult:
                     **({} if self.ids is None else {"id": _plain(self.ids[i])}),
                     "label": names[int(self.labels[i])] if names else int(self.labels[i]),
                     "member": bool(self.member[i]),
-                    "score": float(scores[i]),
+                    # An infinite score (a certain attack) is null in JSON, as elsewhere.
+                    "score": json_safe(float(scores[i])),
                     **({} if ins is None else {"in_models": int(ins[0][i])}),
                     **details.get(int(i), {}),
                 }

@@ -84,6 +84,12 @@ def _damaged(src, tmp_path, name, edit):
     return run
 
 
+def _short_intervals(d):
+    """Intervals of one number: the right types, the wrong shape (caught while drawing)."""
+    for a in d["attacks"].values():
+        a["tpr_at_fpr_ci"] = {k: [0.1] for k in a["tpr_at_fpr_ci"]}
+
+
 def _results(run, change):
     d = json.loads((run / "results.json").read_text())
     change(d)
@@ -109,6 +115,22 @@ def _results(run, change):
          r"scores.csv: no column 'member'"),
         (lambda r: pd.read_csv(r / "scores.csv").iloc[:50].to_csv(r / "scores.csv", index=False),
          r"scores.csv: holds \d+ members and \d+ non-members, but results.json evaluated"),
+        (lambda r: _results(r, _short_intervals),
+         r"damaged or written by another miaudit \(IndexError"),
+        (lambda r: _results(r, lambda d: d.update(results_format="2")),
+         r"results_format is \"2\", not a whole number"),
+        (lambda r: _results(r, lambda d: d.update(ranking=[])), r"ranking is \[\], not a table"),
+        (lambda r: _results(r, lambda d: d.update(target={})),
+         r"target.n_train is null, not a whole number"),
+        (lambda r: _results(r, lambda d: d["most_exposed"].pop("records")),
+         r"most_exposed.records is null, not a list"),
+        (lambda r: _results(r, lambda d: d["attacks"]["loss"].update(auc=None)),
+         r"attacks.loss.auc is null, not a whole number or a number"),
+        (lambda r: pd.read_csv(r / "scores.csv").iloc[:0].to_csv(r / "scores.csv", index=False),
+         r"scores.csv: damaged: no records, only a header"),
+        (lambda r: pd.read_csv(r / "scores.csv").assign(label=1.5).to_csv(r / "scores.csv",
+                                                                         index=False),
+         r"scores.csv: damaged: a label that is not one of the data set's classes"),
     ],
 )  # fmt: skip
 def test_a_damaged_or_older_run_is_one_line_and_exit_status_2(digits_runs, tmp_path, capsys,
@@ -138,3 +160,14 @@ def test_compare_refuses_runs_on_different_data(digits_runs, tmp_path, capsys):
     assert code == 2 and "no such run folder" in err
     code, _, err = _cli(capsys, "report", digits_runs[0], "--levels", "3,2,1")
     assert code == 2 and "--levels 3,2,1" in err
+
+
+def test_runs_numbered_alike_are_paired_only_when_their_labels_agree(digits_runs, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(digits_runs[0], other)
+    scores = pd.read_csv(other / "scores.csv")
+    # The same numbers and membership, but other records (their labels differ).
+    scores["label"] = np.roll(scores["label"].to_numpy(), 1)
+    scores.to_csv(other / "scores.csv", index=False)
+    (change,) = compare_runs([load_run(digits_runs[0]), load_run(other)]).changes
+    assert not change.paired

@@ -185,3 +185,58 @@ def test_the_terminal_summary_opens_with_the_verdict_and_gives_the_pages_advice(
     assert [line.split(": ", 1)[1] for line in advice] == [
         a.action for a in recommendations(run, found)
     ]
+
+
+def test_percentages_keep_their_digits_and_never_round_up_to_all():
+    from miaudit.report.findings import _pct
+
+    cases = {0: "0", 1: "100", 0.999: "99.9", 0.9951: "99.5", 0.18: "18", 0.079: "7.9",
+             0.004: "0.4", 1e-7: "0.00001", 2.5e-7: "0.000025"}  # fmt: skip
+    assert {v: _pct(v) for v in cases} == cases
+
+
+def test_the_chance_of_members_above_every_non_member_is_exact():
+    from miaudit.report.findings import chance_of_unmistaken
+
+    rng = np.random.default_rng(0)
+    n_pos, n_neg, trials = 30, 40, 40_000
+    member = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    counts = np.empty(trials, int)
+    for t in range(trials):
+        order = member[rng.permutation(n_pos + n_neg)]
+        counts[t] = np.argmin(order) if not order.all() else n_pos
+    for k in (1, 2, 3, 4):
+        assert (counts >= k).mean() == pytest.approx(chance_of_unmistaken(k, n_pos, n_neg),
+                                                     abs=0.01)  # fmt: skip
+
+
+def test_user_text_is_printed_as_is_not_read_as_markup(monkeypatch, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    import miaudit
+    from miaudit.report import summary
+    from miaudit.report.findings import Advice
+
+    rng = np.random.default_rng(0)
+    y, member = rng.integers(0, 3, 600), rng.random(600) < 0.5
+    result = miaudit.evaluate(rng.dirichlet(np.ones(3), 600), y, member, bootstrap=50)
+    monkeypatch.setattr(
+        summary, "recommendations", lambda run, found: [Advice("class [/] and [bold]x", "e")]
+    )
+    buf = io.StringIO()
+    summary.print_summary(result, tmp_path, Console(file=buf, width=100))
+    assert "What to do (1/1): class [/] and [bold]x" in buf.getvalue()
+
+
+def test_labels_with_dollar_signs_are_drawn_as_text():
+    from miaudit.report import plots
+    from miaudit.report.html import inline_svg
+
+    rows = [{"class": name, "tpr": 0.3, "low": 0.2, "high": 0.4}
+            for name in ("income_$0_to_$10k", "$10%-$20%", "tier_$1_$2")]  # fmt: skip
+    svg = inline_svg(plots.class_figure(rows, 0.01, "loss"), "c")
+    for row in rows:
+        assert row["class"].replace("&", "&amp;") in svg
+    assert "rdf:" not in svg and "purl.org" not in svg

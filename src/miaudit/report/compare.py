@@ -149,7 +149,14 @@ def _same_records(a: Run, b: Run) -> bool:
     if len(ra) != len(rb) or len(np.unique(ra)) != len(ra) or len(np.unique(rb)) != len(rb):
         return False
     oa, ob = np.argsort(ra, kind="stable"), np.argsort(rb, kind="stable")
-    return bool(np.array_equal(ra[oa], rb[ob]) and np.array_equal(a.member[oa], b.member[ob]))
+    la, lb = a.scores["label"].to_numpy(), b.scores["label"].to_numpy()
+    # Outputs evaluated without record numbers are numbered by position: the labels too
+    # must agree record by record before two runs count as the same records.
+    return bool(
+        np.array_equal(ra[oa], rb[ob])
+        and np.array_equal(a.member[oa], b.member[ob])
+        and np.array_equal(la[oa], lb[ob])
+    )
 
 
 def _aligned(run: Run, attack: str, order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -303,7 +310,7 @@ def print_comparison(cmp: Comparison, out, console) -> None:
     headers = (*HEADERS[:3], f"TPR@{100 * cmp.fpr:g}%", *HEADERS[4:])
     print_table(console, "Runs compared", headers, table_rows(cmp), right=headers[3:5])
     for note in cmp.notes:
-        console.print(note, highlight=False)
+        console.print(note, markup=False, highlight=False)
     console.print(
         "change: the strongest attack's TPR against the first run's, in percentage points, "
         "with its 95 % bootstrap interval.",

@@ -11,8 +11,8 @@ false-positive rate the attacks were ranked at (``ranking.fpr``: the lowest of 0
 1 % and 10 % that allows ten false positives among the non-members). Its
 *likelihood ratio* there is the lower end of the 95 % interval of its TPR divided by
 that FPR: how many times more often it accuses a member than a non-member, at
-least. The ε lower bound gives a second ratio, e^ε (ε from every attack's
-Clopper–Pearson bound, 90 % confidence). The larger of the two sets the level:
+least. Its lower bound on ε at that rate gives a second ratio, e^ε (Clopper–Pearson,
+90 % confidence). The larger of the two sets the level:
 
 =============  ==========================================================
 not detected   no attack is distinguishable from chance (``ranking``)
@@ -114,11 +114,19 @@ class Verdict:
 
 
 def _pct(v: float) -> str:
-    """A share as a percentage with as many digits as it needs (18 %, 0.4 %)."""
+    """A share as a percentage with the digits it needs: 18, 7.9, 0.4, 0.0025, and never
+    100 unless it is all (99.9)."""
     p = 100 * v
-    if p == 0 or p >= 10 or p == round(p):
+    if p == 0 or p == 100:
         return f"{p:.0f}"
-    return f"{p:.1f}" if p >= 1 else f"{p:.2g}"
+    if p >= 99.5:
+        return f"{math.floor(p * 10) / 10:.1f}"
+    if p >= 10:
+        return f"{p:.0f}"
+    if p >= 1:
+        return f"{p:.1f}"
+    # Two significant digits in fixed notation, however small.
+    return f"{p:.{min(12, 1 - math.floor(math.log10(p)))}f}".rstrip("0").rstrip(".")
 
 
 def _about(n: float) -> int:
@@ -142,15 +150,14 @@ def tpr_interval(attack: dict, fpr_key: str) -> tuple[float, float] | None:
     return clopper_pearson(round(tpr * n), n)
 
 
-def best_epsilon(results: dict) -> float | None:
-    """The largest Clopper–Pearson lower bound on ε of any attack at any rate."""
-    values = [
-        float(v)
-        for a in results["attacks"].values()
-        for v in (a.get("epsilon_lower_bound_cp") or {}).values()
-        if v is not None
-    ]
-    return max(values) if values else None
+def strongest_epsilon(results: dict) -> float | None:
+    """The strongest attack's Clopper–Pearson lower bound on ε at the ranking rate: one
+    bound, so its 90 % confidence holds (the largest of many bounds would not)."""
+    f = results["ranking"].get("fpr")
+    a = results["attacks"][results["strongest_attack"]]
+    key = None if f is None else _key(a, f)
+    value = None if key is None else (a.get("epsilon_lower_bound_cp") or {}).get(key)
+    return None if value is None else float(value)
 
 
 def verdict(run: Run, levels: Levels | None = None) -> Verdict:
@@ -164,7 +171,7 @@ def verdict(run: Run, levels: Levels | None = None) -> Verdict:
     key = None if f is None else _key(a, f)
     tpr = None if key is None else a["tpr_at_fpr"].get(key)
     ci = None if key is None else tpr_interval(a, key)
-    eps = best_epsilon(d)
+    eps = strongest_epsilon(d)
     ratio = max(
         0.0 if ci is None or not f else ci[0] / f,
         0.0 if eps is None else math.exp(min(eps, 700.0)),
@@ -263,8 +270,11 @@ def class_exposure(run: Run, attack: str, fpr: float) -> list[dict[str, Any]]:
 
 
 def exposed_classes(rows: list[dict[str, Any]], overall_high: float) -> list[dict[str, Any]]:
-    """The classes whose interval lies wholly above the upper end of the overall TPR's."""
-    return [r for r in rows if r["low"] > overall_high]
+    """The classes whose TPR interval lies wholly above the upper end of the overall
+    TPR's; each class's interval at 95 % confidence for all classes together
+    (Bonferroni), so that among many classes none is named by chance."""
+    level = 1 - 0.05 / max(1, len(rows))
+    return [r for r in rows if clopper_pearson(r["found"], r["members"], level)[0] > overall_high]
 
 
 def unmistaken_members(run: Run, attack: str) -> tuple[int, int, int]:
@@ -273,6 +283,17 @@ def unmistaken_members(run: Run, attack: str) -> tuple[int, int, int]:
     s, member = run.score(attack), run.member
     top_out = s[~member].max() if (~member).any() else -math.inf
     return int((s[member] > top_out).sum()), int(member.sum()), int((~member).sum())
+
+
+def chance_of_unmistaken(k: int, n_pos: int, n_neg: int) -> float:
+    """The probability that a guess (scores unrelated to membership) puts at least ``k``
+    members above every non-member: that the ``k`` highest of all records are members,
+    C(n_pos, k) / C(n_pos + n_neg, k)."""
+    if k > n_pos:
+        return 0.0
+    log = (math.lgamma(n_pos + 1) - math.lgamma(n_pos - k + 1)
+           - math.lgamma(n_pos + n_neg + 1) + math.lgamma(n_pos + n_neg - k + 1))  # fmt: skip
+    return math.exp(log)
 
 
 # --------------------------------------------------------------------------- advice
@@ -336,19 +357,21 @@ def recommendations(
                 f"Look first at the most exposed classes: {names}. Their members are found "
                 "more often than the rest: collect more records of them, or check them for "
                 "duplicates and rare values.",
-                f"Their 95 % intervals lie above the {_pct(found.interval[1])} % upper end "
-                f"of {found.attack}'s overall rate at {_pct(found.fpr)} % false positives.",
+                f"Their intervals (95 % for all {len(classes)} classes together) lie above "
+                f"the {_pct(found.interval[1])} % upper end of {found.attack}'s overall rate "
+                f"at {_pct(found.fpr)} % false positives.",
                 ("classes",),
             ))  # fmt: skip
     k, n_pos, n_neg = unmistaken_members(run, found.attack)
-    if leaks and k and clopper_pearson(k, n_pos)[0] > 1 / (n_neg + 1):
+    if leaks and k and chance_of_unmistaken(k, n_pos, n_neg) < 0.01:
         out.append(Advice(
             f"Examine the {k:,} records {found.attack} finds without a single false "
             "accusation (the top of “Whose privacy is at stake”, and exposure_rank in "
             "scores.csv): outliers, duplicates and rare values are memorised; remove or "
             "merge them, or train with DP-SGD.",
             f"{k:,} of {n_pos:,} evaluated members score above every one of the {n_neg:,} "
-            f"non-members, more than the {n_pos / (n_neg + 1):.1f} a guess would place there.",
+            f"non-members; a guess puts that many there with probability "
+            f"{chance_of_unmistaken(k, n_pos, n_neg):.1g}.",
             ("records",),
         ))  # fmt: skip
     claim = d.get("privacy_claim")

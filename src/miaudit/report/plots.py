@@ -46,6 +46,9 @@ def _rc():
     # Text stays text; ids come from a fixed salt, not a random one: same input, same file.
     with matplotlib.rc_context({
         "svg.fonttype": "none",
+        # Labels are the user's text (class names, folder names): "$0-$10k" is money,
+        # not mathematics, and must neither vanish nor fail to parse.
+        "text.parse_math": False,
         "svg.hashsalt": "miaudit",
         "font.family": "sans-serif",
         "font.size": 9,
@@ -59,7 +62,9 @@ def to_svg(fig) -> str:
     """``fig`` as an SVG element (no XML prolog, no date)."""
     buf = io.StringIO()
     with _rc():
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # No date (same numbers, same bytes) and no RDF block: plain SVG inside HTML.
+        plain = {"Date": None, "Creator": None, "Format": None, "Type": None}
+        fig.savefig(buf, format="svg", metadata=plain)
     text = buf.getvalue()
     return text[text.index("<svg") :].strip()
 

@@ -104,7 +104,11 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
         raise ConfigError(f"{where}: damaged, holds a {type(results).__name__}, not the results")
     version = results.get("miaudit_version", "an unknown version")
     fmt = results.get("results_format", 1)
-    if not isinstance(fmt, int) or fmt > RESULTS_FORMAT:
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise ConfigError(
+            f"{where}: damaged: results_format is {json.dumps(fmt)[:40]}, not a whole number"
+        )
+    if fmt > RESULTS_FORMAT:
         raise ConfigError(
             f"{where}: written by miaudit {version} in results format {fmt}, newer than this "
             f"miaudit reads ({RESULTS_FORMAT}): upgrade miaudit"
@@ -120,6 +124,12 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
         missing = [k for k in _NEEDED_ATTACK if not isinstance(a, dict) or k not in a]
         if missing:
             raise ConfigError(f"{where}: attack {name!r} has no {missing[0]!r} {older}")
+    for path, value, kinds in _typed(results):
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ConfigError(
+                f"{where}: damaged: {path} is {json.dumps(value)[:40]}, not "
+                f"{' or '.join(_KIND_NAMES[k] for k in kinds)}"
+            )
     if results["strongest_attack"] not in attacks:
         raise ConfigError(
             f"{where}: damaged: the strongest attack {results['strongest_attack']!r} is not "
@@ -127,7 +137,58 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
         )
 
 
+_NUMBER = (int, float)
+_KIND_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a table",
+               list: "a list", bool: "true or false", type(None): "null"}  # fmt: skip
+
+
+def _typed(d: dict):
+    """``(path, value, allowed types)`` of every field the page reads."""
+    yield "miaudit_version", d.get("miaudit_version", ""), (str,)
+    yield "results_format", d.get("results_format", 1), (int,)
+    yield "seed", d["seed"], (int,)
+    yield "strongest_attack", d["strongest_attack"], (str,)
+    yield "timings_s", d.get("timings_s", {}), (dict,)
+    for section in ("dataset", "target", "shadows", "ranking", "most_exposed"):
+        yield section, d[section], (dict,)
+    ds, tg, rk, me = d["dataset"], d["target"], d["ranking"], d["most_exposed"]
+    yield "dataset.name", ds.get("name"), (str,)
+    yield "dataset.n_records", ds.get("n_records"), (int,)
+    yield "dataset.n_classes", ds.get("n_classes"), (int,)
+    yield "dataset.class_names", ds.get("class_names", []), (list,)
+    yield "target.n_train", tg.get("n_train"), (int,)
+    for key in ("train_accuracy", "test_accuracy"):
+        yield f"target.{key}", tg.get(key), _NUMBER
+    yield "shadows.source", d["shadows"].get("source"), (str,)
+    yield "ranking.fpr", rk.get("fpr"), (*_NUMBER, type(None))
+    yield "ranking.distinguishable_from_chance", rk.get("distinguishable_from_chance"), (bool,)
+    for key in ("above_chance", "above_chance_at_threshold"):
+        yield f"ranking.{key}", rk.get(key), (list,)
+    yield "ranking.by", rk.get("by"), (str,)
+    yield "ranking.verdict", rk.get("verdict"), (str,)
+    yield "most_exposed.records", me.get("records"), (list,)
+    for i, r in enumerate(me.get("records") if isinstance(me.get("records"), list) else []):
+        yield f"most_exposed.records[{i}]", r, (dict,)
+        if isinstance(r, dict):
+            for key, kinds in (("rank", (int,)), ("record", (int,)), ("member", (bool,)),
+                               ("score", (*_NUMBER, type(None)))):  # fmt: skip
+                yield f"most_exposed.records[{i}].{key}", r.get(key), kinds
+    for name, a in d["attacks"].items():
+        for key in ("auc", "precision", "recall", "advantage"):
+            yield f"attacks.{name}.{key}", a[key], _NUMBER
+        for key in ("n_members", "n_nonmembers"):
+            yield f"attacks.{name}.{key}", a[key], (int,)
+        yield f"attacks.{name}.per_class", a["per_class"], (list,)
+        for key in ("tpr_at_fpr", "tpr_at_fpr_ci", "epsilon_lower_bound_cp"):
+            table = a.get(key, {})
+            yield f"attacks.{name}.{key}", table, (dict,)
+            for k, v in table.items() if isinstance(table, dict) else ():
+                yield f"attacks.{name}.{key}.{k}", v, (*_NUMBER, list, type(None))
+
+
 def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
+    if scores.empty:
+        raise ConfigError(f"{where}: damaged: no records, only a header")
     needed = ["record", "label", "member", *(f"score_{a}" for a in results["attacks"])]
     missing = [c for c in needed if c not in scores.columns]
     if missing:
@@ -150,8 +211,9 @@ def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
             "different runs or damaged"
         )
     n_classes = len(results["dataset"].get("class_names") or []) or math.inf
-    if (scores["label"] < 0).any() or (scores["label"] >= n_classes).any():
-        raise ConfigError(f"{where}: damaged: a label outside the data set's classes")
+    labels = scores["label"]
+    if (labels < 0).any() or (labels >= n_classes).any() or (labels % 1 != 0).any():
+        raise ConfigError(f"{where}: damaged: a label that is not one of the data set's classes")
 
 
 def _reason(exc: BaseException) -> str:

@@ -21,7 +21,12 @@ def _rate(value: float | None) -> str:
 
 def describe_target(tg: dict) -> str:
     """``"mlp"``, or ``"the service at URL"``, with its output policy when there is one."""
-    what = f"the service at {tg['url']}" if tg.get("source") == "http" else str(tg["model"])
+    if tg.get("source") == "http":
+        what = f"the service at {tg['url']}"
+    elif tg.get("source") == "outputs" or tg.get("model") is None:
+        what = "outputs computed elsewhere"
+    else:
+        what = str(tg["model"])
     if tg.get("dp"):
         what += f" {dp_claim(tg['dp'])}"
     policy = ", ".join(tg.get("defense") or [])
@@ -44,7 +49,8 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     # The verdict first: the one sentence a reader of the log needs (report.findings).
     run = Run(d, result.to_frame(label_names=False))
     found = verdict(run)
-    console.print(f"[bold]{found.sentence}[/bold]", highlight=False)
+    # User text (class names) inside: printed as is, never read as rich markup.
+    console.print(found.sentence, style="bold", markup=False, highlight=False)
     if tg.get("source") == "outputs":
         count = d["shadows"].get("count")
         what = (
@@ -98,7 +104,7 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     )
     advice = recommendations(run, found)
     for i, a in enumerate(advice, 1):
-        console.print(f"What to do ({i}/{len(advice)}): {a.action}", highlight=False)
+        console.print(f"What to do ({i}/{len(advice)}): {a.action}", markup=False, highlight=False)
     # "score:<attack>" entries break the attack_score stage down; count stages once.
     total = sum(v for k, v in d["timings_s"].items() if ":" not in k)
     console.print(f"{total:.1f} s in all; results in {out}/ (results.json, report.html)")
