@@ -46,9 +46,6 @@ def _rc():
     # Text stays text; ids come from a fixed salt, not a random one: same input, same file.
     with matplotlib.rc_context({
         "svg.fonttype": "none",
-        # Labels are the user's text (class names, folder names): "$0-$10k" is money,
-        # not mathematics, and must neither vanish nor fail to parse.
-        "text.parse_math": False,
         "svg.hashsalt": "miaudit",
         "font.family": "sans-serif",
         "font.size": 9,
@@ -144,7 +141,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_nonmembers: i
         lin.set_ylim(0, 1)
         if title:
             fig.suptitle(title, fontsize=10)
-        _legend_below(fig, handles, list(curves), ncol)
+        _legend_below(fig, handles, [_plain(c) for c in curves], ncol)
         return fig
 
 
@@ -174,7 +171,7 @@ def score_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> object
                     color=colour, hatch=hatch, edgecolor=colour, linewidth=1.2,
                 )  # fmt: skip
                 handles.append(patches[0])
-            ax.set_title(name, fontsize=9)
+            ax.set_title(_plain(name), fontsize=9)
             ax.set_xlabel("score (higher: surer it was a member)")
             ax.set_yticks([])
         axes[0].set_ylabel("share of records")
@@ -204,9 +201,16 @@ def class_figure(rows: Sequence[dict], fpr: float, attack: str) -> object:
         return fig
 
 
+def _plain(text) -> str:
+    """User text (class names, folder names, attack names) as matplotlib must show it:
+    ``$0-$10k`` is money, not mathematics, and must neither vanish nor fail to parse.
+    (Mathematics stays on for matplotlib's own labels, such as log ticks' 10⁻².)"""
+    return str(text).replace("$", r"\$")
+
+
 def _short(text: str, width: int = 28) -> str:
     text = str(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return _plain(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def runs_figure(labels: Sequence[str], points: Sequence[tuple[float, float, float]],
