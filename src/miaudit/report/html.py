@@ -139,8 +139,8 @@ def verdict_html(found: Verdict, levels: Levels) -> str:
     rule = (
         "The level follows the strongest attack's likelihood ratio: the lower end of the "
         "95 % interval of its TPR divided by the false-positive rate (how many times more "
-        "often it accuses a member than a non-member), or e<sup>ε</sup> for the largest "
-        f"lower bound on ε, whichever is larger. Below {levels.moderate:g}: low; from "
+        "often it accuses a member than a non-member), or e<sup>ε</sup> for its lower "
+        f"bound on ε at that rate, whichever is larger. Below {levels.moderate:g}: low; from "
         f"{levels.moderate:g}: moderate; from {levels.high:g}: high; from {levels.severe:g}: "
         "severe; not detected when no attack is distinguishable from chance."
     )

@@ -24,7 +24,7 @@ def describe_target(tg: dict) -> str:
     if tg.get("source") == "http":
         what = f"the service at {tg['url']}"
     elif tg.get("source") == "outputs" or tg.get("model") is None:
-        what = "outputs computed elsewhere"
+        what = "the model that gave the outputs"
     else:
         what = str(tg["model"])
     if tg.get("dp"):
