@@ -228,8 +228,9 @@ def _chromium() -> str:
 
 def _browser(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--mute-audio", "--no-first-run", *args],
+        # As root in a container: no sandbox, and /tmp instead of a small /dev/shm.
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--hide-scrollbars", "--mute-audio", "--no-first-run", *args],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
