@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 import json
 import time
 from abc import ABC, abstractmethod
@@ -28,6 +27,7 @@ import numpy as np
 
 from miaudit.errors import ConfigError
 from miaudit.metrics import json_safe
+from miaudit.report.plots import to_svg
 
 
 @dataclass(frozen=True)
@@ -245,15 +245,14 @@ def _write(experiment: Experiment, out: Path, table: dict[str, Any]) -> None:
         writer.writerows(rows)
     fig = experiment.plot(rows)
     fig.savefig(out / "plot.png", dpi=120, metadata={"Software": None})
-    svg = io.StringIO()
-    # No date: the same rows give the same file.
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    (out / "plot.svg").write_text(svg.getvalue())
+    # The report's SVG writer: no date, fixed ids, text as text; the same rows, the same file.
+    svg = to_svg(fig)
+    (out / "plot.svg").write_text(svg + "\n")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     (out / "summary.md").write_text(summary_markdown(experiment, table))
-    (out / "report.html").write_text(_page(experiment, table, svg.getvalue()))
+    (out / "report.html").write_text(_page(experiment, table, svg))
 
 
 #: The columns the summary and the page show, with their headings.
@@ -322,7 +321,6 @@ def _page(experiment: Experiment, table: dict[str, Any], svg: str) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(k)))}</td>" for k, _ in shown) + "</tr>"
         for r in rows
     )
-    svg = svg[svg.index("<svg") :]  # inline: without the XML prologue
     holds = {True: "Holds", False: "Does not hold", None: "Cannot tell"}[table["finding"]["holds"]]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(experiment.title)}</title>

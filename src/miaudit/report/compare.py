@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
-from miaudit.metrics import clopper_pearson, false_positive_budget, roc_points, tpr_at_fpr
+from miaudit.metrics import clopper_pearson, false_positive_budget, fpr_key, roc_points, tpr_at_fpr
 from miaudit.report import plots
-from miaudit.report.findings import Levels, Verdict, tpr_interval, verdict
+from miaudit.report.findings import Levels, Verdict, percent, tpr_interval, verdict
 from miaudit.report.run import Run
 from miaudit.report.summary import describe_target
 
@@ -219,9 +219,9 @@ def run_interval(run: Run, attack: str, fpr: float) -> tuple[float, float]:
     """The 95 % interval of ``attack``'s TPR at ``fpr`` in ``run``: the audit's own
     bootstrap interval when it measured that rate, else Clopper–Pearson's."""
     a = run.results["attacks"][attack]
-    key = next((k for k in a.get("tpr_at_fpr") or {} if math.isclose(float(k), fpr)), None)
-    if key is not None and a["tpr_at_fpr"][key] is not None:
-        return tpr_interval(a, key)
+    interval = tpr_interval(a, fpr_key(fpr))
+    if interval is not None:
+        return interval
     n = int(run.member.sum())
     return clopper_pearson(round(tpr_at_fpr(run.score(attack), run.member, fpr) * n), n)
 
@@ -268,10 +268,6 @@ def compare_runs(runs: list[Run], *, levels: Levels | None = None, n_boot: int =
 # --------------------------------------------------------------------------- output
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.1f} %"
-
-
 def _delta(c: Change) -> str:
     return f"{100 * c.delta:+.1f} pts [{100 * c.interval[0]:+.1f}, {100 * c.interval[1]:+.1f}]"
 
@@ -291,7 +287,7 @@ def table_rows(cmp: Comparison) -> list[tuple[str, ...]]:
         t = tpr_at_fpr(run.score(run.results["strongest_attack"]), run.member, cmp.fpr)
         c = None if i == 0 else cmp.changes[i - 1]
         rows.append((
-            labels[i], v.level, run.results["strongest_attack"], _pct(t),
+            labels[i], v.level, run.results["strongest_attack"], percent(t),
             f"{a['auc']:.3f}", "baseline" if c is None else _delta(c),
             "" if c is None else _noise(c),
         ))  # fmt: skip
@@ -350,9 +346,9 @@ def render_compare_html(cmp: Comparison) -> str:
     if cmp.per_attack:
         cols = "".join(f"<th>{_e(lab)}</th>" for lab in labels[1:])
         rows = "".join(
-            f"<tr><td>{_e(a)}</td><td>{_pct(cs[0].base_tpr)}</td>"
+            f"<tr><td>{_e(a)}</td><td>{percent(cs[0].base_tpr)}</td>"
             + "".join(
-                f"<td>{_pct(c.tpr)} <small>({_e(_delta(c))}; {_e(_noise(c))})</small></td>"
+                f"<td>{percent(c.tpr)} <small>({_e(_delta(c))}; {_e(_noise(c))})</small></td>"
                 for c in cs
             )
             + "</tr>"

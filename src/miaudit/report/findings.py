@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
-from miaudit.metrics import clopper_pearson, operating_points
+from miaudit.metrics import clopper_pearson, fpr_key, operating_points
 from miaudit.report.run import Run
 
 LEVELS = ("not detected", "low", "moderate", "high", "severe")
@@ -228,10 +228,14 @@ def verdict(run: Run, levels: Levels | None = None) -> Verdict:
 
 
 def _key(attack: dict, fpr: float) -> str | None:
-    for k in attack.get("tpr_at_fpr") or {}:
-        if math.isclose(float(k), fpr):
-            return k
-    return None
+    """``attack``'s key of the rate ``fpr`` (:func:`miaudit.metrics.fpr_key`), if it has one."""
+    key = fpr_key(fpr)
+    return key if key in (attack.get("tpr_at_fpr") or {}) else None
+
+
+def percent(v: float | None) -> str:
+    """A rate in a table: one decimal and the sign (``18.3 %``), ``–`` when unmeasured."""
+    return "–" if v is None else f"{100 * v:.1f} %"
 
 
 # --------------------------------------------------------------------------- classes

@@ -27,6 +27,7 @@ from miaudit.report.findings import (
     Levels,
     Verdict,
     class_exposure,
+    percent,
     recommendations,
     tpr_interval,
     verdict,
@@ -118,10 +119,6 @@ def _e(text) -> str:
 def _score(v: float) -> str:
     """A score with six significant digits (scores range from log-ratios to 1 - 1e-9)."""
     return "–" if v is None else f"{v:.6g}"
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f} %"
 
 
 def inline_svg(fig, prefix: str) -> str:
@@ -323,15 +320,16 @@ def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
             "<figure>"
             + inline_svg(plots.class_figure(shown, found.fpr, found.attack), "classes")
             + f"<figcaption>Share of each class's members {_e(found.attack)} finds at the "
-            f"threshold that wrongly accuses {_pct(found.fpr)} of all non-members, with 95 % "
+            f"threshold that wrongly accuses {percent(found.fpr)} of all non-members, with 95 % "
             "(Clopper–Pearson) intervals, most exposed first"
             + (f"; the {len(shown)} most exposed of {len(rows)} classes" if len(rows) > 30 else "")
             + ".</figcaption></figure>"
         )
         body = "".join(
             f"<tr><td>{_e(r['class'])}</td><td>{r['members']}</td><td>{r['found']}</td>"
-            f"<td>{_pct(r['tpr'])} <small>[{_pct(r['low'])}, {_pct(r['high'])}]</small></td>"
-            f"<td>{_pct(r['fpr'])}</td></tr>"
+            f"<td>{percent(r['tpr'])} "
+            f"<small>[{percent(r['low'])}, {percent(r['high'])}]</small></td>"
+            f"<td>{percent(r['fpr'])}</td></tr>"
             for r in rows
         )
         parts.append(
