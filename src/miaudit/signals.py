@@ -94,7 +94,7 @@ def _true_logs(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the true class alone: the logarithms of one entry per row rather than of all C
     (a tenth of the time at 46 classes), in blocks of :data:`BLOCK_ROWS` rows, so an
     array of K models' outputs is never copied whole to float64."""
-    return _by_blocks(_true_logs_block, P, y, outputs=2)
+    return by_blocks(_true_logs_block, P, y, outputs=2)
 
 
 def _each_block(work, n_rows: int) -> None:
@@ -155,7 +155,7 @@ def cross_entropy(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 def logit_confidence(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     """LiRA's ``φ = log(p_y / (1 - p_y))``, stable near ``p_y = 1`` (see module notes);
     :data:`BLOCK_ROWS` rows at a time, so K models' outputs are not copied to float64."""
-    return _by_blocks(_logit_block, P, y)
+    return by_blocks(_logit_block, P, y)
 
 
 def _logit_block(P: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ def _logit_block(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(p_y, TINY)) - np.log(np.maximum(rest, TINY))
 
 
-def _by_blocks(fn, P: np.ndarray, y: np.ndarray | None = None, outputs: int = 1):
+def by_blocks(fn, P: np.ndarray, y: np.ndarray | None = None, outputs: int = 1):
     """``fn(rows, labels)`` of every row of ``P`` (``(..., C)``), :data:`BLOCK_ROWS`
     rows at a time, as ``(...)`` float64 (a tuple of ``outputs`` such arrays when
     ``fn`` returns that many): the ``(..., C)`` temporaries of a signal over K
@@ -192,7 +192,7 @@ def _by_blocks(fn, P: np.ndarray, y: np.ndarray | None = None, outputs: int = 1)
 
 def entropy(P: np.ndarray) -> np.ndarray:
     """Shannon entropy of each prediction vector (nats)."""
-    return _by_blocks(_entropy_block, P)
+    return by_blocks(_entropy_block, P)
 
 
 def _entropy_block(P: np.ndarray, _y: None) -> np.ndarray:
@@ -208,7 +208,7 @@ def modified_entropy(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     It is small for confident correct predictions and large for confident wrong
     ones, unlike the entropy, which is small for both.
     """
-    return _by_blocks(_mentr_block, P, y)
+    return by_blocks(_mentr_block, P, y)
 
 
 def _mentr_block(P: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -176,3 +176,25 @@ def test_check_prediction_signals_returns_float_and_int_arrays():
     check_prediction_signals(np.array([[0.3, 0.3, 0.3]]), [0])
     with pytest.raises(ConfigError, match="at least 2 classes"):
         check_prediction_signals(np.ones((3, 1)), [0, 0, 0])
+
+
+def test_check_prediction_signals_keeps_float32_when_asked_and_finds_every_bad_entry():
+    from miaudit.signals import BLOCK_ROWS
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), 2 * BLOCK_ROWS + 10).astype(np.float32)
+    y = rng.integers(0, 3, len(p))
+    kept, _ = check_prediction_signals(p, y, float64=False)
+    assert kept is p
+    assert check_prediction_signals(p.astype(np.int64) * 0, y, float64=False)[0].dtype == np.float64
+    # Bad entries in the second and third blocks: counted over all blocks, the first named.
+    p[BLOCK_ROWS + 5, 2] = 1.5
+    p[2 * BLOCK_ROWS + 1, 0] = np.nan
+    p[2 * BLOCK_ROWS + 1, 1] = -0.5
+    for float64 in (True, False):
+        with pytest.raises(ConfigError) as err:
+            check_prediction_signals(p, y, float64=float64)
+        assert str(err.value) == (
+            f"signals must be probabilities in [0, 1]; 3 entries are not (first: row "
+            f"{BLOCK_ROWS + 5}, column 2, value 1.5). Pass predict_proba outputs, not logits."
+        )

@@ -72,3 +72,88 @@ def test_unfitted_and_bad_options():
         ThresholdAttack().score(np.full((1, 2), 0.5), [0])
     with pytest.raises(ConfigError, match="signal"):
         ThresholdAttack(signal="nope")
+
+
+def _inputs(rng, n_rows=3000, n_eval=400, c=5):
+    from miaudit.attacks.base import AttackInputs
+
+    def outputs(n):
+        y = rng.integers(0, c, n)
+        member = rng.random(n) < 0.5
+        logits = rng.normal(size=(n, c))
+        logits[np.arange(n), y] += 1.0 + 2.0 * member
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32), y, member
+
+    own, own_y, own_m = outputs(n_rows)
+    target, y, _ = outputs(n_eval)
+    return AttackInputs(
+        own_probs=own, own_labels=own_y, own_member=own_m, target_probs=target, labels=y,
+        n_eval=n_eval, class_names=[str(i) for i in range(c)],
+    )  # fmt: skip
+
+
+def _run(name, inputs):
+    from miaudit.attacks.suite import run_attack
+    from miaudit.jobs import Execution
+
+    return run_attack(get_attack(name)(), inputs, Execution(job_cache=False))
+
+
+def test_a_signals_global_and_class_attacks_share_it_and_score_as_if_alone(monkeypatch):
+    """loss and loss-class read the same signal of every shadow row: the second takes
+    the first's, and both score exactly as each does on inputs of its own."""
+    from miaudit.attacks import threshold
+
+    names = ["loss", "loss-class", "mentr", "mentr-class", "confidence"]
+    alone = {n: _run(n, _inputs(np.random.default_rng(3))) for n in names}
+    shadow_rows = []
+    real = threshold.member_signal
+
+    def counting(name, P, y):
+        if len(P) == 3000:
+            shadow_rows.append(name)
+        return real(name, P, y)
+
+    monkeypatch.setattr(threshold, "member_signal", counting)
+    inputs = _inputs(np.random.default_rng(3))
+    together = {n: _run(n, inputs) for n in names}
+    assert shadow_rows == ["loss", "mentr", "confidence"]
+    for n in names:
+        np.testing.assert_array_equal(together[n].scores, alone[n].scores)
+        assert together[n].threshold == alone[n].threshold
+        assert together[n].notes == alone[n].notes
+    # New shadow outputs (another array, not the one read) are read afresh.
+    inputs.own_probs = inputs.own_probs[::-1].copy()
+    again = _run("loss-class", inputs)
+    assert shadow_rows[-1] == "loss"
+    assert not np.array_equal(again.scores, together["loss-class"].scores)
+
+
+def test_threshold_attacks_never_copy_the_shadows_outputs_to_float64(monkeypatch):
+    """The shadows' outputs are read in float64 a block at a time: the attack's memory
+    grows by a few float64 numbers per shadow row, not by a float64 copy of all C
+    probabilities (46 x 8 bytes a row at census, and the check's boolean masks)."""
+    import tracemalloc
+
+    from miaudit import signals
+
+    monkeypatch.setattr(signals, "_cores", lambda: 1)  # one block's temporaries at a time
+    c = 46
+
+    def peak(n_rows: int) -> int:
+        inputs = _inputs(np.random.default_rng(0), n_rows=n_rows, c=c)
+        tracemalloc.start()
+        try:
+            _run("loss-class", inputs)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(40_000), peak(120_000)
+    per_row = (large - small) / 80_000
+    # 12 bytes measured: one block's temporaries (a fixed size) set the peak at these
+    # sizes, and the float64 numbers kept per row (the signal, its order and cumulative
+    # counts) grow under it. The code before copied every row's C probabilities to
+    # float64 and built boolean masks of them: 384 bytes.
+    assert per_row < 100, per_row

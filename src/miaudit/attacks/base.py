@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
 
 from miaudit.errors import ConfigError, key
-from miaudit.signals import ReferenceSignals
+from miaudit.signals import ReferenceSignals, by_blocks
 
 __all__ = [
     "Attack",
@@ -49,6 +49,8 @@ __all__ = [
     "check_fitted",
     "check_prediction_signals",
 ]
+
+T = TypeVar("T")
 
 # float32 softmax outputs can exceed 1 by an ulp or so.
 _PROB_TOL = 1e-6
@@ -217,6 +219,26 @@ class AttackInputs:
     #: Called with the share (0 to 1) of the running attack's fitting done, by an
     #: attack whose fitting is long enough to report it (Shokri's per-class models).
     progress: Callable[[float], None] | None = field(default=None, repr=False)
+    #: What :meth:`shared` computed, by key, with the arrays it was computed from.
+    _shared: dict[Any, tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def shared(self, key: Any, compute: Callable[[], T], *reads: Any) -> T:
+        """``compute()``, computed once for ``key`` while it ``reads`` the same objects:
+        what two attacks of one audit both need (``loss`` and ``loss-class`` the same
+        signal of every shadow row) is computed by the first and handed to the second.
+        An input replaced since (a new array, not the one read) computes it afresh."""
+        found = self._shared.get(key)
+        if (
+            found is not None
+            and len(found[0]) == len(reads)
+            and all(a is b for a, b in zip(found[0], reads, strict=True))
+        ):
+            return found[1]
+        value = compute()
+        self._shared[key] = (reads, value)
+        return value
 
     def n_queries(self, records: np.ndarray) -> int:
         """Queries per record the reference models answered for every one of ``records``
@@ -399,7 +421,11 @@ def build_config(model: type[M], owner: str, **values: Any) -> M:
 
 
 def check_prediction_signals(
-    signals: ArrayLike, labels: ArrayLike, n_classes: int | None = None
+    signals: ArrayLike,
+    labels: ArrayLike,
+    n_classes: int | None = None,
+    *,
+    float64: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``(n, C)`` prediction vectors and their ``(n,)`` true labels.
 
@@ -415,11 +441,20 @@ def check_prediction_signals(
     n_classes:
         If given, the number of columns ``signals`` must have (the number the
         attack was fitted on).
+    float64:
+        Return the signals as ``float64`` (the default). ``False`` returns floating
+        signals as they are (other numbers as ``float64``), for a caller that reads
+        them in float64 a block of rows at a time: at 256 census shadows a float64
+        copy of the shadows' outputs is 1.9 GB.
 
     Returns
     -------
     signals, labels:
-        As ``float64`` ``(n, C)`` and ``int64`` ``(n,)`` arrays.
+        As ``float64`` (or their own floating type) ``(n, C)`` and ``int64`` ``(n,)``
+        arrays.
+
+    The entries are checked :data:`~miaudit.signals.BLOCK_ROWS` rows at a time, each
+    block in float64, so the check holds a few blocks' temporaries, never ``(n, C)``.
     """
     p = np.asarray(signals)
     if p.ndim != 2:
@@ -429,7 +464,8 @@ def check_prediction_signals(
         )
     if not np.issubdtype(p.dtype, np.number):
         raise ConfigError(f"signals must be numeric probabilities; got dtype {p.dtype}.")
-    p = p.astype(np.float64, copy=False)
+    if float64 or not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(np.float64, copy=False)
     n, c = p.shape
     if n_classes is not None and c != n_classes:
         raise ConfigError(
@@ -438,13 +474,14 @@ def check_prediction_signals(
         )
     if c < 2:
         raise ConfigError(f"signals need at least 2 classes (columns); got {c}.")
-    bad = ~np.isfinite(p) | (p < 0) | (p > 1 + _PROB_TOL)
-    if bad.any():
-        r, col = np.argwhere(bad)[0]
+    bad_per_row = by_blocks(_bad_entries, p)
+    if bad_per_row.any():
+        r = int(np.flatnonzero(bad_per_row)[0])
+        col = int(np.flatnonzero(_not_probabilities(p[r]))[0])
         raise ConfigError(
-            f"signals must be probabilities in [0, 1]; {int(bad.sum())} entries are not "
-            f"(first: row {r}, column {col}, value {p[r, col]!r}). Pass predict_proba "
-            "outputs, not logits."
+            f"signals must be probabilities in [0, 1]; {int(bad_per_row.sum())} entries are "
+            f"not (first: row {r}, column {col}, value {float(p[r, col])!r}). Pass "
+            "predict_proba outputs, not logits."
         )
 
     y = np.asarray(labels)
@@ -461,3 +498,13 @@ def check_prediction_signals(
             f"got values from {y.min()} to {y.max()}."
         )
     return p, y
+
+
+def _not_probabilities(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    return ~np.isfinite(p) | (p < 0) | (p > 1 + _PROB_TOL)
+
+
+def _bad_entries(rows: np.ndarray, _labels: None) -> np.ndarray:
+    """How many entries of each row are not probabilities."""
+    return _not_probabilities(rows).sum(axis=-1)

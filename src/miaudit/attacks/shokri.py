@@ -282,7 +282,8 @@ class ShokriAttack:
             Called as ``progress(fitted, total)`` as the attack models are fitted.
         """
         cfg = self.config
-        p, y = check_prediction_signals(signals, labels)
+        # In its own float type: only the rows a model trains on are read, in float64.
+        p, y = check_prediction_signals(signals, labels, float64=False)
         m = _as_membership(member, p.shape[0])
         n_classes = p.shape[1]
 
@@ -303,7 +304,7 @@ class ShokriAttack:
         # is computed: the transforms act row by row, so only those rows need one.
         def job(key: int | None, idx: np.ndarray) -> tuple[int | None, np.ndarray, np.ndarray]:
             rows = idx[_balanced_subset(m[idx], cfg.max_records, cfg.seed, key)]
-            t = _transform(p[rows], cfg.transform)
+            t = _transform(p[rows].astype(np.float64), cfg.transform)
             return key, (_agnostic_features(t, y[rows]) if key is None else t), m[rows]
 
         # On one thread per core: NumPy's array operations release the GIL, and each

@@ -90,16 +90,27 @@ class ThresholdAttack:
         self.config = build_config(ThresholdConfig, "threshold attack", **options)
 
     def fit(self, signals: ArrayLike, labels: ArrayLike, member: ArrayLike) -> Self:
-        P, y = check_prediction_signals(signals, labels)
+        P, y = check_prediction_signals(signals, labels, float64=False)
         return self.fit_signal(member_signal(self.config.signal, P, y), y, member, P.shape[1])
 
-    def fit_signal(self, s: np.ndarray, y: np.ndarray, member: ArrayLike, n_classes: int) -> Self:
-        """:meth:`fit` on the signal itself (e.g. averaged over queries), ``(n,)``."""
+    def fit_signal(
+        self,
+        s: np.ndarray,
+        y: np.ndarray,
+        member: ArrayLike,
+        n_classes: int,
+        global_threshold: float | None = None,
+    ) -> Self:
+        """:meth:`fit` on the signal itself (e.g. averaged over queries), ``(n,)``;
+        ``global_threshold``: :func:`best_threshold` of ``s`` and ``member`` where the
+        caller has it already."""
         s = np.asarray(s, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
         m = np.asarray(member, dtype=bool)
         self.n_classes_ = n_classes
-        self.global_threshold_ = best_threshold(s, m)
+        if global_threshold is None:
+            global_threshold = best_threshold(s, m)
+        self.global_threshold_ = global_threshold
         thresholds = np.full(self.n_classes_, self.global_threshold_)
         fallback = []
         if self.config.thresholds == "class":
@@ -116,7 +127,7 @@ class ThresholdAttack:
 
     def score(self, signals: ArrayLike, labels: ArrayLike) -> np.ndarray:
         check_fitted(self, "thresholds_")
-        P, y = check_prediction_signals(signals, labels, self.n_classes_)
+        P, y = check_prediction_signals(signals, labels, self.n_classes_, float64=False)
         return self.score_signal(member_signal(self.config.signal, P, y), y)
 
     def score_signal(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -195,9 +206,7 @@ class Threshold(Attack):
                     f"{self.name}: 1 query per record, not {self.config.queries}: the outputs "
                     "hold no variants of the records"
                 )
-            self.attack_ = self._kernel().fit(
-                inputs.own_probs, inputs.own_labels, inputs.own_member
-            )
+            self.attack_ = self._fit_own(inputs)
             return self
         ref = inputs.reference
         y = np.broadcast_to(ref.labels[records], (ref.n_models, len(records)))
@@ -207,9 +216,28 @@ class Threshold(Attack):
         )
         return self
 
+    def _fit_own(self, inputs: AttackInputs) -> ThresholdAttack:
+        """The kernel fitted on the shadows' own in/out records. Their signal and its
+        global threshold are shared with this signal's twin (``loss`` and
+        ``loss-class``), which would compute the same numbers over every shadow row."""
+        own = (inputs.own_probs, inputs.own_labels, inputs.own_member)
+
+        def signal() -> tuple[np.ndarray, np.ndarray, int]:
+            P, y = check_prediction_signals(inputs.own_probs, inputs.own_labels, float64=False)
+            return member_signal(self.signal, P, y), y, P.shape[1]
+
+        s, y, n_classes = inputs.shared(("threshold-signal", self.signal), signal, *own)
+        m = np.asarray(inputs.own_member, dtype=bool)
+        t = inputs.shared(
+            ("threshold-global", self.signal), lambda: best_threshold(s, m), *own
+        )  # fmt: skip
+        return self._kernel().fit_signal(s, y, m, n_classes, global_threshold=t)
+
     def _averaged(self, P: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The signal of ``(..., q, C)`` outputs averaged over the ``q`` queries."""
-        check_prediction_signals(P.reshape(-1, P.shape[-1]), np.repeat(y.ravel(), P.shape[-2]))
+        check_prediction_signals(
+            P.reshape(-1, P.shape[-1]), np.repeat(y.ravel(), P.shape[-2]), float64=False
+        )
         return member_signal(self.signal, P, np.asarray(y)[..., None]).mean(axis=-1)
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
