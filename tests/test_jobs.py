@@ -515,3 +515,30 @@ def test_absurd_recipes_are_refused_before_training_and_huge_batches_are_clamped
                            target={"batch_size": 10**9, "epochs": 2},
                            execution=Execution(job_cache=False))  # fmt: skip
     assert result.target["n_train"] == 100
+
+
+def test_array_digests_hash_the_arrays_own_bytes_without_copying_them():
+    """Cache keys read each array's buffer in place; the keys are those of the bytes
+    tobytes() gave, so every cache entry written before still answers."""
+    import hashlib
+    import tracemalloc
+
+    from miaudit.jobs import array_digest
+
+    def by_copy(a):
+        a = np.ascontiguousarray(a)
+        h = hashlib.sha256(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+        return h.hexdigest()
+
+    grid = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for a in (grid, grid.T, grid[:, ::2], np.array([True, False]), np.array(["ab", "c"]),
+              np.zeros((0, 3)), np.arange(5).astype(">i4")):  # fmt: skip
+        assert array_digest(a) == by_copy(a), a
+    big = np.ones((1 << 20, 8), dtype=np.float32)  # 32 MiB
+    tracemalloc.start()
+    try:
+        array_digest(big)
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
