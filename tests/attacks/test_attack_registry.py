@@ -198,3 +198,15 @@ def test_check_prediction_signals_keeps_float32_when_asked_and_finds_every_bad_e
             f"signals must be probabilities in [0, 1]; 3 entries are not (first: row "
             f"{BLOCK_ROWS + 5}, column 2, value 1.5). Pass predict_proba outputs, not logits."
         )
+
+
+def test_rows_by_class_gives_each_classes_rows_in_order():
+    from miaudit.attacks.base import rows_by_class
+
+    rng = np.random.default_rng(0)
+    for y, n in ((rng.integers(0, 46, 10_000), 46), (rng.integers(0, 70_000, 5_000), 70_000),
+                 (np.array([2, 2, 0]), 4), (np.zeros(0, np.int64), 3)):  # fmt: skip
+        groups = rows_by_class(y, n)
+        assert len(groups) == n
+        for c, rows in enumerate(groups):
+            np.testing.assert_array_equal(rows, np.flatnonzero(y == c))

@@ -18,6 +18,34 @@ def test_best_threshold_separates_and_sits_between_values():
     assert ((s >= t) == m).all()
 
 
+def _threshold_by_ordering_records(signal, member):
+    """best_threshold as it was first written: the records in order, highest first."""
+    n_in, n_out = int(member.sum()), int((~member).sum())
+    order = np.argsort(-signal, kind="stable")
+    s, m = signal[order], member[order]
+    tp, fp = np.r_[0, np.cumsum(m)], np.r_[0, np.cumsum(~m)]
+    distinct = np.r_[True, s[1:] != s[:-1], True]
+    k = int(np.argmax(np.where(distinct, tp / n_in - fp / n_out, -np.inf)))
+    if k == 0:
+        return float(s[0]) + 1.0
+    return float(s[-1]) if k == len(s) else float((s[k - 1] + s[k]) / 2)
+
+
+def test_best_threshold_is_the_one_ordering_the_records_gives_ties_and_ends_included():
+    rng = np.random.default_rng(7)
+    cases = [(np.array([0.5, 0.5, 0.5]), np.array([1, 0, 1], bool))]  # one value
+    cases.append((np.array([3.0, 2.0, 1.0]), np.array([0, 0, 1], bool)))  # members lowest
+    cases.append((np.array([1.0, 2.0, 3.0]), np.array([0, 1, 1], bool)))  # members highest
+    for n in (2, 5, 40, 1000, 20_000):
+        for levels in (2, 7, None):  # heavy ties, some ties, continuous
+            s = rng.normal(size=n) if levels is None else rng.integers(0, levels, n) * 0.5
+            m = rng.random(n) < rng.uniform(0.1, 0.9)
+            if 0 < m.sum() < n:
+                cases.append((s + 0.3 * m * rng.random(), m))
+    for s, m in cases:
+        assert best_threshold(s, m) == _threshold_by_ordering_records(s, m), (s, m)
+
+
 def _shadow_like(rng, n=4000):
     # Two classes whose members are confident at different levels: class 1's members
     # sit where class 0's non-members do, so one global threshold cannot fit both.

@@ -77,6 +77,7 @@ from miaudit.attacks.base import (
     build_config,
     check_fitted,
     check_prediction_signals,
+    rows_by_class,
 )
 from miaudit.errors import ConfigError
 
@@ -293,7 +294,7 @@ class ShokriAttack:
         groups: list[tuple[int | None, np.ndarray]] = [(None, np.arange(len(m)))]
         fallback: dict[int, str] = {}
         if cfg.per_class:
-            for c, idx in enumerate(_group_by_label(y, n_classes)):
+            for c, idx in enumerate(rows_by_class(y, n_classes)):
                 reason = _fallback_reason(int(counts[c]), int(n_members[c]), cfg.min_class_records)
                 if reason:
                     fallback[c] = reason
@@ -373,7 +374,7 @@ class ShokriAttack:
         self, scores: np.ndarray, covered: np.ndarray, t: np.ndarray, y: np.ndarray
     ) -> None:
         if self.class_models_:
-            groups = _group_by_label(y, self.n_classes_)
+            groups = rows_by_class(y, self.n_classes_)
             for c, model in self.class_models_.items():
                 idx = groups[c]
                 if idx.size:
@@ -489,12 +490,6 @@ def _agnostic_features(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     # equals transforming the sorted probabilities.
     sorted_desc = -np.sort(-t, axis=1)
     return np.column_stack((sorted_desc, t[np.arange(t.shape[0]), y]))
-
-
-def _group_by_label(y: np.ndarray, n_classes: int) -> list[np.ndarray]:
-    order = np.argsort(y, kind="stable")
-    bounds = np.cumsum(np.bincount(y, minlength=n_classes))[:-1]
-    return np.split(order, bounds)
 
 
 def _fallback_reason(n: int, n_members: int, min_records: int) -> str:
