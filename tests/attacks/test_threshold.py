@@ -143,10 +143,20 @@ def test_a_signals_global_and_class_attacks_share_it_and_score_as_if_alone(monke
             shadow_rows.append(name)
         return real(name, P, y)
 
+    checks = []
+    real_check = threshold.check_prediction_signals
+
+    def counting_checks(P, y, *args, **kwargs):
+        if len(P) == 3000:
+            checks.append(len(P))
+        return real_check(P, y, *args, **kwargs)
+
     monkeypatch.setattr(threshold, "member_signal", counting)
+    monkeypatch.setattr(threshold, "check_prediction_signals", counting_checks)
     inputs = _inputs(np.random.default_rng(3))
     together = {n: _run(n, inputs) for n in names}
     assert shadow_rows == ["loss", "mentr", "confidence"]
+    assert len(checks) == 1  # the outputs are checked once for every threshold attack
     for n in names:
         np.testing.assert_array_equal(together[n].scores, alone[n].scores)
         assert together[n].threshold == alone[n].threshold

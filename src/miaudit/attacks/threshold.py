@@ -224,11 +224,16 @@ class Threshold(Attack):
     def _fit_own(self, inputs: AttackInputs) -> ThresholdAttack:
         """The kernel fitted on the shadows' own in/out records. Their signal and its
         global threshold are shared with this signal's twin (``loss`` and
-        ``loss-class``), which would compute the same numbers over every shadow row."""
+        ``loss-class``), which would compute the same numbers over every shadow row, and
+        the check of the outputs with every threshold attack."""
         own = (inputs.own_probs, inputs.own_labels, inputs.own_member)
 
         def signal() -> tuple[np.ndarray, np.ndarray, int]:
-            P, y = check_prediction_signals(inputs.own_probs, inputs.own_labels, float64=False)
+            P, y = inputs.shared(
+                "checked-shadow-outputs",
+                lambda: check_prediction_signals(*own[:2], float64=False),
+                *own[:2],
+            )  # fmt: skip
             return member_signal(self.signal, P, y), y, P.shape[1]
 
         s, y, n_classes = inputs.shared(("threshold-signal", self.signal), signal, *own)
