@@ -19,8 +19,16 @@ With ``--before REV`` the same measurement runs on commit ``REV`` too (a tempora
 alternating ``--repeats`` times; the table then gives both sides, the ratio of their
 best times, and whether their scores are identical.
 
+``--parts N`` instead times, side by side on N rows, the building blocks the attack
+stage's speed rests on, each old way beside the new one: the best threshold found by
+ordering the records (a stable ``argsort``) against sorting values (:func:`best_threshold`),
+a stable sort of int64 labels against the same sort as uint16 (a radix sort:
+:func:`~miaudit.attacks.base.rows_by_class`), and hashing the shadows' outputs through
+``tobytes()`` against hashing their buffer (:func:`~miaudit.jobs.array_digest`).
+
 Run: ``python bench/attack_stage.py [--shadows 64] [--records 10000] [--classes 46]
-[--attacks loss,loss-class,...] [--outputs FILE] [--before REV] [--repeats 2]``.
+[--attacks loss,loss-class,...] [--outputs FILE] [--before REV] [--repeats 2]``, or
+``python bench/attack_stage.py --parts 5120000``.
 """
 
 from __future__ import annotations
@@ -121,6 +129,62 @@ def measure(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def threshold_by_order(signal: np.ndarray, member: np.ndarray) -> float:
+    """``best_threshold`` as it was until 41be8d5: the records ordered by the signal."""
+    n_in, n_out = int(member.sum()), int((~member).sum())
+    order = np.argsort(-signal, kind="stable")
+    s, m = signal[order], member[order]
+    tp, fp = np.r_[0, np.cumsum(m)], np.r_[0, np.cumsum(~m)]
+    distinct = np.r_[True, s[1:] != s[:-1], True]
+    k = int(np.argmax(np.where(distinct, tp / n_in - fp / n_out, -np.inf)))
+    if k == 0:
+        return float(s[0]) + 1.0
+    return float(s[-1]) if k == len(s) else float((s[k - 1] + s[k]) / 2)
+
+
+def parts(n: int, c: int, repeats: int) -> None:
+    """The building blocks, old and new side by side, best of ``repeats``."""
+    import hashlib
+
+    from miaudit.attacks.threshold import best_threshold
+
+    rng = np.random.default_rng(0)
+    signal, member = rng.normal(size=n), rng.random(n) < 0.5
+    labels = rng.integers(0, c, n)
+    outputs = rng.random((n, c), dtype=np.float32)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    def digest(by_copy: bool) -> str:
+        h = hashlib.sha256()
+        h.update(outputs.tobytes() if by_copy else outputs)
+        return h.hexdigest()
+
+    rows = [
+        ("best threshold, records ordered", lambda: threshold_by_order(signal, member),
+         "values sorted (best_threshold)", lambda: best_threshold(signal, member)),
+        ("group by class: stable sort of int64", lambda: np.argsort(labels, kind="stable"),
+         "the same sort as uint16 (radix)",
+         lambda: np.argsort(labels.astype(np.uint16), kind="stable")),
+        (f"hash ({n:,} x {c}) float32 via tobytes()", lambda: digest(True),
+         "hash its buffer", lambda: digest(False)),
+    ]  # fmt: skip
+    assert digest(True) == digest(False)
+    assert threshold_by_order(signal, member) == best_threshold(signal, member)
+    print(f"building blocks on {n:,} rows; best of {repeats}, {len(os.sched_getaffinity(0))} cores")
+    for old_name, old, new_name, new in rows:
+        t_old, t_new = best(old), best(new)
+        print(
+            f"{old_name:44s} {t_old:7.3f} s | {new_name:34s} {t_new:7.3f} s  {t_new / t_old:5.2f}x"
+        )
+
+
 def run_side(src: Path, argv: list[str]) -> list[dict]:
     """:func:`measure` in a fresh process importing miaudit from ``src``."""
     env = dict(os.environ, PYTHONPATH=str(src))
@@ -144,8 +208,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--before", default=None, help="a commit to measure beside")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--parts", type=int, default=None, help="rows: time building blocks")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.parts:
+        parts(args.parts, args.classes, args.repeats)
+        return
     if args.measure:
         import miaudit
 

@@ -18,17 +18,17 @@ def test_best_threshold_separates_and_sits_between_values():
     assert ((s >= t) == m).all()
 
 
-def _threshold_by_ordering_records(signal, member):
-    """best_threshold as it was first written: the records in order, highest first."""
-    n_in, n_out = int(member.sum()), int((~member).sum())
-    order = np.argsort(-signal, kind="stable")
-    s, m = signal[order], member[order]
-    tp, fp = np.r_[0, np.cumsum(m)], np.r_[0, np.cumsum(~m)]
-    distinct = np.r_[True, s[1:] != s[:-1], True]
-    k = int(np.argmax(np.where(distinct, tp / n_in - fp / n_out, -np.inf)))
-    if k == 0:
-        return float(s[0]) + 1.0
-    return float(s[-1]) if k == len(s) else float((s[k - 1] + s[k]) / 2)
+def _threshold_by_ordering_records():
+    """best_threshold as it was first written, records ordered (bench/attack_stage.py
+    times it beside the new one)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "attack_stage.py"
+    spec = importlib.util.spec_from_file_location("attack_stage", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.threshold_by_order
 
 
 def test_best_threshold_is_the_one_ordering_the_records_gives_ties_and_ends_included():
@@ -42,8 +42,9 @@ def test_best_threshold_is_the_one_ordering_the_records_gives_ties_and_ends_incl
             m = rng.random(n) < rng.uniform(0.1, 0.9)
             if 0 < m.sum() < n:
                 cases.append((s + 0.3 * m * rng.random(), m))
+    by_order = _threshold_by_ordering_records()
     for s, m in cases:
-        assert best_threshold(s, m) == _threshold_by_ordering_records(s, m), (s, m)
+        assert best_threshold(s, m) == by_order(s, m), (s, m)
 
 
 def _shadow_like(rng, n=4000):

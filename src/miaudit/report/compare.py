@@ -18,7 +18,6 @@ different data sets are refused: their rates measure different things.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -315,13 +314,9 @@ def print_comparison(cmp: Comparison, out, console) -> None:
     console.print(f"Written {out}/compare.html and compare.json", highlight=False)
 
 
-def _e(v) -> str:
-    return html.escape(str(v))
-
-
 def render_compare_html(cmp: Comparison) -> str:
     """``compare.html``: the runs' verdicts, the changes, overlaid ROC curves."""
-    from miaudit.report.html import _CSS, _LEVEL_COLOURS, ROC_POINTS, inline_svg
+    from miaudit.report.html import _CSS, _LEVEL_COLOURS, ROC_POINTS, _e, inline_svg
 
     labels = _labels(cmp.runs)
     cards = []

@@ -153,7 +153,6 @@ def score_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> object
         fig, axes = _figure(len(panels), 3.2, 1.9, left=0.35, bottom=0.6 + 0.3, top=0.3,
                             gap=0.3)  # fmt: skip
         axes = np.atleast_1d(axes)
-        handles = []
         for ax, (name, inside, outside) in zip(axes, panels, strict=True):
             both = np.concatenate([inside, outside])
             both = both[np.isfinite(both)]

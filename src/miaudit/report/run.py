@@ -1,8 +1,8 @@
 """A finished run as the report reads it: ``results.json`` and ``scores.csv``.
 
 Position in the pipeline: ``metrics -> report``. :class:`Run` is all a page needs;
-an audit in memory becomes one with :func:`run_of` and a run folder with
-:func:`load_run`, so ``report.html`` written at the end of an audit and the one
+an audit in memory becomes one from its dict and ``scores.csv`` frame, and a run folder
+with :func:`load_run`, so ``report.html`` written at the end of an audit and the one
 ``miaudit report`` writes later from the folder are the same bytes.
 """
 
@@ -58,11 +58,6 @@ class Run:
     def class_name(self, code: int) -> str:
         names = self.results["dataset"].get("class_names") or []
         return str(names[code]) if 0 <= code < len(names) else str(code)
-
-
-def run_of(results: dict[str, Any], scores: pd.DataFrame, path: Path | None = None) -> Run:
-    """A :class:`Run` of an audit's dict and its ``scores.csv`` frame."""
-    return Run(results, scores, path)
 
 
 def load_run(folder: str | Path) -> Run:
