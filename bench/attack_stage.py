@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import tracemalloc
 from pathlib import Path
 
@@ -154,12 +155,7 @@ def parts(n: int, c: int, repeats: int) -> None:
     outputs = rng.random((n, c), dtype=np.float32)
 
     def best(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return min(times)
+        return min(timeit.repeat(fn, number=1, repeat=repeats))
 
     def digest(by_copy: bool) -> str:
         h = hashlib.sha256()
