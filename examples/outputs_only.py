@@ -5,9 +5,10 @@ service you only have logs of). What you can export is its outputs: here its log
 records it was trained on and on records it never saw, and the logits of a few reference
 models trained the same way on random halves of those records, and all of their logits on
 some population records none of them trained on. ``miaudit.evaluate`` runs every attack
-these arrays allow (LiRA and RMIA, online and offline, and the label-only gap attack; with
-shadow models' outputs, Shokri's and the threshold attacks too) and writes the same
-results as an audit.
+these arrays allow (LiRA and RMIA, online and offline; on the target's outputs alone the
+loss, confidence, entropy and modified-entropy attacks and the label-only gap attack;
+with shadow models' outputs, Shokri's too), lists the ones it could not run with what
+they need, and writes the same results as an audit.
 
 The script plays both parts: it trains the models and saves their logits to an .npz
 (what you would export), then evaluates the file as ``miaudit evaluate`` would.

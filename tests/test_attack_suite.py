@@ -39,7 +39,8 @@ def test_attack_names_are_validated():
     ("settings", "message"),
     [
         ({"attacks": {"run": ["lira"], "lira": {"variance": "per-record"}}, "shadows": 2},
-         r"lira with per-record variance needs at least 4 shadows .*attacks.lira.variance=global"),
+         r"lira with per-record variance needs at least 4 shadows .*"
+         r"attacks=\{'lira': \{'variance': 'global'\}\}"),
         ({"attacks": ["lira"], "shadows": 1}, "needs at least 2 shadows"),
         ({"attacks": ["rmia-offline"], "shadows": 1}, "needs at least 2 shadows"),
         ({"attacks": ["lira", "rmia-offline"], "shadows": 3}, "at least 4"),

@@ -9,10 +9,13 @@ import pytest
 
 import miaudit
 from miaudit.attacks.registry import ATTACKS
+from miaudit.attacks.threshold import THRESHOLD_ATTACKS
 from miaudit.cli import main
 from miaudit.errors import ConfigError
 from miaudit.jobs import Execution
 from miaudit.splits import balanced_memberships
+
+THRESHOLD_NAMES = [a.name for a in THRESHOLD_ATTACKS]
 
 FAST = {"model": "mlp", "epochs": 25, "batch_size": 32, "lr": 0.003}
 
@@ -88,7 +91,9 @@ def test_evaluate_runs_what_the_arrays_allow_and_refuses_the_rest(tmp_path):
     rng = np.random.default_rng(0)
     outputs, labels, members, reference, ref_members = _arrays(rng)
     only = miaudit.evaluate(outputs, labels, members, bootstrap=50)
-    assert list(only.attacks) == ["gap"]
+    # Outputs alone: every signal attack (its ROC needs no threshold) and the gap attack.
+    shadowless = [n for n in ATTACKS if n in THRESHOLD_NAMES or n == "gap"]
+    assert list(only.attacks) == shadowless
     with pytest.raises(ConfigError, match=r"lira needs reference_outputs and reference_members"):
         miaudit.evaluate(outputs, labels, members, attacks=["lira"])
     online = miaudit.evaluate(outputs, labels, members, reference_outputs=reference,
@@ -108,7 +113,7 @@ def test_evaluate_runs_what_the_arrays_allow_and_refuses_the_rest(tmp_path):
     # Results written like an audit's, with a config.json that evaluate takes back.
     miaudit.evaluate(outputs, labels, members, bootstrap=50, out=tmp_path / "r")
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert config["evaluate"]["attacks"] == ["gap"]
+    assert config["evaluate"]["attacks"] == shadowless
     assert (tmp_path / "r" / "report.html").read_text().count("outputs computed elsewhere") == 1
 
 
@@ -193,3 +198,153 @@ def _without_values(exposed: dict) -> dict:
     return {**exposed, "records": [
         {k: v for k, v in r.items() if k not in ("values", "image")} for r in exposed["records"]
     ]}  # fmt: skip
+
+
+def test_members_as_booleans_or_0_1_numbers_give_the_same_result():
+    rng = np.random.default_rng(2)
+    outputs, labels, members, reference, ref_members = _arrays(rng)
+    results = [
+        miaudit.evaluate(outputs, labels, members.astype(kind), reference_outputs=reference,
+                         reference_members=ref_members.astype(kind), bootstrap=20).to_dict()
+        for kind in (bool, np.int64, np.float64, np.float32)
+    ]  # fmt: skip
+    for result in results[1:]:
+        assert result["attacks"] == results[0]["attacks"]
+        assert result["most_exposed"] == results[0]["most_exposed"]
+    as_list = miaudit.evaluate(outputs, labels, members.astype(float).tolist(), bootstrap=20)
+    assert as_list.member.tolist() == members.tolist()
+
+
+@pytest.mark.parametrize(
+    ("members", "match"),
+    [
+        (np.array([1.0, 0.0, 0.5, 0.0]), r"members: entry 2 is 0.5; give 1 \(or True\)"),
+        (np.array([1.0, np.nan, 1.0, 0.0]), "members: entry 1 is NaN; give 1"),
+        (np.array([1, "0", 1, 0], dtype=object), "members: mixes int and str values; give 1"),
+        (np.array(["1", "0", "1", "0"]), "members: text values; give 1"),
+        (np.array([True, False, True]), r"members: shape \(3,\); expected \(4,\)"),
+    ],
+)
+def test_members_that_are_no_mask_are_one_line(members, match):
+    arrays = {"outputs": np.full((4, 3), 1 / 3), "labels": np.array([0, 1, 2, 0]),
+              "members": members}  # fmt: skip
+    with pytest.raises(ConfigError, match=match) as caught:
+        miaudit.evaluate(arrays)
+    assert "\n" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- outputs alone
+
+
+def _planted(seed: int, n: int = 2000, classes: int = 5, leak: float = 2.0):
+    """Outputs of a model far surer of its members (``leak``) than of other records."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    members = np.r_[np.ones(n // 2, int), np.zeros(n - n // 2, int)]
+    logits = rng.normal(size=(n, classes))
+    logits[np.arange(n), labels] += 1.0 + leak * members
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True), labels, members
+
+
+def test_outputs_alone_run_every_signal_attack_at_full_strength(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from miaudit.metrics import OPTIMISTIC_THRESHOLD
+    from miaudit.report.findings import LEVELS
+
+    outputs, labels, members = _planted(0)
+    result = miaudit.evaluate(outputs, labels, members, bootstrap=50, out=tmp_path / "r")
+    # The loss attack's AUC is that of the negative loss itself, computed independently.
+    neg_loss = np.log(outputs[np.arange(len(labels)), labels])
+    assert result.attacks["loss"].auc == pytest.approx(roc_auc_score(members, neg_loss), abs=1e-9)
+    assert result.attacks["loss"].auc > 0.8
+    level = result.verdict().level
+    assert LEVELS.index(level) > LEVELS.index("low"), result.verdict().sentence
+    d = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert d["verdict"]["level"] == level
+    # No shadows: the decision threshold comes from the evaluated records, and says so.
+    for name in THRESHOLD_NAMES:
+        assert d["attacks"][name]["threshold_from"] == OPTIMISTIC_THRESHOLD
+    assert "threshold_from" not in d["attacks"]["gap"]
+    # Every attack that could not run is listed with what it needs, in the files and
+    # the page, and the advice never says all is well while they are missing.
+    skipped = d["skipped_attacks"]
+    assert set(skipped) == set(ATTACKS) - set(result.attacks)
+    assert skipped["lira"] == "reference_outputs and reference_members"
+    assert skipped["shokri"] == "shadow_outputs, shadow_labels and shadow_members"
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Attacks not run." in page and "lira: needs reference_outputs" in page
+    assert "Nothing measured in this audit calls for a change" not in page
+    assert "optimistic" in page
+    # Asked for by name, a signal attack runs on outputs alone.
+    loss = miaudit.evaluate(outputs, labels, members, attacks=["loss"], bootstrap=0)
+    assert loss.attacks["loss"].auc == result.attacks["loss"].auc
+
+
+def test_outputs_alone_of_a_model_that_never_saw_the_records_report_chance():
+    from miaudit.report.findings import LEVELS
+
+    # Both halves unseen: "members" are no more familiar to the model than the others.
+    outputs, labels, members = _planted(1, n=3000, leak=0.0)
+    result = miaudit.evaluate(outputs, labels, members, bootstrap=50)
+    found = result.verdict()
+    assert found.level == "not detected", found.sentence
+    assert max(m.auc for m in result.attacks.values()) < 0.56
+    assert LEVELS.index(found.level) == 0
+
+
+def test_without_shadows_the_class_variants_centre_each_class_without_reading_membership():
+    outputs, labels, members = _planted(2)
+    a = miaudit.evaluate(outputs, labels, members, attacks=["loss-class"], bootstrap=0)
+    flipped = miaudit.evaluate(outputs, labels, 1 - members, attacks=["loss-class"], bootstrap=0)
+    # The scores do not depend on who is a member (only the metrics do).
+    assert np.array_equal(a.scores["loss-class"], flipped.scores["loss-class"])
+    neg_loss = np.log(outputs[np.arange(len(labels)), labels])
+    centred = neg_loss - np.array([np.median(neg_loss[labels == c]) for c in range(5)])[labels]
+    assert np.allclose(a.scores["loss-class"], centred)
+
+
+def test_the_leakier_of_two_real_models_never_gets_the_lower_level():
+    """The issue's case: a random forest that leaks more (higher AUC and TPR at 1 % FPR)
+    than a gradient-boosted model on the same split of a real data set, with fewer than
+    1,000 non-members, must not get the lower level."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from miaudit.report.findings import LEVELS
+
+    frame = miaudit.load_frame("census-major-occupation")
+    label = "major_occupation_code"
+    rng = np.random.default_rng(0)
+    df = frame.iloc[rng.choice(len(frame), 2400, replace=False)].reset_index(drop=True)
+    classes = sorted(df[label].astype(str).unique())
+    y = df[label].astype(str).map(classes.index).to_numpy()
+    X = df.drop(columns=label)
+    categorical = list(X.select_dtypes(exclude="number").columns)
+    train = np.zeros(len(df), bool)
+    train[rng.choice(len(df), 1800, replace=False)] = True  # 600 non-members
+    found = {}
+    for name, model in (
+        ("forest", RandomForestClassifier(n_estimators=60, random_state=0)),
+        ("boosting", HistGradientBoostingClassifier(max_iter=20, random_state=0)),
+    ):
+        encode = ColumnTransformer(
+            [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
+            remainder="passthrough",
+        )
+        pipe = make_pipeline(encode, model).fit(X[train], y[train])
+        P = np.zeros((len(df), len(classes)))
+        P[:, pipe.classes_] = pipe.predict_proba(X)
+        result = miaudit.evaluate(P, y, train, bootstrap=0)
+        best = result.attacks[result.strongest]
+        found[name] = (best.auc, best.tpr_at_fpr["0.01"], result.verdict())
+    (auc_f, tpr_f, forest), (auc_b, tpr_b, boosting) = found["forest"], found["boosting"]
+    assert auc_f > auc_b and tpr_f > tpr_b  # the forest is the leakier
+    assert LEVELS.index(forest.level) >= LEVELS.index(boosting.level), (
+        forest.sentence,
+        boosting.sentence,
+    )
+    assert forest.ratio > boosting.ratio

@@ -513,3 +513,83 @@ def test_an_audit_says_when_no_attack_is_distinguishable_from_chance():
     facts = ranking_facts(some)
     assert facts["distinguishable_from_chance"] is True and facts["above_chance"] == ["rmia"]
     assert facts["fpr"] == 0.01
+
+
+# --------------------------------------------------------------------------- the leak's bound
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n_pos=st.integers(1, 1500),
+    n_neg=st.integers(1, 1500),
+    attacks=st.integers(1, 20),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_roc_curve_above_another_never_gets_a_lower_bound_or_level(
+    n_pos, n_neg, attacks, ties, seed
+):
+    """The level's monotonicity: raising members' scores only (non-members' unchanged)
+    puts the ROC curve above the first at every FPR; the bound, and so the level under
+    any thresholds, can only grow."""
+    from miaudit.report.findings import LEVELS, Levels, level_of
+
+    rng = np.random.default_rng(seed)
+    member = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    lower = rng.normal(rng.uniform(-1, 3) * member, 1.0)
+    if ties:  # coarse scores: many ties, as the gap attack's
+        lower = np.round(lower)
+    upper = lower + member * rng.exponential(rng.uniform(0, 2), member.size)
+    if ties:
+        upper = np.round(upper)
+    a = M.leak_bound(upper, member, attacks=attacks)
+    b = M.leak_bound(lower, member, attacks=attacks)
+    assert a.ratio >= b.ratio - 1e-12
+    for levels in (Levels(), Levels(1.5, 4, 20)):
+        assert LEVELS.index(level_of(a.ratio, levels)) >= LEVELS.index(level_of(b.ratio, levels))
+
+
+def test_the_leak_bound_is_the_clopper_pearson_ratio_at_its_budget():
+    from scipy.stats import beta
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(300, bool), np.zeros(500, bool)]
+    s = rng.normal(2.0 * member, 1.0)
+    b = M.leak_bound(s, member, attacks=3)
+    grid = M.false_positive_grid(500)
+    assert list(grid[:8]) == [0, 1, 2, 3, 4, 5, 6, 8] and grid[-1] < 500
+    alpha = 0.05 / (2 * len(grid) * 3)
+    neg = np.sort(s[~member])[::-1]
+    best = 0.0
+    for k in grid:
+        # Members above the (k + 1)-th highest non-member: what lets at most k through.
+        tp = int((s[member] > neg[k]).sum()) if k < 500 else 300
+        low = beta.ppf(alpha, tp, 300 - tp + 1) if tp else 0.0
+        high = beta.ppf(1 - alpha, k + 1, 500 - k)
+        best = max(best, low / high)
+    assert b.ratio == pytest.approx(best, rel=1e-9)
+    assert b.epsilon == pytest.approx(math.log(best))
+    assert b.fp <= b.fp_budget and b.tpr_low <= b.tp / 300 and b.fpr_high >= b.fp / 500
+
+
+def test_scores_unrelated_to_membership_rarely_bound_the_ratio_above_one():
+    """The bound's confidence: under no leak at all, a ratio above 1 (a leak "detected")
+    comes up in fewer than 5 % of evaluations."""
+    rng = np.random.default_rng(1)
+    detected = 0
+    for _ in range(300):
+        n_pos, n_neg = rng.integers(20, 400, 2)
+        member = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+        s = rng.normal(0, 1, member.size)
+        detected += M.leak_bound(s, member).ratio > 1
+    assert detected / 300 < 0.05
+
+
+def test_the_non_members_needed_are_the_fewest_that_show_the_ratio():
+    b = M.leak_bound(np.r_[np.ones(50), np.zeros(50)], np.r_[np.ones(50), np.zeros(50)] > 0)
+    assert b.ratio == pytest.approx(M.perfect_ratio(50, 50)) and b.ratio < 50
+    needed = M.nonmembers_needed(b, 50, observed=False)
+    assert M.perfect_ratio(needed, needed) >= 50 > M.perfect_ratio(needed - 2, needed - 2)
+    # The observed rates extrapolate at budgets of one false positive or more only.
+    assert M.nonmembers_needed(b, 50, observed=True) is None
+    assert M.nonmembers_needed(b, b.ratio / 2, observed=False) == 50

@@ -43,7 +43,8 @@ def test_digits_audit_result_has_the_contract_keys(tmp_path):
     # scores.csv holds exactly the balanced evaluation set, a column per attack
     rows = pd.read_csv(tmp_path / "r" / "scores.csv")
     assert list(rows.columns) == [
-        "record", "label", "member", *(f"score_{n}" for n in DEFAULT_ATTACKS), "exposure_rank"
+        "record", "label", "class_index", "member", *(f"score_{n}" for n in DEFAULT_ATTACKS),
+        "exposure_rank",
     ]  # fmt: skip
     assert len(rows) == 400 and rows["member"].sum() == 200
     assert rows["record"].nunique() == 400

@@ -69,3 +69,45 @@ def test_shadows_of_a_users_target_train_on_its_whole_training_set_size(attacks,
     )  # fmt: skip
     assert result.target["n_train"] == 500
     _check(result, trained_sizes, 500)
+
+
+def test_a_weakened_audit_says_so_where_its_verdict_is(tmp_path):
+    """Shadows smaller than the target, overlapping shadow training sets, noisy shadow
+    data and too few reference models for LiRA: results.json's ``weakened``, the verdict
+    sentence, the summary and the page's verdict box all say the leak is a lower bound."""
+    import html
+    import json
+
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(X[:600], y[:600])
+    result = miaudit.audit(
+        target=model, data=(X, y), members=np.arange(600), shadows=4, seed=0,
+        shadow_size=150, shadow_data="noisy", attacks=["loss", "lira-offline"],
+        execution=Execution(job_cache=False), out=tmp_path / "r",
+    )  # fmt: skip
+    d = json.loads((tmp_path / "r" / "results.json").read_text())
+    found = {w["what"]: w for w in d["weakened"]}
+    assert found["shadows_smaller_than_target"]["shadow_records"] == 150
+    assert found["shadows_smaller_than_target"]["target_records"] == result.target["n_train"]
+    assert found["shadows_smaller_than_target"]["factor"] == pytest.approx(
+        result.target["n_train"] / 150, abs=0.01
+    )
+    assert found["shadow_data_not_real"]["source"] == "noisy"
+    assert found["fewer_shadows_than_full_strength"]["attack"] == "lira-offline"
+    verdict = result.verdict()
+    assert verdict.weakened == tuple(w["sentence"] for w in d["weakened"])
+    assert f"weakened in {len(d['weakened'])} ways" in verdict.sentence
+    assert d["verdict"]["sentence"] == verdict.sentence
+    page = (tmp_path / "r" / "report.html").read_text()
+    box = page[page.index('aria-label="verdict"') : page.index("</section>")]
+    assert "This audit is weaker than it could be" in box
+    assert all(html.escape(w["sentence"]) in box for w in d["weakened"])
+
+
+def test_an_audit_at_full_strength_says_nothing_is_weakened():
+    result = miaudit.audit(
+        dataset="digits", target_size=120, shadows=8, seed=0, attacks=["loss", "lira-offline"],
+        execution=Execution(job_cache=False), **QUICK,
+    )  # fmt: skip
+    assert result.weakened() == [] and "weakened" not in result.to_dict()
+    assert result.verdict().weakened == () and "weakened" not in result.verdict().sentence

@@ -147,10 +147,76 @@ def test_every_attack_runs_on_a_torch_module_and_its_trainer():
     )  # fmt: skip
     assert set(result.attacks) == set(miaudit.attacks.suite.ALL_ATTACKS)
     assert result.shadows["model"] == "TorchTrainer(tiny_net)"
-    assert result.shadows["trainer"]["train_fn"] == "tiny_loop"
+    assert result.shadows["trainer"]["train_fn"]["qualname"] == "tiny_loop"
     # The target trained 15 epochs on its 300 records: the online attacks see it.
     assert result.target["train_accuracy"] > result.target["test_accuracy"]
     assert result.attacks["lira"].auc > 0.55 and result.attacks["loss"].auc > 0.55
+
+
+LOOP_SETTINGS = {"epochs", "lr", "batch_size", "optimizer", "weight_decay", "momentum"}
+
+
+def test_results_record_the_users_training_code_not_unused_defaults(tmp_path):
+    from miaudit.models.identity import code_digest
+
+    X, y = _digits_arrays()
+    settings = dict(data=(X, y), target_size=100, shadows=1, attacks=["loss"],
+                    execution=Execution(job_cache=False), **QUICK)  # fmt: skip
+    miaudit.audit(trainer=miaudit.TorchTrainer(tiny_net, tiny_loop), out=tmp_path / "own",
+                  **settings)  # fmt: skip
+    results = json.loads((tmp_path / "own" / "results.json").read_text())
+    # The trainer trained the target and the shadow: both say so, and only so.
+    for section in ("target", "shadows"):
+        trainer = results[section]["trainer"]
+        assert trainer["train_fn"] == {
+            "module": tiny_loop.__module__, "qualname": "tiny_loop",
+            "code": code_digest(tiny_loop),
+        }  # fmt: skip
+        assert trainer["model_fn"]["qualname"] == "tiny_net"
+        assert len(trainer["model_fn"]["code"]) == 64
+        assert not LOOP_SETTINGS & set(trainer), trainer  # 15 epochs ran, in tiny_loop
+        assert trainer["device"] == "cpu" and trainer["outputs"] == "logits"
+        assert results[section]["recipe"] is None
+    config = json.loads((tmp_path / "own" / "config.json").read_text())
+    assert not any(config["target"].values()) and config["shadow"] is None
+
+    # The default loop uses its settings: they are recorded.
+    plain = miaudit.TorchTrainer(tiny_net, epochs=3, lr=1e-2, batch_size=32)
+    miaudit.audit(trainer=plain, out=tmp_path / "plain", **settings)
+    results = json.loads((tmp_path / "plain" / "results.json").read_text())
+    trainer = results["shadows"]["trainer"]
+    assert trainer["train_fn"] == "the default loop"
+    assert {k: trainer[k] for k in ("epochs", "lr", "batch_size", "optimizer")} == {
+        "epochs": 3, "lr": 0.01, "batch_size": 32, "optimizer": "adam",
+    }  # fmt: skip
+    assert "momentum" not in trainer  # SGD's only
+    assert results["target"]["trainer"] == trainer
+
+
+def test_an_estimator_trainer_records_every_parameter_and_its_seeding():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from miaudit.models.user import ClassMap, make_family
+
+    classes = ClassMap(np.arange(10), [str(c) for c in range(10)])
+    forest = RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0)
+    pipe = make_pipeline(StandardScaler(with_mean=False), forest)
+    record = make_family(pipe, classes).describe()["trainer"]
+    assert record["class"] == "sklearn.pipeline.Pipeline"
+    (_, scaler), (_, trees) = record["params"]["steps"]
+    assert scaler["params"]["with_mean"] is False
+    assert trees["class"].endswith("RandomForestClassifier")
+    assert trees["params"]["n_estimators"] == 7 and trees["params"]["max_depth"] == 4
+    # Each clone's random_state comes from its model's seed, never the user's 0.
+    assert trees["params"]["random_state"] == "seeded per model"
+    assert pipe.get_params()["randomforestclassifier__random_state"] == 0  # left as it was
+    json.dumps(record, allow_nan=False)
+
+    def fit(X, y, seed):
+        return LogisticRegression().fit(X, y)
+
+    record = make_family(fit, classes).describe()["trainer"]
+    assert record["fit"]["qualname"].endswith("fit") and len(record["fit"]["code"]) == 64
 
 
 def test_a_models_columns_are_matched_to_the_datas_classes():
@@ -310,7 +376,8 @@ def test_duplicates_and_ids_join_back_to_the_users_rows(adult, tmp_path):
     joined = table.iloc[scores["record"]]
     assert list(joined["person"]) == list(scores["id"])
     names = result.dataset["class_names"]
-    assert list(joined["income"]) == [names[c] for c in scores["label"]]
+    assert list(joined["income"]) == list(scores["label"])
+    assert list(joined["income"]) == [names[c] for c in scores["class_index"]]
     # A record is a member when any copy of it was trained on (rows 100..199 were, as 1600..).
     member_values = {tuple(r) for r in table.drop(columns="person").iloc[member_rows].to_numpy()}
     truth = [tuple(r) in member_values for r in joined.drop(columns="person").to_numpy()]
@@ -396,6 +463,11 @@ def test_a_failing_training_function_names_the_shadow_and_keeps_the_finished(tmp
         ({"members": [3, 3]}, DataError, "row 3 is named twice"),
         ({"members": [0, 5000]}, DataError, "row 5000 is not a row of data"),
         ({"members": np.ones(4, bool)}, DataError, "a mask of 4 entries for 1797 rows"),
+        ({"members": np.ones(4)}, DataError, "a float array is a 0/1 mask: 4 entries for 1797"),
+        ({"members": np.r_[0.5, np.zeros(1796)]}, DataError, "entry 0 is 0.5, neither 0 nor 1"),
+        ({"members": np.r_[np.nan, np.zeros(1796)]}, DataError, "members: entry 0 is NaN"),
+        ({"members": np.array([1, "a"], dtype=object)}, DataError, "mixes int and str values"),
+        ({"non_members": np.ones(5, bool)}, DataError, "non_members: a mask of 5 entries for"),
         ({"ids": np.zeros(1797)}, DataError, "ids are not unique"),
         ({"target": lambda r: np.full((len(r), 9), 1 / 9)}, ModelError, "9 columns but the"),
         ({"target": lambda r: np.ones((len(r), 10))}, ModelError, "not probability vectors"),
@@ -410,6 +482,48 @@ def test_bad_input_is_one_line_naming_it(kwargs, error, match):
     assert "\n" not in str(caught.value)
 
 
+def _results_without_timings(folder) -> dict:
+    results = json.loads((folder / "results.json").read_text())
+    results.pop("timings_s")
+    return results
+
+
+def test_boolean_integer_and_float_masks_give_the_same_audit(tmp_path):
+    X, y = _digits_arrays()
+    fitted = LogisticRegression(max_iter=200).fit(X[:300], y[:300])
+    mask = np.zeros(len(X), bool)
+    mask[:300] = True
+    settings = dict(target=fitted, data=(X, y), shadows=1, attacks=["loss"], **QUICK)
+    found = []
+    for kind in (bool, int, float):
+        miaudit.audit(members=mask.astype(kind), out=tmp_path / kind.__name__, **settings)
+        found.append(_results_without_timings(tmp_path / kind.__name__))
+    assert found[0]["target"]["train_accuracy"] == 1.0  # the rows it was trained on
+    assert found[1] == found[0] and found[2] == found[0]
+
+
+def test_integer_ids_that_are_also_row_positions_need_members_as():
+    # The ids are a shuffle of the row positions: [0 .. 299] names other rows as ids.
+    X, y = _digits_arrays()
+    fitted = LogisticRegression(max_iter=200).fit(X[:300], y[:300])
+    ids = np.random.default_rng(0).permutation(len(X))
+    settings = dict(target=fitted, data=(X, y), ids=ids, shadows=1, attacks=["loss"], **QUICK)
+    with pytest.raises(DataError) as caught:
+        miaudit.audit(members=np.arange(300), **settings)
+    assert str(caught.value) == (
+        "members: reads both as row positions and as ids; say which with "
+        "members_as=positions or members_as=ids"
+    )
+    by_position = miaudit.audit(members=np.arange(300), members_as="positions", **settings)
+    assert by_position.target["train_accuracy"] == 1.0
+    assert set(by_position.record_index[by_position.member == 1]) == set(range(300))
+    by_id = miaudit.audit(members=np.arange(300), members_as="ids", **settings)
+    assert set(by_id.record_index[by_id.member == 1]) == set(np.flatnonzero(ids < 300))
+    assert by_id.target["train_accuracy"] < 1.0  # the wrong rows, as the user asked
+    with pytest.raises(ConfigError, match="members_as"):
+        miaudit.audit(members=np.arange(300), members_as="rows", **settings)
+
+
 def test_torch_trainer_checks_its_functions():
     with pytest.raises(ConfigError, match=r"train_fn\(model, X, y, generator\)"):
         miaudit.TorchTrainer(tiny_net, lambda model, X: None)
@@ -417,6 +531,11 @@ def test_torch_trainer_checks_its_functions():
         miaudit.TorchTrainer(lambda size: None)
     with pytest.raises(ConfigError, match="epochs=0"):
         miaudit.TorchTrainer(tiny_net, epochs=0)
+    # The default loop's settings never reach a train_fn of the user's: not silently dropped.
+    with pytest.raises(ConfigError, match="epochs=60 sets the default loop, which your train_fn"):
+        miaudit.TorchTrainer(tiny_net, tiny_loop, epochs=60)
+    with pytest.raises(ConfigError, match="optimizer='sgd' sets the default loop"):
+        miaudit.TorchTrainer(tiny_net, tiny_loop, optimizer="sgd")
     X, y = _digits_arrays()
     with pytest.raises(ModelError, match=r"the target: training with _refusing_loop: .*raised V"):
         miaudit.audit(
@@ -496,16 +615,19 @@ def test_result_summary_frame_and_roc(adult, tmp_path):
     # 800 rows trained on, two pairs of them duplicates: 798 records.
     assert repr(result).startswith("<AuditResult dataframe: 1,596 records evaluated (798 membe")
     lines = result.summary().splitlines()
-    assert lines[0].endswith(f"Leakage: {result_level(result)}.")  # the verdict first
+    assert lines[0] == result.verdict().sentence  # the verdict first
+    assert f"Leakage: {result.verdict().label}." in lines[0]
     assert lines[1].startswith("dataframe: Pipeline as target, 798 training records")
     assert {lines[3].split()[0], lines[4].split()[0]} == {"loss", "gap"}
     table = result.to_frame()
-    assert list(table.columns) == ["record", "label", "member", "score_loss", "score_gap",
-                                   "exposure_rank"]  # fmt: skip
+    assert list(table.columns) == ["record", "label", "class_index", "member", "score_loss",
+                                   "score_gap", "exposure_rank"]  # fmt: skip
     assert set(table["label"]) <= {"<=50K", ">50K"} and table["member"].dtype == bool
     strongest = table[f"score_{result.strongest}"]
     assert strongest[table["exposure_rank"] == 1].item() == strongest.max()
-    assert sorted(table["exposure_rank"]) == list(range(1, len(table) + 1))
+    # Ranks are shared by ties: 1 + how many records score strictly higher.
+    higher = (strongest.to_numpy()[None, :] > strongest.to_numpy()[:, None]).sum(axis=1)
+    assert list(table["exposure_rank"]) == list(1 + higher)
     ax = result.plot_roc()
     assert len(ax.get_lines()) == 3 and ax.get_xscale() == "log"
     with pytest.raises(ConfigError, match="no attack 'lira'"):
@@ -607,11 +729,3 @@ def test_own_model_from_a_toml_config_and_pixel_scale_flag(tmp_path, capsys):
     assert main([*args, "--pixel-scale", "4095", "--out", str(tmp_path / "yes")]) == 0
     notes = json.loads((tmp_path / "yes" / "results.json").read_text())["dataset"]["notes"]
     assert notes["pixel_scale"] == 4095.0
-
-
-def result_level(result) -> str:
-    """The verdict's level, from the result's own files' contents."""
-    from miaudit.report.findings import verdict
-    from miaudit.report.run import Run
-
-    return verdict(Run(result.to_dict(), result.to_frame(label_names=False))).level

@@ -52,6 +52,7 @@ def audit(
     data: Any = None,
     members: Any = None,
     non_members: Any = None,
+    members_as: str | None = None,
     trainer: Any = None,
     ids: Any = None,
     cache_key: str | None = None,
@@ -87,10 +88,17 @@ def audit(
         a file's path (like ``dataset=``).
     members, non_members:
         Which records of ``data`` your target was trained on (and which it never
-        saw): a boolean mask, row positions, or ids (with ``ids=`` or ``id_column=``).
-        Without ``non_members``, as many other records as there are members are drawn
-        (at most half of them; the rest is the attacker's pool). A string is a file
-        (``.npy``, ``.txt``, ``.csv``).
+        saw): a mask (one entry per row: booleans, or 0/1 integers or floats), row
+        positions (integers ``0 .. n-1``, each once), or ids (with ``ids=`` or
+        ``id_column=``, each once). The one reading that fits is used; booleans and
+        floats are only ever a mask, text only ids. Where more than one fits (integer
+        ids that are all row positions too, a 0/1 array over two rows) the audit stops
+        and asks for ``members_as``. Without ``non_members``, as many other records as
+        there are members are drawn (at most half of them; the rest is the attacker's
+        pool). A string is a file (``.npy``, ``.txt``, ``.csv``).
+    members_as:
+        ``"mask"``, ``"positions"`` or ``"ids"``: how ``members`` and ``non_members``
+        are read, where more than one reading fits (the others are then refused).
     trainer:
         How shadow and reference models are trained: an unfitted scikit-learn
         estimator or Pipeline (cloned per model), :class:`miaudit.TorchTrainer`, or a
@@ -144,6 +152,8 @@ def audit(
             settings["dataset"] = str(data)
         else:
             objects["data"] = data
+    if members_as is not None:
+        settings["members_as"] = members_as
     for name, given in (("members", members), ("non_members", non_members)):
         if isinstance(given, str | Path):
             settings[name] = str(given)
@@ -251,7 +261,8 @@ def evaluate(
     outputs, labels, members:
         The target's class probabilities on the evaluated records ``(n, C)`` (logits
         with ``logits=True``), their classes ``0 .. C-1`` and whether each was in the
-        target's training set (1/0). ``outputs`` may instead be a dict of all the arrays
+        target's training set: a mask, as booleans or as 0/1 integers or floats (the
+        ``*_members`` arrays too). ``outputs`` may instead be a dict of all the arrays
         by name (:meth:`AuditResult.outputs`) or the path of an ``.npz`` holding them
         (``--save-outputs``; its settings become the defaults here).
     reference_outputs, reference_members:
@@ -305,7 +316,7 @@ def evaluate(
     from miaudit.attacks.registry import SECTIONS, section_attacks
     from miaudit.config import make_config
     from miaudit.errors import ConfigError
-    from miaudit.evaluation import check_arrays, choose_attacks, read_outputs
+    from miaudit.evaluation import allowed_attacks, check_arrays, choose_attacks, read_outputs
     from miaudit.pipeline import evaluate_arrays
     from miaudit.report import prepare_out_dir, write_results
 
@@ -370,6 +381,13 @@ def evaluate(
         return build_config(SECTIONS[name], f"attacks.{name}", **values)
 
     names = choose_attacks(arrays, asked, section)
+    # What the arrays do not allow, said wherever the verdict is: a verdict from the
+    # weaker attacks alone is a lower bound.
+    skipped = {
+        name: reason
+        for name, reason in allowed_attacks(arrays, section).items()
+        if reason and name not in names
+    }
     config = make_config(
         {
             "dataset": "outputs",
@@ -395,6 +413,7 @@ def evaluate(
     result = evaluate_arrays(
         arrays, config, class_names=class_names, records=records, ids=ids, execution=execution
     )
+    result.skipped = skipped
     if out is not None:
         write_results(result, out)
     return result

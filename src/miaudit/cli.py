@@ -132,6 +132,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "python_path": ("python_path", _same),
     "members": ("members", _text),
     "non_members": ("non_members", _text),
+    "members_as": ("members_as", _same),
     "model": ("target.model", _same),
     "epochs": ("target.epochs", _same),
     "lr": ("target.lr", _same),
@@ -281,7 +282,8 @@ def audit(
         Path | None,
         typer.Option(
             help="Which rows your target was trained on: a .npy (mask, row numbers or ids), "
-            ".txt (one per line) or .csv (one column) file; ids need --id-column.",
+            ".txt (one per line) or .csv (one column) file; ids need --id-column; "
+            "--members-as settles a file that reads more than one way.",
             rich_help_panel=_OWN,
         ),
     ] = None,
@@ -289,6 +291,14 @@ def audit(
         Path | None,
         typer.Option(
             help="Rows it never saw (default: as many other rows as members, at most half).",
+            rich_help_panel=_OWN,
+        ),
+    ] = None,
+    members_as: Annotated[
+        str | None,
+        typer.Option(
+            help="How --members and --non-members read where more than one way fits: mask "
+            "(0/1 per row), positions (row numbers from 0) or ids.",
             rich_help_panel=_OWN,
         ),
     ] = None,
@@ -423,8 +433,9 @@ def audit(
     attack_learner: Annotated[
         str | None,
         typer.Option(
-            help="Shokri's attack models: nn (default: small networks trained as one stack "
-            "on --device), gbdt, logreg, rf.",
+            help="Shokri's attack models: auto (default: nn or gbdt, whichever attacks a "
+            "held-out shadow better; nn on a tie or with one shadow), nn (small networks "
+            "trained as one stack on --device), gbdt, logreg, rf.",
             rich_help_panel=_ATTACK,
         ),
     ] = None,
@@ -987,6 +998,13 @@ def _experiments_help() -> str:
         "",
     ]
     lines += [f"{e.name}: {e.title} ({e.full_time})." for e in EXPERIMENTS.values()]
+    lines += [
+        "'all' runs every experiment this machine can and writes --out/index.html; one it "
+        "cannot (a data set not installed: size needs Debian's dataset-fashion-mnist) is "
+        "skipped, and listed at the end and in index.html with why. Exit status: 0 when "
+        "every experiment ran, 1 when some could not run, 2 on an error in the command "
+        "(or when the one experiment named cannot run).",
+    ]
     return "\n\n".join(lines)
 
 
@@ -1012,28 +1030,66 @@ def experiment(
         Path | None, typer.Option(help="Job cache folder (default: the user cache).")
     ] = None,
 ) -> None:
-    from miaudit.experiments import EXPERIMENTS, get_experiment, run_experiment
+    from miaudit.errors import DataError
+    from miaudit.experiments import EXPERIMENTS, Experiment, get_experiment, run_experiment
+    from miaudit.experiments.base import check_data
     from miaudit.jobs import Execution
     from miaudit.progress import LogReporter
 
-    chosen = list(EXPERIMENTS.values()) if name == "all" else [get_experiment(name, EXPERIMENTS)]
+    every = name == "all"
+    chosen = list(EXPERIMENTS.values()) if every else [get_experiment(name, EXPERIMENTS)]
+    not_run: list[tuple[Experiment, str]] = []
+    if every:
+        # Say at the start which experiments this machine cannot run (a data set not
+        # installed), rather than after the others' minutes of training.
+        runnable = []
+        for exp in chosen:
+            try:
+                check_data(exp.points(quick))
+            except DataError as err:
+                not_run.append((exp, err.for_cli(option_for)))
+                typer.echo(f"{exp.name}: cannot run here, skipped: {not_run[-1][1]}")
+                continue
+            runnable.append(exp)
+        chosen = runnable
     execution = Execution(job_cache=job_cache, workers=workers)
     done = []
     for exp in chosen:
-        table = run_experiment(
-            exp, out / exp.name, quick=quick, execution=execution, device=device,
-            say=LogReporter(stream=sys.stdout).line,
-        )  # fmt: skip
+        try:
+            table = run_experiment(
+                exp, out / exp.name, quick=quick, execution=execution, device=device,
+                say=LogReporter(stream=sys.stdout).line,
+            )  # fmt: skip
+        except DataError as err:
+            # One experiment the data cannot serve leaves the others to run; alone, it
+            # is the command's error (one line, exit status 2).
+            if not every:
+                raise
+            not_run.append((exp, err.for_cli(option_for)))
+            typer.echo(f"{exp.name}: could not run, skipped: {not_run[-1][1]}")
+            continue
         finding = table["finding"]
         verdict = {True: "holds", False: "does not hold", None: "cannot tell"}[finding["holds"]]
         typer.echo(f"{exp.name}: the paper's finding {verdict}. {finding['sentence']}")
         typer.echo(f"{exp.name}: {table['seconds']:.0f} s; results in {out / exp.name}/")
         done.append((exp, table))
-    if name == "all":
-        from miaudit.experiments.base import write_index
+    if not every:
+        return
+    from miaudit.experiments.base import write_index
 
-        write_index(out, done)
-        typer.echo(f"index of all experiments: {out / 'index.html'}")
+    # Registry order, whichever pass found them: the list reads like the index's.
+    order = list(EXPERIMENTS.values())
+    not_run.sort(key=lambda item: order.index(item[0]))
+    write_index(out, done, quick=quick, not_run=not_run)
+    typer.echo(f"index of all experiments: {out / 'index.html'}")
+    if not_run:
+        total = len(done) + len(not_run)
+        head = f"{len(not_run)} of {total} experiments could not run here (exit status 1):"
+        typer.echo(f"miaudit: {head}", err=True)
+        for exp, reason in not_run:
+            typer.echo(f"miaudit:   {exp.name}: {reason}", err=True)
+        # 1, not 2: the command was right and the others' results are written.
+        raise typer.Exit(1)
 
 
 @app.command("attacks")

@@ -9,6 +9,7 @@ which :func:`load_config_file` reads back to repeat a run.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -258,8 +259,9 @@ class AuditConfig(BaseModel):
 
     The user's own model and training code: ``target_python`` and ``trainer_python``
     name them as ``module:attribute`` (found on ``python_path``); ``members`` and
-    ``non_members`` are files naming the target's training records (rows or ids, see
-    :func:`miaudit.handover.read_members`). ``id_column`` names a table's record ids;
+    ``non_members`` are files naming the target's training records (a mask, rows or ids,
+    see :func:`miaudit.data.records.named_rows`); ``members_as`` says which reading of
+    them holds where several fit. ``id_column`` names a table's record ids;
     ``shadow_size`` trains shadows on fewer records than the target when the
     attacker's pool is too small for the target's size; ``pixel_scale`` is the value
     of white in images that are not ``uint8``.
@@ -280,6 +282,7 @@ class AuditConfig(BaseModel):
     python_path: list[str] = Field(default_factory=list)
     members: str | None = None
     non_members: str | None = None
+    members_as: Literal["mask", "positions", "ids"] | None = None
     target: RecipeSpec = RecipeSpec()
     shadow: RecipeSpec | None = None
     target_model: str | None = None
@@ -317,9 +320,40 @@ class AuditConfig(BaseModel):
     @field_validator("target_python", "trainer_python")
     @classmethod
     def _object_spec(cls, v: str | None) -> str | None:
-        if v is not None and (":" not in v or v.startswith(":") or v.endswith(":")):
+        if v is None:
+            return None
+        if ":" not in v or v.startswith(":") or v.endswith(":"):
             raise ValueError(f"{v!r}: write module:attribute, e.g. mymodels:model")
+        module, _, attribute = v.partition(":")
+        if module.endswith(".py"):  # path/to/file.py:attribute names a file
+            return f"{absolute_path(module)}:{attribute}"
         return v
+
+    # Paths are made absolute against the current folder when the config is made (a
+    # config file's relative paths too): config.json restates them, and must repeat the
+    # run from any folder.
+    @field_validator("python_path")
+    @classmethod
+    def _absolute_folders(cls, v: list[str]) -> list[str]:
+        return [absolute_path(folder) for folder in v]
+
+    @field_validator("members", "non_members", "target_model", "membership", "save_target")
+    @classmethod
+    def _absolute_paths(cls, v: str | None) -> str | None:
+        return None if v is None else absolute_path(v)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_path(cls, v: str) -> str:
+        from miaudit.data import MEMORY_NAMES
+        from miaudit.data.builtin import is_builtin
+
+        if is_builtin(v) or v in MEMORY_NAMES:
+            return v
+        # Only a file that exists: an unknown name (a misspelt built-in set) keeps its
+        # text, so the loader's message can say so rather than "file not found".
+        path = Path(v).expanduser()
+        return absolute_path(v) if path.is_file() else v
 
     #: Lines saying which old settings were moved (see :func:`move_old_keys`).
     _moved: list[str] = PrivateAttr(default_factory=list)
@@ -478,8 +512,15 @@ class AuditConfig(BaseModel):
             )
 
     def resolved_dict(self) -> dict[str, Any]:
-        """JSON-ready configuration; feeding it back through ``--config`` repeats the run."""
+        """JSON-ready configuration; feeding it back through ``--config`` repeats the run,
+        from any folder: its paths are absolute (made so when the config was made)."""
         return {**self.model_dump(mode="json"), "attacks": self.attacks.resolved()}
+
+
+def absolute_path(path: str) -> str:
+    """``path`` (``~`` expanded) made absolute against the current folder; links in it
+    are kept as named (the record says what the user gave, only from the root)."""
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:

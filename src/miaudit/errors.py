@@ -32,11 +32,38 @@ def render(text: str, flag: Callable[[str], str | None] | None = None) -> str:
         name, value = m.group(1), m.group(2)
         option = flag(name) if flag is not None else None
         if option is None:
+            if flag is None:
+                return _python(name, value)
             where = f"{name}={value}" if value is not None else name
-            return where if flag is None else f"{where} (in --config)"
+            return f"{where} (in --config)"
         return option if value is None else f"{option} {value}"
 
     return _KEY.sub(one, text)
+
+
+def _literal(value: str) -> str:
+    """A setting's value as Python writes it: numbers and booleans bare, text quoted."""
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return value if value in ("True", "False", "None") else repr(value)
+
+
+def _python(name: str, value: str | None) -> str:
+    """A key as a Python caller passes it: ``attacks.run`` is ``attacks=[...]``, a nested
+    key ``target.l2`` is ``target={"l2": ...}`` (``audit()``'s settings keywords)."""
+    if name == "attacks.run":
+        if value is None:
+            return "attacks="
+        return "attacks=[" + ", ".join(repr(v.strip()) for v in value.split(",")) + "]"
+    if value is None or "." not in name:
+        return name if value is None else f"{name}={value}"
+    *tables, last = name.split(".")
+    inner = f"{{{last!r}: {_literal(value)}}}"
+    for table in reversed(tables[1:]):
+        inner = f"{{{table!r}: {inner}}}"
+    return f"{tables[0]}={inner}"
 
 
 class MiauditError(Exception):

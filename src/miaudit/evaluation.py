@@ -81,12 +81,11 @@ def _labels(values: Any, name: str, n: int, n_classes: int) -> np.ndarray:
 
 
 def _members(values: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    m = np.asarray(values)
-    if m.shape != shape:
-        raise ConfigError(f"{name}: shape {m.shape}; expected {shape}")
-    if m.dtype != np.bool_ and not (np.issubdtype(m.dtype, np.number) and np.isin(m, (0, 1)).all()):
-        raise ConfigError(f"{name}: give 1 (or True) for members and 0 (False) for non-members")
-    return m.astype(bool)
+    # The audit's membership rule, where only a mask can be meant: booleans, or 0/1
+    # integers or floats, read alike.
+    from miaudit.data.records import membership_mask
+
+    return membership_mask(values, name, shape, error=ConfigError)
 
 
 def check_arrays(given: dict[str, Any], *, logits: bool = False) -> dict[str, np.ndarray]:
@@ -242,7 +241,7 @@ def _missing(attack: Attack, arrays: dict[str, np.ndarray]) -> str:
     need = attack.needs()
     if need.adaptive:
         return "the target itself (it queries it adaptively): run it in an audit"
-    if need.shadows and "shadow_outputs" not in arrays:
+    if need.shadows and "shadow_outputs" not in arrays and not attack.runs_without_shadows():
         return "shadow_outputs, shadow_labels and shadow_members"
     if need.copies and "copies_outputs" not in arrays:
         return "copies_outputs"

@@ -124,11 +124,14 @@ def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
 
 
 def read_members(path: str | Path, what: str) -> np.ndarray:
-    """Rows or ids from a file: ``.npy`` (a mask, positions or ids), ``.txt`` (one per
-    line) or ``.csv`` (one column, with a header)."""
+    """The values of a file of members for the membership rule
+    (:func:`miaudit.data.records.named_rows`): ``.npy`` (a mask, positions or ids),
+    ``.txt`` (one per line: integers, numbers, True/False or text ids) or ``.csv`` (one
+    column, with a header). ``what`` is the setting that named the file (``members``,
+    ``non_members``)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ConfigError(f"--{what} {p}: no such file")
+        raise ConfigError(f"{key(what, p)}: no such file")
     try:
         if p.suffix == ".npy":
             return np.load(p, allow_pickle=False)
@@ -138,21 +141,31 @@ def read_members(path: str | Path, what: str) -> np.ndarray:
             frame = pd.read_csv(p)
             if frame.shape[1] != 1:
                 raise ConfigError(
-                    f"--{what} {p}: {frame.shape[1]} columns; keep one column of ids or row "
-                    "positions (with a header)"
+                    f"{key(what, p)}: {frame.shape[1]} columns; keep one column (a mask, row "
+                    "positions or ids, with a header)"
                 )
             return frame.iloc[:, 0].to_numpy()
         if p.suffix == ".txt":
             lines = [line.strip() for line in p.read_text().splitlines() if line.strip()]
-            try:
-                return np.array([int(v) for v in lines], dtype=np.int64)
-            except ValueError:
-                return np.array(lines)
+            return _values_of_lines(lines)
     except MiauditError:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--{what} {p}: cannot read it ({exc})") from None
-    raise ConfigError(f"--{what} {p}: use a .npy, .txt (one per line) or .csv (one column) file")
+        raise ConfigError(f"{key(what, p)}: cannot read it ({exc})") from None
+    raise ConfigError(f"{key(what, p)}: use a .npy, .txt (one per line) or .csv (one column) file")
+
+
+def _values_of_lines(lines: list[str]) -> np.ndarray:
+    """A text file's lines as the values they write: integers, else numbers (np.savetxt
+    writes a mask as 0.000e+00), else True/False, else text ids."""
+    for kind in (int, float):
+        try:
+            return np.array([kind(v) for v in lines], dtype=np.int64 if kind is int else float)
+        except (ValueError, OverflowError):
+            pass
+    if {v.lower() for v in lines} <= {"true", "false"}:
+        return np.array([v.lower() == "true" for v in lines], dtype=bool)
+    return np.array(lines, dtype=str)
 
 
 def audit_data(config, handed: Handover) -> Dataset:
@@ -280,9 +293,9 @@ def membership(data: Dataset, handed: Handover, config, rng: np.random.Generator
         members = read_members(config.members, "members")
     non_members = handed.non_members
     if non_members is None and config.non_members is not None:
-        non_members = read_members(config.non_members, "non-members")
+        non_members = read_members(config.non_members, "non_members")
     if members is None:
         if non_members is not None:
             raise ConfigError("non_members= needs members=: name the target's training records")
         return None
-    return resolve_members(data, members, non_members, rng)
+    return resolve_members(data, members, non_members, rng, config.members_as)

@@ -64,6 +64,10 @@ __all__ = [
 
 #: The low false-positive rates every report states the TPR at.
 DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
+#: Where a decision threshold came from when an attack learnt none (it scored without
+#: shadows): its precision and recall are then optimistic (results.json's
+#: ``threshold_from``).
+OPTIMISTIC_THRESHOLD = "the evaluated records (optimistic: no shadows to learn it from)"
 #: Recalls at which every report states the best precision.
 PRECISION_RECALLS: tuple[float, ...] = (0.1, 0.5, 0.9)
 
@@ -668,6 +672,226 @@ def epsilon_lower_bound_cp(
     return max(
         _log_ratio(tpr_low - d, fpr_high), _log_ratio(1.0 - fpr_high - d, 1.0 - tpr_low), 0.0
     )
+
+
+# --------------------------------------------------------------------------- the leak's bound
+
+#: Confidence of :func:`leak_bound`: for all the operating points and attacks tried at once.
+LEAK_CONFIDENCE = 0.95
+
+#: The largest evaluation, as a multiple of the one at hand, that
+#: :func:`nonmembers_needed` considers.
+_MAX_SCALE = 1e4
+
+
+def false_positive_grid(n_nonmembers: int) -> np.ndarray:
+    """The false-positive budgets :func:`leak_bound` tries: 0 and every whole number of the
+    form 2^(j/4) below the number of non-members (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 13, 16,
+    …): each budget within a factor 1.19 of the next, so that an operating point is never
+    judged at more than 1.19 times its own false positives.
+
+    The grid depends on the number of non-members alone, never on the scores: every
+    attack of an audit is tried at the same budgets, so the multiple-testing correction is
+    the same for all of them, and an attack whose ROC curve lies above another's finds at
+    least as many members within every budget (its bound can only be higher).
+    """
+    m = int(n_nonmembers)
+    if m <= 1:
+        return np.zeros(1, dtype=np.int64)
+    steps = np.floor(2.0 ** (np.arange(0, 4 * math.log2(m) + 1) / 4)).astype(np.int64)
+    return np.unique(np.r_[0, steps[steps < m]])
+
+
+def _one_sided_alpha(n_nonmembers: int, attacks: int, confidence: float) -> float:
+    """The error allowed each one-sided bound: Bonferroni over the grid's budgets, the
+    attacks, and the two bounds (TPR and FPR) of each operating point."""
+    tests = len(false_positive_grid(n_nonmembers)) * max(1, int(attacks))
+    return (1.0 - float(confidence)) / (2 * tests)
+
+
+def _ratio_bounds(
+    tp: np.ndarray, n: float, fp: np.ndarray, m: float, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one-sided Clopper–Pearson lower bound on TPR (``tp`` of ``n``), the upper bound
+    on FPR (``fp`` of ``m``) and their ratio. Counts may be fractional (an evaluation
+    scaled up at the observed rates)."""
+    from scipy.special import betaincinv
+
+    tp = np.asarray(tp, dtype=np.float64)
+    fp = np.asarray(fp, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(tp > 0, betaincinv(np.maximum(tp, 1e-12), n - tp + 1, alpha), 0.0)
+        high = np.where(fp < m, betaincinv(fp + 1, np.maximum(m - fp, 1e-12), 1 - alpha), 1.0)
+    return low, high, low / high
+
+
+@dataclass(frozen=True)
+class LeakBound:
+    """How many times more often an attack accuses a member than a non-member, at least.
+
+    At each false-positive budget ``k`` of :func:`false_positive_grid`, the threshold
+    that lets at most ``k`` non-members through finds ``tp`` members. The true FPR of
+    that threshold is at most the one-sided Clopper–Pearson upper end for ``k`` of the
+    non-members (exact: it is an order statistic of the non-members' scores), and its
+    true TPR at least the lower end for ``tp`` of the members; their ratio bounds the
+    likelihood ratio TPR/FPR from below. ``ratio`` is the best over the budgets, each
+    bound at the Bonferroni-corrected level, so that it holds with probability
+    ``confidence`` for all budgets and attacks tried together. An ε-DP training
+    algorithm keeps TPR ≤ e^ε·FPR at every threshold, so ε ≥ ln(ratio).
+
+    Attributes
+    ----------
+    ratio:
+        The lower bound on TPR/FPR (0 when no member is found within any budget).
+    fp_budget, tp, fp:
+        The budget that gives it, the members found there and the non-members let through
+        (``fp <= fp_budget``).
+    tpr_low, fpr_high:
+        The bounds whose ratio it is.
+    points:
+        ``(budget, members found)`` at every budget of the grid.
+    attacks:
+        How many attacks the correction counts.
+    """
+
+    ratio: float
+    fp_budget: int
+    tp: int
+    fp: int
+    tpr_low: float
+    fpr_high: float
+    n_members: int
+    n_nonmembers: int
+    points: tuple[tuple[int, int], ...]
+    attacks: int = 1
+    confidence: float = LEAK_CONFIDENCE
+
+    @property
+    def epsilon(self) -> float:
+        """The lower bound on ε it implies, ``ln(ratio)`` (0 below a ratio of 1)."""
+        return math.log(self.ratio) if self.ratio > 1 else 0.0
+
+    @property
+    def tpr(self) -> float:
+        return self.tp / self.n_members
+
+    @property
+    def fpr(self) -> float:
+        return self.fp / self.n_nonmembers
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe({
+            "ratio": self.ratio, "epsilon": self.epsilon, "fp_budget": self.fp_budget,
+            "tp": self.tp, "fp": self.fp, "tpr_low": self.tpr_low, "fpr_high": self.fpr_high,
+            "n_members": self.n_members, "n_nonmembers": self.n_nonmembers,
+            "points": [list(p) for p in self.points], "attacks": self.attacks,
+            "confidence": self.confidence,
+        })  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LeakBound:
+        return cls(
+            ratio=float(d["ratio"] or 0.0), fp_budget=int(d["fp_budget"]), tp=int(d["tp"]),
+            fp=int(d["fp"]), tpr_low=float(d["tpr_low"]), fpr_high=float(d["fpr_high"]),
+            n_members=int(d["n_members"]), n_nonmembers=int(d["n_nonmembers"]),
+            points=tuple((int(k), int(t)) for k, t in d["points"]),
+            attacks=int(d.get("attacks", 1)), confidence=float(d.get("confidence", 0.95)),
+        )  # fmt: skip
+
+
+def leak_bound(
+    scores: ArrayLike,
+    member: ArrayLike,
+    *,
+    attacks: int = 1,
+    confidence: float = LEAK_CONFIDENCE,
+) -> LeakBound:
+    """The :class:`LeakBound` of one attack's scores; ``attacks``: how many attacks of
+    the audit are bounded together (the correction divides the error among them)."""
+    s, m = _check_binary(scores, member)
+    if not 0.0 < float(confidence) < 1.0:
+        raise ConfigError(f"confidence must lie strictly between 0 and 1; got {confidence}.")
+    fps, tps, _ = _roc_counts(s, m)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    ks = false_positive_grid(n_neg)
+    at = np.searchsorted(fps, ks, side="right") - 1
+    tp_at, fp_at = tps[at], fps[at]
+    alpha = _one_sided_alpha(n_neg, attacks, confidence)
+    # The budget, not the count let through, bounds the FPR: the threshold is the
+    # (budget + 1)-th highest non-member score, whatever falls between.
+    low, high, ratio = _ratio_bounds(tp_at, n_pos, ks, n_neg, alpha)
+    best = int(np.argmax(ratio))
+    return LeakBound(
+        ratio=float(ratio[best]),
+        fp_budget=int(ks[best]),
+        tp=int(tp_at[best]),
+        fp=int(fp_at[best]),
+        tpr_low=float(low[best]),
+        fpr_high=float(high[best]),
+        n_members=n_pos,
+        n_nonmembers=n_neg,
+        points=tuple((int(k), int(t)) for k, t in zip(ks, tp_at, strict=True)),
+        attacks=max(1, int(attacks)),
+        confidence=float(confidence),
+    )
+
+
+def _scaled_ratio(bound: LeakBound, scale: float, rates: np.ndarray) -> float:
+    """The best bound an evaluation ``scale`` times as large would give if each rate pair
+    ``(tpr, fpr)`` of ``rates`` held there."""
+    n, m = bound.n_members * scale, bound.n_nonmembers * scale
+    alpha = _one_sided_alpha(math.ceil(m), bound.attacks, bound.confidence)
+    _, _, ratio = _ratio_bounds(rates[:, 0] * n, n, rates[:, 1] * m, m, alpha)
+    return float(ratio.max())
+
+
+def _smallest_scale(bound: LeakBound, rates: np.ndarray, target: float) -> float | None:
+    """The smallest scale (at least 1) at which :func:`_scaled_ratio` reaches ``target``;
+    ``None`` when no evaluation up to ``_MAX_SCALE`` times as large does."""
+    if not len(rates) or _scaled_ratio(bound, _MAX_SCALE, rates) < target:
+        return None
+    if _scaled_ratio(bound, 1.0, rates) >= target:
+        return 1.0
+    low, high = 1.0, 2.0
+    while _scaled_ratio(bound, high, rates) < target:
+        low, high = high, high * 2
+    for _ in range(40):  # the ratio grows with the scale: bisect
+        mid = (low + high) / 2
+        if _scaled_ratio(bound, mid, rates) >= target:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def perfect_ratio(n_members: int, n_nonmembers: int, attacks: int = 1,
+                  confidence: float = LEAK_CONFIDENCE) -> float:  # fmt: skip
+    """The largest :class:`LeakBound` ratio an evaluation of this size can show at all:
+    that of an attack that finds every member before any non-member."""
+    alpha = _one_sided_alpha(n_nonmembers, attacks, confidence)
+    _, _, ratio = _ratio_bounds(
+        np.array([n_members]), n_members, np.array([0]), n_nonmembers, alpha
+    )
+    return float(ratio[0])
+
+
+def nonmembers_needed(bound: LeakBound, target: float, *, observed: bool) -> int | None:
+    """How many non-members (with members in the same proportion) an evaluation needs for
+    its bound to reach the likelihood ratio ``target``.
+
+    ``observed=True``: if the attack's rates at the budgets of one false positive or more
+    held in the larger evaluation (the budget of none gives no rate to extrapolate);
+    ``observed=False``: for an attack that finds every member before any non-member (the
+    least any attack needs). ``None`` when no evaluation up to ten thousand times this
+    one's size would do.
+    """
+    if observed:
+        n, m = bound.n_members, bound.n_nonmembers
+        rates = np.array([(tp / n, k / m) for k, tp in bound.points if k >= 1 and tp > 0])
+    else:
+        rates = np.array([(1.0, 0.0)])
+    scale = _smallest_scale(bound, rates, float(target))
+    return None if scale is None else math.ceil(scale * bound.n_nonmembers)
 
 
 def precision_at_recall(scores: ArrayLike, member: ArrayLike, recall: float) -> float:

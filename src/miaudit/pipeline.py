@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from miaudit.attacks.suite import (
     inputs_from_arrays,
     run_attacks,
 )
+from miaudit.attacks.threshold import best_threshold
 from miaudit.attacks.variants import numeric_columns
 from miaudit.claim import DEFAULT_DELTA, claim_section
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
@@ -45,6 +47,7 @@ from miaudit.handover import (
 from miaudit.jobs import Execution, ShadowJob, cached_model, run_jobs
 from miaudit.metrics import (
     DEFAULT_FPRS,
+    OPTIMISTIC_THRESHOLD,
     evaluate_attack,
     roc_points,
 )
@@ -1078,6 +1081,12 @@ def _score_attacks(
 
         for name, out in run_attacks(plan, inputs, execution, progress):
             scores[name], thresholds[name], notes[name] = out.scores, out.threshold, out.notes
+            if math.isnan(out.threshold):
+                # Scored without shadows: no threshold was learnt. Precision and recall
+                # are then read at the one that best separates the evaluated records
+                # themselves, which knows their membership: optimistic, and said so.
+                thresholds[name] = best_threshold(out.scores, member)
+                notes[name] = {**out.notes, "threshold_from": OPTIMISTIC_THRESHOLD}
             # With the stage times (not in the attack's notes), so that two runs with the
             # same seed have identical attack results.
             reporter.timings[f"score:{name}"] = out.seconds
@@ -1437,8 +1446,22 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
             members, non_members = f["members"], f["non_members"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{membership} is not a membership file ({exc})") from None
-    members = _row_numbers(members, "members", membership)
-    non_members = _row_numbers(non_members, "non_members", membership)
+    from miaudit.data.records import membership_mask
+
+    def records(values: np.ndarray, name: str) -> np.ndarray:
+        # miaudit writes record numbers; a mask over the records (a file written by
+        # hand) reads as the audit's membership rule reads one. Over more than two
+        # records a 0/1 array of that length cannot be distinct record numbers.
+        if np.ndim(values) == 1 and len(values) == data.n_records > 2:
+            try:
+                shape = (data.n_records,)
+                return np.flatnonzero(membership_mask(values, name, shape, error=ConfigError))
+            except ConfigError:
+                pass  # not a mask: record numbers, checked as such
+        return _row_numbers(values, name, membership)
+
+    members = records(members, "members")
+    non_members = records(non_members, "non_members")
     if np.intersect1d(members, non_members).size:
         raise ConfigError(
             f"{membership}: {np.intersect1d(members, non_members).size} records are both "

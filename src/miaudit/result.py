@@ -11,6 +11,7 @@ section reads like the ``results.json`` table it becomes (``result.target["n_tra
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,7 +25,15 @@ from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import inputs_to_arrays
 from miaudit.config import AuditConfig
 from miaudit.errors import ConfigError
-from miaudit.metrics import AttackMetrics, Strength, attack_strength, json_safe
+from miaudit.metrics import (
+    OPTIMISTIC_THRESHOLD,
+    AttackMetrics,
+    LeakBound,
+    Strength,
+    attack_strength,
+    json_safe,
+    leak_bound,
+)
 from miaudit.models.dp import dp_claim
 from miaudit.report.run import RESULTS_FORMAT
 
@@ -156,6 +165,9 @@ class AuditResult:
     #: evaluation set (:func:`miaudit.data.describe.describe_records`): the user's
     #: decoded values, or an image's thumbnail.
     record_details: dict[int, dict[str, Any]] | None = field(default=None, repr=False)
+    #: Attacks that did not run because what they need was not given (an evaluation's
+    #: missing arrays), each with what it needs: ``results.json``'s ``skipped_attacks``.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def strongest(self) -> str:
@@ -173,7 +185,12 @@ class AuditResult:
     def ranking(self) -> dict[str, Any]:
         """How the attacks were ranked, and whether any is distinguishable from chance
         (``results.json``'s ``ranking``)."""
-        return ranking_facts({n: attack_strength(m) for n, m in self.attacks.items()})
+        strengths = {n: attack_strength(m) for n, m in self.attacks.items()}
+        for n, notes in self.attack_notes.items():
+            # A threshold chosen on the evaluated records themselves proves nothing.
+            if n in strengths and notes.get("threshold_from") == OPTIMISTIC_THRESHOLD:
+                strengths[n] = dataclasses.replace(strengths[n], at_threshold=False)
+        return ranking_facts(strengths)
 
     def exposed_positions(self, n: int = MOST_EXPOSED) -> np.ndarray:
         """Positions (in the evaluation set) of the ``n`` records the strongest attack
@@ -206,6 +223,8 @@ class AuditResult:
         scores = np.asarray(self.scores[name])
         top = self.exposed_positions(n)
         desc = np.sort(scores)[::-1]
+        # scores.csv's exposure_rank, so the page and the file rank a record alike.
+        ranks = _exposure_ranks(scores)
         names = self.dataset.class_names
         ins = self.in_models()
         details = self.record_details or {}
@@ -218,7 +237,7 @@ class AuditResult:
             **({} if ins is None else {"reference_models": ins[1]}),
             "records": [
                 {
-                    "rank": int(np.searchsorted(-desc, -scores[i], side="left")) + 1,
+                    "rank": int(ranks[i]),
                     "tied": tied(scores[i]),
                     "record": int(self.record_index[i]),
                     **({} if self.ids is None else {"id": _plain(self.ids[i])}),
@@ -254,11 +273,8 @@ class AuditResult:
             else f"{self.dataset.name}: {tg.model or tg.source}{dp} as target, "
             f"{tg.n_train:,} training records"
         )
-        from miaudit.report.findings import verdict
-        from miaudit.report.run import Run
-
         lines = [
-            verdict(Run(self.to_dict(), self.to_frame(label_names=False))).sentence,
+            self.verdict().sentence,
             f"{what}; train accuracy {tg.train_accuracy:.3f}, test accuracy {tg.test_accuracy:.3f}",
             f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
             f"{'eps>=@1%':>9}",
@@ -278,33 +294,40 @@ class AuditResult:
         return "\n".join(lines)
 
     def to_frame(self, *, label_names: bool = True):
-        """One row per evaluated record: ``record`` (its row in your table), ``id`` (when
-        the data has ids), ``label`` (its class's name), ``member``, a ``score_<attack>``
-        column per attack (higher: surer it was a member) and ``exposure_rank`` (1 = the
-        record the strongest attack is surest of). A pandas DataFrame.
+        """One row per evaluated record, as ``scores.csv`` holds it: ``record`` (its row
+        in your table), ``id`` (your id, when the data has ids), ``label`` (its label as
+        your data gives it: ``3`` for a label 3, ``">50K"``; for a built-in set the value
+        in :func:`miaudit.load_frame`'s label column), ``class_index`` (its class's
+        position in ``dataset["class_names"]``, 0-based), ``member``, a ``score_<attack>``
+        column per attack (higher: surer it was a member) and ``exposure_rank`` (1 + how
+        many records the strongest attack scores higher, so records with equal scores
+        share a rank, as in :meth:`most_exposed`). A pandas DataFrame.
 
-        ``label_names=False`` gives class codes and 0/1 members, as ``scores.csv`` does.
+        ``label_names=False`` gives ``member`` as 0/1, the form ``scores.csv`` writes
+        (before results format 3 it also replaced ``label`` by the class codes, which
+        ``class_index`` now holds in either form).
         """
         import pandas as pd
 
-        labels = np.asarray(self.labels, dtype=np.int64)
+        from miaudit.report.run import label_values
+
+        codes = np.asarray(self.labels, dtype=np.int64)
         names = self.dataset.class_names
+        # The user's own values, so the file joins back on label as well as on record or
+        # id; without class names (outputs evaluated alone) the codes are all there is.
+        labels = label_values(names)[codes] if names else codes
         frame = pd.DataFrame(
             {
                 "record": np.asarray(self.record_index, dtype=np.int64),
                 **({} if self.ids is None else {"id": np.asarray(self.ids)}),
-                "label": np.asarray(names, dtype=object)[labels]
-                if label_names and names
-                else labels,
+                "label": labels,
+                "class_index": codes,
                 "member": np.asarray(self.member, dtype=bool if label_names else np.int64),
                 **{f"score_{n}": np.asarray(v, dtype=np.float64) for n, v in self.scores.items()},
             }
         )
-        # Whose privacy is most at stake: 1 = the record the strongest attack is surest of.
-        strongest = np.asarray(self.scores[self.strongest], dtype=np.float64)
-        rank = np.empty(len(strongest), dtype=np.int64)
-        rank[np.argsort(-strongest, kind="stable")] = np.arange(1, len(strongest) + 1)
-        frame["exposure_rank"] = rank
+        # Whose privacy is most at stake: 1 = the records the strongest attack is surest of.
+        frame["exposure_rank"] = _exposure_ranks(self.scores[self.strongest])
         return frame
 
     def plot_roc(self, ax=None, *, log: bool = True, attacks: list[str] | None = None):
@@ -386,10 +409,89 @@ class AuditResult:
             return {"evaluate": settings}
         return self.config.resolved_dict()
 
+    def weakened(self) -> list[dict[str, Any]]:
+        """What makes this audit weaker than it could be, each with a sentence and its
+        figures (``results.json``'s ``weakened``): shadows that trained on fewer records
+        than the target, shadow training sets that overlap, shadow data that is not real
+        records of the target's distribution, fewer shadows than an attack's full
+        strength needs. With any of them the measured leak is a lower bound."""
+        out: list[dict[str, Any]] = []
+        sh, tg = self.shadows.to_dict(), self.target
+        n_in = sh.get("n_in_min", sh.get("n_in"))
+        if self.kind == "audit" and isinstance(n_in, int) and 0 < n_in < tg.n_train:
+            out.append({
+                "what": "shadows_smaller_than_target",
+                "shadow_records": n_in, "target_records": tg.n_train,
+                "factor": round(tg.n_train / n_in, 2),
+                "sentence": f"The shadows trained on {n_in:,} records each, the target on "
+                f"{tg.n_train:,} ({tg.n_train / n_in:.1f}× more): models trained on fewer "
+                "records over-fit differently, so the attacks learn the wrong signal.",
+            })  # fmt: skip
+        if sh.get("overlapping_in_sets"):
+            out.append({
+                "what": "overlapping_shadow_training_sets",
+                "pool_size": sh.get("pool_size"),
+                "sentence": f"The attacker's pool ({sh.get('pool_size', 0):,} records) holds "
+                "fewer than two training sets: the shadows' training sets overlap, so they "
+                "differ less from one another than independent models would.",
+            })  # fmt: skip
+        source = sh.get("source")
+        if source in ("noisy", "marginal", "synthetic"):
+            words = {
+                "noisy": f"real records with {sh.get('noise') or 0:.0%} of their features re-drawn",
+                "marginal": "records drawn feature by feature from the marginal statistics",
+                "synthetic": "records synthesised by querying the target",
+            }[source]
+            out.append({
+                "what": "shadow_data_not_real", "source": source,
+                "sentence": f"The shadows trained on {words}, not on real records of the "
+                "target's distribution.",
+            })  # fmt: skip
+        count = self.shadows.count
+        if isinstance(count, int):
+            for name in self.attacks:
+                need = get_attack(name).full_strength_shadows
+                if need and count < need:
+                    out.append({
+                        "what": "fewer_shadows_than_full_strength", "attack": name,
+                        "shadows": count, "full_strength": need,
+                        "sentence": f"{name} had {count} reference models; it reaches full "
+                        f"strength from {need}.",
+                    })  # fmt: skip
+        return out
+
+    def leak_bounds(self) -> dict[str, LeakBound]:
+        """Every attack's :class:`~miaudit.metrics.LeakBound` (all attacks bounded
+        together): what the verdict's level rests on."""
+        member = np.asarray(self.member, dtype=bool)
+        n = len(self.attacks)
+        return {a: leak_bound(self.scores[a], member, attacks=n) for a in self.attacks}
+
+    def verdict(self, levels=None):
+        """The :class:`~miaudit.report.findings.Verdict`: the level, the sentence and the
+        figures they rest on (``levels``: :class:`~miaudit.report.findings.Levels`)."""
+        from miaudit.report.findings import verdict
+        from miaudit.report.run import Run
+
+        return verdict(Run(self._results(), self.to_frame(label_names=False)), levels)
+
     def to_dict(self) -> dict[str, Any]:
+        out = self._results()
+        # The verdict goes in for tools that read results.json; the report recomputes it
+        # from scores.csv rather than trusting a copy that may have been edited.
+        found = self.verdict()
+        out["verdict"] = found.to_dict()
+        return out
+
+    def _results(self) -> dict[str, Any]:
         attacks = {}
+        bounds = self.leak_bounds()
         for name, metrics in self.attacks.items():
-            attacks[name] = {**metrics.to_dict(), **self.attack_notes.get(name, {})}
+            attacks[name] = {
+                **metrics.to_dict(),
+                "leak_bound": bounds[name].to_dict(),
+                **self.attack_notes.get(name, {}),
+            }
         return {
             "miaudit_version": __version__,
             "results_format": RESULTS_FORMAT,
@@ -397,6 +499,8 @@ class AuditResult:
             "target": self.target.to_dict(),
             "shadows": self.shadows.to_dict(),
             "attacks": attacks,
+            **({"skipped_attacks": dict(self.skipped)} if self.skipped else {}),
+            **({"weakened": weakened} if (weakened := self.weakened()) else {}),
             "strongest_attack": self.strongest,
             "ranking": self.ranking(),
             "most_exposed": self.most_exposed(),
@@ -457,6 +561,14 @@ def ranking_facts(strengths: dict[str, Strength]) -> dict[str, Any]:
         "above_chance_at_threshold": at_threshold,
         "verdict": verdict,
     }
+
+
+def _exposure_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each record's rank under ``scores``: 1 + how many score strictly higher, so that
+    equal scores (which no attack can tell apart) share a rank."""
+    s = np.asarray(scores, dtype=np.float64)
+    ascending = np.sort(s)
+    return (len(s) - np.searchsorted(ascending, s, side="right") + 1).astype(np.int64)
 
 
 def _plain(value: Any) -> Any:

@@ -210,3 +210,34 @@ def test_rows_by_class_gives_each_classes_rows_in_order():
         assert len(groups) == n
         for c, rows in enumerate(groups):
             np.testing.assert_array_equal(rows, np.flatnonzero(y == c))
+
+
+#: Words a sentence does not end on: a text ending on one was cut short.
+_DANGLING = {"a", "an", "the", "of", "by", "to", "and", "or", "with", "for", "in", "on",
+             "from", "at", "as", "than", "its", "their", "is", "are"}  # fmt: skip
+
+
+def test_attack_descriptions_are_whole():
+    from miaudit.attacks.listing import attack_listing
+
+    for entry in attack_listing():
+        texts = [entry["summary"], *entry["needs"]]
+        texts += [f["description"] for f in entry["settings"].values() if f["description"]]
+        for text in texts:
+            last = text.rstrip(" .)").rsplit(" ", 1)[-1].lower()
+            assert last not in _DANGLING, (entry["name"], text)
+            assert text.count("(") == text.count(")"), (entry["name"], text)
+        # A need of none is no need: IN models go unmentioned when none are required.
+        for need in entry["needs"]:
+            assert "at least 0" not in need and " 0 IN" not in need, (entry["name"], need)
+
+
+def test_needs_name_only_the_reference_models_required():
+    assert Needs(reference="in-out", reference_models=(0, 1)).describe()[0] == (
+        "reference models' outputs on the evaluated records, trained on halves of them "
+        "(at least 1 OUT per record)"
+    )
+    assert Needs(reference="in-out", reference_models=(2, 3)).describe()[0] == (
+        "reference models that trained on each evaluated record and ones that did not "
+        "(at least 2 IN and 3 OUT per record)"
+    )

@@ -81,7 +81,7 @@ def test_no_leak_gives_chance_and_intervals_cover_it():
 def test_not_enough_models_is_refused_before_scoring():
     member = np.array([[True, False], [False, True]])
     phi = np.zeros((2, 2))
-    with pytest.raises(ConfigError, match=r"fewer than 2 IN models.*attacks.lira.variance=global"):
+    with pytest.raises(ConfigError, match=r"fewer than 2 IN models.*'variance': 'global'"):
         LiRA(online=True, variance="per-record").score(phi, member, np.zeros(2))
     LiRA(online=True, variance="global").score(phi, member, np.zeros(2))
     with pytest.raises(ConfigError, match="fewer than 1 OUT"):

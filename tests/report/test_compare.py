@@ -109,7 +109,7 @@ def _results(run, change):
         (lambda r: _results(r, lambda d: d["attacks"]["loss"].pop("tpr_at_fpr")),
          r"attack 'loss' has no 'tpr_at_fpr'"),
         (lambda r: _results(r, lambda d: d.update(results_format=99)),
-         r"results format 99, newer than this miaudit reads \(2\): upgrade miaudit"),
+         r"results format 99, newer than this miaudit reads \(3\): upgrade miaudit"),
         (lambda r: (r / "scores.csv").unlink(), r"scores.csv: missing"),
         (lambda r: (r / "scores.csv").write_text("record,label\n1,2\n"),
          r"scores.csv: no column 'member'"),
@@ -128,9 +128,12 @@ def _results(run, change):
          r"attacks.loss.auc is null, not a whole number or a number"),
         (lambda r: pd.read_csv(r / "scores.csv").iloc[:0].to_csv(r / "scores.csv", index=False),
          r"scores.csv: damaged: no records, only a header"),
-        (lambda r: pd.read_csv(r / "scores.csv").assign(label=1.5).to_csv(r / "scores.csv",
-                                                                         index=False),
-         r"scores.csv: damaged: a label that is not one of the data set's classes"),
+        (lambda r: pd.read_csv(r / "scores.csv").assign(class_index=1.5).to_csv(
+            r / "scores.csv", index=False),
+         r"scores.csv: damaged: a class index that is not one of the data set's classes"),
+        (lambda r: pd.read_csv(r / "scores.csv").assign(class_index="x").to_csv(
+            r / "scores.csv", index=False),
+         r"scores.csv: damaged: column 'class_index' holds text, not numbers"),
     ],
 )  # fmt: skip
 def test_a_damaged_or_older_run_is_one_line_and_exit_status_2(digits_runs, tmp_path, capsys,
@@ -167,7 +170,8 @@ def test_runs_numbered_alike_are_paired_only_when_their_labels_agree(digits_runs
     shutil.copytree(digits_runs[0], other)
     scores = pd.read_csv(other / "scores.csv")
     # The same numbers and membership, but other records (their labels differ).
-    scores["label"] = np.roll(scores["label"].to_numpy(), 1)
+    for column in ("label", "class_index"):
+        scores[column] = np.roll(scores[column].to_numpy(), 1)
     scores.to_csv(other / "scores.csv", index=False)
     (change,) = compare_runs([load_run(digits_runs[0]), load_run(other)]).changes
     assert not change.paired

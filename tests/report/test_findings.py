@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 from miaudit.errors import ConfigError
 from miaudit.report.findings import (
     Levels,
+    _about,
     class_exposure,
     recommendations,
     unmistaken_members,
@@ -52,6 +52,20 @@ def _run(low: float, *, tpr: float = 0.3, high: float = 0.4, fpr: float = 0.01,
     return Run(results, scores)
 
 
+def _leaky(shift: float, n: int = 1000, *, seed: int = 0, **kw) -> Run:
+    """A run whose one attack scores members ``shift`` standard deviations above
+    non-members (``n`` of each)."""
+    run = _run(0.0, **kw)
+    rng = np.random.default_rng(seed)
+    scores = pd.DataFrame({
+        "record": np.arange(2 * n), "label": rng.integers(0, 2, 2 * n),
+        "member": np.r_[np.ones(n, int), np.zeros(n, int)],
+        "score_x": np.r_[rng.normal(shift, 1, n), rng.normal(0, 1, n)],
+    })  # fmt: skip
+    a = {**run.results["attacks"]["x"], "n_members": n, "n_nonmembers": n}
+    return Run({**run.results, "attacks": {"x": a}}, scores)
+
+
 @pytest.mark.parametrize(
     ("ratio", "level"),
     [
@@ -60,26 +74,34 @@ def _run(low: float, *, tpr: float = 0.3, high: float = 0.4, fpr: float = 0.01,
     ],
 )  # fmt: skip
 def test_the_level_follows_the_documented_thresholds_at_each_boundary(ratio, level):
-    assert Levels().level(ratio) == level
-    # The ratio is the interval's lower end over the FPR: at 1 % FPR, lower end ratio / 100.
-    run = _run(low=ratio * 0.01, tpr=min(1.0, ratio * 0.01 + 0.01), high=1.0)
-    assert verdict(run).level == level
-    assert verdict(run).ratio == pytest.approx(ratio)
+    from miaudit.report.findings import level_of
+
+    assert Levels().level(ratio) == level == level_of(ratio, Levels())
+    assert level_of(1.0, Levels()) == level_of(0.0, Levels()) == "not detected"
 
 
-@pytest.mark.parametrize(
-    ("eps", "level"),
-    [(math.log(2) - 1e-6, "low"), (math.log(2) + 1e-9, "moderate"),
-     (math.log(10) + 1e-9, "high"), (math.log(50) + 1e-9, "severe")],
-)  # fmt: skip
-def test_a_lower_bound_on_epsilon_raises_the_level_through_e_to_the_epsilon(eps, level):
-    # A TPR interval at chance level (ratio 1.01), the ε bound decides.
-    assert verdict(_run(low=0.0101, tpr=0.02, eps=eps)).level == level
+def test_the_verdicts_ratio_is_the_scores_leak_bound_and_names_its_figures():
+    from miaudit.metrics import leak_bound
+
+    run = _leaky(2.0)
+    found = verdict(run)
+    b = leak_bound(run.score("x"), run.member)
+    assert found.ratio == pytest.approx(b.ratio) and found.bound == b
+    assert found.level == Levels().level(b.ratio)
+    assert found.epsilon == pytest.approx(math.log(b.ratio))
+    assert f"x finds {b.tp:,} of the 1,000 members evaluated" in found.sentence
+    assert f"at least {b.ratio:.1f} times as often" in found.sentence
+    assert found.sentence.endswith(f"Leakage: {found.label}.") or "Leakage: " in found.sentence
+    # A count scaled to the whole training set says it is an estimate.
+    assert "an estimate from the 1,000 members evaluated" in found.sentence
+    assert found.estimate and found.identified == _about(b.tp * 10)  # three figures
+    whole = verdict(_leaky(2.0, n_train=1000))
+    assert "estimate" not in whole.sentence and whole.identified == b.tp
 
 
 def test_no_attack_distinguishable_is_not_detected_with_the_resolution_said():
     found = verdict(_run(low=0.002, tpr=0.012, high=0.031, distinguishable=False, above=False))
-    assert found.level == "not detected"
+    assert found.level == "not detected" and found.ratio <= 1
     assert "No attack told members from non-members better than chance" in found.sentence
     # The resolution the evaluation allows: the interval's upper end.
     assert "a leak smaller than 3.1 % of the training records" in found.sentence
@@ -87,54 +109,102 @@ def test_no_attack_distinguishable_is_not_detected_with_the_resolution_said():
 
 
 def test_other_thresholds_change_the_words_not_the_numbers():
-    run = _run(low=0.05, tpr=0.08)  # ratio 5
-    assert verdict(run).level == "moderate"
-    assert verdict(run, Levels.parse("6,20,80")).level == "low"
-    assert verdict(run, Levels.parse("1.5,4,5")).level == "severe"
+    run = _leaky(1.0)
+    found = verdict(run)
+    assert 2 <= found.ratio < 10 and found.level == "moderate"
+    assert verdict(run, Levels.parse(f"{found.ratio + 1:g},20,80")).level == "low"
+    assert verdict(run, Levels.parse("1.1,1.2,1.5")).level == "severe"
+    assert verdict(run, Levels.parse("1.1,1.2,1.5")).ratio == found.ratio
     for bad in ("2,10", "10,2,50", "a,b,c", "1,2,3"):
         with pytest.raises(ConfigError, match="--levels"):
             Levels.parse(bad)
 
 
-def test_the_sentence_of_a_real_audit_says_its_results_json_numbers(digits_runs):
+def test_an_evaluation_too_small_for_the_next_level_says_at_least_and_how_many_would_tell():
+    from miaudit.metrics import perfect_ratio
+
+    # 60 members and 60 non-members, perfectly separated: no evaluation this small can
+    # show a ratio of 10, however strong the attack.
+    assert perfect_ratio(60, 60) < 10
+    found = verdict(_leaky(50.0, n=60))
+    assert found.level == "moderate" and found.at_least and found.next_level == "high"
+    assert found.label == "at least moderate"
+    assert found.sentence.endswith(
+        f"Leakage: at least moderate. This evaluation is too small to show high (a ratio of "
+        f"10) even for an attack that finds every member first: about "
+        f"{found.nonmembers_needed:,} non-members ({found.nonmembers_needed - 60:,} more), "
+        "with members in proportion would be needed to tell."
+    )
+    needed = found.nonmembers_needed
+    assert perfect_ratio(needed, needed) >= 10 > perfect_ratio(needed - 2, needed - 2)
+    # A large clean separation decides every level: no "at least".
+    assert not verdict(_leaky(50.0, n=3000)).at_least
+
+
+def test_rates_that_would_reach_the_next_level_leave_it_open():
+    # Members found at a rate 30 times the non-members' at a few false positives: the
+    # point estimate says severe... no, high; the bound cannot yet say more than moderate.
+    rng = np.random.default_rng(5)
+    n = 400
+    s = np.r_[np.where(rng.random(n) < 0.12, 10.0, rng.normal(0, 1, n)), rng.normal(0, 1, n)]
+    run = _leaky(0.0, n=n)
+    run = Run(run.results, run.scores.assign(score_x=s))
+    found = verdict(run)
+    assert found.at_least, found.sentence
+    assert "At the rates observed the leak may be" in found.sentence
+    assert found.nonmembers_needed > n
+
+
+def test_the_sentence_of_a_real_audit_says_its_scores_numbers(digits_runs):
+    from miaudit.metrics import leak_bound
     from miaudit.report.run import load_run
 
     run = load_run(digits_runs[0])
     d = run.results
     found = verdict(run)
-    a = d["attacks"][d["strongest_attack"]]
-    key = f"{d['ranking']['fpr']:g}"
-    tpr, (low, high) = a["tpr_at_fpr"][key], a["tpr_at_fpr_ci"][key]
-    m = re.search(
-        r"accepts 1 false accusation per ([\d,]+) non-members identifies about ([\d,]+) of the "
-        r"([\d,]+) training records \(([\d.]+) %; 95 % interval ([\d.]+)–([\d.]+) %\)\. "
-        r"Leakage: (\w+)\.",
-        found.sentence,
-    )
-    assert m, found.sentence
-    per, about, total, pct, lo, hi, level = m.groups()
-    assert int(per.replace(",", "")) == round(1 / d["ranking"]["fpr"])
-    assert int(total.replace(",", "")) == d["target"]["n_train"]
-    assert int(about.replace(",", "")) == pytest.approx(tpr * d["target"]["n_train"], rel=5e-3)
-    assert float(pct) == pytest.approx(100 * tpr, abs=0.5)
-    assert float(lo) == pytest.approx(100 * low, abs=0.5)
-    assert float(hi) == pytest.approx(100 * high, abs=0.5)
-    assert level == found.level == Levels().level(max(low / d["ranking"]["fpr"], found.ratio))
+    bound = leak_bound(run.score(found.attack), run.member, attacks=len(d["attacks"]))
+    assert found.ratio == pytest.approx(bound.ratio)
+    # results.json carries the same verdict for other tools.
+    assert d["verdict"]["level"] == found.level
+    assert d["verdict"]["sentence"] == found.sentence
+    assert d["verdict"]["ratio"] == pytest.approx(found.ratio)
+    assert d["attacks"][found.attack]["leak_bound"]["ratio"] == pytest.approx(found.ratio)
     page = (digits_runs[0] / "report.html").read_text()
-    assert found.sentence in page and f"Leakage: {found.level}" in page
+    assert found.sentence in page and f"Leakage: {found.label}" in page
 
 
 def test_advice_needs_a_measured_reason():
     quiet = _run(low=0.0101, tpr=0.02, high=0.03)
+    assert verdict(quiet).level == "not detected"
     assert [a.tags for a in recommendations(quiet, verdict(quiet))] == []
-    gap = _run(low=0.2, tpr=0.25, gap=0.08)
+    gap = _leaky(1.0, gap=0.08, n_train=1000)
     advice = recommendations(gap, verdict(gap))
-    assert [a.tags for a in advice] == [("gap",)]
+    assert ("gap",) in [a.tags for a in advice]
     assert "a gap of 0.080" in advice[0].evidence
-    policy = _run(low=0.2, tpr=0.25, defense=["top-k=1"])
+    policy = _leaky(2.0, defense=["top-k=1"])
     assert ("policy",) in [a.tags for a in recommendations(policy, verdict(policy))]
-    wide = _run(low=0.011, tpr=0.03, high=0.09)
-    assert ("resolution",) in [a.tags for a in recommendations(wide, verdict(wide))]
+    small = _leaky(50.0, n=60)
+    assert ("resolution",) in [a.tags for a in recommendations(small, verdict(small))]
+
+
+@pytest.mark.parametrize(
+    ("target", "says", "never"),
+    [
+        ({"source": "python", "recipe": None}, "weight_decay=", "--l2"),
+        ({"source": "outputs", "recipe": None}, "make_private", "--dp-epsilon"),
+        ({"source": "trained", "recipe": {"model": "mlp", "l2": 0.0}}, "--l2 0.001", "l2 0.01"),
+        ({"source": "trained", "recipe": {"model": "mlp", "l2": 1e-3}}, "--l2 0.01", "--l2 0.001"),
+        ({"source": "trained", "recipe": {"model": "mlp", "l2": 0.0},
+          "dp": {"epsilon": 8.0}}, "--dp-epsilon 4", "--dp-epsilon 8"),
+        ({"source": "trained", "recipe": {"model": "random-forest", "max_depth": None}},
+         "max_depth = 10", "--l2"),
+    ],
+)  # fmt: skip
+def test_advice_fits_who_trained_the_target(target, says, never):
+    run = _leaky(1.0, gap=0.08)
+    run = Run({**run.results, "target": {**run.results["target"], **target}}, run.scores)
+    gap = [a for a in recommendations(run, verdict(run)) if a.tags == ("gap",)]
+    assert gap and says in gap[0].action and never not in gap[0].action, gap[0].action
 
 
 def test_classes_and_records_are_named_from_the_scores():

@@ -64,7 +64,7 @@ def test_the_report_is_valid_html_with_no_external_reference(digits_runs, compar
 def test_the_page_opens_with_the_verdict_and_explains_every_term(digits_runs):
     page = (digits_runs[0] / "report.html").read_text()
     body = page[page.index("<body>") :]
-    first = re.search(r"<p>([^<]*Leakage: [a-z ]+\.)</p>", body)
+    first = re.search(r"<p>([^<]*Leakage: [a-z ]+\.[^<]*)</p>", body)
     assert first and body.index(first.group(0)) < body.index("What was audited")
     for term in ("AUC", "TPR at x % FPR", "95 % interval", "advantage", "ε ≥"):
         assert f"<dt>{term}</dt>" in page
@@ -235,6 +235,11 @@ def _browser(args: list[str]) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+# Skipped before the shared runs are built, where nothing could draw them.
+@pytest.mark.skipif(
+    not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
+    reason="no headless Chromium here (Debian: apt-get install chromium)",
+)
 @pytest.mark.parametrize("page", ["report", "compare"])
 def test_a_real_browser_renders_the_page_without_text_on_text(page, digits_runs, compared,
                                                               tmp_path):  # fmt: skip

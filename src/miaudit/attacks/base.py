@@ -121,10 +121,22 @@ class Needs:
             out.append("shadow models' outputs on their own in/out records")
         if self.reference == "in-out":
             need_in, need_out = self.reference_models
-            out.append(
-                f"reference models that trained on each evaluated record and ones that did not "
-                f"(at least {need_in} IN and {need_out} OUT per record)"
+            # Only the counts the attack needs: "at least 0 IN" would read as a need.
+            counts = " and ".join(
+                f"{k} {side}" for k, side in ((need_in, "IN"), (need_out, "OUT")) if k
             )
+            at_least = f" (at least {counts} per record)" if counts else ""
+            if need_in:
+                out.append(
+                    "reference models that trained on each evaluated record and ones that "
+                    f"did not{at_least}"
+                )
+            else:
+                # IN models are used when the game has them, never required.
+                out.append(
+                    f"reference models' outputs on the evaluated records, trained on halves "
+                    f"of them{at_least}"
+                )
         elif self.reference == "out":
             out.append(
                 f"reference models' outputs on the evaluated records (at least "
@@ -330,6 +342,9 @@ class Attack(ABC):
     Config: ClassVar[type[BaseModel]] = NoSettings
     #: One line for ``miaudit attacks``.
     summary: ClassVar[str] = ""
+    #: Shadows (reference models) below which the attack is weaker than it can be: an
+    #: audit with fewer says so beside its verdict (0: no such number).
+    full_strength_shadows: ClassVar[int] = 0
 
     def __init__(self, config: BaseModel | None = None, **options: Any) -> None:
         if config is not None and options:
@@ -374,8 +389,15 @@ class Attack(ABC):
 
     @property
     def decision_threshold(self) -> float:
-        """Score at or above which the attack itself calls a record a member."""
+        """Score at or above which the attack itself calls a record a member; NaN when it
+        learnt none (it scored without shadows): the caller then says where one came from."""
         return 0.5
+
+    def runs_without_shadows(self) -> bool:
+        """Whether, though :meth:`needs` asks for shadows, it can score from the target's
+        outputs alone when an evaluation has none (its ROC curve needs no threshold; its
+        :attr:`decision_threshold` is then NaN)."""
+        return False
 
     def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
         """The records behind ``needs().variants`` or ``needs().copies``:

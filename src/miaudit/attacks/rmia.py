@@ -325,5 +325,8 @@ class RMIAOnline(Attack):
 
 class RMIAOffline(RMIAOnline):
     name = "rmia-offline"
-    summary = "RMIA offline: OUT reference models only, their IN half approximated by a"
+    summary = (
+        "RMIA offline: OUT reference models only, their IN half approximated linearly (a "
+        "chosen by attacking one shadow with the others)"
+    )
     online = False

@@ -196,8 +196,16 @@ class Threshold(Attack):
             min_class_records=self.config.min_class_records,
         )
 
+    def runs_without_shadows(self) -> bool:
+        return self.config.queries == 1
+
     def fit(self, inputs: AttackInputs) -> Self:
         self.q_ = 1
+        if len(inputs.own_labels) == 0 and self.config.queries == 1:
+            # Outputs alone (an evaluation without shadows): the signal ranks the records
+            # by itself; no threshold is learnt.
+            self.attack_ = None
+            return self
         if self.config.queries > 1 and inputs.reference is not None:
             records = inputs.calibration if len(inputs.calibration) else np.arange(inputs.n_eval)
             self.q_ = min(
@@ -252,6 +260,8 @@ class Threshold(Attack):
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         check_fitted(self, "attack_")
+        if self.attack_ is None:
+            return self._score_alone(inputs)
         self.notes_ = {"global_threshold": self.attack_.global_threshold_}
         if self.config.queries > 1:
             self.notes_["queries_per_record"] = self.q_
@@ -264,9 +274,34 @@ class Threshold(Attack):
         s = self._averaged(inputs.target_queries(self.q_), inputs.labels)
         return self.attack_.score_signal(s, inputs.labels)
 
+    def _score_alone(self, inputs: AttackInputs) -> np.ndarray:
+        """The signal of the target's outputs with no shadows to learn from. ``-class``
+        variants centre each class's signal on its median over the evaluated records
+        (members and non-members alike: membership is never read), so that classes the
+        model is surer of do not crowd the others out of the low false-positive end; a
+        class with fewer than ``min_class_records`` evaluated records keeps the global
+        median."""
+        P, y = check_prediction_signals(inputs.target_probs, inputs.labels, float64=False)
+        s = member_signal(self.signal, P, y)
+        self.notes_ = {"shadows": 0}
+        if self.thresholds != "class":
+            return s
+        centre = np.full(P.shape[1], float(np.median(s)) if len(s) else 0.0)
+        fallback = []
+        for c, rows in enumerate(rows_by_class(y, P.shape[1])):
+            if len(rows) >= self.config.min_class_records:
+                centre[c] = float(np.median(s[rows]))
+            elif len(rows):
+                fallback.append(c)
+        self.notes_["class_centres"] = "median of the evaluated records' signal"
+        self.notes_["fallback_classes"] = [inputs.class_names[c] for c in fallback]
+        return s - centre[y]
+
     @property
     def decision_threshold(self) -> float:
         check_fitted(self, "attack_")
+        if self.attack_ is None:
+            return float("nan")
         return self.attack_.decision_threshold
 
 

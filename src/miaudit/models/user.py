@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models._seeding import derive_seed
 from miaudit.models.family import ModelFamily
-from miaudit.models.identity import code_identity, user_modules
+from miaudit.models.identity import callable_record, code_identity, user_modules
 from miaudit.models.recipe import DP_FIELDS, Recipe
 from miaudit.target import check_probabilities
 
@@ -457,18 +457,22 @@ class EstimatorFamily(UserFamily):
         return (self.estimator,)
 
     def describe(self) -> dict[str, Any]:
+        from sklearn.base import clone
+
+        # The clone each model fits, every parameter in full (a repr shortens), and its
+        # random_state parameters as fit_one sets them: the user's value never reaches it.
+        fitted = clone(self.estimator)
+        seeded_names = _seed_parameters(fitted)
+        if seeded_names:
+            fitted.set_params(**dict.fromkeys(seeded_names, SEEDED_PER_MODEL))
         return {"model": f"clone of {type(self.estimator).__name__}",
-                "trainer": _short(self.estimator, 200)}  # fmt: skip
+                "trainer": _estimator_record(fitted)}  # fmt: skip
 
     def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
         from sklearn.base import clone
 
         estimator = clone(self.estimator)
-        states = {
-            name: derive_seed(seed, bits=32)
-            for name in estimator.get_params(deep=True)
-            if name == "random_state" or name.endswith("__random_state")
-        }
+        states = dict.fromkeys(_seed_parameters(estimator), derive_seed(seed, bits=32))
         if states:
             estimator.set_params(**states)
         with seeded(seed):
@@ -477,6 +481,55 @@ class EstimatorFamily(UserFamily):
 
     def __repr__(self) -> str:
         return f"EstimatorFamily({_short(self.estimator)})"
+
+
+#: What ``results.json`` records for a ``random_state`` that :class:`EstimatorFamily`
+#: sets from each model's seed.
+SEEDED_PER_MODEL = "seeded per model"
+
+
+def _seed_parameters(estimator: Any) -> list[str]:
+    """The ``random_state`` parameters of ``estimator`` and of the estimators in it."""
+    return [
+        name
+        for name in estimator.get_params(deep=True)
+        if name == "random_state" or name.endswith("__random_state")
+    ]
+
+
+def _estimator_record(estimator: Any) -> dict[str, Any]:
+    """An estimator as JSON: its class and every parameter, estimators in it likewise."""
+    cls = type(estimator)
+    params = estimator.get_params(deep=False)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "params": {str(k): _param_record(v) for k, v in sorted(params.items())},
+    }
+
+
+def _param_record(value: Any) -> Any:
+    """A parameter's value as JSON (nested estimators, steps and lists followed)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else repr(value)
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return _estimator_record(value)
+    if isinstance(value, list | tuple):
+        return [_param_record(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _param_record(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        # Small arrays (categories, class weights) in full; a large one by its shape.
+        if value.size <= 100:
+            return _param_record(value.tolist())
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, type) or callable(value):
+        named = getattr(value, "__qualname__", None) or type(value).__qualname__
+        return f"{getattr(value, '__module__', None) or type(value).__module__}.{named}"
+    return repr(value)
 
 
 class FunctionTrainer(UserFamily):
@@ -497,7 +550,10 @@ class FunctionTrainer(UserFamily):
         return (self.fn,)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": f"{_name(self.fn)}(X, y, seed)"}
+        return {
+            "model": f"{_name(self.fn)}(X, y, seed)",
+            "trainer": {"fit": callable_record(self.fn)},
+        }
 
     def fit_one(self, X, y, n_classes, seed, *, device="cpu"):
         with seeded(seed):
@@ -534,7 +590,8 @@ class TorchTrainer(UserFamily):
         plain loop of :meth:`default_loop` runs with the settings below.
     epochs, lr, batch_size, optimizer, weight_decay:
         The default loop's settings (``optimizer``: ``"adam"`` or ``"sgd"``, with
-        momentum 0.9); part of the cache key either way.
+        momentum 0.9). Not with a ``train_fn`` of your own, which never sees them: set
+        them inside it.
     device:
         Where to train (``"cpu"``, ``"cuda"``); batches are moved there.
     outputs:
@@ -617,12 +674,31 @@ class TorchTrainer(UserFamily):
                 from miaudit.config import flatten_validation_error
 
                 raise ConfigError(flatten_validation_error(err, prefix="TorchTrainer.")) from None
+        if train_fn is not None:
+            self._refuse_loop_settings(
+                epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                weight_decay=weight_decay,
+            )  # fmt: skip
+
+    @staticmethod
+    def _refuse_loop_settings(**given: Any) -> None:
+        """Refuse a default-loop setting given with the user's own ``train_fn``: it would
+        be ignored, and a record of it would claim a training that never happened."""
+        defaults = inspect.signature(TorchTrainer.__init__).parameters
+        for name, value in given.items():
+            if value != defaults[name].default:
+                raise ConfigError(
+                    f"TorchTrainer {name}={value!r} sets the default loop, which your "
+                    "train_fn replaces: set it inside train_fn, or drop train_fn"
+                )
 
     def bind(self, classes: ClassMap) -> TorchTrainer:
         self.classes = classes
         return self
 
     def _settings(self) -> dict[str, Any]:
+        """Every setting, for the cache key (unchanged since keys were first derived, so
+        models cached before stay cached; with a ``train_fn`` the loop's are defaults)."""
         settings = {
             "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
             "optimizer": self.optimizer, "weight_decay": self.weight_decay,
@@ -641,11 +717,23 @@ class TorchTrainer(UserFamily):
         return (self.model_fn, self.train_fn, self._settings())
 
     def describe(self) -> dict[str, Any]:
-        loop = _name(self.train_fn) if self.train_fn is not None else "the default loop"
-        return {
-            "model": f"TorchTrainer({_name(self.model_fn)})",
-            "trainer": {"model_fn": _name(self.model_fn), "train_fn": loop, **self._settings()},
-        }
+        """The model's name and, as ``trainer``, what trained it: the user's functions
+        (module, name, code digest) and only the settings that reached the training."""
+        trainer: dict[str, Any] = {"model_fn": callable_record(self.model_fn)}
+        if self.train_fn is not None:
+            # The user's loop gets the module, the records and a generator: nothing else.
+            trainer["train_fn"] = callable_record(self.train_fn)
+        else:
+            trainer["train_fn"] = "the default loop"
+            trainer.update(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                           optimizer=self.optimizer, weight_decay=self.weight_decay)  # fmt: skip
+            if self.optimizer == "sgd":
+                trainer["momentum"] = 0.9  # fixed in the default loop
+            if self.dp is not None:
+                trainer.update({k: getattr(self.dp, k) for k in sorted(DP_FIELDS)})
+        # Both take effect either way: where the module trains, how its outputs are read.
+        trainer.update(device=self.device, outputs=self.outputs)
+        return {"model": f"TorchTrainer({_name(self.model_fn)})", "trainer": trainer}
 
     def default_loop(self, model: Any, X: Any, y: Any, generator: Any) -> None:
         """Minibatches of ``batch_size`` in an order drawn from ``generator``, cross-entropy
@@ -775,7 +863,8 @@ class TorchTrainer(UserFamily):
         return self._predictor(module.to(self.device))
 
     def __repr__(self) -> str:
-        return self.describe()["model"]
+        # Its name alone: describe() walks the user's code for the digests.
+        return f"TorchTrainer({_name(self.model_fn)})"
 
 
 def make_family(trainer: Any, classes: ClassMap, cache_key: str | None = None) -> ModelFamily:

@@ -148,7 +148,8 @@ def _same_records(a: Run, b: Run) -> bool:
     if len(ra) != len(rb) or len(np.unique(ra)) != len(ra) or len(np.unique(rb)) != len(rb):
         return False
     oa, ob = np.argsort(ra, kind="stable"), np.argsort(rb, kind="stable")
-    la, lb = a.scores["label"].to_numpy(), b.scores["label"].to_numpy()
+    # Class codes, not label values: an older run's scores.csv holds only the codes.
+    la, lb = a.class_index, b.class_index
     # Outputs evaluated without record numbers are numbered by position: the labels too
     # must agree record by record before two runs count as the same records.
     return bool(
@@ -286,7 +287,7 @@ def table_rows(cmp: Comparison) -> list[tuple[str, ...]]:
         t = tpr_at_fpr(run.score(run.results["strongest_attack"]), run.member, cmp.fpr)
         c = None if i == 0 else cmp.changes[i - 1]
         rows.append((
-            labels[i], v.level, run.results["strongest_attack"], percent(t),
+            labels[i], v.label, run.results["strongest_attack"], percent(t),
             f"{a['auc']:.3f}", "baseline" if c is None else _delta(c),
             "" if c is None else _noise(c),
         ))  # fmt: skip
@@ -326,7 +327,7 @@ def render_compare_html(cmp: Comparison) -> str:
         cards.append(
             f'<section class=verdict style="--bg:{bg};--edge:{edge}"><p><strong>{_e(lab)}</strong>'
             f" · {_e(describe_target(tg))}, train / test accuracy {tg['train_accuracy']:.3f} / "
-            f"{tg['test_accuracy']:.3f} <span class=level>Leakage: {_e(v.level)}</span></p>"
+            f"{tg['test_accuracy']:.3f} <span class=level>Leakage: {_e(v.label)}</span></p>"
             f"<p>{_e(v.sentence)}</p></section>"
         )
     head = "".join(f"<th>{_e(h)}</th>" for h in (*HEADERS[:3], f"TPR at {100 * cmp.fpr:g} % FPR",

@@ -91,7 +91,8 @@ def _dump_json(path: Path, data) -> None:
 
 def _write_scores(path: Path, result):
     """Write ``scores.csv``; returns the frame written."""
-    # Label codes and 0/1 membership: the scores.csv contract (result.to_frame() names them).
+    # The user's label values beside the class codes (class_index), and 0/1 membership:
+    # the scores.csv contract; to_frame() is the same table with True/False members.
     frame = result.to_frame(label_names=False)
     # pandas writes floats with repr(): the shortest text that reads back exactly.
     frame.to_csv(path, index=False, lineterminator="\n")

@@ -6,27 +6,37 @@ terminal, the page and ``miaudit compare`` say the same thing about a run.
 
 The verdict's level
 -------------------
-The strongest attack (``results.json``'s ``strongest_attack``) is read at the
-false-positive rate the attacks were ranked at (``ranking.fpr``: the lowest of 0.1 %,
-1 % and 10 % that allows ten false positives among the non-members). Its
-*likelihood ratio* there is the lower end of the 95 % interval of its TPR divided by
-that FPR: how many times more often it accuses a member than a non-member, at
-least. Its lower bound on ε at that rate gives a second ratio, e^ε (Clopper–Pearson,
-90 % confidence). The larger of the two sets the level:
+Every attack's scores give, at each false-positive budget ``k`` of 0, 1, 2, 3, 4, 5, 6, 8,
+… (every whole 2^(j/4) below the number of non-members:
+:func:`miaudit.metrics.false_positive_grid`), the members found
+by the threshold that lets at most ``k`` non-members through. The one-sided
+Clopper–Pearson lower bound on that TPR over the upper bound on that FPR is a lower
+bound on the *likelihood ratio* TPR/FPR: how many times more often the attack accuses a
+member than a non-member. The best over the budgets and the attacks, every bound at a
+Bonferroni-corrected level so that all of them hold together with 95 % confidence, is
+the verdict's ratio (:class:`miaudit.metrics.LeakBound`; ε ≥ ln ratio):
 
 =============  ==========================================================
-not detected   no attack is distinguishable from chance (``ranking``)
-low            distinguishable, ratio below ``moderate`` (default 2)
+not detected   ratio at most 1: no threshold accuses members more often than non-members
+low            ratio above 1, below ``moderate`` (default 2)
 moderate       ratio at least 2: a member is twice as likely to be accused as a non-member
 high           ratio at least 10 (ε ≥ ln 10 ≈ 2.3)
 severe         ratio at least 50 (ε ≥ ln 50 ≈ 3.9)
 =============  ==========================================================
 
-The thresholds are :class:`Levels` (``miaudit report --levels 2,10,50``).
+The rule is monotone: an attack whose ROC curve lies above another's on the same records
+finds at least as many members within every budget, so its ratio, and its level, is
+never lower. It is never capped by a fixed rate: with ``m`` non-members the bound can
+reach about ``m / ln(tests / 0.025)``, and when that is below the next level's ratio, or
+an attack's observed rates would reach the next level in a larger evaluation, the level
+is said as "at least" with the number of non-members that would decide it
+(:func:`undecided`). The thresholds are :class:`Levels` (``miaudit report --levels
+2,10,50``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +44,17 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
-from miaudit.metrics import clopper_pearson, fpr_key, operating_points
+from miaudit.metrics import (
+    LeakBound,
+    clopper_pearson,
+    false_positive_grid,
+    fpr_key,
+    json_safe,
+    leak_bound,
+    nonmembers_needed,
+    operating_points,
+    perfect_ratio,
+)
 from miaudit.report.run import Run
 
 LEVELS = ("not detected", "low", "moderate", "high", "severe")
@@ -85,9 +105,17 @@ class Levels:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A run's verdict: its ``level`` (one of :data:`LEVELS`), the ``sentence``
-    saying it, and the figures it rests on (TPR and its interval at ``fpr``, the
-    likelihood ratio and the ε bound)."""
+    """A run's verdict: its ``level`` (one of :data:`LEVELS`), whether it is only a lower
+    end (``at_least``: the evaluation could not decide the next level), the ``sentence``
+    saying it, and the figures it rests on.
+
+    ``ratio`` and ``epsilon`` are the verdict attack's :class:`~miaudit.metrics.LeakBound`
+    (``bound``); ``fpr``, ``tpr`` and ``interval`` its operating point there (the
+    false-positive budget over the non-members, the members found, and the 95 %
+    Clopper–Pearson interval of that TPR). For a run where nothing is detected they are
+    the strongest attack's at the ranking rate. ``next_level`` and ``nonmembers_needed``
+    say what would decide the next level when ``at_least``.
+    """
 
     level: str
     sentence: str
@@ -99,10 +127,24 @@ class Verdict:
     epsilon: float | None
     n_train: int
     identified: int | None = None
+    at_least: bool = False
+    bound: LeakBound | None = None
+    next_level: str | None = None
+    nonmembers_needed: int | None = None
+    estimate: bool = False
+    #: What made the audit weaker than it could be (``results.json``'s ``weakened``
+    #: sentences, and the strong attacks skipped for want of arrays).
+    weakened: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The level as said: ``"high"``, or ``"at least high"``."""
+        return f"at least {self.level}" if self.at_least else self.level
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return json_safe({
             "level": self.level,
+            "at_least": self.at_least,
             "sentence": self.sentence,
             "attack": self.attack,
             "fpr": self.fpr,
@@ -110,7 +152,14 @@ class Verdict:
             "interval": None if self.interval is None else list(self.interval),
             "ratio": self.ratio,
             "epsilon": self.epsilon,
-        }
+            "n_train": self.n_train,
+            "identified": self.identified,
+            "identified_is_estimate": self.estimate,
+            "next_level": self.next_level,
+            "nonmembers_needed": self.nonmembers_needed,
+            "bound": None if self.bound is None else self.bound.to_dict(),
+            "weakened": list(self.weakened),
+        })  # fmt: skip
 
 
 def _pct(v: float) -> str:
@@ -150,6 +199,65 @@ def tpr_interval(attack: dict, fpr_key: str) -> tuple[float, float] | None:
     return clopper_pearson(round(tpr * n), n)
 
 
+def leak_bounds(run: Run) -> dict[str, LeakBound]:
+    """Every attack's :class:`~miaudit.metrics.LeakBound`, all the run's attacks bounded
+    together. Computed from the scores (``scores.csv``), never read from
+    ``results.json``: the verdict rests on the records' scores themselves."""
+    attacks = run.attacks
+    member = run.member
+    return {a: leak_bound(run.score(a), member, attacks=len(attacks)) for a in attacks}
+
+
+def level_of(ratio: float, levels: Levels) -> str:
+    """The level of a :class:`~miaudit.metrics.LeakBound` ratio: not detected up to 1
+    (no threshold shows members accused more often than non-members), else
+    :meth:`Levels.level`."""
+    return "not detected" if ratio <= 1.0 else levels.level(ratio)
+
+
+def _next_threshold(level: str, levels: Levels) -> tuple[str, float] | None:
+    """The level above ``level`` and the ratio it needs (1 for "low": anything above)."""
+    steps = {"not detected": ("low", 1.0), "low": ("moderate", levels.moderate),
+             "moderate": ("high", levels.high), "high": ("severe", levels.severe)}  # fmt: skip
+    return steps.get(level)
+
+
+def _point_ratio(b: LeakBound) -> float:
+    """The best TPR/FPR the attack's observed rates give at budgets of one false positive
+    or more (the point estimate the evaluation's size keeps from being confirmed)."""
+    best = 0.0
+    for k, tp in b.points:
+        if k >= 1 and tp:
+            best = max(best, (tp / b.n_members) / (k / b.n_nonmembers))
+    return best
+
+
+def undecided(
+    bounds: dict[str, LeakBound], level: str, levels: Levels
+) -> tuple[str, int | None, str] | None:
+    """Whether the evaluation leaves the level above ``level`` undecided, and why:
+    ``(next level, non-members needed, "size")`` when no attack could show it with this
+    many records (even one that finds every member first), ``(…, "rates")`` when some
+    attack's observed rates reach it and a larger evaluation would confirm or refute
+    them; ``None`` when the evaluation decides it."""
+    step = _next_threshold(level, levels)
+    if step is None:
+        return None
+    name, target = step
+    any_bound = next(iter(bounds.values()))
+    if perfect_ratio(any_bound.n_members, any_bound.n_nonmembers, any_bound.attacks) <= target:
+        return name, nonmembers_needed(any_bound, target, observed=False), "size"
+    needed = [
+        nonmembers_needed(b, target, observed=True)
+        for b in bounds.values()
+        if _point_ratio(b) > target
+    ]
+    needed = [n for n in needed if n is not None]
+    if needed:
+        return name, min(needed), "rates"
+    return None
+
+
 def strongest_epsilon(results: dict) -> float | None:
     """The strongest attack's Clopper–Pearson lower bound on ε at the ranking rate: one
     bound, so its 90 % confidence holds (the largest of many bounds would not)."""
@@ -160,9 +268,115 @@ def strongest_epsilon(results: dict) -> float | None:
     return None if value is None else float(value)
 
 
+def weakened_sentences(results: dict[str, Any]) -> tuple[str, ...]:
+    """Why the run's measured leak is a lower bound: ``results.json``'s ``weakened``, and
+    the attacks (other than label-only ones) skipped for want of what they need."""
+    out = []
+    for item in results.get("weakened") or []:
+        if isinstance(item, dict) and isinstance(item.get("sentence"), str):
+            out.append(item["sentence"])
+    strong = [n for n in skipped_attacks(results) if n not in LABEL_ONLY_ATTACKS]
+    if strong:
+        out.append(f"{', '.join(strong)} did not run: what they need was not given.")
+    return tuple(out)
+
+
 def verdict(run: Run, levels: Levels | None = None) -> Verdict:
-    """The run's :class:`Verdict` (see the module's table of levels)."""
-    levels = levels or Levels()
+    """The run's :class:`Verdict` (see the module's rule). An audit weaker than it could
+    be says so in the sentence, and :attr:`Verdict.weakened` says how."""
+    found = _verdict(run, levels or Levels())
+    why = weakened_sentences(run.results)
+    if not why:
+        return found
+    n = len(why)
+    return dataclasses.replace(
+        found,
+        sentence=f"{found.sentence} This audit was weakened in {n} way{'s' if n > 1 else ''} "
+        "(listed with it): the leak it measures is a lower bound.",
+        weakened=why,
+    )
+
+
+def _verdict(run: Run, levels: Levels) -> Verdict:
+    """:func:`verdict` before what weakened the audit is said."""
+    d = run.results
+    n_train = int(d["target"]["n_train"])
+    bounds = leak_bounds(run)
+    # The attack with the highest bound; ties go to the ranking's order.
+    order = [d["strongest_attack"], *[a for a in bounds if a != d["strongest_attack"]]]
+    name = max(order, key=lambda a: bounds[a].ratio)
+    b = bounds[name]
+    level = level_of(b.ratio, levels)
+    open_ = undecided(bounds, level, levels)
+    if level == "not detected":
+        # Noise alone gives some budget rates above chance: only an evaluation too small
+        # to show any leak leaves "not detected" open.
+        return _not_detected(run, bounds, open_ if open_ and open_[2] == "size" else None, levels)
+    fpr = b.fp_budget / b.n_nonmembers
+    tpr = b.tp / b.n_members
+    interval = clopper_pearson(b.tp, b.n_members)
+    estimate = n_train > b.n_members
+    identified = _about(tpr * n_train) if estimate else b.tp
+    at_least = open_ is not None
+    said = f"at least {level}" if at_least else level
+    tests = len(false_positive_grid(b.n_nonmembers)) * b.attacks
+    if b.fp_budget == 0:
+        letting = f"without a single false accusation among the {b.n_nonmembers:,} non-members"
+    else:
+        letting = (
+            f"accusing at most {b.fp_budget:,} of the {b.n_nonmembers:,} non-members "
+            f"({_pct(fpr)} %)"
+        )
+    scaled = (
+        f"Scaled to all {n_train:,} training records that is about {identified:,} of them, "
+        f"an estimate from the {b.n_members:,} members evaluated."
+        if estimate
+        else f"That is {b.tp:,} of the {n_train:,} training records."
+    )
+    sentence = (
+        f"{name} finds {b.tp:,} of the {b.n_members:,} members evaluated ({_pct(tpr)} %; "
+        f"95 % interval {_pct(interval[0])}–{_pct(interval[1])} %) {letting}. {scaled} "
+        f"A member is accused at least {_ratio(b.ratio)} times as often as a non-member "
+        f"(95 % confidence for all {tests:,} thresholds and attacks tried; ε ≥ "
+        f"{b.epsilon:.2f}). Leakage: {said}."
+    )
+    if open_ is not None:
+        sentence += " " + _undecided_sentence(open_, b.n_nonmembers, levels)
+    return Verdict(
+        level, sentence, name, fpr, tpr, interval, b.ratio, b.epsilon, n_train, identified,
+        at_least=at_least, bound=b, next_level=None if open_ is None else open_[0],
+        nonmembers_needed=None if open_ is None else open_[1], estimate=estimate,
+    )  # fmt: skip
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.1f}" if r < 100 else f"{r:,.0f}"
+
+
+def _undecided_sentence(open_: tuple[str, int | None, str], n_neg: int, levels: Levels) -> str:
+    name, needed, why = open_
+    target = {"moderate": levels.moderate, "high": levels.high, "severe": levels.severe}.get(name)
+    need = "" if target is None else f" (a ratio of {target:g})"
+    if needed is None:
+        how = "no evaluation of a practical size would tell"
+    else:
+        how = f"about {needed:,} non-members ({needed - n_neg:,} more), with members in proportion"
+    if why == "size":
+        return (
+            f"This evaluation is too small to show {name}{need} even for an attack that finds "
+            f"every member first: {how} would be needed to tell."
+        )
+    return f"At the rates observed the leak may be {name}{need}: {how} would confirm or refute it."
+
+
+def _not_detected(
+    run: Run,
+    bounds: dict[str, LeakBound],
+    open_: tuple[str, int | None, str] | None,
+    levels: Levels,
+) -> Verdict:
+    """No threshold of any attack accuses members more often than non-members with 95 %
+    confidence: what the evaluation can and cannot rule out."""
     d = run.results
     ranking, name = d["ranking"], d["strongest_attack"]
     a = d["attacks"][name]
@@ -171,60 +385,30 @@ def verdict(run: Run, levels: Levels | None = None) -> Verdict:
     key = None if f is None else _key(a, f)
     tpr = None if key is None else a["tpr_at_fpr"].get(key)
     ci = None if key is None else tpr_interval(a, key)
-    eps = strongest_epsilon(d)
-    ratio = max(
-        0.0 if ci is None or not f else ci[0] / f,
-        0.0 if eps is None else math.exp(min(eps, 700.0)),
-    )
     n_neg, n_pos = int(a["n_nonmembers"]), int(a["n_members"])
-    per = None if not f else round(1 / f)
-    accepts = (
-        "" if per is None else f"An attacker who accepts 1 false accusation per {per:,} non-members"
-    )
-    if not ranking["distinguishable_from_chance"]:
-        level = "not detected"
-        if tpr is None or ci is None:
-            sentence = (
-                f"No attack told members from non-members better than chance. With only {n_neg:,} "
-                f"non-members evaluated, no false-positive rate below {_pct(1 / max(n_neg, 1))} % "
-                "is measured: evaluate more records to see a leak of that size. Leakage: not "
-                "detected."
-            )
-        else:
-            sentence = (
-                f"No attack told members from non-members better than chance: at {_pct(f)} % "
-                f"false positives the strongest, {name}, finds {_pct(tpr)} % of members (95 % "
-                f"interval {_pct(ci[0])}–{_pct(ci[1])} %), what a guess finds. With {n_pos:,} "
-                f"members and {n_neg:,} non-members evaluated, a leak smaller than "
-                f"{_pct(ci[1])} % of the training records at that rate cannot be ruled out. "
-                "Leakage: not detected."
-            )
-        return Verdict(level, sentence, name, f, tpr, ci, ratio, eps, n_train)
-    level = levels.level(ratio)
-    if ranking.get("above_chance") and tpr is not None and ci is not None:
-        identified = _about(tpr * n_train)
+    b = bounds[name]
+    if tpr is None or ci is None:
         sentence = (
-            f"{accepts} identifies about {identified:,} of the {n_train:,} training records "
-            f"({_pct(tpr)} %; 95 % interval {_pct(ci[0])}–{_pct(ci[1])} %). "
-            f"Leakage: {level}."
+            f"No attack told members from non-members better than chance. With only {n_neg:,} "
+            f"non-members evaluated, no false-positive rate below {_pct(1 / max(n_neg, 1))} % "
+            "is measured: evaluate more records to see a leak of that size."
         )
-        return Verdict(level, sentence, name, f, tpr, ci, ratio, eps, n_train, identified)
-    # Distinguishable only at an attack's own, looser threshold.
-    loose = ranking.get("above_chance_at_threshold") or [name]
-    b = d["attacks"][loose[0]]
-    b_fpr = max(0.0, float(b["recall"]) - float(b["advantage"]))
-    at_low = (
-        ""
-        if tpr is None or ci is None
-        else f" At {_pct(f)} % false positives no attack beats a guess ({name}: {_pct(tpr)} %, "
-        f"95 % interval {_pct(ci[0])}–{_pct(ci[1])} %)."
-    )
-    sentence = (
-        f"Members are told from non-members better than chance only when many false "
-        f"accusations are accepted: at its own threshold {loose[0]} flags {_pct(b['recall'])} % "
-        f"of members and {_pct(b_fpr)} % of non-members.{at_low} Leakage: {level}."
-    )
-    return Verdict(level, sentence, name, f, tpr, ci, ratio, eps, n_train)
+    else:
+        sentence = (
+            f"No attack told members from non-members better than chance: at {_pct(f)} % "
+            f"false positives the strongest, {name}, finds {_pct(tpr)} % of members (95 % "
+            f"interval {_pct(ci[0])}–{_pct(ci[1])} %), what a guess finds. With {n_pos:,} "
+            f"members and {n_neg:,} non-members evaluated, a leak smaller than "
+            f"{_pct(ci[1])} % of the training records at that rate cannot be ruled out."
+        )
+    sentence += " Leakage: not detected."
+    if open_ is not None:
+        sentence += " " + _undecided_sentence(open_, n_neg, levels)
+    return Verdict(
+        "not detected", sentence, name, f, tpr, ci, b.ratio, b.epsilon, n_train,
+        at_least=False, bound=b, next_level=None if open_ is None else open_[0],
+        nonmembers_needed=None if open_ is None else open_[1],
+    )  # fmt: skip
 
 
 def _key(attack: dict, fpr: float) -> str | None:
@@ -246,7 +430,7 @@ def class_exposure(run: Run, attack: str, fpr: float) -> list[dict[str, Any]]:
     non-members, with its 95 % Clopper–Pearson interval, and the class's own FPR there;
     most exposed first (classes without members are left out)."""
     s, member = run.score(attack), run.member
-    labels = run.scores["label"].to_numpy(dtype=np.int64)
+    labels = run.class_index
     tps, fps, _, _ = operating_points(s, member, [fpr])
     # The operating point's threshold: the lowest score that keeps the false positives
     # within the budget (tps/fps count records scoring at least it).
@@ -312,8 +496,70 @@ class Advice:
     tags: tuple[str, ...] = field(default=())
 
 
+#: The label-only attacks of Choquette-Choo et al.: never the strongest where
+#: probabilities are available, so skipping them alone weakens no verdict.
+LABEL_ONLY_ATTACKS = ("gap", "robustness", "boundary")
+
+
+def skipped_attacks(results: dict[str, Any]) -> list[str]:
+    """The attacks that did not run for want of what they need (``skipped_attacks``)."""
+    skipped = results.get("skipped_attacks") or {}
+    return list(skipped) if isinstance(skipped, dict) else []
+
+
 #: The train–test accuracy gap from which over-fitting is named as the cause.
 GAP = 0.05
+
+#: miaudit's recipes that train with PyTorch (and so can train with DP-SGD).
+_NETWORKS = ("mlp", "cnn")
+
+
+def _regularise(tg: dict[str, Any]) -> str:
+    """What to change in the target's training, in terms that fit who trained it: a
+    recipe's next setting (never one already set), or, for the user's own model or
+    outputs computed elsewhere, what to change in their own training code."""
+    recipe = tg.get("recipe")
+    dp = tg.get("dp")
+    if not isinstance(recipe, dict):
+        if tg.get("source") == "http":
+            return (
+                "Ask the model's owner to regularise it (weight decay, early stopping) or to "
+                "train it with DP-SGD"
+            )
+        private = (
+            f"train with DP-SGD at a smaller ε than {dp['epsilon']:g}"
+            if dp
+            else "train with DP-SGD (miaudit.TorchTrainer(..., dp_epsilon=8), or Opacus's "
+            "make_private around your own loop)"
+        )
+        return (
+            "In your own training: add weight decay (your optimizer's weight_decay=, "
+            "TorchTrainer(weight_decay=...), a smaller C for scikit-learn's linear models, "
+            "max_depth= or min_samples_leaf= for trees), stop training earlier, or "
+            f"{private}"
+        )
+    model = recipe.get("model")
+    saved = tg.get("source") not in ("trained", None)
+    how = "train it again (miaudit train) with" if saved else "audit the recipe with"
+    steps = []
+    if model == "random-forest":
+        depth = recipe.get("max_depth")
+        nxt = 10 if depth is None else max(1, int(depth) // 2)
+        steps.append(f"shallower trees (max_depth = {nxt} in the settings' [target] table)")
+    else:
+        l2 = float(recipe.get("l2") or 0.0)
+        nxt = 1e-3 if l2 <= 0 else 10 * l2
+        steps.append(f"stronger weight decay (--l2 {nxt:g}, l2={nxt:g} in Python)")
+    if model in _NETWORKS:
+        steps.append("fewer epochs")
+        eps = None if not dp else float(dp["epsilon"])
+        nxt_eps = 8.0 if eps is None else eps / 2
+        steps.append(
+            f"DP-SGD at ε = {nxt_eps:g} (--dp-epsilon {nxt_eps:g}"
+            + ("" if eps is None else f"; ε = {eps:g} now")
+            + ")"
+        )
+    return f"Regularise the model: {how} " + ", or ".join(steps)
 
 
 def recommendations(
@@ -323,25 +569,18 @@ def recommendations(
     calls for a change. ``classes``: :func:`class_exposure` of the verdict's attack,
     when the caller has it already."""
     d = run.results
-    if classes is None and found.fpr:
+    if classes is None and found.fpr is not None:
         classes = class_exposure(run, found.attack, found.fpr)
     tg = d["target"]
     out: list[Advice] = []
     leaks = found.level != "not detected"
     gap = float(tg["train_accuracy"]) - float(tg["test_accuracy"])
-    dp = tg.get("dp")
-    if leaks and gap >= GAP and tg.get("source") != "outputs":
-        private = (
-            f"train with DP-SGD at a smaller ε than {dp['epsilon']:g}"
-            if dp
-            else "train with DP-SGD (miaudit audit --dp-epsilon 8, say)"
-        )
+    if leaks and gap >= GAP:
         out.append(Advice(
-            f"Regularise the model (weight decay, e.g. --l2 1e-3; dropout), stop training "
-            f"earlier, or {private}, then audit again and compare (miaudit compare).",
+            f"{_regularise(tg)}, then audit again and compare (miaudit compare).",
             f"Train accuracy {tg['train_accuracy']:.3f} against test accuracy "
             f"{tg['test_accuracy']:.3f}: a gap of {gap:.3f}, the over-fitting membership "
-            f"inference feeds on; leakage is {found.level}.",
+            f"inference feeds on; leakage is {found.label}.",
             ("gap",),
         ))  # fmt: skip
     policy = tg.get("defense") or []
@@ -378,6 +617,19 @@ def recommendations(
             f"{chance_of_unmistaken(k, n_pos, n_neg):.1g}.",
             ("records",),
         ))  # fmt: skip
+    strong = [n for n in skipped_attacks(d) if n not in LABEL_ONLY_ATTACKS]
+    if strong:
+        needs = d["skipped_attacks"]
+        out.append(Advice(
+            f"Run the attacks this evaluation could not ({', '.join(strong)}) before "
+            f"concluding: the leak measured here is a lower bound. Give them what they need "
+            f"({'; '.join(f'{n}: {needs[n]}' for n in strong[:3])}), or audit the model "
+            "itself (miaudit audit), which trains the shadows and reference models they "
+            "read.",
+            f"Only {', '.join(d['attacks'])} ran; the shadow-model and reference-model "
+            "attacks, usually the strongest, did not.",
+            ("skipped",),
+        ))  # fmt: skip
     claim = d.get("privacy_claim")
     if claim and claim.get("claimed") and not claim.get("consistent", True):
         low = claim["lower_bound"]
@@ -388,7 +640,22 @@ def recommendations(
             f"{low['epsilon']:.2f} with {low['attack']}.",
             ("claim",),
         ))  # fmt: skip
-    if found.interval is not None and found.fpr:
+    if found.at_least and found.next_level is not None:
+        needed = found.nonmembers_needed
+        more = (
+            "no evaluation of a practical size would tell"
+            if needed is None
+            else f"about {needed:,} non-members would tell"
+        )
+        out.append(Advice(
+            f"Evaluate more records (a larger --target-size, target_size= in Python, or a "
+            f"larger data set) before concluding the leak is only {found.level}: "
+            f"{more}.",
+            f"{found.bound.n_nonmembers:,} non-members were evaluated; whether the leak is "
+            f"{found.next_level} is not decided by them.",
+            ("resolution",),
+        ))  # fmt: skip
+    elif found.interval is not None and found.fpr:
         width = found.interval[1] - found.interval[0]
         if found.level in ("not detected", "low") and found.interval[1] >= 5 * found.fpr:
             out.append(Advice(

@@ -21,13 +21,18 @@ import re
 import numpy as np
 
 from miaudit.claim import claim_sentences
-from miaudit.metrics import roc_points
+from miaudit.metrics import (
+    OPTIMISTIC_THRESHOLD,
+    clopper_pearson,
+    false_positive_budget,
+    operating_points,
+    roc_points,
+)
 from miaudit.report import plots
 from miaudit.report.findings import (
     Levels,
     Verdict,
     class_exposure,
-    percent,
     recommendations,
     tpr_interval,
     verdict,
@@ -116,9 +121,18 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
-def _score(v: float) -> str:
-    """A score with six significant digits (scores range from log-ratios to 1 - 1e-9)."""
-    return "–" if v is None else f"{v:.6g}"
+def _scores_apart(values: list[float | None]) -> list[str]:
+    """The most exposed records' scores, with the fewest significant digits (six at
+    least) that write different scores differently: scores range from log-ratios to
+    1 - 1e-9, and near 1 six digits read 0.999973 for twenty different scores. Equal
+    scores read alike; their rank marks them tied (``_rank_text``). ``None`` (an
+    infinite score, null in JSON) is a dash."""
+    distinct = {v for v in values if v is not None}
+    digits = 6
+    # 17 significant digits tell any two doubles apart.
+    while digits < 17 and len({f"{v:.{digits}g}" for v in distinct}) < len(distinct):
+        digits += 1
+    return ["–" if v is None else f"{v:.{digits}g}" for v in values]
 
 
 def inline_svg(fig, prefix: str) -> str:
@@ -134,21 +148,35 @@ def verdict_html(found: Verdict, levels: Levels) -> str:
     """The verdict box: the level and the sentence, and how the level is decided."""
     bg, edge = _LEVEL_COLOURS[found.level]
     rule = (
-        "The level follows the strongest attack's likelihood ratio: the lower end of the "
-        "95 % interval of its TPR divided by the false-positive rate (how many times more "
-        "often it accuses a member than a non-member), or e<sup>ε</sup> for its lower "
-        f"bound on ε at that rate, whichever is larger. Below {levels.moderate:g}: low; from "
-        f"{levels.moderate:g}: moderate; from {levels.high:g}: high; from {levels.severe:g}: "
-        "severe; not detected when no attack is distinguishable from chance."
+        "The level follows a lower bound on the likelihood ratio TPR/FPR — how many times "
+        "more often an attack accuses a member than a non-member. At each threshold that "
+        "lets through at most 0, 1, 2, 3, 4, 5, 6, 8, … non-members, the lower end of the TPR's "
+        "interval is divided by the upper end of the FPR's (exact Clopper–Pearson bounds); "
+        "the best over thresholds and attacks, corrected so that all hold together with "
+        "95 % confidence, is the ratio (and ε ≥ ln ratio). Up to 1: not detected; below "
+        f"{levels.moderate:g}: low; from {levels.moderate:g}: moderate; from "
+        f"{levels.high:g}: high; from {levels.severe:g}: severe. A better attack can only "
+        "raise it; an evaluation too small to decide the next level says “at least”."
     )
     figures = ""
-    if found.level != "not detected":
-        eps = "" if found.epsilon is None else f", ε ≥ {found.epsilon:.2f}"
-        figures = f" Here: {found.attack}, ratio {found.ratio:.1f}{eps}."
+    if found.level != "not detected" and found.bound is not None:
+        b = found.bound
+        figures = (
+            f" Here: {found.attack}, {b.tp:,} of {b.n_members:,} members against at most "
+            f"{b.fp_budget:,} of {b.n_nonmembers:,} non-members, ratio at least "
+            f"{found.ratio:.1f}, ε ≥ {found.epsilon:.2f}."
+        )
+    weakened = ""
+    if found.weakened:
+        items = "".join(f"<li>{_e(w)}</li>" for w in found.weakened)
+        weakened = (
+            "<p><strong>This audit is weaker than it could be</strong>; the leak it "
+            f"measures is a lower bound:</p><ul class=weakened>{items}</ul>"
+        )
     return (
         f'<section class=verdict style="--bg:{bg};--edge:{edge}" aria-label="verdict">'
-        f"<p><span class=level>Leakage: {_e(found.level)}</span></p>"
-        f"<p>{_e(found.sentence)}</p>"
+        f"<p><span class=level>Leakage: {_e(found.label)}</span></p>"
+        f"<p>{_e(found.sentence)}</p>{weakened}"
         f"<p class=note>{rule}{_e(figures)}</p></section>"
     )
 
@@ -221,13 +249,39 @@ def _attack_rows(d: dict) -> str:
             span = "" if ci is None else f" <small>[{_fmt(ci[0])}, {_fmt(ci[1])}]</small>"
             return f"<td>{_fmt(t.get(key), 4)}{span}</td>"
 
+        # Precision and recall at a threshold chosen on the evaluated records: marked.
+        mark = "*" if a.get("threshold_from") == OPTIMISTIC_THRESHOLD else ""
         rows.append(
             f"<tr><td>{_e(name)}</td><td>{_fmt(a['auc'])}</td>"
-            f"<td>{_fmt(a['precision'])}</td><td>{_fmt(a['recall'])}</td>"
+            f"<td>{_fmt(a['precision'])}{mark}</td><td>{_fmt(a['recall'])}{mark}</td>"
             f"<td>{_fmt(a['advantage'])}</td>{cell('0.001')}{cell('0.01')}{cell('0.1')}"
             f"<td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
         )
     return "".join(rows)
+
+
+def _optimistic_note(d: dict) -> str:
+    marked = [n for n, a in d["attacks"].items() if a.get("threshold_from") == OPTIMISTIC_THRESHOLD]
+    if not marked:
+        return ""
+    return (
+        f"<p class=note>* {_e(', '.join(marked))}: no shadows were given to learn a decision "
+        "threshold from, so precision and recall are read at the threshold that best "
+        "separates the evaluated records themselves — optimistic. Their ROC curves, AUC, "
+        "TPR at each FPR and ε bounds need no threshold and are exact.</p>"
+    )
+
+
+def _skipped_html(d: dict) -> str:
+    skipped = d.get("skipped_attacks") or {}
+    if not isinstance(skipped, dict) or not skipped:
+        return ""
+    items = "".join(f"<li>{_e(n)}: needs {_e(why)}</li>" for n, why in skipped.items())
+    return (
+        "<p class=warn><strong>Attacks not run.</strong> What they need was not given, so the "
+        "leak above is a lower bound:</p>"
+        f"<ul class=skipped>{items}</ul>"
+    )
 
 
 def _curves(run: Run, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -278,15 +332,16 @@ def _exposed_html(d: dict) -> str:
         + (f"<th>IN for (of {k})</th>" if has_in else "")
         + ("<th>the record</th>" if has_record else "")
     )  # fmt: skip
+    scores = _scores_apart([r["score"] for r in records])
     rows = "".join(
         f"<tr><td>{_rank_text(r)}</td><td>{r['record']}</td>"
         + (f"<td>{_e(r.get('id', '–'))}</td>" if has_id else "")
         + f"<td>{_e(r['label'])}</td><td>{'yes' if r['member'] else 'no'}</td>"
-        f"<td class=num>{_score(r['score'])}</td>"
+        f"<td class=num>{score}</td>"
         + (f"<td>{r.get('in_models', '–')}</td>" if has_in else "")
         + (_record_cells(r) if has_record else "")
         + "</tr>"
-        for r in records
+        for r, score in zip(records, scores, strict=True)
     )
     top_tie = int(records[0].get("tied", 1)) if records else 0
     ties = (
@@ -311,31 +366,93 @@ the built-in set's), “member” whether it really was a training record.{_e(ti
 """
 
 
+def _class_codes(d: dict) -> dict | None:
+    """What the class names are when the data set's classes are numeric codes, and each
+    code's group where the records give one (``dataset.notes.class_codes``, written by
+    the census loaders: ``{"what", "group", "groups": {code: group}}``)."""
+    codes = (d["dataset"].get("notes") or {}).get("class_codes")
+    return codes if isinstance(codes, dict) and codes.get("what") else None
+
+
+def _class_label(name, codes: dict | None) -> str:
+    """A class as the chart draws it: its name, and its group when it is a code."""
+    group = None if codes is None else (codes.get("groups") or {}).get(str(name))
+    return f"{name} · {group}" if group else str(name)
+
+
+def _class_cell(name, codes: dict | None) -> str:
+    """A class in a table cell: its name, and its group (smaller) when it is a code."""
+    group = None if codes is None else (codes.get("groups") or {}).get(str(name))
+    return _e(name) + (f" <small>({_e(group)})</small>" if group else "")
+
+
+def _codes_sentence(codes: dict | None) -> str:
+    """Says that the classes are codes: a bare number must not pass for a name."""
+    if codes is None:
+        return ""
+    group = codes.get("group")
+    beside = f"; beside each code, its {group}, as the same records give it" if group else ""
+    return (
+        f" The classes are the data set's {codes['what']}s: numeric codes, which the data "
+        f"set ships without names{beside}."
+    )
+
+
 def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
     d = run.results
+    codes = _class_codes(d)
     parts = ["<h2>Which classes leak most</h2>"]
-    if found.fpr and rows:
+    # fpr 0 is a threshold too (members found without a single false accusation).
+    if found.fpr is not None and rows:
+        rate = plots.rate_text
         shown = rows[:30]
+        n_neg = int((~run.member).sum())
+        budget = false_positive_budget(found.fpr, n_neg)
+        # The operating point class_exposure reads, for the false positives it lets through.
+        _, fps, _, _ = operating_points(run.score(found.attack), run.member, [found.fpr])
+        # All classes together, from the table's own rows: the caption, the chart's solid
+        # line and the table's last row say the same numbers.
+        members = sum(int(r["members"]) for r in rows)
+        hits = sum(int(r["found"]) for r in rows)
+        overall = hits / members
+        low, high = clopper_pearson(hits, members)
+        labelled = [{**r, "label": _class_label(r["class"], codes)} for r in shown]
+        axis = "class" if codes is None else f"{codes['what']} · {codes.get('group') or ''}"
+        figure = plots.class_figure(labelled, found.fpr, found.attack, overall=overall,
+                                    classes=axis.rstrip(" ·"))  # fmt: skip
+        more = (
+            f" The chart shows the {len(shown)} most exposed of the table's {len(rows)} classes."
+            if len(rows) > len(shown)
+            else ""
+        )
         parts.append(
             "<figure>"
-            + inline_svg(plots.class_figure(shown, found.fpr, found.attack), "classes")
-            + f"<figcaption>Share of each class's members {_e(found.attack)} finds at the "
-            f"threshold that wrongly accuses {percent(found.fpr)} of all non-members, with 95 % "
-            "(Clopper–Pearson) intervals, most exposed first"
-            + (f"; the {len(shown)} most exposed of {len(rows)} classes" if len(rows) > 30 else "")
-            + ".</figcaption></figure>"
+            + inline_svg(figure, "classes")
+            + f"<figcaption>Share of each class's members {_e(found.attack)} finds (TPR) at "
+            f"the threshold that wrongly accuses at most {budget:,} of the {n_neg:,} "
+            f"non-members ({rate(found.fpr)} FPR), with 95 % (Clopper–Pearson) intervals, "
+            f"most exposed first, in the order of the table below.{_e(more)} Solid line: all "
+            f"classes together, {hits:,} of {members:,} members found ({rate(overall)}), the "
+            f"table's last row. Dashed line: chance, the {rate(found.fpr)} of any class's "
+            f"members that a guess accusing {rate(found.fpr)} of all records finds."
+            f"{_e(_codes_sentence(codes))}</figcaption></figure>"
         )
         body = "".join(
-            f"<tr><td>{_e(r['class'])}</td><td>{r['members']}</td><td>{r['found']}</td>"
-            f"<td>{percent(r['tpr'])} "
-            f"<small>[{percent(r['low'])}, {percent(r['high'])}]</small></td>"
-            f"<td>{percent(r['fpr'])}</td></tr>"
+            f"<tr><td>{_class_cell(r['class'], codes)}</td><td>{r['members']:,}</td>"
+            f"<td>{r['found']:,}</td><td>{rate(r['tpr'])} "
+            f"<small>[{rate(r['low'])}, {rate(r['high'])}]</small></td>"
+            f"<td>{'–' if r['fpr'] is None else rate(r['fpr'])}</td></tr>"
             for r in rows
         )
+        total = (
+            f"<tr class=total><th>all classes</th><th>{members:,}</th><th>{hits:,}</th>"
+            f"<th>{rate(overall)} <small>[{rate(low)}, {rate(high)}]</small></th>"
+            f"<th>{rate(int(fps[0]) / max(1, n_neg))}</th></tr>"
+        )
         parts.append(
-            "<table><tr><th>class</th><th>members evaluated</th><th>found</th>"
+            "<table class=classes><tr><th>class</th><th>members evaluated</th><th>found</th>"
             "<th>TPR [95 % interval]</th><th>class's own FPR</th></tr>"
-            f"{body}</table>"
+            f"{body}{total}</table>"
         )
     # The paper's per-class precision and recall at the attack's own threshold.
     shown_attacks = dict.fromkeys(n for n in ("shokri", d["strongest_attack"]) if n in d["attacks"])
@@ -343,7 +460,7 @@ def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
         a = d["attacks"][name]
         fallback = set(a.get("fallback_classes", []))
         body = "".join(
-            f"<tr><td>{_e(pc['class'])}{' *' if pc['class'] in fallback else ''}"
+            f"<tr><td>{_class_cell(pc['class'], codes)}{' *' if pc['class'] in fallback else ''}"
             f"</td><td>{pc['n']}</td><td>{_fmt(pc['precision'])}</td>"
             f"<td>{_fmt(pc['recall'])}</td></tr>"
             for pc in a["per_class"]
@@ -406,7 +523,7 @@ def render_html(run: Run, levels: Levels | None = None) -> str:
     levels = levels or Levels()
     d = run.results
     found = verdict(run, levels)
-    classes = class_exposure(run, found.attack, found.fpr) if found.fpr else []
+    classes = class_exposure(run, found.attack, found.fpr) if found.fpr is not None else []
     advice = recommendations(run, found, classes)
     a = d["attacks"][d["strongest_attack"]]
     n_neg, n_pos = int(a["n_nonmembers"]), int(a["n_members"])
@@ -427,13 +544,18 @@ def render_html(run: Run, levels: Levels | None = None) -> str:
             f"{', '.join(ranking['above_chance_at_threshold'])} beat chance only at their own "
             "decision threshold, where more non-members are called members."
         )
-    reason = ranking["verdict"].split(": ", 1)[-1]
+    reason = (
+        ranking["verdict"].split(": ", 1)[-1]
+        if not ranking["distinguishable_from_chance"]
+        else "no threshold of any attack accuses members more often than non-members with "
+        "95 % confidence for all the thresholds and attacks tried together"
+    )
     chance = (
         "<p class=warn><strong>No attack is distinguishable from chance.</strong> "
         f"{_e(reason[0].upper() + reason[1:])}: this audit shows no leakage it can "
         "tell apart from luck (which is not proof that there is none; more records or "
         "shadows narrow the intervals).</p>"
-        if not ranking["distinguishable_from_chance"]
+        if found.level == "not detected"
         else ""
     )
     timings = "".join(
@@ -459,15 +581,20 @@ measured with this many non-members (shown as –).</p>
 <th>advantage</th><th>TPR at 0.1 % FPR [95 % interval]</th><th>TPR at 1 % FPR [95 % interval]</th>
 <th>TPR at 10 % FPR [95 % interval]</th><th>ε ≥ (at 1 % FPR)</th></tr>
 {_attack_rows(d)}</table>
+{_optimistic_note(d)}{_skipped_html(d)}
 {_terms_html()}
 {chance}<p class=note>{_e(ranked_by)}</p>
 <figure>{roc}<figcaption>ROC curves: the share of members found (true-positive rate) against
 the share of non-members wrongly accused (false-positive rate). Left, linear axes; right,
 log-log axes, where the low false-positive end that matters for privacy is visible. The
-dashed diagonal is guessing.</figcaption></figure>
+dashed diagonal is guessing. The legend lists the attacks strongest first; each has its own
+colour and dash, and where curves overlap the stronger is drawn heavier and on
+top.</figcaption></figure>
 <figure>{dists}<figcaption>Scores of members and non-members for the two strongest attacks.
-Where the two overlap, the attack cannot tell them apart; members' scores reaching beyond every
-non-member's are records it finds without error.</figcaption></figure>
+Each bar is the share of its own group (of the {n_pos:,} members, or of the {n_neg:,}
+non-members) whose scores fall in its bin, so the two groups compare fairly whatever their
+sizes. Where the two overlap, the attack cannot tell them apart; members' scores reaching beyond
+every non-member's are records it finds without error.</figcaption></figure>
 {_claim_html(d.get("privacy_claim"))}{_exposed_html(d)}
 {_classes_html(run, found, classes)}
 {times}

@@ -24,19 +24,43 @@ import numpy as np
 PALETTE = (
     "#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#F0E442",
 )  # fmt: skip
-#: After the eight colours the same colours again, dashed, then dotted.
+#: Line styles cycle with the colours, so that neighbouring curves (the strongest attacks,
+#: which overlap most) differ in dash as well as hue: in grey print, and for readers
+#: who cannot tell two of the colours apart.
 LINESTYLES = ("-", "--", ":", "-.")
 #: Members and non-members in the distributions (blue and vermilion: safe for all
 #: common colour-vision deficiencies and in grey print).
 MEMBER_COLOUR, NON_MEMBER_COLOUR = "#0072B2", "#D55E00"
+#: The reference lines of the class chart: chance, and all classes together.
+CHANCE_COLOUR, OVERALL_COLOUR = "#D55E00", "#000000"
 
 
 def style(i: int) -> dict:
-    """The colour and line style of the ``i``-th curve."""
+    """The colour and line style of the ``i``-th curve: both change from one curve to
+    the next, and no two of the first 32 curves share the pair."""
+    n_colours, n_styles = len(PALETTE), len(LINESTYLES)
+    # Each round of the eight colours shifts the dashes by one: pairs never repeat
+    # within n_colours × n_styles curves.
     return {
-        "color": PALETTE[i % len(PALETTE)],
-        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+        "color": PALETTE[i % n_colours],
+        "linestyle": LINESTYLES[(i + i // n_colours) % n_styles],
     }
+
+
+def line_width(i: int) -> float:
+    """The ``i``-th curve's width: the strongest a little heavier, so that it stands out
+    where curves run together (kept slight: a heavy line hides the others' dashes)."""
+    return (2.2, 1.8, 1.5)[i] if i < 3 else 1.2
+
+
+def rate_text(v: float) -> str:
+    """A rate as a figure and its caption write it: one decimal from 1 % (``38.0 %``),
+    two significant digits below (``0.10 %``, ``0.010 %``), so a small FPR never reads
+    as 0.0 %."""
+    p = 100 * float(v)
+    if p == 0 or p >= 1 or not math.isfinite(p):
+        return f"{p:.1f} %"
+    return f"{p:.{1 - math.floor(math.log10(p))}f} %"
 
 
 @contextmanager
@@ -100,12 +124,12 @@ def _legend_shape(labels: Sequence[str], width: float) -> tuple[int, float]:
     return ncol, _LEGEND_ROW * math.ceil(len(labels) / ncol) + 0.1
 
 
-def _legend_below(fig, handles, labels, ncol: int) -> None:
+def _legend_below(fig, handles, labels, ncol: int, *, handlelength: float = 2.0) -> None:
     """A legend under the plots, below the axis labels (the margin holds it)."""
     with _rc():
         fig.legend(
             handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
-            frameon=False, fontsize=8, borderaxespad=0.3,
+            frameon=False, fontsize=8, borderaxespad=0.3, handlelength=handlelength,
         )  # fmt: skip
 
 
@@ -113,23 +137,29 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_nonmembers: i
                *, title: str = "") -> object:  # fmt: skip
     """ROC curves on linear and on log-log axes, side by side, one shared legend below.
 
-    ``curves`` maps a label (an attack, or a run) to ``(fpr, tpr)``. The log axes end
-    at ``1 / n_nonmembers``: a false-positive rate below that is not measured.
+    ``curves`` maps a label (an attack, or a run) to ``(fpr, tpr)``, strongest first:
+    the first curves get the heaviest lines and are drawn on top, each curve its own
+    colour and dash (:func:`style`). The log axes end at ``1 / n_nonmembers``: a
+    false-positive rate below that is not measured.
     """
     with _rc():
         ncol, legend_h = _legend_shape(list(curves), 7.6)
         fig, (lin, log) = _figure(2, 2.95, 2.7, bottom=0.6 + legend_h, top=0.35 if title else 0.15)
         floor = 1.0 / max(1, n_nonmembers)
         handles = []
+        n = len(curves)
         for i, (fpr, tpr) in enumerate(curves.values()):
-            kw = {**style(i), "linewidth": 1.5}
+            # Later artists hide earlier ones: the strongest gets the highest zorder, so
+            # where curves coincide it is the one seen. Lines' default zorder is 2.
+            kw = {**style(i), "linewidth": line_width(i), "zorder": 2 + (n - i) / n}
             (h,) = lin.plot(fpr, tpr, **kw)
             handles.append(h)
             keep = np.asarray(fpr) >= floor
             log.plot(np.asarray(fpr)[keep], np.clip(np.asarray(tpr)[keep], floor, 1), **kw)
         for ax, scale in ((lin, "linear"), (log, "log")):
+            # Guessing lies under every curve (zorder below theirs).
             ax.plot([floor if scale == "log" else 0, 1], [floor if scale == "log" else 0, 1],
-                    color="#999999", linestyle=(0, (4, 3)), linewidth=1)  # fmt: skip
+                    color="#999999", linestyle=(0, (4, 3)), linewidth=1, zorder=1.9)  # fmt: skip
             ax.set_xlabel(f"false-positive rate ({scale})")
             ax.set_ylabel(f"true-positive rate ({scale})")
         log.set_xscale("log")
@@ -141,18 +171,26 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_nonmembers: i
         lin.set_ylim(0, 1)
         if title:
             fig.suptitle(title, fontsize=10)
-        _legend_below(fig, handles, [_plain(c) for c in curves], ncol)
+        # Longer legend lines than the default, so that dots and dash-dots read as such.
+        _legend_below(fig, handles, [_plain(c) for c in curves], ncol, handlelength=3.0)
         return fig
 
 
 def score_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> object:
     """Histograms of members' and non-members' scores, one panel per attack:
     ``(attack, member_scores, non_member_scores)``. Overlap means the attack cannot
-    tell them apart; a member hump to the right is what it finds."""
+    tell them apart; a member hump to the right is what it finds.
+
+    Each bar is the share of its own group (members, or non-members) whose scores fall
+    in the bin, so the two compare fairly when the groups differ in size; the y axis
+    says so and the legend gives each group's size."""
+    from matplotlib.ticker import PercentFormatter
+
     with _rc():
-        fig, axes = _figure(len(panels), 3.2, 1.9, left=0.35, bottom=0.6 + 0.3, top=0.3,
-                            gap=0.3)  # fmt: skip
+        fig, axes = _figure(len(panels), 2.95, 1.9, left=0.85, bottom=0.6 + 0.3, top=0.3,
+                            gap=0.65)  # fmt: skip
         axes = np.atleast_1d(axes)
+        sizes = (0, 0)
         for ax, (name, inside, outside) in zip(axes, panels, strict=True):
             both = np.concatenate([inside, outside])
             both = both[np.isfinite(both)]
@@ -165,26 +203,57 @@ def score_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> object
                 (outside, NON_MEMBER_COLOUR, "//"), (inside, MEMBER_COLOUR, None),
             ):  # fmt: skip
                 v = np.clip(values[np.isfinite(values)], lo, hi)
+                # Weights of 1/n: a bar's height is the share of the group in the bin,
+                # read straight off the axis (a density would be per unit of score).
+                weights = np.full(v.size, 1.0 / max(1, v.size))
                 _, _, patches = ax.hist(
-                    v, bins=bins, density=True, histtype="stepfilled", alpha=0.35,
+                    v, bins=bins, weights=weights, histtype="stepfilled", alpha=0.35,
                     color=colour, hatch=hatch, edgecolor=colour, linewidth=1.2,
                 )  # fmt: skip
                 handles.append(patches[0])
+            sizes = (len(inside), len(outside))
             ax.set_title(_plain(name), fontsize=9)
             ax.set_xlabel("score (higher: surer it was a member)")
-            ax.set_yticks([])
-        axes[0].set_ylabel("share of records")
-        _legend_below(fig, handles[::-1], ["members", "non-members"], 2)
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=None))
+            ax.yaxis.set_major_locator(_percent_locator())
+        axes[0].set_ylabel("% of each group per bin")
+        labels = [f"members ({sizes[0]:,})", f"non-members ({sizes[1]:,})"]
+        _legend_below(fig, handles[::-1], labels, 2)
         return fig
 
 
-def class_figure(rows: Sequence[dict], fpr: float, attack: str) -> object:
-    """Each class's TPR at the audit's low-FPR threshold with its 95 % interval, most
-    exposed first; the dashed line is the rate a guess reaches."""
+def _percent_locator():
+    """At most four ticks on a short axis of shares, at round percentages."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10])
+
+
+def class_figure(rows: Sequence[dict], fpr: float, attack: str, *,
+                 overall: float | None = None, classes: str = "class") -> object:  # fmt: skip
+    """Each class's TPR at one threshold (the verdict's: ``fpr`` over all non-members)
+    with its 95 % interval, most exposed first (the order of ``rows``; ``row["label"]``,
+    when given, is the class as drawn, else ``row["class"]``).
+
+    Two labelled reference lines, named in a legend below: chance (dashed; a guess
+    that accuses ``fpr`` of the records finds ``fpr`` of each class's members) and,
+    when ``overall`` is given, the TPR of all classes together (solid). ``classes``
+    names the y axis (what the class labels are)."""
     with _rc():
         shown = list(rows)
-        left = 0.2 + _CHAR * max((len(_short(r["class"])) for r in shown), default=2)
-        fig, ax = _figure(1, 6.9 - left, 0.2 + 0.24 * len(shown), left=left, right=0.3)
+        # A little wider than other labels: a code with its group ("34 · Precision
+        # production craft & repair") should keep most of its group.
+        names = [_short(r.get("label", r["class"]), 34) for r in shown]
+        labels = [f"chance: a guess finds {rate_text(fpr)} of members"]
+        if overall is not None:
+            labels.append(f"all classes together: {rate_text(overall)} found")
+        ncol, legend_h = _legend_shape(labels, 7.2)
+        # Room for the tick labels and, left of them, the axis label.
+        left = 0.45 + _CHAR * max((len(n) for n in names), default=2)
+        axes_h = 0.2 + 0.24 * len(shown)
+        fig, ax = _figure(1, 6.9 - left, axes_h, left=left, right=0.3,
+                          bottom=0.75 + legend_h)  # fmt: skip
         y = np.arange(len(shown))[::-1]
         tpr = np.array([r["tpr"] for r in shown])
         low = np.array([r["low"] for r in shown])
@@ -192,11 +261,20 @@ def class_figure(rows: Sequence[dict], fpr: float, attack: str) -> object:
         ax.barh(y, tpr, color=MEMBER_COLOUR, alpha=0.75, height=0.6)
         ax.errorbar(tpr, y, xerr=[tpr - low, high - tpr], fmt="none", ecolor="#000000",
                     capsize=2.5, linewidth=1)  # fmt: skip
-        ax.axvline(fpr, color=NON_MEMBER_COLOUR, linestyle="--", linewidth=1.2)
-        ax.set_yticks(y, [_short(r["class"]) for r in shown])
-        ax.set_xlim(0, min(1.0, max(float(high.max()) * 1.1, fpr * 3)) if len(shown) else 1)
-        ax.set_xlabel(f"share of members found ({_short(attack, 20)}, {100 * fpr:g} % FPR overall)")
+        handles = [ax.axvline(fpr, color=CHANCE_COLOUR, linestyle="--", linewidth=1.2)]
+        if overall is not None:
+            handles.append(ax.axvline(overall, color=OVERALL_COLOUR, linewidth=1.2))
+        ax.set_yticks(y, names)
+        # No longer than the axis is tall: a rotated label spills onto the legend.
+        ax.set_ylabel(_short(classes, max(5, int(axes_h / _CHAR))))
+        reach = max([float(high.max()) * 1.1 if len(shown) else 0.0, fpr * 3,
+                     (overall or 0.0) * 1.1, 0.01])  # fmt: skip
+        ax.set_xlim(0, min(1.0, reach))
+        # Two lines: beside long class labels the axes are too narrow for one.
+        ax.set_xlabel(f"share of the class's members found (TPR)\n{_short(attack, 20)} at "
+                      f"{rate_text(fpr)} FPR over all non-members")  # fmt: skip
         ax.grid(axis="y", alpha=0)
+        _legend_below(fig, handles, labels, ncol)
         return fig
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,14 @@ import pandas as pd
 
 from miaudit.errors import ConfigError
 
-#: The layout of ``results.json`` this miaudit writes. Later versions that only add
-#: fields keep the number; one that moves or renames a field raises it.
-RESULTS_FORMAT = 2
+#: The layout of ``results.json`` (and ``scores.csv`` beside it) this miaudit writes.
+#: Later versions that only add fields keep the number; one that moves or renames a
+#: field raises it. 3: ``scores.csv``'s ``label`` is the user's label value, the class
+#: code moved to ``class_index`` (format 2 wrote the code in ``label``).
+RESULTS_FORMAT = 3
+#: The first format whose ``scores.csv`` has ``class_index``; before it, ``label`` held
+#: the class code.
+CLASS_INDEX_FORMAT = 3
 #: What a page cannot be drawn without: ``results.json``'s sections and each attack's.
 _NEEDED = ("dataset", "target", "shadows", "attacks", "strongest_attack", "ranking",
            "most_exposed", "seed")  # fmt: skip
@@ -32,8 +38,10 @@ _NEEDED_ATTACK = ("auc", "precision", "recall", "advantage", "tpr_at_fpr", "per_
 @dataclass(frozen=True)
 class Run:
     """One run: its ``results.json`` (as a dict), its ``scores.csv`` (as a DataFrame
-    with ``record``, optional ``id``, ``label`` codes, ``member`` 0/1, a
-    ``score_<attack>`` column per attack, ``exposure_rank``), and where it lies."""
+    with ``record``, optional ``id``, ``label`` (the user's value), ``class_index``,
+    ``member`` 0/1, a ``score_<attack>`` column per attack, ``exposure_rank``; a run of
+    results format 2 or older has class codes in ``label`` and no ``class_index``), and
+    where it lies."""
 
     results: dict[str, Any]
     scores: pd.DataFrame
@@ -47,6 +55,21 @@ class Run:
     @property
     def member(self) -> np.ndarray:
         return self.scores["member"].to_numpy().astype(bool)
+
+    @property
+    def class_index(self) -> np.ndarray:
+        """Each record's class code ``0 .. C-1`` (:meth:`class_name` names it).
+
+        Read it here, never from ``label``: since results format 3 ``label`` is the
+        user's own value (``20``, ``">50K"``), and only older runs hold the code there.
+        """
+        if "class_index" in self.scores.columns:
+            return self.scores["class_index"].to_numpy(dtype=np.int64)
+        if _format(self.results) < CLASS_INDEX_FORMAT:
+            return self.scores["label"].to_numpy(dtype=np.int64)
+        # A newer run's label is a value, not a code: reading it as one would silently
+        # file records under the wrong classes.
+        raise ConfigError("scores.csv: no column 'class_index'; it is damaged")
 
     def score(self, attack: str) -> np.ndarray:
         return self.scores[f"score_{attack}"].to_numpy(dtype=np.float64)
@@ -98,7 +121,7 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
     if not isinstance(results, dict):
         raise ConfigError(f"{where}: damaged, holds a {type(results).__name__}, not the results")
     version = results.get("miaudit_version", "an unknown version")
-    fmt = results.get("results_format", 1)
+    fmt = _format(results)
     if not isinstance(fmt, int) or isinstance(fmt, bool):
         raise ConfigError(
             f"{where}: damaged: results_format is {json.dumps(fmt)[:40]}, not a whole number"
@@ -140,7 +163,7 @@ _KIND_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a t
 def _typed(d: dict):
     """``(path, value, allowed types)`` of every field the page reads."""
     yield "miaudit_version", d.get("miaudit_version", ""), (str,)
-    yield "results_format", d.get("results_format", 1), (int,)
+    yield "results_format", _format(d), (int,)
     yield "seed", d["seed"], (int,)
     yield "strongest_attack", d["strongest_attack"], (str,)
     yield "timings_s", d.get("timings_s", {}), (dict,)
@@ -184,13 +207,17 @@ def _typed(d: dict):
 def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
     if scores.empty:
         raise ConfigError(f"{where}: damaged: no records, only a header")
-    needed = ["record", "label", "member", *(f"score_{a}" for a in results["attacks"])]
+    # The column that holds class codes: class_index, or label in runs of format 2 and
+    # before. A newer label is the user's own value (text, say) and is not checked.
+    codes = "class_index" if _format(results) >= CLASS_INDEX_FORMAT else "label"
+    numeric = ["record", "member", codes, *(f"score_{a}" for a in results["attacks"])]
+    needed = ["record", "label", *dict.fromkeys(numeric[1:])]  # label once, in old runs
     missing = [c for c in needed if c not in scores.columns]
     if missing:
         raise ConfigError(
             f"{where}: no column {missing[0]!r}; it does not belong with results.json beside it"
         )
-    for column in needed:
+    for column in numeric:
         if not pd.api.types.is_numeric_dtype(scores[column]):
             raise ConfigError(f"{where}: damaged: column {column!r} holds text, not numbers")
         if scores[column].isna().any():
@@ -206,9 +233,55 @@ def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
             "different runs or damaged"
         )
     n_classes = len(results["dataset"].get("class_names") or []) or math.inf
-    labels = scores["label"]
-    if (labels < 0).any() or (labels >= n_classes).any() or (labels % 1 != 0).any():
-        raise ConfigError(f"{where}: damaged: a label that is not one of the data set's classes")
+    found = scores[codes]
+    if (found < 0).any() or (found >= n_classes).any() or (found % 1 != 0).any():
+        what = "class index" if codes == "class_index" else "label"
+        raise ConfigError(f"{where}: damaged: a {what} that is not one of the data set's classes")
+
+
+def _format(results: dict) -> Any:
+    """``results_format``: 1 for files written before it existed."""
+    return results.get("results_format", 1)
+
+
+def label_values(class_names: Sequence[str]) -> np.ndarray:
+    """The user's label value of each class, from the names ``results.json`` keeps.
+
+    A class is named by the text of its value (``str(value)``, a whole float written as
+    an integer: :func:`miaudit.data.build.encode_labels`). When every name is the text
+    of a number (or of True/False), the numbers come back, so that a label 3 is 3 (not
+    ``"3"``) and joins the user's numeric label column; ``"2.5"`` is 2.5. Otherwise
+    (``">50K"``, ``"007"``, an image set's class names) the names are the values.
+    """
+    names = [str(n) for n in class_names]
+    ints = [_exact(int, n) for n in names]
+    if names and all(v is not None for v in ints):
+        try:
+            return np.array(ints, dtype=np.int64)
+        except OverflowError:  # beyond int64: Python integers, still numbers
+            return np.array(ints, dtype=object)
+    # Integers and fractions together (an object column of 1 and 2.5): numbers all.
+    numbers = [_exact(float, n) if i is None else i for n, i in zip(names, ints, strict=True)]
+    if names and all(v is not None for v in numbers):
+        try:
+            as_float = np.array(numbers, dtype=np.float64)
+        except OverflowError:
+            as_float = np.array([np.nan])
+        if np.isfinite(as_float).all():
+            return as_float
+    if names and set(names) <= {"True", "False"}:
+        return np.array([n == "True" for n in names], dtype=bool)
+    return np.array(names, dtype=object)
+
+
+def _exact(kind: type, text: str) -> Any:
+    """``kind(text)`` when it writes ``text`` back exactly (so ``"007"`` and ``" 3"``
+    stay text), else ``None``."""
+    try:
+        value = kind(text)
+    except (ValueError, OverflowError):
+        return None
+    return value if str(value) == text else None
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from miaudit.claim import claim_sentences
-from miaudit.metrics import attack_strength
+from miaudit.metrics import OPTIMISTIC_THRESHOLD, attack_strength
 from miaudit.models.dp import dp_claim
 from miaudit.report.findings import recommendations, verdict
 from miaudit.report.run import Run
@@ -51,6 +51,8 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     found = verdict(run)
     # User text (class names) inside: printed as is, never read as rich markup.
     console.print(found.sentence, style="bold", markup=False, highlight=False)
+    for line in found.weakened:
+        console.print(f"Weakened: {line}", markup=False, highlight=False)
     if tg.get("source") == "outputs":
         count = d["shadows"].get("count")
         what = (
@@ -74,11 +76,12 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     for name, a in ranked_attacks(d):
         t = a["tpr_at_fpr"]
         ci = (a.get("tpr_at_fpr_ci") or {}).get("0.01")
+        mark = "*" if a.get("threshold_from") == OPTIMISTIC_THRESHOLD else ""
         rows.append((
             name,
             f"{a['auc']:.3f}",
-            f"{a['precision']:.3f}",
-            f"{a['recall']:.3f}",
+            f"{a['precision']:.3f}{mark}",
+            f"{a['recall']:.3f}{mark}",
             _rate(t["0.001"]),
             _rate(t["0.01"]),
             "–" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}",
@@ -89,6 +92,21 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     )
     if any(v is None for a in d["attacks"].values() for v in a["tpr_at_fpr"].values()):
         console.print("– : too few non-members to resolve that false-positive rate", style="dim")
+    if any(a.get("threshold_from") == OPTIMISTIC_THRESHOLD for a in d["attacks"].values()):
+        console.print(
+            "* no shadows to learn a threshold from: precision and recall at the one that "
+            "best separates the evaluated records (optimistic); the rates need no threshold",
+            style="dim",
+            highlight=False,
+        )
+    skipped = d.get("skipped_attacks") or {}
+    if skipped:
+        console.print(
+            "Not run, for want of what they need (the leak above is a lower bound): "
+            + "; ".join(f"{n} ({why})" for n, why in skipped.items()),
+            markup=False,
+            highlight=False,
+        )
     ranking = d["ranking"]
     if not ranking["distinguishable_from_chance"]:
         console.print(f"[bold]{ranking['verdict']}[/bold]", highlight=False)
