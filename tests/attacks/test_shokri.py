@@ -8,7 +8,7 @@ import pytest
 from miaudit.attacks import ShokriAttack
 from miaudit.attacks.shokri import LEARNERS, _transform
 from miaudit.errors import ConfigError
-from miaudit.metrics import auc
+from miaudit.metrics import auc, tpr_at_fpr
 
 N_CLASSES = 5
 
@@ -182,7 +182,7 @@ def test_score_errors():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"learner": "svm"}, "learner: Input should be 'nn', 'gbdt', 'logreg' or 'rf'"),
+        ({"learner": "svm"}, "learner: Input should be 'auto', 'nn', 'gbdt', 'logreg' or 'rf'"),
         ({"min_class_records": 1}, "min_class_records"),
         ({"n_jobs": 0}, "n_jobs must be a positive number"),
         ({"transform": "sqrt"}, "transform"),
@@ -240,3 +240,271 @@ def test_bounded_models_train_on_at_most_their_bound_and_keep_the_strength(monke
     assert all(n <= 6000 and members == n // 2 for n, members in seen), seen
     assert abs(auc(bounded.score(p, y), m) - full) < 0.015
     assert full > 0.6
+
+
+# ------------------------------------------------------------ auto: the learner chosen
+
+
+def make_shadows(k: int, n: int, seed: int, **boosts) -> tuple[np.ndarray, ...]:
+    """``k`` shadows of ``n`` rows each, laid out as an audit stacks them (each
+    shadow's in-records, then its out-records): signals, labels, member, shadow."""
+    rng = np.random.default_rng(seed)
+    member = np.tile(np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)], k)
+    labels = rng.integers(0, N_CLASSES, k * n)
+    shadow = np.repeat(np.arange(k), n)
+    return make_signals(member, labels, rng, **boosts), labels, member, shadow
+
+
+def _fake_candidates(
+    monkeypatch, strong: str, weak: str = "noise", truth: np.ndarray | None = None
+) -> list[dict]:
+    """Replace the candidates' fits: ``strong`` scores the held-out rows by their
+    true-class probability (which leaks membership here), the other by ``weak``:
+    ``"noise"``; ``"same"`` (an exact tie); ``"lower half shuffled"`` (the same top
+    of the ranking, so the same TPR at a low FPR, and a far lower AUC); or ``"one
+    record"`` (the top-scoring member, by ``truth``, the held-out rows' membership,
+    moved to the bottom: weaker, within the noise). Returns what each call received."""
+    import miaudit.attacks.shokri as shokri
+
+    calls: list[dict] = []
+
+    def fake(learner, cfg, device, train, test, progress):
+        p, y = test
+        calls.append({"learner": learner, "train": train, "test": test})
+        leak = p[np.arange(len(y)), y]
+        out = leak.copy()
+        if learner == strong or weak == "same":
+            return out
+        if weak == "noise":
+            return np.random.default_rng(0).random(len(y))
+        if weak == "one record":
+            out[np.argmax(np.where(truth, leak, -1.0))] = leak.min()
+            return out
+        low = np.flatnonzero(leak < np.median(leak))
+        out[low] = np.random.default_rng(0).permutation(leak[low])
+        return out
+
+    monkeypatch.setattr(shokri, "_candidate_scores", fake)
+    return calls
+
+
+@pytest.mark.parametrize("winner", ["nn", "gbdt"])
+def test_auto_keeps_the_candidate_stronger_on_the_held_out_shadow(monkeypatch, winner):
+    from miaudit.attacks.shokri import CANDIDATES
+    from miaudit.attacks.shokri import _NetModel as NetModel
+
+    p, y, m, shadow = make_shadows(4, 400, seed=20)
+    calls = _fake_candidates(monkeypatch, strong=winner)
+    attack = ShokriAttack(learner="auto", seed=0).fit(p, y, m, shadow=shadow)
+    assert attack.learner_ == winner
+    # The final models are the winner's, fitted on every shadow.
+    assert isinstance(attack.class_models_[0], NetModel) == (winner == "nn")
+    assert attack.class_counts_.sum() == len(y)
+    choice = attack.learner_choice_
+    assert set(choice["candidates"]) == set(CANDIDATES) == {c["learner"] for c in calls}
+    assert choice["held_out_shadow"] == 3 and choice["shadows"] == 4
+    # 200 non-members held out: 1 % allows 2 false positives, 10 % is the ranking rate.
+    assert choice["fpr"] == "0.1"
+    held = shadow == 3
+    truth = m[held]
+    for call in calls:
+        # Trained on the other shadows only, judged on the held-out one.
+        np.testing.assert_array_equal(call["test"][0], p[held])
+        assert len(call["train"][0]) == int((~held).sum())
+        assert not np.isin(call["train"][0][:, 0], p[held, 0]).any()
+    leak = p[held][np.arange(held.sum()), y[held]]
+    assert choice["candidates"][winner] == {
+        "tpr": tpr_at_fpr(leak, truth, 0.1),
+        "auc": auc(leak, truth),
+    }
+    loser = next(c for c in CANDIDATES if c != winner)
+    assert choice["candidates"][loser]["tpr"] < choice["candidates"][winner]["tpr"]
+    assert choice["records"] == held.sum() and choice["classes"] == N_CLASSES
+    assert choice["decided_by"] == "tpr"
+    low, high = choice["difference"]["tpr"]  # gbdt - nn, beyond the noise
+    assert choice["difference"]["of"] == "gbdt - nn"
+    assert (low > 0) if winner == "gbdt" else (high < 0)
+
+
+@pytest.mark.parametrize("winner", ["nn", "gbdt"])
+def test_auto_breaks_a_tpr_tie_by_auc_and_a_tie_by_the_fallback(monkeypatch, winner):
+    from miaudit.attacks.shokri import FALLBACK_LEARNER
+
+    p, y, m, shadow = make_shadows(3, 2000, seed=21)
+    _fake_candidates(monkeypatch, strong=winner, weak="lower half shuffled")
+    attack = ShokriAttack(learner="auto").fit(p, y, m, shadow=shadow)
+    choice = attack.learner_choice_
+    figures = choice["candidates"]
+    assert choice["fpr"] == "0.01"
+    assert figures["nn"]["tpr"] == figures["gbdt"]["tpr"] > 0.01
+    assert choice["difference"]["tpr"] == [0.0, 0.0]
+    assert attack.learner_ == winner and choice["decided_by"] == "auc"
+    # Weaker by one record: within the noise of the held-out shadow, so a tie, and
+    # ties go to the fallback even where it is the (slightly) weaker.
+    loser = "gbdt" if winner == "nn" else "nn"
+    for weak in ("same", "one record"):
+        _fake_candidates(monkeypatch, strong=winner, weak=weak, truth=m[shadow == 2])
+        attack = ShokriAttack(learner="auto").fit(p, y, m, shadow=shadow)
+        assert attack.learner_ == FALLBACK_LEARNER == "nn"
+        assert attack.learner_choice_["decided_by"] == "tie"
+        figures = attack.learner_choice_["candidates"]
+        assert (figures[loser]["auc"] < figures[winner]["auc"]) == (weak == "one record")
+
+
+def test_auto_judges_classes_spread_over_their_sizes(monkeypatch):
+    p, _, m, shadow = make_shadows(3, 600, seed=22)
+    # Classes by size: 4, 1, 0, 3, 2. Three of five at evenly spaced ranks: the largest
+    # (4), the middle (0) and the smallest (2), not the three largest.
+    share = {4: 0.40, 1: 0.25, 0: 0.15, 3: 0.12, 2: 0.08}
+    y = np.random.default_rng(0).choice(list(share), size=len(m), p=list(share.values()))
+    calls = _fake_candidates(monkeypatch, strong="gbdt")
+    attack = ShokriAttack(learner="auto", choice_classes=3).fit(p, y, m, shadow=shadow)
+    assert attack.learner_choice_["classes"] == 3
+    for call in calls:
+        assert set(np.unique(call["train"][1])) == {0, 2, 4}
+        assert set(np.unique(call["test"][1])) == {0, 2, 4}
+    assert attack.learner_choice_["records"] == int(((shadow == 2) & np.isin(y, [0, 2, 4])).sum())
+    # The final fit: every class a model of its own.
+    assert sorted(attack.class_models_) == list(range(N_CLASSES))
+    # 0 judges every class.
+    calls.clear()
+    ShokriAttack(learner="auto", choice_classes=0).fit(p, y, m, shadow=shadow)
+    assert set(np.unique(calls[0]["test"][1])) == set(range(N_CLASSES))
+
+
+def test_auto_judges_the_class_agnostic_models_where_no_class_has_enough_records(
+    monkeypatch,
+):
+    # 3 shadows of 150 rows: 52 to 71 rows per class in the two not held out, fewer
+    # than 75, though every class has more than 75 in all three (the final fit).
+    p, y, m, shadow = make_shadows(3, 150, seed=30)
+    calls = _fake_candidates(monkeypatch, strong="gbdt")
+    attack = ShokriAttack(learner="auto", min_class_records=75).fit(p, y, m, shadow=shadow)
+    choice = attack.learner_choice_
+    assert choice["models"] == "class-agnostic" and choice["classes"] == N_CLASSES
+    assert choice["records"] == 150 and attack.learner_ == "gbdt"
+    assert all(len(c["test"][0]) == 150 for c in calls)
+    assert sorted(attack.class_models_) == list(range(N_CLASSES))
+    # With enough records per class, the per-class models are judged.
+    attack = ShokriAttack(learner="auto", min_class_records=20).fit(p, y, m, shadow=shadow)
+    assert attack.learner_choice_["models"] == "per class"
+
+
+@pytest.mark.parametrize(
+    ("shadow", "why"),
+    [
+        (np.zeros(1200, np.int64), "a single shadow: none to hold out"),
+        (None, "which shadow each attack record came from is unknown: none to hold out"),
+    ],
+)
+def test_auto_without_a_shadow_to_hold_out_takes_the_documented_fallback(monkeypatch, shadow, why):
+    import miaudit.attacks.shokri as shokri
+
+    def never(*args):
+        raise AssertionError("no candidate can be judged without a held-out shadow")
+
+    monkeypatch.setattr(shokri, "_candidate_scores", never)
+    p, y, m, _ = make_shadows(1, 1200, seed=23)
+    attack = ShokriAttack(learner="auto").fit(p, y, m, shadow=shadow)
+    assert shokri.FALLBACK_LEARNER == "nn"  # as the module's docstring and README say
+    assert attack.learner_ == "nn"
+    assert attack.learner_choice_ == {"why": why, "fallback": "nn"}
+    plain = ShokriAttack(learner="nn").fit(p, y, m)
+    np.testing.assert_array_equal(attack.score(p, y), plain.score(p, y))
+    assert "single shadow" in shokri.__doc__ and "FALLBACK_LEARNER" in shokri.__doc__
+
+
+def test_auto_with_real_candidates_is_deterministic_and_scores_as_its_choice():
+    # Real nn and gbdt candidates on small data: the same seed gives the same choice,
+    # figures and scores, and those scores are the chosen learner's own.
+    p, y, m, shadow = make_shadows(3, 600, seed=24, boost_member=3.5, boost_nonmember=2.0)
+    tp, ty, tm = make_split(600, seed=25, boost_member=3.5, boost_nonmember=2.0)
+    a = ShokriAttack(learner="auto", seed=3).fit(p, y, m, shadow=shadow)
+    b = ShokriAttack(learner="auto", seed=3).fit(p, y, m, shadow=shadow)
+    assert a.learner_ == b.learner_ and a.learner_choice_ == b.learner_choice_
+    scores = a.score(tp, ty)
+    np.testing.assert_array_equal(scores, b.score(tp, ty))
+    figures = a.learner_choice_["candidates"]
+    assert all(f["auc"] > 0.6 for f in figures.values()), figures
+    own = ShokriAttack(learner=a.learner_, seed=3).fit(p, y, m).score(tp, ty)
+    np.testing.assert_allclose(scores, own, rtol=0, atol=1e-12)
+    assert auc(scores, tm) > 0.6
+
+
+def test_auto_on_one_core_fits_the_same_models(monkeypatch):
+    # With a spare core the fallback's models are fitted while the candidates are
+    # judged; on one core after the choice. Either way the same scores.
+    import miaudit.attacks.shokri as shokri
+
+    p, y, m, shadow = make_shadows(3, 600, seed=24, boost_member=3.5, boost_nonmember=2.0)
+    tp, ty, _ = make_split(300, seed=25)
+    for strong in ("nn", "gbdt"):
+        _fake_candidates(monkeypatch, strong=strong)
+        both = ShokriAttack(learner="auto", seed=3).fit(p, y, m, shadow=shadow)
+        with monkeypatch.context() as one:
+            one.setattr(shokri.os, "sched_getaffinity", lambda pid: {0})
+            alone = ShokriAttack(learner="auto", seed=3).fit(p, y, m, shadow=shadow)
+        assert both.learner_ == alone.learner_ == strong
+        np.testing.assert_array_equal(both.score(tp, ty), alone.score(tp, ty))
+
+
+def test_auto_progress_runs_once_from_start_to_end(monkeypatch):
+    _fake_candidates(monkeypatch, strong="nn")
+    seen: list[tuple[int, int]] = []
+    p, y, m, shadow = make_shadows(2, 400, seed=26)
+    ShokriAttack(learner="auto").fit(p, y, m, lambda d, t: seen.append((d, t)), shadow=shadow)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (1000, 1000) and done[0] >= 400
+
+
+def test_shadow_rows_reads_both_games_layouts():
+    from miaudit.attacks.shokri import shadow_rows
+
+    # The paper's game: in-records then out-records, shadow after shadow (sizes may differ).
+    m = np.r_[[1] * 30 + [0] * 30, [1] * 20 + [0] * 25, [1] * 30 + [0] * 30].astype(np.int8)
+    expected = np.repeat([0, 1, 2], [60, 45, 60])
+    np.testing.assert_array_equal(shadow_rows(m), expected)
+    np.testing.assert_array_equal(shadow_rows(m, 3), expected)
+    # The recipe game: each reference model answers the same pool, membership interleaved.
+    pool = np.random.default_rng(0).random((4, 50)) < 0.5
+    np.testing.assert_array_equal(shadow_rows(pool.ravel(), 4), np.repeat(np.arange(4), 50))
+    # Interleaved without the count, or rows that fit neither: unknown.
+    assert shadow_rows(pool.ravel()) is None
+    assert shadow_rows(m[:-5], 3) is not None  # still three in-then-out blocks
+    assert shadow_rows(np.r_[m, 1]) is None
+    assert shadow_rows(m, 7) is None
+    # One shadow.
+    np.testing.assert_array_equal(shadow_rows(m[:60]), np.zeros(60, np.int64))
+
+
+def test_shadow_ids_are_checked():
+    p, y, m, shadow = make_shadows(2, 100, seed=27)
+    with pytest.raises(ConfigError, match=r"shadow must have one entry per row of signals \(200\)"):
+        ShokriAttack(learner="auto").fit(p, y, m, shadow=shadow[:-1])
+    with pytest.raises(ConfigError, match="shadow must hold integer shadow ids"):
+        ShokriAttack(learner="auto").fit(p, y, m, shadow=shadow.astype(float))
+
+
+def test_the_audit_attack_notes_its_choice_and_finds_the_shadows(monkeypatch):
+    from miaudit.attacks.base import AttackInputs
+    from miaudit.attacks.shokri import Shokri, ShokriConfig
+
+    calls = _fake_candidates(monkeypatch, strong="nn")
+    p, y, m, _ = make_shadows(4, 300, seed=28)
+    tp, ty, _ = make_split(200, seed=29)
+    inputs = AttackInputs(
+        own_probs=p, own_labels=y, own_member=m.astype(np.int8), target_probs=tp, labels=ty,
+        n_eval=200, class_names=[str(c) for c in range(N_CLASSES)],
+    )  # fmt: skip
+    attack = Shokri(ShokriConfig())
+    attack.fit(inputs).score(inputs)
+    assert attack.notes_["learner"] == "nn"
+    assert attack.notes_["learner_choice"]["shadows"] == 4
+    assert len(calls[0]["test"][0]) == 300
+    parts = attack.cache_parts(inputs)
+    assert "shadow_rows" in parts and parts["attack"]["choice_classes"] == 12
+    # A fixed learner: no choice noted, and its cache key ignores the choice's setting.
+    fixed = Shokri(ShokriConfig(learner="gbdt"))
+    fixed.fit(inputs).score(inputs)
+    assert fixed.notes_["learner"] == "gbdt" and "learner_choice" not in fixed.notes_
+    assert "choice_classes" not in fixed.cache_parts(inputs)["attack"]

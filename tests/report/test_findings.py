@@ -132,8 +132,8 @@ def test_an_evaluation_too_small_for_the_next_level_says_at_least_and_how_many_w
     assert found.sentence.endswith(
         f"Leakage: at least moderate. This evaluation is too small to show high (a ratio of "
         f"10) even for an attack that finds every member first: about "
-        f"{found.nonmembers_needed:,} non-members ({found.nonmembers_needed - 60:,} more), "
-        "with members in proportion would be needed to tell."
+        f"{found.nonmembers_needed:,} non-members ({found.nonmembers_needed - 60:,} more, "
+        "with members in proportion) would be needed to tell."
     )
     needed = found.nonmembers_needed
     assert perfect_ratio(needed, needed) >= 10 > perfect_ratio(needed - 2, needed - 2)

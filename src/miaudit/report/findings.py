@@ -360,7 +360,7 @@ def _undecided_sentence(open_: tuple[str, int | None, str], n_neg: int, levels: 
     if needed is None:
         how = "no evaluation of a practical size would tell"
     else:
-        how = f"about {needed:,} non-members ({needed - n_neg:,} more), with members in proportion"
+        how = f"about {needed:,} non-members ({needed - n_neg:,} more, with members in proportion)"
     if why == "size":
         return (
             f"This evaluation is too small to show {name}{need} even for an attack that finds "
