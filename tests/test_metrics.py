@@ -560,15 +560,18 @@ def test_the_leak_bound_is_the_clopper_pearson_ratio_at_its_budget():
     assert list(grid[:8]) == [0, 1, 2, 3, 4, 5, 6, 8] and grid[-1] < 500
     alpha = 0.05 / (2 * len(grid) * 3)
     neg = np.sort(s[~member])[::-1]
-    best = 0.0
+    best = cleared = 0.0
     for k in grid:
         # Members above the (k + 1)-th highest non-member: what lets at most k through.
         tp = int((s[member] > neg[k]).sum()) if k < 500 else 300
         low = beta.ppf(alpha, tp, 300 - tp + 1) if tp else 0.0
         high = beta.ppf(1 - alpha, k + 1, 500 - k)
         best = max(best, low / high)
+        cleared = max(cleared, (1 - high) / (1 - low))
     assert b.ratio == pytest.approx(best, rel=1e-9)
+    assert b.cleared_ratio == pytest.approx(cleared, rel=1e-9)
     assert b.epsilon == pytest.approx(math.log(best))
+    assert b.dp_epsilon == pytest.approx(math.log(max(best, cleared)))
     assert b.fp <= b.fp_budget and b.tpr_low <= b.tp / 300 and b.fpr_high >= b.fp / 500
 
 
@@ -593,3 +596,15 @@ def test_the_non_members_needed_are_the_fewest_that_show_the_ratio():
     # The observed rates extrapolate at budgets of one false positive or more only.
     assert M.nonmembers_needed(b, 50, observed=True) is None
     assert M.nonmembers_needed(b, b.ratio / 2, observed=False) == 50
+
+
+def test_a_threshold_that_clears_non_members_bounds_dp_epsilon_not_the_members_ratio():
+    """An attack that flags every member and half the non-members never accuses a member
+    more than twice as often, but a record it does not flag is surely a non-member: the
+    other inequality of ε-DP, 1 - FPR <= e^eps (1 - TPR), is what it violates."""
+    member = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    s = np.where(member, 1.0, np.r_[np.ones(1000), np.zeros(1000)][np.arange(4000) % 2000])
+    b = M.leak_bound(s, member)
+    assert b.ratio < 2 < 100 < b.cleared_ratio
+    assert b.dp_epsilon == pytest.approx(math.log(b.cleared_ratio))
+    assert b.dp_epsilon > b.epsilon

@@ -711,10 +711,13 @@ def _one_sided_alpha(n_nonmembers: int, attacks: int, confidence: float) -> floa
 
 def _ratio_bounds(
     tp: np.ndarray, n: float, fp: np.ndarray, m: float, alpha: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The one-sided Clopper–Pearson lower bound on TPR (``tp`` of ``n``), the upper bound
-    on FPR (``fp`` of ``m``) and their ratio. Counts may be fractional (an evaluation
-    scaled up at the observed rates)."""
+    on FPR (``fp`` of ``m``), and the two likelihood ratios they bound: ``low / high``
+    (members accused more often than non-members) and ``(1 - high) / (1 - low)``
+    (non-members cleared more often than members: the other inequality an ε-DP training
+    keeps, ``1 - FPR ≤ e^ε·(1 - TPR)``). Counts may be fractional (an evaluation scaled up
+    at the observed rates)."""
     from scipy.special import betaincinv
 
     tp = np.asarray(tp, dtype=np.float64)
@@ -722,7 +725,8 @@ def _ratio_bounds(
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(tp > 0, betaincinv(np.maximum(tp, 1e-12), n - tp + 1, alpha), 0.0)
         high = np.where(fp < m, betaincinv(fp + 1, np.maximum(m - fp, 1e-12), 1 - alpha), 1.0)
-    return low, high, low / high
+        cleared = np.where(low < 1, (1 - high) / np.maximum(1 - low, 1e-300), 0.0)
+    return low, high, low / high, cleared
 
 
 @dataclass(frozen=True)
@@ -734,10 +738,15 @@ class LeakBound:
     that threshold is at most the one-sided Clopper–Pearson upper end for ``k`` of the
     non-members (exact: it is an order statistic of the non-members' scores), and its
     true TPR at least the lower end for ``tp`` of the members; their ratio bounds the
-    likelihood ratio TPR/FPR from below. ``ratio`` is the best over the budgets, each
+    likelihood ratio TPR/FPR from below. The same bounds bound (1 - FPR)/(1 - TPR), how
+    many times more often the threshold clears a non-member than a member
+    (``cleared_ratio``, the best over the budgets, at ``cleared_budget``): evidence against
+    a differential-privacy claim (:attr:`dp_epsilon`), but not of members exposed, so the
+    level reads ``ratio`` alone. ``ratio`` is the best over the budgets, each
     bound at the Bonferroni-corrected level, so that it holds with probability
     ``confidence`` for all budgets and attacks tried together. An ε-DP training
-    algorithm keeps TPR ≤ e^ε·FPR at every threshold, so ε ≥ ln(ratio).
+    algorithm keeps TPR ≤ e^ε·FPR and 1 - FPR ≤ e^ε·(1 - TPR) at every threshold, so
+    ε ≥ ln(ratio) and ε ≥ ln(cleared_ratio).
 
     Attributes
     ----------
@@ -765,11 +774,20 @@ class LeakBound:
     points: tuple[tuple[int, int], ...]
     attacks: int = 1
     confidence: float = LEAK_CONFIDENCE
+    cleared_ratio: float = 0.0
+    cleared_budget: int = 0
 
     @property
     def epsilon(self) -> float:
-        """The lower bound on ε it implies, ``ln(ratio)`` (0 below a ratio of 1)."""
+        """The lower bound on ε the members' side implies, ``ln(ratio)`` (0 below 1)."""
         return math.log(self.ratio) if self.ratio > 1 else 0.0
+
+    @property
+    def dp_epsilon(self) -> float:
+        """The lower bound on ε from either inequality of differential privacy: ``ln`` of
+        the larger of ``ratio`` and ``cleared_ratio`` (0 below 1)."""
+        best = max(self.ratio, self.cleared_ratio)
+        return math.log(best) if best > 1 else 0.0
 
     @property
     def tpr(self) -> float:
@@ -785,7 +803,8 @@ class LeakBound:
             "tp": self.tp, "fp": self.fp, "tpr_low": self.tpr_low, "fpr_high": self.fpr_high,
             "n_members": self.n_members, "n_nonmembers": self.n_nonmembers,
             "points": [list(p) for p in self.points], "attacks": self.attacks,
-            "confidence": self.confidence,
+            "confidence": self.confidence, "cleared_ratio": self.cleared_ratio,
+            "cleared_budget": self.cleared_budget, "dp_epsilon": self.dp_epsilon,
         })  # fmt: skip
 
     @classmethod
@@ -796,6 +815,8 @@ class LeakBound:
             n_members=int(d["n_members"]), n_nonmembers=int(d["n_nonmembers"]),
             points=tuple((int(k), int(t)) for k, t in d["points"]),
             attacks=int(d.get("attacks", 1)), confidence=float(d.get("confidence", 0.95)),
+            cleared_ratio=float(d.get("cleared_ratio") or 0.0),
+            cleared_budget=int(d.get("cleared_budget", 0)),
         )  # fmt: skip
 
 
@@ -819,8 +840,9 @@ def leak_bound(
     alpha = _one_sided_alpha(n_neg, attacks, confidence)
     # The budget, not the count let through, bounds the FPR: the threshold is the
     # (budget + 1)-th highest non-member score, whatever falls between.
-    low, high, ratio = _ratio_bounds(tp_at, n_pos, ks, n_neg, alpha)
+    low, high, ratio, cleared = _ratio_bounds(tp_at, n_pos, ks, n_neg, alpha)
     best = int(np.argmax(ratio))
+    clear = int(np.argmax(cleared))
     return LeakBound(
         ratio=float(ratio[best]),
         fp_budget=int(ks[best]),
@@ -833,6 +855,8 @@ def leak_bound(
         points=tuple((int(k), int(t)) for k, t in zip(ks, tp_at, strict=True)),
         attacks=max(1, int(attacks)),
         confidence=float(confidence),
+        cleared_ratio=float(cleared[clear]),
+        cleared_budget=int(ks[clear]),
     )
 
 
@@ -841,7 +865,7 @@ def _scaled_ratio(bound: LeakBound, scale: float, rates: np.ndarray) -> float:
     ``(tpr, fpr)`` of ``rates`` held there."""
     n, m = bound.n_members * scale, bound.n_nonmembers * scale
     alpha = _one_sided_alpha(math.ceil(m), bound.attacks, bound.confidence)
-    _, _, ratio = _ratio_bounds(rates[:, 0] * n, n, rates[:, 1] * m, m, alpha)
+    _, _, ratio, _ = _ratio_bounds(rates[:, 0] * n, n, rates[:, 1] * m, m, alpha)
     return float(ratio.max())
 
 
@@ -869,7 +893,7 @@ def perfect_ratio(n_members: int, n_nonmembers: int, attacks: int = 1,
     """The largest :class:`LeakBound` ratio an evaluation of this size can show at all:
     that of an attack that finds every member before any non-member."""
     alpha = _one_sided_alpha(n_nonmembers, attacks, confidence)
-    _, _, ratio = _ratio_bounds(
+    _, _, ratio, _ = _ratio_bounds(
         np.array([n_members]), n_members, np.array([0]), n_nonmembers, alpha
     )
     return float(ratio[0])

@@ -1081,7 +1081,7 @@ def _score_attacks(
 
         for name, out in run_attacks(plan, inputs, execution, progress):
             scores[name], thresholds[name], notes[name] = out.scores, out.threshold, out.notes
-            if math.isnan(out.threshold):
+            if math.isnan(out.threshold) and out.notes.get("shadows") == 0:
                 # Scored without shadows: no threshold was learnt. Precision and recall
                 # are then read at the one that best separates the evaluated records
                 # themselves, which knows their membership: optimistic, and said so.

@@ -273,8 +273,9 @@ class AuditResult:
             else f"{self.dataset.name}: {tg.model or tg.source}{dp} as target, "
             f"{tg.n_train:,} training records"
         )
+        found = self.verdict()
         lines = [
-            self.verdict().sentence,
+            found.sentence,
             f"{what}; train accuracy {tg.train_accuracy:.3f}, test accuracy {tg.test_accuracy:.3f}",
             f"{'attack':<16} {'AUC':>6} {'TPR@0.1%':>9} {'TPR@1%':>8} {'advantage':>9} "
             f"{'eps>=@1%':>9}",
@@ -290,7 +291,12 @@ class AuditResult:
                 f"{name:<16} {m.auc:>6.3f} {rate(m.tpr_at_fpr.get('0.001')):>9} "
                 f"{rate(m.tpr_at_fpr.get('0.01')):>8} {m.advantage:>9.3f} {rate(eps):>9}"
             )
-        lines.append(self.ranking()["verdict"])
+        ranking = self.ranking()
+        # Not "nothing is distinguishable" under a verdict whose bound found a leak.
+        if found.level == "not detected" or ranking["distinguishable_from_chance"]:
+            lines.append(ranking["verdict"])
+        else:
+            lines.append(f"attacks ranked by the {ranking['by']}")
         return "\n".join(lines)
 
     def to_frame(self, *, label_names: bool = True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -90,8 +91,8 @@ def test_the_verdicts_ratio_is_the_scores_leak_bound_and_names_its_figures():
     assert found.level == Levels().level(b.ratio)
     assert found.epsilon == pytest.approx(math.log(b.ratio))
     assert f"x finds {b.tp:,} of the 1,000 members evaluated" in found.sentence
-    assert f"at least {b.ratio:.1f} times as often" in found.sentence
-    assert found.sentence.endswith(f"Leakage: {found.label}.") or "Leakage: " in found.sentence
+    assert f"at least {math.floor(b.ratio * 10) / 10:.1f} times as often" in found.sentence
+    assert f"Leakage: {found.label}." in found.sentence
     # A count scaled to the whole training set says it is an estimate.
     assert "an estimate from the 1,000 members evaluated" in found.sentence
     assert found.estimate and found.identified == _about(b.tp * 10)  # three figures
@@ -170,11 +171,11 @@ def test_the_sentence_of_a_real_audit_says_its_scores_numbers(digits_runs):
     assert d["verdict"]["ratio"] == pytest.approx(found.ratio)
     assert d["attacks"][found.attack]["leak_bound"]["ratio"] == pytest.approx(found.ratio)
     page = (digits_runs[0] / "report.html").read_text()
-    assert found.sentence in page and f"Leakage: {found.label}" in page
+    assert html.escape(found.sentence) in page and f"Leakage: {found.label}" in page
 
 
 def test_advice_needs_a_measured_reason():
-    quiet = _run(low=0.0101, tpr=0.02, high=0.03)
+    quiet = _run(low=0.0101, tpr=0.02, high=0.03, distinguishable=False, above=False)
     assert verdict(quiet).level == "not detected"
     assert [a.tags for a in recommendations(quiet, verdict(quiet))] == []
     gap = _leaky(1.0, gap=0.08, n_train=1000)
@@ -310,3 +311,33 @@ def test_labels_with_dollar_signs_are_drawn_as_text():
     for row in rows:
         assert row["class"].replace("&", "&amp;") in svg
     assert "rdf:" not in svg and "purl.org" not in svg
+
+
+def test_a_leak_the_ranking_sees_is_never_called_not_detected():
+    """Six members and six non-members perfectly apart: the ranking's one test tells them
+    apart, the bound corrected for every threshold cannot exceed 1 with so few; the level
+    is at least low, never "not detected" or "what a guess finds"."""
+    run = _leaky(50.0, n=6)
+    run = Run({**run.results, "ranking": {**run.results["ranking"], "fpr": 0.1,
+                                          "above_chance": ["x"],
+                                          "distinguishable_from_chance": True}},
+              run.scores)  # fmt: skip
+    a = run.results["attacks"]["x"]
+    run.results["attacks"]["x"] = {**a, "tpr_at_fpr": {"0.1": 1.0},
+                                   "tpr_at_fpr_ci": {"0.1": [1.0, 1.0]}}  # fmt: skip
+    found = verdict(run)
+    assert found.ratio <= 1
+    assert found.level == "low" and found.at_least
+    assert "what a guess finds" not in found.sentence
+    assert "better than chance" in found.sentence and "Leakage: at least low." in found.sentence
+
+
+def test_non_members_cleared_add_a_dp_bound_but_not_a_level():
+    run = _leaky(0.0, n=2000)
+    member = run.member
+    s = np.where(member, 1.0, (np.arange(len(member)) % 2).astype(float))
+    run = Run(run.results, run.scores.assign(score_x=s))
+    found = verdict(run)
+    assert found.level in ("not detected", "low")  # members are not exposed
+    assert "For a differential-privacy claim the records x clears say more" in found.sentence
+    assert found.bound.dp_epsilon > 4

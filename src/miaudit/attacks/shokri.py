@@ -807,12 +807,16 @@ def _paired_differences(
         for c in ids
     ]
     d_tpr, d_auc = np.zeros(CHOICE_BOOTSTRAP), np.zeros(CHOICE_BOOTSTRAP)
+    # A resample with members or non-members of no class compares nothing: it is left
+    # out, not counted as a tie that would pull the intervals toward zero.
+    used = np.zeros(CHOICE_BOOTSTRAP, dtype=bool)
     for r in range(CHOICE_BOOTSTRAP):
         drawn = rng.integers(0, ids.size, ids.size) if ids.size > 1 else [0]
         pos = np.concatenate([_redraw(groups[g][0], rng) for g in drawn])
         neg = np.concatenate([_redraw(groups[g][1], rng) for g in drawn])
         if not pos.size or not neg.size:
             continue  # classes of one side only: no comparison in this resample
+        used[r] = True
         for sign, s in ((-1.0, a), (1.0, b)):
             sp, sn = s[pos], np.sort(s[neg])
             if fpr is not None:
@@ -822,7 +826,9 @@ def _paired_differences(
                 d_tpr[r] += sign * float((sp > sn[sn.size - 1 - k]).mean())
             below = np.searchsorted(sn, sp, side="left") + np.searchsorted(sn, sp, side="right")
             d_auc[r] += sign * float(below.sum()) / (2.0 * sp.size * sn.size)
-    return _interval(d_tpr), _interval(d_auc)
+    if not used.any():
+        return (0.0, 0.0), (0.0, 0.0)
+    return _interval(d_tpr[used]), _interval(d_auc[used])
 
 
 def _redraw(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

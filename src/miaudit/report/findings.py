@@ -12,7 +12,10 @@ Every attack's scores give, at each false-positive budget ``k`` of 0, 1, 2, 3, 4
 by the threshold that lets at most ``k`` non-members through. The one-sided
 Clopper–Pearson lower bound on that TPR over the upper bound on that FPR is a lower
 bound on the *likelihood ratio* TPR/FPR: how many times more often the attack accuses a
-member than a non-member. The best over the budgets and the attacks, every bound at a
+member than a non-member. (The same bounds bound (1 - FPR)/(1 - TPR), how many times
+more often it clears a non-member than a member: evidence against a differential-privacy
+claim that the sentence adds when it says more, but no member exposed, so it sets no
+level.) The best over the budgets and the attacks, every bound at a
 Bonferroni-corrected level so that all of them hold together with 95 % confidence, is
 the verdict's ratio (:class:`miaudit.metrics.LeakBound`; ε ≥ ln ratio):
 
@@ -24,7 +27,7 @@ high           ratio at least 10 (ε ≥ ln 10 ≈ 2.3)
 severe         ratio at least 50 (ε ≥ ln 50 ≈ 3.9)
 =============  ==========================================================
 
-The rule is monotone: an attack whose ROC curve lies above another's on the same records
+The rule is monotone: an attack whose ROC curve (its steps) lies above another's on the same records
 finds at least as many members within every budget, so its ratio, and its level, is
 never lower. It is never capped by a fixed rate: with ``m`` non-members the bound can
 reach about ``m / ln(tests / 0.025)``, and when that is below the next level's ratio, or
@@ -247,15 +250,13 @@ def undecided(
     any_bound = next(iter(bounds.values()))
     if perfect_ratio(any_bound.n_members, any_bound.n_nonmembers, any_bound.attacks) <= target:
         return name, nonmembers_needed(any_bound, target, observed=False), "size"
-    needed = [
-        nonmembers_needed(b, target, observed=True)
-        for b in bounds.values()
-        if _point_ratio(b) > target
-    ]
-    needed = [n for n in needed if n is not None]
-    if needed:
-        return name, min(needed), "rates"
-    return None
+    reaching = [b for b in bounds.values() if _point_ratio(b) > target]
+    if not reaching:
+        return None
+    # Rates that reach the next level leave it open even where no practical evaluation
+    # would settle it (None: said so).
+    needed = [n for b in reaching if (n := nonmembers_needed(b, target, observed=True))]
+    return name, min(needed) if needed else None, "rates"
 
 
 def strongest_epsilon(results: dict) -> float | None:
@@ -308,6 +309,8 @@ def _verdict(run: Run, levels: Levels) -> Verdict:
     b = bounds[name]
     level = level_of(b.ratio, levels)
     open_ = undecided(bounds, level, levels)
+    if level == "not detected" and d["ranking"].get("distinguishable_from_chance"):
+        return _beyond_chance_only(run, bounds)
     if level == "not detected":
         # Noise alone gives some budget rates above chance: only an evaluation too small
         # to show any leak leaves "not detected" open.
@@ -342,6 +345,7 @@ def _verdict(run: Run, levels: Levels) -> Verdict:
     )
     if open_ is not None:
         sentence += " " + _undecided_sentence(open_, b.n_nonmembers, levels)
+    sentence += _dp_clause(bounds)
     return Verdict(
         level, sentence, name, fpr, tpr, interval, b.ratio, b.epsilon, n_train, identified,
         at_least=at_least, bound=b, next_level=None if open_ is None else open_[0],
@@ -350,7 +354,28 @@ def _verdict(run: Run, levels: Levels) -> Verdict:
 
 
 def _ratio(r: float) -> str:
-    return f"{r:.1f}" if r < 100 else f"{r:,.0f}"
+    """A ratio with the digits that keep it apart from 1 and from the levels' thresholds."""
+    if r < 2:
+        return f"{math.floor(r * 100) / 100:.2f}"
+    return f"{math.floor(r * 10) / 10:.1f}" if r < 100 else f"{math.floor(r):,.0f}"
+
+
+def _dp_clause(bounds: dict[str, LeakBound]) -> str:
+    """What the non-members' side says for a differential-privacy claim, when it says more
+    than the members' side: a record a threshold clears is far likelier a non-member."""
+    name = max(bounds, key=lambda a: bounds[a].cleared_ratio)
+    b = bounds[name]
+    # Said only where it raises ε by a tenth or more: a perfect split gives both sides
+    # nearly alike, and the members' side has been said.
+    if b.cleared_ratio <= 1.1 * max(1.0, max(x.ratio for x in bounds.values())):
+        return ""
+    return (
+        f" For a differential-privacy claim the records {name} clears say more: letting at "
+        f"most {b.cleared_budget:,} of the {b.n_nonmembers:,} non-members through, it clears "
+        f"a non-member at least {_ratio(b.cleared_ratio)} times as often as a member, so "
+        f"ε ≥ {b.dp_epsilon:.2f} (not a measure of members exposed: the level reads the "
+        "members' side)."
+    )
 
 
 def _undecided_sentence(open_: tuple[str, int | None, str], n_neg: int, levels: Levels) -> str:
@@ -367,6 +392,50 @@ def _undecided_sentence(open_: tuple[str, int | None, str], n_neg: int, levels: 
             f"every member first: {how} would be needed to tell."
         )
     return f"At the rates observed the leak may be {name}{need}: {how} would confirm or refute it."
+
+
+def _beyond_chance_only(run: Run, bounds: dict[str, LeakBound]) -> Verdict:
+    """The ranking's one test (an attack's interval above chance at the ranking rate, or
+    at its own threshold) tells members from non-members, but no likelihood ratio above 1
+    holds with all thresholds and attacks corrected together: at least low, never "not
+    detected"."""
+    d = run.results
+    ranking = d["ranking"]
+    n_train = int(d["target"]["n_train"])
+    f = ranking.get("fpr")
+    above = ranking.get("above_chance") or []
+    if above:
+        name = above[0]
+        a = d["attacks"][name]
+        key = _key(a, f) if f is not None else None
+        tpr = None if key is None else a["tpr_at_fpr"].get(key)
+        ci = None if key is None else tpr_interval(a, key)
+        told = (
+            f"at {_pct(f)} % false positives {name} finds {_pct(tpr)} % of members (95 % "
+            f"interval {_pct(ci[0])}–{_pct(ci[1])} %), more than the {_pct(f)} % a guess finds"
+            if tpr is not None and ci is not None
+            else f"{name} beats chance at {_pct(f)} % false positives"
+        )
+    else:
+        name = (ranking.get("above_chance_at_threshold") or [d["strongest_attack"]])[0]
+        a = d["attacks"][name]
+        b_fpr = max(0.0, float(a["recall"]) - float(a["advantage"]))
+        f, tpr, ci = None, float(a["recall"]), None
+        told = (
+            f"at its own threshold {name} flags {_pct(a['recall'])} % of members and "
+            f"{_pct(b_fpr)} % of non-members"
+        )
+    b = bounds[name]
+    sentence = (
+        f"Members are told from non-members better than chance: {told}. With every "
+        "threshold and attack corrected together, no likelihood ratio above 1 is shown at "
+        "95 % confidence, so how much more often a member is accused is not measured. "
+        "Leakage: at least low." + _dp_clause(bounds)
+    )
+    return Verdict(
+        "low", sentence, name, f, tpr, ci, b.ratio, b.epsilon, n_train, at_least=True,
+        bound=b, next_level="moderate",
+    )  # fmt: skip
 
 
 def _not_detected(
@@ -404,6 +473,7 @@ def _not_detected(
     sentence += " Leakage: not detected."
     if open_ is not None:
         sentence += " " + _undecided_sentence(open_, n_neg, levels)
+    sentence += _dp_clause(bounds)
     return Verdict(
         "not detected", sentence, name, f, tpr, ci, b.ratio, b.epsilon, n_train,
         at_least=False, bound=b, next_level=None if open_ is None else open_[0],
@@ -544,8 +614,11 @@ def _regularise(tg: dict[str, Any]) -> str:
     steps = []
     if model == "random-forest":
         depth = recipe.get("max_depth")
-        nxt = 10 if depth is None else max(1, int(depth) // 2)
-        steps.append(f"shallower trees (max_depth = {nxt} in the settings' [target] table)")
+        if depth is None or int(depth) > 1:  # a stump cannot be made shallower
+            nxt = 10 if depth is None else int(depth) // 2
+            steps.append(f"shallower trees (max_depth = {nxt} in the settings' [target] table)")
+        else:
+            steps.append("more training data")
     else:
         l2 = float(recipe.get("l2") or 0.0)
         nxt = 1e-3 if l2 <= 0 else 10 * l2
@@ -589,7 +662,7 @@ def recommendations(
             "Prefer a training-time defence (regularisation, DP-SGD) to restricting the "
             "outputs: the restriction measured here leaves the leak in place.",
             f"With the output policy {', '.join(policy)}, {found.attack} still reaches a "
-            f"likelihood ratio of {found.ratio:.1f} (leakage {found.level}).",
+            f"likelihood ratio of {found.ratio:.1f} (leakage {found.label}).",
             ("policy",),
         ))  # fmt: skip
     if leaks and classes and found.interval is not None:
@@ -647,10 +720,18 @@ def recommendations(
             if needed is None
             else f"about {needed:,} non-members would tell"
         )
+        source = d["target"].get("source")
+        if source == "outputs":
+            how = "the model's outputs on more members and non-members"
+        elif source == "python":
+            how = "more records (more held-out rows as non_members=, --non-members)"
+        else:
+            how = (
+                "more records (a larger --target-size, target_size= in Python, or a larger "
+                "data set)"
+            )
         out.append(Advice(
-            f"Evaluate more records (a larger --target-size, target_size= in Python, or a "
-            f"larger data set) before concluding the leak is only {found.level}: "
-            f"{more}.",
+            f"Evaluate {how} before concluding the leak is only {found.level}: {more}.",
             f"{found.bound.n_nonmembers:,} non-members were evaluated; whether the leak is "
             f"{found.next_level} is not decided by them.",
             ("resolution",),

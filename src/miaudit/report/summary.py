@@ -108,10 +108,14 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
             highlight=False,
         )
     ranking = d["ranking"]
-    if not ranking["distinguishable_from_chance"]:
+    if found.level == "not detected":
         console.print(f"[bold]{ranking['verdict']}[/bold]", highlight=False)
-    else:
+    elif ranking["distinguishable_from_chance"]:
         console.print(ranking["verdict"], style="dim", highlight=False)
+    else:
+        # The verdict's bound found a leak the ranking's one rate does not show: say only
+        # how the table is ordered, not that nothing is distinguishable.
+        console.print(f"Attacks ranked by the {ranking['by']}.", style="dim", highlight=False)
     if d.get("privacy_claim"):
         for line in claim_sentences(d["privacy_claim"]):
             console.print(line, highlight=False)
