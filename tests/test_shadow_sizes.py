@@ -111,3 +111,19 @@ def test_an_audit_at_full_strength_says_nothing_is_weakened():
     )  # fmt: skip
     assert result.weakened() == [] and "weakened" not in result.to_dict()
     assert result.verdict().weakened == () and "weakened" not in result.verdict().sentence
+
+
+def test_online_shadows_that_would_train_on_every_population_record_are_refused_first(
+    trained_sizes,
+):
+    """Online shadows made up to the target's size from a pool so small that each trains
+    on every population record leave offline RMIA nothing to compare with: refused before
+    any model trains, naming the fixes (it used to fail after all the training)."""
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(X[:1300], y[:1300])
+    with pytest.raises(miaudit.MiauditError, match=r"rmia-offline needs population records"):
+        miaudit.audit(
+            target=model, data=(X, y), members=np.arange(1300), shadows=4, seed=0,
+            attacks=["lira", "rmia-offline"], execution=Execution(job_cache=False),
+        )  # fmt: skip
+    assert trained_sizes == []  # nothing trained

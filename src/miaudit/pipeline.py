@@ -269,6 +269,7 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
         short = splits.train_size - (len(splits.target_in) + len(splits.target_out)) // 2
         fill = population if len(population) >= short else splits.pool
         splits = online_shadow_sets(splits, np.random.default_rng(seeds["online"]), fill=fill)
+        _check_offline_population(plan, splits, population)
         smallest = min(len(t) for t in splits.training_sets)
         if smallest < splits.train_size:
             reporter.message(
@@ -910,6 +911,30 @@ def _member_of(index: np.ndarray, shadow_in: tuple[np.ndarray, ...], trained_on_
     if not trained_on_data:
         return np.zeros((len(shadow_in), len(index)), dtype=bool)
     return np.stack([np.isin(index, s) for s in shadow_in])
+
+
+def _check_offline_population(plan: AttackPlan, splits: AuditSplits, population) -> None:
+    """Refuse, before any training, online shadows made up to the target's size from
+    every population record: an offline population attack (rmia-offline) compares each
+    record with population records its reference models never saw, and none would be
+    left."""
+    offline = [a.name for a in plan.attacks
+               if a.needs().population and a.needs().reference == "out"]  # fmt: skip
+    if not offline or not len(population) or splits.shadow_train is None:
+        return
+    seen_by_all = np.ones(len(population), dtype=bool)
+    # Offline RMIA sets its a by attacking shadow 0 with the others: they must leave
+    # some population record unseen.
+    for train in splits.training_sets[1:] or splits.training_sets:
+        seen_by_all &= np.isin(population, train)
+    if seen_by_all.all():
+        raise ConfigError(
+            f"{offline[0]} needs population records that some shadows did not train on, but "
+            f"the attacker's pool ({len(splits.pool):,} records) is so small that every "
+            "online shadow trains on all of them to reach the target's size: leave more "
+            f"records out of the evaluation ({key('non_members')}), or drop {offline[0]} "
+            f"from {key('attacks.run')}"
+        )
 
 
 def _draw_population(plan: AttackPlan, splits: AuditSplits, rng: np.random.Generator) -> np.ndarray:
