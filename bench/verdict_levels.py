@@ -44,27 +44,35 @@ def old_rule(results: dict) -> tuple[str, float]:
     return level, ratio
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="census-major-occupation")
-    parser.add_argument("--records", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    frame = miaudit.load_frame(args.dataset)
+def two_models(
+    dataset: str = "census-major-occupation",
+    records: int = 3000,
+    seed: int = 0,
+    *,
+    trees: int = 100,
+    boosting_rounds: int = 100,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Labels, the training mask (75 % of ``records``) and each Pipeline's probabilities
+    on all the records: a random forest and gradient boosting, each behind a one-hot
+    encoder of the categorical columns, fitted on the same members. The test of the
+    verdict's monotonicity on real data uses it too."""
+    frame = miaudit.load_frame(dataset)
     label = frame.columns[-1]
-    rng = np.random.default_rng(args.seed)
-    df = frame.iloc[rng.choice(len(frame), args.records, replace=False)].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    df = frame.iloc[rng.choice(len(frame), records, replace=False)].reset_index(drop=True)
     classes = sorted(df[label].astype(str).unique())
     y = df[label].astype(str).map(classes.index).to_numpy()
     X = df.drop(columns=label)
     categorical = list(X.select_dtypes(exclude="number").columns)
     train = np.zeros(len(df), bool)
     train[rng.choice(len(df), int(0.75 * len(df)), replace=False)] = True
-    print(f"{args.dataset}: {train.sum():,} members, {(~train).sum():,} non-members")
     models = {
-        "random forest": RandomForestClassifier(n_estimators=100, random_state=args.seed),
-        "gradient boosting": HistGradientBoostingClassifier(random_state=args.seed),
+        "random forest": RandomForestClassifier(n_estimators=trees, random_state=seed),
+        "gradient boosting": HistGradientBoostingClassifier(
+            max_iter=boosting_rounds, random_state=seed
+        ),
     }
+    outputs = {}
     for name, model in models.items():
         encode = ColumnTransformer(
             [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
@@ -73,6 +81,19 @@ def main() -> None:
         pipe = make_pipeline(encode, model).fit(X[train], y[train])
         P = np.zeros((len(df), len(classes)))
         P[:, pipe.classes_] = pipe.predict_proba(X)
+        outputs[name] = P
+    return y, train, outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="census-major-occupation")
+    parser.add_argument("--records", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    y, train, outputs = two_models(args.dataset, args.records, args.seed)
+    print(f"{args.dataset}: {train.sum():,} members, {(~train).sum():,} non-members")
+    for name, P in outputs.items():
         result = miaudit.evaluate(P, y, train, bootstrap=1000)
         d = result.to_dict()
         gap_only = miaudit.evaluate(P, y, train, bootstrap=1000, attacks=["gap"]).to_dict()

@@ -276,6 +276,16 @@ def test_outputs_alone_run_every_signal_attack_at_full_strength(tmp_path):
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Attacks not run." in page and "lira: needs reference_outputs" in page
     assert "Nothing measured in this audit calls for a change" not in page
+    # The advice names the skipped attacks that weaken the verdict, not the label-only
+    # ones (boundary asks the target itself and is never the strongest).
+    from miaudit.report.findings import recommendations
+    from miaudit.report.run import load_run
+
+    run = load_run(tmp_path / "r")
+    (skip,) = [a for a in recommendations(run, result.verdict()) if a.tags == ("skipped",)]
+    assert "lira" in skip.action and "shokri" in skip.action and "boundary" not in skip.action
+    assert "boundary" in skipped and "did not run" in result.verdict().weakened[-1]
+    assert "boundary" not in result.verdict().weakened[-1]
     assert "optimistic" in page
     # Asked for by name, a signal attack runs on outputs alone.
     loss = miaudit.evaluate(outputs, labels, members, attacks=["loss"], bootstrap=0)
@@ -308,40 +318,29 @@ def test_without_shadows_the_class_variants_centre_each_class_without_reading_me
 def test_the_leakier_of_two_real_models_never_gets_the_lower_level():
     """The issue's case: a random forest that leaks more (higher AUC and TPR at 1 % FPR)
     than a gradient-boosted model on the same split of a real data set, with fewer than
-    1,000 non-members, must not get the lower level."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    1,000 non-members, must not get the lower level. The models are bench/verdict_levels.py's,
+    smaller."""
+    import importlib.util
+    from pathlib import Path
 
     from miaudit.report.findings import LEVELS
 
-    frame = miaudit.load_frame("census-major-occupation")
-    label = "major_occupation_code"
-    rng = np.random.default_rng(0)
-    df = frame.iloc[rng.choice(len(frame), 2400, replace=False)].reset_index(drop=True)
-    classes = sorted(df[label].astype(str).unique())
-    y = df[label].astype(str).map(classes.index).to_numpy()
-    X = df.drop(columns=label)
-    categorical = list(X.select_dtypes(exclude="number").columns)
-    train = np.zeros(len(df), bool)
-    train[rng.choice(len(df), 1800, replace=False)] = True  # 600 non-members
+    path = Path(__file__).resolve().parents[1] / "bench" / "verdict_levels.py"
+    spec = importlib.util.spec_from_file_location("verdict_levels", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # 2,400 records: 1,800 members, 600 non-members.
+    y, train, outputs = bench.two_models(records=2400, trees=60, boosting_rounds=20)
+    assert (~train).sum() == 600
     found = {}
-    for name, model in (
-        ("forest", RandomForestClassifier(n_estimators=60, random_state=0)),
-        ("boosting", HistGradientBoostingClassifier(max_iter=20, random_state=0)),
-    ):
-        encode = ColumnTransformer(
-            [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
-            remainder="passthrough",
-        )
-        pipe = make_pipeline(encode, model).fit(X[train], y[train])
-        P = np.zeros((len(df), len(classes)))
-        P[:, pipe.classes_] = pipe.predict_proba(X)
+    for name, P in outputs.items():
         result = miaudit.evaluate(P, y, train, bootstrap=0)
         best = result.attacks[result.strongest]
         found[name] = (best.auc, best.tpr_at_fpr["0.01"], result.verdict())
-    (auc_f, tpr_f, forest), (auc_b, tpr_b, boosting) = found["forest"], found["boosting"]
+    (auc_f, tpr_f, forest), (auc_b, tpr_b, boosting) = (
+        found["random forest"],
+        found["gradient boosting"],
+    )
     assert auc_f > auc_b and tpr_f > tpr_b  # the forest is the leakier
     assert LEVELS.index(forest.level) >= LEVELS.index(boosting.level), (
         forest.sentence,

@@ -476,17 +476,19 @@ class AuditResult:
     def verdict(self, levels=None):
         """The :class:`~miaudit.report.findings.Verdict`: the level, the sentence and the
         figures they rest on (``levels``: :class:`~miaudit.report.findings.Levels`)."""
+        return self._verdict_of(self._results(), levels)
+
+    def _verdict_of(self, results: dict[str, Any], levels=None):
         from miaudit.report.findings import verdict
         from miaudit.report.run import Run
 
-        return verdict(Run(self._results(), self.to_frame(label_names=False)), levels)
+        return verdict(Run(results, self.to_frame(label_names=False)), levels)
 
     def to_dict(self) -> dict[str, Any]:
         out = self._results()
         # The verdict goes in for tools that read results.json; the report recomputes it
         # from scores.csv rather than trusting a copy that may have been edited.
-        found = self.verdict()
-        out["verdict"] = found.to_dict()
+        out["verdict"] = self._verdict_of(out).to_dict()
         return out
 
     def _results(self) -> dict[str, Any]:

@@ -345,6 +345,9 @@ class Attack(ABC):
     #: Shadows (reference models) below which the attack is weaker than it can be: an
     #: audit with fewer says so beside its verdict (0: no such number).
     full_strength_shadows: ClassVar[int] = 0
+    #: An attack built on predicted labels alone (Choquette-Choo et al.): never the
+    #: strongest where probabilities are at hand, so skipping it weakens no verdict.
+    label_only_family: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel | None = None, **options: Any) -> None:
         if config is not None and options:

@@ -141,6 +141,7 @@ class Boundary(Attack):
 
     name = "boundary"
     section = "boundary"
+    label_only_family = True
     Config = BoundarySettings
     summary = (
         "label-only: distance to the decision boundary along random format-keeping paths "

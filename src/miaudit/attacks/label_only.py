@@ -90,6 +90,7 @@ class Gap(Attack):
 
     name = "gap"
     section = "gap"
+    label_only_family = True
     summary = "Yeom et al.'s baseline: a correctly classified record is a member"
 
     def needs(self) -> Needs:
@@ -123,6 +124,7 @@ class Robustness(Attack):
 
     name = "robustness"
     section = "robustness"
+    label_only_family = True
     Config = RobustnessSettings
     summary = "label-only: how many perturbed copies of a record keep its true label"
 

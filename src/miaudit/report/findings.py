@@ -276,7 +276,7 @@ def weakened_sentences(results: dict[str, Any]) -> tuple[str, ...]:
     for item in results.get("weakened") or []:
         if isinstance(item, dict) and isinstance(item.get("sentence"), str):
             out.append(item["sentence"])
-    strong = [n for n in skipped_attacks(results) if n not in LABEL_ONLY_ATTACKS]
+    strong = weakening_skips(results)
     if strong:
         out.append(f"{', '.join(strong)} did not run: what they need was not given.")
     return tuple(out)
@@ -566,15 +566,20 @@ class Advice:
     tags: tuple[str, ...] = field(default=())
 
 
-#: The label-only attacks of Choquette-Choo et al.: never the strongest where
-#: probabilities are available, so skipping them alone weakens no verdict.
-LABEL_ONLY_ATTACKS = ("gap", "robustness", "boundary")
-
-
 def skipped_attacks(results: dict[str, Any]) -> list[str]:
     """The attacks that did not run for want of what they need (``skipped_attacks``)."""
     skipped = results.get("skipped_attacks") or {}
     return list(skipped) if isinstance(skipped, dict) else []
+
+
+def weakening_skips(results: dict[str, Any]) -> list[str]:
+    """The skipped attacks whose absence weakens the verdict: all but the label-only
+    family (:attr:`~miaudit.attacks.base.Attack.label_only_family`)."""
+    from miaudit.attacks.registry import ATTACKS
+
+    return [
+        n for n in skipped_attacks(results) if n not in ATTACKS or not ATTACKS[n].label_only_family
+    ]
 
 
 #: The train–test accuracy gap from which over-fitting is named as the cause.
@@ -690,7 +695,7 @@ def recommendations(
             f"{chance_of_unmistaken(k, n_pos, n_neg):.1g}.",
             ("records",),
         ))  # fmt: skip
-    strong = [n for n in skipped_attacks(d) if n not in LABEL_ONLY_ATTACKS]
+    strong = weakening_skips(d)
     if strong:
         needs = d["skipped_attacks"]
         out.append(Advice(
