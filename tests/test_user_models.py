@@ -392,8 +392,14 @@ def test_duplicates_and_ids_join_back_to_the_users_rows(adult, tmp_path):
 def test_an_identifier_column_is_named_not_silently_encoded(adult):
     frame, pipe, members = adult
     table = frame.assign(ticket=[f"t{i}" for i in range(len(frame))])
+    # Too many to one-hot: miaudit's own models would have to encode it, and refuse.
     with pytest.raises(DataError, match=r"'ticket' has 6,000 distinct values.*id_column"):
-        miaudit.audit(target=pipe, data=table, label="income", members=members)
+        miaudit.audit(data=table, label="income", **QUICK)
+    # The user's model reads the rows as given; the audit names the column and the fix.
+    with pytest.warns(UserWarning, match=r"ticket hold.* every row.*id_column"):
+        held = miaudit.audit(target=pipe, data=table, label="income", members=members,
+                             shadows=1, attacks=["loss"], **QUICK)  # fmt: skip
+    assert "'ticket' has 6,000 distinct values" in held.dataset["notes"]["held_because"]
     # Below the one-hot limit it would be encoded: the audit says so and names the fix.
     small = table.iloc[:400]
     fitted = make_pipeline(*[s for _, s in pipe.steps]).fit(

@@ -123,6 +123,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "label": ("label", _same),
     "categorical": ("categorical", _split_list),
     "id_column": ("id_column", _same),
+    "text_column": ("text_column", _same),
     "pixel_scale": ("pixel_scale", _same),
     "target_size": ("target_size", _same),
     "shadows": ("shadows", _same),
@@ -238,6 +239,13 @@ def audit(
         typer.Option(
             help="A column naming each record: kept out of the features, written to "
             "scores.csv and the report, and usable in --members."
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            help="A table's column of texts: its records are text records (audited with the "
+            "text recipe tfidf-lr, or your own model)."
         ),
     ] = None,
     pixel_scale: Annotated[

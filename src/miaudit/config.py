@@ -262,6 +262,7 @@ class AuditConfig(BaseModel):
     ``non_members`` are files naming the target's training records (a mask, rows or ids,
     see :func:`miaudit.data.records.named_rows`); ``members_as`` says which reading of
     them holds where several fit. ``id_column`` names a table's record ids;
+    ``text_column`` its column of texts (the records are then text records);
     ``shadow_size`` trains shadows on fewer records than the target when the
     attacker's pool is too small for the target's size; ``pixel_scale`` is the value
     of white in images that are not ``uint8``.
@@ -273,6 +274,7 @@ class AuditConfig(BaseModel):
     label: str | None = None
     categorical: list[str] | None = None
     id_column: str | None = None
+    text_column: str | None = None
     pixel_scale: float | None = Field(default=None, gt=0)
     target_size: int | None = Field(default=None, ge=1)
     shadows: int = Field(default=10)

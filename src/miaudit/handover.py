@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from miaudit.data import Dataset, load_dataset
-from miaudit.data.build import check_ids
+from miaudit.data.build import UnencodableError, check_ids
 from miaudit.data.builtin import is_builtin, resolve_builtin
-from miaudit.data.records import attach_arrays, attach_table, memory_dataset, resolve_members
+from miaudit.data.memory import memory_dataset
+from miaudit.data.records import attach_arrays, attach_table, resolve_members
 from miaudit.errors import ConfigError, MiauditError, key
 from miaudit.models.family import ModelFamily
 from miaudit.models.user import ClassMap, RecordAdapter, TorchModel, as_predictor, make_family
@@ -170,7 +171,8 @@ def _values_of_lines(lines: list[str]) -> np.ndarray:
 
 def audit_data(config, handed: Handover) -> Dataset:
     """The audit's data set, with the user's own records attached where a user's model
-    reads them or ``members`` name the user's rows."""
+    reads them or ``members`` name the user's rows. A table miaudit's encoder refuses
+    is held as given when the user's code trains and predicts (:mod:`miaudit.data.memory`)."""
     if handed.data is not None:
         return memory_dataset(
             handed.data,
@@ -179,22 +181,44 @@ def audit_data(config, handed: Handover) -> Dataset:
             id_column=config.id_column,
             categorical=config.categorical,
             pixel_scale=config.pixel_scale,
+            text_column=config.text_column,
+            hold=handed.user_models,
         )
     if handed.ids is not None:
         raise ConfigError(f"ids= names the rows of data=; for a file use {key('id_column')}")
-    data = load_dataset(
-        config.dataset,
-        label=config.label,
-        categorical=config.categorical,
-        id_column=config.id_column,
-        pixel_scale=config.pixel_scale,
-    )
+    try:
+        data = load_dataset(
+            config.dataset,
+            label=config.label,
+            categorical=config.categorical,
+            id_column=config.id_column,
+            pixel_scale=config.pixel_scale,
+            text_column=config.text_column,
+        )
+    except UnencodableError:
+        if not handed.user_models or is_builtin(str(config.dataset)):
+            raise
+        return _held_file(config)
+    if data.raw is not None:  # text: its records are attached as they were read
+        return data
     named = (handed.members, handed.non_members, config.members, config.non_members)
     if not (handed.user_models or any(m is not None for m in named)):
         return data
     if data.kind == "image" and is_builtin(str(config.dataset)):
         return data  # a built-in set's images are its arrays: nothing else to attach
     return _attach_source(data, config)
+
+
+def _held_file(config) -> Dataset:
+    """A user's table that miaudit's encoder refuses, held as given for the user's model."""
+    from miaudit.data.files import file_format, read_table
+
+    path = Path(str(config.dataset)).expanduser()
+    frame = read_table(path, file_format(path), config.label)
+    return memory_dataset(
+        frame, config.label, id_column=config.id_column, categorical=config.categorical,
+        hold=True,
+    )  # fmt: skip
 
 
 def _attach_source(data: Dataset, config) -> Dataset:
@@ -256,7 +280,11 @@ def labels_for(family: ModelFamily, data: Dataset) -> np.ndarray:
 
 
 def _takes(predictor: Any) -> str:
-    return "arrays" if isinstance(predictor, TorchModel) else "raw"
+    """What a predictor reads: a torch module without a collate reads arrays; anything
+    else the records as given."""
+    if isinstance(predictor, TorchModel) and predictor.collate is None:
+        return "arrays"
+    return "raw"
 
 
 def open_target(obj: Any, data: Dataset) -> tuple[RecordAdapter, dict[str, Any]]:

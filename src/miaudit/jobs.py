@@ -63,6 +63,7 @@ import numpy as np
 
 from miaudit import __version__
 from miaudit.data.cache import user_cache_dir
+from miaudit.data.kinds.base import content_digest
 from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
@@ -335,29 +336,49 @@ def _training_parts(
     identity = family.identity()
     if identity is None:
         return None
+    data = data_fingerprint
+    if data is None:
+        records, labels = records_digest(X), records_digest(y)
+        if records is None or labels is None:
+            return None  # objects that do not pickle: no honest key
+        data = records + labels
     return {
-        "data": data_fingerprint or records_digest(X) + records_digest(y),
+        "data": data,
         "n_classes": int(n_classes),
         **identity,
         "device": device,
     }
 
 
-def records_digest(records: Any) -> str:
+def records_digest(records: Any) -> str | None:
     """SHA-256 of records that are an array or a pandas DataFrame (columns, dtypes, values);
-    arrays of Python objects (text labels) by their values, never their addresses."""
+    arrays of Python objects (text labels, texts) by their values, never their addresses;
+    other objects (opaque records: dicts, token lists) by their pickled bytes. ``None``
+    when no honest digest exists (objects that do not pickle)."""
     import pandas as pd
 
     if not hasattr(records, "iloc"):
-        a = np.asarray(records)
+        a = records if isinstance(records, np.ndarray) else None
+        if a is None:
+            try:
+                a = np.asarray(records)
+            except ValueError:  # ragged: token lists of different lengths
+                a = np.empty(len(records), dtype=object)
+                a[:] = list(records)
         if a.dtype != object:
             return array_digest(a)
         h = hashlib.sha256(str(("object", a.shape)).encode())
-        h.update(pd.util.hash_array(a.ravel()).tobytes())
+        try:
+            h.update(pd.util.hash_array(a.ravel()).tobytes())
+        except TypeError:  # unhashable objects (dicts, lists): their pickles
+            return content_digest(a.ravel())
         return h.hexdigest()
 
     h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in records.dtypes.items()]).encode())
-    h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
+    try:
+        h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
+    except TypeError:  # cells pandas cannot hash
+        return content_digest(records)
     return h.hexdigest()
 
 
@@ -708,7 +729,10 @@ def _job_keys(
     parts = _training_parts(family, X, y, n_classes, device, data_fingerprint)
     if parts is None:
         return None
-    common = {**parts, "extra": None if extra is None else records_digest(extra)}
+    extra_digest = None if extra is None else records_digest(extra)
+    if extra is not None and extra_digest is None:
+        return None
+    common = {**parts, "extra": extra_digest}
     signature = [(array_digest(j.train), int(j.seed), array_digest(j.query)) for j in jobs]
     keys = []
     for chunk in chunks:
@@ -768,7 +792,13 @@ def run_jobs(
         if found is None:
             cache = None
             if notify is not None:
-                notify(f"not cached: {family.uncached_reason()}")
+                why = (
+                    family.uncached_reason()
+                    if family.identity() is None
+                    else "the records do not pickle, so no honest key can be derived from "
+                    "them; their models are trained every time"
+                )
+                notify(f"not cached: {why}")
         else:
             keys = found
     results: list[np.ndarray | None] = [None] * len(jobs)

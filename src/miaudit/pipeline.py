@@ -31,6 +31,7 @@ from miaudit.claim import DEFAULT_DELTA, claim_section
 from miaudit.config import AuditConfig, RecipeSpec, flatten_validation_error
 from miaudit.data import Dataset, load_dataset
 from miaudit.data.describe import describe_records
+from miaudit.data.kinds import kind_of
 from miaudit.errors import ConfigError, DataError, ModelError, key
 from miaudit.files import read_json_object
 from miaudit.handover import (
@@ -77,9 +78,15 @@ MEMBERSHIP_FILE = "membership.npz"
 
 
 def resolve_recipe(spec: RecipeSpec, dataset: Dataset) -> Recipe:
-    """A full recipe from the user's partial one: the paper's MLP for tables, CNN for images."""
+    """A full recipe from the user's partial one: the paper's MLP for tables, CNN for
+    images, the text recipe for text (:meth:`~miaudit.data.kinds.RecordKind.default_model`);
+    a model that cannot read the records is refused, naming why."""
     given = spec.given()
-    given.setdefault("model", "cnn" if dataset.kind == "image" else "mlp")
+    kind = kind_of(dataset)
+    given.setdefault("model", kind.default_model(dataset))
+    why = kind.cannot_train(dataset, given["model"])
+    if why is not None:
+        raise ConfigError(f"{key('target.model', given['model'])}: {why}")
     if given["model"] == "cnn" and dataset.kind != "image":
         raise ConfigError(
             f"{key('target.model', 'cnn')} needs an image data set, but {dataset.name} is "
@@ -180,16 +187,38 @@ def _label_only(config: AuditConfig, remote=None) -> bool:
     return any(parse_policy(spec).label_only for spec in config.defense)
 
 
-def _plan(config: AuditConfig, label_only: bool, reporter: Reporter) -> AttackPlan:
-    """The audit's attacks with their settings; the default set adapts to a label-only
-    target (and says so)."""
-    plan = AttackPlan.build(config.attacks.run, config.attacks.settings, label_only=label_only)
+def _plan(config: AuditConfig, label_only: bool, reporter: Reporter, data: Dataset) -> AttackPlan:
+    """The audit's attacks with their settings; the default set (and ``all``) adapts to a
+    label-only target and to records that cannot give what an attack needs (and says so)."""
+    kind = kind_of(data)
+    limits = {
+        what: why
+        for what, why in (
+            ("variants", kind.cannot_vary(data)),
+            ("copies", kind.cannot_perturb(data)),
+            ("move", kind.cannot_move(data)),
+            ("features", kind.cannot_represent(data)),
+        )
+        if why is not None
+    }
+    plan = AttackPlan.build(
+        config.attacks.run, config.attacks.settings, label_only=label_only, records=limits
+    )
     if plan.left_out:
         reporter.warn(
             f"the target answers labels only: {', '.join(plan.left_out)} need probabilities "
             "and were left out of the default attacks (label-only attacks: gap, robustness, "
             "boundary)"
         )
+    for name, why in plan.unfit.items():
+        reporter.warn(f"{name} left out: {why}")
+    if config.shadow_data != "real":
+        why = kind.cannot_synthesise(data)
+        if why is not None:
+            raise ConfigError(
+                f"{key('shadow_data', config.shadow_data)}: {why}; use "
+                f"{key('shadow_data', 'real')}"
+            )
     return plan
 
 
@@ -239,7 +268,7 @@ def _deployed_game(config, data, handed, remote, seeds, reporter, execution) -> 
             "positions or ids of data; a file of them on the command line)"
         )
     label_only = _label_only(config, remote)
-    plan = _plan(config, label_only, reporter)
+    plan = _plan(config, label_only, reporter, data)
     plan.check(
         PlanContext(
             n_shadows=config.shadows, shadow_data=config.shadow_data, game="shokri",
@@ -550,6 +579,7 @@ def _play(game: Game, plan, target, policies, family, resolved, facts, seeds, re
         privacy_claim=claim,
         **outcome,
     )
+    result.skipped = dict(plan.unfit)
     # The report shows the most exposed records as the user knows them.
     top = result.exposed_positions()
     result.record_details = dict(
@@ -767,7 +797,7 @@ def _recipe_game(config, data, seeds, reporter, execution, handed) -> AuditResul
     """
     family, recipe = _recipe_family(config, handed, data)
     policies = [parse_policy(spec) for spec in config.defense]
-    plan = _plan(config, _label_only(config), reporter)
+    plan = _plan(config, _label_only(config), reporter, data)
     plan.check(
         PlanContext(
             n_shadows=config.shadows, shadow_data="real", game="recipe", online=True,
@@ -1047,7 +1077,15 @@ def _variants(plan: AttackPlan, data: Dataset, base: np.ndarray, offset: int):
 
 def record_format(data: Dataset) -> RecordFormat:
     """How ``data``'s encoded records may be perturbed (one-hot blocks, pixels, and a
-    table's numeric columns, judged on the whole data set)."""
+    table's numeric columns, judged on the whole data set); records of a kind that
+    makes its own variants and copies (text) come with the kind's makers."""
+    kind = kind_of(data)
+    if kind.held(data):
+        return RecordFormat(
+            [], False, None,
+            variants=lambda X, n: kind.variants(data, X, n),
+            copies=lambda X, n, rng: kind.copies(data, X, n, rng),
+        )  # fmt: skip
     image = data.kind == "image"
     numeric = None if image else numeric_columns(data.X.reshape(len(data.X), -1))
     return RecordFormat(feature_groups(data), image, numeric)
@@ -1066,12 +1104,16 @@ def _ask_target(plan, inputs: AttackInputs, target, data: Dataset, index, public
         )
         P = target.predict_proba(copies.reshape(-1, *data.input_shape))
         inputs.target_copies = P.reshape(len(copies), len(index), -1)
+    kind = kind_of(data)
+    # Held records' arrays are handles: attacks that learn from features read the
+    # kind's representation of them instead (text: a bag of words).
+    features = kind.representation if kind.held(data) else (lambda _, X: X)
     if plan.features:
-        inputs.features = data.X[index]
+        inputs.features = features(data, data.X[index])
     if len(public):
         inputs.public_outputs = target.predict_proba(data.X[public])
         inputs.public_labels = data.y[public]
-        inputs.public_features = data.X[public]
+        inputs.public_features = features(data, data.X[public])
     if plan.adaptive:
         inputs.oracle = target.predict_proba
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miaudit.data.records import memory_dataset, resolve_members
+from miaudit.data.memory import memory_dataset
+from miaudit.data.records import resolve_members
 from miaudit.errors import DataError
 
 

@@ -165,11 +165,18 @@ class RecordFormat:
     """How records may be perturbed: a table's encoded column groups (a one-hot block
     is one group) or an image's pixels in [0, 1]; ``numeric`` marks the encoded columns
     of a table that hold more than two values in the whole data set (``None``: decide
-    from the records at hand)."""
+    from the records at hand).
+
+    Records of a kind that makes its own (text: word drops and swaps) come with the
+    kind's makers instead: ``variants(records, n)`` gives ``n - 1`` fixed variants of
+    each record, ``copies(records, n, rng)`` ``n`` random perturbed copies, in the
+    records' own form; the attacks then never move the arrays themselves."""
 
     groups: list[np.ndarray]
     image: bool
     numeric: np.ndarray | None = None
+    variants: Callable[[np.ndarray, int], np.ndarray] | None = None
+    copies: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)

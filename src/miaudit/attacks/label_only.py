@@ -132,6 +132,8 @@ class Robustness(Attack):
         return Needs(copies=self.config.copies, probabilities=False)
 
     def queries(self, records: np.ndarray, fmt: RecordFormat, rng: np.random.Generator):
+        if fmt.copies is not None:  # the records' kind perturbs its own (text: word drops)
+            return fmt.copies(records, self.config.copies, rng)
         return perturb(
             records,
             fmt.groups,

@@ -49,6 +49,9 @@ class AttackPlan:
     attacks: tuple[Attack, ...]
     #: Default attacks left out because the target answers labels only.
     left_out: tuple[str, ...] = ()
+    #: Attacks left out of ``all`` (or the default set) because the records cannot give
+    #: what they need, each with why (``results.json``'s ``skipped_attacks``).
+    unfit: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -57,16 +60,32 @@ class AttackPlan:
         settings: Callable[[str], BaseModel],
         *,
         label_only: bool = False,
+        records: dict[str, str] | None = None,
     ) -> AttackPlan:
         """The attacks ``names`` (``None``: the default set), each with
         ``settings(section)``.
 
         Against a label-only target, attacks that need probabilities are left out of
         the default set (see :attr:`left_out`) and refused when asked for by name.
+        ``records`` says what the records cannot give (``"variants"``, ``"copies"``,
+        ``"move"``, ``"features"``: the reason each cannot): an attack that needs it
+        is left out of ``all`` and the default set (see :attr:`unfit`) and refused
+        when asked for by name.
         """
         explicit = names is not None
         chosen = parse_attacks(list(names) if explicit else list(DEFAULT_ATTACKS))
         attacks = [get_attack(n)(settings(get_attack(n).section)) for n in chosen]
+        unfit: dict[str, str] = {}
+        # ``all`` reaches here expanded: every attack, in the registry's order.
+        every = tuple(chosen) == tuple(ATTACKS)
+        for attack in list(attacks):
+            why = _unmet(attack, records or {})
+            if why is None:
+                continue
+            if explicit and not every:
+                raise ConfigError(f"{attack.name} cannot run on these records: {why}")
+            attacks.remove(attack)
+            unfit[attack.name] = why
         left_out: tuple[str, ...] = ()
         if label_only:
             need = tuple(a.name for a in attacks if a.needs().probabilities)
@@ -78,7 +97,12 @@ class AttackPlan:
                 )
             attacks = [a for a in attacks if a.name not in need]
             left_out = need
-        return cls(tuple(attacks), left_out)
+        if not attacks:
+            raise ConfigError(
+                f"no attack of {key('attacks.run')} can run on these records: "
+                + "; ".join(f"{n}: {w}" for n, w in unfit.items())
+            )
+        return cls(tuple(attacks), left_out, unfit)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -159,6 +183,21 @@ class AttackPlan:
             )
         for attack in self.attacks:
             attack.check(context)
+
+
+def _unmet(attack: Attack, records: dict[str, str]) -> str | None:
+    """Why the records cannot give ``attack`` what it needs, or ``None``."""
+    need = attack.needs()
+    asks = (
+        ("variants", need.variants, lambda n: f"{n} extra queries per record (set queries to 1)"),
+        ("copies", need.copies, lambda n: f"{n} perturbed copies per record"),
+        ("move", need.adaptive, lambda n: "a search from each record towards the boundary"),
+        ("features", need.features and not need.adaptive, lambda n: "features of each record"),
+    )
+    for what, amount, says in asks:
+        if amount and what in records:
+            return f"it needs {says(amount)}, and {records[what]}"
+    return None
 
 
 @dataclass

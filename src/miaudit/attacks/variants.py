@@ -101,5 +101,8 @@ def query_variants(
 
 
 def make_variants(records: np.ndarray, n: int, fmt: RecordFormat) -> np.ndarray:
-    """:func:`query_variants` of ``records`` in the format ``fmt``."""
+    """:func:`query_variants` of ``records`` in the format ``fmt`` (or the variants the
+    records' kind makes, for text)."""
+    if fmt.variants is not None:
+        return fmt.variants(records, n)
     return query_variants(records, n, image=fmt.image, numeric=fmt.numeric)

@@ -62,6 +62,7 @@ def load_dataset(
     drop_duplicates: bool = True,
     id_column: str | None = None,
     pixel_scale: float | None = None,
+    text_column: str | None = None,
 ) -> Dataset:
     """Load a built-in data set by name, or a user's CSV, Parquet or ``.npz`` file.
 
@@ -78,7 +79,8 @@ def load_dataset(
         For tables in user files: columns to one-hot encode in addition to the
         non-numeric ones (numeric codes such as zip codes).
     use_cache:
-        Read from and write to the on-disk cache (:mod:`miaudit.data.cache`).
+        Read from and write to the on-disk cache (:mod:`miaudit.data.cache`). Text
+        data sets (``sms-spam``, ``text_column=``) are never cached.
     drop_duplicates:
         Drop exact duplicate records (same features and label), keeping the first;
         their count is in ``Dataset.notes["duplicates_dropped"]``.
@@ -87,6 +89,9 @@ def load_dataset(
         ``Dataset.ids`` rather than used as a feature.
     pixel_scale:
         For images in ``.npz`` files that are not ``uint8``: the value of white.
+    text_column:
+        For tables in user files: the column of texts; the records are then text
+        records (:mod:`miaudit.data.kinds.text`), held as given and never cached.
 
     Returns
     -------
@@ -101,8 +106,9 @@ def load_dataset(
     """
     text = str(name_or_path)
     if isinstance(name_or_path, str) and is_builtin(text):
-        for given, what in ((categorical, "categorical="), (id_column, "id_column="),
-                            (pixel_scale, "pixel_scale=")):  # fmt: skip
+        refused = ((categorical, "categorical="), (id_column, "id_column="),
+                   (pixel_scale, "pixel_scale="), (text_column, "text_column="))  # fmt: skip
+        for given, what in refused:
             if given:
                 raise DataError(
                     f"{what} applies to user files; built-in data set {text!r} already knows "
@@ -110,6 +116,9 @@ def load_dataset(
                 )
         builtin = resolve_builtin(text, label)
         files = builtin.source_files()
+        if builtin.kind == "text":
+            # Text is held as given and tokenised in one pass: nothing worth caching.
+            return builtin.load(files, drop_duplicates)
         return cache.cached(
             builtin.name,
             builtin.version,
@@ -134,6 +143,14 @@ def load_dataset(
             f"{', '.join(BUILTIN_DATASETS)}, or give a path to a "
             f"{', '.join(FILE_FORMATS)} file"
         )
+    if text_column is not None:
+        # Text is held as given and tokenised in one pass: nothing worth caching.
+        from miaudit.data.files import load_text_file
+
+        return load_text_file(
+            path, label, text_column, drop_duplicates=drop_duplicates, id_column=id_column,
+            categorical=categorical, pixel_scale=pixel_scale,
+        )  # fmt: skip
     cats = sorted(set(categorical)) if categorical else []
     options = {
         "label": label,
@@ -160,8 +177,9 @@ def load_dataset(
 
 
 def load_frame(name: str, label: str | None = None) -> pd.DataFrame:
-    """A built-in tabular data set's raw table: its feature columns and its label column,
-    as read (before encoding and before duplicates are dropped).
+    """A built-in tabular or text data set's raw table: its feature columns and its label
+    column, as read (before encoding and before duplicates are dropped). A text set's
+    table has the columns ``text`` and ``label`` (``load_frame("sms-spam")``: 5,574 rows).
 
     This is the table to train your own model on and to hand back to
     :func:`miaudit.audit` as ``data=``; the records of an audit of the built-in set

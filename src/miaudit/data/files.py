@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import arrays_dataset, table_categoricals, table_dataset
+from miaudit.data.build import arrays_dataset, check_ids, table_categoricals, table_dataset
 from miaudit.data.dataset import Dataset
 from miaudit.errors import DataError
 
-__all__ = ["FILE_FORMATS", "file_format", "load_file", "read_npz", "read_table"]
+__all__ = ["FILE_FORMATS", "file_format", "load_file", "load_text_file", "read_npz", "read_table"]
 
 #: File name endings the loaders read, and the format each means.
 FILE_FORMATS = {
@@ -234,3 +234,53 @@ def load_file(
     if pixel_scale is not None:
         raise DataError(f"{path}: a table has no pixels; drop the pixel scale")
     return _load_table(path, fmt, label, categorical, drop_duplicates, id_column)
+
+
+def load_text_file(
+    path: str | Path,
+    label: str | None,
+    text_column: str,
+    *,
+    drop_duplicates: bool = True,
+    id_column: str | None = None,
+    categorical: Sequence[str] | None = None,
+    pixel_scale: float | None = None,
+) -> Dataset:
+    """A CSV or Parquet table whose records are the texts of ``text_column``
+    (:func:`miaudit.data.held.text_dataset`); its other columns ride along.
+
+    Raises
+    ------
+    DataError
+        What :func:`load_file` refuses, a file of arrays (``.npz``), a missing text
+        column, text cells that are missing, empty, numbers or too long, and a file
+        that is not UTF-8 (naming the byte where it stops being so).
+    """
+    from miaudit.data.held import text_dataset
+
+    path = Path(path).expanduser()
+    fmt = file_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    if fmt not in ("csv", "parquet"):
+        raise DataError(f"{path}: text records come from a CSV or Parquet table; got {fmt}")
+    for given, what in ((categorical, "categorical"), (pixel_scale, "pixel_scale")):
+        if given:
+            raise DataError(f"{path}: {what} does not apply to text records; drop it")
+    df = read_table(path, fmt, label)
+    missing = [c for c in (label, text_column, id_column) if c is not None and c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{path}: no column {missing[0]!r}; columns are: {', '.join(df.columns[:30])}"
+        )
+    if text_column in (label, id_column):
+        raise DataError(f"{path}: the text column {text_column!r} is also the label or id column")
+    dropped = [label, *([id_column] if id_column else [])]
+    dataset = text_dataset(
+        df.drop(columns=dropped), df[label], name=_stem(path), source=str(path),
+        what=str(path), text_column=text_column, drop_duplicates=drop_duplicates,
+        ids=df[id_column] if id_column else None, notes={"label_column": label},
+    )  # fmt: skip
+    if id_column is not None:
+        dataset.raw.source_ids = check_ids(df[id_column], len(df), str(path))
+    return dataset

@@ -13,11 +13,13 @@ encoded array back into the user's form:
   the robustness attack's perturbed copies) is decoded by the encoder into the
   user's columns and dtypes (categories back to their own values, integers rounded).
 
-:func:`memory_dataset` builds a :class:`~miaudit.data.Dataset` with its
-:class:`RawRecords` from a DataFrame or ``(X, y)`` arrays held in memory, and
-:func:`resolve_members` turns the user's ``members`` (a mask, row positions or ids,
-told apart by the one rule of :func:`named_rows`) into the records of that data set;
-:func:`membership_mask` reads a mask of members by the same rule.
+:func:`attach_table` and :func:`attach_arrays` attach the user's records to an
+encoded :class:`~miaudit.data.Dataset` (:mod:`miaudit.data.memory` builds one from
+data held in memory), and :func:`resolve_members` turns the user's ``members`` (a
+mask, row positions or ids, told apart by the one rule of :func:`named_rows`) into the
+records of that data set; :func:`membership_mask` reads a mask of members by the same
+rule. Records held as given (text, opaque objects) are named by handle instead
+(:mod:`miaudit.data.kinds.base`).
 """
 
 from __future__ import annotations
@@ -30,14 +32,11 @@ import numpy as np
 import pandas as pd
 
 from miaudit.data.build import (
-    arrays_dataset,
-    check_ids,
     encode_labels,
-    table_categoricals,
-    table_dataset,
 )
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
+from miaudit.data.kinds.base import handles_of
 from miaudit.errors import DataError, MiauditError, key
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "attach_arrays",
     "attach_table",
     "membership_mask",
-    "memory_dataset",
     "named_rows",
     "resolve_members",
 ]
@@ -83,6 +81,10 @@ class RawRecords:
     in_memory:
         Whether the user handed the records over in memory (rather than naming a
         built-in set or a file).
+    held:
+        Whether ``encoded`` holds handles (:mod:`miaudit.data.kinds.base`): text,
+        opaque objects, or a table miaudit's encoder refuses. Records miaudit makes
+        from them (:meth:`add_made`) get handles past the data set's own.
     """
 
     features: pd.DataFrame | np.ndarray
@@ -93,8 +95,36 @@ class RawRecords:
     source_rows: np.ndarray | None = None
     source_ids: np.ndarray | None = None
     in_memory: bool = False
+    held: bool = False
     _order: np.ndarray | None = field(default=None, repr=False)
     _sorted_keys: np.ndarray | None = field(default=None, repr=False)
+    _made: list[Any] = field(default_factory=list, repr=False)
+    _store: Any = field(default=None, repr=False)
+
+    @property
+    def n_known(self) -> int:
+        """Records a handle can name: the data set's, then the ones miaudit made."""
+        return len(self.features) + sum(len(m) for m in self._made)
+
+    def add_made(self, records: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Keep records miaudit made from held ones (in the features' form); their handles."""
+        from miaudit.data.kinds.text import check_handles
+
+        start = self.n_known
+        check_handles(start + len(records), "records miaudit made")
+        self._made.append(records)
+        self._store = None
+        return np.arange(start, start + len(records), dtype=np.float32)
+
+    def _held_store(self) -> pd.DataFrame | np.ndarray:
+        if not self._made:
+            return self.features
+        if self._store is None:
+            if self.is_frame:
+                self._store = pd.concat([self.features, *self._made], ignore_index=True)
+            else:
+                self._store = np.concatenate([np.asarray(self.features), *self._made])
+        return self._store
 
     @property
     def is_frame(self) -> bool:
@@ -109,6 +139,15 @@ class RawRecords:
         X = np.asarray(X)
         if X is self.encoded:
             return self.features
+        if self.held:
+            try:
+                index = handles_of(X, self.n_known)
+            except ValueError:
+                raise DataError(
+                    "records that are not this data set's were given to a model of records "
+                    "held as given; miaudit only names them by handle"
+                ) from None
+            return _take(self._held_store(), index)
         found = self._find(X)
         known = found >= 0
         if known.all():
@@ -219,100 +258,10 @@ def _source_rows(records: pd.DataFrame | np.ndarray, codes: np.ndarray, dataset:
     return out
 
 
-def memory_dataset(
-    data: Any,
-    label: str | None = None,
-    *,
-    ids: Any = None,
-    id_column: str | None = None,
-    categorical: list[str] | None = None,
-    pixel_scale: float | None = None,
-    drop_duplicates: bool = True,
-) -> Dataset:
-    """A :class:`Dataset` (with its :class:`RawRecords`) from records held in memory.
-
-    Parameters
-    ----------
-    data:
-        A pandas DataFrame (features and the ``label`` column, perhaps an id column),
-        or ``(X, y)``: a 2-D numeric table or ``(n, h, w)`` / ``(n, c, h, w)`` images,
-        and one label per row.
-    label:
-        The DataFrame's label column (not used with arrays).
-    ids, id_column:
-        The records' identifiers: an array (one per row), or a DataFrame column.
-    categorical:
-        DataFrame columns to one-hot encode besides the non-numeric ones.
-    pixel_scale:
-        Images that are not ``uint8``: the value of white.
-    drop_duplicates:
-        Drop exact duplicate records (features and label), keeping the first.
-
-    Raises
-    ------
-    DataError
-        Data of another kind, a missing label or id column, ids that repeat, and
-        whatever the encoders refuse; each message names the input and the fix.
-    """
-    if isinstance(data, pd.DataFrame):
-        return _frame_dataset(data, label, ids, id_column, categorical, drop_duplicates)
-    if isinstance(data, tuple | list) and len(data) == 2:
-        if label is not None or id_column is not None:
-            raise DataError(
-                "data=(X, y) carries its labels in y and has no columns: drop label= and "
-                "id_column= (pass ids= for identifiers)"
-            )
-        X, y = data
-        if hasattr(X, "iloc"):
-            raise DataError(
-                "data=(X, y) with a DataFrame X: pass the DataFrame with its label column "
-                "instead, data=frame, label='column'"
-            )
-        X = np.asarray(X)
-        y = np.asarray(y)
-        dataset = arrays_dataset(
-            X, y, name="arrays", source="arrays in memory", what="data", categorical=categorical,
-            drop_duplicates=drop_duplicates, ids=ids, pixel_scale=pixel_scale,
-        )  # fmt: skip
-        attached = attach_arrays(dataset, X, y)
-        attached.raw.in_memory = True
-        if ids is not None:
-            attached.raw.source_ids = check_ids(ids, len(X), "data")
-        return attached
-    raise DataError(
-        f"data: expected a pandas DataFrame (with label='column') or a pair (X, y) of arrays, "
-        f"got {type(data).__name__}"
-    )
-
-
 def _image_scale(X: np.ndarray, dataset: Dataset) -> float:
     if dataset.kind != "image":
         return 1.0
     return 255.0 if X.dtype == np.uint8 and X.max() > 1 else 1.0
-
-
-def _frame_dataset(frame, label, ids, id_column, categorical, drop_duplicates) -> Dataset:
-    if label is None:
-        raise DataError(
-            f"data: name the DataFrame's label column with label=...; columns are: "
-            f"{', '.join(map(str, frame.columns[:30]))}"
-        )
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
-    label = str(label)
-    dataset = table_dataset(
-        frame, label, categorical=table_categoricals(frame, label, categorical, id_column),
-        name="dataframe",
-        source="DataFrame in memory", what="data", drop_duplicates=drop_duplicates,
-        id_column=id_column, ids=ids,
-    )  # fmt: skip
-    features = frame.drop(columns=[label, *([id_column] if id_column else [])])
-    attached = attach_table(dataset, features, frame[label])
-    attached.raw.in_memory = True
-    if id_column is not None or ids is not None:
-        given = frame[id_column] if id_column is not None else ids
-        attached.raw.source_ids = check_ids(given, len(frame), "data")
-    return attached
 
 
 def attach_table(dataset: Dataset, features: pd.DataFrame, labels: pd.Series) -> Dataset:

@@ -148,9 +148,11 @@ class ModelFamily(ABC):
 
 
 def take(records: Any, index: np.ndarray) -> Any:
-    """Rows ``index`` of records that are an array or a pandas DataFrame."""
+    """Rows ``index`` of records that are an array, a list or a pandas DataFrame."""
     if hasattr(records, "iloc"):
         return records.iloc[np.asarray(index)].reset_index(drop=True)
+    if isinstance(records, list | tuple):
+        return [records[int(i)] for i in np.asarray(index)]
     return records[index]
 
 

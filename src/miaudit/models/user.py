@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from miaudit.errors import ConfigError, MiauditError, ModelError, key
 from miaudit.models._seeding import derive_seed
-from miaudit.models.family import ModelFamily
+from miaudit.models.family import ModelFamily, take
 from miaudit.models.identity import callable_record, code_identity, user_modules
 from miaudit.models.recipe import DP_FIELDS, Recipe
 from miaudit.target import check_probabilities
@@ -190,6 +190,10 @@ class TorchModel:
         Records per forward pass.
     threads:
         PyTorch intra-op threads for its forward passes on the CPU (default: as set).
+    collate:
+        ``collate(records) -> tensor``: the user's way from a batch of records as given
+        (a list of texts, token lists, DataFrame rows …) to the module's input, e.g. a
+        tokenizer that pads. Without it the records must be arrays.
     """
 
     def __init__(
@@ -199,6 +203,7 @@ class TorchModel:
         outputs: Literal["logits", "probabilities", "log-probabilities"] = "logits",
         batch_size: int = PREDICT_BATCH,
         threads: int | None = None,
+        collate: Callable[[Any], Any] | None = None,
     ) -> None:
         import torch
 
@@ -208,8 +213,12 @@ class TorchModel:
             raise ConfigError(f"TorchModel outputs={outputs!r}: use one of {', '.join(_OUTPUTS)}")
         if batch_size < 1:
             raise ConfigError(f"TorchModel batch_size={batch_size}: must be at least 1")
+        if collate is not None and not callable(collate):
+            raise ConfigError(
+                f"TorchModel collate={collate!r}: pass a function records -> tensor"
+            )
         self.module, self.outputs, self.batch_size = module, outputs, batch_size
-        self.threads = threads
+        self.threads, self.collate = threads, collate
         self.classes: ClassMap | None = None
         self.who = "the target"
 
@@ -221,7 +230,8 @@ class TorchModel:
         import torch
 
         classes = self.classes
-        X = _as_array(X, self.who)
+        if self.collate is None:
+            X = _as_array(X, self.who)
         try:
             device = next(self.module.parameters()).device
         except StopIteration:
@@ -237,14 +247,19 @@ class TorchModel:
         try:
             with torch.inference_mode(), threads:
                 for start in range(0, len(X), self.batch_size):
-                    batch = _tensor(X[start : start + self.batch_size]).to(device)
-                    parts.append(self.module(batch).detach().float().cpu().numpy())
+                    part = take(X, np.arange(start, min(len(X), start + self.batch_size)))
+                    if self.collate is None:
+                        batch = _tensor(part)
+                    else:
+                        batch = collated(self.collate, part, f"{self.who}'s collate")
+                    parts.append(self.module(batch.to(device)).detach().float().cpu().numpy())
         except MiauditError:
             raise
         except Exception as exc:
+            shape = f"of shape {X.shape[1:]} and dtype {X.dtype}" if hasattr(X, "dtype") else ""
             raise ModelError(
-                f"{self.who} (a {type(self.module).__name__}) failed on records of shape "
-                f"{X.shape[1:]} and dtype {X.dtype}: {type(exc).__name__}: {_first_line(exc)}"
+                f"{self.who} (a {type(self.module).__name__}) failed on records {shape}: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
             ) from exc
         finally:
             self.module.train(was_training)
@@ -281,9 +296,65 @@ def _as_array(X: Any, who: str) -> np.ndarray:
     if hasattr(X, "iloc"):
         raise ConfigError(
             f"{who} is a torch module, which reads arrays, but the data is a DataFrame: pass "
-            "data=(X, y) with the arrays the module was trained on"
+            "data=(X, y) with the arrays the module was trained on, or a collate function "
+            "that turns rows into tensors (TorchModel(module, collate=...))"
         )
-    return np.asarray(X)
+    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if X.dtype == object or X.dtype.kind in "USV":
+        raise ConfigError(
+            f"{who} is a torch module, which reads tensors, but the records are text or "
+            "other objects: pass the function that turns a batch of them into the "
+            "module's input as collate= (TorchModel(module, collate=tokenize), "
+            "TorchTrainer(..., collate=tokenize))"
+        )
+    return X
+
+
+def collated(collate: Callable[[Any], Any], records: Any, who: str):
+    """``collate(records)`` as a tensor with one row per record.
+
+    Raises
+    ------
+    ModelError
+        The hook raised (naming the first record it fails on) or returned something
+        that is not a tensor or array with one row per record.
+    """
+    import torch
+
+    try:
+        out = collate(records)
+    except MiauditError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"{who} ({_name(collate)}) raised {type(exc).__name__} on "
+            f"{_failing_record(collate, records)}: {_first_line(exc)}"
+        ) from exc
+    if isinstance(out, np.ndarray):
+        out = _tensor(out)
+    if not isinstance(out, torch.Tensor):
+        raise ModelError(
+            f"{who} ({_name(collate)}) returned a {type(out).__name__}; it must return a "
+            "torch tensor (or NumPy array) with one row per record"
+        )
+    if out.ndim == 0 or out.shape[0] != len(records):
+        raise ModelError(
+            f"{who} ({_name(collate)}) returned shape {tuple(out.shape)} for {len(records)} "
+            "records; it must return one row per record, in their order"
+        )
+    return out
+
+
+def _failing_record(collate: Callable[[Any], Any], records: Any) -> str:
+    """The first record ``collate`` fails on alone, as a message names it."""
+    for i in range(min(len(records), 10_000)):
+        one = take(records, np.array([i]))
+        try:
+            collate(one)
+        except Exception:
+            value = one.iloc[0].to_dict() if hasattr(one, "iloc") else one[0]
+            return f"record {i} of the batch ({_short(value)})"
+    return f"a batch of {len(records)} records (each alone passes)"
 
 
 def _tensor(X: np.ndarray):
@@ -597,6 +668,12 @@ class TorchTrainer(UserFamily):
     outputs:
         What the module returns: ``"logits"`` (default), ``"probabilities"``,
         ``"log-probabilities"``.
+    collate:
+        ``collate(records) -> tensor``: the user's way from records as given (texts,
+        token lists, objects, DataFrame rows) to the module's input, such as a tokenizer
+        that pads. The training records pass through it once, as one batch, before the
+        loop (``train_fn`` gets its tensor as ``X``); predictions call it per batch.
+        Without it the records must be arrays.
     dp_epsilon, dp_delta, max_grad_norm, dp_accountant:
         Train with DP-SGD (:mod:`miaudit.models.dp`): the default loop becomes Opacus's
         ``PrivacyEngine.make_private`` of the module, its optimiser and a Poisson-sampled
@@ -634,9 +711,14 @@ class TorchTrainer(UserFamily):
         max_grad_norm: float = 1.0,
         dp_accountant: Literal["rdp", "prv"] = "rdp",
         cache_key: str | None = None,
+        collate: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__(cache_key)
         _check_signature(model_fn, (), "TorchTrainer model_fn", "model_fn() -> nn.Module")
+        if collate is not None:
+            _check_signature(collate, ("records",), "TorchTrainer collate", "collate(records)")
+            self.takes = "raw"  # the records as given: collate turns them into tensors
+        self.collate = collate
         if train_fn is not None:
             _check_signature(
                 train_fn, ("model", "X", "y", "generator"), "TorchTrainer train_fn",
@@ -714,7 +796,9 @@ class TorchTrainer(UserFamily):
         return None if self.dp is None else dp.plan(self.dp, n_train)
 
     def _parts(self) -> tuple[Any, ...]:
-        return (self.model_fn, self.train_fn, self._settings())
+        parts = (self.model_fn, self.train_fn, self._settings())
+        # Keys of trainers without a collate stay as they were before it existed.
+        return parts if self.collate is None else (*parts, self.collate)
 
     def describe(self) -> dict[str, Any]:
         """The model's name and, as ``trainer``, what trained it: the user's functions
@@ -731,6 +815,8 @@ class TorchTrainer(UserFamily):
                 trainer["momentum"] = 0.9  # fixed in the default loop
             if self.dp is not None:
                 trainer.update({k: getattr(self.dp, k) for k in sorted(DP_FIELDS)})
+        if self.collate is not None:
+            trainer["collate"] = callable_record(self.collate)
         # Both take effect either way: where the module trains, how its outputs are read.
         trainer.update(device=self.device, outputs=self.outputs)
         return {"model": f"TorchTrainer({_name(self.model_fn)})", "trainer": trainer}
@@ -811,7 +897,8 @@ class TorchTrainer(UserFamily):
 
         from miaudit.models.torch_batched import torch_threads
 
-        X = _as_array(X, "TorchTrainer")
+        if self.collate is None:
+            X = _as_array(X, "TorchTrainer")
         # One intra-op thread, wherever it runs: a model's numbers then do not depend on
         # the process, worker or machine load (parallelism comes from --workers).
         with seeded(seed), torch_threads(1):
@@ -823,7 +910,12 @@ class TorchTrainer(UserFamily):
                 )
             model.to(self.device)
             generator = torch.Generator().manual_seed(derive_seed(seed))
-            tensors = (_tensor(X), torch.from_numpy(np.asarray(y, dtype=np.int64)))
+            inputs = (
+                _tensor(X)
+                if self.collate is None
+                else collated(self.collate, X, "TorchTrainer collate")
+            )
+            tensors = (inputs, torch.from_numpy(np.asarray(y, dtype=np.int64)))
             loop = self.train_fn or self.default_loop
             self.run_user_code(
                 f"training with {_name(loop)}", lambda: loop(model, *tensors, generator)
@@ -832,7 +924,7 @@ class TorchTrainer(UserFamily):
 
     def _predictor(self, model: Any) -> TorchModel:
         classes = self.classes or ClassMap(np.arange(0), [])
-        return TorchModel(model, outputs=self.outputs, threads=1).bind(
+        return TorchModel(model, outputs=self.outputs, threads=1, collate=self.collate).bind(
             classes, who=f"a model of {_name(self.model_fn)}"
         )
 

@@ -95,6 +95,7 @@ figcaption{font-size:.88em;color:#444}
 td.num{white-space:nowrap} td.values{text-align:left;font-size:.85em;max-width:52em}
 td.values span{display:inline-block;margin-right:.9em;white-space:nowrap}
 td.values b{font-weight:600;color:#555}
+td.values q.text{display:block;white-space:normal;margin-bottom:.2em}
 img.thumb{width:56px;height:56px;image-rendering:pixelated;border:1px solid #ccc}
 .warn{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em .8em}
 @media print{
@@ -304,8 +305,13 @@ def _record_cells(r: dict) -> str:
             f'width="56" height="56"></td>'
         )
     values = r.get("values")
+    shown = ""
+    if isinstance(r.get("text"), str):  # whole in results.json, an excerpt here
+        shown = f"<q class=text>{_e(_excerpt(r['text']))}</q>"
+    elif isinstance(r.get("object"), str):
+        shown = f"<code>{_e(_excerpt(r['object']))}</code>"
     if not values:
-        return "<td class=values>–</td>"
+        return f"<td class=values>{shown or '–'}</td>"
     items = list(values.items())
     spans = "".join(
         f"<span><b>{_e(k)}</b> {_e('–' if v is None else v)}</span>"
@@ -316,7 +322,18 @@ def _record_cells(r: dict) -> str:
         if len(items) > VALUES_SHOWN
         else ""
     )
-    return f"<td class=values>{spans}{more}</td>"
+    return f"<td class=values>{shown}{spans}{more}</td>"
+
+
+#: Characters of a text record the page shows (results.json keeps it whole).
+TEXT_SHOWN = 280
+
+
+def _excerpt(text: str) -> str:
+    one_line = " ".join(text.split())
+    if len(one_line) <= TEXT_SHOWN:
+        return one_line
+    return f"{one_line[: TEXT_SHOWN - 1]}… ({len(one_line):,} characters in results.json)"
 
 
 def _exposed_html(d: dict) -> str:
@@ -324,7 +341,9 @@ def _exposed_html(d: dict) -> str:
     records = exposed["records"]
     has_id = any("id" in r for r in records)
     has_in = any("in_models" in r for r in records)
-    has_record = any("values" in r or "image" in r for r in records)
+    has_record = any(
+        any(part in r for part in ("values", "image", "text", "object")) for r in records
+    )
     k = exposed.get("reference_models")
     head = (
         "<th>rank</th><th>row</th>" + ("<th>id</th>" if has_id else "")

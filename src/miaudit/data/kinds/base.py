@@ -1,0 +1,182 @@
+"""The record-kind contract: what miaudit knows about one kind of record.
+
+Position in the pipeline: ``config -> data -> splits -> ...``. Beside model families
+(:mod:`miaudit.models.family`) and attacks (:mod:`miaudit.attacks.base`), the kind
+of record is the third extension point. A kind says how its records are held in a
+:class:`~miaudit.data.Dataset`, how two of them are the same, how a person sees one,
+which query variants it can make, and what miaudit can do with it itself:
+
+=========  ==========================  ===========================  ====================
+kind       ``Dataset.X`` holds         query variants / copies      miaudit's own models
+=========  ==========================  ===========================  ====================
+tabular    the tabular encoding        numeric offsets, noise       mlp, sklearn recipes
+image      pixels in ``[0, 1]``        flips and shifts, noise      mlp, cnn
+text       handle + hashed token ids   word drops and swaps         tfidf-lr
+opaque     handle only                 none                         none
+=========  ==========================  ===========================  ====================
+
+The rule: **when the user's code trains and predicts, miaudit never encodes.** A
+record of a kind miaudit does not encode is held by a *handle*: column 0 of
+``Dataset.X`` is the record's index in the user's records (exact in ``float32`` up
+to :data:`MAX_HANDLES`), which :class:`~miaudit.data.records.RawRecords` turns back
+into the record exactly as the user gave it. Records miaudit makes (a text's word
+drops for LiRA's queries) are appended to the same store and get handles past the
+data set's own. A table whose cells miaudit's encoder refuses (missing values, free
+text) is held the same way when the user's model reads it.
+
+Adding a kind is one file and one line in :data:`miaudit.data.kinds.KINDS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MAX_HANDLES", "RecordKind", "content_digest", "excerpt", "handles_of"]
+
+#: Most records (the data set's and the ones miaudit makes) a handle column can name:
+#: every integer up to 2**24 is exact in float32.
+MAX_HANDLES = 2**24
+#: Characters of a record the page shows; ``results.json`` keeps the whole record.
+EXCERPT_CHARS = 300
+
+
+class RecordKind:
+    """One kind of record. Subclasses set the class attributes and override what
+    differs; every method takes the :class:`~miaudit.data.Dataset` it is about.
+
+    A ``cannot_*`` method returns ``None`` when the kind can do the thing, else the
+    reason it cannot, written to follow "because" in a message naming what asked.
+    """
+
+    #: ``Dataset.kind`` of this kind's data sets.
+    name: ClassVar[str] = ""
+    #: How messages name its records ("text records").
+    records: ClassVar[str] = ""
+
+    def held(self, data: Any) -> bool:
+        """Whether ``data.X`` holds handles (column 0) rather than an encoding that
+        miaudit's attacks may move records in."""
+        raw = data.raw
+        return bool(raw is not None and getattr(raw, "held", False))
+
+    def cannot_train(self, data: Any, model: str) -> str | None:
+        """Why miaudit's built-in ``model`` cannot train on ``data``'s records."""
+        return None
+
+    def default_model(self, data: Any) -> str:
+        """The built-in recipe an audit of ``data`` trains when none is named."""
+        return "mlp"
+
+    def cannot_synthesise(self, data: Any) -> str | None:
+        """Why miaudit cannot make noisy, marginal or synthetic records of this kind."""
+        if self.held(data):
+            return f"{data.notes.get('held_because', 'the records are held as given')}"
+        return None
+
+    def cannot_vary(self, data: Any) -> str | None:
+        """Why there are no query variants (LiRA's extra queries) of these records."""
+        return self.cannot_synthesise(data)
+
+    def cannot_perturb(self, data: Any) -> str | None:
+        """Why there are no randomly perturbed copies (the label-only robustness attack)."""
+        return self.cannot_synthesise(data)
+
+    def cannot_move(self, data: Any) -> str | None:
+        """Why records cannot be moved along directions in their space (the boundary
+        attack walks from a record towards the decision boundary)."""
+        return self.cannot_synthesise(data)
+
+    def cannot_represent(self, data: Any) -> str | None:
+        """Why there are no numeric features of a record (QMIA's quantile regressor)."""
+        return self.cannot_synthesise(data)
+
+    # Kinds that make their own records (text) override these; the others leave the
+    # attacks to perturb the encoded arrays themselves.
+    def variants(self, data: Any, X: np.ndarray, n: int) -> np.ndarray | None:
+        """``n - 1`` fixed variants of each record ``X``: ``(n - 1, len(X), ...)``, or
+        ``None`` when the attacks' own perturbations of ``X`` apply."""
+        return None
+
+    def copies(
+        self, data: Any, X: np.ndarray, n: int, rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """``n`` randomly perturbed copies of each record, or ``None`` (as :meth:`variants`)."""
+        return None
+
+    def representation(self, data: Any, X: np.ndarray) -> np.ndarray:
+        """Numeric features of records ``X`` for attacks that learn from features."""
+        return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+
+    def show(self, data: Any, index: np.ndarray) -> list[dict[str, Any]]:
+        """Records ``index`` as a person reads them, for ``results.json`` and the page."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<record kind {self.name}>"
+
+
+def handles_of(X: np.ndarray, n_known: int) -> np.ndarray:
+    """The record each row of held records ``X`` names (column 0), as ``int64``.
+
+    Raises
+    ------
+    ValueError
+        A handle that is not a whole number in ``0 .. n_known - 1`` (records of another
+        data set, or arrays that were never handles).
+    """
+    X = np.asarray(X)
+    flat = X.reshape(len(X), -1)[:, 0] if len(X) else np.zeros(0, np.float32)
+    index = flat.astype(np.int64)
+    if (index != flat).any() or (index < 0).any() or (index >= n_known).any():
+        raise ValueError("records that are not handles of this data set's records")
+    return index
+
+
+def content_digest(records: Any) -> str | None:
+    """SHA-256 of records as the user gave them: a DataFrame by its columns, dtypes and
+    values; an array of text by its strings; other objects by their pickled bytes.
+    ``None`` when no honest digest exists (objects that do not pickle)."""
+    h = hashlib.sha256()
+    if isinstance(records, pd.DataFrame):
+        h.update(repr([(str(c), str(t)) for c, t in records.dtypes.items()]).encode())
+        try:
+            h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
+        except TypeError:  # cells pandas cannot hash (lists, dicts): pickle them
+            return _pickled_digest(h, records.itertuples(index=False))
+        return h.hexdigest()
+    values = np.asarray(records, dtype=object) if not isinstance(records, np.ndarray) else records
+    if values.dtype != object:
+        h.update(str((values.dtype.str, values.shape)).encode())
+        h.update(np.ascontiguousarray(values).tobytes())
+        return h.hexdigest()
+    if all(isinstance(v, str) for v in values.ravel()):
+        for v in values.ravel():
+            b = v.encode("utf-8", "surrogatepass")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+        return h.hexdigest()
+    return _pickled_digest(h, values.ravel())
+
+
+def _pickled_digest(h: Any, items: Any) -> str | None:
+    for v in items:
+        try:
+            b = pickle.dumps(v, protocol=5)
+        except Exception:
+            return None
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters on one line, saying how long it was."""
+    one_line = " ".join(str(text).split())
+    if len(one_line) <= limit:
+        return one_line
+    return f"{one_line[: limit - 1]}… ({len(one_line):,} characters)"
