@@ -50,3 +50,37 @@ def test_outputs_only_example(tmp_path):
     assert result.attacks["lira"].auc > 0.55
     with np.load(path) as saved:
         assert saved["reference_outputs"].shape == (4, 300, 10)
+
+
+def _needs_sms():
+    import miaudit
+    from miaudit.errors import DataError
+
+    try:
+        miaudit.load_frame("sms-spam")
+    except DataError as exc:
+        pytest.skip(f"the SMS Spam Collection is not installed ({exc})")
+
+
+def test_text_pipeline_example(tmp_path):
+    _needs_sms()
+    result = _load("text_pipeline").main(members=800, shadows=2, out=str(tmp_path / "r"))
+    assert result.dataset.kind == "text" and result.shadows["model"] == "clone of Pipeline"
+    assert result.target["train_accuracy"] == 1.0 > result.target["test_accuracy"]
+    assert result.attacks["shokri"].auc > 0.55
+    page = (tmp_path / "r" / "report.html").read_text()
+    # The most exposed messages are on the page, as the user wrote them (escaped).
+    import html
+
+    for record in result.most_exposed()["records"][:3]:
+        words = " ".join(record["text"].split())[:40]
+        assert html.escape(words, quote=False) in page
+
+
+def test_torch_text_example():
+    _needs_sms()
+    result = _load("torch_text").main(members=300, references=4, epochs=8)
+    assert result.shadows["model"] == "TorchTrainer(main.<locals>.make_model)"
+    assert "Vocabulary" in str(result.shadows["trainer"]["collate"])
+    assert set(result.attacks) == {"lira", "lira-offline", "rmia", "loss"}
+    assert result.attacks["lira"].auc > 0.6

@@ -313,7 +313,8 @@ def audit(
     model: Annotated[
         str | None,
         typer.Option(
-            help="mlp, cnn, logistic-regression, random-forest, gradient-boosting, sklearn-mlp.",
+            help="mlp, cnn, logistic-regression, random-forest, gradient-boosting, sklearn-mlp; "
+            "text: tfidf-lr, boe.",
             rich_help_panel=_RECIPE,
         ),
     ] = None,

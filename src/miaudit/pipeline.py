@@ -216,8 +216,7 @@ def _plan(config: AuditConfig, label_only: bool, reporter: Reporter, data: Datas
         why = kind.cannot_synthesise(data)
         if why is not None:
             raise ConfigError(
-                f"{key('shadow_data', config.shadow_data)}: {why}; use "
-                f"{key('shadow_data', 'real')}"
+                f"{key('shadow_data', config.shadow_data)}: {why}; use {key('shadow_data', 'real')}"
             )
     return plan
 
@@ -1426,6 +1425,9 @@ def save_target(model, path: str | Path, data: Dataset, splits: AuditSplits) -> 
                 "kind": data.kind,
                 "input_shape": list(data.input_shape),
                 "encoder": data.encoder,
+                # Text: the token ids per text the model reads (`miaudit serve` hashes
+                # the texts it is sent into as many).
+                "text_tokens": data.notes.get("text_tokens"),
             },
             indent=2,
         )

@@ -1,9 +1,9 @@
 """The prediction protocol spoken by ``miaudit serve`` and the HTTP target.
 
 Position in the pipeline: ``target``. A remote target receives records as JSON
-rows of *raw* feature values, in the data set's own columns, and answers one
-probability vector (or one label) per record. This module is the one place that
-knows how a record crosses that boundary:
+rows of *raw* feature values, in the data set's own columns (for text, the record's
+text), and answers one probability vector (or one label) per record. This module is
+the one place that knows how a record crosses that boundary:
 
 - :class:`InputSchema` describes the records a service accepts (``GET /v1/info``
   publishes it) and converts between encoded arrays (what models and attacks see)
@@ -16,6 +16,7 @@ Wire format (version 1), documented for people who put an adapter in front of
 their own API in the README's "Prediction API" section::
 
     POST /v1/predict   {"records": [{"age": 39, "sex": "Female", ...}, ...]}
+                       {"records": [{"text": "Free entry in 2 a wkly comp..."}, ...]}
                    ->  {"probabilities": [[0.1, 0.9], ...]}      or, label only,
                    ->  {"labels": ["<=50K", ...]}
     GET  /v1/info  ->  {"protocol": 1, "classes": [...], "input": {...},
@@ -24,20 +25,28 @@ their own API in the README's "Prediction API" section::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from miaudit.data.encode import TabularEncoder
-from miaudit.errors import TargetError
+from miaudit.data.kinds.text import MAX_TEXT_CHARS, MAX_TOKENS, encode_texts
+from miaudit.errors import DataError, TargetError
 
 PROTOCOL_VERSION = 1
 #: Field holding an image record's pixel values (flattened, channel-major).
 PIXELS = "pixels"
+#: Field holding a text record's text (one JSON string).
+TEXT = "text"
+#: What a text service's model reads: the texts themselves (a user's own Pipeline), or
+#: the hashed token ids of :mod:`miaudit.data.kinds.text` (miaudit's ``tfidf-lr``).
+TEXT_READS = ("texts", "tokens")
 #: Answers whose rows sum to 1 within this tolerance are probability vectors.
 SUM_TOLERANCE = 1e-3
 # Exact types JSON decoding produces (``bool`` is not a number here).
@@ -60,17 +69,89 @@ class InputSchema:
     Tabular data: one field per raw column, numeric (a JSON number) or categorical
     (a string; a category the model never saw encodes as all zeros, as the
     :class:`~miaudit.data.encode.TabularEncoder` does). Images: one field,
-    ``"pixels"``, a flat list of ``prod(shape)`` numbers in ``[0, 1]``.
+    ``"pixels"``, a flat list of ``prod(shape)`` numbers in ``[0, 1]``. Text: one
+    field, ``"text"``, a non-empty string of at most
+    :data:`~miaudit.data.kinds.text.MAX_TEXT_CHARS` characters.
+
+    Text only: ``reads`` says what the served model takes from :meth:`encode` (the
+    texts, or ``(n, 1 + tokens)`` rows of hashed token ids, the handle column 0);
+    ``decode`` (the client's side, set by :meth:`for_dataset`) turns the audit's rows
+    of ``Dataset.X`` back into their texts.
     """
 
     kind: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] = ()
     encoder: dict | None = None
+    reads: str = "texts"
+    tokens: int = 0
+    decode: Callable[[np.ndarray], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("tabular", "image", "text"):
+            raise DataError(
+                f"a prediction API takes tabular, image or text records, not {self.kind} records"
+            )
+        if self.kind == "text":
+            if self.reads not in TEXT_READS:
+                raise DataError(
+                    f"a text service's model reads {' or '.join(TEXT_READS)}, not {self.reads!r}"
+                )
+            if self.reads == "tokens" and not (
+                isinstance(self.tokens, int) and 1 <= self.tokens <= MAX_TOKENS
+            ):
+                raise DataError(
+                    f"a model reading token ids reads 1 to {MAX_TOKENS} of them per text, not "
+                    f"{self.tokens!r}"
+                )
 
     @classmethod
     def for_dataset(cls, data) -> InputSchema:
-        """The schema of a :class:`~miaudit.data.Dataset`'s records."""
+        """The schema of a :class:`~miaudit.data.Dataset`'s records.
+
+        Raises
+        ------
+        DataError
+            Records that cannot travel as the protocol's records: objects or a table
+            held as given (no encoder names their columns' values), or text records
+            beside other feature columns (a service takes one text per record).
+        """
+        if data.kind == "text":
+            return cls._text_schema(data)
+        if data.kind not in ("tabular", "image") or (
+            data.kind == "tabular" and data.encoder is None
+        ):
+            because = data.notes.get("held_because", "they are held as given")
+            raise DataError(
+                f"a prediction API takes tables miaudit encodes, images or texts; these "
+                f"{data.kind} records cannot travel as its records ({because}): audit the "
+                "model in Python (target=your model)"
+            )
         return cls(kind=data.kind, shape=data.input_shape, encoder=data.encoder)
+
+    @classmethod
+    def _text_schema(cls, data) -> InputSchema:
+        column = data.notes.get("text_column")
+        others = [c for c in data.feature_names if c != column] if column is not None else []
+        if others:
+            shown = ", ".join(map(str, others[:5])) + (", ..." if len(others) > 5 else "")
+            raise DataError(
+                f"a prediction API takes one text per record, and the data has other feature "
+                f"columns besides its text column {column!r} ({shown}): drop the other columns"
+            )
+        if getattr(data, "raw", None) is None:
+            raise DataError(
+                f"data set '{data.name}' keeps no texts beside its token ids, and a prediction "
+                "API takes the texts: load it with miaudit.data (or pass data=(texts, labels))"
+            )
+        from miaudit.data.kinds.text import TextKind
+
+        tokens = int(data.notes.get("text_tokens") or data.input_shape[0] - 1)
+        return cls(
+            kind="text", shape=data.input_shape, tokens=tokens,
+            decode=functools.partial(TextKind()._texts, data),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ description
     def to_json(self) -> dict[str, Any]:
@@ -81,6 +162,8 @@ class InputSchema:
         """
         if self.kind == "image":
             return {"kind": "image", "shape": list(self.shape), "field": PIXELS}
+        if self.kind == "text":
+            return {"kind": "text", "field": TEXT, "max_chars": MAX_TEXT_CHARS}
         enc = self._encoder()
         columns = [
             {"name": name, "type": "categorical", "categories": enc.categories_[name]}
@@ -100,6 +183,12 @@ class InputSchema:
         if self.kind == "image":
             if list(spec.get("shape") or []) != mine["shape"]:
                 return f"the service takes images of shape {spec.get('shape')}, not {mine['shape']}"
+            return None
+        if self.kind == "text":
+            # How the service's model reads a text (its own tokens, a vocabulary) is its
+            # business: the client sends the texts as they are.
+            if spec.get("field", TEXT) != TEXT:
+                return f"the service takes texts in field {spec.get('field')!r}, not {TEXT!r}"
             return None
         theirs = spec.get("columns")
         if not isinstance(theirs, list) or not all(isinstance(c, dict) for c in theirs):
@@ -122,7 +211,9 @@ class InputSchema:
 
     @property
     def fields(self) -> list[str]:
-        return [PIXELS] if self.kind == "image" else list(self._encoder().columns_)
+        if self.kind in ("image", "text"):
+            return [PIXELS if self.kind == "image" else TEXT]
+        return list(self._encoder().columns_)
 
     # ------------------------------------------------------------------ conversion
     def to_records(self, X: np.ndarray) -> list[dict[str, Any]]:
@@ -131,6 +222,13 @@ class InputSchema:
         if self.kind == "image":
             flat = X.reshape(len(X), -1).astype(np.float64)
             return [{PIXELS: row} for row in flat.tolist()]
+        if self.kind == "text":
+            if self.decode is None:
+                raise DataError(
+                    "text records travel as their texts, and this schema cannot read them "
+                    "from the rows: build it with InputSchema.for_dataset(data)"
+                )
+            return [{TEXT: text} for text in self.decode(X)]
         frame = self._encoder().inverse_transform(X.reshape(len(X), -1))
         # Column lists zipped into dicts: five times faster than DataFrame.to_dict.
         names = list(frame.columns)
@@ -140,12 +238,16 @@ class InputSchema:
     def encode(self, records: Any) -> np.ndarray:
         """Raw JSON rows -> the encoded ``float32`` array models take (the server's side).
 
+        Text: what the model reads (:attr:`reads`), a 1-D ``object`` array of the texts
+        or ``float32`` rows of a zero handle and :attr:`tokens` hashed token ids.
+
         Raises
         ------
         RecordError
             Naming the first bad record and field: a missing or unknown field, a
             numeric field that is not a finite number, a categorical field that is
-            not a string, or pixels of the wrong count or range.
+            not a string, pixels of the wrong count or range, or a text that is not
+            a string, is empty or is too long.
         """
         if not isinstance(records, list):
             raise RecordError("records", "must be a list of records")
@@ -162,6 +264,8 @@ class InputSchema:
                 raise RecordError(f"records[{i}].{extra[0]}", f"is not a field; fields: {fields}")
         if self.kind == "image":
             return self._encode_images(records)
+        if self.kind == "text":
+            return self._encode_texts(records)
         enc = self._encoder()
         columns = {}
         for name in enc.columns_:
@@ -220,6 +324,28 @@ class InputSchema:
             i = int(np.flatnonzero(bad)[0])
             raise RecordError(f"records[{i}].{PIXELS}", "values must be finite and in [0, 1]")
         return rows.astype(np.float32).reshape(len(records), *self.shape)
+
+    def _encode_texts(self, records: list[dict]) -> np.ndarray:
+        texts = [r[TEXT] for r in records]
+        for i, text in enumerate(texts):
+            if type(text) is not str:
+                raise RecordError(
+                    f"records[{i}].{TEXT}", f"must be a text (a JSON string), not {_short(text)}"
+                )
+            if len(text) > MAX_TEXT_CHARS:
+                raise RecordError(
+                    f"records[{i}].{TEXT}",
+                    f"has {len(text):,} characters, more than {MAX_TEXT_CHARS:,}: a record is "
+                    "one text, not a file",
+                )
+            if not text or text.isspace():
+                raise RecordError(f"records[{i}].{TEXT}", "is empty: send the record's text")
+        if self.reads == "tokens":
+            X, _ = encode_texts(texts, np.zeros(len(texts), np.float32), self.tokens)
+            return X
+        out = np.empty(len(texts), dtype=object)
+        out[:] = texts
+        return out
 
 
 def _short(value: Any) -> str:

@@ -2,11 +2,12 @@
 
 Position in the pipeline: ``target``. :class:`HttpTarget` has the same
 ``predict_proba(X) -> P`` as a local target; underneath it turns encoded records
-into raw JSON rows (:mod:`miaudit.protocol`), sends them in batches over one
-kept-alive connection, retries what can be retried (timeouts, refused
-connections, 429 and 5xx, with exponential backoff and ``Retry-After``), refuses
-to exceed the query budget, and validates every answer before it reaches an
-attack.
+into raw JSON rows (:mod:`miaudit.protocol`; a text record is its text), sends
+them in batches (of at most the service's ``max_batch`` records and
+``max_body_bytes`` bytes) over one kept-alive connection, retries what can be
+retried (timeouts, refused connections, 429 and 5xx, with exponential backoff and
+``Retry-After``), refuses to exceed the query budget, and validates every answer
+before it reaches an attack.
 
 Every answered query is kept in a :class:`QueryCache` on disk, keyed by the record
 sent and by the service's identity (URL, model id, policy), so an interrupted
@@ -212,7 +213,8 @@ class HttpTarget:
         Root of the query cache (:func:`query_cache_root` by default); ``False``
         turns the cache off.
     batch_size:
-        Records per request (at most the service's ``max_batch``).
+        Records per request (at most the service's ``max_batch``, and fewer where
+        long records, texts, would make a body past its ``max_body_bytes``).
     timeout, retries, backoff:
         Seconds per request; how many times to retry a request that timed out,
         could not connect, or was answered 429/5xx; first wait between tries
@@ -351,8 +353,8 @@ class HttpTarget:
         for i in np.flatnonzero(~found):
             todo.setdefault(keys[i], []).append(int(i))
         pending = list(todo)
-        for start in range(0, len(pending), self.batch_size):
-            batch = pending[start : start + self.batch_size]
+        for start, stop in self._batches([len(texts[todo[k][0]]) for k in pending]):
+            batch = pending[start:stop]
             allowed = len(batch)
             if self.query_budget is not None:
                 # Spend what is left of the budget before refusing, so the rerun pays less.
@@ -374,6 +376,32 @@ class HttpTarget:
             if allowed < len(batch):
                 self._refuse(len(pending) - start - allowed)
         return P
+
+    def _batches(self, sizes: list[int]) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each request for records of JSON ``sizes`` (in bytes): at
+        most :attr:`batch_size` records, in a body of at most the ``max_body_bytes`` the
+        service publishes (texts vary in length; a table's or an image's records do not
+        come near it)."""
+        limit = self.info.get("max_body_bytes")
+        room = limit - len(request_body([])) if type(limit) is int else None
+        out, start = [], 0
+        while start < len(sizes):
+            stop = min(len(sizes), start + self.batch_size)
+            if room is not None:
+                used, end = -1, start  # n records take n - 1 commas
+                while end < stop and used + 1 + sizes[end] <= room:
+                    used += 1 + sizes[end]
+                    end += 1
+                if end == start:
+                    raise TargetError(
+                        f"a record is {sizes[start]:,} bytes as JSON, more than the {limit:,} "
+                        f"bytes {self.url} takes in a request: it cannot be asked (the "
+                        "service's --max-body)"
+                    )
+                stop = end
+            out.append((start, stop))
+            start = stop
+        return out
 
     def _refuse(self, n: int) -> None:
         kept = (

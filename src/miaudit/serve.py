@@ -5,6 +5,10 @@ records in the data set's own columns (:mod:`miaudit.protocol`), encodes them as
 the model was trained, and answers probability vectors through the deployed
 output policy (:mod:`miaudit.policies`), so a mitigation is audited as deployed.
 
+Text records travel as their texts (``{"text": "..."}``): a user's own model (a
+scikit-learn ``Pipeline`` of a ``TfidfVectorizer``, say) receives the texts, a saved
+``tfidf-lr`` target the hashed token ids it was trained on.
+
 What a real service has, and the audit relies on: bearer-token authentication,
 limits on batch and body size, validation that names the bad field (4xx, and the
 service keeps serving), a per-token query counter in ``/v1/info``, and a clean
@@ -37,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from miaudit import __version__
+from miaudit.data.kinds.text import MAX_TOKENS
 from miaudit.errors import ConfigError, DataError, ModelError
 from miaudit.files import read_json_object
 from miaudit.models import load_model
@@ -94,13 +99,22 @@ class PredictionService:
     def from_folder(
         cls, path: str | Path, policies: list[OutputPolicy], max_batch: int = DEFAULT_MAX_BATCH
     ) -> PredictionService:
-        """Load a target saved by ``miaudit train`` or ``miaudit audit --save-target``."""
+        """Load a target saved by ``miaudit train`` or ``miaudit audit --save-target``.
+
+        ``dataset.json`` says which records the model takes: ``kind`` ``tabular`` with
+        its ``encoder``, ``image``, or ``text`` with ``text_tokens`` (the token ids per
+        text the model reads, ``input_shape`` less the handle column).
+        """
         path = Path(path)
         model = load_model(path)
         info_file = path / "dataset.json"
         again = "save it again with this version's `miaudit train`"
         info = read_json_object(info_file, ModelError, again) if info_file.is_file() else {}
         kind = info.get("kind")
+        if kind == "text":
+            schema = cls._text_schema(model, info.get("text_tokens"), info_file, again)
+            check_service_memory(model.n_classes, max_batch)
+            return cls._of_folder(path, model, schema, policies)
         if kind not in ("tabular", "image") or (
             kind == "tabular" and not isinstance(info.get("encoder"), dict)
         ):
@@ -120,6 +134,10 @@ class PredictionService:
                 f"model takes {width}: the files come from different models; {again}"
             )
         check_service_memory(model.n_classes, max_batch)
+        return cls._of_folder(path, model, schema, policies)
+
+    @classmethod
+    def _of_folder(cls, path: Path, model, schema: InputSchema, policies) -> PredictionService:
         names = model.class_names or [str(c) for c in range(model.n_classes)]
         digest = hashlib.sha256()
         for part in sorted(path.iterdir()):
@@ -127,11 +145,30 @@ class PredictionService:
                 digest.update(part.read_bytes())
         return cls(model, schema, names, list(policies), digest.hexdigest()[:16])
 
+    @staticmethod
+    def _text_schema(model, tokens: Any, info_file: Path, again: str) -> InputSchema:
+        """A saved text target's schema: the texts are hashed into ``tokens`` token ids,
+        as the data set's were when the model trained on them."""
+        if type(tokens) is not int or not 1 <= tokens <= MAX_TOKENS:
+            raise ModelError(
+                f"{info_file} does not say how many tokens of a text the model reads "
+                f"(text_tokens: 1 to {MAX_TOKENS}, got {tokens!r}): {again}"
+            )
+        shape = tuple(model.input_shape)
+        if shape != (1 + tokens,):
+            raise ModelError(
+                f"{info_file}: text_tokens is {tokens} but the model takes records of shape "
+                f"{shape}, not ({1 + tokens},): the files come from different models; {again}"
+            )
+        return InputSchema(kind="text", shape=shape, reads="tokens", tokens=tokens)
+
     def answer(self, records: Any) -> dict[str, Any]:
         """The protocol's answer to a list of raw records (raises :class:`RecordError`)."""
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             X = self.schema.encode(records)
-        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1) if len(X) else None
+        # Texts (for a model that reads them) are strings: nothing to overflow.
+        numeric = len(X) and not (isinstance(X, np.ndarray) and X.dtype == object)
+        flat = np.asarray(X, dtype=np.float64).reshape(len(X), -1) if numeric else None
         if flat is not None and not np.isfinite(flat).all():
             # Finite in the request (1e308) but not once standardised: no answer would be
             # a number, and JSON cannot carry NaN.
@@ -141,7 +178,13 @@ class PredictionService:
                 "a value too large for the model (it overflows once encoded); send values in "
                 "the data's range",
             )
-        P = apply_policies(np.asarray(self.model.predict_proba(X), dtype=np.float64), self.policies)
+        if not len(X):
+            # An empty batch has an empty answer; many models (scikit-learn's) refuse to
+            # predict for no record at all.
+            P = np.zeros((0, len(self.class_names)))
+        else:
+            P = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+        P = apply_policies(P, self.policies)
         if not np.isfinite(P).all():
             row = int(np.flatnonzero(~np.isfinite(P).all(axis=1))[0])
             raise RecordError(f"records[{row}]", "the model gives no finite answer for this record")
@@ -218,6 +261,10 @@ def _items_per_record(schema: InputSchema) -> int:
     if schema.kind == "image":
         # {"pixels": [p, ..., p]}, : an object, a list, a colon, P - 1 commas, a comma.
         return int(np.prod(schema.shape)) + 3
+    if schema.kind == "text":
+        # {"text": "..."}, : an object, a colon, a comma (the text is one string, whatever
+        # it holds; the body's size bounds its length).
+        return 3
     # {"a": v, ...}, : an object, F colons, F - 1 commas, a comma.
     return 2 * len(schema.fields) + 1
 

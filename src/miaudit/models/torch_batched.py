@@ -14,6 +14,12 @@ axis ``K`` and one step updates all K models:
   channels-last 3.6, grouped NCHW 4.9, a Python loop of K convolutions 5.5;
   ``torch.func.vmap(functional_call)`` lowers to the grouped NCHW convolution
   and timed the same as it.
+- the bag of embeddings (``boe``) reads its K tables ``(K, V, h)`` as one table of
+  ``K·V`` rows, model k's token ids shifted by ``k·V``, with one
+  ``embedding_bag``; its gradients are written out (:func:`bag_gradients`). Every
+  step's cost is dominated by Adam's pass over the whole tables (coupled L2 and
+  Adam's moments make the update dense, as ``torch.nn.Embedding`` with Adam is), so
+  stacking saves little time per model here: it keeps the one code path.
 
 Why the K models stay independent: the loss is the sum over models of each
 model's own mean minibatch loss, so the gradient of model k's weights is exactly
@@ -50,6 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from miaudit.data.kinds.text import TEXT_BUCKETS
 from miaudit.errors import ModelError
 from miaudit.models import dp
 from miaudit.models._seeding import derive_seed
@@ -101,6 +108,7 @@ PARAMETER_NAMES: dict[str, tuple[str, ...]] = {
         "output.weight",
         "output.bias",
     ),
+    "boe": ("embedding.weight", "output.weight", "output.bias"),
 }
 
 DENSE = ("hidden.weight", "output.weight")
@@ -123,18 +131,31 @@ def parameter_shapes(
     Parameters
     ----------
     recipe:
-        An ``mlp`` or ``cnn`` recipe.
+        An ``mlp``, ``cnn`` or ``boe`` recipe.
     input_shape:
-        Shape of one record: ``(d,)`` or ``(c, h, w)``; the MLP flattens images.
+        Shape of one record: ``(d,)`` or ``(c, h, w)``; the MLP flattens images. For
+        ``boe``, ``(1 + L,)``: a handle, then ``L`` token ids.
     n_classes:
         Width of the softmax.
 
     Raises
     ------
     ModelError
-        If the CNN is given records that are not images of at least 4×4 pixels.
+        If the CNN is given records that are not images of at least 4×4 pixels, or
+        the bag of embeddings records that are not rows of token ids.
     """
     h, k = recipe.hidden, KERNEL
+    if recipe.model == "boe":
+        if len(input_shape) != 1 or input_shape[0] < 2:
+            raise ModelError(
+                f"the boe recipe reads text records (a handle, then token ids), but records "
+                f"have shape {tuple(input_shape)}: use model='mlp' or 'cnn' for tables or images"
+            )
+        return {
+            "embedding.weight": (TEXT_BUCKETS, h),
+            "output.weight": (n_classes, h),
+            "output.bias": (n_classes,),
+        }
     if recipe.model == "mlp":
         d = math.prod(input_shape)
         return {
@@ -178,6 +199,13 @@ def training_flops(recipe: Recipe, input_shape: tuple[int, ...], n_classes: int)
     multiply it: ``training_flops(...) * n_models * epochs * n_train``.
     """
     shapes = parameter_shapes(recipe, input_shape, n_classes)
+    if recipe.model == "boe":
+        # The bag: a multiply-add per token slot (padding counted, an upper bound) and
+        # dimension, forward and again for the embedding rows' gradient; then the output
+        # layer's three products. The table's dense L2 and optimiser update are
+        # elementwise and left out, as for the other models.
+        tokens, h = input_shape[0] - 1, recipe.hidden
+        return 2 * tokens * h * 2 + 2 * n_classes * h * 3
     total = 0
     first = True
     for name, shape in shapes.items():
@@ -206,16 +234,21 @@ def training_bytes(
     """
     shapes = parameter_shapes(recipe, input_shape, n_classes)
     params = sum(math.prod(s) for s in shapes.values())
+    gathered = 0
     if recipe.model == "mlp":
         widths = [recipe.hidden, n_classes]
+    elif recipe.model == "boe":
+        widths = [recipe.hidden, n_classes]
+        # Each token's embedding row, gathered for the mean and scattered back as a gradient.
+        gathered = (input_shape[0] - 1) * recipe.hidden
     else:
         _, height, width = input_shape
         f = recipe.filters
         widths = [f * height * width, f * height * width // 4, recipe.hidden, n_classes]
     # A minibatch is never larger than the training set (see train_stack).
     batch = recipe.batch_size if n_train is None else min(recipe.batch_size, max(n_train, 1))
-    activations = batch * (math.prod(input_shape) + 3 * sum(widths))
-    if recipe.dp_epsilon is not None and recipe.model != "mlp":
+    activations = batch * (math.prod(input_shape) + 3 * sum(widths) + gathered)
+    if recipe.dp_epsilon is not None and recipe.model == "cnn":
         # DP-SGD's per-record gradients (a model copy per record), for a Poisson minibatch that
         # can run past its expected size.
         activations += 2 * batch * params
@@ -244,8 +277,14 @@ def _initial_parameters(
 ) -> dict[str, torch.Tensor]:
     # PyTorch's own default for Linear and Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     # for weights and biases alike, fan_in taken from the layer's weight.
+    # The embedding table: torch.nn.Embedding's default N(0, 1), with the padding row 0
+    # zero (padding_idx=0).
     params = {}
     for name, shape in shapes.items():
+        if name == "embedding.weight":
+            params[name] = torch.randn(shape, generator=generator)
+            params[name][0] = 0.0
+            continue
         weight_shape = shapes[name.rsplit(".", 1)[0] + ".weight"]
         bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))
         params[name] = (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
@@ -288,7 +327,7 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 
 
 class StackedNet:
-    """K networks of one ``mlp``/``cnn`` recipe with their weights stacked.
+    """K networks of one ``mlp``/``cnn``/``boe`` recipe with their weights stacked.
 
     Parameters
     ----------
@@ -330,6 +369,8 @@ class StackedNet:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(K, B, C)`` for per-model inputs ``x`` of shape ``(K, B, *input_shape)``."""
         p, n_models, batch = self.params, x.shape[0], x.shape[1]
+        if self.recipe.model == "boe":
+            return self._bag_logits(token_ids(x))
         if self.recipe.model == "mlp":
             x = x.reshape(n_models, batch, -1)
             h = torch.baddbmm(p["hidden.bias"].unsqueeze(1), x, p["hidden.weight"]).tanh()
@@ -344,6 +385,9 @@ class StackedNet:
     def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(K, B, C)`` of all K models on the same inputs ``x`` ``(B, *input_shape)``."""
         p, batch = self.params, x.shape[0]
+        if self.recipe.model == "boe":
+            ids = token_ids(x).unsqueeze(0).expand(self.n_models, -1, -1)
+            return self._bag_logits(ids)
         if self.recipe.model == "mlp":
             # One (B, d) x (d, K*h) product instead of K products with copies of x.
             w1 = p["hidden.weight"].transpose(0, 1).flatten(1)
@@ -355,6 +399,23 @@ class StackedNet:
         w1 = p["conv1.weight"].flatten(0, 1)
         a = F.conv2d(x, w1, p["conv1.bias"].flatten(), padding=KERNEL // 2)
         return self._after_conv1(a)
+
+    def _bag_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(K, B, C)`` of the bag of embeddings on token ids ``(K, B, L)`` (0 pads).
+
+        The K tables ``(K, V, h)`` are read as one table of ``K·V`` rows, model k's ids
+        shifted by ``k·V``, and :func:`torch.nn.functional.embedding_bag` averages each
+        record's rows over its real tokens only (a record without tokens averages to
+        zeros), as ``torch.nn.EmbeddingBag(mode="mean", padding_idx=0)`` does.
+        """
+        p = self.params
+        table = p["embedding.weight"]
+        n_models, batch, _ = ids.shape
+        dim = table.shape[2]
+        flat, offsets, _ = bag_inputs(ids, table.shape[1])
+        z = F.embedding_bag(flat, table.reshape(-1, dim), offsets, mode="mean")
+        z = z.view(n_models, batch, dim)
+        return torch.baddbmm(p["output.bias"].unsqueeze(1), z, p["output.weight"])
 
     def _after_conv1(self, a: torch.Tensor) -> torch.Tensor:
         p, n_models, batch = self.params, self.n_models, a.shape[0]
@@ -371,6 +432,8 @@ class StackedNet:
     def _chunk_rows(self) -> int:
         if self.recipe.model == "mlp":
             widest = max(self.recipe.hidden, self.n_classes)
+        elif self.recipe.model == "boe":
+            widest = max(self.recipe.hidden, self.n_classes, self.input_shape[0])
         else:
             widest = self.recipe.filters * self.input_shape[1] * self.input_shape[2]
         return max(1, _PREDICT_BUDGET // (self.n_models * widest))
@@ -382,6 +445,8 @@ class StackedNet:
         sized so no intermediate tensor exceeds 64 MiB.
         """
         n = X.shape[0]
+        if self.recipe.model == "boe":
+            check_token_ids(X)
         out = np.empty((self.n_models, n, self.n_classes), dtype=np.float32)
         step = self._chunk_rows()
         with torch_threads(self.threads), torch.inference_mode():
@@ -432,6 +497,140 @@ class StackedNet:
             for name in PARAMETER_NAMES[recipe.model]
         }
         return cls(recipe, input_shape, n_classes, _stacked_layout(params))
+
+
+def token_ids(x: torch.Tensor) -> torch.Tensor:
+    """The token ids ``(..., L)`` ``int64`` of text records ``(..., 1 + L)``: column 0,
+    the record's handle, is dropped."""
+    return x[..., 1:].long()
+
+
+def check_token_ids(X: np.ndarray | torch.Tensor) -> None:
+    """Refuse records whose columns ``1..L`` are not token ids (integers in
+    ``[0, TEXT_BUCKETS)``): an id past the table would read another model's rows."""
+    ids = X[:, 1:]
+    if isinstance(ids, np.ndarray):
+        ok = ids.size == 0 or bool(
+            np.all(ids >= 0) and np.all(ids < TEXT_BUCKETS) and np.all(ids == np.floor(ids))
+        )
+    else:
+        ok = ids.numel() == 0 or bool(
+            ((ids >= 0) & (ids < TEXT_BUCKETS) & (ids == ids.floor())).all()
+        )
+    if not ok:
+        raise ModelError(
+            f"the boe recipe reads hashed token ids, integers in [0, {TEXT_BUCKETS}), after "
+            "each record's handle; these records hold other values: are they a text data set's?"
+        )
+
+
+def bag_inputs(ids: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`torch.nn.functional.embedding_bag` reads for token ids ``(K, B, L)``
+    (0 pads) and K tables of ``vocab`` rows stacked into one: each real token's row in
+    the stacked table (model k's ids shifted by ``k·vocab``), in record order; where
+    each of the ``K·B`` records' tokens start; and how many each has."""
+    n_models = ids.shape[0]
+    used = ids > 0
+    counts = used.sum(-1).flatten()
+    shift = torch.arange(n_models, device=ids.device).mul_(vocab).view(-1, 1, 1)
+    flat = (ids + shift)[used]
+    offsets = torch.zeros_like(counts)
+    offsets[1:] = counts[:-1].cumsum(0)
+    return flat, offsets, counts
+
+
+class BagWorkspace:
+    """The gradient buffers one stacked ``boe`` step reuses. The embedding table's
+    gradient is ``(K, V, h)`` but a minibatch touches a few hundred of its rows:
+    without ``l2`` only the rows the last step wrote are zeroed again, instead of the
+    whole table. (Autograd's gradient of ``embedding_bag``, a fresh zero-filled table
+    every step, took over half of a step: measured at K = 8, h = 32, 25 ms a step with
+    it, 14 ms written out into these buffers, Adam's pass over the tables being the rest.)"""
+
+    def __init__(self, params: dict[str, torch.Tensor]) -> None:
+        self.grads = {name: torch.zeros_like(t) for name, t in params.items()}
+        self.touched: torch.Tensor | None = None
+
+
+def bag_gradients(
+    params: dict[str, torch.Tensor],
+    ids: torch.Tensor,
+    yb: torch.Tensor,
+    l2: float,
+    *,
+    clip: float | None = None,
+    weight: torch.Tensor | None = None,
+    workspace: BagWorkspace | None = None,
+) -> dict[str, torch.Tensor]:
+    """Gradients of the stacked bag of embeddings' loss on one minibatch, without autograd.
+
+    ``ids`` is ``(K, B, L)`` (0 pads), ``yb`` the ``K·B`` labels model-major. For a
+    record with ``n`` real tokens, mean embedding ``z``, ``p`` its softmax outputs and
+    ``W`` the output weights (stacked ``(K, h, C)``)::
+
+        g = p − onehot(y)       dW = z gᵀ       db = g       dz = W g
+        dE[i] = (count of id i / n) · dz       for each id i of the record
+
+    Without ``clip`` (ordinary training) each record's gradient is divided by ``B`` and
+    summed: the gradient of each model's mean cross-entropy, plus ``2·l2·W`` on both
+    weights (the table and the output layer). With ``clip`` (DP-SGD,
+    :mod:`miaudit.models.dp`), each record's gradient is scaled by
+    ``min(1, clip / (‖its gradient‖ + 1e-6)) · weight`` (``weight`` ``(K, B)``, 0 for
+    padding) before the sum, its squared norm being
+    ``‖dz‖²·Σ_i (count of i / n)² + ‖g‖²(‖z‖² + 1)``: no per-record gradient is formed.
+    ``l2`` should then be 0 (DP-SGD adds it after the noise).
+
+    With a ``workspace`` the gradients are written into its buffers and returned, to
+    be overwritten by the next call.
+    """
+    table, w_out = params["embedding.weight"], params["output.weight"]
+    n_models, batch = ids.shape[0], ids.shape[1]
+    vocab, dim = table.shape[1], table.shape[2]
+    with torch.no_grad():
+        flat, offsets, counts = bag_inputs(ids, vocab)
+        z = F.embedding_bag(flat, table.reshape(-1, dim), offsets, mode="mean")
+        z = z.view(n_models, batch, dim)
+        g = torch.softmax(torch.baddbmm(params["output.bias"].unsqueeze(1), z, w_out), dim=-1)
+        g.view(-1, g.shape[-1])[torch.arange(n_models * batch, device=g.device), yb] -= 1.0
+        dz = torch.bmm(g, w_out.mT)
+        n_tokens = counts.clamp(min=1).to(g.dtype)
+        if clip is None:
+            factor = torch.full((n_models * batch,), 1.0 / batch, device=g.device)
+        else:
+            # Σ_i count_i² = Σ over real tokens of their id's count (ids sorted per record).
+            ordered = ids.flatten(0, 1).sort(-1).values
+            same = torch.searchsorted(ordered, ordered, right=True)
+            same -= torch.searchsorted(ordered, ordered)
+            shares = (same * (ordered > 0)).sum(-1).to(g.dtype) / n_tokens.square()
+            sq = dz.square().sum(-1).flatten() * shares
+            sq += g.square().sum(-1).flatten() * (z.square().sum(-1).flatten() + 1.0)
+            factor = (clip / (sq.sqrt() + dp._EPS)).clamp_(max=1.0)
+            factor.mul_(weight.to(g.device).flatten())
+        g.mul_(factor.view(n_models, batch, 1))
+        dz.mul_((factor / n_tokens).view(n_models, batch, 1))
+        # Each real token's row gets its record's dz / n.
+        per_token = dz.view(-1, dim).repeat_interleave(counts, dim=0, output_size=flat.numel())
+        if workspace is None:
+            grads = {
+                "embedding.weight": torch.zeros_like(table),
+                "output.weight": torch.bmm(z.mT, g),
+                "output.bias": g.sum(1),
+            }
+            if l2 > 0:
+                grads["embedding.weight"].add_(table, alpha=2.0 * l2)
+        else:
+            grads = workspace.grads
+            torch.bmm(z.mT, g, out=grads["output.weight"])
+            torch.sum(g, 1, out=grads["output.bias"])
+            if l2 > 0:
+                torch.mul(table, 2.0 * l2, out=grads["embedding.weight"])
+            elif workspace.touched is not None:
+                grads["embedding.weight"].view(-1, dim).index_fill_(0, workspace.touched, 0.0)
+            workspace.touched = flat
+        grads["embedding.weight"].view(-1, dim).index_add_(0, flat, per_token)
+        if l2 > 0:
+            grads["output.weight"].add_(w_out, alpha=2.0 * l2)
+    return grads
 
 
 def mlp_gradients(
@@ -539,7 +738,7 @@ def train_stack(
     Parameters
     ----------
     recipe:
-        An ``mlp`` or ``cnn`` recipe.
+        An ``mlp``, ``cnn`` or ``boe`` recipe.
     X, y:
         All records ``(n, *input_shape)`` float32 and labels ``(n,)`` int64, on the
         device to train on. Training sets index into them.
@@ -574,6 +773,8 @@ def train_stack(
     n_models, n_train = len(train_sets), sizes.pop()
     input_shape = tuple(int(s) for s in X.shape[1:])
     shapes = parameter_shapes(recipe, input_shape, n_classes)
+    if recipe.model == "boe":
+        check_token_ids(X)
     generators = [torch.Generator().manual_seed(derive_seed(int(s))) for s in seeds]
 
     # Drawn on the CPU in a fixed order so the device does not change the result.
@@ -590,8 +791,11 @@ def train_stack(
         or recipe.optimizer != "adam"
         or recipe.augment
         or recipe.dp_epsilon is not None
+        or recipe.model == "boe"  # its minibatches' token counts vary: not capturable
     ):
-        raise ValueError("graphs=True needs records on a GPU, adam, no augmentation, no DP-SGD")
+        raise ValueError(
+            "graphs=True needs records on a GPU, adam, no augmentation, no DP-SGD, no boe"
+        )
     if recipe.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(
             params.values(), lr=recipe.lr, fused=True, capturable=graph
@@ -605,6 +809,9 @@ def train_stack(
     batch_size = min(recipe.batch_size, n_train)
     # Buffers for a minibatch no larger than the training set (batch_size may exceed it).
     workspace = MLPWorkspace(params, batch_size) if recipe.model == "mlp" else None
+    bags = BagWorkspace(params) if recipe.model == "boe" else None
+    # The bag of embeddings reads token ids only: cast once, not every step.
+    token_rows = token_ids(X) if recipe.model == "boe" else None
 
     def step(flat: torch.Tensor) -> None:
         """One optimisation step of every model on the minibatch ``flat`` (model-major)."""
@@ -612,6 +819,10 @@ def train_stack(
         if recipe.model == "mlp":
             xb = workspace.gather(X.view(X.shape[0], -1), flat)
             for name, grad in mlp_gradients(params, xb, yb, recipe.l2, workspace).items():
+                params[name].grad = grad
+        elif recipe.model == "boe":
+            ids = token_rows.index_select(0, flat).view(n_models, -1, token_rows.shape[1])
+            for name, grad in bag_gradients(params, ids, yb, recipe.l2, workspace=bags).items():
                 params[name].grad = grad
         else:
             xb = X.index_select(0, flat).view(n_models, -1, *input_shape)
@@ -641,7 +852,11 @@ def train_stack(
             xb = X.index_select(0, flat).view(n_models, -1, *input_shape)
             if recipe.augment:
                 xb = augment_images(xb, generators, weight.sum(1).long().tolist())
-            grads = dp.clipped_gradients(net, xb, yb, weight, clip)
+            if recipe.model == "boe":
+                ids = token_ids(xb)
+                grads = bag_gradients(params, ids, yb.reshape(-1), 0.0, clip=clip, weight=weight)
+            else:
+                grads = dp.clipped_gradients(net, xb, yb, weight, clip)
         noise = dp.noise(params, private.noise_multiplier * clip, generators)
         scale = 1.0 / dp.expected_batch(private, n_train)  # as Opacus divides
         for name, g in grads.items():

@@ -214,9 +214,7 @@ class TorchModel:
         if batch_size < 1:
             raise ConfigError(f"TorchModel batch_size={batch_size}: must be at least 1")
         if collate is not None and not callable(collate):
-            raise ConfigError(
-                f"TorchModel collate={collate!r}: pass a function records -> tensor"
-            )
+            raise ConfigError(f"TorchModel collate={collate!r}: pass a function records -> tensor")
         self.module, self.outputs, self.batch_size = module, outputs, batch_size
         self.threads, self.collate = threads, collate
         self.classes: ClassMap | None = None

@@ -586,7 +586,7 @@ def weakening_skips(results: dict[str, Any]) -> list[str]:
 GAP = 0.05
 
 #: miaudit's recipes that train with PyTorch (and so can train with DP-SGD).
-_NETWORKS = ("mlp", "cnn")
+_NETWORKS = ("mlp", "cnn", "boe")
 
 
 def _regularise(tg: dict[str, Any]) -> str:

@@ -204,7 +204,7 @@ class TextKind(RecordKind):
         return None
 
     def cannot_move(self, data: Any) -> str | None:
-        return "a text is no point in a space a search can move along towards the boundary"
+        return "texts are not points of a continuous space that a search could move along"
 
     def cannot_represent(self, data: Any) -> str | None:
         return None
