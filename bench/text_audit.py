@@ -20,6 +20,40 @@ then runs (c)'s recipe game with LiRA at 1, 4 and 8 queries per record (the reco
 its word drops and swaps), side by side.
 
 Run: ``.venv/bin/python bench/text_audit.py [--part audits|variants|both]``.
+
+Measured (2-core VM, torch 2.13 CPU, seed 0; about 1,450 members and 1,450 non-members
+evaluated once duplicates are merged; 95 % bootstrap intervals; seconds for the whole
+audit, 16 reference models trained):
+
+==========================  ============  =====  ====================  ====================  =====
+target                      attack        AUC    TPR@0.1 %             TPR@1 %               s
+==========================  ============  =====  ====================  ====================  =====
+(a) user's Pipeline         shokri        0.627  0.001 [0.000–0.004]   0.014 [0.003–0.030]   10.6
+(a) user's Pipeline         lira          0.751  0.016 [0.007–0.045]   0.086 [0.046–0.136]   10.6
+(a) user's Pipeline         lira-offline  0.507  0.020 [0.010–0.043]   0.051 [0.039–0.075]   10.6
+(a) user's Pipeline         rmia          0.603  0.016 [0.005–0.031]   0.046 [0.030–0.062]   10.6
+(a) user's Pipeline         rmia-offline  0.584  0.014 [0.006–0.028]   0.041 [0.028–0.060]   10.6
+(b) user's torch module     shokri        0.648  0.001 [0.000–0.010]   0.024 [0.013–0.043]   19.6
+(b) user's torch module     lira          0.722  0.029 [0.016–0.040]   0.084 [0.053–0.108]   19.6
+(b) user's torch module     lira-offline  0.691  0.007 [0.002–0.020]   0.065 [0.026–0.087]   19.6
+(b) user's torch module     rmia          0.658  0.026 [0.017–0.038]   0.040 [0.029–0.060]   19.6
+(b) user's torch module     rmia-offline  0.657  0.026 [0.017–0.039]   0.039 [0.030–0.062]   19.6
+(c) tfidf-lr, command line  shokri        0.571  0.000 [0.000–0.003]   0.012 [0.002–0.022]   18.1
+(c) tfidf-lr, command line  lira          0.689  0.035 [0.026–0.066]   0.091 [0.071–0.119]   18.1
+(c) tfidf-lr, command line  lira-offline  0.689  0.033 [0.021–0.056]   0.086 [0.061–0.105]   18.1
+(c) tfidf-lr, command line  rmia          0.727  0.031 [0.023–0.056]   0.077 [0.062–0.124]   18.1
+(c) tfidf-lr, command line  rmia-offline  0.710  0.029 [0.021–0.046]   0.075 [0.058–0.119]   18.1
+==========================  ============  =====  ====================  ====================  =====
+
+(c) trains its own target on its own 1,500 records, so its rows are not the same
+members as (a) and (b). Offline LiRA's AUC on the word-pair Pipeline (a) is at chance
+(0.51; 0.52 at C = 22 too) while its TPR at low FPR is not: the one-sided test singles
+out the records the model is surest of and leaves the rest unranked.
+
+Word-level query variants, LiRA online on the recipe game (``tfidf-lr``, 1,500
+members): 1 query AUC 0.680, TPR@0.1 % 0.043, TPR@1 % 0.089; 4 queries 0.678, 0.045,
+0.085; 8 queries 0.680, 0.041, 0.087. They do not help here, so text keeps 1 query by
+default (as ``PAPER.md`` advises: measure before making them a default).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ missing values and objects reach the user's model exactly as given.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 
 import numpy as np
@@ -25,6 +26,7 @@ from torch import nn
 
 import miaudit
 from miaudit.errors import ConfigError, DataError, MiauditError, ModelError
+from miaudit.jobs import Execution
 
 QUICK = {"bootstrap": 100, "seed": 3, "progress": False}
 
@@ -269,3 +271,131 @@ def test_records_held_as_given_are_refused_where_miaudit_must_encode(sms):
     texts, labels = sms
     with pytest.raises(MiauditError, match=r"'model': 'mlp'.*text trains the text recipe"):
         miaudit.audit(data=(texts, labels), target={"model": "mlp"}, **QUICK)
+
+
+def _sms_csv(path, sms, n=900):
+    texts, labels = sms
+    frame = pd.DataFrame({"rid": np.arange(n) + 1000, "message": texts[:n], "kind": labels[:n]})
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_the_text_recipe_from_a_csv_on_the_command_line(sms, tmp_path, capsys):
+    from miaudit.cli import main
+
+    _sms_csv(tmp_path / "sms.csv", sms)
+    out = tmp_path / "run"
+    code = main([
+        "audit", "--dataset", str(tmp_path / "sms.csv"), "--label", "kind",
+        "--text-column", "message", "--id-column", "rid", "--target-size", "200",
+        "--shadows", "2", "--attacks", "loss,lira-offline", "--out", str(out), "--quiet",
+        "--no-job-cache",
+    ])  # fmt: skip
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["kind"] == "text" and results["target"]["model"] == "tfidf-lr"
+    record = results["most_exposed"]["records"][0]
+    assert record["id"] >= 1000 and record["text"] == sms[0].iloc[record["id"] - 1000]
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores["id"]) <= set(range(1000, 1900))
+
+
+@pytest.mark.parametrize(
+    "change, args, match",
+    [
+        (lambda f: f.assign(message=f["message"].where(f.index != 7)), [],
+         "text of row 7 is missing"),
+        (lambda f: f.assign(message=np.arange(len(f))), [], "row 0 holds a int"),
+        (lambda f: f.assign(message=f["message"].where(f.index != 3, "   ")), [],
+         "text of row 3 is empty"),
+        (lambda f: f, ["--text-column", "body"], "no column 'body'"),
+        (lambda f: f, ["--text-column", "kind"], "is also the label"),
+    ],
+)  # fmt: skip
+def test_bad_text_on_the_command_line_is_one_line(sms, tmp_path, capsys, change, args, match):
+    from miaudit.cli import main
+
+    path = tmp_path / "sms.csv"
+    change(_sms_csv(path, sms, n=100)).to_csv(path, index=False)
+    base = ["audit", "--dataset", str(path), "--label", "kind", "--quiet", "--no-job-cache"]
+    code = main([*base, *(args or ["--text-column", "message"])])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert re.search(match, err), err
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path, capsys):
+    from miaudit.cli import main
+
+    path = tmp_path / "latin.csv"
+    rows = "".join(f"caf\xe9 {i},{i % 2}\n" for i in range(30))
+    path.write_bytes(b"t,y\n" + rows.encode("latin-1"))
+    code = main(["audit", "--dataset", str(path), "--label", "y", "--text-column", "t",
+                 "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "latin.csv" in err and "UTF-8" in err and len(err.splitlines()) == 1
+
+
+def test_the_text_recipe_is_answered_from_the_job_cache(sms, tmp_path):
+    texts, labels = sms
+    settings = dict(
+        data=(texts, labels), target={"model": "tfidf-lr"}, target_size=200, shadows=2,
+        attacks=["loss", "lira-offline"], execution=Execution(job_cache=tmp_path), **QUICK,
+    )  # fmt: skip
+    first = miaudit.audit(**settings)
+    again = miaudit.audit(**settings)
+    assert first.execution["jobs"]["trained"] == 2
+    assert again.execution["jobs"] == {"trained": 0, "from_cache": 2, "corrupt": 0}
+    np.testing.assert_array_equal(first.scores["loss"], again.scores["loss"])
+    # Other texts with the same labels and shapes are other records: nothing is reused.
+    other = miaudit.audit(**{**settings, "data": (texts + " !", labels)})
+    assert other.execution["jobs"]["trained"] == 2
+
+
+@pytest.mark.slow
+def test_a_text_pipeline_on_dask_gives_the_in_process_result(sms):
+    texts, labels = sms
+    members = np.arange(0, 1200, 4)
+    pipe = _overfitted(texts, labels, members)
+    kwargs = dict(
+        target=pipe, data=(texts, labels), members=members, shadows=2,
+        attacks=["loss", "lira-offline"], **QUICK,
+    )  # fmt: skip
+    local = miaudit.audit(**kwargs, execution=Execution(job_cache=False, workers=1))
+    dask = miaudit.audit(**kwargs, execution=Execution(job_cache=False, executor="dask", workers=2))
+    for name in local.scores:
+        np.testing.assert_array_equal(local.scores[name], dask.scores[name])
+
+
+def test_a_column_transformer_reads_the_text_column_beside_the_others(sms):
+    texts, labels = sms
+    frame = pd.DataFrame({"text": texts, "length": texts.str.len(), "label": labels})
+    members = np.arange(0, 1200, 4)
+    columns = ColumnTransformer(
+        [("words", TfidfVectorizer(), "text"), ("n", StandardScaler(), ["length"])]
+    )
+    pipe = make_pipeline(columns, LogisticRegression(C=100, max_iter=3000))
+    pipe.fit(frame.drop(columns="label").iloc[members], labels.iloc[members])
+    result = miaudit.audit(
+        target=pipe, data=frame, label="label", text_column="text", members=members,
+        shadows=2, attacks=["loss", "lira-offline"], **QUICK,
+    )  # fmt: skip
+    rows = frame.drop(columns="label").iloc[result.record_index]
+    np.testing.assert_array_equal(result.outputs()["outputs"], pipe.predict_proba(rows))
+    shown = result.most_exposed()["records"][0]
+    assert shown["text"] == texts.iloc[shown["record"]]
+    assert shown["values"] == {"length": len(shown["text"])}
+
+
+def test_free_text_is_never_one_hot_encoded(sms, tmp_path):
+    texts, labels = sms
+    frame = pd.DataFrame({"review": texts[:900], "label": labels[:900]})
+    # miaudit's own models would make every review a category of its own: refused.
+    with pytest.raises(DataError, match=r"'review' holds free text .*text_column"):
+        miaudit.audit(data=frame, label="label", **QUICK)
+    # A Pipeline fitted on the column (a Series) is told how to hand it the texts, before
+    # any shadow trains.
+    members = np.arange(0, 900, 4)
+    pipe = _overfitted(frame["review"], frame["label"], members)
+    with pytest.raises(ModelError, match=r"pass data=\(frame\['review'\], frame\[label\]\)"):
+        miaudit.audit(target=pipe, data=frame, label="label", members=members, **QUICK)

@@ -34,7 +34,14 @@ from miaudit.data.memory import memory_dataset
 from miaudit.data.records import attach_arrays, attach_table, resolve_members
 from miaudit.errors import ConfigError, MiauditError, key
 from miaudit.models.family import ModelFamily
-from miaudit.models.user import ClassMap, RecordAdapter, TorchModel, as_predictor, make_family
+from miaudit.models.user import (
+    ClassMap,
+    EstimatorModel,
+    RecordAdapter,
+    TorchModel,
+    as_predictor,
+    make_family,
+)
 
 __all__ = [
     "Handover",
@@ -291,6 +298,10 @@ def open_target(obj: Any, data: Dataset) -> tuple[RecordAdapter, dict[str, Any]]
     """The user's fitted model as a target of encoded records, and what the report says of it."""
     predictor = as_predictor(obj, class_map(data), who="the target")
     model = RecordAdapter(predictor, records_for(_takes(predictor), data, "the target"))
+    if isinstance(predictor, EstimatorModel) and data.raw is not None and data.raw.is_frame:
+        # Before any shadow trains: a model fitted on one column (a Series of texts) that
+        # is handed DataFrame rows fails here with the fix, not in every shadow's fit.
+        model.predict_proba(data.X[:2])
     kind = type(getattr(predictor, "module", None) or obj)
     facts = {
         "source": "python",

@@ -153,6 +153,11 @@ def run_audit(
 
     with reporter.stage("load_data", "loading data"):
         data = audit_data(config, handed)
+    if data.notes.get("held_because"):
+        reporter.message(
+            f"your model reads the records as given: {data.notes['held_because']}; miaudit "
+            "refuses only what would need it to encode them"
+        )
     if data.notes.get("id_like_columns"):
         columns = ", ".join(data.notes["id_like_columns"])
         reporter.warn(

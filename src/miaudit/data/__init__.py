@@ -26,7 +26,7 @@ from miaudit.data.builtin import (
 )
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import TabularEncoder
-from miaudit.data.files import FILE_FORMATS, file_format, load_file
+from miaudit.data.files import FILE_FORMATS, file_format, load_file, load_text_file
 from miaudit.errors import DataError
 
 __all__ = [
@@ -145,8 +145,6 @@ def load_dataset(
         )
     if text_column is not None:
         # Text is held as given and tokenised in one pass: nothing worth caching.
-        from miaudit.data.files import load_text_file
-
         return load_text_file(
             path, label, text_column, drop_duplicates=drop_duplicates, id_column=id_column,
             categorical=categorical, pixel_scale=pixel_scale,

@@ -24,6 +24,7 @@ import pandas as pd
 
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import TabularEncoder, check_numeric
+from miaudit.data.kinds.text import looks_like_text
 from miaudit.errors import DataError, key
 
 __all__ = [
@@ -292,6 +293,15 @@ def table_dataset(
         df, row = df.loc[keep], row[keep]
     dropped = n_read - len(df)
     notes["duplicates_dropped"] = int(dropped)
+    for column in one_hot:
+        text = looks_like_text(df[column])
+        if text is not None:
+            raise UnencodableError(
+                f"{what}: column {column!r} holds free text ({text[0]:.0%} distinct values, "
+                f"{text[1]:.0f} words on average), which one-hot encoding would make a category "
+                f"per record: name it as the text column ({key('text_column', column)}) to "
+                "audit a text model, or drop it"
+            )
     id_like = _id_like(df.drop(columns=[label]), one_hot)
     if id_like:
         notes["id_like_columns"] = id_like

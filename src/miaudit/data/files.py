@@ -25,6 +25,7 @@ import pandas as pd
 
 from miaudit.data.build import arrays_dataset, check_ids, table_categoricals, table_dataset
 from miaudit.data.dataset import Dataset
+from miaudit.data.held import text_dataset
 from miaudit.errors import DataError
 
 __all__ = ["FILE_FORMATS", "file_format", "load_file", "load_text_file", "read_npz", "read_table"]
@@ -256,8 +257,6 @@ def load_text_file(
         column, text cells that are missing, empty, numbers or too long, and a file
         that is not UTF-8 (naming the byte where it stops being so).
     """
-    from miaudit.data.held import text_dataset
-
     path = Path(path).expanduser()
     fmt = file_format(path)
     if not path.is_file():

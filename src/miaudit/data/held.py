@@ -21,7 +21,13 @@ import pandas as pd
 from miaudit.data.build import _check_size, _columns_text, _id_like, check_ids, encode_labels
 from miaudit.data.dataset import Dataset
 from miaudit.data.kinds.base import content_digest
-from miaudit.data.kinds.text import check_handles, check_texts, encode_texts, token_length
+from miaudit.data.kinds.text import (
+    check_handles,
+    check_texts,
+    encode_texts,
+    looks_like_text,
+    token_length,
+)
 from miaudit.data.records import RawRecords
 from miaudit.errors import DataError
 
@@ -223,7 +229,8 @@ def held_table(
     or integer in every row are noted (``id_like_columns``), as for encoded tables: an
     identifier lets a model memorise records."""
     text = {c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c].dtype)}
-    id_like = _id_like(features, text)
+    free = [c for c in text if looks_like_text(features[c]) is not None]
+    id_like = [c for c in _id_like(features, text) if c not in free]
     dataset = _hold(
         features.reset_index(drop=True), labels.reset_index(drop=True), kind="tabular",
         name=name, source=source, what=what,

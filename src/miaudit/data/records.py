@@ -37,6 +37,7 @@ from miaudit.data.build import (
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
 from miaudit.data.kinds.base import handles_of
+from miaudit.data.kinds.text import check_handles
 from miaudit.errors import DataError, MiauditError, key
 
 __all__ = [
@@ -108,8 +109,6 @@ class RawRecords:
 
     def add_made(self, records: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Keep records miaudit made from held ones (in the features' form); their handles."""
-        from miaudit.data.kinds.text import check_handles
-
         start = self.n_known
         check_handles(start + len(records), "records miaudit made")
         self._made.append(records)

@@ -148,6 +148,16 @@ class EstimatorModel:
                 f"the data's records: {_first_line(exc)}"
             ) from exc
         n = len(X)
+        if hasattr(X, "columns") and raw.ndim == 2 and len(raw) != n:
+            # A Pipeline fitted on a column (a Series of texts) iterates a DataFrame's
+            # column names: it answers as many rows as there are columns.
+            text = [str(c) for c in X.columns if X[c].dtype == object or X[c].dtype == "str"]
+            column = text[0] if text else str(X.columns[0])
+            raise ModelError(
+                f"{self.who} answered {len(raw)} row(s) for {n} records given as DataFrame "
+                "rows: a model fitted on one column (a sequence of texts) reads that sequence; "
+                f"pass data=(frame[{column!r}], frame[label])"
+            )
         if self._codes is None:
             return _checked(raw, n, self.classes, self.who)
         if raw.ndim != 2 or raw.shape != (n, len(self._codes)):

@@ -96,6 +96,7 @@ td.num{white-space:nowrap} td.values{text-align:left;font-size:.85em;max-width:5
 td.values span{display:inline-block;margin-right:.9em;white-space:nowrap}
 td.values b{font-weight:600;color:#555}
 td.values q.text{display:block;white-space:normal;margin-bottom:.2em}
+th.record{text-align:left}
 img.thumb{width:56px;height:56px;image-rendering:pixelated;border:1px solid #ccc}
 .warn{background:#fff4e5;border-left:4px solid #e08a00;padding:.5em .8em}
 @media print{
@@ -349,7 +350,7 @@ def _exposed_html(d: dict) -> str:
         "<th>rank</th><th>row</th>" + ("<th>id</th>" if has_id else "")
         + "<th>label</th><th>member</th><th>score</th>"
         + (f"<th>IN for (of {k})</th>" if has_in else "")
-        + ("<th>the record</th>" if has_record else "")
+        + ("<th class=record>the record</th>" if has_record else "")
     )  # fmt: skip
     scores = _scores_apart([r["score"] for r in records])
     rows = "".join(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.data.kinds.base import RecordKind
+from miaudit.data.kinds.text import TEXT_MODELS
 
 __all__ = ["ImageKind", "png_data_uri"]
 
@@ -24,8 +25,6 @@ class ImageKind(RecordKind):
     records = "images"
 
     def cannot_train(self, data: Any, model: str) -> str | None:
-        from miaudit.data.kinds.text import TEXT_MODELS
-
         if model in TEXT_MODELS:
             return f"{model!r} is a text recipe and the data are images: use mlp or cnn"
         return None

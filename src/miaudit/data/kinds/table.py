@@ -18,6 +18,7 @@ import pandas as pd
 
 from miaudit.data.encode import TabularEncoder
 from miaudit.data.kinds.base import RecordKind
+from miaudit.data.kinds.text import TEXT_MODELS
 
 __all__ = ["TableKind"]
 
@@ -33,8 +34,6 @@ class TableKind(RecordKind):
                 f"{data.notes.get('held_because', 'the table cannot be encoded')}: audit your "
                 "own model (target=, trainer=), or fix those cells"
             )
-        from miaudit.data.kinds.text import TEXT_MODELS
-
         if model in TEXT_MODELS:
             return (
                 f"{model!r} is a text recipe and the data is a table: name its text column "

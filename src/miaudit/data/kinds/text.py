@@ -96,6 +96,26 @@ def check_texts(values: Any, what: str) -> np.ndarray:
     return array
 
 
+#: Fewest rows from which a column is judged free text (:func:`looks_like_text`).
+TEXT_LIKE_ROWS = 20
+
+
+def looks_like_text(values: pd.Series) -> tuple[float, float] | None:
+    """``(distinct share, mean words)`` when a column of strings reads as free text
+    (nearly every value its own, most of them several words), else ``None``: such a
+    column one-hot encoded would make every record a category of its own."""
+    if len(values) < TEXT_LIKE_ROWS or pd.api.types.is_numeric_dtype(values.dtype):
+        return None
+    cells = values.dropna()
+    if len(cells) < TEXT_LIKE_ROWS or not all(isinstance(v, str) for v in cells):
+        return None
+    distinct = cells.nunique() / len(cells)
+    words = cells.str.split().str.len()
+    if distinct >= 0.9 and (words >= 3).mean() >= 0.5:
+        return float(distinct), float(words.mean())
+    return None
+
+
 _BUCKET: dict[str, int] = {}
 
 
