@@ -1606,6 +1606,7 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
         data = load_dataset(
             config.dataset, label=config.label, categorical=config.categorical,
             id_column=config.id_column, pixel_scale=config.pixel_scale,
+            text_column=config.text_column,
         )  # fmt: skip
     recipe = resolve_recipe(config.target, data)
     size = resolve_target_size(data.n_records, config.target_size)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.data.encode import TabularEncoder
-from miaudit.data.kinds.text import MAX_TEXT_CHARS, MAX_TOKENS, encode_texts
+from miaudit.data.kinds.text import MAX_TEXT_CHARS, MAX_TOKENS, TextKind, encode_texts
 from miaudit.errors import DataError, TargetError
 
 PROTOCOL_VERSION = 1
@@ -145,12 +145,10 @@ class InputSchema:
                 f"data set '{data.name}' keeps no texts beside its token ids, and a prediction "
                 "API takes the texts: load it with miaudit.data (or pass data=(texts, labels))"
             )
-        from miaudit.data.kinds.text import TextKind
-
         tokens = int(data.notes.get("text_tokens") or data.input_shape[0] - 1)
         return cls(
             kind="text", shape=data.input_shape, tokens=tokens,
-            decode=functools.partial(TextKind()._texts, data),
+            decode=functools.partial(TextKind().texts, data),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ description

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from miaudit.data.build import MIN_RECORDS, encode_labels, image_dataset, table_dataset
+from miaudit.data.build import MIN_RECORDS, encode_labels
 from miaudit.data.encode import TabularEncoder
+from miaudit.data.kinds import arrays_dataset, image_dataset, table_dataset
 from miaudit.errors import DataError
 
 
@@ -158,7 +159,6 @@ def test_image_label_count_must_match():
 
 
 def test_a_measurement_as_label_and_complex_arrays_are_refused():
-    from miaudit.data.build import arrays_dataset
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))

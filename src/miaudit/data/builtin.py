@@ -30,9 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from miaudit.data.build import image_dataset, table_dataset
 from miaudit.data.dataset import Dataset
-from miaudit.data.held import text_dataset
+from miaudit.data.kinds import image_dataset, table_dataset, text_dataset
 from miaudit.errors import DataError
 
 __all__ = ["BUILTIN_DATASETS", "DatasetInfo", "builtin_infos", "is_builtin", "resolve_builtin"]

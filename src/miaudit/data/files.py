@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import arrays_dataset, check_ids, table_categoricals, table_dataset
+from miaudit.data.build import check_ids
 from miaudit.data.dataset import Dataset
-from miaudit.data.held import text_dataset
+from miaudit.data.kinds import arrays_dataset, table_categoricals, table_dataset, text_dataset
 from miaudit.errors import DataError
 
 __all__ = ["FILE_FORMATS", "file_format", "load_file", "load_text_file", "read_npz", "read_table"]
@@ -248,7 +248,7 @@ def load_text_file(
     pixel_scale: float | None = None,
 ) -> Dataset:
     """A CSV or Parquet table whose records are the texts of ``text_column``
-    (:func:`miaudit.data.held.text_dataset`); its other columns ride along.
+    (:func:`miaudit.data.kinds.text_dataset`); its other columns ride along.
 
     Raises
     ------

@@ -15,7 +15,7 @@ Position in the pipeline: ``config -> data -> splits -> ...``. The one rule of w
 Whatever the kind, a user's own model reads the records exactly as they were given.
 A table whose cells miaudit's encoder refuses (missing values, free text) is held as
 given when ``hold`` says the user's code trains and predicts
-(:func:`miaudit.data.held.held_table`); miaudit refuses it only where it would have
+(:func:`miaudit.data.kinds.held_table`); miaudit refuses it only where it would have
 to encode it itself.
 """
 
@@ -26,15 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import (
-    UnencodableError,
+from miaudit.data.build import UnencodableError, check_ids
+from miaudit.data.dataset import Dataset
+from miaudit.data.kinds import (
     arrays_dataset,
-    check_ids,
+    held_table,
+    opaque_dataset,
     table_categoricals,
     table_dataset,
+    text_dataset,
 )
-from miaudit.data.dataset import Dataset
-from miaudit.data.held import held_table, opaque_dataset, text_dataset
 from miaudit.data.records import attach_arrays, attach_table
 from miaudit.errors import DataError
 

@@ -31,24 +31,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import (
-    encode_labels,
-)
+from miaudit.data.build import encode_labels
 from miaudit.data.dataset import Dataset
 from miaudit.data.encode import MISSING_CATEGORY, TabularEncoder
-from miaudit.data.kinds.base import handles_of
-from miaudit.data.kinds.text import check_handles
 from miaudit.errors import DataError, MiauditError, key
 
 __all__ = [
+    "MAX_HANDLES",
     "READINGS",
     "RawRecords",
     "attach_arrays",
     "attach_table",
+    "check_handles",
+    "handles_of",
     "membership_mask",
     "named_rows",
     "resolve_members",
 ]
+
+
+#: Most records (the data set's and the ones miaudit makes) a handle column can name:
+#: every integer up to 2**24 is exact in float32.
+MAX_HANDLES = 2**24
+
+
+def handles_of(X: np.ndarray, n_known: int) -> np.ndarray:
+    """The record each row of held records ``X`` names (column 0), as ``int64``.
+
+    Raises
+    ------
+    ValueError
+        A handle that is not a whole number in ``0 .. n_known - 1`` (records of another
+        data set, or arrays that were never handles).
+    """
+    X = np.asarray(X)
+    flat = X.reshape(len(X), -1)[:, 0] if len(X) else np.zeros(0, np.float32)
+    index = flat.astype(np.int64)
+    if (index != flat).any() or (index < 0).any() or (index >= n_known).any():
+        raise ValueError("records that are not handles of this data set's records")
+    return index
+
+
+def check_handles(n: int, what: str) -> None:
+    """Refuse more records than handles can name."""
+    if n >= MAX_HANDLES:
+        raise DataError(
+            f"{what}: {n:,} records; records held as given are named by handles, which "
+            f"reach {MAX_HANDLES:,}: audit a sample of them"
+        )
 
 
 def _row_keys(X: np.ndarray) -> np.ndarray:

@@ -24,23 +24,28 @@ drops for LiRA's queries) are appended to the same store and get handles past th
 data set's own. A table whose cells miaudit's encoder refuses (missing values, free
 text) is held the same way when the user's model reads it.
 
-Adding a kind is one file and one line in :data:`miaudit.data.kinds.KINDS`.
+Adding a kind is one file and one line in :data:`miaudit.data.kinds.KINDS`: the kind's
+class and the builder of its data sets (:func:`hold` builds those held as given).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_HANDLES", "RecordKind", "content_digest", "excerpt", "handles_of"]
+from miaudit.data.build import check_ids, check_size, encode_labels
+from miaudit.data.dataset import Dataset
+from miaudit.data.records import MAX_HANDLES, RawRecords, check_handles, handles_of
+from miaudit.errors import DataError
 
-#: Most records (the data set's and the ones miaudit makes) a handle column can name:
-#: every integer up to 2**24 is exact in float32.
-MAX_HANDLES = 2**24
+__all__ = ["MAX_HANDLES", "RecordKind", "content_digest", "excerpt", "handles_of", "hold"]
+
 #: Characters of a record the page shows; ``results.json`` keeps the whole record.
 EXCERPT_CHARS = 300
 
@@ -120,23 +125,6 @@ class RecordKind:
         return f"<record kind {self.name}>"
 
 
-def handles_of(X: np.ndarray, n_known: int) -> np.ndarray:
-    """The record each row of held records ``X`` names (column 0), as ``int64``.
-
-    Raises
-    ------
-    ValueError
-        A handle that is not a whole number in ``0 .. n_known - 1`` (records of another
-        data set, or arrays that were never handles).
-    """
-    X = np.asarray(X)
-    flat = X.reshape(len(X), -1)[:, 0] if len(X) else np.zeros(0, np.float32)
-    index = flat.astype(np.int64)
-    if (index != flat).any() or (index < 0).any() or (index >= n_known).any():
-        raise ValueError("records that are not handles of this data set's records")
-    return index
-
-
 def content_digest(records: Any) -> str | None:
     """SHA-256 of records as the user gave them: a DataFrame by its columns, dtypes and
     values; an array of text by its strings; other objects by their pickled bytes.
@@ -180,3 +168,100 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     if len(one_line) <= limit:
         return one_line
     return f"{one_line[: limit - 1]}… ({len(one_line):,} characters)"
+
+
+def _group_keys(features: pd.DataFrame | np.ndarray, codes: np.ndarray) -> np.ndarray | None:
+    """One integer per row, equal exactly when two rows are the same record (values and
+    label); ``None`` when the records cannot be compared (objects that do not pickle)."""
+    if isinstance(features, pd.DataFrame):
+        try:
+            columns = [pd.factorize(features[c], use_na_sentinel=False)[0] for c in features]
+        except TypeError:  # cells pandas cannot hash (lists, dicts): compare pickles
+            return _pickle_keys(list(features.itertuples(index=False)), codes)
+        keys = np.column_stack([*columns, codes]) if columns else codes[:, None]
+        return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    values = np.asarray(features, dtype=object)
+    if all(isinstance(v, str) for v in values):
+        keys = np.column_stack([pd.factorize(values)[0], codes])
+        return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    return _pickle_keys(list(values), codes)
+
+
+def _pickle_keys(items: list[Any], codes: np.ndarray) -> np.ndarray | None:
+    try:
+        blobs = [pickle.dumps(v, protocol=5) for v in items]
+    except Exception:
+        return None
+    keys = np.column_stack([pd.factorize(np.array(blobs, dtype=object))[0], codes])
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+
+
+def hold(
+    features: pd.DataFrame | np.ndarray,
+    labels: Any,
+    *,
+    kind: str,
+    name: str,
+    source: str,
+    what: str,
+    feature_names: list[str],
+    drop_duplicates: bool,
+    ids: Any,
+    notes: dict[str, Any],
+    rows: Callable[[Any, np.ndarray], tuple[np.ndarray, dict[str, Any]]] | None = None,
+) -> Dataset:
+    """A :class:`~miaudit.data.Dataset` of records held as given (``features``: a
+    DataFrame or a 1-D array of records), with the shared policies (labels to codes,
+    equal records dropped first kept, too few refused) and the records attached as
+    :class:`~miaudit.data.records.RawRecords` (``held=True``).
+
+    ``rows(kept, handles)`` makes ``Dataset.X`` and notes from the records kept (text:
+    the handle, then token ids); by default ``X`` is the handle column alone.
+    """
+    n_read = len(features)
+    check_handles(n_read, what)
+    codes, values = encode_labels(labels, what=f"{what} (label)", with_values=True)
+    names = [str(v) for v in values]
+    if ids is not None:
+        ids = check_ids(ids, n_read, what)
+    notes = {**notes, "rows_read": n_read}
+    groups = _group_keys(features, codes)
+    if groups is None:
+        notes["duplicates_unchecked"] = "the records do not pickle, so equal ones cannot be found"
+    first = np.arange(n_read)
+    if groups is not None:
+        _, first_of_group = np.unique(groups, return_index=True)
+        first = first_of_group[groups]
+    keep = first == np.arange(n_read) if drop_duplicates else np.ones(n_read, bool)
+    row = np.flatnonzero(keep).astype(np.int64)
+    dropped = n_read - len(row)
+    notes["duplicates_dropped"] = int(dropped)
+    check_size(len(row), what, dropped)
+    y = codes[row]
+    present = np.unique(y)
+    if len(present) < 2:
+        raise DataError(
+            f"{what}: after dropping duplicates a single class is left; supply at least 2"
+        )
+    kept = features.iloc[row].reset_index(drop=True) if hasattr(features, "iloc") else features[row]
+    handles = np.arange(len(row), dtype=np.float32)
+    if rows is None:
+        X = handles[:, None]
+    else:
+        X, more = rows(kept, handles)
+        notes.update(more)
+    digest = content_digest(kept)
+    if digest is not None:
+        notes["content_sha256"] = digest
+    record_of_row = np.full(n_read, -1, dtype=np.int64)
+    record_of_row[row] = np.arange(len(row))
+    source_rows = record_of_row[first] if drop_duplicates else np.arange(n_read, dtype=np.int64)
+    dataset = Dataset(
+        name=name, X=X, y=y, class_names=names, feature_names=feature_names, kind=kind,
+        source=source, encoder=None, notes=notes, row=row,
+        ids=None if ids is None else ids[row],
+    )  # fmt: skip
+    raw = RawRecords(
+        features=kept, label_values=values, encoded=X, source_rows=source_rows, held=True
+    )
+    return dataclasses.replace(dataset, raw=raw)

@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from miaudit.data.kinds.base import RecordKind, excerpt
+from miaudit.data.dataset import Dataset
+from miaudit.data.kinds.base import RecordKind, excerpt, hold
+from miaudit.errors import DataError
 
-__all__ = ["OpaqueKind"]
+__all__ = ["OpaqueKind", "opaque_dataset"]
 
 _WHY = "miaudit does not look inside opaque records (objects only your code reads)"
 
@@ -48,3 +51,31 @@ class OpaqueKind(RecordKind):
     def show(self, data: Any, index: np.ndarray) -> list[dict[str, Any]]:
         records = data.raw.features
         return [{"object": excerpt(repr(records[int(i)]))} for i in np.asarray(index, np.int64)]
+
+
+def opaque_dataset(
+    records: Any,
+    labels: Any,
+    *,
+    name: str,
+    source: str,
+    what: str,
+    drop_duplicates: bool = True,
+    ids: Any = None,
+) -> Dataset:
+    """A data set of opaque records: any Python objects, one per label."""
+    values = np.empty(len(records), dtype=object)
+    values[:] = list(records)
+    labels = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
+    if len(labels) != len(values):
+        raise DataError(
+            f"{what}: {len(values)} records but {len(labels)} labels; supply one label per record"
+        )
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        raise DataError(f"{what}: record {missing[0]} is None; drop the rows without a record")
+    return hold(
+        values, labels.reset_index(drop=True), kind="opaque", name=name, source=source,
+        what=what, feature_names=["record"], drop_duplicates=drop_duplicates, ids=ids,
+        notes={},
+    )  # fmt: skip

@@ -7,20 +7,46 @@ for LiRA's queries, noise for the robustness attack). When the encoder refuses t
 cells (missing values, free text, a column of objects) and the user's model reads
 the user's own rows, the table is held as given instead (``Dataset.X`` holds
 handles), and what needs the encoding is refused, naming the column that stopped it.
+
+Builders: :func:`table_dataset` (a raw table through the encoder: numbers checked,
+duplicates dropped, identifiers and free text caught before they become one category
+per record) and :func:`held_table` (the same rows held as given).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from miaudit.data.encode import TabularEncoder
-from miaudit.data.kinds.base import RecordKind
-from miaudit.data.kinds.text import TEXT_MODELS
+from miaudit.data.build import (
+    MAX_CATEGORIES,
+    UnencodableError,
+    check_ids,
+    check_size,
+    columns_text,
+    encode_labels,
+)
+from miaudit.data.dataset import Dataset
+from miaudit.data.encode import TabularEncoder, check_numeric
+from miaudit.data.kinds.base import RecordKind, hold
+from miaudit.data.kinds.text import TEXT_MODELS, looks_like_text
+from miaudit.errors import DataError, key
 
-__all__ = ["TableKind"]
+__all__ = [
+    "ID_LIKE_ROWS",
+    "TableKind",
+    "held_table",
+    "table_categoricals",
+    "table_dataset",
+]
+
+
+#: Fewest rows from which a column holding a different value in every row is taken
+#: for an identifier (and reported) rather than for a feature.
+ID_LIKE_ROWS = 20
 
 
 class TableKind(RecordKind):
@@ -57,3 +83,198 @@ class TableKind(RecordKind):
             names = data.encoded_feature_names or [f"x{j}" for j in range(data.n_features)]
             frame = pd.DataFrame(data.X[index].reshape(len(index), -1), columns=names)
         return [{"values": {str(c): v for c, v in row.items()}} for _, row in frame.iterrows()]
+
+
+def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
+    """Feature columns that hold a different text or integer value in every row."""
+    if len(df) < ID_LIKE_ROWS:
+        return []
+    found = []
+    for column in df.columns:
+        values = df[column]
+        text = column in one_hot
+        if (text or pd.api.types.is_integer_dtype(values.dtype)) and values.is_unique:
+            found.append(str(column))
+    return found
+
+
+def table_categoricals(
+    df: pd.DataFrame, label: str, declared: Sequence[str] | None, id_column: str | None = None
+) -> list[str]:
+    """Columns to one-hot: non-number columns, plus the ones the user declared."""
+    chosen = [
+        str(c)
+        for c in df.columns
+        if c not in (label, id_column)
+        and (
+            not pd.api.types.is_numeric_dtype(df[c].dtype)
+            or pd.api.types.is_bool_dtype(df[c].dtype)
+        )
+    ]
+    return chosen + [str(c) for c in declared or () if str(c) not in chosen]
+
+
+def table_dataset(
+    df: pd.DataFrame,
+    label: str,
+    *,
+    categorical: Sequence[str],
+    name: str,
+    source: str,
+    what: str,
+    drop_duplicates: bool = True,
+    notes: dict[str, Any] | None = None,
+    id_column: str | None = None,
+    ids: Any = None,
+) -> Dataset:
+    """Encode a raw table (features plus a label column) into a tabular :class:`Dataset`.
+
+    Parameters
+    ----------
+    df:
+        Raw records; every column other than ``label`` is a feature.
+    label:
+        The label column.
+    categorical:
+        Feature columns to one-hot encode; the others are standardised numerics.
+    name, source:
+        Copied to the :class:`Dataset`.
+    what:
+        Names the data for error messages.
+    drop_duplicates:
+        Drop exact duplicate records (features and label), keeping the first.
+    notes:
+        Extra facts for :attr:`Dataset.notes`; row counts are added, and
+        ``"id_like_columns"``: features holding a different text or integer value
+        in every row (identifiers, most likely, which let a model memorise records).
+    id_column:
+        A column naming each record (not a feature): its values become
+        :attr:`Dataset.ids`.
+    ids:
+        The records' identifiers, one per row of ``df`` (instead of ``id_column``).
+
+    Raises
+    ------
+    DataError
+        Missing label or id column, ids that repeat, unknown categorical column,
+        missing or non-numeric numeric values, missing labels, a single class, or too
+        few records.
+    """
+    if id_column is not None:
+        if id_column not in df.columns or id_column == label:
+            raise DataError(
+                f"{what}: no id column {id_column!r} besides the label; columns are: "
+                f"{columns_text(df.columns)}"
+            )
+        if ids is not None:
+            raise DataError(f"{what}: pass the ids as id_column or as ids, not both")
+        ids = df[id_column]
+        df = df.drop(columns=[id_column])
+        categorical = [c for c in categorical if c != id_column]
+    if ids is not None:
+        ids = check_ids(ids, len(df), what)
+    if label not in df.columns:
+        raise DataError(
+            f"{what}: no label column {label!r}; columns are: {columns_text(df.columns)}; "
+            "pass one of them as label"
+        )
+    if df.shape[1] < 2:
+        raise DataError(f"{what}: the table has no feature columns besides the label {label!r}")
+    unknown = [c for c in categorical if c not in df.columns or c == label]
+    if unknown:
+        raise DataError(
+            f"{what}: categorical column(s) {unknown} are not feature columns; "
+            f"features are: {columns_text(c for c in df.columns if c != label)}"
+        )
+    one_hot = set(categorical)
+    notes = {**(notes or {}), "label_column": label, "rows_read": len(df)}
+    n_read = len(df)
+    # Problems with the values come first: they are what the user must fix.
+    encode_labels(df[label], what=f"{what} (label {label!r})")
+    try:
+        check_numeric(df, [c for c in df.columns if c != label and c not in one_hot])
+    except DataError as exc:
+        raise UnencodableError(f"{what}: {exc}") from None
+    row = np.arange(n_read, dtype=np.int64)
+    if drop_duplicates:
+        # Equal raw rows are equal encoded rows and, as the encoder is injective on
+        # the values it is fitted on (categories compared as strings), vice versa.
+        keep = ~df.duplicated(keep="first").to_numpy()
+        df, row = df.loc[keep], row[keep]
+    dropped = n_read - len(df)
+    notes["duplicates_dropped"] = int(dropped)
+    for column in one_hot:
+        text = looks_like_text(df[column])
+        if text is not None:
+            raise UnencodableError(
+                f"{what}: column {column!r} holds free text ({text[0]:.0%} distinct values, "
+                f"{text[1]:.0f} words on average), which one-hot encoding would make a category "
+                f"per record: name it as the text column ({key('text_column', column)}) to "
+                "audit a text model, or drop it"
+            )
+    id_like = _id_like(df.drop(columns=[label]), one_hot)
+    if id_like:
+        notes["id_like_columns"] = id_like
+    check_size(len(df), what, dropped)
+
+    y, class_names = encode_labels(df[label], what=f"{what} (label {label!r})")
+    features = df.drop(columns=[label])
+    encoder = TabularEncoder(categorical=[c for c in features.columns if c in one_hot])
+    try:
+        encoder.fit(features)
+        wide = {c: len(v) for c, v in encoder.categories_.items() if len(v) > MAX_CATEGORIES}
+        if wide:
+            col, count = max(wide.items(), key=lambda kv: kv[1])
+            raise UnencodableError(
+                f"categorical column {col!r} has {count:,} distinct values (at most "
+                f"{MAX_CATEGORIES:,} can be one-hot encoded); it looks like an identifier "
+                f"or free text: name it as the id column ({key('id_column')}) if it "
+                "names records, drop it, or make every cell a number if it is numeric"
+            )
+        X = encoder.transform(features)
+    except DataError as exc:  # the encoder's refusals (and the width above)
+        raise UnencodableError(f"{what}: {exc}") from None
+    return Dataset(
+        name=name,
+        X=X,
+        y=y,
+        class_names=class_names,
+        feature_names=[str(c) for c in features.columns],
+        categorical=list(encoder.categorical),
+        encoded_feature_names=encoder.encoded_feature_names,
+        kind="tabular",
+        source=source,
+        encoder=encoder.to_dict(),
+        notes=notes,
+        row=row,
+        ids=None if ids is None else ids[row],
+    )
+
+
+def held_table(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    *,
+    because: str,
+    name: str,
+    source: str,
+    what: str,
+    drop_duplicates: bool = True,
+    ids: Any = None,
+) -> Dataset:
+    """A table held as given (``because`` says why miaudit's encoder refused it): the
+    user's model reads its rows exactly as they are. Columns holding a different text
+    or integer in every row are noted (``id_like_columns``), as for encoded tables: an
+    identifier lets a model memorise records."""
+    text = {c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c].dtype)}
+    free = [c for c in text if looks_like_text(features[c]) is not None]
+    id_like = [c for c in _id_like(features, text) if c not in free]
+    dataset = hold(
+        features.reset_index(drop=True), labels.reset_index(drop=True), kind="tabular",
+        name=name, source=source, what=what,
+        feature_names=[str(c) for c in features.columns], drop_duplicates=drop_duplicates,
+        ids=ids, notes={"held_because": because, "label_column": str(labels.name)},
+    )  # fmt: skip
+    if id_like:
+        dataset.notes["id_like_columns"] = id_like
+    return dataset

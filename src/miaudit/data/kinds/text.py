@@ -22,6 +22,7 @@ LiRA asks for them only with ``queries`` above 1.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from typing import Any
@@ -29,16 +30,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.kinds.base import MAX_HANDLES, RecordKind, excerpt, handles_of
+from miaudit.data.build import columns_text
+from miaudit.data.dataset import Dataset
+from miaudit.data.kinds.base import RecordKind, excerpt, hold
 from miaudit.errors import DataError
 
 __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_TOKENS",
     "TEXT_BUCKETS",
+    "TEXT_MODELS",
     "TextKind",
     "check_texts",
+    "dropped_words",
+    "encode_texts",
+    "looks_like_text",
+    "text_dataset",
     "token_ids",
+    "token_length",
+    "tokens",
+    "word_variant",
 ]
 
 #: Hashed vocabulary of the token ids (id 0 pads).
@@ -229,7 +240,8 @@ class TextKind(RecordKind):
     def cannot_represent(self, data: Any) -> str | None:
         return None
 
-    def _texts(self, data: Any, X: np.ndarray) -> list[str]:
+    def texts(self, data: Any, X: np.ndarray) -> list[str]:
+        """The texts of records ``X`` (rows of ``data.X``, or records miaudit made)."""
         records = data.raw.decode(X)
         column = data.notes.get("text_column")
         if isinstance(records, pd.DataFrame):
@@ -250,12 +262,12 @@ class TextKind(RecordKind):
         return rows
 
     def variants(self, data: Any, X: np.ndarray, n: int) -> np.ndarray:
-        texts = self._texts(data, X)
+        texts = self.texts(data, X)
         out = [self._made(data, X, [word_variant(t, k) for t in texts]) for k in range(1, n)]
         return np.stack(out) if out else np.zeros((0, *X.shape), np.float32)
 
     def copies(self, data: Any, X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        texts = self._texts(data, X)
+        texts = self.texts(data, X)
         out = [self._made(data, X, [dropped_words(t, rng) for t in texts]) for _ in range(n)]
         return np.stack(out) if out else np.zeros((0, *X.shape), np.float32)
 
@@ -291,14 +303,63 @@ class TextKind(RecordKind):
 TEXT_MODELS: tuple[str, ...] = ("tfidf-lr", "boe")
 
 
-def check_handles(n: int, what: str) -> None:
-    """Refuse more records than handles can name."""
-    if n >= MAX_HANDLES:
-        raise DataError(
-            f"{what}: {n:,} records; records held as given are named by handles, which "
-            f"reach {MAX_HANDLES:,}: audit a sample of them"
+def text_dataset(
+    texts: Any,
+    labels: Any,
+    *,
+    name: str,
+    source: str,
+    what: str,
+    text_column: str | None = None,
+    drop_duplicates: bool = True,
+    ids: Any = None,
+    notes: dict[str, Any] | None = None,
+) -> Dataset:
+    """A text :class:`Dataset`: ``texts`` a sequence of strings, or a DataFrame of feature
+    columns one of which, ``text_column``, holds the texts.
+
+    Raises
+    ------
+    DataError
+        A text that is missing, empty, bytes, a number or too long (naming the row),
+        labels that do not fit, too few records.
+    """
+    labels = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels))
+    if isinstance(texts, pd.DataFrame):
+        if text_column not in texts.columns:
+            raise DataError(
+                f"{what}: no text column {text_column!r}; columns are: "
+                f"{columns_text(texts.columns)}"
+            )
+        frame = texts.reset_index(drop=True).copy()
+        frame[text_column] = check_texts(
+            frame[text_column], f"{what} (text column {text_column!r})"
         )
+        features: pd.DataFrame | np.ndarray = frame
+        feature_names = [str(c) for c in frame.columns]
+    else:
+        if isinstance(texts, str):
+            raise DataError(f"{what}: one string is not a data set; pass a list of texts")
+        features = check_texts(texts, f"{what} (texts)")
+        feature_names = [text_column or "text"]
+        text_column = None
+    if len(labels) != len(features):
+        raise DataError(
+            f"{what}: {len(features)} texts but {len(labels)} labels; supply one label per text"
+        )
+    return hold(
+        features, labels.reset_index(drop=True), kind="text", name=name, source=source,
+        what=what, feature_names=feature_names, drop_duplicates=drop_duplicates, ids=ids,
+        notes=dict(notes or {}), rows=functools.partial(_text_rows, text_column),
+    )  # fmt: skip
 
 
-__all__ += ["TEXT_MODELS", "check_handles", "dropped_words", "encode_texts", "handles_of",
-            "token_length", "tokens", "word_variant"]  # fmt: skip
+def _text_rows(column: str | None, kept: Any, handles: np.ndarray):
+    """A text data set's ``X`` (handle, then token ids) and what to note of it."""
+    texts = kept[column] if isinstance(kept, pd.DataFrame) else kept
+    length = token_length(texts)
+    X, cut = encode_texts(texts, handles, length)
+    notes = {"text_tokens": length, "texts_truncated": int(cut)}
+    if column is not None:
+        notes["text_column"] = column
+    return X, notes
