@@ -399,3 +399,27 @@ def test_free_text_is_never_one_hot_encoded(sms, tmp_path):
     pipe = _overfitted(frame["review"], frame["label"], members)
     with pytest.raises(ModelError, match=r"pass data=\(frame\['review'\], frame\[label\]\)"):
         miaudit.audit(target=pipe, data=frame, label="label", members=members, **QUICK)
+
+
+@pytest.mark.parametrize("how", ["recipe", "pipeline"])
+def test_every_applicable_attack_runs_on_text_and_the_refused_one_is_named(sms, how):
+    """The built-in recipe and the user's Pipeline (the torch module: above) on the same
+    texts: every attack runs but the boundary search, which text cannot have."""
+    texts, labels = sms
+    members = np.arange(0, 1200, 4)
+    target = (
+        {"target": {"model": "tfidf-lr"}, "target_size": 300}
+        if how == "recipe"
+        else {"target": _overfitted(texts, labels, members), "members": members}
+    )
+    with pytest.warns(UserWarning, match="boundary left out"):
+        result = miaudit.audit(data=(texts, labels), shadows=4, attacks=["all"], **target, **QUICK)
+    assert result.skipped == {"boundary": result.skipped["boundary"]}
+    assert set(result.attacks) == set(miaudit.attacks.ATTACKS) - {"boundary"}
+    assert results_agree(result)
+
+
+def results_agree(result) -> bool:
+    """``results.json`` names the attack left out, and every attack's metrics are there."""
+    d = json.loads(json.dumps(result.to_dict()))
+    return set(d["skipped_attacks"]) == {"boundary"} and set(d["attacks"]) == set(result.attacks)
