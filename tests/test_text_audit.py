@@ -105,6 +105,8 @@ class Bag(nn.Module):
 
 def tokenize(records):
     """The user's tokenizer: a deterministic hash of each lower-cased word, padded."""
+    # miaudit hands a list of texts, as tokenizers take them (never a NumPy object array).
+    assert not isinstance(records, np.ndarray), type(records)
     rows = [[1 + zlib.crc32(w.encode()) % 4095 for w in str(t).lower().split()][:48]
             for t in records]  # fmt: skip
     out = torch.zeros(len(rows), max(1, max(map(len, rows))), dtype=torch.long)
@@ -423,3 +425,14 @@ def results_agree(result) -> bool:
     """``results.json`` names the attack left out, and every attack's metrics are there."""
     d = json.loads(json.dumps(result.to_dict()))
     return set(d["skipped_attacks"]) == {"boundary"} and set(d["attacks"]) == set(result.attacks)
+
+
+def test_a_torch_module_without_collate_never_reads_handles_of_a_text_file(sms, tmp_path):
+    path = tmp_path / "sms.csv"
+    _sms_csv(path, sms, n=300)
+    with pytest.raises(ConfigError, match=r"the records are held as given.*collate="):
+        miaudit.audit(
+            dataset=str(path), label="kind", text_column="message",
+            trainer=miaudit.TorchTrainer(Bag, epochs=1), game="recipe", target_size=50,
+            shadows=1, attacks=["loss"], **QUICK,
+        )  # fmt: skip

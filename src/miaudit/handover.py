@@ -18,6 +18,7 @@ and turns them into what the stages take:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
@@ -30,6 +31,7 @@ import numpy as np
 from miaudit.data import Dataset, load_dataset
 from miaudit.data.build import UnencodableError, check_ids
 from miaudit.data.builtin import is_builtin, resolve_builtin
+from miaudit.data.files import file_format, file_stem, read_npz, read_table
 from miaudit.data.memory import memory_dataset
 from miaudit.data.records import attach_arrays, attach_table, resolve_members
 from miaudit.errors import ConfigError, MiauditError, key
@@ -218,14 +220,14 @@ def audit_data(config, handed: Handover) -> Dataset:
 
 def _held_file(config) -> Dataset:
     """A user's table that miaudit's encoder refuses, held as given for the user's model."""
-    from miaudit.data.files import file_format, read_table
-
     path = Path(str(config.dataset)).expanduser()
     frame = read_table(path, file_format(path), config.label)
-    return memory_dataset(
+    held = memory_dataset(
         frame, config.label, id_column=config.id_column, categorical=config.categorical,
         hold=True,
     )  # fmt: skip
+    held.raw.in_memory = False  # the rows of a file, which a module may read as arrays
+    return dataclasses.replace(held, name=file_stem(path), source=str(path))
 
 
 def _attach_source(data: Dataset, config) -> Dataset:
@@ -234,7 +236,6 @@ def _attach_source(data: Dataset, config) -> Dataset:
     if is_builtin(name):
         table = resolve_builtin(name, config.label).frame()
         return attach_table(data, table.frame.drop(columns=[table.label]), table.frame[table.label])
-    from miaudit.data.files import file_format, read_npz, read_table
 
     path = Path(name).expanduser()
     fmt = file_format(path)
@@ -265,6 +266,13 @@ def records_for(takes: str, data: Dataset, what: str):
     """
     if takes == "encoded" or data.raw is None:
         return _same
+    if takes == "arrays" and data.raw.held:
+        raise ConfigError(
+            f"{what} is a torch module, which reads tensors, but the records are held as "
+            f"given ({data.kind}): pass the function that turns a batch of them into the "
+            "module's input as collate= (TorchModel(module, collate=tokenize), "
+            "TorchTrainer(..., collate=tokenize))"
+        )
     if takes == "arrays" and data.raw.is_frame:
         if data.raw.in_memory:
             raise ConfigError(
@@ -301,7 +309,8 @@ def open_target(obj: Any, data: Dataset) -> tuple[RecordAdapter, dict[str, Any]]
     if isinstance(predictor, EstimatorModel) and data.raw is not None and data.raw.is_frame:
         # Before any shadow trains: a model fitted on one column (a Series of texts) that
         # is handed DataFrame rows fails here with the fix, not in every shadow's fit.
-        model.predict_proba(data.X[:2])
+        # More rows than columns: one answer per column is then told apart.
+        model.predict_proba(data.X[: data.raw.features.shape[1] + 1])
     kind = type(getattr(predictor, "module", None) or obj)
     facts = {
         "source": "python",

@@ -351,35 +351,23 @@ def _training_parts(
 
 
 def records_digest(records: Any) -> str | None:
-    """SHA-256 of records that are an array or a pandas DataFrame (columns, dtypes, values);
-    arrays of Python objects (text labels, texts) by their values, never their addresses;
-    other objects (opaque records: dicts, token lists) by their pickled bytes. ``None``
-    when no honest digest exists (objects that do not pickle)."""
-    import pandas as pd
-
+    """SHA-256 of the records a model trains on or answers: numeric arrays by their
+    bytes; a DataFrame or an array of objects (texts, labels, opaque records) by
+    :func:`~miaudit.data.kinds.content_digest`: text as text, other objects by their
+    pickles, never their ``str()`` or addresses. ``None`` when no honest digest exists
+    (objects that do not pickle)."""
     if not hasattr(records, "iloc"):
         a = records if isinstance(records, np.ndarray) else None
         if a is None:
             try:
                 a = np.asarray(records)
-            except ValueError:  # ragged: token lists of different lengths
+            except (ValueError, TypeError, RuntimeError):  # ragged lists, tensors
                 a = np.empty(len(records), dtype=object)
                 a[:] = list(records)
         if a.dtype != object:
             return array_digest(a)
-        h = hashlib.sha256(str(("object", a.shape)).encode())
-        try:
-            h.update(pd.util.hash_array(a.ravel()).tobytes())
-        except TypeError:  # unhashable objects (dicts, lists): their pickles
-            return content_digest(a.ravel())
-        return h.hexdigest()
-
-    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in records.dtypes.items()]).encode())
-    try:
-        h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
-    except TypeError:  # cells pandas cannot hash
-        return content_digest(records)
-    return h.hexdigest()
+        return content_digest(a)
+    return content_digest(records)
 
 
 def _cache(execution: Execution) -> JobCache | None:

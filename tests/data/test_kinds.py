@@ -190,3 +190,63 @@ def test_dataframes_whose_columns_cannot_name_cells_are_refused():
         memory_dataset(pd.DataFrame([[1, 2, 0]], columns=["a", "a", "y"]), "y")
     with pytest.raises(DataError, match="the DataFrame is empty"):
         memory_dataset(pd.DataFrame(), "y")
+
+
+class _Doc:
+    """A record that prints as its id alone, whatever its text."""
+
+    def __init__(self, i, text):
+        self.i, self.text = i, text
+
+    def __str__(self):
+        return str(self.i)
+
+
+def test_cache_digests_never_take_two_records_that_print_alike_for_one():
+    from miaudit.jobs import records_digest
+
+    def objects(*values):
+        out = np.empty(len(values), dtype=object)
+        out[:] = list(values)
+        return out
+
+    assert records_digest(objects(_Doc(1, "old"))) != records_digest(objects(_Doc(1, "new")))
+    assert records_digest(objects(1, "x")) != records_digest(objects("1", "x"))
+    assert records_digest(objects(None, "x")) != records_digest(objects("None", "x"))
+    with_none = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    assert records_digest(with_none) != records_digest(with_none.fillna("None"))
+    assert records_digest(with_none) == records_digest(with_none.copy())
+    assert records_digest([_Doc(1, "a"), lambda: 1]) is None  # a lambda does not pickle
+
+
+def test_cells_that_are_not_one_value_are_never_encoded_as_text():
+    import torch
+
+    tensors = [torch.zeros(2000) for _ in range(60)]
+    for i, t in enumerate(tensors):
+        t[1000] = i  # printed, they all read the same
+    frame = pd.DataFrame({"t": tensors, "age": [i % 3 for i in range(60)], "y": np.arange(60) % 2})
+    with pytest.raises(UnencodableError, match=r"column 't' holds Tensor objects \(row 0\)"):
+        memory_dataset(frame, "y")
+    held = memory_dataset(frame, "y", hold=True)
+    assert [int(t[1000]) for t in held.raw.decode(held.X[:6])["t"]] == [0, 1, 2, 3, 4, 5]
+    dicts = pd.DataFrame({"d": [{"a": i} for i in range(30)], "y": np.arange(30) % 2})
+    assert memory_dataset(dicts, "y", hold=True).n_records == 30
+
+
+def test_missing_texts_are_named_not_taken_for_objects():
+    for missing in (None, float("nan"), pd.NA):
+        texts = [*TEXTS]
+        texts[5] = missing
+        with pytest.raises(DataError, match="the text of row 5 is missing"):
+            memory_dataset((texts, LABELS))
+    with pytest.raises(DataError, match="the text of row 4 is missing"):
+        memory_dataset((pd.Series([*TEXTS[:4], pd.NA, *TEXTS[5:]], dtype="string"), LABELS))
+
+
+def test_a_text_column_that_is_the_label_or_a_pair_with_a_text_column_is_named():
+    frame = pd.DataFrame({"t": TEXTS, "y": LABELS})
+    with pytest.raises(DataError, match="the text column 'y' is also the label column"):
+        memory_dataset(frame, "y", text_column="y")
+    with pytest.raises(DataError, match=r"holds the texts themselves: drop text_column="):
+        memory_dataset((TEXTS, LABELS), text_column="t")

@@ -28,7 +28,15 @@ from miaudit.data.dataset import Dataset
 from miaudit.data.kinds import arrays_dataset, table_categoricals, table_dataset, text_dataset
 from miaudit.errors import DataError
 
-__all__ = ["FILE_FORMATS", "file_format", "load_file", "load_text_file", "read_npz", "read_table"]
+__all__ = [
+    "FILE_FORMATS",
+    "file_format",
+    "file_stem",
+    "load_file",
+    "load_text_file",
+    "read_npz",
+    "read_table",
+]
 
 #: File name endings the loaders read, and the format each means.
 FILE_FORMATS = {
@@ -49,7 +57,8 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """A data file's name without its ending (``patients.csv.gz`` -> ``patients``)."""
     name = path.name
     for ending in sorted(FILE_FORMATS, key=len, reverse=True):
         if name.lower().endswith(ending):
@@ -97,7 +106,7 @@ def _load_table(
         df,
         label,
         categorical=table_categoricals(df, label, categorical, id_column),
-        name=_stem(path),
+        name=file_stem(path),
         source=str(path),
         what=str(path),
         drop_duplicates=drop_duplicates,
@@ -175,7 +184,7 @@ def _load_npz(
     return arrays_dataset(
         arrays["X"],
         arrays["y"],
-        name=_stem(path),
+        name=file_stem(path),
         source=str(path),
         what=str(path),
         categorical=categorical,
@@ -276,7 +285,7 @@ def load_text_file(
         raise DataError(f"{path}: the text column {text_column!r} is also the label or id column")
     dropped = [label, *([id_column] if id_column else [])]
     dataset = text_dataset(
-        df.drop(columns=dropped), df[label], name=_stem(path), source=str(path),
+        df.drop(columns=dropped), df[label], name=file_stem(path), source=str(path),
         what=str(path), text_column=text_column, drop_duplicates=drop_duplicates,
         ids=df[id_column] if id_column else None, notes={"label_column": label},
     )  # fmt: skip

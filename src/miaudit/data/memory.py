@@ -52,8 +52,9 @@ def record_kind_of_pair(X: Any) -> str:
     items = list(X) if isinstance(X, list | tuple | np.ndarray) else None
     if items is None:
         return "arrays"
-    if items and all(isinstance(v, str) for v in items):
-        return "text"
+    present = [v for v in items if not _missing(v)]
+    if present and all(isinstance(v, str) for v in present):
+        return "text"  # a missing text is named by the text builder, not made an object
     if all(isinstance(v, int | float | np.number | bool) for v in items):
         return "arrays"  # 1-D numbers: arrays_dataset says what it expected
     try:
@@ -62,6 +63,10 @@ def record_kind_of_pair(X: Any) -> str:
         return "opaque"
     numeric = np.issubdtype(as_array.dtype, np.number) or as_array.dtype == np.bool_
     return "arrays" if numeric and as_array.ndim >= 2 else "opaque"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def memory_dataset(
@@ -125,8 +130,12 @@ def memory_dataset(
             )
         kind = record_kind_of_pair(X)
         if kind != "arrays":
-            for given, what in ((categorical, "categorical="), (pixel_scale, "pixel_scale="),
-                                (text_column, "text_column=")):  # fmt: skip
+            if text_column is not None:
+                raise DataError(
+                    "text_column= names a DataFrame's column of texts; data=(texts, y) holds "
+                    "the texts themselves: drop text_column="
+                )
+            for given, what in ((categorical, "categorical="), (pixel_scale, "pixel_scale=")):
                 if given:
                     raise DataError(
                         f"{what} applies to tables and images; data=(records, y) holds "
@@ -185,6 +194,12 @@ def _frame_dataset(
         )
     given = frame[id_column] if id_column is not None else ids
     features = frame.drop(columns=dropped)
+    if text_column is not None and str(text_column) in dropped:
+        role = "label" if str(text_column) == label else "id"
+        raise DataError(
+            f"data: the text column {text_column!r} is also the {role} column; name the "
+            "column of texts"
+        )
     if text_column is not None:
         if categorical:
             raise DataError(

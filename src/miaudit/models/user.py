@@ -148,7 +148,7 @@ class EstimatorModel:
                 f"the data's records: {_first_line(exc)}"
             ) from exc
         n = len(X)
-        if hasattr(X, "columns") and raw.ndim == 2 and len(raw) != n:
+        if hasattr(X, "columns") and raw.ndim == 2 and len(raw) == X.shape[1] != n:
             # A Pipeline fitted on a column (a Series of texts) iterates a DataFrame's
             # column names: it answers as many rows as there are columns.
             text = [str(c) for c in X.columns if X[c].dtype == object or X[c].dtype == "str"]
@@ -329,6 +329,8 @@ def collated(collate: Callable[[Any], Any], records: Any, who: str):
     """
     import torch
 
+    if isinstance(records, np.ndarray) and records.dtype == object and records.ndim == 1:
+        records = list(records)  # a list of texts, as tokenizers take them
     try:
         out = collate(records)
     except MiauditError:

@@ -127,39 +127,57 @@ class RecordKind:
 
 def content_digest(records: Any) -> str | None:
     """SHA-256 of records as the user gave them: a DataFrame by its columns, dtypes and
-    values; an array of text by its strings; other objects by their pickled bytes.
+    every cell; an array by its dtype, shape and values. Text cells are hashed as text
+    (a missing cell apart from the text "None"), any other object by its pickled bytes,
+    never by its ``str()`` (two objects that print alike are not the same record).
     ``None`` when no honest digest exists (objects that do not pickle)."""
     h = hashlib.sha256()
     if isinstance(records, pd.DataFrame):
         h.update(repr([(str(c), str(t)) for c, t in records.dtypes.items()]).encode())
-        try:
-            h.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
-        except TypeError:  # cells pandas cannot hash (lists, dicts): pickle them
-            return _pickled_digest(h, records.itertuples(index=False))
+        for column in range(records.shape[1]):
+            part = _column_digest(records.iloc[:, column])
+            if part is None:
+                return None
+            h.update(part)
         return h.hexdigest()
-    values = np.asarray(records, dtype=object) if not isinstance(records, np.ndarray) else records
+    if isinstance(records, np.ndarray) and records.dtype != object:
+        h.update(str((records.dtype.str, records.shape)).encode())
+        h.update(np.ascontiguousarray(records).tobytes())
+        return h.hexdigest()
+    values = np.empty(len(records), dtype=object)
+    values[:] = list(records) if not isinstance(records, np.ndarray) else records.ravel()
+    h.update(str(("objects", len(values))).encode())
+    part = _objects_digest(values)
+    return None if part is None else (h.update(part), h.hexdigest())[1]
+
+
+def _column_digest(column: pd.Series) -> bytes | None:
+    values = column.to_numpy()
     if values.dtype != object:
-        h.update(str((values.dtype.str, values.shape)).encode())
-        h.update(np.ascontiguousarray(values).tobytes())
-        return h.hexdigest()
-    if all(isinstance(v, str) for v in values.ravel()):
-        for v in values.ravel():
-            b = v.encode("utf-8", "surrogatepass")
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
-        return h.hexdigest()
-    return _pickled_digest(h, values.ravel())
+        return pd.util.hash_array(values).tobytes()
+    return _objects_digest(values)
 
 
-def _pickled_digest(h: Any, items: Any) -> str | None:
-    for v in items:
+def _objects_digest(values: np.ndarray) -> bytes | None:
+    """Digest bytes of a 1-D object array: text exactly (with its missing cells marked),
+    anything else by its pickles; ``None`` when an object does not pickle."""
+    try:
+        missing = np.asarray(pd.isna(values), dtype=bool)
+    except Exception:  # an object pandas cannot test for missing: its pickle says
+        missing = np.zeros(len(values), dtype=bool)
+    if all(isinstance(v, str) for v in values[~missing]):
+        filled = values.copy()
+        filled[missing] = ""
+        return missing.tobytes() + pd.util.hash_array(filled, categorize=False).tobytes()
+    h = hashlib.sha256()
+    for v in values:
         try:
             b = pickle.dumps(v, protocol=5)
         except Exception:
             return None
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
-    return h.hexdigest()
+    return h.digest()
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:

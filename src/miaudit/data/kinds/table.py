@@ -15,6 +15,8 @@ per record) and :func:`held_table` (the same rows held as given).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,9 +95,47 @@ def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
     for column in df.columns:
         values = df[column]
         text = column in one_hot
-        if (text or pd.api.types.is_integer_dtype(values.dtype)) and values.is_unique:
+        try:
+            unique = values.is_unique
+        except TypeError:  # cells that do not hash (dicts, lists): no identifier
+            continue
+        if (text or pd.api.types.is_integer_dtype(values.dtype)) and unique:
             found.append(str(column))
     return found
+
+
+#: Types of a cell that holds one value (a number, a category, a date, or nothing).
+_ONE_VALUE = (str, bytes, bool, int, float, complex, np.generic, decimal.Decimal,
+              datetime.date, datetime.time, datetime.timedelta)  # fmt: skip
+
+
+#: What :func:`pandas.api.types.infer_dtype` calls a column of one plain kind of value.
+_PLAIN = frozenset({"string", "empty", "integer", "floating", "mixed-integer-float",
+                    "boolean", "bytes", "datetime", "datetime64", "date", "time",
+                    "timedelta", "timedelta64", "decimal", "complex"})  # fmt: skip
+
+
+def _one_value(cell: Any) -> bool:
+    return isinstance(cell, _ONE_VALUE) or cell is None or cell is pd.NA or cell is pd.NaT
+
+
+def _refuse_nested(features: pd.DataFrame, what: str) -> None:
+    """Refuse cells that are not one value (lists, dicts, arrays, tensors): compared as
+    text, two different arrays that print alike would become one category, and a
+    record the user's model reads would be another's."""
+    for column in features.columns:
+        values = features[column]
+        if values.dtype != object or pd.api.types.infer_dtype(values) in _PLAIN:
+            continue  # one kind of value throughout (pandas tells in C): nothing nested
+        nested = ~values.map(_one_value).to_numpy(dtype=bool)
+        if nested.any():
+            at = int(np.flatnonzero(nested)[0])
+            raise UnencodableError(
+                f"{what}: column {str(column)!r} holds {type(values.iloc[at]).__name__} "
+                f"objects (row {at}), not one number or category per cell: miaudit's encoder "
+                "cannot read them; flatten them into columns of their own, or audit your own "
+                "model of them"
+            )
 
 
 def table_categoricals(
@@ -191,6 +231,7 @@ def table_dataset(
     n_read = len(df)
     # Problems with the values come first: they are what the user must fix.
     encode_labels(df[label], what=f"{what} (label {label!r})")
+    _refuse_nested(df.drop(columns=[label]), what)
     try:
         check_numeric(df, [c for c in df.columns if c != label and c not in one_hot])
     except DataError as exc:

@@ -92,7 +92,7 @@ def check_texts(values: Any, what: str) -> np.ndarray:
                     f"{MAX_TEXT_CHARS:,}); a record is one text, not a file: split or drop it"
                 )
             continue
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             raise DataError(f"{what}: the text of row {row} is missing; drop or fill those rows")
         if isinstance(v, bytes | bytearray):
             raise DataError(
