@@ -117,6 +117,6 @@ def test_config_json_repeats_a_run_from_another_folder(tmp_path, monkeypatch, ca
     sys.path[:] = clean_path
     del sys.modules[MODULE]
     monkeypatch.chdir(elsewhere)
-    _audit(["--config", "../work/run/config.json", "--out", "again"], capsys)
+    _audit(["--config", "../work/run/config.json", "--allow-python", "--out", "again"], capsys)
     assert _results(elsewhere / "again") == _results(work / "run")
     assert json.loads((elsewhere / "again" / "config.json").read_text()) == config

@@ -203,7 +203,8 @@ def test_cache_info_and_clear(digits, tmp_path, monkeypatch, capsys):
     assert "jobs" in out and "4 files" in out
     assert main(["cache", "clear"]) == 0
     assert "cleared jobs: 4 files" in capsys.readouterr().out
-    assert not (tmp_path / "jobs").exists()
+    # Emptied, and still marked as miaudit's own.
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == [".miaudit-cache"]
     assert main(["cache", "clear", "nope"]) == 2
 
 

@@ -719,8 +719,9 @@ def test_own_model_from_a_toml_config_and_pixel_scale_flag(tmp_path, capsys):
         bootstrap = 50
     """))  # fmt: skip
     out = tmp_path / "r"
-    assert main(["audit", "--config", str(tmp_path / "audit.toml"), "--quiet", "--out",
-                 str(out)]) == 0, capsys.readouterr().err  # fmt: skip
+    # The user's own settings file names their code: they allow it.
+    assert main(["audit", "--config", str(tmp_path / "audit.toml"), "--allow-python", "--quiet",
+                 "--out", str(out)]) == 0, capsys.readouterr().err  # fmt: skip
     assert json.loads((out / "results.json").read_text())["target"]["n_train"] == 150
     # Images that are not uint8, with values above 1: refused unless white is named.
     rng = np.random.default_rng(0)

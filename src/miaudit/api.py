@@ -58,6 +58,7 @@ def audit(
     cache_key: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    allow_python: bool = False,
     token: str | None = None,
     query_cache: str | bool | None = None,
     execution=None,
@@ -113,6 +114,10 @@ def audit(
     out:
         When given, also write ``results.json``, ``scores.csv``, ``config.json`` and
         ``report.html`` into this folder; ``overwrite=True`` replaces results there.
+    allow_python:
+        Let a settings file (``config`` as a path) name Python code to import and run
+        (``target_python``, ``trainer_python``); without it such a file is refused, so
+        that repeating a received run never runs its code unasked.
     token, query_cache:
         For a remote target: the service's bearer token (never written) and the query
         cache's folder (``False`` keeps none).
@@ -128,7 +133,7 @@ def audit(
     miaudit.errors.MiauditError
         For invalid settings, data or models, with a message that says what to change.
     """
-    from miaudit.config import AuditConfig, combine, load_config_file
+    from miaudit.config import AuditConfig, combine, load_config_file, refuse_python_from_file
     from miaudit.errors import ConfigError
     from miaudit.handover import Handover
     from miaudit.pipeline import run_audit
@@ -138,6 +143,9 @@ def audit(
         base = config.model_dump()
     elif isinstance(config, str | Path):
         base = load_config_file(config)
+        # Code a keyword names is the caller's own choice; code only the file names is not.
+        from_file = {k: v for k, v in base.items() if settings.get(k) is None}
+        refuse_python_from_file(from_file, config, allow_python)
     else:
         base = dict(config or {})
     objects: dict[str, Any] = {"trainer": trainer, "ids": ids, "cache_key": cache_key}

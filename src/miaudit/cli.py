@@ -177,7 +177,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 RUN_OPTIONS = frozenset({
     "config", "attack_setting", "token", "query_cache", "no_query_cache", "workers",
     "max_stack", "executor", "scheduler", "job_cache", "no_job_cache", "keep_models", "out",
-    "overwrite", "save_outputs", "quiet",
+    "overwrite", "save_outputs", "quiet", "allow_python",
 })  # fmt: skip
 
 
@@ -211,10 +211,13 @@ def option_for(config_key: str) -> str | None:
     return None
 
 
-def _build_config(config: Path | None, flags: dict[str, Any]):
-    from miaudit.config import combine, load_config_file
+def _build_config(config: Path | None, flags: dict[str, Any], allow_python: bool = False):
+    from miaudit.config import PYTHON_KEYS, combine, load_config_file, refuse_python_from_file
 
     base = load_config_file(config) if config is not None else {}
+    # Code a flag names is the user's own choice; code only the file names is not.
+    from_file = {k: v for k, v in base.items() if k not in PYTHON_KEYS or flags.get(k) is None}
+    refuse_python_from_file(from_file, config, allow_python)
     return combine(base, flags)
 
 
@@ -608,6 +611,13 @@ def audit(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    allow_python: Annotated[
+        bool,
+        typer.Option(
+            help="Let --config name Python code to import and run (target_python, "
+            "trainer_python); without it such a file is refused."
+        ),
+    ] = False,
 ) -> None:
     """Run a shadow-model membership inference audit and write its results."""
     from miaudit.pipeline import run_audit
@@ -620,7 +630,7 @@ def audit(
     for section, values in _attack_settings(attack_setting).items():
         attacks = flags.setdefault("attacks", {})
         attacks[section] = {**(attacks.get(section) or {}), **values}
-    cfg = _build_config(config, flags)
+    cfg = _build_config(config, flags, allow_python)
     if out is None and keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
         # as the data set will be (a built-in's full name, or a file's stem).
@@ -915,6 +925,22 @@ def _damaged(*runs: Path):
         ) from None
 
 
+def _check_report_target(run: Path, target: Path, overwrite: bool) -> None:
+    """Refuse a page that would replace the run's own inputs (whatever --overwrite says),
+    or, without --overwrite, any existing file but the run's own report.html."""
+    own = {(run / n).resolve(): n for n in ("results.json", "scores.csv", "config.json")}
+    where = target.resolve()
+    if where in own:
+        raise ConfigError(
+            f"--out {target} is the run's own {own[where]}, which the page is made from: "
+            "choose another file"
+        )
+    if target.exists() and not overwrite and where != (run / "report.html").resolve():
+        raise ConfigError(
+            f"--out {target} exists: pass --overwrite to replace it, or choose another file"
+        )
+
+
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A run folder (the --out of an audit).")],
@@ -922,6 +948,9 @@ def report(
         Path | None, typer.Option(help="Where to write the page (default RUN/report.html).")
     ] = None,
     levels: Annotated[str | None, typer.Option(help=_LEVELS_HELP)] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a file already at --out (never the run's inputs).")
+    ] = False,
 ) -> None:
     """Render a run's report.html again from its results.json and scores.csv."""
     from rich.console import Console
@@ -935,6 +964,7 @@ def report(
     target = out if out is not None else run / "report.html"
     if target.is_dir():
         target = target / "report.html"
+    _check_report_target(run, target, overwrite)
     with _damaged(run):
         written = write_report(loaded, target, chosen)
     Console().print(verdict(loaded, chosen).sentence, highlight=False, soft_wrap=True)
@@ -1179,7 +1209,12 @@ def _cache_folders() -> dict[str, Path]:
 
 
 def _folder_size(path: Path) -> tuple[int, int]:
-    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    """Files and bytes of a cache (its marker aside)."""
+    from miaudit.data.cache import CACHE_MARKER
+
+    files = [
+        p for p in path.rglob("*") if p.is_file() and p != path / CACHE_MARKER
+    ] if path.is_dir() else []  # fmt: skip
     return len(files), sum(p.stat().st_size for p in files)
 
 
@@ -1191,22 +1226,57 @@ def cache_info() -> None:
         typer.echo(f"{name:<9} {folder}  {files} files, {size / 2**20:.1f} MiB")
 
 
+def _check_clearable(folder: Path, name: str) -> None:
+    """Refuse a cache folder miaudit did not create (see ``cache clear``)."""
+    from miaudit.data.cache import CACHE_MARKER, user_cache_dir
+
+    if folder.is_symlink():
+        raise ConfigError(
+            f"the {name} cache {folder} is a symbolic link: miaudit empties only folders it "
+            "created; remove what it points to yourself"
+        )
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ConfigError(f"the {name} cache {folder} is a file, not a cache folder: leave it")
+    default = folder == user_cache_dir(name, "MIAUDIT_NO_SUCH_VARIABLE")
+    if not (folder / CACHE_MARKER).is_file() and not default:
+        raise ConfigError(
+            f"{folder} is not a cache miaudit created (no {CACHE_MARKER} in it): nothing was "
+            f"deleted; empty it yourself if it is one, or point the variable elsewhere"
+        )
+
+
 @cache_app.command("clear")
 def cache_clear(
     which: Annotated[str, typer.Argument(help="jobs, queries, datasets or all.")] = "jobs",
 ) -> None:
-    """Delete a cache (default: the job cache); it refills as audits run."""
+    """Empty a cache (default: the job cache); it refills as audits run.
+
+    Only a folder miaudit created is emptied: one holding its marker file, or the
+    default folder under ``~/.cache/miaudit``. A folder a ``MIAUDIT_*_CACHE`` variable
+    names that miaudit did not create, and a symbolic link, are refused: nothing in
+    them is deleted."""
     import shutil
+
+    from miaudit.data.cache import CACHE_MARKER
 
     folders = _cache_folders()
     names = list(folders) if which == "all" else [which]
+    unknown = [n for n in names if n not in folders]
+    if unknown:
+        raise ConfigError(f"unknown cache {unknown[0]!r}: use jobs, queries, datasets or all")
     for name in names:
-        if name not in folders:
-            raise ConfigError(f"unknown cache {name!r}: use jobs, queries, datasets or all")
         folder = folders[name]
+        _check_clearable(folder, name)
         files, size = _folder_size(folder)
-        if folder.is_dir():
-            shutil.rmtree(folder)
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if entry.name == CACHE_MARKER:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         typer.echo(f"cleared {name}: {files} files, {size / 2**20:.1f} MiB")
 
 

@@ -611,3 +611,29 @@ def combine(base: dict[str, Any], overrides: dict[str, Any]) -> AuditConfig:
     config = make_config(merge(base, overrides))
     config._moved = notes + more + config._moved
     return config
+
+
+#: Settings that import and run Python code.
+PYTHON_KEYS = ("target_python", "trainer_python")
+
+
+def refuse_python_from_file(base: dict[str, Any], path: Any, allowed: bool) -> None:
+    """Refuse a settings file that names Python code to import and run, unless the
+    caller allowed it: a ``config.json`` received with a run folder must not run code
+    because someone repeats the run. The message names the module it would import.
+
+    Raises
+    ------
+    ConfigError
+        A file setting ``target_python`` or ``trainer_python`` without the allowance.
+    """
+    named = [(k, base[k]) for k in PYTHON_KEYS if base.get(k)]
+    if not named or allowed:
+        return
+    setting, spec = named[0]
+    module = str(spec).partition(":")[0]
+    raise ConfigError(
+        f"{path} sets {setting} = {spec!r}: repeating it would import and run {module!r}. "
+        "Pass --allow-python (allow_python=True in Python) if you trust that file, or "
+        f"give {name_key(setting)} yourself"
+    )

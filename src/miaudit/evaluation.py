@@ -26,6 +26,7 @@ from miaudit.attacks.base import Attack
 from miaudit.attacks.registry import ATTACKS, parse_attacks
 from miaudit.attacks.suite import OUTPUT_ARRAYS
 from miaudit.errors import ConfigError
+from miaudit.files import check_npy_sizes
 
 __all__ = ["allowed_attacks", "check_arrays", "read_outputs", "write_outputs"]
 
@@ -339,6 +340,7 @@ def read_outputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"{p}: no such file; pass the .npz of outputs to evaluate")
+    check_npy_sizes(p, ConfigError, "pass the .npz of outputs miaudit or numpy.savez wrote", str(p))
     try:
         with np.load(p, allow_pickle=False) as f:
             found = {k: f[k] for k in f.files}

@@ -35,6 +35,7 @@ from miaudit.data.files import file_format, file_stem, read_npz, read_table
 from miaudit.data.memory import memory_dataset
 from miaudit.data.records import attach_arrays, attach_table, resolve_members
 from miaudit.errors import ConfigError, MiauditError, key
+from miaudit.files import check_npy_sizes
 from miaudit.models.family import ModelFamily
 from miaudit.models.user import (
     ClassMap,
@@ -42,6 +43,8 @@ from miaudit.models.user import (
     RecordAdapter,
     TorchModel,
     as_predictor,
+    could_predict,
+    could_train,
     make_family,
 )
 
@@ -81,15 +84,23 @@ class Handover:
         return self.target is not None or self.trainer is not None
 
 
-def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
+def load_object(
+    spec: str, python_path: list[str] | None, what: str, expect: str | None = None
+) -> Any:
     """The object ``module:attribute`` (or ``path/to/file.py:attribute``) names.
+
+    ``expect`` is ``"target"`` (a fitted model) or ``"trainer"``; by default it follows
+    ``what`` (``target_python``, ``trainer_python``), and ``None`` checks nothing.
 
     Raises
     ------
     ConfigError
         A malformed spec, a module that cannot be imported (or raises while it is),
-        or an attribute it does not have.
+        an attribute it does not have, or one that holds no model or trainer (``None``,
+        text, a number, a class): never read as "no target given".
     """
+    if expect is None:
+        expect = {key("target_python"): "target", key("trainer_python"): "trainer"}.get(what)
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"{what} {spec}: write module:attribute, e.g. mymodels:model")
@@ -130,7 +141,51 @@ def load_object(spec: str, python_path: list[str] | None, what: str) -> Any:
                 f"{what} {spec}: {module_name} has no {attribute!r}; it has {', '.join(names)}"
             )
         obj = getattr(obj, part)
+    if expect is not None:
+        _check_loaded(obj, spec, what, expect)
     return obj
+
+
+def _described(obj: Any) -> str:
+    """What an object that is no model is, for a message."""
+    if obj is None:
+        return "None"
+    if isinstance(obj, type):
+        return f"the class {obj.__name__}"
+    text = " ".join(repr(obj).split())
+    text = text if len(text) <= 40 else text[:39] + "…"
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind} ({text})"
+
+
+def _check_loaded(obj: Any, spec: str, what: str, expect: str) -> None:
+    """Refuse an attribute that holds no model (``expect="target"``) or no trainer."""
+    module_name, _, attribute = spec.partition(":")
+    if expect == "target" and not could_predict(obj):
+        fix = (
+            f"{module_name} must set {attribute} to the fitted model when it is imported (an "
+            "estimator or Pipeline with predict_proba, a torch.nn.Module or a function records "
+            "-> probabilities), or name the attribute that holds one"
+        )
+        if obj is None:
+            fix += " (is the model fitted under if __name__ == '__main__'?)"
+        elif isinstance(obj, type):
+            fix = f"fit an instance of {obj.__name__} and name the attribute that holds it"
+        elif isinstance(obj, str):
+            fix += (
+                f"; a recipe, a saved model's folder or a URL is passed as {key('target.model')}, "
+                f"{key('target_model')} or {key('target_url')}"
+            )
+        raise ConfigError(f"{what} {spec} is {_described(obj)}, not a fitted model: {fix}")
+    if expect == "trainer" and not could_train(obj):
+        fix = (
+            f"{module_name} must set {attribute} to an unfitted scikit-learn estimator or "
+            "Pipeline, miaudit.TorchTrainer(model_fn, train_fn) or a function fit(X, y, seed) "
+            "-> model when it is imported, or name the attribute that holds one"
+        )
+        if isinstance(obj, type):
+            fix = f"name an instance of {obj.__name__} (e.g. {attribute} = {obj.__name__}())"
+        raise ConfigError(f"{what} {spec} is {_described(obj)}, not a trainer: {fix}")
 
 
 def read_members(path: str | Path, what: str) -> np.ndarray:
@@ -144,6 +199,7 @@ def read_members(path: str | Path, what: str) -> np.ndarray:
         raise ConfigError(f"{key(what, p)}: no such file")
     try:
         if p.suffix == ".npy":
+            check_npy_sizes(p, ConfigError, "pass a .npy of a mask, rows or ids", key(what, p))
             return np.load(p, allow_pickle=False)
         if p.suffix == ".csv":
             import pandas as pd

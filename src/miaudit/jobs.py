@@ -62,9 +62,10 @@ from typing import Any
 import numpy as np
 
 from miaudit import __version__
-from miaudit.data.cache import user_cache_dir
+from miaudit.data.cache import claim_cache, user_cache_dir
 from miaudit.data.kinds.base import content_digest
-from miaudit.errors import ConfigError, MiauditError, ModelError, key
+from miaudit.errors import ConfigError, DataError, MiauditError, ModelError, key
+from miaudit.files import check_npy_sizes
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
 from miaudit.models.torch_batched import (
@@ -203,9 +204,10 @@ class JobCache:
             blob = data.read_bytes()
             if hashlib.sha256(blob).hexdigest() != check.read_text().strip():
                 raise ValueError("checksum mismatch")
+            check_npy_sizes(blob, DataError, "it is dropped", str(data))
             with np.load(data, allow_pickle=False) as f:
                 return {name: f[name] for name in f.files}
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, DataError):
             # Never a result built from a corrupt entry: drop it and train again.
             self.corrupt += 1
             data.unlink(missing_ok=True)
@@ -214,6 +216,7 @@ class JobCache:
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         data, check = self._paths(key)
+        claim_cache(self.root, "jobs")
         data.parent.mkdir(parents=True, exist_ok=True)
         tmp = data.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
         try:
@@ -247,6 +250,7 @@ class JobCache:
         return None
 
     def put_model(self, key: str, model, family: ModelFamily) -> None:
+        claim_cache(self.root, "jobs")
         save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE, family, keyed=True)
 
     def info(self) -> dict[str, Any]:

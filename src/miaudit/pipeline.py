@@ -33,7 +33,7 @@ from miaudit.data import Dataset, load_dataset
 from miaudit.data.describe import describe_records
 from miaudit.data.kinds import kind_of
 from miaudit.errors import ConfigError, DataError, ModelError, key
-from miaudit.files import read_json_object
+from miaudit.files import check_npy_sizes, read_json_object
 from miaudit.handover import (
     Handover,
     audit_data,
@@ -153,18 +153,7 @@ def run_audit(
 
     with reporter.stage("load_data", "loading data"):
         data = audit_data(config, handed)
-    if data.notes.get("held_because"):
-        reporter.message(
-            f"your model reads the records as given: {data.notes['held_because']}; miaudit "
-            "refuses only what would need it to encode them"
-        )
-    if data.notes.get("id_like_columns"):
-        columns = ", ".join(data.notes["id_like_columns"])
-        reporter.warn(
-            f"column(s) {columns} hold a different value in every row: identifiers, most "
-            f"likely, which let a model memorise records; name one with {key('id_column')} or "
-            "drop it"
-        )
+    _say_what_the_records_are(data, reporter)
 
     for line in config.moved:
         reporter.warn(line)
@@ -182,6 +171,24 @@ def run_audit(
     finally:
         if remote is not None:
             remote.close()
+
+
+def _say_what_the_records_are(data: Dataset, reporter: Reporter) -> None:
+    """Say, before anything trains, that the records are held as given, and warn of
+    columns that look like identifiers (a model memorises them), for ``audit`` and
+    ``train`` alike."""
+    if data.notes.get("held_because"):
+        reporter.message(
+            f"your model reads the records as given: {data.notes['held_because']}; miaudit "
+            "refuses only what would need it to encode them"
+        )
+    if data.notes.get("id_like_columns"):
+        columns = ", ".join(data.notes["id_like_columns"])
+        reporter.warn(
+            f"column(s) {columns} hold a different value in every row: identifiers, most "
+            f"likely, which let a model memorise records; name one with {key('id_column')} or "
+            "drop it"
+        )
 
 
 def _label_only(config: AuditConfig, remote=None) -> bool:
@@ -1515,6 +1522,9 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
         )
         if info.get("fingerprint") != data.fingerprint():
             raise ModelError(_data_differs(folder, info, data))
+    check_npy_sizes(
+        membership, ConfigError, "save the target again with `miaudit train`", str(membership)
+    )
     try:
         with np.load(membership, allow_pickle=False) as f:
             members, non_members = f["members"], f["non_members"]
@@ -1608,6 +1618,7 @@ def train_target_only(config: AuditConfig, out: str | Path, reporter: Reporter |
             id_column=config.id_column, pixel_scale=config.pixel_scale,
             text_column=config.text_column,
         )  # fmt: skip
+    _say_what_the_records_are(data, reporter)
     recipe = resolve_recipe(config.target, data)
     size = resolve_target_size(data.n_records, config.target_size)
     splits = make_splits(data.n_records, size, 1, np.random.default_rng(seeds["splits"]))

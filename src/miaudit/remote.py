@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from miaudit.data.cache import user_cache_dir
+from miaudit.data.cache import claim_cache, user_cache_dir
 from miaudit.errors import ConfigError, QueryBudgetError, TargetError, key
+from miaudit.files import check_npy_sizes
 from miaudit.protocol import (
     PROTOCOL_VERSION,
     InputSchema,
@@ -123,6 +124,7 @@ class QueryCache:
                 blob = path.read_bytes()
                 if not check.is_file() or check.read_text().strip() != _sha256(blob):
                     raise ValueError("no checksum, or it does not match")
+                check_npy_sizes(blob, ValueError, "set aside", str(path))
                 with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                     keys, rows = f["keys"], f["answers"]
                 if keys.ndim != 2 or keys.shape[1] != 32 or rows.shape != (len(keys), self.width):
@@ -180,6 +182,7 @@ class QueryCache:
         self._remember(keys, rows)
 
     def _write(self, keys: list[bytes], rows: np.ndarray) -> None:
+        claim_cache(self.folder.parent, "queries")
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         tmp = self.folder / f".{name}.tmp.npz"

@@ -78,6 +78,12 @@ def _cells(row_html: str) -> list[str]:
     return [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
 
 
+def _caption(section: str) -> str:
+    """The chart's caption as text (user text in it is isolated in ``<bdi>``)."""
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", section, re.S).group(1)
+    return html.unescape(re.sub(r"</?bdi>", "", caption))
+
+
 # --------------------------------------------------------------------------- class chart
 
 
@@ -114,7 +120,7 @@ def test_the_class_charts_reference_lines_are_named_in_a_legend():
 def test_the_class_captions_numbers_are_the_tables():
     run = _run(["a", "b", "c", "d"])
     section, found, rows = _section(run)
-    caption = html.unescape(re.search(r"<figcaption>(.*?)</figcaption>", section, re.S).group(1))
+    caption = _caption(section)
     table = re.search(r"<table class=classes>(.*?)</table>", section, re.S).group(1)
     trs = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
     head, body, total = _cells(trs[0]), [_cells(t) for t in trs[1:-1]], _cells(trs[-1])
@@ -242,7 +248,7 @@ def test_named_classes_are_shown_by_name_in_the_chart_and_the_tables():
 def test_numeric_codes_are_said_to_be_codes_with_the_group_the_records_give():
     run = _run(["20", "34", "46"], notes={"class_codes": CODES})
     section, _, _ = _section(run)
-    caption = html.unescape(re.search(r"<figcaption>(.*?)</figcaption>", section, re.S).group(1))
+    caption = _caption(section)
     assert "detailed occupation recodes: numeric codes, which the data set ships " in caption
     assert "without names" in caption and "major occupation group" in caption
     page = html.unescape(section)

@@ -42,7 +42,7 @@ __all__ = [
 #: Names :func:`miaudit.data.records.memory_dataset` gives data held in memory.
 MEMORY_NAMES = ("dataframe", "arrays")
 # Bump when the user-file loaders' output changes, so cached copies are rebuilt.
-_FILE_LOADER_VERSION = 1
+_FILE_LOADER_VERSION = 2
 
 
 def list_datasets() -> list[DatasetInfo]:

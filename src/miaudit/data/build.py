@@ -118,6 +118,8 @@ def encode_labels(
     labels = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
     if isinstance(labels.dtype, pd.CategoricalDtype):
         labels = labels.astype(labels.cat.categories.dtype)
+    if len(labels) == 0:
+        raise DataError(f"{what}: no records, so no labels; supply records with their labels")
     missing = labels.isna().to_numpy()
     if missing.any():
         raise DataError(

@@ -38,7 +38,16 @@ import numpy as np
 
 from miaudit.data.dataset import Dataset
 
-__all__ = ["CACHE_ENV", "cache_dir", "cached", "entry_path", "read_entry", "write_entry"]
+__all__ = [
+    "CACHE_ENV",
+    "CACHE_MARKER",
+    "cache_dir",
+    "cached",
+    "claim_cache",
+    "entry_path",
+    "read_entry",
+    "write_entry",
+]
 
 #: Environment variable naming the cache folder.
 CACHE_ENV = "MIAUDIT_DATA_CACHE"
@@ -60,6 +69,25 @@ def user_cache_dir(subfolder: str, env: str) -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base).expanduser() / "miaudit" / subfolder
+
+
+#: File miaudit writes in a cache folder it created (or found empty): ``miaudit cache
+#: clear`` empties only folders that hold it, so a variable pointing at another folder
+#: can never make it delete what is not miaudit's.
+CACHE_MARKER = ".miaudit-cache"
+
+
+def claim_cache(root: Path, kind: str) -> None:
+    """Create the cache folder ``root`` if need be, and mark it miaudit's when miaudit
+    created it or found it empty (a folder with other files in it is used, never
+    marked: ``cache clear`` then refuses it)."""
+    root = Path(root)
+    if (root / CACHE_MARKER).is_file():
+        return
+    existed = root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    if not existed or not any(root.iterdir()):
+        (root / CACHE_MARKER).write_text(f"miaudit {kind} cache\n", encoding="utf-8")
 
 
 def cache_dir() -> Path:
@@ -95,8 +123,10 @@ def entry_path(
         Everything else that changes the result (label, categorical columns, …);
         JSON-serialisable.
     sources:
-        The files the loader reads; their sizes and modification times are part
-        of the key.
+        The files the loader reads; their sizes, modification and change times and
+        inode numbers are part of the key. An edit that keeps a file's size and sets
+        its modification time back still moves its change time (``st_ctime``), which
+        no user can set (only the system clock can): the entry is rebuilt.
 
     Raises
     ------
@@ -105,7 +135,10 @@ def entry_path(
     """
     paths = [str(Path(p).resolve()) for p in sources]
     identity = _digest({"loader": loader, "options": dict(options), "paths": paths})
-    stats = [(st.st_size, st.st_mtime_ns) for st in (os.stat(p) for p in paths)]
+    stats = [
+        (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        for st in (os.stat(p) for p in paths)
+    ]
     state = _digest({"format": CACHE_FORMAT, "version": version, "files": stats})
     return cache_dir() / f"{_slug(loader)}-{identity}-{state}"
 
@@ -170,7 +203,7 @@ def write_entry(entry: Path, dataset: Dataset) -> None:
         If a :class:`Dataset` field other than the arrays is not JSON-serialisable.
     """
     root = entry.parent
-    root.mkdir(parents=True, exist_ok=True)
+    claim_cache(root, "datasets")
     meta = {
         "format": CACHE_FORMAT,
         "x_shape": list(dataset.X.shape),

@@ -8,7 +8,11 @@ built-in tabular sets. Every problem a user can cause is a one-line
 
 * Tables (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``) need a label column.
   Text, boolean and category columns are categorical, number columns numeric;
-  ``categorical=[...]`` declares more (e.g. numeric codes such as a zip code).
+  ``categorical=[...]`` declares more (e.g. numeric codes such as a zip code). A
+  column of numbers but for a few cells that are not (``4o``, ``n/a``: see
+  :func:`miaudit.data.kinds.table_categoricals`) is refused, naming those cells,
+  unless declared categorical; so is a header that names a column twice (pandas
+  would read the second ``y`` as a feature ``y.1``) and a header without rows.
 * ``.npz`` files hold arrays ``X`` and ``y``. A 2-D ``X`` is a numeric table
   (columns ``x0, x1, …``, or the names in an optional ``feature_names`` array);
   ``(n, h, w)`` or ``(n, c, h, w)`` are images.
@@ -23,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import check_ids
+from miaudit.data.build import check_ids, columns_text
 from miaudit.data.dataset import Dataset
 from miaudit.data.kinds import arrays_dataset, table_categoricals, table_dataset, text_dataset
 from miaudit.errors import DataError
+from miaudit.files import check_npy_sizes
 
 __all__ = [
     "FILE_FORMATS",
@@ -105,7 +110,7 @@ def _load_table(
     return table_dataset(
         df,
         label,
-        categorical=table_categoricals(df, label, categorical, id_column),
+        categorical=table_categoricals(df, label, categorical, id_column, what=str(path)),
         name=file_stem(path),
         source=str(path),
         what=str(path),
@@ -132,9 +137,54 @@ def _check_scalar_cells(df: pd.DataFrame, path: Path) -> None:
             )
 
 
+def _header_names(path: Path, fmt: str, df: pd.DataFrame) -> list[str]:
+    """The column names as the file writes them: pandas renames a CSV header's repeated
+    name (the second ``y`` reads as ``y.1``), so the header row is read again as text."""
+    if fmt != "csv":
+        return [str(c) for c in df.columns]
+    try:
+        row = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError):
+        return [str(c) for c in df.columns]  # read once already: nothing more to learn
+    names = [str(v) for v in row.iloc[0].tolist()] if len(row) else []
+    return names if len(names) == df.shape[1] else [str(c) for c in df.columns]
+
+
+def _check_header(path: Path, fmt: str, df: pd.DataFrame, label: str | None) -> None:
+    """Refuse a header that names a column twice (pandas would have renamed one, and a
+    second label column would have become a feature) and a table without rows."""
+    names = _header_names(path, fmt, df)
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names):
+        if name == "":
+            continue  # pandas names an empty header cell "Unnamed: <position>"
+        if name in seen:
+            role = "the label column " if name == label else "column "
+            renamed = str(df.columns[position])
+            aside = f"; pandas would read the second as {renamed!r}" if renamed != name else ""
+            raise DataError(
+                f"{path}: the header names {role}{name!r} twice (columns {seen[name] + 1} and "
+                f"{position + 1}{aside}): give every column its own name, or drop the copy"
+            )
+        seen[name] = position
+    if len(df) == 0:
+        raise DataError(
+            f"{path}: the table has a header ({columns_text(df.columns, limit=10)}) but no "
+            "rows; supply the records under it"
+        )
+
+
 def read_table(path: Path, fmt: str, label: str | None) -> pd.DataFrame:
-    """A CSV or Parquet file as the raw table its records come from (columns as text)."""
+    """A CSV or Parquet file as the raw table its records come from (columns as text).
+
+    Raises
+    ------
+    DataError
+        An unreadable file, a header that names a column twice, a table without rows,
+        cells that are lists or structs, or no label named.
+    """
     df = _read_table(path, fmt)
+    _check_header(path, fmt, df, label)
     df.columns = [str(c) for c in df.columns]
     _check_scalar_cells(df, path)
     if label is None:
@@ -148,6 +198,7 @@ def read_table(path: Path, fmt: str, label: str | None) -> pd.DataFrame:
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a ``.npz`` file: ``X``, ``y`` and, when present, ``feature_names`` and
     ``ids``. Nothing is unpickled."""
+    check_npy_sizes(path, DataError, "save the arrays with numpy.savez", str(path))
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("X", "y") if k not in archive.files]
@@ -181,6 +232,11 @@ def _load_npz(
     if id_column not in (None, "ids"):
         raise DataError(f"{path}: .npz files hold record ids in array 'ids'; leave id_column unset")
     arrays = read_npz(path)
+    if arrays["X"].ndim == 0 or len(arrays["X"]) == 0:
+        raise DataError(
+            f"{path}: array 'X' holds no records (shape {arrays['X'].shape}); save the records "
+            "with np.savez(path, X=X, y=y)"
+        )
     return arrays_dataset(
         arrays["X"],
         arrays["y"],

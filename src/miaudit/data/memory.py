@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miaudit.data.build import UnencodableError, check_ids
+from miaudit.data.build import UnencodableError, check_ids, columns_text
 from miaudit.data.dataset import Dataset
 from miaudit.data.kinds import (
     arrays_dataset,
@@ -128,6 +128,8 @@ def memory_dataset(
                 "data=(X, y) with a DataFrame X: pass the DataFrame with its label column "
                 "instead, data=frame, label='column'"
             )
+        if hasattr(X, "__len__") and len(X) == 0:
+            raise DataError("data=(X, y): X holds no records; supply the records and their labels")
         kind = record_kind_of_pair(X)
         if kind != "arrays":
             if text_column is not None:
@@ -215,7 +217,8 @@ def _frame_dataset(
         return _in_memory(dataset, given)
     try:
         dataset = table_dataset(
-            frame, label, categorical=table_categoricals(frame, label, categorical, id_column),
+            frame, label,
+            categorical=table_categoricals(frame, label, categorical, id_column, what="data"),
             name="dataframe", source="DataFrame in memory", what="data",
             drop_duplicates=drop_duplicates, id_column=id_column, ids=ids,
         )  # fmt: skip
@@ -242,4 +245,9 @@ def _check_columns(frame: pd.DataFrame) -> None:
         raise DataError(
             f"data: column {repeated[0]!r} appears {names.count(repeated[0])} times; give "
             "every column its own name"
+        )
+    if len(frame) == 0:
+        raise DataError(
+            f"data: the DataFrame has columns ({columns_text(names, limit=10)}) but no rows; "
+            "supply the records"
         )

@@ -53,6 +53,8 @@ __all__ = [
     "TorchModel",
     "TorchTrainer",
     "as_predictor",
+    "could_predict",
+    "could_train",
     "make_family",
 ]
 
@@ -110,12 +112,41 @@ class ClassMap:
         return np.asarray(codes, dtype=np.int64)
 
 
+def _numbers(P: Any, who: str) -> np.ndarray:
+    """A model's answer as ``float64``, or one line saying it answered something else
+    (class names from ``predict``, text, objects)."""
+    try:
+        return np.asarray(P, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        flat = np.asarray(P, dtype=object).ravel()
+    except (TypeError, ValueError):  # ragged rows
+        flat = np.asarray([P], dtype=object)
+    example = next((v for v in flat if not isinstance(v, int | float | np.number)), flat[:1])
+    text = " ".join(repr(example).split())
+    text = text if len(text) <= 40 else text[:39] + "…"
+    raise ModelError(
+        f"{who} answered {type(example).__name__} values such as {text}, not probabilities: "
+        "it must return one row of class probabilities (numbers) per record; a scikit-learn "
+        "model's predict_proba, not its predict (which answers class labels)"
+    )
+
+
+def _one_value_hint(P: np.ndarray, n: int) -> str:
+    """What one value per record most likely is: class labels from ``predict``."""
+    if P.ndim == 1 and len(P) == n:
+        return " (one value per record: class labels? pass predict_proba, not predict)"
+    return ""
+
+
 def _checked(P: Any, n: int, classes: ClassMap, who: str) -> np.ndarray:
-    P = np.asarray(P, dtype=np.float64)
+    P = _numbers(P, who)
     if P.ndim != 2 or len(P) != n:
         raise ModelError(
             f"{who} answered an array of shape {P.shape} for {n} records; expected "
             f"({n}, {classes.n_classes}): one row of class probabilities per record"
+            f"{_one_value_hint(P, n)}"
         )
     if P.shape[1] != classes.n_classes:
         raise ModelError(
@@ -139,7 +170,7 @@ class EstimatorModel:
     def predict_proba(self, X: Any) -> np.ndarray:
         self._check_width(X)
         try:
-            raw = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+            answer = self.estimator.predict_proba(X)
         except MiauditError:
             raise
         except Exception as exc:
@@ -147,6 +178,7 @@ class EstimatorModel:
                 f"{self.who} ({type(self.estimator).__name__}) raised {type(exc).__name__} on "
                 f"the data's records: {_first_line(exc)}"
             ) from exc
+        raw = _numbers(answer, f"{self.who} ({type(self.estimator).__name__})")
         n = len(X)
         if hasattr(X, "columns") and raw.ndim == 2 and len(raw) == X.shape[1] != n:
             # A Pipeline fitted on a column (a Series of texts) iterates a DataFrame's
@@ -163,7 +195,7 @@ class EstimatorModel:
         if raw.ndim != 2 or raw.shape != (n, len(self._codes)):
             raise ModelError(
                 f"{self.who} answered an array of shape {raw.shape} for {n} records, but its "
-                f"classes_ has {len(self._codes)} classes"
+                f"classes_ has {len(self._codes)} classes{_one_value_hint(raw, n)}"
             )
         # Columns in the data's class order; a class it never saw gets probability 0.
         P = np.zeros((n, self.classes.n_classes))
@@ -394,6 +426,41 @@ class FunctionModel:
                 f"{self.who} ({_name(self.fn)}) raised {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
         return _checked(P, len(X), self.classes, self.who)
+
+
+def _torch_module(obj: Any) -> bool:
+    """Whether ``obj`` is a torch module (torch is imported only if it already is: a
+    module's class imported it)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def could_predict(obj: Any) -> bool:
+    """Whether :func:`as_predictor` takes ``obj`` for a model (before it knows the data):
+    a torch module, something with ``predict_proba``, or a function. ``None``, a class,
+    text, a number and the like are no model."""
+    if obj is None or isinstance(obj, type | str | bytes | int | float | complex):
+        return False
+    return (
+        isinstance(obj, TorchModel)
+        or _torch_module(obj)
+        or hasattr(obj, "predict_proba")
+        or (callable(obj) and not hasattr(obj, "fit"))
+    )
+
+
+def could_train(obj: Any) -> bool:
+    """Whether :func:`make_family` takes ``obj`` for a trainer (a torch module is left to
+    it, which says what to pass instead)."""
+    if obj is None or isinstance(obj, type | str | bytes | int | float | complex):
+        return False
+    return (
+        isinstance(obj, TorchTrainer | ModelFamily)
+        or (hasattr(obj, "fit") and hasattr(obj, "get_params"))
+        or callable(obj)
+    )
 
 
 def as_predictor(obj: Any, classes: ClassMap, who: str = "the target") -> Any:

@@ -30,6 +30,7 @@ from miaudit.report import plots
 from miaudit.report.findings import Levels, Verdict, percent, tpr_interval, verdict
 from miaudit.report.run import Run
 from miaudit.report.summary import describe_target
+from miaudit.report.text import clean
 
 #: Replicates of the bootstrap of a change.
 N_BOOT = 1000
@@ -124,7 +125,7 @@ def check_comparable(runs: list[Run]) -> list[str]:
         for key, what in (("name", "data sets"), ("class_names", "classes")):
             if a.get(key) != b.get(key):
                 raise ConfigError(
-                    f"{label} and {labels[0]} audit different {what} "
+                    f"{clean(label)} and {clean(labels[0])} audit different {what} "
                     f"({_short(b.get(key))} against {_short(a.get(key))}): their rates are not "
                     "comparable; compare runs on one data set"
                 )
@@ -139,7 +140,7 @@ def check_comparable(runs: list[Run]) -> list[str]:
 
 
 def _short(v: Any) -> str:
-    text = str(v)
+    text = clean(v)
     return text if len(text) <= 60 else text[:57] + "…"
 
 
@@ -232,7 +233,7 @@ def common_fpr(runs: list[Run]) -> float:
     missing = [r.name for r, f in zip(runs, rates, strict=True) if f is None]
     if missing:
         raise ConfigError(
-            f"{missing[0]}: too few non-members to resolve any false-positive rate, so its "
+            f"{clean(missing[0])}: too few non-members to resolve any false-positive rate, so its "
             "TPR cannot be compared; evaluate more records"
         )
     return float(max(rates))
@@ -306,18 +307,20 @@ def print_comparison(cmp: Comparison, out, console) -> None:
     headers = (*HEADERS[:3], f"TPR@{100 * cmp.fpr:g}%", *HEADERS[4:])
     print_table(console, "Runs compared", headers, table_rows(cmp), right=headers[3:5])
     for note in cmp.notes:
-        console.print(note, markup=False, highlight=False)
+        console.print(clean(note), markup=False, highlight=False)
     console.print(
         "change: the strongest attack's TPR against the first run's, in percentage points, "
         "with its 95 % bootstrap interval.",
         style="dim",
     )
-    console.print(f"Written {out}/compare.html and compare.json", highlight=False)
+    console.print(
+        f"Written {clean(out)}/compare.html and compare.json", markup=False, highlight=False
+    )
 
 
 def render_compare_html(cmp: Comparison) -> str:
     """``compare.html``: the runs' verdicts, the changes, overlaid ROC curves."""
-    from miaudit.report.html import _CSS, _LEVEL_COLOURS, ROC_POINTS, _e, inline_svg
+    from miaudit.report.html import _CSS, _LEVEL_COLOURS, CSP, ROC_POINTS, _e, _u, inline_svg
 
     labels = _labels(cmp.runs)
     cards = []
@@ -325,24 +328,29 @@ def render_compare_html(cmp: Comparison) -> str:
         bg, edge = _LEVEL_COLOURS[v.level]
         tg = run.results["target"]
         cards.append(
-            f'<section class=verdict style="--bg:{bg};--edge:{edge}"><p><strong>{_e(lab)}</strong>'
-            f" · {_e(describe_target(tg))}, train / test accuracy {tg['train_accuracy']:.3f} / "
+            f'<section class=verdict style="--bg:{bg};--edge:{edge}"><p><strong>{_u(lab)}</strong>'
+            f" · {describe_target(tg, user=_u)}, train / test accuracy "
+            f"{tg['train_accuracy']:.3f} / "
             f"{tg['test_accuracy']:.3f} <span class=level>Leakage: {_e(v.label)}</span></p>"
             f"<p>{_e(v.sentence)}</p></section>"
         )
     head = "".join(f"<th>{_e(h)}</th>" for h in (*HEADERS[:3], f"TPR at {100 * cmp.fpr:g} % FPR",
                                                   *HEADERS[4:]))  # fmt: skip
+    # The run and its strongest attack are user text; the rest the page's own.
     body = "".join(
         "<tr>"
-        + "".join(f"<td{' class=text' if i < 3 else ''}>{_e(c)}</td>" for i, c in enumerate(row))
+        + "".join(
+            f"<td{' class=text' if i < 3 else ''}>{_u(c) if i in (0, 2) else _e(c)}</td>"
+            for i, c in enumerate(row)
+        )
         + "</tr>"
         for row in table_rows(cmp)
     )
     per = ""
     if cmp.per_attack:
-        cols = "".join(f"<th>{_e(lab)}</th>" for lab in labels[1:])
+        cols = "".join(f"<th>{_u(lab)}</th>" for lab in labels[1:])
         rows = "".join(
-            f"<tr><td>{_e(a)}</td><td>{percent(cs[0].base_tpr)}</td>"
+            f"<tr><td>{_u(a)}</td><td>{percent(cs[0].base_tpr)}</td>"
             + "".join(
                 f"<td>{percent(c.tpr)} <small>({_e(_delta(c))}; {_e(_noise(c))})</small></td>"
                 for c in cs
@@ -352,7 +360,7 @@ def render_compare_html(cmp: Comparison) -> str:
         )
         per = (
             f"<h2>Every attack the runs share, at {100 * cmp.fpr:g} % FPR</h2>"
-            f"<table><tr><th>attack</th><th>{_e(labels[0])}</th>{cols}</tr>{rows}</table>"
+            f"<table><tr><th>attack</th><th>{_u(labels[0])}</th>{cols}</tr>{rows}</table>"
         )
     curves = {}
     for lab, run in zip(labels, cmp.runs, strict=True):
@@ -371,10 +379,11 @@ def render_compare_html(cmp: Comparison) -> str:
     notes = "".join(f"<p class=warn>{_e(n)}</p>" for n in cmp.notes)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+{CSP}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>miaudit: {len(cmp.runs)} runs compared</title>
 <style>{_CSS}</style></head><body>
-<h1>{len(cmp.runs)} runs compared: {_e(cmp.runs[0].results["dataset"]["name"])}</h1>
+<h1>{len(cmp.runs)} runs compared: {_u(cmp.runs[0].results["dataset"]["name"])}</h1>
 <p class=meta>The first run is the baseline. A change is larger than the noise when its 95 %
 bootstrap interval leaves out 0 (paired over the same records where the runs evaluated the
 same ones).</p>

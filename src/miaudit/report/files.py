@@ -1,4 +1,19 @@
-"""Writing an audit's result folder atomically."""
+"""Writing an audit's result folder atomically.
+
+``scores.csv`` is safe to open in a spreadsheet: a text cell (an id, a label) that
+begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be run as a
+formula by Excel, LibreOffice or Google Sheets, so it is written with a single quote
+before it (``'=1+2``), as OWASP advises against CSV injection; a spreadsheet shows the
+text, without the quote, as text. A text cell that begins with a quote gets one more,
+so the escape can be undone exactly. Numbers are never escaped: a negative score or
+label in a column of numbers is written ``-3``. Whoever reads ``scores.csv`` back
+undoes the escape with :func:`unescape_cells` (miaudit's reader,
+:func:`miaudit.report.run.load_run`, which ``miaudit report`` and ``miaudit compare``
+read runs with), and so gets the ids and labels of ``results.json``.
+
+This module imports no other part of the report at load time, so the readers of
+``scores.csv`` (:mod:`miaudit.report.run`) can import :func:`unescape_cells` from it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +23,22 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from miaudit.errors import ConfigError
-from miaudit.report.findings import Levels
-from miaudit.report.html import render_html
-from miaudit.report.run import Run
+from miaudit.files import write_text_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from miaudit.report.findings import Levels
+    from miaudit.report.run import Run
 
 RESULT_FILES = ("results.json", "scores.csv", "config.json", "report.html")
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What :func:`escape_cell` puts before such a cell (and before one that starts with it).
+ESCAPE = "'"
 #: The model outputs the attacks scored from, for ``miaudit evaluate`` (when asked for).
 OUTPUTS_FILE = "outputs.npz"
 
@@ -48,9 +72,57 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
     return out
 
 
+def escape_cell(value: Any) -> Any:
+    """A text cell as ``scores.csv`` writes it: with :data:`ESCAPE` before it when it
+    begins with a formula's character or with the escape itself; anything else (a
+    number, a boolean) as it is."""
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, ESCAPE)):
+        return ESCAPE + value
+    return value
+
+
+def unescape_cell(value: Any) -> Any:
+    """A cell of ``scores.csv`` as it was before :func:`escape_cell`: text that begins
+    with :data:`ESCAPE` loses that one character; anything else is as it is."""
+    if isinstance(value, str) and value.startswith(ESCAPE):
+        return value[len(ESCAPE) :]
+    return value
+
+
+def _text_columns(frame: pd.DataFrame) -> list[Any]:
+    import pandas as pd
+
+    return [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)
+    ]
+
+
+def escape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with :func:`escape_cell` applied to every cell of its text columns (a
+    copy; columns of numbers are left alone)."""
+    out = frame.copy()
+    for column in _text_columns(frame):
+        out[column] = frame[column].map(escape_cell).astype(frame[column].dtype)
+    return out
+
+
+def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A ``scores.csv`` read back (``pd.read_csv``) with its text cells as they were
+    before :func:`escape_cells`: the one helper every reader of the file calls."""
+    out = frame.copy()
+    for column in _text_columns(frame):
+        out[column] = frame[column].map(unescape_cell).astype(frame[column].dtype)
+    return out
+
+
 def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
     """Write the four result files into ``out`` (created or replaced as a whole); with
     ``outputs``, ``outputs.npz`` too (:meth:`AuditResult.save_outputs`)."""
+    from miaudit.report.html import render_html
+    from miaudit.report.run import Run
+
     out = Path(out)
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -90,26 +162,21 @@ def _dump_json(path: Path, data) -> None:
 
 
 def _write_scores(path: Path, result):
-    """Write ``scores.csv``; returns the frame written."""
+    """Write ``scores.csv`` (text cells escaped: :func:`escape_cells`); returns the frame
+    as it was before the escape, which the page reads."""
     # The user's label values beside the class codes (class_index), and 0/1 membership:
     # the scores.csv contract; to_frame() is the same table with True/False members.
     frame = result.to_frame(label_names=False)
     # pandas writes floats with repr(): the shortest text that reads back exactly.
-    frame.to_csv(path, index=False, lineterminator="\n")
+    escape_cells(frame).to_csv(path, index=False, lineterminator="\n")
     return frame
 
 
 def write_report(run: Run, path: str | Path, levels: Levels | None = None) -> Path:
     """(Re-)write a run's page, atomically: ``miaudit report``."""
+    from miaudit.report.html import render_html
+
     path = Path(path)
     page = render_html(run, levels)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(
-            f"cannot write {path} ({exc.strerror or exc}): choose another --out"
-        ) from None
-    return path
+    # A new, randomly named file beside it: nothing planted at a known name is followed.
+    return write_text_atomic(path, page, ConfigError, "choose another --out")

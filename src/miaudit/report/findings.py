@@ -269,6 +269,39 @@ def strongest_epsilon(results: dict) -> float | None:
     return None if value is None else float(value)
 
 
+def chance_accuracy(run: Run) -> float | None:
+    """The accuracy of always answering the evaluated records' most common class."""
+    try:
+        classes = run.class_index
+    except Exception:  # a run without per-record classes: no chance to compare with
+        return None
+    if not len(classes):
+        return None
+    return float(np.bincount(classes).max() / len(classes))
+
+
+def learned_nothing(run: Run) -> str | None:
+    """A sentence when a DP-SGD target is no more accurate than a constant guess: its ε
+    is then not the privacy of a model anyone would deploy, and finding no leak in it
+    says nothing of DP-SGD's price on a useful one."""
+    tg = run.results.get("target") or {}
+    dp, test = tg.get("dp"), tg.get("test_accuracy")
+    chance = chance_accuracy(run)
+    if not isinstance(dp, dict) or not isinstance(test, int | float) or chance is None:
+        return None
+    if test > chance + 0.01:
+        return None
+    eps = dp.get("epsilon")
+    at = f" at ε = {eps:g}" if isinstance(eps, int | float) else ""
+    return (
+        f"The target, trained with DP-SGD{at}, is no more accurate than always answering "
+        f"the most common class (test accuracy {test:.3f}, that class's share "
+        f"{chance:.3f}): it learned nothing, so its ε and this verdict say nothing of a "
+        "model worth deploying; check the DP-SGD settings (a clipping norm far above the "
+        "gradients' makes the noise drown them)."
+    )
+
+
 def weakened_sentences(results: dict[str, Any]) -> tuple[str, ...]:
     """Why the run's measured leak is a lower bound: ``results.json``'s ``weakened``, and
     the attacks (other than label-only ones) skipped for want of what they need."""
@@ -286,6 +319,9 @@ def verdict(run: Run, levels: Levels | None = None) -> Verdict:
     """The run's :class:`Verdict` (see the module's rule). An audit weaker than it could
     be says so in the sentence, and :attr:`Verdict.weakened` says how."""
     found = _verdict(run, levels or Levels())
+    useless = learned_nothing(run)
+    if useless is not None:
+        found = dataclasses.replace(found, sentence=f"{found.sentence} {useless}")
     why = weakened_sentences(run.results)
     if not why:
         return found

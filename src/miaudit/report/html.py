@@ -10,6 +10,15 @@ every term explained beside the table, matplotlib pictures inline as SVG (ROC on
 linear and log-log axes, score distributions, leakage per class), the most exposed
 records as the user knows them, and the privacy claim when there is one. No
 scripts and no external references: the page is one file that prints.
+
+Everything the page writes from ``results.json`` is either a number (checked to be
+one when the run is loaded: :func:`miaudit.report.run.check_results`) or text escaped
+here: user text (names of data sets, columns, classes, attacks, runs; record values)
+goes through :func:`_u`, isolated in ``<bdi>`` so that a right-to-left override in it
+cannot reverse what follows, and breakable anywhere so that a long name cannot widen
+the page; sentences that embed user text go through :func:`_e`, which drops the
+bidirectional controls. A Content-Security-Policy (:data:`CSP`) forbids scripts, so
+text that slipped through could still run nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from miaudit.report.findings import (
 )
 from miaudit.report.run import Run
 from miaudit.report.summary import describe_target, ranked_attacks
+from miaudit.report.text import UNPRINTABLE
 
 #: One line on each term the page uses, shown beside the table that uses it.
 TERMS = {
@@ -72,9 +82,17 @@ _LEVEL_COLOURS = {
     "severe": ("#f6dfe0", "#a3001b"),
 }
 
+#: No script, no request: styles inline, images only the data: PNGs of image records.
+#: Inline SVG needs nothing more (its ids are the document's own).
+CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+    "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"
+)
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1020px;margin:1.5em auto;
-padding:0 1em;color:#1d1d1d;line-height:1.45}
+padding:0 1em;color:#1d1d1d;line-height:1.45;overflow-wrap:break-word}
+bdi{overflow-wrap:anywhere}
 h1{font-size:1.55em;margin-bottom:.1em} h2{font-size:1.2em;margin-top:1.8em;
 border-bottom:1px solid #ddd;padding-bottom:.2em} h3{font-size:1.02em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.92em}
@@ -93,7 +111,7 @@ color:#333;margin:.4em 0 1em} dl.terms dt{font-weight:600} dl.terms dd{margin:0}
 figure{margin:.6em 0 1.2em} figure svg{max-width:100%;height:auto}
 figcaption{font-size:.88em;color:#444}
 td.num{white-space:nowrap} td.values{text-align:left;font-size:.85em;max-width:52em}
-td.values span{display:inline-block;margin-right:.9em;white-space:nowrap}
+td.values span{display:inline-block;margin-right:.9em;max-width:100%}
 td.values b{font-weight:600;color:#555}
 td.values q.text{display:block;white-space:normal;margin-bottom:.2em}
 th.record{text-align:left}
@@ -119,8 +137,25 @@ def _fmt(v, digits: int = 3) -> str:
     return html.escape(str(v))
 
 
+#: What HTML forbids in text (C0 controls but tab and newline, DEL, C1 controls,
+#: noncharacters) and lone surrogates (which UTF-8 cannot write).
+_NOT_HTML = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ufdd0-\ufdef\ud800-\udfff"
+    + "".join(chr(p) + chr(p + 1) for p in range(0xFFFE, 0x110000, 0x10000))
+    + "]"
+)
+
+
 def _e(text) -> str:
-    return html.escape(str(text))
+    """Text for the page, escaped; for sentences of the page's own that may embed user
+    text: bidirectional controls are dropped, so none reverses the rest."""
+    return html.escape(UNPRINTABLE.sub("", _NOT_HTML.sub("", str(text))))
+
+
+def _u(text) -> str:
+    """User text (a name, a value) for the page: escaped, in ``<bdi>``, which isolates
+    its direction (a U+202E in it reverses only itself) and lets it break anywhere."""
+    return f"<bdi>{html.escape(_NOT_HTML.sub('', str(text)))}</bdi>"
 
 
 def _scores_apart(values: list[float | None]) -> list[str]:
@@ -164,7 +199,7 @@ def verdict_html(found: Verdict, levels: Levels) -> str:
     if found.level != "not detected" and found.bound is not None:
         b = found.bound
         figures = (
-            f" Here: {found.attack}, {b.tp:,} of {b.n_members:,} members against at most "
+            f" Here: {_u(found.attack)}, {b.tp:,} of {b.n_members:,} members against at most "
             f"{b.fp_budget:,} of {b.n_nonmembers:,} non-members, ratio at least "
             f"{found.ratio:.1f}, ε ≥ {found.epsilon:.2f}."
         )
@@ -179,7 +214,7 @@ def verdict_html(found: Verdict, levels: Levels) -> str:
         f'<section class=verdict style="--bg:{bg};--edge:{edge}" aria-label="verdict">'
         f"<p><span class=level>Leakage: {_e(found.label)}</span></p>"
         f"<p>{_e(found.sentence)}</p>{weakened}"
-        f"<p class=note>{rule}{_e(figures)}</p></section>"
+        f"<p class=note>{rule}{figures}</p></section>"
     )
 
 
@@ -220,7 +255,7 @@ def _claim_html(section: dict | None) -> str:
             f"guesses right)</small></td>"
         )
         rows.append(
-            f"<tr><td>{_e(name)}</td>{one_cell}"
+            f"<tr><td>{_u(name)}</td>{one_cell}"
             f"<td>{_fmt(e['clopper_pearson']['epsilon'], 2)}</td>"
             f"<td>{_fmt(e['gdp']['epsilon'], 2)} "
             f"<small>(μ {_fmt(e['gdp']['mu'], 2)})</small></td></tr>"
@@ -254,7 +289,7 @@ def _attack_rows(d: dict) -> str:
         # Precision and recall at a threshold chosen on the evaluated records: marked.
         mark = "*" if a.get("threshold_from") == OPTIMISTIC_THRESHOLD else ""
         rows.append(
-            f"<tr><td>{_e(name)}</td><td>{_fmt(a['auc'])}</td>"
+            f"<tr><td>{_u(name)}</td><td>{_fmt(a['auc'])}</td>"
             f"<td>{_fmt(a['precision'])}{mark}</td><td>{_fmt(a['recall'])}{mark}</td>"
             f"<td>{_fmt(a['advantage'])}</td>{cell('0.001')}{cell('0.01')}{cell('0.1')}"
             f"<td>{_fmt(eps.get('0.01'), 2)}</td></tr>"
@@ -267,8 +302,8 @@ def _optimistic_note(d: dict) -> str:
     if not marked:
         return ""
     return (
-        f"<p class=note>* {_e(', '.join(marked))}: no shadows were given to learn a decision "
-        "threshold from, so precision and recall are read at the threshold that best "
+        f"<p class=note>* {', '.join(_u(n) for n in marked)}: no shadows were given to learn a "
+        "decision threshold from, so precision and recall are read at the threshold that best "
         "separates the evaluated records themselves — optimistic. Their ROC curves, AUC, "
         "TPR at each FPR and ε bounds need no threshold and are exact.</p>"
     )
@@ -278,6 +313,7 @@ def _skipped_html(d: dict) -> str:
     skipped = d.get("skipped_attacks") or {}
     if not isinstance(skipped, dict) or not skipped:
         return ""
+    # miaudit's own attack names and words for what they need (:func:`_e`).
     items = "".join(f"<li>{_e(n)}: needs {_e(why)}</li>" for n, why in skipped.items())
     return (
         "<p class=warn><strong>Attacks not run.</strong> What they need was not given, so the "
@@ -308,14 +344,14 @@ def _record_cells(r: dict) -> str:
     values = r.get("values")
     shown = ""
     if isinstance(r.get("text"), str):  # whole in results.json, an excerpt here
-        shown = f"<q class=text>{_e(_excerpt(r['text']))}</q>"
+        shown = f"<q class=text>{_u(_excerpt(r['text']))}</q>"
     elif isinstance(r.get("object"), str):
-        shown = f"<code>{_e(_excerpt(r['object']))}</code>"
+        shown = f"<code>{_u(_excerpt(r['object']))}</code>"
     if not values:
         return f"<td class=values>{shown or '–'}</td>"
     items = list(values.items())
     spans = "".join(
-        f"<span><b>{_e(k)}</b> {_e('–' if v is None else v)}</span>"
+        f"<span><b>{_u(k)}</b> {_u('–' if v is None else v)}</span>"
         for k, v in items[:VALUES_SHOWN]
     )
     more = (
@@ -355,8 +391,8 @@ def _exposed_html(d: dict) -> str:
     scores = _scores_apart([r["score"] for r in records])
     rows = "".join(
         f"<tr><td>{_rank_text(r)}</td><td>{r['record']}</td>"
-        + (f"<td>{_e(r.get('id', '–'))}</td>" if has_id else "")
-        + f"<td>{_e(r['label'])}</td><td>{'yes' if r['member'] else 'no'}</td>"
+        + (f"<td>{_u(r.get('id', '–'))}</td>" if has_id else "")
+        + f"<td>{_u(r['label'])}</td><td>{'yes' if r['member'] else 'no'}</td>"
         f"<td class=num>{score}</td>"
         + (f"<td>{r.get('in_models', '–')}</td>" if has_in else "")
         + (_record_cells(r) if has_record else "")
@@ -378,7 +414,7 @@ def _exposed_html(d: dict) -> str:
         else ""
     )
     return f"""<h2>Whose privacy is at stake</h2>
-<p class=note>The {len(records)} records {_e(exposed["attack"])} (the strongest attack) is surest
+<p class=note>The {len(records)} records {_u(exposed["attack"])} (the strongest attack) is surest
 were in the training set, as they are in your data: “row” is the record's row in your table (or
 the built-in set's), “member” whether it really was a training record.{_e(ties)}{_e(ins)}
 <code>scores.csv</code> ranks every evaluated record (<code>exposure_rank</code>).</p>
@@ -403,17 +439,17 @@ def _class_label(name, codes: dict | None) -> str:
 def _class_cell(name, codes: dict | None) -> str:
     """A class in a table cell: its name, and its group (smaller) when it is a code."""
     group = None if codes is None else (codes.get("groups") or {}).get(str(name))
-    return _e(name) + (f" <small>({_e(group)})</small>" if group else "")
+    return _u(name) + (f" <small>({_u(group)})</small>" if group else "")
 
 
 def _codes_sentence(codes: dict | None) -> str:
-    """Says that the classes are codes: a bare number must not pass for a name."""
+    """Says (in HTML) that the classes are codes: a bare number must not pass for a name."""
     if codes is None:
         return ""
     group = codes.get("group")
-    beside = f"; beside each code, its {group}, as the same records give it" if group else ""
+    beside = f"; beside each code, its {_u(group)}, as the same records give it" if group else ""
     return (
-        f" The classes are the data set's {codes['what']}s: numeric codes, which the data "
+        f" The classes are the data set's {_u(codes['what'])}s: numeric codes, which the data "
         f"set ships without names{beside}."
     )
 
@@ -448,14 +484,14 @@ def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
         parts.append(
             "<figure>"
             + inline_svg(figure, "classes")
-            + f"<figcaption>Share of each class's members {_e(found.attack)} finds (TPR) at "
+            + f"<figcaption>Share of each class's members {_u(found.attack)} finds (TPR) at "
             f"the threshold that wrongly accuses at most {budget:,} of the {n_neg:,} "
             f"non-members ({rate(found.fpr)} FPR), with 95 % (Clopper–Pearson) intervals, "
             f"most exposed first, in the order of the table below.{_e(more)} Solid line: all "
             f"classes together, {hits:,} of {members:,} members found ({rate(overall)}), the "
             f"table's last row. Dashed line: chance, the {rate(found.fpr)} of any class's "
             f"members that a guess accusing {rate(found.fpr)} of all records finds."
-            f"{_e(_codes_sentence(codes))}</figcaption></figure>"
+            f"{_codes_sentence(codes)}</figcaption></figure>"
         )
         body = "".join(
             f"<tr><td>{_class_cell(r['class'], codes)}</td><td>{r['members']:,}</td>"
@@ -492,7 +528,7 @@ def _classes_html(run: Run, found: Verdict, rows: list[dict]) -> str:
             else ""
         )
         parts.append(
-            f"<h3>{_e(name)}: precision and recall per class, at its own threshold</h3>"
+            f"<h3>{_u(name)}: precision and recall per class, at its own threshold</h3>"
             "<table><tr><th>class</th><th>records</th><th>precision</th><th>recall</th></tr>"
             f"{body}</table>{note}"
         )
@@ -513,7 +549,7 @@ def _audited_html(d: dict) -> str:
         shadows = "outputs computed elsewhere" + (f": {count} reference models" if count else "")
     else:
         shadows = (
-            f"{sh['count']} × {_e(sh.get('model'))} on {_e(sh['source'])} "
+            f"{sh['count']} × {_u(sh.get('model'))} on {_u(sh['source'])} "
             f"data, {sh.get('n_in')} in + {sh.get('n_out')} out records each{game}"
         )
         if sh.get("overlapping_in_sets"):
@@ -525,12 +561,12 @@ def _audited_html(d: dict) -> str:
     sent = (tg.get("queries") or {}).get("sent")
     queries = f"; {sent} queries sent" if tg.get("source") == "http" and sent is not None else ""
     classes = ds.get("class_names") or []
-    named = ", ".join(_e(c) for c in classes[:12]) + (", …" if len(classes) > 12 else "")
+    named = ", ".join(_u(c) for c in classes[:12]) + (", …" if len(classes) > 12 else "")
     return f"""<h2>What was audited</h2>
 <table class=facts>
-<tr><th>data set</th><td>{_e(ds["name"])} ({ds["n_records"]:,} records, {features}{ds["n_classes"]}
+<tr><th>data set</th><td>{_u(ds["name"])} ({ds["n_records"]:,} records, {features}{ds["n_classes"]}
 classes: {named})</td></tr>
-<tr><th>target</th><td>{_e(describe_target(tg))}, {tg["n_train"]:,} training
+<tr><th>target</th><td>{describe_target(tg, user=_u)}, {tg["n_train"]:,} training
 records{queries}</td></tr>
 <tr><th>train / test accuracy</th><td>{_fmt(tg["train_accuracy"])} / {_fmt(tg["test_accuracy"])}
 (gap {_fmt(gap)})</td></tr>
@@ -552,7 +588,7 @@ def render_html(run: Run, levels: Levels | None = None) -> str:
     panels = [(n, run.score(n)[run.member], run.score(n)[~run.member]) for n in ranked[:2]]
     dists = inline_svg(plots.score_figure(panels), "scores")
     ranking = d["ranking"]
-    ranked_by = f"Attacks ranked by the {ranking['by']}."
+    ranked_by = f"Attacks ranked by the {_e(ranking['by'])}."
     if ranking["above_chance"]:
         ranked_by += (
             f" {len(ranking['above_chance'])} of {len(d['attacks'])} are above chance at "
@@ -561,8 +597,8 @@ def render_html(run: Run, levels: Levels | None = None) -> str:
     elif ranking["above_chance_at_threshold"]:
         ranked_by += (
             " None is above chance at a low FPR; "
-            f"{', '.join(ranking['above_chance_at_threshold'])} beat chance only at their own "
-            "decision threshold, where more non-members are called members."
+            f"{', '.join(_u(n) for n in ranking['above_chance_at_threshold'])} beat chance only "
+            "at their own decision threshold, where more non-members are called members."
         )
     reason = (
         ranking["verdict"].split(": ", 1)[-1]
@@ -579,17 +615,18 @@ def render_html(run: Run, levels: Levels | None = None) -> str:
         else ""
     )
     timings = "".join(
-        f"<tr><td>{_e(k)}</td><td>{v:.2f}</td></tr>" for k, v in d.get("timings_s", {}).items()
+        f"<tr><td>{_u(k)}</td><td>{v:.2f}</td></tr>" for k, v in d.get("timings_s", {}).items()
     )
     times = f"<h2>Stage times (s)</h2><table>{timings}</table>" if timings else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+{CSP}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>miaudit report: {_e(d["dataset"]["name"])}</title>
 <style>{_CSS}</style></head><body>
-<h1>Membership inference audit: {_e(d["dataset"]["name"])}</h1>
+<h1>Membership inference audit: {_u(d["dataset"]["name"])}</h1>
 <p class=meta>Does the model give away which records it was trained on? miaudit
-{_e(d["miaudit_version"])} · seed {d["seed"]}</p>
+{_u(d["miaudit_version"])} · seed {d["seed"]}</p>
 {verdict_html(found, levels)}
 {_advice_html(advice)}
 {_audited_html(d)}
@@ -603,7 +640,7 @@ measured with this many non-members (shown as –).</p>
 {_attack_rows(d)}</table>
 {_optimistic_note(d)}{_skipped_html(d)}
 {_terms_html()}
-{chance}<p class=note>{_e(ranked_by)}</p>
+{chance}<p class=note>{ranked_by}</p>
 <figure>{roc}<figcaption>ROC curves: the share of members found (true-positive rate) against
 the share of non-members wrongly accused (false-positive rate). Left, linear axes; right,
 log-log axes, where the low false-positive end that matters for privacy is visible. The

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
+
+from miaudit.report.text import clean
 
 #: Okabe and Ito's colour-blind-safe palette (black first for the strongest).
 PALETTE = (
@@ -281,12 +284,18 @@ def class_figure(rows: Sequence[dict], fpr: float, attack: str, *,
 def _plain(text) -> str:
     """User text (class names, folder names, attack names) as matplotlib must show it:
     ``$0-$10k`` is money, not mathematics, and must neither vanish nor fail to parse.
-    (Mathematics stays on for matplotlib's own labels, such as log ticks' 10⁻².)"""
-    return str(text).replace("$", r"\$")
+    (Mathematics stays on for matplotlib's own labels, such as log ticks' 10⁻².)
+    Control characters and bidirectional overrides are dropped (a U+202E would print
+    the rest of a legend entry backwards; SVG text has no ``<bdi>``), and so are lone
+    surrogates, which the page's UTF-8 cannot hold."""
+    return _SURROGATE.sub("", clean(text)).replace("$", r"\$")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _short(text: str, width: int = 28) -> str:
-    text = str(text)
+    text = _SURROGATE.sub("", clean(text))
     return _plain(text if len(text) <= width else text[: width - 1] + "…")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from miaudit.errors import ConfigError
+from miaudit.report.files import unescape_cells
+from miaudit.report.text import UNPRINTABLE
 
 #: The layout of ``results.json`` (and ``scores.csv`` beside it) this miaudit writes.
 #: Later versions that only add fields keep the number; one that moves or renames a
@@ -103,28 +107,58 @@ def load_run(folder: str | Path) -> Run:
                 f"{p}: missing; {folder} is not a complete run folder (an audit writes "
                 "results.json and scores.csv together)"
             )
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{results_path}: damaged, not JSON ({_reason(exc)})") from None
+    results = read_results(results_path)
     check_results(results, results_path)
     try:
-        scores = pd.read_csv(scores_path)
+        scores = unescape_cells(pd.read_csv(scores_path))
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{scores_path}: damaged, not a CSV table ({_reason(exc)})") from None
     _check_scores(scores, results, scores_path)
     return Run(results, scores, folder)
 
 
+def read_results(path: Path) -> Any:
+    """``path``'s JSON, or one line naming the file: not JSON, not UTF-8, a number too
+    long to read (Python refuses integers of more than 4,300 digits), or nested too deep
+    to parse (the parser recurses)."""
+    damaged = "the run folder is damaged or was edited"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: damaged, not JSON ({_reason(exc)})") from None
+    except ValueError:  # int("9" * 5000): beyond Python's limit on digits
+        raise ConfigError(
+            f"{path}: holds a number of more than {sys.get_int_max_str_digits():,} digits, "
+            f"not results: {damaged}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: lists or tables nested too deeply to read, not results: {damaged}"
+        ) from None
+
+
+#: The deepest nesting of lists and tables a results.json holds is about 7 (a canary
+#: game's tries); far beyond it, drawing the page would recurse past Python's limit.
+MAX_DEPTH = 64
+
+
 def check_results(results: Any, where: Path | str = "results.json") -> None:
-    """That ``results`` is a ``results.json`` this miaudit can read (one-line errors)."""
+    """That ``results`` is a ``results.json`` this miaudit can read (one-line errors).
+
+    This is the one place that checks what the page and the terminal read: every
+    section, every field read as a number (an ``int`` or a finite ``float``, never a
+    bool or text: a number is written into the page as it is), and the nesting.
+    Text is escaped where it is written (``report.html``).
+    """
     if not isinstance(results, dict):
         raise ConfigError(f"{where}: damaged, holds a {type(results).__name__}, not the results")
+    _check_depth(results, where)
     version = results.get("miaudit_version", "an unknown version")
     fmt = _format(results)
     if not isinstance(fmt, int) or isinstance(fmt, bool):
         raise ConfigError(
-            f"{where}: damaged: results_format is {json.dumps(fmt)[:40]}, not a whole number"
+            f"{where}: results_format is {_shown(fmt)}, not a whole number: the run folder is "
+            "damaged or was edited"
         )
     if fmt > RESULTS_FORMAT:
         raise ConfigError(
@@ -139,14 +173,23 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
     if not isinstance(attacks, dict) or not attacks:
         raise ConfigError(f"{where}: 'attacks' is empty or damaged {older}")
     for name, a in attacks.items():
+        if not name or UNPRINTABLE.search(name):
+            # miaudit's own names (the registry's); the terminal prints them.
+            raise ConfigError(
+                f"{where}: attack name {_shown(name)} is not a name: the run folder is "
+                "damaged or was edited"
+            )
         missing = [k for k in _NEEDED_ATTACK if not isinstance(a, dict) or k not in a]
         if missing:
             raise ConfigError(f"{where}: attack {name!r} has no {missing[0]!r} {older}")
     for path, value, kinds in _typed(results):
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        finite = wrong or not isinstance(value, _NUMBER) or _finite(value)
+        if wrong or not finite:
+            what = " or ".join(_KIND_NAMES[k] for k in kinds) if finite else "a finite number"
             raise ConfigError(
-                f"{where}: damaged: {path} is {json.dumps(value)[:40]}, not "
-                f"{' or '.join(_KIND_NAMES[k] for k in kinds)}"
+                f"{where}: {path} is {_shown(value)}, not {what}: the run folder is damaged "
+                "or was edited"
             )
     if results["strongest_attack"] not in attacks:
         raise ConfigError(
@@ -156,52 +199,167 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
 
 
 _NUMBER = (int, float)
+_NULL = type(None)
 _KIND_NAMES = {int: "a whole number", float: "a number", str: "text", dict: "a table",
-               list: "a list", bool: "true or false", type(None): "null"}  # fmt: skip
+               list: "a list", bool: "true or false", _NULL: "null"}  # fmt: skip
 
 
 def _typed(d: dict):
-    """``(path, value, allowed types)`` of every field the page reads."""
+    """``(path, value, allowed types)`` of every field the page (``report.html``,
+    ``compare.html``) or the terminal reads as a number or needs of one shape.
+
+    A field missing from an older file reads as ``None`` here: those the page can do
+    without allow null. Checked in order, so a section is known to be a table before
+    its fields are read.
+    """
     yield "miaudit_version", d.get("miaudit_version", ""), (str,)
     yield "results_format", _format(d), (int,)
     yield "seed", d["seed"], (int,)
     yield "strongest_attack", d["strongest_attack"], (str,)
-    yield "timings_s", d.get("timings_s", {}), (dict,)
+    timings = d.get("timings_s", {})
+    yield "timings_s", timings, (dict,)
+    for k, v in timings.items():
+        yield f"timings_s.{_name(k)}", v, _NUMBER
     for section in ("dataset", "target", "shadows", "ranking", "most_exposed"):
         yield section, d[section], (dict,)
-    ds, tg, rk, me = d["dataset"], d["target"], d["ranking"], d["most_exposed"]
+    ds, tg, sh, rk, me = (d[k] for k in ("dataset", "target", "shadows", "ranking",
+                                         "most_exposed"))  # fmt: skip
     yield "dataset.name", ds.get("name"), (str,)
     yield "dataset.n_records", ds.get("n_records"), (int,)
+    yield "dataset.n_features", ds.get("n_features"), (int, _NULL)
     yield "dataset.n_classes", ds.get("n_classes"), (int,)
     yield "dataset.class_names", ds.get("class_names", []), (list,)
     yield "target.n_train", tg.get("n_train"), (int,)
+    yield "target.n_test", tg.get("n_test"), (int, _NULL)
     for key in ("train_accuracy", "test_accuracy"):
         yield f"target.{key}", tg.get(key), _NUMBER
-    yield "shadows.source", d["shadows"].get("source"), (str,)
-    yield "ranking.fpr", rk.get("fpr"), (*_NUMBER, type(None))
+    queries = tg.get("queries")
+    yield "target.queries", queries, (dict, _NULL)
+    if isinstance(queries, dict):
+        yield "target.queries.sent", queries.get("sent"), (int, _NULL)
+    yield "target.defense", tg.get("defense"), (list, _NULL)
+    yield from _dp_plan("target.dp", tg.get("dp"))
+    recipe = tg.get("recipe")
+    if isinstance(recipe, dict):  # the advice names the next setting from these
+        yield "target.recipe.max_depth", recipe.get("max_depth"), (int, _NULL)
+        yield "target.recipe.l2", recipe.get("l2"), (*_NUMBER, _NULL)
+    yield "shadows.source", sh.get("source"), (str,)
+    for key in ("count", "n_in", "n_out", "pool_size"):
+        yield f"shadows.{key}", sh.get(key), (int, _NULL)
+    yield "ranking.fpr", rk.get("fpr"), (*_NUMBER, _NULL)
     yield "ranking.distinguishable_from_chance", rk.get("distinguishable_from_chance"), (bool,)
     for key in ("above_chance", "above_chance_at_threshold"):
         yield f"ranking.{key}", rk.get(key), (list,)
     yield "ranking.by", rk.get("by"), (str,)
     yield "ranking.verdict", rk.get("verdict"), (str,)
+    yield "most_exposed.reference_models", me.get("reference_models"), (int, _NULL)
     yield "most_exposed.records", me.get("records"), (list,)
     for i, r in enumerate(me.get("records") if isinstance(me.get("records"), list) else []):
-        yield f"most_exposed.records[{i}]", r, (dict,)
-        if isinstance(r, dict):
-            for key, kinds in (("rank", (int,)), ("record", (int,)), ("member", (bool,)),
-                               ("score", (*_NUMBER, type(None)))):  # fmt: skip
-                yield f"most_exposed.records[{i}].{key}", r.get(key), kinds
+        at = f"most_exposed.records[{i}]"
+        yield at, r, (dict,)
+        for key, kinds in (("rank", (int,)), ("record", (int,)), ("member", (bool,)),
+                           ("score", (*_NUMBER, _NULL)), ("tied", (int, _NULL)),
+                           ("in_models", (int, _NULL)), ("values", (dict, _NULL))):  # fmt: skip
+            yield f"{at}.{key}", r.get(key), kinds
     for name, a in d["attacks"].items():
+        at = f"attacks.{_name(name)}"
         for key in ("auc", "precision", "recall", "advantage"):
-            yield f"attacks.{name}.{key}", a[key], _NUMBER
+            yield f"{at}.{key}", a[key], _NUMBER
         for key in ("n_members", "n_nonmembers"):
-            yield f"attacks.{name}.{key}", a[key], (int,)
-        yield f"attacks.{name}.per_class", a["per_class"], (list,)
-        for key in ("tpr_at_fpr", "tpr_at_fpr_ci", "epsilon_lower_bound_cp"):
+            yield f"{at}.{key}", a[key], (int,)
+        yield f"{at}.per_class", a["per_class"], (list,)
+        for i, pc in enumerate(a["per_class"]):
+            yield f"{at}.per_class[{i}]", pc, (dict,)
+            yield f"{at}.per_class[{i}].n", pc.get("n"), (int,)
+            for key in ("precision", "recall"):
+                yield f"{at}.per_class[{i}].{key}", pc.get(key), (*_NUMBER, _NULL)
+        yield f"{at}.fallback_classes", a.get("fallback_classes", []), (list,)
+        for key, kinds in (("tpr_at_fpr", (*_NUMBER, _NULL)), ("tpr_at_fpr_ci", (list, _NULL)),
+                           ("epsilon_lower_bound_cp", (*_NUMBER, _NULL))):  # fmt: skip
             table = a.get(key, {})
-            yield f"attacks.{name}.{key}", table, (dict,)
-            for k, v in table.items() if isinstance(table, dict) else ():
-                yield f"attacks.{name}.{key}.{k}", v, (*_NUMBER, list, type(None))
+            yield f"{at}.{key}", table, (dict,)
+            for k, v in table.items():
+                yield f"{at}.{key}.{_name(k)}", v, kinds
+                for j, end in enumerate(v if isinstance(v, list) else []):
+                    yield f"{at}.{key}.{_name(k)}[{j}]", end, _NUMBER
+    claim = d.get("privacy_claim")
+    yield "privacy_claim", claim, (dict, _NULL)
+    if isinstance(claim, dict):
+        yield from _claim_fields(claim)
+
+
+def _claim_fields(claim: dict):
+    """``privacy_claim``'s fields (:func:`miaudit.claim.claim_section` writes them)."""
+    for key in ("delta", "confidence"):
+        yield f"privacy_claim.{key}", claim.get(key), _NUMBER
+    low = claim.get("lower_bound")
+    yield "privacy_claim.lower_bound", low, (dict,)
+    yield "privacy_claim.lower_bound.epsilon", low.get("epsilon"), _NUMBER
+    for key in ("attack", "method"):
+        yield f"privacy_claim.lower_bound.{key}", low.get(key), (str,)
+    attacks = claim.get("attacks")
+    yield "privacy_claim.attacks", attacks, (dict,)
+    for name, e in attacks.items():
+        at = f"privacy_claim.attacks.{_name(name)}"
+        yield at, e, (dict,)
+        one = e.get("one_run")
+        yield f"{at}.one_run", one, (dict, _NULL)
+        if isinstance(one, dict):
+            yield f"{at}.one_run.epsilon", one.get("epsilon"), (*_NUMBER, _NULL)
+            yield f"{at}.one_run.ceiling", one.get("ceiling"), _NUMBER
+            for key in ("canaries", "correct", "guesses"):
+                yield f"{at}.one_run.{key}", one.get(key), (int,)
+        for part, keys in (("clopper_pearson", ("epsilon",)), ("gdp", ("epsilon", "mu"))):
+            table = e.get(part)
+            yield f"{at}.{part}", table, (dict,)
+            for key in keys:
+                yield f"{at}.{part}.{key}", table.get(key), (*_NUMBER, _NULL)
+    yield from _dp_plan("privacy_claim.claimed", claim.get("claimed"))
+
+
+def _dp_plan(at: str, plan: Any):
+    """A DP-SGD plan (``target.dp``, ``privacy_claim.claimed``): null, or its numbers."""
+    yield at, plan, (dict, _NULL)
+    if isinstance(plan, dict):
+        for key in ("epsilon", "delta", "noise_multiplier", "max_grad_norm"):
+            yield f"{at}.{key}", plan.get(key), _NUMBER
+        yield f"{at}.accountant", plan.get("accountant"), (str,)
+
+
+def _finite(value: int | float) -> bool:
+    """A number the page can write and compute with: finite, and an integer within
+    a float's range (the page divides and formats with them)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: JSON (control characters escaped), cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _name(key: Any) -> str:
+    """A key in a field's path: as it is when plain, else quoted as JSON."""
+    text = str(key)
+    return text if re.fullmatch(r"[\w.:-]{1,40}", text, re.ASCII) else _shown(text)
+
+
+def _check_depth(results: dict, where: Path | str) -> None:
+    """No lists or tables nested deeper than :data:`MAX_DEPTH` (walked without
+    recursion: the nesting itself is what must not recurse)."""
+    stack: list[tuple[Any, int]] = [(results, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"{where}: holds lists or tables nested more than {MAX_DEPTH} deep, not "
+                "results: the run folder is damaged or was edited"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
 
 
 def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:

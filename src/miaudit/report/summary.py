@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +12,7 @@ from miaudit.metrics import OPTIMISTIC_THRESHOLD, attack_strength
 from miaudit.models.dp import dp_claim
 from miaudit.report.findings import recommendations, verdict
 from miaudit.report.run import Run
-from miaudit.report.text import print_table
+from miaudit.report.text import clean, markup_safe, print_table
 
 
 def _rate(value: float | None) -> str:
@@ -19,17 +20,22 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def describe_target(tg: dict) -> str:
-    """``"mlp"``, or ``"the service at URL"``, with its output policy when there is one."""
+def describe_target(tg: dict, user: Callable[[object], str] = str) -> str:
+    """``"mlp"``, or ``"the service at URL"``, with its output policy when there is one.
+
+    ``user`` writes each piece of user text (the model, the address, the policies): the
+    page passes its escaping (the rest is plain words and numbers), the terminal
+    :func:`~miaudit.report.text.clean`.
+    """
     if tg.get("source") == "http":
-        what = f"the service at {tg['url']}"
+        what = f"the service at {user(tg['url'])}"
     elif tg.get("source") == "outputs" or tg.get("model") is None:
         what = "the model that gave the outputs"
     else:
-        what = str(tg["model"])
+        what = user(tg["model"])
     if tg.get("dp"):
         what += f" {dp_claim(tg['dp'])}"
-    policy = ", ".join(tg.get("defense") or [])
+    policy = ", ".join(user(p) for p in tg.get("defense") or [])
     return f"{what} (output policy: {policy})" if policy else what
 
 
@@ -40,7 +46,11 @@ def ranked_attacks(d: dict) -> list[tuple[str, dict]]:
 
 
 def print_summary(result, out: Path, console: Console | None = None) -> None:
-    """Target accuracy, each attack's headline numbers, and where the files are."""
+    """Target accuracy, each attack's headline numbers, and where the files are.
+
+    User text (names of the data set, classes, attacks, the target's address, the
+    folder) is :func:`~miaudit.report.text.clean` of control characters and bidi
+    overrides, and never read as rich markup."""
     console = console or Console()
     if not console.is_terminal:  # a log: whole lines, not an 80-column box
         console.soft_wrap = True
@@ -50,9 +60,9 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     run = Run(d, result.to_frame(label_names=False))
     found = verdict(run)
     # User text (class names) inside: printed as is, never read as rich markup.
-    console.print(found.sentence, style="bold", markup=False, highlight=False)
+    console.print(clean(found.sentence), style="bold", markup=False, highlight=False)
     for line in found.weakened:
-        console.print(f"Weakened: {line}", markup=False, highlight=False)
+        console.print(f"Weakened: {clean(line)}", markup=False, highlight=False)
     if tg.get("source") == "outputs":
         count = d["shadows"].get("count")
         what = (
@@ -61,7 +71,8 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
         )
     else:
         what = (
-            f"[bold]{d['dataset']['name']}[/bold]: {describe_target(tg)} as target, "
+            f"[bold]{markup_safe(d['dataset']['name'])}[/bold]: "
+            f"{describe_target(tg, user=markup_safe)} as target, "
             f"{tg['n_train']} training records"
         )
     shadows = "" if tg.get("source") == "outputs" else f"; {d['shadows']['count']} shadows"
@@ -103,22 +114,27 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     if skipped:
         console.print(
             "Not run, for want of what they need (the leak above is a lower bound): "
-            + "; ".join(f"{n} ({why})" for n, why in skipped.items()),
+            + "; ".join(f"{clean(n)} ({clean(why)})" for n, why in skipped.items()),
             markup=False,
             highlight=False,
         )
     ranking = d["ranking"]
     if found.level == "not detected":
-        console.print(f"[bold]{ranking['verdict']}[/bold]", highlight=False)
+        console.print(clean(ranking["verdict"]), style="bold", markup=False, highlight=False)
     elif ranking["distinguishable_from_chance"]:
-        console.print(ranking["verdict"], style="dim", highlight=False)
+        console.print(clean(ranking["verdict"]), style="dim", markup=False, highlight=False)
     else:
         # The verdict's bound found a leak the ranking's one rate does not show: say only
         # how the table is ordered, not that nothing is distinguishable.
-        console.print(f"Attacks ranked by the {ranking['by']}.", style="dim", highlight=False)
+        console.print(
+            f"Attacks ranked by the {clean(ranking['by'])}.",
+            style="dim",
+            markup=False,
+            highlight=False,
+        )
     if d.get("privacy_claim"):
         for line in claim_sentences(d["privacy_claim"]):
-            console.print(line, highlight=False)
+            console.print(clean(line), markup=False, highlight=False)
     console.print(
         "95% CI: the bootstrap interval of TPR at 1 % FPR. Lower bounds on ε, precision at "
         "fixed recall and per-class figures are in results.json and report.html.",
@@ -126,7 +142,11 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     )
     advice = recommendations(run, found)
     for i, a in enumerate(advice, 1):
-        console.print(f"What to do ({i}/{len(advice)}): {a.action}", markup=False, highlight=False)
+        console.print(
+            f"What to do ({i}/{len(advice)}): {clean(a.action)}", markup=False, highlight=False
+        )
     # "score:<attack>" entries break the attack_score stage down; count stages once.
     total = sum(v for k, v in d["timings_s"].items() if ":" not in k)
-    console.print(f"{total:.1f} s in all; results in {out}/ (results.json, report.html)")
+    console.print(
+        f"{total:.1f} s in all; results in {markup_safe(out)}/ (results.json, report.html)"
+    )

@@ -138,10 +138,36 @@ def _refuse_nested(features: pd.DataFrame, what: str) -> None:
             )
 
 
+#: A text column whose present cells are at least this share numbers is a numeric
+#: column with typos ("4o", "n/a", "thirty"), not a category: refused, naming the
+#: cells, unless declared categorical. Real categories (codes such as "V45" among
+#: numbers, "4+" beside "0".."3") are far more than 5 % of their cells, or declared.
+NUMERIC_SHARE = 0.95
+#: Fewest numbers in such a column (one cell that is not a number among ten is
+#: refused; a column of one text cell and nothing else holds no numbers).
+MIN_NUMBERS = 10
+#: Cells that are not numbers a message shows.
+SHOWN_CELLS = 3
+
+
 def table_categoricals(
-    df: pd.DataFrame, label: str, declared: Sequence[str] | None, id_column: str | None = None
+    df: pd.DataFrame,
+    label: str,
+    declared: Sequence[str] | None,
+    id_column: str | None = None,
+    *,
+    what: str = "data",
 ) -> list[str]:
-    """Columns to one-hot: non-number columns, plus the ones the user declared."""
+    """Columns to one-hot: non-number columns, plus the ones the user declared.
+
+    Raises
+    ------
+    UnencodableError
+        A column not declared categorical that holds numbers but for a few cells
+        (:data:`NUMERIC_SHARE`): it would silently become one category per number.
+        The records can still be held as given for the user's own model.
+    """
+    named = {str(c) for c in declared or ()}
     chosen = [
         str(c)
         for c in df.columns
@@ -151,7 +177,53 @@ def table_categoricals(
             or pd.api.types.is_bool_dtype(df[c].dtype)
         )
     ]
+    if label in df.columns and df.columns.is_unique:  # else table_dataset says what is wrong
+        for column in chosen:
+            if column not in named:
+                _refuse_numbers_with_typos(df[column], column, what)
     return chosen + [str(c) for c in declared or () if str(c) not in chosen]
+
+
+def _refuse_numbers_with_typos(values: pd.Series, column: str, what: str) -> None:
+    """Refuse a column of numbers but for a few cells that are not (see
+    :data:`NUMERIC_SHARE`); a column all of whose cells are numbers stays categorical
+    (numeric codes kept as text, say "02139"), and so does one of booleans or of a
+    pandas category dtype, which the user chose."""
+    if pd.api.types.is_bool_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
+        return
+    present = ~values.isna().to_numpy()
+    n_present = int(present.sum())
+    if n_present == 0:
+        return
+    cells = values[present]
+    if pd.api.types.infer_dtype(cells, skipna=True) == "boolean":
+        return
+    try:  # each distinct cell once: a column of 300k cells has a few hundred
+        codes, uniques = pd.factorize(cells)
+        numbers = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
+    except (TypeError, ValueError):  # cells that do not hash or parse (nested, say)
+        return
+    bad = numbers.isna().to_numpy()[codes]
+    n_bad = int(bad.sum())
+    few = max(1.0, (1 - NUMERIC_SHARE) * n_present)
+    if n_bad == 0 or n_bad > few or n_present - n_bad < MIN_NUMBERS:
+        return
+    rows = np.flatnonzero(present)[bad][:SHOWN_CELLS]
+    shown = ", ".join(f"row {int(r)}: {_cell(values.iloc[r])}" for r in rows)
+    more = ", …" if n_bad > SHOWN_CELLS else ""
+    raise UnencodableError(
+        f"{what}: column {column!r} holds numbers, but {n_bad:,} of its {n_present:,} cells "
+        f"{'is' if n_bad == 1 else 'are'} not ({shown}{more}): read as text it would become a "
+        "category per number; "
+        f"fix those cells, or, if it really is a category, declare it categorical (add "
+        f"{column!r} to {key('categorical')})"
+    )
+
+
+def _cell(value: Any) -> str:
+    """A cell as a message shows it: its repr, cut to 30 characters."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 30 else f"{text[:29]}…"
 
 
 def table_dataset(
@@ -220,6 +292,8 @@ def table_dataset(
         )
     if df.shape[1] < 2:
         raise DataError(f"{what}: the table has no feature columns besides the label {label!r}")
+    if len(df) == 0:
+        raise DataError(f"{what}: the table has no rows; supply records")
     unknown = [c for c in categorical if c not in df.columns or c == label]
     if unknown:
         raise DataError(
