@@ -106,40 +106,14 @@ def audits() -> None:
     print(f"{'target':<26} {'attack':<13} {head}")
 
     text = _example("text_pipeline")
-    pipeline = text.make_pipeline(
-        text.TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-        text.LogisticRegression(C=1000, max_iter=5000),
-    ).fit(texts.iloc[rows], labels.iloc[rows])
+    pipeline = text.make_text_pipeline().fit(texts.iloc[rows], labels.iloc[rows])
     started = time.perf_counter()
     result = miaudit.audit(target=pipeline, **common)
     _row("(a) user's Pipeline", result.to_dict()["attacks"], time.perf_counter() - started)
 
     torch_text = _example("torch_text")
-    import torch
-
-    tokenize = torch_text.Vocabulary(texts)
-    epochs = 20
-
-    def make_model():
-        return torch_text.BagOfEmbeddings(tokenize.size)
-
-    def train(model, X, y, generator):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        model.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(X), generator=generator)
-            for start in range(0, len(X), 32):
-                batch = order[start : start + 32]
-                loss = torch.nn.functional.cross_entropy(model(X[batch]), y[batch])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-    torch.manual_seed(SEED)
-    module = make_model()
-    classes = {c: i for i, c in enumerate(sorted(labels.unique()))}
-    y = torch.tensor([classes[v] for v in labels.iloc[rows]])
-    train(module, tokenize(texts.iloc[rows]), y, torch.Generator().manual_seed(SEED))
+    tokenize, make_model, train = torch_text.your_code(texts, epochs=20)
+    module = torch_text.trained_target(texts, labels, rows, make_model, train, tokenize, SEED)
     started = time.perf_counter()
     result = miaudit.audit(
         target=miaudit.TorchModel(module, collate=tokenize),

@@ -24,18 +24,22 @@ from sklearn.pipeline import make_pipeline
 import miaudit
 
 
+def make_text_pipeline():
+    """Word and word-pair TF-IDF, weakly regularised: a classifier that fits its training
+    messages closely, as text classifiers often do."""
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(C=1000, max_iter=5000),
+    )
+
+
 def main(members: int = 1500, shadows: int = 8, seed: int = 0, out: str | None = None):
     frame = miaudit.load_frame("sms-spam")  # 5,574 messages: columns text and label
     texts, labels = frame["text"], frame["label"]
     rng = np.random.default_rng(seed)
     train_rows = rng.choice(len(frame), members, replace=False)
 
-    # Word and word-pair TF-IDF, weakly regularised: a classifier that fits its
-    # training messages closely, as text classifiers often do.
-    pipeline = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-        LogisticRegression(C=1000, max_iter=5000),
-    )
+    pipeline = make_text_pipeline()
     pipeline.fit(texts.iloc[train_rows], labels.iloc[train_rows])
 
     result = miaudit.audit(

@@ -60,11 +60,8 @@ class BagOfEmbeddings(nn.Module):
         return self.out(torch.tanh(self.embed(ids)))
 
 
-def main(members: int = 1000, references: int = 8, epochs: int = 20, seed: int = 0):
-    frame = miaudit.load_frame("sms-spam")
-    texts, labels = frame["text"], frame["label"]
-    rng = np.random.default_rng(seed)
-    train_rows = rng.choice(len(frame), members, replace=False)
+def your_code(texts, epochs: int):
+    """Your tokenizer, your network and your loop: ``(tokenize, make_model, train)``."""
     # Built from every message, as a deployed tokenizer would be; it reveals no member.
     tokenize = Vocabulary(texts)
 
@@ -84,12 +81,26 @@ def main(members: int = 1000, references: int = 8, epochs: int = 20, seed: int =
                 loss.backward()
                 opt.step()
 
-    # The target: trained by you, here with the same loop.
+    return tokenize, make_model, train
+
+
+def trained_target(texts, labels, rows, make_model, train, tokenize, seed: int) -> nn.Module:
+    """The target: trained by you on ``rows``, here with the same loop."""
     torch.manual_seed(seed)
     target = make_model()
     classes = {c: i for i, c in enumerate(sorted(labels.unique()))}
-    y = torch.tensor([classes[v] for v in labels.iloc[train_rows]])
-    train(target, tokenize(texts.iloc[train_rows]), y, torch.Generator().manual_seed(seed))
+    y = torch.tensor([classes[v] for v in labels.iloc[rows]])
+    train(target, tokenize(texts.iloc[rows]), y, torch.Generator().manual_seed(seed))
+    return target
+
+
+def main(members: int = 1000, references: int = 8, epochs: int = 20, seed: int = 0):
+    frame = miaudit.load_frame("sms-spam")
+    texts, labels = frame["text"], frame["label"]
+    rng = np.random.default_rng(seed)
+    train_rows = rng.choice(len(frame), members, replace=False)
+    tokenize, make_model, train = your_code(texts, epochs)
+    target = trained_target(texts, labels, train_rows, make_model, train, tokenize, seed)
 
     result = miaudit.audit(
         target=miaudit.TorchModel(target, collate=tokenize),

@@ -80,7 +80,7 @@ def test_text_pipeline_example(tmp_path):
 def test_torch_text_example():
     _needs_sms()
     result = _load("torch_text").main(members=300, references=4, epochs=8)
-    assert result.shadows["model"] == "TorchTrainer(main.<locals>.make_model)"
+    assert result.shadows["model"] == "TorchTrainer(your_code.<locals>.make_model)"
     assert "Vocabulary" in str(result.shadows["trainer"]["collate"])
     assert set(result.attacks) == {"lira", "lira-offline", "rmia", "loss"}
     assert result.attacks["lira"].auc > 0.6

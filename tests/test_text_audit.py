@@ -77,7 +77,6 @@ def test_a_text_pipeline_audited_in_memory_sees_the_users_texts(sms):
 
 def test_a_model_trained_on_other_texts_reads_as_chance(sms):
     texts, labels = sms
-    members = np.arange(0, 1200, 4)
     outsiders = np.arange(1, 1200, 3)  # never evaluated: neither members nor non-members
     pipe = _overfitted(texts, labels, outsiders)
     result = miaudit.audit(
@@ -88,7 +87,6 @@ def test_a_model_trained_on_other_texts_reads_as_chance(sms):
     for name in ("loss", "lira-offline"):
         assert abs(result.attacks[name].auc - 0.5) < 0.06
         assert _significant(result, name) > 0.01
-    del members
 
 
 class Bag(nn.Module):

@@ -148,7 +148,10 @@ def content_digest(records: Any) -> str | None:
     values[:] = list(records) if not isinstance(records, np.ndarray) else records.ravel()
     h.update(str(("objects", len(values))).encode())
     part = _objects_digest(values)
-    return None if part is None else (h.update(part), h.hexdigest())[1]
+    if part is None:
+        return None
+    h.update(part)
+    return h.hexdigest()
 
 
 def _column_digest(column: pd.Series) -> bytes | None:
