@@ -15,6 +15,11 @@ def _data_cache(tmp_path_factory):
     # Answered queries never go to the user's own cache from a test.
     os.environ["MIAUDIT_QUERY_CACHE"] = str(tmp_path_factory.mktemp("query-cache"))
     os.environ["MIAUDIT_JOB_CACHE"] = str(tmp_path_factory.mktemp("job-cache"))
+    # The key that signs cache entries: never the user's own (~/.config/miaudit/cache.key).
+    # One a developer names is kept, for the data cache reused above; without one, that
+    # cache's entries are read again once per run (per test process).
+    if "MIAUDIT_CACHE_KEY" not in os.environ:
+        os.environ["MIAUDIT_CACHE_KEY"] = str(tmp_path_factory.mktemp("key") / "cache.key")
     yield
 
 

@@ -88,7 +88,7 @@ def _audit(args: list[str], capsys) -> None:
 
 def _results(run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
-    results.pop("timings_s")
+    results.pop("timings_s"), results.pop("run_id")
     return results
 
 
@@ -119,4 +119,6 @@ def test_config_json_repeats_a_run_from_another_folder(tmp_path, monkeypatch, ca
     monkeypatch.chdir(elsewhere)
     _audit(["--config", "../work/run/config.json", "--allow-python", "--out", "again"], capsys)
     assert _results(elsewhere / "again") == _results(work / "run")
-    assert json.loads((elsewhere / "again" / "config.json").read_text()) == config
+    again = json.loads((elsewhere / "again" / "config.json").read_text())
+    assert again.pop("run_id") != config.pop("run_id")  # the same settings, another run
+    assert again == config

@@ -112,7 +112,7 @@ def run_case(name: str, tmp: Path) -> dict:
         settings["target_model"] = str(tmp / "model")
     miaudit.audit(settings, out=out, execution=Execution(job_cache=False))
     results = json.loads((out / "results.json").read_text())
-    results.pop("timings_s")
+    results.pop("timings_s"), results.pop("run_id")  # a new id for every run written
     # Paths of this machine (where the data set's files are installed, the saved model's
     # temporary folder) are not results.
     results["dataset"]["source"] = "<installed files>"

@@ -78,7 +78,7 @@ def test_same_seed_same_results_apart_from_timings(tmp_path):
             out=tmp_path / name,
         )
         d = json.loads((tmp_path / name / "results.json").read_text())
-        d.pop("timings_s")
+        d.pop("timings_s"), d.pop("run_id")  # run_id: new for every run written
         runs.append(d)
     assert runs[0] == runs[1]
     assert (tmp_path / "a" / "scores.csv").read_bytes() == (
@@ -105,7 +105,8 @@ def test_config_json_repeats_the_run(tmp_path):
     miaudit.audit(tmp_path / "a" / "config.json", out=tmp_path / "b")
     a = json.loads((tmp_path / "a" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "results.json").read_text())
-    a.pop("timings_s"), b.pop("timings_s")
+    for d in (a, b):
+        d.pop("timings_s"), d.pop("run_id")
     assert a == b
 
 
@@ -171,7 +172,12 @@ def _fashion_mnist_installed() -> bool:
 @pytest.mark.skipif(not _fashion_mnist_installed(), reason="dataset-fashion-mnist not installed")
 def test_image_audit_trains_the_cnn_on_fashion_mnist():
     result = miaudit.audit(
-        dataset="fashion-mnist", target_size=300, shadows=2, seed=0, target={"epochs": 15}
+        dataset="fashion-mnist",
+        target_size=300,
+        shadows=2,
+        seed=0,
+        target={"epochs": 15},
+        show_records="values",
     )
     assert result.target["model"] == "cnn"
     assert result.dataset["n_classes"] == 10 and result.dataset["kind"] == "image"

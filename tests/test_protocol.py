@@ -48,13 +48,17 @@ def test_image_records_round_trip_exactly():
     assert schema.to_json() == {"kind": "image", "shape": [1, 28, 28], "field": "pixels"}
 
 
-def test_unseen_category_encodes_as_zeros(adult):
+def test_unseen_category_is_refused_and_null_encodes_as_zeros(adult):
     schema = InputSchema.for_dataset(adult)
     record = schema.to_records(adult.X[:1])[0]
-    record["workclass"] = "Space-agency"
-    X = schema.encode([record])
+    with pytest.raises(RecordError, match=r"'Space-agency' is none of the column's 9 categ"):
+        schema.encode([{**record, "workclass": "Space-agency"}])
+    # null is no category (adult's workclass has no empty cells): the block a record
+    # with none decodes to.
+    X = schema.encode([{**record, "workclass": None}])
     block = [i for i, n in enumerate(adult.encoded_feature_names) if n.startswith("workclass=")]
     assert X[0, block].sum() == 0
+    assert schema.to_records(X)[0]["workclass"] is None
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ def test_the_text_recipe_from_a_csv_on_the_command_line(sms, tmp_path, capsys):
         "audit", "--dataset", str(tmp_path / "sms.csv"), "--label", "kind",
         "--text-column", "message", "--id-column", "rid", "--target-size", "200",
         "--shadows", "2", "--attacks", "loss,lira-offline", "--out", str(out), "--quiet",
-        "--no-job-cache",
+        "--no-job-cache", "--records", "values",
     ])  # fmt: skip
     assert code == 0
     results = json.loads((out / "results.json").read_text())

@@ -490,7 +490,7 @@ def test_bad_input_is_one_line_naming_it(kwargs, error, match):
 
 def _results_without_timings(folder) -> dict:
     results = json.loads((folder / "results.json").read_text())
-    results.pop("timings_s")
+    results.pop("timings_s"), results.pop("run_id")
     return results
 
 

@@ -127,6 +127,11 @@ def audit(
         ``True`` shows each stage's progress: bars in a terminal or a notebook,
         timestamped lines on standard error otherwise (a log). A
         :class:`miaudit.progress.Reporter` receives it instead. Off by default.
+    **settings:
+        Any key of :class:`miaudit.config.AuditConfig` (``shadows=``, ``game=``, ...).
+        ``show_records="values" | "ids" | "none"`` says how much of each record
+        :meth:`AuditResult.to_dict`, ``scores.csv`` and ``report.html`` show (default
+        ``"ids"``: rows and ids, no values; :mod:`miaudit.report.disclosure`).
 
     Raises
     ------
@@ -260,6 +265,7 @@ def evaluate(
     attack_settings: dict[str, Any] | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    show_records: str = "ids",
     execution=None,
 ) -> AuditResult:
     """Run the attacks on outputs computed elsewhere; the same result as an audit's.
@@ -311,20 +317,28 @@ def evaluate(
         arrays hold).
     out, overwrite:
         Write ``results.json``, ``scores.csv``, ``config.json`` and ``report.html``.
+    show_records:
+        How much of each record those files show: ``"values"``, ``"ids"`` (the
+        default) or ``"none"`` (:mod:`miaudit.report.disclosure`).
 
     Raises
     ------
     miaudit.errors.MiauditError
         Arrays that are missing, mismatched, or not probabilities (without ``logits``),
-        or an attack the arrays do not allow.
+        or an attack the arrays do not allow; class names, record numbers or ids
+        that repeat (a name that names two things).
     """
-    import numpy as np
-
     from miaudit.attacks.base import build_config
     from miaudit.attacks.registry import SECTIONS, section_attacks
     from miaudit.config import make_config
     from miaudit.errors import ConfigError
-    from miaudit.evaluation import allowed_attacks, check_arrays, choose_attacks, read_outputs
+    from miaudit.evaluation import (
+        allowed_attacks,
+        check_arrays,
+        check_identity,
+        choose_attacks,
+        read_outputs,
+    )
     from miaudit.pipeline import evaluate_arrays
     from miaudit.report import prepare_out_dir, write_results
 
@@ -366,14 +380,10 @@ def evaluate(
     if isinstance(attacks, str):
         attacks = [a.strip() for a in attacks.split(",") if a.strip()]
     asked = attacks if attacks is not None else settings.get("attacks")
-    for name, values in (("records", records), ("ids", ids)):
-        if values is not None and len(values) != len(arrays["outputs"]):
-            raise ConfigError(
-                f"{name}: {len(values)} for {len(arrays['outputs'])} evaluated records; give one "
-                "per row of outputs"
-            )
-    if records is not None and not np.issubdtype(np.asarray(records).dtype, np.integer):
-        raise ConfigError("records: give row numbers (integers); pass identifiers as ids=")
+    # Refused before anything runs or is written: a name that names two things.
+    class_names, records, ids = check_identity(
+        *arrays["outputs"].shape, class_names=class_names, records=records, ids=ids
+    )
 
     # Arrays with extra queries and no word on how many to use: every attack that
     # averages over queries uses them all.
@@ -414,6 +424,7 @@ def evaluate(
             "seed": settings.get("seed", 0),
             "bootstrap": settings.get("bootstrap", 1000),
             "fprs": settings.get("fprs", []),
+            "show_records": show_records,
         }
     )
     if out is not None:

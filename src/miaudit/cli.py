@@ -7,6 +7,7 @@ status 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -170,6 +171,7 @@ AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fpr": ("fprs", _rates),
     "seed": ("seed", _same),
     "device": ("device", _same),
+    "records": ("show_records", _same),
 }
 
 #: ``miaudit audit`` options that say how or where the audit runs (or which settings
@@ -603,6 +605,14 @@ def audit(
         typer.Option(help="Result folder (default runs/<data set>-<date>-<time>)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
+    records: Annotated[
+        str | None,
+        typer.Option(
+            help="How much of each record results.json, scores.csv and the page show: "
+            "values, ids (default: rows and ids, no values) or none (nothing that names a "
+            "record: a folder to share)."
+        ),
+    ] = None,
     save_outputs: Annotated[
         bool,
         typer.Option(
@@ -886,6 +896,13 @@ def evaluate(
         Path | None, typer.Option(help="Result folder (default runs/outputs-<date>-<time>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
+    records: Annotated[
+        str | None,
+        typer.Option(
+            help="How much of each record the result files show: values, ids (default) or "
+            "none (no row or id)."
+        ),
+    ] = None,
 ) -> None:
     """Run the attacks on model outputs computed elsewhere and write the results."""
     from miaudit.api import evaluate as run_evaluate
@@ -899,6 +916,7 @@ def evaluate(
     result = run_evaluate(
         outputs, attacks=_split_list(attacks), logits=logits, seed=seed, bootstrap=bootstrap,
         fprs=_rates(fpr), attack_settings=settings or None, out=target_dir, overwrite=overwrite,
+        **({} if records is None else {"show_records": records}),
     )  # fmt: skip
     print_summary(result, target_dir)
 
@@ -951,6 +969,13 @@ def report(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a file already at --out (never the run's inputs).")
     ] = False,
+    records: Annotated[
+        str | None,
+        typer.Option(
+            help="How much of each record the page shows: values, ids or none (a page to "
+            "share); at most what the run holds (default: the run's own)."
+        ),
+    ] = None,
 ) -> None:
     """Render a run's report.html again from its results.json and scores.csv."""
     from rich.console import Console
@@ -961,6 +986,8 @@ def report(
 
     chosen = Levels.parse(levels) if levels is not None else Levels()
     loaded = load_run(run)
+    if records is not None:
+        loaded = loaded.shown_at(records)
     target = out if out is not None else run / "report.html"
     if target.is_dir():
         target = target / "report.html"
@@ -989,6 +1016,7 @@ def compare(
     ] = 1000,
     overwrite: Annotated[bool, typer.Option(help="Replace a comparison already in --out.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", min=0)] = 0,
+    quiet: Annotated[bool, typer.Option(help="No progress.")] = False,
 ) -> None:
     """Put runs side by side: each verdict, the change of the strongest attack's TPR at
     low FPR against the first run with its interval, and overlaid ROC curves."""
@@ -1005,25 +1033,36 @@ def compare(
     folder = out if out is not None else default_out_dir("compare")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file: pass a folder for compare.html")
-    if (folder / "compare.html").exists() and not overwrite:
+    if any((folder / name).exists() for name in COMPARE_FILES) and not overwrite:
         raise ConfigError(
             f"--out {folder} already holds a comparison: choose another folder or pass --overwrite"
         )
-    loaded = [load_run(r) for r in runs]
+    from miaudit.progress import Reporter, auto_reporter
+
+    loaded = [load_run(r) for r in runs]  # seconds for a million records; then, progress
+    # The bootstrap of small runs ends in a second: progress only where it takes a while.
+    slow = sum(len(r.scores) for r in loaded) >= COMPARE_PROGRESS_RECORDS
+    reporter = auto_reporter(option_for) if slow and not quiet else Reporter()
     with _damaged(*runs):
-        cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed)
+        cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed, reporter=reporter)
         page = render_compare_html(cmp)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "compare.html").write_text(page, encoding="utf-8")
-        (folder / "compare.json").write_text(
+    from miaudit.files import write_folder
+
+    def fill(tmp: Path) -> None:
+        (tmp / "compare.html").write_text(page, encoding="utf-8")
+        (tmp / "compare.json").write_text(
             json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write into {folder} ({exc.strerror or exc}): choose another --out"
-        ) from None
+
+    # Swapped in whole: a kill leaves the old comparison or the new one.
+    write_folder(folder, fill, COMPARE_FILES, ConfigError, "choose another --out")
     print_comparison(cmp, folder, Console())
+
+
+#: What `miaudit compare` writes into its folder.
+COMPARE_FILES = ("compare.html", "compare.json")
+#: Records (all runs together) from which `miaudit compare` shows its bootstrap's progress.
+COMPARE_PROGRESS_RECORDS = 100_000
 
 
 def _experiments_help() -> str:
@@ -1220,10 +1259,15 @@ def _folder_size(path: Path) -> tuple[int, int]:
 
 @cache_app.command("info")
 def cache_info() -> None:
-    """Where each cache is and how much it holds."""
+    """Where each cache is and how much it holds, and the key that signs their entries."""
+    from miaudit.cache_key import KEY_ENV, key_path
+
     for name, folder in _cache_folders().items():
         files, size = _folder_size(folder)
         typer.echo(f"{name:<9} {folder}  {files} files, {size / 2**20:.1f} MiB")
+    key = key_path()
+    state = "signs every entry" if key.exists() else "made on first use"
+    typer.echo(f"{'key':<9} {key}  ({state}; set ${KEY_ENV} to move it)")
 
 
 def _check_clearable(folder: Path, name: str) -> None:
@@ -1286,12 +1330,36 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a CI job's timeout, a container stopping) ends a command as
+    Ctrl-C does: through the same cleanup, so no temporary folder of records is left and
+    work already done stays in the caches. Only where SIGTERM has its default action (a
+    caller that handles it keeps its own handler); the default is back afterwards."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    installed = False
+    with contextlib.suppress(ValueError):  # not the main thread: the caller's business
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, interrupt)
+            installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit status 2."""
     try:
         # Standalone mode lets typer print usage errors itself (exit status 2);
         # our own errors pass through it untouched and are printed here.
-        app(args=argv, prog_name="miaudit", standalone_mode=True)
+        with _terminate_as_interrupt():
+            app(args=argv, prog_name="miaudit", standalone_mode=True)
     except MiauditError as err:
         typer.echo(f"miaudit: error: {err.for_cli(option_for)}", err=True)
         return 2

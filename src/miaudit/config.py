@@ -266,6 +266,9 @@ class AuditConfig(BaseModel):
     ``shadow_size`` trains shadows on fewer records than the target when the
     attacker's pool is too small for the target's size; ``pixel_scale`` is the value
     of white in images that are not ``uint8``.
+
+    ``show_records`` says how much of each record the run's files show: ``values``,
+    ``ids`` (the default) or ``none`` (:mod:`miaudit.report.disclosure`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -306,6 +309,7 @@ class AuditConfig(BaseModel):
     fprs: list[float] = Field(default_factory=list)
     seed: int = Field(default=0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
+    show_records: Literal["values", "ids", "none"] = "ids"
 
     @field_validator("shadows")
     @classmethod
@@ -572,6 +576,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file {p} must hold a table of settings, not {type(data).__name__}"
         )
+    # A results folder's config.json names the run it came from: not a setting.
+    data.pop("run_id", None)
     return data
 
 

@@ -25,10 +25,10 @@ from pydantic import BaseModel
 from miaudit.attacks.base import Attack
 from miaudit.attacks.registry import ATTACKS, parse_attacks
 from miaudit.attacks.suite import OUTPUT_ARRAYS
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, DataError
 from miaudit.files import check_npy_sizes
 
-__all__ = ["allowed_attacks", "check_arrays", "read_outputs", "write_outputs"]
+__all__ = ["allowed_attacks", "check_arrays", "check_identity", "read_outputs", "write_outputs"]
 
 #: Arrays that come together: all of a group or none.
 _GROUPS = {
@@ -224,6 +224,86 @@ def check_arrays(given: dict[str, Any], *, logits: bool = False) -> dict[str, np
             f"features has {out['features'].shape[1:]}: give both as the model reads them"
         )
     return out
+
+
+def check_identity(
+    n: int, n_classes: int, class_names: Any = None, records: Any = None, ids: Any = None
+) -> tuple[list[str] | None, np.ndarray | None, np.ndarray | None]:
+    """The names of ``n_classes`` classes and the row numbers and ids of ``n`` evaluated
+    records, checked: ``(class_names, records, ids)``, each ``None`` when not given.
+
+    Each names one thing on the page and in ``scores.csv``, so none may name two: a
+    class name given twice (or two that print alike, ``1`` and ``"1"``, or differ only
+    in spaces around them), an empty one or ``None``, and a record number or id given
+    to two rows of outputs are refused.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the input, the first value that repeats (or is missing) and
+        the fix.
+    """
+    names = None
+    if class_names is not None:
+        given = list(np.asarray(class_names, dtype=object).reshape(-1))
+        if len(given) != n_classes:
+            raise ConfigError(
+                f"class_names: {len(given)} names for outputs of {n_classes} columns; give one "
+                "per column"
+            )
+        for k, name in enumerate(given):
+            if name is None or (isinstance(name, float) and name != name) or not str(name).strip():
+                raise ConfigError(
+                    f"class_names: the name of class {k} is {name!r}: give every class a name "
+                    "(or leave class_names out to number them)"
+                )
+        names = [str(c) for c in given]
+        seen: dict[str, int] = {}
+        for k, name in enumerate(names):
+            first = seen.setdefault(name.strip(), k)
+            if first != k:
+                named = (
+                    f"both named {name!r}"
+                    if names[first] == name
+                    else f"named {names[first]!r} and {name!r}, alike on the page"
+                )
+                raise ConfigError(
+                    f"class_names: classes {first} and {k} are {named}: give each column of "
+                    "outputs its own name"
+                )
+    rows = None
+    if records is not None:
+        rows = np.asarray(records)
+        _one_per_row(rows, "records", n)
+        if not np.issubdtype(rows.dtype, np.integer):
+            raise ConfigError("records: give row numbers (integers); pass identifiers as ids=")
+        order = np.argsort(rows, kind="stable")
+        again = order[1:][rows[order][1:] == rows[order][:-1]]
+        if len(again):
+            later = int(again.min())
+            earlier = int(np.flatnonzero(rows == rows[later])[0])
+            raise ConfigError(
+                f"records: record {int(rows[later])} is given for rows {earlier} and {later} of "
+                f"outputs ({len(again)} row(s) repeat an earlier one's), but two rows of outputs "
+                "cannot be one record: give each row its own record number"
+            )
+    names_of_rows = None
+    if ids is not None:
+        names_of_rows = np.asarray(ids)
+        _one_per_row(names_of_rows, "ids", n)
+        from miaudit.data.build import check_ids  # the data's own rule for ids
+
+        try:
+            check_ids(names_of_rows, n, "ids")
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
+    return names, rows, names_of_rows
+
+
+def _one_per_row(values: np.ndarray, name: str, n: int) -> None:
+    if values.shape != (n,):
+        got = f"{len(values)}" if values.ndim == 1 else f"an array of shape {values.shape}"
+        raise ConfigError(f"{name}: {got} for {n} evaluated records; give one per row of outputs")
 
 
 def _records(values: Any, name: str, n: int) -> np.ndarray:

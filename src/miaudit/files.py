@@ -12,6 +12,22 @@ symlink planted at a predictable name is never followed or overwritten), synced,
 then renamed over the destination. A reader sees the old file or the new one, never
 half of one.
 
+:func:`new_folder` and :func:`commit_folder` do the same for a folder of files (a run
+folder, an experiment's, a comparison's): the files are written into a new temporary
+folder beside the destination, synced, and the two folders are swapped in one step
+(Linux's ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, which a crash between
+can leave with the old folder aside, put back by the next write). Entries of the old
+folder that are not the writer's own files (kept shadow models, a file of the user's)
+move into the new one first. A reader sees the old complete folder or the new complete
+one. A temporary folder left by a process that was killed (its name carries the
+process id) is cleaned up, its foreign entries put back, by the next write of the same
+destination.
+
+**One mode for everything miaudit writes**: files ``0600`` and folders ``0700``
+(:data:`PRIVATE_FILE`, :data:`PRIVATE_DIR`), whatever the umask. A run folder, a saved
+target, a cache entry and a page can each hold records or what a model learnt from
+them; the user who wants to share one says so with ``chmod``.
+
 :func:`load_npz` and :func:`load_npy` read NumPy files bounded: every array's shape and
 dtype are read from its header first, and the file is refused (one line) when the
 arrays it declares would pass half of this machine's memory, hold Python objects, or
@@ -23,12 +39,16 @@ milliseconds.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +82,281 @@ def read_json_object(path: Path, error: type[MiauditError], fix: str) -> dict[st
     return data
 
 
+#: The mode of every file miaudit writes (see the module notes).
+PRIVATE_FILE = 0o600
+#: The mode of every folder miaudit creates.
+PRIVATE_DIR = 0o700
+#: How an OS error that is a refused permission reads, wherever a file is read.
+PERMISSION = (
+    "permission denied: it belongs to another user or its mode forbids you; miaudit "
+    "writes every file 0600 and folder 0700, readable by their owner only"
+)
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error in a few words; a refused permission says what it means here."""
+    if isinstance(exc, PermissionError):
+        return PERMISSION
+    return str(exc.strerror or exc)
+
+
+def check_readable(folder: str | Path, error: type[MiauditError]) -> None:
+    """Refuse, naming it, a folder (or a file in it) that this user may not read: a
+    refused permission is said as one, never taken for a missing or damaged file (a
+    file another user wrote, ``0600`` as miaudit writes them, reads as absent to
+    ``Path.is_file``)."""
+    folder = Path(folder)
+    blocked = None
+    if not os.path.lexists(folder):
+        # A folder in one this user may not enter looks absent: say which blocks it
+        # (from the root down; each one's own folder could be entered, so lexists tells).
+        for parent in reversed(folder.absolute().parents):
+            if os.path.lexists(parent) and not os.access(parent, os.X_OK):
+                blocked = parent
+                break
+        if blocked is None:
+            return  # really absent: the caller says so
+    elif folder.is_dir():
+        if not os.access(folder, os.R_OK | os.X_OK):
+            blocked = folder
+        else:
+            with contextlib.suppress(OSError):
+                for entry in folder.iterdir():
+                    if not entry.is_symlink() and not os.access(entry, os.R_OK):
+                        blocked = entry
+                        break
+    elif not os.access(folder, os.R_OK):
+        blocked = folder
+    if blocked is not None:
+        raise error(
+            f"cannot read {blocked}: {PERMISSION}; run as its owner, or have them share it "
+            "(chmod) with you"
+        )
+
+
+def private_dir(path: str | Path) -> Path:
+    """``path`` as a folder, each missing level of it created :data:`PRIVATE_DIR`
+    whatever the umask; folders that exist are left as they are."""
+    path = Path(path)
+    missing, level = [], path
+    while not level.is_dir() and level.parent != level:
+        missing.append(level)
+        level = level.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            if not folder.is_dir():
+                in_the_way = NotADirectoryError(errno.ENOTDIR, "a file is in the way", str(folder))
+                raise in_the_way from None
+            continue  # made by another process meanwhile: left as it is
+        os.chmod(folder, PRIVATE_DIR)
+    return path
+
+
+def make_private(folder: str | Path) -> None:
+    """Give every file under ``folder`` :data:`PRIVATE_FILE` and every folder
+    :data:`PRIVATE_DIR` (symbolic links are not followed)."""
+    folder = Path(folder)
+    os.chmod(folder, PRIVATE_DIR)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), PRIVATE_DIR)
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), PRIVATE_FILE)
+
+
+#: The end of a temporary folder's name: ``.<destination>.<pid>.<random>.tmp``.
+_TMP = ".tmp"
+
+
+def _tmp_prefix(dest: Path) -> str:
+    return f".{dest.name}.{os.getpid()}."
+
+
+def new_folder(dest: str | Path, owned: Iterable[str] = ()) -> Path:
+    """A new, empty, ``0700`` temporary folder beside ``dest``, for :func:`commit_folder`
+    (created exclusively under a random name: nothing planted is followed). Temporary
+    folders that killed writers left beside ``dest`` are cleaned up first
+    (:func:`clean_stale`, ``owned`` as :func:`commit_folder` takes it)."""
+    dest = Path(dest).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(dest, owned)
+    return Path(tempfile.mkdtemp(prefix=_tmp_prefix(dest), suffix=_TMP, dir=dest.parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale(dest: str | Path, owned: Iterable[str] = ()) -> None:
+    """Remove the temporary folders that writers of ``dest`` left beside it when they
+    were killed, first putting back what of the old folder was in them: a folder set
+    aside between two renames becomes ``dest`` again, and entries that are not the
+    writer's own files (``owned``) return to ``dest``."""
+    dest = Path(dest).absolute()
+    start = f".{dest.name}."
+    owned = set(owned)
+    try:
+        entries = list(dest.parent.iterdir())
+    except OSError:
+        return
+    # An old folder set aside first: the others give back into it.
+    entries.sort(key=lambda e: not e.name.endswith(f".old{_TMP}"))
+    for entry in entries:
+        parts = entry.name[len(start) :].split(".")
+        if not (entry.name.startswith(start) and entry.name.endswith(_TMP) and len(parts) == 3):
+            continue
+        if not parts[0].isdigit() or _alive(int(parts[0])) or int(parts[0]) == os.getpid():
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        with contextlib.suppress(OSError):
+            if parts[1] == "old" and not os.path.lexists(dest):
+                os.rename(entry, dest)  # the old folder, set aside by the fallback swap
+                continue
+            _give_back(entry, dest, owned)
+            shutil.rmtree(entry)
+
+
+def _give_back(tmp: Path, dest: Path, owned: set[str]) -> None:
+    """Move ``tmp``'s entries that are not ``owned`` into ``dest`` (where it lacks them)."""
+    if not dest.is_dir() or dest.is_symlink():
+        return
+    for item in list(tmp.iterdir()):
+        if item.name not in owned and not os.path.lexists(dest / item.name):
+            with contextlib.suppress(OSError):
+                os.rename(item, dest / item.name)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux's ``renameat2``); ``False`` where that cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _sync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _sync_dir(folder)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_folder(tmp: Path, dest: str | Path, owned: Iterable[str]) -> Path:
+    """Put the folder ``tmp`` (from :func:`new_folder`, filled) at ``dest`` in one step.
+
+    ``owned`` names the files the writer makes (``results.json``, ...): an old ``dest``'s
+    other entries move into the new folder first, so nothing the user or an earlier step
+    put there is lost; the old folder's own files are removed once the swap is done.
+    Every file the writer made gets :data:`PRIVATE_FILE`, the folder :data:`PRIVATE_DIR`.
+    An ``OSError`` is the caller's to word; on any failure the old folder is as it was
+    and ``tmp`` is removed.
+    """
+    dest = Path(dest).absolute()
+    tmp = Path(tmp)
+    owned = set(owned)
+    try:
+        for name in owned:
+            if (tmp / name).is_file():
+                os.chmod(tmp / name, PRIVATE_FILE)
+        os.chmod(tmp, PRIVATE_DIR)
+        _sync_tree(tmp)
+        if not os.path.lexists(dest):
+            os.rename(tmp, dest)
+            _sync_dir(dest.parent)
+            return dest
+        if dest.is_symlink() or not dest.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(dest))
+        for entry in list(dest.iterdir()):
+            if entry.name not in owned and not os.path.lexists(tmp / entry.name):
+                os.rename(entry, tmp / entry.name)
+        if not _exchange(tmp, dest):
+            aside = dest.with_name(f".{dest.name}.{os.getpid()}.old{_TMP}")
+            os.rename(dest, aside)
+            try:
+                os.rename(tmp, dest)
+            except BaseException:
+                os.rename(aside, dest)
+                raise
+            tmp = aside
+        _sync_dir(dest.parent)
+    except BaseException:
+        if tmp.is_dir():
+            _give_back(tmp, dest, owned)
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)  # the old folder's own files
+    return dest
+
+
+def write_folder(
+    dest: str | Path,
+    fill: Callable[[Path], Any],
+    owned: Iterable[str],
+    error: type[MiauditError],
+    fix: str,
+) -> Path:
+    """Write a folder whole or not at all: ``fill(tmp)`` writes its files (``owned``
+    names every file it may write) into a new temporary folder; :func:`commit_folder`
+    puts it at ``dest``. An OS error raises ``error`` naming ``dest`` and ``fix``."""
+    owned = list(owned)
+    dest = Path(dest)
+    try:
+        if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir()):
+            raise error(f"{dest} is not a folder: {fix}")
+        tmp = new_folder(dest, owned)
+    except OSError as exc:
+        raise error(f"cannot write into {dest.parent} ({os_reason(exc)}): {fix}") from None
+    try:
+        fill(tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise error(f"cannot write {dest} ({os_reason(exc)}): {fix}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        commit_folder(tmp, dest, {*owned, *os.listdir(tmp)})
+    except OSError as exc:
+        raise error(f"cannot write {dest} ({os_reason(exc)}): {fix}") from None
+    return dest
+
+
 def write_text_atomic(path: Path, text: str, error: type[MiauditError], fix: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` whole or not at all (see the module notes).
 
@@ -80,10 +375,7 @@ def write_text_atomic(path: Path, text: str, error: type[MiauditError], fix: str
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        # mkstemp makes the file 0600; the page follows the umask, as any file written.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)
+        os.chmod(name, PRIVATE_FILE)  # what mkstemp made, said once for every file
         os.replace(name, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

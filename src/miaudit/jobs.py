@@ -15,8 +15,9 @@ training code) and:
   how many workers ran);
 * skips every chunk whose jobs are all in the :class:`JobCache`, and writes each
   trained chunk's outputs there as soon as it finishes (under a temporary name,
-  then renamed, with a checksum verified on every read), so an interrupted audit
-  resumes where it stopped and gives the same bytes as an uninterrupted one;
+  then renamed, with a MAC under the user's cache key verified on every read), so an
+  interrupted audit resumes where it stopped and gives the same bytes as an
+  uninterrupted one;
 * drops each chunk's models once their outputs are taken (unless
   ``keep_models`` saves them), so memory holds one chunk of models per worker at
   a time, whatever the number of shadows;
@@ -40,6 +41,13 @@ train stacked (stacked training shares the arithmetic), the extra records'
 content, the device, and the versions of the libraries that change numerics.
 Change any of them and the job runs again. A family whose identity cannot be
 derived honestly is not cached at all.
+
+Every entry is authenticated by an HMAC-SHA256 (:mod:`miaudit.cache_key`) of its key
+and its bytes, under a key kept outside the cache folder: an entry that was damaged,
+edited, moved to another key's name, or written by anyone without the key fails, is
+never used, and is computed again (the run says how many). Entries are written and
+verified in this process only, the Dask client included (workers send their outputs
+back), so only this machine's key file is ever read.
 """
 
 from __future__ import annotations
@@ -47,13 +55,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import itertools
 import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +73,17 @@ from typing import Any
 import numpy as np
 
 from miaudit import __version__
+from miaudit.cache_key import (
+    EntryMac,
+    key_path,
+    load_key,
+    read_regular,
+    write_private,
+)
 from miaudit.data.cache import claim_cache, user_cache_dir
 from miaudit.data.kinds.base import content_digest
 from miaudit.errors import ConfigError, DataError, MiauditError, ModelError, key
-from miaudit.files import check_npy_sizes
+from miaudit.files import check_npy_sizes, private_dir
 from miaudit.models.family import ModelFamily, as_family, take
 from miaudit.models.recipe import Recipe
 from miaudit.models.torch_batched import (
@@ -177,18 +195,32 @@ def library_versions() -> dict[str, str]:
 
 
 class JobCache:
-    """Job outputs on disk, one ``.npz`` per job beside its SHA-256 checksum."""
+    """Job outputs on disk, one ``.npz`` per job beside its MAC (``.sha256``, the name
+    kept from when it held a plain checksum), and trained models as folders whose
+    ``checksum`` file holds their MAC. An entry is used only when its MAC, under the
+    user's cache key, verifies; ``corrupt`` counts the entries that failed (and were
+    removed, to be computed again)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.corrupt = 0
+        self._mac_key: bytes | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def mac_key(self) -> bytes:
+        """The cache key (:func:`~miaudit.cache_key.load_key`), read once."""
+        if self._mac_key is None:
+            self._mac_key = load_key()  # the same bytes whichever thread reads them
+        return self._mac_key
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.root / key[:2]
         return folder / f"{key}.npz", folder / f"{key}.sha256"
 
     def get(self, key: str) -> np.ndarray | None:
-        """The stored outputs, or ``None`` if absent or failing its checksum."""
+        """The stored outputs, or ``None`` if absent or failing its MAC."""
         arrays = self.get_arrays(key)
         return None if arrays is None else arrays.get("outputs")
 
@@ -196,62 +228,81 @@ class JobCache:
         self.put_arrays(key, {"outputs": np.asarray(outputs, dtype=np.float32)})
 
     def get_arrays(self, key: str) -> dict[str, np.ndarray] | None:
-        """The stored arrays by name, or ``None`` if absent or failing its checksum."""
+        """The stored arrays by name, or ``None`` if absent or failing its MAC."""
         data, check = self._paths(key)
         if not (data.is_file() and check.is_file()):
             return None
+        mac_key = self.mac_key
         try:
-            blob = data.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != check.read_text().strip():
-                raise ValueError("checksum mismatch")
+            # Read once; verified and parsed from the same bytes.
+            blob = bytes(read_regular(data))
+            if not EntryMac("jobs", key, mac_key).add(blob).matches(read_regular(check)):
+                raise ValueError("the MAC does not match")
             check_npy_sizes(blob, DataError, "it is dropped", str(data))
-            with np.load(data, allow_pickle=False) as f:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                 return {name: f[name] for name in f.files}
-        except (OSError, ValueError, KeyError, DataError):
-            # Never a result built from a corrupt entry: drop it and train again.
+        except (OSError, ValueError, KeyError, EOFError, DataError):
+            # Never a result built from an entry that fails: drop it and compute again.
             self.corrupt += 1
-            data.unlink(missing_ok=True)
-            check.unlink(missing_ok=True)
+            for path in (data, check):
+                with contextlib.suppress(OSError):  # another user's, in a shared folder
+                    path.unlink(missing_ok=True)
             return None
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         data, check = self._paths(key)
-        claim_cache(self.root, "jobs")
-        data.parent.mkdir(parents=True, exist_ok=True)
         tmp = data.parent / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp_check = tmp.with_suffix(".sha")
         try:
-            np.savez(tmp, **arrays)
-            blob = Path(f"{tmp}.npz").read_bytes()
-            # The checksum is written last: an entry without it is never read.
-            os.replace(f"{tmp}.npz", data)
-            tmp_check = tmp.with_suffix(".sha")
-            tmp_check.write_text(hashlib.sha256(blob).hexdigest() + "\n")
+            mac_key = self.mac_key
+            claim_cache(self.root, "jobs")
+            private_dir(data.parent)
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            blob = buffer.getvalue()
+            write_private(tmp, blob)
+            os.replace(tmp, data)
+            # The MAC is written last: an entry without it is never read.
+            mac = EntryMac("jobs", key, mac_key).add(blob)
+            write_private(tmp_check, (mac.hexdigest() + "\n").encode())
             os.replace(tmp_check, check)
         except OSError as exc:
-            Path(f"{tmp}.npz").unlink(missing_ok=True)
+            for path in (tmp, tmp_check):
+                path.unlink(missing_ok=True)
             raise ConfigError(
                 f"cannot write the job cache in {self.root} ({exc.strerror}): {_CACHE_ADVICE}"
             ) from None
 
     def model_folder(self, key: str) -> Path | None:
-        """The stored model's folder, or ``None`` if absent or failing its checksum."""
+        """A private copy of the stored model's folder, made from the bytes its MAC
+        verified (nothing written into the cache after the check is used), or ``None`` if
+        absent or failing. The copy lives in a temporary folder of this object's, removed
+        with it."""
         folder = self.root / "models" / key
-        check = folder / "checksum"
-        if not check.is_file():
+        if not (folder / "checksum").is_file():
             return None
+        mac_key = self.mac_key
         try:
-            valid = check.read_text().strip() == _folder_digest(folder)
-        except OSError:
+            files = _read_folder(folder)
+            stored = files.pop("checksum")
+        except (OSError, KeyError):
             return None  # another writer of the key is replacing it: as if absent
-        if valid:
-            return folder
-        self.corrupt += 1
-        shutil.rmtree(folder, ignore_errors=True)  # corrupt: train again
-        return None
+        if not _folder_mac(files, key, mac_key).matches(stored):
+            self.corrupt += 1
+            shutil.rmtree(folder, ignore_errors=True)  # fails: train again
+            return None
+        with self._lock:  # one scratch folder, whichever thread reads first
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="miaudit-models-")
+        copy = Path(tempfile.mkdtemp(dir=self._scratch.name)) / key
+        _write_folder(files, copy)
+        return copy
 
     def put_model(self, key: str, model, family: ModelFamily) -> None:
         claim_cache(self.root, "jobs")
-        save_model_folder(model, self.root / "models" / key, _CACHE_ADVICE, family, keyed=True)
+        save_model_folder(
+            model, self.root / "models" / key, _CACHE_ADVICE, family, mac_key=self.mac_key
+        )
 
     def info(self) -> dict[str, Any]:
         entries = list(self.root.glob("[0-9a-f][0-9a-f]/*.npz")) if self.root.is_dir() else []
@@ -260,6 +311,50 @@ class JobCache:
             "entries": len(entries),
             "bytes": sum(p.stat().st_size for p in entries),
         }
+
+
+def _read_folder(folder: Path) -> dict[str, bytes]:
+    """Every regular file under ``folder`` by its path there (``a/b``), each read once."""
+    files = {}
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in names:
+            path = Path(root) / name
+            files[path.relative_to(folder).as_posix()] = bytes(read_regular(path))
+    return files
+
+
+def _write_folder(files: dict[str, bytes], folder: Path) -> None:
+    """Write ``files`` (by path, as :func:`_read_folder` reads them) into the new folder."""
+    for name, data in files.items():
+        path = folder / name
+        private_dir(path.parent)
+        write_private(path, data)
+
+
+def _folder_mac(files: dict[str, bytes], key: str, mac_key: bytes) -> EntryMac:
+    """The MAC of a model folder stored under ``key``: every file's path and bytes."""
+    mac = EntryMac("jobs-model", key, mac_key)
+    for name in sorted(files):
+        mac.add(name.encode()).add(files[name])
+    return mac
+
+
+def _tell(notify: Callable[[str], None] | None, text: str) -> None:
+    """A one-line note to ``notify``, or a ``RuntimeWarning`` where there is none."""
+    if notify is not None:
+        notify(text)
+    else:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+
+def _failed_note(n: int, done: str) -> str:
+    """The one line that says ``n`` entries failed their MAC and were ``done``."""
+    entries = "entry" if n == 1 else "entries"
+    return (
+        f"{n} job-cache {entries} failed authentication (damaged, edited, or not written "
+        f"with your cache key {key_path()}): not used, {done}"
+    )
 
 
 def cached_model(
@@ -274,12 +369,14 @@ def cached_model(
     execution: Execution | None = None,
     data_fingerprint: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ):
     """One trained model (the target), from the job cache when it was trained before.
 
-    Keyed like a job; stored with the family's :meth:`~ModelFamily.save` plus a
-    checksum of its files, verified before loading. A family whose models cannot be
-    saved, or whose identity cannot be derived, trains every time. Returns
+    Keyed like a job; stored with the family's :meth:`~ModelFamily.save` plus a MAC of
+    its files, verified before loading. A family whose models cannot be saved, or whose
+    identity cannot be derived, trains every time. An entry that fails its MAC is
+    trained again, and ``notify`` (else a ``RuntimeWarning``) says so. Returns
     ``(model, from_cache)``.
     """
     family = as_family(family)
@@ -291,6 +388,8 @@ def cached_model(
         key = _key({"kind": "model", **parts, "train": array_digest(train), "seed": int(seed)})
         if (folder := cache.model_folder(key)) is not None:
             return family.load(folder, device=device), True
+        if cache.corrupt:
+            _tell(notify, _failed_note(cache.corrupt, "the target is trained again"))
     # An absurd recipe is refused here, before the first model trains.
     check_memory(family, tuple(int(s) for s in X.shape[1:]), n_classes, device, len(train))
     with _naming("the target"), out_of_memory(family, device, 1):
@@ -305,14 +404,16 @@ def cached_arrays(
     parts: dict[str, Any],
     compute: Callable[[], dict[str, np.ndarray]],
     execution: Execution | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], bool]:
     """The arrays ``compute()`` returns, from the job cache when computed before.
 
     For work other than training a network that is still worth keeping (fitting
     Shokri's attack models): ``parts`` must name everything that determines the
     arrays (hash big arrays with :func:`array_digest`); the format and library
-    versions are added. Arrays are stored with their own dtypes, bit for bit.
-    Returns ``(arrays, from_cache)``.
+    versions are added. Arrays are stored with their own dtypes, bit for bit. An entry
+    that fails its MAC is computed again, and ``notify`` (else a ``RuntimeWarning``) says
+    so. Returns ``(arrays, from_cache)``.
     """
     cache = _cache(execution or Execution())
     key = None
@@ -320,6 +421,8 @@ def cached_arrays(
         key = _key(parts)
         if (found := cache.get_arrays(key)) is not None:
             return found, True
+        if cache.corrupt:
+            _tell(notify, _failed_note(cache.corrupt, "computed again"))
     arrays = compute()
     if cache is not None:
         cache.put_arrays(key, arrays)
@@ -385,22 +488,35 @@ _CACHE_ADVICE = f"free some space, point {JOB_CACHE_ENV} elsewhere, or pass --no
 
 
 def save_model_folder(
-    model, folder: Path, advice: str, family: ModelFamily, *, keyed: bool = False
+    model, folder: Path, advice: str, family: ModelFamily, *, mac_key: bytes | None = None
 ) -> None:
-    """Save ``model`` (of ``family``) to ``folder`` with a checksum of its files,
-    atomically (rename).
+    """Save ``model`` (of ``family``) to ``folder`` with a ``checksum`` file, atomically
+    (rename); files ``0600``, folders ``0700``.
 
-    ``keyed``: ``folder`` is a job-cache key, whose content is the same whoever writes
-    it. Concurrent writers of one key are then safe: a writer that finds a valid entry
-    in place, or loses the race to rename, keeps the winner's entry and drops its own.
-    ``advice`` ends the one-line error if the disk refuses (full, read-only).
+    ``mac_key``: ``folder`` is a job-cache entry named by its key, and ``checksum`` holds
+    its MAC under this cache key (else the SHA-256 of its files, which catches accidents
+    in an output folder). The model is saved first into a private temporary folder and
+    the MAC computed from the bytes read there, so what is signed is what this process
+    wrote. Concurrent writers of one key are safe: a writer that finds a valid entry in
+    place, or loses the race to rename, keeps the winner's entry (the same content) and
+    drops its own. ``advice`` ends the one-line error if the disk refuses (full,
+    read-only).
     """
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}"
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        family.save(model, tmp)
-        (tmp / "checksum").write_text(_folder_digest(tmp) + "\n")
-        if keyed and _valid_folder(folder):
+        private_dir(folder.parent)
+        with tempfile.TemporaryDirectory(prefix="miaudit-model-") as staging:
+            family.save(model, Path(staging) / "model")
+            files = _read_folder(Path(staging) / "model")
+        files.pop("checksum", None)
+        check = (
+            _folder_mac(files, folder.name, mac_key).hexdigest()
+            if mac_key is not None
+            else _folder_digest(files)
+        )
+        private_dir(tmp)
+        _write_folder({**files, "checksum": (check + "\n").encode()}, tmp)
+        if mac_key is not None and _valid_folder(folder, mac_key):
             shutil.rmtree(tmp, ignore_errors=True)
             return
         if folder.exists():
@@ -414,8 +530,8 @@ def save_model_folder(
         except OSError as exc:
             # Another writer of the key renamed its entry (the same content) into place
             # first. Its validity is not checked here: a third writer may be moving it
-            # aside at this instant; every read verifies the checksum anyway.
-            if keyed and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            # aside at this instant; every read verifies the MAC anyway.
+            if mac_key is not None and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
             raise
@@ -424,21 +540,22 @@ def save_model_folder(
         raise ConfigError(f"cannot write {folder} ({exc.strerror}): {advice}") from None
 
 
-def _valid_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a complete model whose checksum matches."""
+def _valid_folder(folder: Path, mac_key: bytes) -> bool:
+    """Whether ``folder`` holds a complete model whose MAC verifies."""
     try:
-        check = folder / "checksum"
-        return check.is_file() and check.read_text().strip() == _folder_digest(folder)
-    except OSError:
+        files = _read_folder(folder)
+        stored = files.pop("checksum")
+    except (OSError, KeyError):
         return False
+    return _folder_mac(files, folder.name, mac_key).matches(stored)
 
 
-def _folder_digest(folder: Path) -> str:
+def _folder_digest(files: dict[str, bytes]) -> str:
+    """SHA-256 of a model folder's files (an output folder's ``checksum``)."""
     h = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != "checksum":
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(files[name])
     return h.hexdigest()
 
 
@@ -872,16 +989,20 @@ def run_jobs(
             finished(chunk, outputs)
     if cache is not None:
         facts["corrupt"] = cache.corrupt
-        if cache.corrupt and notify is not None:
-            notify(f"{cache.corrupt} corrupt job-cache entries were dropped and trained again")
+        if cache.corrupt:
+            _tell(notify, _failed_note(cache.corrupt, "their models were trained again"))
     return [r for r in results if r is not None], facts
 
 
 def _copy_model(folder: Path, dest: Path) -> None:
+    """Copy a verified model (:meth:`JobCache.model_folder`) to the output folder ``dest``,
+    with the ``checksum`` of its files that :func:`save_model_folder` writes there."""
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(folder, tmp)
+        files = _read_folder(folder)
+        private_dir(dest.parent)
+        private_dir(tmp)
+        _write_folder({**files, "checksum": (_folder_digest(files) + "\n").encode()}, tmp)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

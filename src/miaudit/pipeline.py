@@ -33,7 +33,7 @@ from miaudit.data import Dataset, load_dataset
 from miaudit.data.describe import describe_records
 from miaudit.data.kinds import kind_of
 from miaudit.errors import ConfigError, DataError, ModelError, key
-from miaudit.files import check_npy_sizes, read_json_object
+from miaudit.files import check_npy_sizes, read_json_object, write_folder
 from miaudit.handover import (
     Handover,
     audit_data,
@@ -882,6 +882,7 @@ def _recipe_target(family, data, drawn, seed, policies, config, reporter, execut
             family, records(data.X), labels_for(family, data), data.n_classes,
             drawn.in_sets[0], seed, device=config.device, execution=execution,
             data_fingerprint=_fingerprint(family, data), progress=tick.update,
+            notify=reporter.message,
         )  # fmt: skip
     local = LocalTarget(
         RecordAdapter(model, records), data.n_classes, query_budget=config.query_budget
@@ -1324,6 +1325,7 @@ def _train_target(
             execution=execution,
             data_fingerprint=_fingerprint(family, data),
             progress=tick.update,
+            notify=reporter.message,
         )
     if from_cache:
         reporter.message("the target came from the job cache")
@@ -1414,37 +1416,44 @@ class SavedTarget:
     non_members: np.ndarray
 
 
+#: What a saved target's folder holds besides the model's own files.
+TARGET_FILES = (MEMBERSHIP_FILE, "dataset.json")
+
+
 def save_target(model, path: str | Path, data: Dataset, splits: AuditSplits) -> None:
-    """Save a trained target and which records it was trained on (so it can be audited)."""
-    path = Path(path)
-    save_model(model, path, class_names=data.class_names, dataset_fingerprint=data.fingerprint())
-    np.savez(
-        path / MEMBERSHIP_FILE,
-        members=splits.target_in,
-        non_members=splits.target_out,
-    )
-    (path / "dataset.json").write_text(
-        json.dumps(
-            {
-                "name": data.name,
-                "fingerprint": data.fingerprint(),
-                # What an audit names when the data it is given differs.
-                "n_records": data.n_records,
-                "features_sha256": _digest_of(data.X),
-                "labels_sha256": _digest_of(data.y),
-                # What `miaudit serve` needs to take raw records: the data's own columns
-                # and the encoder that turns them into the model's inputs.
-                "kind": data.kind,
-                "input_shape": list(data.input_shape),
-                "encoder": data.encoder,
-                # Text: the token ids per text the model reads (`miaudit serve` hashes
-                # the texts it is sent into as many).
-                "text_tokens": data.notes.get("text_tokens"),
-            },
-            indent=2,
+    """Save a trained target and which records it was trained on (so it can be audited),
+    the folder written whole (:func:`miaudit.files.write_folder`)."""
+
+    def fill(tmp: Path) -> None:
+        save_model(model, tmp, class_names=data.class_names, dataset_fingerprint=data.fingerprint())
+        np.savez(
+            tmp / MEMBERSHIP_FILE,
+            members=splits.target_in,
+            non_members=splits.target_out,
         )
-        + "\n"
-    )
+        (tmp / "dataset.json").write_text(json.dumps(_dataset_info(data), indent=2) + "\n")
+
+    write_folder(path, fill, TARGET_FILES, ConfigError, "free space or choose another folder")
+
+
+def _dataset_info(data: Dataset) -> dict[str, Any]:
+    """``dataset.json``: what a saved target's data was, and what `miaudit serve` needs."""
+    return {
+        "name": data.name,
+        "fingerprint": data.fingerprint(),
+        # What an audit names when the data it is given differs.
+        "n_records": data.n_records,
+        "features_sha256": _digest_of(data.X),
+        "labels_sha256": _digest_of(data.y),
+        # What `miaudit serve` needs to take raw records: the data's own columns
+        # and the encoder that turns them into the model's inputs.
+        "kind": data.kind,
+        "input_shape": list(data.input_shape),
+        "encoder": data.encoder,
+        # Text: the token ids per text the model reads (`miaudit serve` hashes
+        # the texts it is sent into as many).
+        "text_tokens": data.notes.get("text_tokens"),
+    }
 
 
 def load_saved_target(path: str | Path, data: Dataset) -> SavedTarget:
@@ -1601,9 +1610,9 @@ def _open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, toke
         )
     if target.cache is not None and target.cache.skipped_chunks:
         reporter.message(
-            f"{len(target.cache.skipped_chunks)} query-cache chunks failed their checksum or did "
-            "not read back and were set aside (.bad); "
-            "their records are asked again"
+            f"{len(target.cache.skipped_chunks)} query-cache chunks failed authentication "
+            "(damaged, edited, or not written with your cache key) or did not read back, and "
+            "were set aside (.bad); their records are asked again"
         )
     return target
 
@@ -1646,16 +1655,15 @@ def evaluate_arrays(
     execution: Execution | None = None,
 ) -> AuditResult:
     """Every attack of ``config.attacks`` on arrays checked by
-    :func:`miaudit.evaluation.check_arrays`: the audit from its signals on."""
+    :func:`miaudit.evaluation.check_arrays`: the audit from its signals on. Class names,
+    record numbers and ids that repeat are refused
+    (:func:`miaudit.evaluation.check_identity`)."""
+    from miaudit.evaluation import check_identity
+
     reporter = reporter or Reporter()
     seeds = _seeds(config.seed)
     n, n_classes = arrays["outputs"].shape
-    names = [str(c) for c in class_names] if class_names is not None else None
-    if names is not None and len(names) != n_classes:
-        raise ConfigError(
-            f"class_names: {len(names)} names for outputs of {n_classes} columns; give one per "
-            "column"
-        )
+    names, records, ids = check_identity(n, n_classes, class_names, records, ids)
     names = names or [str(c) for c in range(n_classes)]
     member = arrays["members"].astype(np.int8)
     inputs = inputs_from_arrays(arrays)

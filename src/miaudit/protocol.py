@@ -25,6 +25,7 @@ their own API in the README's "Prediction API" section::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.data.encode import TabularEncoder
+from miaudit.data.kinds.table import id_like_categories
 from miaudit.data.kinds.text import MAX_TEXT_CHARS, MAX_TOKENS, TextKind, encode_texts
 from miaudit.errors import DataError, TargetError
 
@@ -67,8 +69,13 @@ class InputSchema:
     """The records a model accepts, as raw values.
 
     Tabular data: one field per raw column, numeric (a JSON number) or categorical
-    (a string; a category the model never saw encodes as all zeros, as the
-    :class:`~miaudit.data.encode.TabularEncoder` does). Images: one field,
+    (one of the column's categories as a string, or ``null`` for none: the category
+    of empty cells where the data had some, else all zeros, as the
+    :class:`~miaudit.data.encode.TabularEncoder` encodes a block with no category; a
+    string that is no category is refused, naming it). ``withheld`` names the
+    categorical columns whose categories name records (an identifier in every row,
+    :func:`~miaudit.data.kinds.table.id_like_categories`): ``/v1/info`` gives their
+    count, never the values, which are still encoded when sent. Images: one field,
     ``"pixels"``, a flat list of ``prod(shape)`` numbers in ``[0, 1]``. Text: one
     field, ``"text"``, a non-empty string of at most
     :data:`~miaudit.data.kinds.text.MAX_TEXT_CHARS` characters.
@@ -84,6 +91,7 @@ class InputSchema:
     encoder: dict | None = None
     reads: str = "texts"
     tokens: int = 0
+    withheld: tuple[str, ...] = ()
     decode: Callable[[np.ndarray], list[str]] | None = field(
         default=None, compare=False, repr=False
     )
@@ -128,7 +136,14 @@ class InputSchema:
                 f"{data.kind} records cannot travel as its records ({because}): audit the "
                 "model in Python (target=your model)"
             )
-        return cls(kind=data.kind, shape=data.input_shape, encoder=data.encoder)
+        schema = cls(kind=data.kind, shape=data.input_shape, encoder=data.encoder)
+        return schema.withholding(data.n_records) if data.kind == "tabular" else schema
+
+    def withholding(self, n_records: int) -> InputSchema:
+        """This tabular schema with the categorical columns whose categories name records
+        withheld, its encoder having been fitted on ``n_records`` records."""
+        naming = id_like_categories(self._encoder().categories_, n_records)
+        return dataclasses.replace(self, withheld=tuple(naming))
 
     @classmethod
     def _text_schema(cls, data) -> InputSchema:
@@ -163,12 +178,21 @@ class InputSchema:
         if self.kind == "text":
             return {"kind": "text", "field": TEXT, "max_chars": MAX_TEXT_CHARS}
         enc = self._encoder()
-        columns = [
-            {"name": name, "type": "categorical", "categories": enc.categories_[name]}
-            if name in enc.categories_
-            else {"name": name, "type": "numeric"}
-            for name in enc.columns_
-        ]
+        columns = []
+        for name in enc.columns_:
+            if name not in enc.categories_:
+                columns.append({"name": name, "type": "numeric"})
+            elif name in self.withheld:
+                columns.append({
+                    "name": name, "type": "categorical",
+                    "n_categories": len(enc.categories_[name]),
+                    "withheld": "its values name records (a different one in every record of "
+                    "the data set), so they are not listed",
+                })  # fmt: skip
+            else:
+                columns.append(
+                    {"name": name, "type": "categorical", "categories": enc.categories_[name]}
+                )
         return {"kind": "tabular", "shape": list(self.shape), "columns": columns}
 
     def differences(self, spec: Any) -> str | None:
@@ -194,9 +218,25 @@ class InputSchema:
         names = [c.get("name") for c in theirs]
         if names != [c["name"] for c in mine["columns"]]:
             return f"the service's columns are {names}, not {[c['name'] for c in mine['columns']]}"
-        for a, b in zip(mine["columns"], theirs, strict=True):
-            if a != {k: b.get(k) for k in a}:
-                return f"column {a['name']!r} differs (type or categories)"
+        categories = self._encoder().categories_
+        for column in theirs:
+            name = column["name"]
+            if name not in categories:
+                if column.get("type") != "numeric":
+                    return f"column {name!r} differs (type or categories)"
+            elif column.get("type") != "categorical":
+                return f"column {name!r} differs (type or categories)"
+            elif "categories" in column:
+                if column["categories"] != categories[name]:
+                    return f"column {name!r} differs (type or categories)"
+            # Categories that name records are withheld: only their count can be compared
+            # here, and a value the service does not know is refused when it is sent.
+            elif column.get("n_categories") != len(categories[name]):
+                return (
+                    f"column {name!r} differs (the service has {column.get('n_categories')!r} "
+                    f"categories, withheld as they name records; the data has "
+                    f"{len(categories[name])})"
+                )
         return None
 
     def _encoder(self) -> TabularEncoder:
@@ -206,6 +246,14 @@ class InputSchema:
             cached = TabularEncoder.from_dict(self.encoder)
             object.__setattr__(self, "_enc", cached)
         return cached
+
+    def _known(self, column: str) -> frozenset:
+        """The values of a categorical column that name a category (``None`` always
+        does: no category)."""
+        known = self.__dict__.setdefault("_known_values", {})
+        if column not in known:
+            known[column] = frozenset(self._encoder().categories_[column]) | {None}
+        return known[column]
 
     @property
     def fields(self) -> list[str]:
@@ -244,8 +292,8 @@ class InputSchema:
         RecordError
             Naming the first bad record and field: a missing or unknown field, a
             numeric field that is not a finite number, a categorical field that is
-            not a string, pixels of the wrong count or range, or a text that is not
-            a string, is empty or is too long.
+            not a string or is none of the column's categories, pixels of the wrong
+            count or range, or a text that is not a string, is empty or is too long.
         """
         if not isinstance(records, list):
             raise RecordError("records", "must be a list of records")
@@ -279,6 +327,10 @@ class InputSchema:
                     raise RecordError(
                         f"records[{i}].{name}", f"must be a category (a string), not {_short(v)}"
                     )
+                known = self._known(name)
+                if not known.issuperset(values):
+                    i, v = next((i, v) for i, v in enumerate(values) if v not in known)
+                    raise RecordError(f"records[{i}].{name}", self._unknown(name, v))
             elif not types <= _NUMBER_TYPES or not _all_finite(values):
                 i, v = next(
                     (i, v)
@@ -291,6 +343,18 @@ class InputSchema:
             columns[name] = values
         frame = pd.DataFrame(columns, columns=enc.columns_)
         return enc.transform(frame).reshape(len(records), *self.shape)
+
+    def _unknown(self, column: str, value: str) -> str:
+        """Why ``value`` is refused: none of ``column``'s categories (not listed where they
+        are withheld)."""
+        n = len(self._encoder().categories_[column])
+        where = "listed in /v1/info"
+        if column in self.withheld:
+            where = "withheld from /v1/info: they name records"
+        return (
+            f"{_short(value)} is none of the column's {n:,} categories ({where}): send one of "
+            "them, or null for a record with none"
+        )
 
     def _encode_images(self, records: list[dict]) -> np.ndarray:
         size = int(np.prod(self.shape))

@@ -11,11 +11,14 @@ before it reaches an attack.
 
 Every answered query is kept in a :class:`QueryCache` on disk, keyed by the record
 sent and by the service's identity (URL, model id, policy), so an interrupted
-audit resumes without paying again for what it already asked.
+audit resumes without paying again for what it already asked. Its chunks are
+authenticated by a MAC under the user's cache key (:mod:`miaudit.cache_key`): answers
+written by anyone without the key are never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -32,9 +35,10 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from miaudit.cache_key import EntryMac, load_key, read_regular, write_private
 from miaudit.data.cache import claim_cache, user_cache_dir
 from miaudit.errors import ConfigError, QueryBudgetError, TargetError, key
-from miaudit.files import check_npy_sizes
+from miaudit.files import check_npy_sizes, private_dir
 from miaudit.protocol import (
     PROTOCOL_VERSION,
     InputSchema,
@@ -85,19 +89,17 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _sha256(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
 class QueryCache:
     """Answered queries of one service, on disk: record digest -> answer row.
 
     Each answered batch is one ``.npz`` chunk written under a temporary name and
-    renamed, then its SHA-256 beside it (``.sha256``, written last, as the job cache
-    does): a chunk counts only with a checksum that matches. A chunk that does not
-    verify or read back (edited, truncated, rows moved, answers that are not finite
-    probabilities, or written before chunks had checksums) is set aside as ``.bad`` and
-    its records are simply asked again: an answer is never used unverified.
+    renamed, then its MAC beside it (``.sha256``, the name kept from when it held a plain
+    checksum; written last, as the job cache does): an HMAC-SHA256 under the user's
+    cache key of the service's folder name, the chunk's name and its bytes. A chunk
+    counts only with a MAC that verifies. A chunk that does not verify or read back
+    (edited, truncated, rows moved, moved from another service's folder, written by
+    someone without the key or before chunks had MACs) is set aside as ``.bad`` and its
+    records are simply asked again: an answer is never used unverified.
     """
 
     def __init__(self, folder: str | Path, width: int) -> None:
@@ -109,10 +111,21 @@ class QueryCache:
         self.skipped_chunks: list[str] = []
         #: Why answers are no longer written to disk (``None`` while they are).
         self.unwritable: str | None = None
+        self._mac_key: bytes | None = None
         self._load()
 
     def __len__(self) -> int:
         return self._n
+
+    def _key(self) -> bytes:
+        """The cache key (:func:`~miaudit.cache_key.load_key`), read once."""
+        if self._mac_key is None:
+            self._mac_key = load_key()
+        return self._mac_key
+
+    def _mac(self, name: str) -> EntryMac:
+        """The MAC of the chunk ``name`` of this service's folder."""
+        return EntryMac("queries", f"{self.folder.name}/{name}", self._key())
 
     def _load(self) -> None:
         if not self.folder.is_dir():
@@ -120,10 +133,12 @@ class QueryCache:
         chunks = sorted(self.folder.glob("chunk-*.npz"))
         for path in chunks:
             check = path.with_suffix(".sha256")
+            mac = self._mac(path.name)
             try:
-                blob = path.read_bytes()
-                if not check.is_file() or check.read_text().strip() != _sha256(blob):
-                    raise ValueError("no checksum, or it does not match")
+                # Read once; verified and parsed from the same bytes.
+                blob = bytes(read_regular(path))
+                if not check.is_file() or not mac.add(blob).matches(read_regular(check)):
+                    raise ValueError("no MAC, or it does not verify")
                 check_npy_sizes(blob, ValueError, "set aside", str(path))
                 with np.load(io.BytesIO(blob), allow_pickle=False) as f:
                     keys, rows = f["keys"], f["answers"]
@@ -133,8 +148,9 @@ class QueryCache:
                     raise ValueError("answers that are not probabilities")
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 self.skipped_chunks.append(path.name)
-                path.replace(path.with_suffix(".bad"))
-                check.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # another user's, in a shared folder
+                    path.replace(path.with_suffix(".bad"))
+                    check.unlink(missing_ok=True)
                 continue
             self._remember([bytes(k) for k in keys], rows)
         if len(chunks) > _MAX_CHUNKS:
@@ -182,17 +198,21 @@ class QueryCache:
         self._remember(keys, rows)
 
     def _write(self, keys: list[bytes], rows: np.ndarray) -> None:
+        self._key()  # first: a refused key file is an error, not an unwritable cache
         claim_cache(self.folder.parent, "queries")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         tmp = self.folder / f".{name}.tmp.npz"
         key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
-        np.savez(tmp, keys=key_array, answers=np.asarray(rows, dtype=np.float64))
-        digest = _sha256(tmp.read_bytes())
+        buffer = io.BytesIO()
+        np.savez(buffer, keys=key_array, answers=np.asarray(rows, dtype=np.float64))
+        blob = buffer.getvalue()
+        write_private(tmp, blob)
         os.replace(tmp, self.folder / f"{name}.npz")
-        # The checksum last: a chunk without one is never read.
+        # The MAC last: a chunk without one is never read.
         tmp_check = self.folder / f".{name}.tmp.sha256"
-        tmp_check.write_text(digest + "\n")
+        mac = self._mac(f"{name}.npz").add(blob)
+        write_private(tmp_check, (mac.hexdigest() + "\n").encode())
         os.replace(tmp_check, self.folder / f"{name}.sha256")
 
 

@@ -398,11 +398,13 @@ class AuditResult:
         from miaudit.evaluation import write_outputs
 
         settings = self.evaluate_settings()
+        # --records none: nothing names a record, here either (rows are then positions).
+        named = self.show_records != "none"
         meta = {
             "class_names": settings.pop("class_names"),
-            "records": settings.pop("records"),
-            "ids": settings.pop("ids"),
-            "settings": settings,
+            "records": settings.pop("records") if named else None,
+            "ids": settings.pop("ids") if named else None,
+            "settings": {k: v for k, v in settings.items() if k not in ("records", "ids")},
         }
         return write_outputs(path, self.outputs(), meta)
 
@@ -484,12 +486,30 @@ class AuditResult:
 
         return verdict(Run(results, self.to_frame(label_names=False)), levels)
 
+    @property
+    def show_records(self) -> str:
+        """How much of each record ``results.json``, ``scores.csv`` and the page show:
+        ``values``, ``ids`` or ``none`` (:mod:`miaudit.report.disclosure`)."""
+        return self.config.show_records
+
     def to_dict(self) -> dict[str, Any]:
+        """``results.json``: its most exposed records as :attr:`show_records` allows
+        (:meth:`most_exposed` has them whole)."""
+        from miaudit.report.disclosure import redact_results
+
         out = self._results()
         # The verdict goes in for tools that read results.json; the report recomputes it
         # from scores.csv rather than trusting a copy that may have been edited.
         out["verdict"] = self._verdict_of(out).to_dict()
-        return out
+        return redact_results(out, self.show_records)
+
+    def scores_frame(self):
+        """``scores.csv`` as written (before its cells are escaped): :meth:`to_frame`
+        with 0/1 membership, at :attr:`show_records` (at ``none`` without ``record`` and
+        ``id``, in order of exposure)."""
+        from miaudit.report.disclosure import redact_scores
+
+        return redact_scores(self.to_frame(label_names=False), self.show_records)
 
     def _results(self) -> dict[str, Any]:
         attacks = {}

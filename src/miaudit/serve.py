@@ -103,7 +103,9 @@ class PredictionService:
 
         ``dataset.json`` says which records the model takes: ``kind`` ``tabular`` with
         its ``encoder``, ``image``, or ``text`` with ``text_tokens`` (the token ids per
-        text the model reads, ``input_shape`` less the handle column).
+        text the model reads, ``input_shape`` less the handle column). A table's
+        ``n_records`` (the records the encoder was fitted on) tells which categorical
+        columns name records: ``/v1/info`` withholds their values.
         """
         path = Path(path)
         model = load_model(path)
@@ -127,6 +129,17 @@ class PredictionService:
             schema.to_json()  # builds the encoder once: a damaged one fails here
         except DataError as exc:
             raise ModelError(f"{info_file}: {exc}; {again}") from None
+        if kind == "tabular":
+            n_records = info.get("n_records")
+            if type(n_records) is not int or n_records < 1:
+                # Without it no column can be told to name records, and publishing an
+                # identifier's every value would list the data set's records.
+                raise ModelError(
+                    f"{info_file} does not say how many records the encoder was fitted on "
+                    f"(n_records, got {n_records!r}), so the service cannot tell which columns "
+                    f"name records: {again}"
+                )
+            schema = schema.withholding(n_records)
         width = int(np.prod(model.input_shape))
         if kind == "tabular" and schema._encoder().n_encoded != width:
             raise ModelError(

@@ -12,6 +12,8 @@ SMALL = {
     "dataset": "digits", "target_size": 400, "shadows": 2, "seed": 5, "bootstrap": 300,
     "target": {"model": "mlp", "epochs": 60, "batch_size": 32, "lr": 0.003},
     "attacks": ["shokri", "loss", "lira-offline", "gap"],
+    # The page drawn in full: the records' values (thumbnails) too.
+    "show_records": "values",
 }  # fmt: skip
 
 

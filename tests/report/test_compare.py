@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from report_helpers import unseal
 
 import miaudit
 from miaudit.cli import main
@@ -63,8 +64,7 @@ def test_label_only_reports_the_measured_drop(digits_runs):
 
 
 def test_runs_on_other_records_are_compared_unpaired(digits_runs, tmp_path, capsys):
-    other = tmp_path / "other"
-    shutil.copytree(digits_runs[0], other)
+    other = unseal(shutil.copytree(digits_runs[0], tmp_path / "other"))
     scores = pd.read_csv(other / "scores.csv")
     scores["record"] += 100_000  # the same scores, said of other records
     scores.to_csv(other / "scores.csv", index=False)
@@ -78,8 +78,7 @@ def test_runs_on_other_records_are_compared_unpaired(digits_runs, tmp_path, caps
 
 
 def _damaged(src, tmp_path, name, edit):
-    run = tmp_path / name
-    shutil.copytree(src, run)
+    run = unseal(shutil.copytree(src, tmp_path / name))  # its scores.csv is edited below
     edit(run)
     return run
 
@@ -166,8 +165,7 @@ def test_compare_refuses_runs_on_different_data(digits_runs, tmp_path, capsys):
 
 
 def test_runs_numbered_alike_are_paired_only_when_their_labels_agree(digits_runs, tmp_path):
-    other = tmp_path / "other"
-    shutil.copytree(digits_runs[0], other)
+    other = unseal(shutil.copytree(digits_runs[0], tmp_path / "other"))
     scores = pd.read_csv(other / "scores.csv")
     # The same numbers and membership, but other records (their labels differ).
     for column in ("label", "class_index"):

@@ -24,6 +24,7 @@ import html5lib
 import numpy as np
 import pandas as pd
 import pytest
+from report_helpers import unseal
 from rich.console import Console
 
 # The headless-Chromium helpers of test_page (same folder, imported as a module).
@@ -50,7 +51,9 @@ PAYLOAD = (
 #: Strings whose value picks what the page draws: kept, so that the page draws the
 #: parts that depend on them (the address of an HTTP target, the recipe game's
 #: pool, the one-run bound of the privacy claim).
-KEEP = {("target", "source"), ("shadows", "game"), ("privacy_claim", "lower_bound", "method")}
+KEEP = {("target", "source"), ("shadows", "game"), ("privacy_claim", "lower_bound", "method"),
+        # Checked at load, never drawn: a run id, a digest and the level of records shown.
+        ("run_id",), ("scores_sha256",), ("records_shown",)}  # fmt: skip
 #: Tables whose keys are names (of attacks, columns, stages, classes): renamed too.
 NAMED_KEYS = {"attacks", "values", "timings_s", "skipped_attacks", "groups"}
 
@@ -154,6 +157,7 @@ def _write(src: Path, to: Path, results: dict, renamed: dict[str, str] | None = 
     shutil.copytree(src, to)
     (to / "results.json").write_text(json.dumps(results), encoding="utf-8")
     if renamed:  # the attacks' score columns follow their names
+        unseal(to)  # its scores.csv is rewritten
         scores = pd.read_csv(to / "scores.csv")
         scores = scores.rename(columns={f"score_{a}": f"score_{renamed[a]}" for a in renamed})
         scores.to_csv(to / "scores.csv", index=False)
@@ -556,8 +560,7 @@ def test_the_terminal_summary_prints_no_control_characters(real_run):
 
 
 def test_compare_prints_no_control_characters_from_folder_names(real_run, tmp_path, capsys):
-    other = tmp_path / f"run{CONTROLS}"
-    shutil.copytree(real_run, other)
+    other = unseal(shutil.copytree(real_run, tmp_path / f"run{CONTROLS}"))
     scores = pd.read_csv(other / "scores.csv")
     scores["record"] += 100_000  # other records: a note that names the folder
     scores.to_csv(other / "scores.csv", index=False)

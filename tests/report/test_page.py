@@ -115,6 +115,7 @@ def test_a_planted_record_is_shown_with_its_own_values(tmp_path):
     miaudit.audit(
         target=model, data=frame, label="income", members=members, shadows=2,
         attacks=["loss", "gap"], bootstrap=100, seed=1, out=tmp_path / "r",
+        show_records="values",
     )  # fmt: skip
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     top = results["most_exposed"]["records"][0]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from report_helpers import unseal
 from sklearn.tree import DecisionTreeClassifier
 
 import miaudit
@@ -132,6 +133,7 @@ def _as_format_2(run: Path, to: Path) -> Path:
     shutil.copytree(run, to)
     d = json.loads((to / "results.json").read_text())
     d["results_format"] = 2
+    d.pop("run_id"), d.pop("scores_sha256")  # not written then
     (to / "results.json").write_text(json.dumps(d))
     scores = pd.read_csv(to / "scores.csv")
     scores["label"] = scores.pop("class_index")
@@ -153,8 +155,7 @@ def test_an_older_run_folder_is_drawn_and_compared_as_before(user_run, tmp_path)
 
 def test_a_new_run_without_class_index_is_refused(user_run, tmp_path, capsys):
     _, _, _, out = user_run
-    bad = tmp_path / "bad"
-    shutil.copytree(out, bad)
+    bad = unseal(shutil.copytree(out, tmp_path / "bad"))
     pd.read_csv(bad / "scores.csv").drop(columns="class_index").to_csv(
         bad / "scores.csv", index=False
     )

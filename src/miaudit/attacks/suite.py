@@ -243,14 +243,18 @@ def run_attack(attack: Attack, inputs: AttackInputs, execution=None) -> AttackOu
                 "messages": np.array(json.dumps(out.messages)),
             }
 
+        # A cache entry that failed its MAC is said among the attack's messages (not
+        # cached with them: it is about this run's cache, not the attack).
+        failed: list[str] = []
         found, from_cache = cached_arrays(
-            {"kind": "attack-scores", "name": attack.name, **parts}, compute, execution
-        )
+            {"kind": "attack-scores", "name": attack.name, **parts}, compute, execution,
+            notify=lambda line: failed.append(f"{attack.name}: {line}"),
+        )  # fmt: skip
         outcome = AttackOutcome(
             found["scores"],
             float(found["threshold"]),
             json.loads(str(found["notes"])),
-            json.loads(str(found["messages"])),
+            json.loads(str(found["messages"])) + failed,
             from_cache,
         )
     outcome.seconds = round(time.perf_counter() - started, 3)

@@ -238,7 +238,8 @@ class TabularEncoder:
                 names = np.asarray(self.categories_[col], dtype=object)
                 values = names[block.argmax(axis=1)]
                 values[block.max(axis=1) <= 0.5] = None
-                data[col] = values
+                # Kept as objects: pandas would make a column of strings, its None a NaN.
+                data[col] = pd.Series(values, dtype=object)
             else:
                 data[col] = block[:, 0].astype(np.float64) * self.scale_[col] + self.mean_[col]
         return pd.DataFrame(data, columns=self.columns_)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
+from miaudit.files import private_dir, write_folder, write_text_atomic
 from miaudit.metrics import json_safe
 from miaudit.report.plots import to_svg
 
@@ -178,8 +179,7 @@ def run_experiment(
     points = experiment.points(quick)
     check_data(points)
     check_sizes(experiment, points)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out)  # written whole at the end; a folder that cannot be made fails now
     rows, started = [], time.perf_counter()
     for i, point in enumerate(points, 1):
         t0 = time.perf_counter()
@@ -250,24 +250,36 @@ def check_sizes(experiment: Experiment, points: list[Point]) -> None:
             )
 
 
-def _write(experiment: Experiment, out: Path, table: dict[str, Any]) -> None:
-    rows = table["rows"]
-    (out / "table.json").write_text(json.dumps(json_safe(table), indent=2) + "\n")
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    fig = experiment.plot(rows)
-    fig.savefig(out / "plot.png", dpi=120, metadata={"Software": None})
-    # The report's SVG writer: no date, fixed ids, text as text; the same rows, the same file.
-    svg = to_svg(fig)
-    (out / "plot.svg").write_text(svg + "\n")
-    import matplotlib.pyplot as plt
+#: The files of an experiment's folder (written together, swapped in whole).
+EXPERIMENT_FILES = (
+    "table.json", "table.csv", "plot.png", "plot.svg", "summary.md", "report.html"
+)  # fmt: skip
 
-    plt.close(fig)
-    (out / "summary.md").write_text(summary_markdown(experiment, table))
-    (out / "report.html").write_text(_page(experiment, table, svg))
+
+def _write(experiment: Experiment, out: Path, table: dict[str, Any]) -> None:
+    """The experiment's folder, written whole (:func:`miaudit.files.write_folder`): a
+    kill at any step leaves the old complete folder or the new one."""
+
+    def fill(tmp: Path) -> None:
+        rows = table["rows"]
+        (tmp / "table.json").write_text(json.dumps(json_safe(table), indent=2) + "\n")
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        with open(tmp / "table.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        fig = experiment.plot(rows)
+        fig.savefig(tmp / "plot.png", dpi=120, metadata={"Software": None})
+        # The report's SVG writer: no date, fixed ids, text as text; same rows, same file.
+        svg = to_svg(fig)
+        (tmp / "plot.svg").write_text(svg + "\n")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        (tmp / "summary.md").write_text(summary_markdown(experiment, table))
+        (tmp / "report.html").write_text(_page(experiment, table, svg))
+
+    write_folder(out, fill, EXPERIMENT_FILES, ConfigError, "free space or choose another --out")
 
 
 #: The columns the summary and the page show, with their headings.
@@ -397,12 +409,10 @@ li{{margin:.6em 0}}</style></head><body>
 {missing}
 </body></html>
 """
-    path = Path(out)
     # Nothing may have run (every experiment's data missing): the folder is still the
     # place the user was told to look.
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "index.html").write_text(page)
-    return path / "index.html"
+    path = private_dir(out)
+    return write_text_atomic(path / "index.html", page, ConfigError, "choose another --out")
 
 
 def get_experiment(name: str, registry: dict[str, Experiment]) -> Experiment:

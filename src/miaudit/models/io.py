@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from miaudit.errors import ModelError
-from miaudit.files import read_json_object
+from miaudit.files import PRIVATE_FILE, check_readable, private_dir, read_json_object
 from miaudit.models.classifier import Classifier, SklearnClassifier, TorchClassifier
 from miaudit.models.recipe import Recipe
 from miaudit.models.sklearn_models import check_predicts, dump_estimator, load_estimator
@@ -77,7 +78,7 @@ def save_model(
             f"{len(names)} class names given for a model of {clf.n_classes} classes: "
             f"pass one name per class"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)
     if isinstance(clf, TorchClassifier):
         save_file(clf.state_dict(), str(path / TORCH_WEIGHTS))
     elif isinstance(clf, SklearnClassifier):
@@ -95,10 +96,14 @@ def save_model(
         "dataset_fingerprint": dataset_fingerprint or clf.dataset_fingerprint,
     }
     (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    for name in (MODEL_JSON, TORCH_WEIGHTS, SKLEARN_WEIGHTS):
+        if (path / name).is_file():
+            os.chmod(path / name, PRIVATE_FILE)  # weights can hold what the model memorised
     return path
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
+    check_readable(path, ModelError)
     if not path.exists():
         raise ModelError(
             f"model directory {path} does not exist: pass the directory written by save_model"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1012,9 +1013,12 @@ class TorchTrainer(UserFamily):
     def save(self, model: TorchModel, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        folder.mkdir(parents=True, exist_ok=True)
+        from miaudit.files import PRIVATE_FILE, private_dir
+
+        private_dir(folder)
         state = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
         save_file(state, str(folder / "weights.safetensors"))
+        os.chmod(folder / "weights.safetensors", PRIVATE_FILE)
 
     def load(self, folder: Path, device: str = "cpu") -> TorchModel:
         from safetensors import SafetensorError

@@ -19,6 +19,7 @@ different data sets are refused: their rates measure different things.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from miaudit.errors import ConfigError
 from miaudit.metrics import clopper_pearson, false_positive_budget, fpr_key, roc_points, tpr_at_fpr
+from miaudit.progress import Reporter
 from miaudit.report import plots
 from miaudit.report.findings import Levels, Verdict, percent, tpr_interval, verdict
 from miaudit.report.run import Run
@@ -129,7 +131,13 @@ def check_comparable(runs: list[Run]) -> list[str]:
                     f"({_short(b.get(key))} against {_short(a.get(key))}): their rates are not "
                     "comparable; compare runs on one data set"
                 )
-        if not _same_records(base, run):
+        if not _named(base) or not _named(run):
+            notes.append(
+                f"{label} or {labels[0]} was written with --records none, so nothing says "
+                "which records each evaluated: its change is compared unpaired, with a "
+                "wider interval."
+            )
+        elif not _same_records(base, run):
             overlap = len(set(base.scores["record"]) & set(run.scores["record"]))
             notes.append(
                 f"{label} evaluated other records than {labels[0]} "
@@ -144,7 +152,14 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+def _named(run: Run) -> bool:
+    """Whether the run's scores name their records (not one written with --records none)."""
+    return "record" in run.scores.columns
+
+
 def _same_records(a: Run, b: Run) -> bool:
+    if not _named(a) or not _named(b):
+        return False
     ra, rb = a.scores["record"].to_numpy(), b.scores["record"].to_numpy()
     if len(ra) != len(rb) or len(np.unique(ra)) != len(ra) or len(np.unique(rb)) != len(rb):
         return False
@@ -186,9 +201,11 @@ def _draws(m: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray,
 
 
 def change(base: Run, run: Run, base_attack: str, attack: str, fpr: float, *,
-           n_boot: int = N_BOOT, seed: int = 0, label: str | None = None) -> Change:  # fmt: skip
+           n_boot: int = N_BOOT, seed: int = 0, label: str | None = None,
+           tick: Callable[[int], None] | None = None) -> Change:  # fmt: skip
     """``run``'s ``attack`` against ``base``'s ``base_attack``: the change of TPR at
-    ``fpr`` and its 95 % bootstrap interval (paired when the records are the same)."""
+    ``fpr`` and its 95 % bootstrap interval (paired when the records are the same).
+    ``tick(n)`` is told of every ``n`` replicates drawn."""
     paired = _same_records(base, run)
     rng = np.random.default_rng(seed)
     if paired:
@@ -207,6 +224,8 @@ def change(base: Run, run: Run, base_attack: str, attack: str, fpr: float, *,
         diffs.append(
             _replicates(sr, mr, fpr, pos_r, neg_r) - _replicates(sb, mb, fpr, pos_b, neg_b)
         )
+        if tick is not None:
+            tick(n)
     d = np.concatenate(diffs)
     low, high = np.quantile(d, [0.025, 0.975])
     t, tb = tpr_at_fpr(sr, mr, fpr), tpr_at_fpr(sb, mb, fpr)
@@ -240,24 +259,34 @@ def common_fpr(runs: list[Run]) -> float:
 
 
 def compare_runs(runs: list[Run], *, levels: Levels | None = None, n_boot: int = N_BOOT,
-                 seed: int = 0) -> Comparison:  # fmt: skip
-    """The :class:`Comparison` of ``runs`` against the first."""
+                 seed: int = 0, reporter: Reporter | None = None) -> Comparison:  # fmt: skip
+    """The :class:`Comparison` of ``runs`` against the first; ``reporter`` shows the
+    bootstraps' progress (runs of millions of records take minutes)."""
+    reporter = reporter or Reporter()
     notes = check_comparable(runs)
     fpr = common_fpr(runs)
     labels = _labels(runs)
     base = runs[0]
     verdicts = [verdict(r, levels) for r in runs]
-    changes = [
-        change(base, r, base.results["strongest_attack"], r.results["strongest_attack"], fpr,
-               n_boot=n_boot, seed=seed, label=lab)
-        for r, lab in zip(runs[1:], labels[1:], strict=True)
-    ]  # fmt: skip
     shared = [a for a in base.attacks if all(a in r.results["attacks"] for r in runs[1:])]
-    per_attack = {
-        a: [change(base, r, a, a, fpr, n_boot=n_boot, seed=seed, label=lab)
-            for r, lab in zip(runs[1:], labels[1:], strict=True)]
-        for a in shared
-    }  # fmt: skip
+    total = n_boot * (len(runs) - 1) * (1 + len(shared))
+    with reporter.stage("bootstrap", "bootstrapping the changes", total, "replicates") as bar:
+        drawn = [0]
+
+        def tick(n: int) -> None:
+            drawn[0] += n
+            bar.update(drawn[0], total)
+
+        changes = [
+            change(base, r, base.results["strongest_attack"], r.results["strongest_attack"],
+                   fpr, n_boot=n_boot, seed=seed, label=lab, tick=tick)
+            for r, lab in zip(runs[1:], labels[1:], strict=True)
+        ]  # fmt: skip
+        per_attack = {
+            a: [change(base, r, a, a, fpr, n_boot=n_boot, seed=seed, label=lab, tick=tick)
+                for r, lab in zip(runs[1:], labels[1:], strict=True)]
+            for a in shared
+        }  # fmt: skip
     if not math.isclose(fpr, base.results["ranking"]["fpr"]):
         notes.append(
             f"Compared at {100 * fpr:g} % FPR, the lowest rate every run resolves (the "

@@ -17,16 +17,16 @@ This module imports no other part of the report at load time, so the readers of
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
 import tempfile
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from miaudit.errors import ConfigError
-from miaudit.files import write_text_atomic
+from miaudit.files import write_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,43 +118,50 @@ def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
-    """Write the four result files into ``out`` (created or replaced as a whole); with
-    ``outputs``, ``outputs.npz`` too (:meth:`AuditResult.save_outputs`)."""
+    """Write the four result files into ``out``, created or swapped in as a whole
+    (:func:`miaudit.files.write_folder`: a kill at any step leaves the old complete folder
+    or the new one); with ``outputs``, ``outputs.npz`` too (:meth:`AuditResult.save_outputs`).
+
+    The files carry one ``run_id``: ``results.json`` and ``config.json`` name it, and
+    ``results.json`` holds ``scores.csv``'s SHA-256, so ``miaudit report`` and ``compare``
+    refuse files of two runs put together.
+    """
     from miaudit.report.html import render_html
     from miaudit.report.run import Run
 
     out = Path(out)
-    parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         results = result.to_dict()
-        _dump_json(tmp / "results.json", results)
-        _dump_json(tmp / "config.json", result.config_dict())
+        config = result.config_dict()
         scores = _write_scores(tmp / "scores.csv", result)
+        run_id = uuid.uuid4().hex
+        results["run_id"] = config["run_id"] = run_id
+        results["scores_sha256"] = file_sha256(tmp / "scores.csv")
+        _dump_json(tmp / "results.json", results)
+        _dump_json(tmp / "config.json", config)
         page = render_html(Run(results, scores, out))
         (tmp / "report.html").write_text(page, encoding="utf-8")
-        names = list(RESULT_FILES)
         if outputs:
             result.save_outputs(tmp / OUTPUTS_FILE)
-            names.append(OUTPUTS_FILE)
-        if out.exists():
-            for name in names:
-                os.replace(tmp / name, out / name)
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(
-            f"cannot write the results into {out} ({exc.strerror or exc}): free space or choose "
-            "another --out and run again; trained models are in the job cache, so they are "
-            "not trained again"
-        ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder(
+        out,
+        fill,
+        (*RESULT_FILES, OUTPUTS_FILE),
+        ConfigError,
+        "free space or choose another --out and run again; trained models are in the job "
+        "cache, so they are not trained again",
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _dump_json(path: Path, data) -> None:
@@ -166,7 +173,7 @@ def _write_scores(path: Path, result):
     as it was before the escape, which the page reads."""
     # The user's label values beside the class codes (class_index), and 0/1 membership:
     # the scores.csv contract; to_frame() is the same table with True/False members.
-    frame = result.to_frame(label_names=False)
+    frame = result.scores_frame()
     # pandas writes floats with repr(): the shortest text that reads back exactly.
     escape_cells(frame).to_csv(path, index=False, lineterminator="\n")
     return frame

@@ -38,6 +38,7 @@ from miaudit.metrics import (
     roc_points,
 )
 from miaudit.report import plots
+from miaudit.report.disclosure import disclosure_note, level_of
 from miaudit.report.findings import (
     Levels,
     Verdict,
@@ -381,16 +382,18 @@ def _exposed_html(d: dict) -> str:
     has_record = any(
         any(part in r for part in ("values", "image", "text", "object")) for r in records
     )
+    has_row = any("record" in r for r in records)
     k = exposed.get("reference_models")
     head = (
-        "<th>rank</th><th>row</th>" + ("<th>id</th>" if has_id else "")
+        "<th>rank</th>" + ("<th>row</th>" if has_row else "") + ("<th>id</th>" if has_id else "")
         + "<th>label</th><th>member</th><th>score</th>"
         + (f"<th>IN for (of {k})</th>" if has_in else "")
         + ("<th class=record>the record</th>" if has_record else "")
     )  # fmt: skip
     scores = _scores_apart([r["score"] for r in records])
     rows = "".join(
-        f"<tr><td>{_rank_text(r)}</td><td>{r['record']}</td>"
+        f"<tr><td>{_rank_text(r)}</td>"
+        + (f"<td>{r.get('record', '–')}</td>" if has_row else "")
         + (f"<td>{_u(r.get('id', '–'))}</td>" if has_id else "")
         + f"<td>{_u(r['label'])}</td><td>{'yes' if r['member'] else 'no'}</td>"
         f"<td class=num>{score}</td>"
@@ -413,13 +416,26 @@ def _exposed_html(d: dict) -> str:
         if has_in
         else ""
     )
+    level = level_of(d)
+    row = " “row” is the record's row in your table (or the built-in set's);" if has_row else ""
     return f"""<h2>Whose privacy is at stake</h2>
 <p class=note>The {len(records)} records {_u(exposed["attack"])} (the strongest attack) is surest
-were in the training set, as they are in your data: “row” is the record's row in your table (or
-the built-in set's), “member” whether it really was a training record.{_e(ties)}{_e(ins)}
-<code>scores.csv</code> ranks every evaluated record (<code>exposure_rank</code>).</p>
+were in the training set.{row} “member” is whether it really was a training
+record.{_e(ties)}{_e(ins)} <code>scores.csv</code> ranks every evaluated record
+(<code>exposure_rank</code>).</p>
+<p class={"note" if level == "none" else "warn"} id=disclosure>{_e(disclosure_note(level))}
+{_e(_more_shown(level))}</p>
 <table><tr>{head}</tr>{rows}</table>
 """
+
+
+def _more_shown(level: str) -> str:
+    if level == "values":
+        return ""
+    return (
+        "The records' values are not in this run's files: an audit run with --records "
+        "values puts them here, for a reader entitled to see them."
+    )
 
 
 def _class_codes(d: dict) -> dict | None:

@@ -21,7 +21,16 @@ import numpy as np
 import pandas as pd
 
 from miaudit.errors import ConfigError
-from miaudit.report.files import unescape_cells
+from miaudit.files import check_readable, os_reason
+from miaudit.report.disclosure import (
+    LEVELS,
+    check_level,
+    level_of,
+    redact_results,
+    redact_scores,
+    shows_more,
+)
+from miaudit.report.files import file_sha256, unescape_cells
 from miaudit.report.text import UNPRINTABLE
 
 #: The layout of ``results.json`` (and ``scores.csv`` beside it) this miaudit writes.
@@ -82,6 +91,20 @@ class Run:
     def attacks(self) -> list[str]:
         return list(self.results["attacks"])
 
+    def shown_at(self, level: str) -> Run:
+        """This run as a page at ``level`` shows it (:mod:`miaudit.report.disclosure`):
+        at most what its files hold; asking more is one line."""
+        held = level_of(self.results)
+        check_level(level)
+        if shows_more(level, held):
+            raise ConfigError(
+                f"--records {level}: this run was written with --records {held}, so its files "
+                f"hold no more; pass --records {held} or less, or run the audit again"
+            )
+        return Run(
+            redact_results(self.results, level), redact_scores(self.scores, level), self.path
+        )
+
     def class_name(self, code: int) -> str:
         names = self.results["dataset"].get("class_names") or []
         return str(names[code]) if 0 <= code < len(names) else str(code)
@@ -98,6 +121,7 @@ def load_run(folder: str | Path) -> Run:
         field, or scores that disagree with the results.
     """
     folder = Path(folder)
+    check_readable(folder, ConfigError)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such run folder (pass the --out folder of an audit)")
     results_path, scores_path = folder / "results.json", folder / "scores.csv"
@@ -109,12 +133,48 @@ def load_run(folder: str | Path) -> Run:
             )
     results = read_results(results_path)
     check_results(results, results_path)
+    _check_one_run(folder, results)
     try:
         scores = unescape_cells(pd.read_csv(scores_path))
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ConfigError(f"{scores_path}: damaged, not a CSV table ({_reason(exc)})") from None
     _check_scores(scores, results, scores_path)
     return Run(results, scores, folder)
+
+
+def _check_one_run(folder: Path, results: dict[str, Any]) -> None:
+    """That ``scores.csv`` and ``config.json`` belong with ``results.json``: one
+    ``run_id`` in both JSON files and ``scores.csv``'s SHA-256 in ``results.json``
+    (runs before these fields were written are read without the check)."""
+    mixed = "files of two runs are put together (a copy or an edit); run the audit again"
+    run_id = results.get("run_id")
+    if run_id is None:
+        return
+    if not isinstance(run_id, str) or not re.fullmatch(r"[0-9a-f]{32}", run_id):
+        raise ConfigError(
+            f"{folder / 'results.json'}: run_id is {_shown(run_id)}, not one miaudit "
+            "writes: the run folder is damaged or was edited"
+        )
+    config_path = folder / "config.json"
+    if config_path.is_file():
+        config = read_results(config_path)
+        theirs = config.get("run_id") if isinstance(config, dict) else None
+        if theirs != run_id:
+            raise ConfigError(
+                f"{config_path} is of run {_shown(theirs)}, results.json of run {run_id}: {mixed}"
+            )
+    expected = results.get("scores_sha256")
+    if expected is not None:
+        scores_path = folder / "scores.csv"
+        try:
+            actual = file_sha256(scores_path)
+        except OSError as exc:
+            raise ConfigError(f"{scores_path} cannot be read ({os_reason(exc)})") from None
+        if actual != expected:
+            raise ConfigError(
+                f"{scores_path} is not the scores.csv of run {run_id} beside it "
+                f"(its SHA-256 differs from results.json's scores_sha256): {mixed}"
+            )
 
 
 def read_results(path: Path) -> Any:
@@ -191,6 +251,11 @@ def check_results(results: Any, where: Path | str = "results.json") -> None:
                 f"{where}: {path} is {_shown(value)}, not {what}: the run folder is damaged "
                 "or was edited"
             )
+    if results.get("records_shown", "values") not in LEVELS:
+        raise ConfigError(
+            f"{where}: records_shown is {_shown(results['records_shown'])}, not one of "
+            f"{', '.join(LEVELS)}: the run folder is damaged or was edited"
+        )
     if results["strongest_attack"] not in attacks:
         raise ConfigError(
             f"{where}: damaged: the strongest attack {results['strongest_attack']!r} is not "
@@ -216,6 +281,7 @@ def _typed(d: dict):
     yield "results_format", _format(d), (int,)
     yield "seed", d["seed"], (int,)
     yield "strongest_attack", d["strongest_attack"], (str,)
+    yield "records_shown", d.get("records_shown", "values"), (str,)
     timings = d.get("timings_s", {})
     yield "timings_s", timings, (dict,)
     for k, v in timings.items():
@@ -257,7 +323,8 @@ def _typed(d: dict):
     for i, r in enumerate(me.get("records") if isinstance(me.get("records"), list) else []):
         at = f"most_exposed.records[{i}]"
         yield at, r, (dict,)
-        for key, kinds in (("rank", (int,)), ("record", (int,)), ("member", (bool,)),
+        row = (int,) if level_of(d) != "none" else (_NULL,)  # none: no rows, no ids
+        for key, kinds in (("rank", (int,)), ("record", row), ("member", (bool,)),
                            ("score", (*_NUMBER, _NULL)), ("tied", (int, _NULL)),
                            ("in_models", (int, _NULL)), ("values", (dict, _NULL))):  # fmt: skip
             yield f"{at}.{key}", r.get(key), kinds
@@ -368,8 +435,10 @@ def _check_scores(scores: pd.DataFrame, results: dict, where: Path) -> None:
     # The column that holds class codes: class_index, or label in runs of format 2 and
     # before. A newer label is the user's own value (text, say) and is not checked.
     codes = "class_index" if _format(results) >= CLASS_INDEX_FORMAT else "label"
-    numeric = ["record", "member", codes, *(f"score_{a}" for a in results["attacks"])]
-    needed = ["record", "label", *dict.fromkeys(numeric[1:])]  # label once, in old runs
+    # A run written with --records none names no record: no row, no id.
+    rows = [] if level_of(results) == "none" else ["record"]
+    numeric = [*rows, "member", codes, *(f"score_{a}" for a in results["attacks"])]
+    needed = [*rows, "label", *dict.fromkeys(numeric[len(rows) :])]  # label once, old runs
     missing = [c for c in needed if c not in scores.columns]
     if missing:
         raise ConfigError(

@@ -10,6 +10,7 @@ from rich.console import Console
 from miaudit.claim import claim_sentences
 from miaudit.metrics import OPTIMISTIC_THRESHOLD, attack_strength
 from miaudit.models.dp import dp_claim
+from miaudit.report.disclosure import disclosure_note, level_of
 from miaudit.report.findings import recommendations, verdict
 from miaudit.report.run import Run
 from miaudit.report.text import clean, markup_safe, print_table
@@ -150,3 +151,4 @@ def print_summary(result, out: Path, console: Console | None = None) -> None:
     console.print(
         f"{total:.1f} s in all; results in {markup_safe(out)}/ (results.json, report.html)"
     )
+    console.print(disclosure_note(level_of(d)), style="dim", markup=False)

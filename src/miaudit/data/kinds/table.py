@@ -41,6 +41,7 @@ __all__ = [
     "ID_LIKE_ROWS",
     "TableKind",
     "held_table",
+    "id_like_categories",
     "table_categoricals",
     "table_dataset",
 ]
@@ -102,6 +103,16 @@ def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
         if (text or pd.api.types.is_integer_dtype(values.dtype)) and unique:
             found.append(str(column))
     return found
+
+
+def id_like_categories(categories: dict[str, list[str]], n_records: int) -> list[str]:
+    """The categorical columns that :func:`_id_like` takes for identifiers, told from an
+    encoder fitted on ``n_records`` records (its ``categories_``) once the column itself
+    is gone (``miaudit serve`` reads a saved target's ``dataset.json``): as many
+    categories as records is a different value in every row."""
+    if n_records < ID_LIKE_ROWS:
+        return []
+    return [str(c) for c, levels in categories.items() if len(levels) >= n_records]
 
 
 #: Types of a cell that holds one value (a number, a category, a date, or nothing).
