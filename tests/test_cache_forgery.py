@@ -90,7 +90,7 @@ def _digits_jobs():
 # ------------------------------------------------------------------ the job cache
 
 
-@pytest.mark.parametrize("forge", ["sha256-recomputed", "another-key", "moved"])
+@pytest.mark.parametrize("forge", ["sha256-recomputed", "another-key", "moved", "not-text"])
 def test_a_forged_job_cache_entry_is_never_used(caches, monkeypatch, forge):
     digits = load_dataset("digits")
     root = caches / "jobs"
@@ -117,6 +117,10 @@ def test_a_forged_job_cache_entry_is_never_used(caches, monkeypatch, forge):
             with np.load(entry) as f:
                 JobCache(root).put(entry.stem, np.full_like(f["outputs"], 0.1))
         monkeypatch.setenv(KEY_ENV, str(caches / "config" / "cache.key"))
+    elif forge == "not-text":
+        # A MAC file of bytes that are no text (damage, or a forger's guess): a miss.
+        for entry in entries:
+            entry.with_suffix(".sha256").write_bytes(b"\xff\xfe \xe9 not a mac")
     else:
         # Genuine entries, each under another job's name (as a rename would leave them).
         blobs = [(e.read_bytes(), e.with_suffix(".sha256").read_bytes()) for e in entries]
@@ -489,3 +493,18 @@ def test_every_file_a_cache_writes_is_0600_and_every_folder_0700(caches, adult, 
         for p in seen:
             mode = stat.S_IMODE(p.lstat().st_mode)
             assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+
+
+def test_a_key_that_cannot_be_made_stops_an_audit_before_anything_trains(
+    caches, monkeypatch, capsys
+):
+    from miaudit.cli import main
+
+    monkeypatch.setenv(KEY_ENV, "/proc/no-such-folder/cache.key")
+    trained = []
+    monkeypatch.setattr("miaudit.models.classifier.train_models", lambda *a, **k: trained.append(1))
+    assert main(["audit", "--dataset", "digits", "--shadows", "2", "--quiet",
+                 "--out", str(caches / "run")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "cannot create the cache key" in err and KEY_ENV in err
+    assert trained == [] and not (caches / "run").exists()

@@ -352,6 +352,18 @@ def test_a_folder_of_another_user_reads_as_a_refused_permission(shared_tmp):
     model = tmp_path / "model"
     code, err = _as_another_user(lambda: main(["serve", str(model), "--port", "0"]))
     assert code == 2 and _refused(err) and "damaged" not in err, err
+    # A file of root's, read by a command whose own checks do not look first.
+    table = tmp_path / "people.csv"
+    table.write_text("age,smoker\n" + "".join(f"{20 + i % 50},{i % 2}\n" for i in range(300)))
+    table.chmod(0o600)
+    open_to_all = tmp_path / "open"
+    open_to_all.mkdir(mode=0o777)
+    open_to_all.chmod(0o777)
+    argv = ["audit", "--dataset", str(table), "--label", "smoker", "--no-job-cache", "--quiet",
+            "--out", str(open_to_all / "run")]  # fmt: skip
+    code, err = _as_another_user(lambda: main(argv))
+    assert code == 2 and "permission denied" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
     # A file inside a folder the user may enter, but not read: the file is named.
     run.chmod(0o755)
     code, err = _as_another_user(lambda: main(["report", str(run)]))
@@ -362,13 +374,66 @@ def test_a_folder_of_another_user_reads_as_a_refused_permission(shared_tmp):
     ), err
 
 
-def test_write_folder_refuses_a_symlink_or_a_file_in_place(tmp_path):
+def test_a_link_is_written_through_and_a_file_in_place_is_refused(tmp_path):
     target = tmp_path / "elsewhere"
     target.mkdir()
     (tmp_path / "link").symlink_to(target)
-    with pytest.raises(ConfigError, match="is not a folder"):
-        write_results(_result(1), tmp_path / "link")
-    assert list(target.iterdir()) == []  # nothing written through the link
+    write_results(_result(1), tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and _seed_of(tmp_path / "link") == 1
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        write_results(_result(1), tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_current_folder_is_written_in_place_and_nothing_of_it_is_lost(tmp_path, monkeypatch):
+    """``--out .`` (or a folder above the current one, or a mount point) cannot be
+    swapped: its files are replaced one by one, each atomically, the rest untouched."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("code")
+    before = project.stat().st_ino
+    monkeypatch.chdir(project)
+    write_results(_result(1), Path("."))
+    write_results(_result(2), Path("."))
+    assert project.stat().st_ino == before and Path.cwd() == project
+    assert (project / "train.py").read_text() == "code" and _seed_of(project) == 2
+    assert _hidden(project) == []
+
+
+def test_an_evaluation_written_beside_its_outputs_keeps_them(tmp_path):
+    folder = tmp_path / "handed"
+    write_results(_result(1), folder, outputs=True)
+    outputs = folder / "outputs.npz"
+    assert outputs.is_file()
+    result = miaudit.evaluate(str(outputs), bootstrap=50)
+    write_results(result, folder)  # `miaudit evaluate handed/outputs.npz --out handed`
+    assert outputs.is_file() and _seed_of(folder) == 1
+
+
+def test_a_stale_folder_gives_back_what_it_moved_even_when_the_folder_is_gone(tmp_path):
+    out = tmp_path / "run"
+    write_results(_result(1), out)
+    (out / "shadow-models").mkdir()
+    (out / "shadow-models" / "m0").write_text("model")
+    # Killed at the swap: the new folder, holding the moved entries, left beside.
+    assert _killed_at_exchange(lambda: write_results(_result(2), out))
+    shutil.rmtree(out)  # and the user removed the run meanwhile
+    files.clean_stale(out, write_results_owned())
+    assert (out / "shadow-models" / "m0").read_text() == "model"
+    assert _hidden(tmp_path) == []
+
+
+def _killed_at_exchange(write) -> bool:
+    pid = os.fork()
+    if pid == 0:
+        files._exchange = lambda a, b: os._exit(137)
+        try:
+            write()
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 137
 
 
 def test_a_failure_while_filling_a_folder_leaves_the_old_one_whole(tmp_path):

@@ -177,3 +177,15 @@ def test_evaluate_refuses_names_that_name_two_things(given, match, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("miaudit: error: "), err
     assert not (tmp_path / "r").exists()
+
+
+def test_names_with_a_few_repeats_are_withheld_too():
+    """Not only a different value in every row: names or e-mail addresses that repeat a
+    few times still name records, and are never listed."""
+    from miaudit.data.kinds.table import id_like_categories
+
+    names = [f"Person-{k}" for k in range(199)]  # 200 records, one name twice
+    colours = ["blue", "green", "red"]
+    towns = [f"town-{k}" for k in range(40)]
+    found = id_like_categories({"name": names, "colour": colours, "town": towns}, 200)
+    assert found == ["name"]

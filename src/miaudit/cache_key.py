@@ -230,6 +230,7 @@ class EntryMac:
 
     def matches(self, stored: str | bytes) -> bool:
         """Whether ``stored`` (a MAC file's text) is this entry's MAC, in constant time."""
-        if isinstance(stored, bytes | bytearray):
-            stored = bytes(stored).decode("ascii", "replace")
-        return hmac.compare_digest(self.hexdigest(), stored.strip())
+        if isinstance(stored, str):
+            stored = stored.encode("utf-8", "replace")
+        # Bytes, not text: a damaged file's non-ASCII bytes compare unequal, never raise.
+        return hmac.compare_digest(self.hexdigest().encode(), bytes(stored).strip())

@@ -641,6 +641,11 @@ def audit(
         attacks = flags.setdefault("attacks", {})
         attacks[section] = {**(attacks.get(section) or {}), **values}
     cfg = _build_config(config, flags, allow_python)
+    if save_outputs and cfg.show_records == "none":
+        raise ConfigError(
+            "--save-outputs with --records none: outputs.npz keeps every evaluated record's "
+            "outputs in the data's order, which names them; pass --records ids to keep it"
+        )
     if out is None and keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
         # as the data set will be (a built-in's full name, or a file's stem).
@@ -1362,6 +1367,14 @@ def main(argv: list[str] | None = None) -> int:
             app(args=argv, prog_name="miaudit", standalone_mode=True)
     except MiauditError as err:
         typer.echo(f"miaudit: error: {err.for_cli(option_for)}", err=True)
+        return 2
+    except PermissionError as exc:
+        # A file of another user's (miaudit writes every file 0600): said as what it is.
+        from miaudit.files import PERMISSION
+        from miaudit.report.text import clean
+
+        where = clean(exc.filename) if exc.filename is not None else "a file"
+        typer.echo(f"miaudit: error: cannot open {where}: {PERMISSION}", err=True)
         return 2
     except SystemExit as exc:
         code = exc.code

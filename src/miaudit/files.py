@@ -182,9 +182,16 @@ def new_folder(dest: str | Path, owned: Iterable[str] = ()) -> Path:
     folders that killed writers left beside ``dest`` are cleaned up first
     (:func:`clean_stale`, ``owned`` as :func:`commit_folder` takes it)."""
     dest = Path(dest).absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     clean_stale(dest, owned)
     return Path(tempfile.mkdtemp(prefix=_tmp_prefix(dest), suffix=_TMP, dir=dest.parent))
+
+
+def _pid(text: str) -> int | None:
+    """A process id as a temporary folder's name holds it, else ``None``."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    return int(text)
 
 
 def _alive(pid: int) -> bool:
@@ -194,6 +201,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
+    except (OverflowError, ValueError):
+        return False
     return True
 
 
@@ -215,7 +224,8 @@ def clean_stale(dest: str | Path, owned: Iterable[str] = ()) -> None:
         parts = entry.name[len(start) :].split(".")
         if not (entry.name.startswith(start) and entry.name.endswith(_TMP) and len(parts) == 3):
             continue
-        if not parts[0].isdigit() or _alive(int(parts[0])) or int(parts[0]) == os.getpid():
+        pid = _pid(parts[0])
+        if pid is None or pid == os.getpid() or _alive(pid):
             continue
         if entry.is_symlink() or not entry.is_dir():
             continue
@@ -228,13 +238,18 @@ def clean_stale(dest: str | Path, owned: Iterable[str] = ()) -> None:
 
 
 def _give_back(tmp: Path, dest: Path, owned: set[str]) -> None:
-    """Move ``tmp``'s entries that are not ``owned`` into ``dest`` (where it lacks them)."""
-    if not dest.is_dir() or dest.is_symlink():
+    """Move ``tmp``'s entries that are not ``owned`` into ``dest`` (where it lacks them;
+    a ``dest`` removed meanwhile is made again to hold them). Raises ``OSError`` when an
+    entry cannot be moved, so that ``tmp`` is not removed with it."""
+    foreign = [item for item in tmp.iterdir() if item.name not in owned]
+    if not foreign:
         return
-    for item in list(tmp.iterdir()):
-        if item.name not in owned and not os.path.lexists(dest / item.name):
-            with contextlib.suppress(OSError):
-                os.rename(item, dest / item.name)
+    if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder to give entries back to", str(dest))
+    private_dir(dest)
+    for item in foreign:
+        if not os.path.lexists(dest / item.name):
+            os.rename(item, dest / item.name)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -290,6 +305,24 @@ def commit_folder(tmp: Path, dest: str | Path, owned: Iterable[str]) -> Path:
     dest = Path(dest).absolute()
     tmp = Path(tmp)
     owned = set(owned)
+    with _locked(dest.parent):  # one writer of a folder moves and swaps at a time
+        return _commit_locked(tmp, dest, owned)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive ``flock`` on ``folder`` itself (no lock file is left behind)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _commit_locked(tmp: Path, dest: Path, owned: set[str]) -> Path:
     try:
         for name in owned:
             if (tmp / name).is_file():
@@ -317,10 +350,15 @@ def commit_folder(tmp: Path, dest: str | Path, owned: Iterable[str]) -> Path:
         _sync_dir(dest.parent)
     except BaseException:
         if tmp.is_dir():
-            _give_back(tmp, dest, owned)
-            shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError):  # else left for the next write to give back
+                _give_back(tmp, dest, owned)
+                shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(tmp, ignore_errors=True)  # the old folder's own files
+    # The old folder's own files; anything else in it (a writer racing this one, outside
+    # the lock) goes back first.
+    with contextlib.suppress(OSError):
+        _give_back(tmp, dest, owned)
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -333,13 +371,20 @@ def write_folder(
 ) -> Path:
     """Write a folder whole or not at all: ``fill(tmp)`` writes its files (``owned``
     names every file it may write) into a new temporary folder; :func:`commit_folder`
-    puts it at ``dest``. An OS error raises ``error`` naming ``dest`` and ``fix``."""
+    swaps it in. A ``dest`` that is a symbolic link is written where it points (the link
+    stays). A ``dest`` that cannot be swapped — the current folder or one above it, or a
+    mount point (a container's volume) — gets its files replaced one by one instead, each
+    atomically (:func:`write_text_atomic`'s way), with everything else in it untouched.
+    An OS error raises ``error`` naming ``dest`` and ``fix``."""
     owned = list(owned)
     dest = Path(dest)
     try:
-        if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir()):
-            raise error(f"{dest} is not a folder: {fix}")
-        tmp = new_folder(dest, owned)
+        if dest.is_symlink():
+            dest = dest.resolve()
+        if os.path.lexists(dest) and not dest.is_dir():
+            raise error(f"{dest} is a file, not a folder: {fix}")
+        in_place = _cannot_swap(dest)
+        tmp = _new_inside(dest) if in_place else new_folder(dest, owned)
     except OSError as exc:
         raise error(f"cannot write into {dest.parent} ({os_reason(exc)}): {fix}") from None
     try:
@@ -351,10 +396,60 @@ def write_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
-        commit_folder(tmp, dest, {*owned, *os.listdir(tmp)})
+        if in_place:
+            _replace_files(tmp, dest, owned)
+        else:
+            commit_folder(tmp, dest, {*owned, *os.listdir(tmp)})
     except OSError as exc:
         raise error(f"cannot write {dest} ({os_reason(exc)}): {fix}") from None
     return dest
+
+
+def _cannot_swap(dest: Path) -> bool:
+    """Whether ``dest`` must be written in place: a folder this process stands in (or
+    above it), or a mount point, which no rename can move."""
+    if not dest.is_dir():
+        return False
+    where = dest.resolve()
+    here = Path.cwd().resolve()
+    if where == here or where in here.parents:
+        return True
+    return os.stat(where).st_dev != os.stat(where.parent).st_dev or where == where.parent
+
+
+#: The prefix of a temporary folder made inside a folder written in place.
+_INSIDE = ".miaudit-"
+
+
+def _new_inside(dest: Path) -> Path:
+    """A temporary folder inside ``dest`` (on its file system), after removing those
+    that killed writers left there (they hold only the writer's own new files)."""
+    for entry in dest.iterdir():
+        if entry.name.startswith(_INSIDE) and entry.name.endswith(_TMP) and entry.is_dir():
+            pid = _pid(entry.name[len(_INSIDE) :].split(".")[0])
+            if pid is not None and pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_INSIDE}{os.getpid()}.", suffix=_TMP, dir=dest))
+
+
+def _replace_files(tmp: Path, dest: Path, owned: list[str]) -> None:
+    """Move each file of ``tmp`` over its namesake in ``dest`` (each rename atomic), and
+    remove the writer's own files (``owned``) that this write did not make."""
+    try:
+        written = sorted(os.listdir(tmp))
+        for name in written:
+            if (tmp / name).is_file():
+                os.chmod(tmp / name, PRIVATE_FILE)
+        _sync_tree(tmp)
+        with _locked(dest):
+            for name in written:
+                os.replace(tmp / name, dest / name)
+            for name in set(owned) - set(written):
+                if (dest / name).is_file() and not (dest / name).is_symlink():
+                    os.unlink(dest / name)
+        _sync_dir(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path: Path, text: str, error: type[MiauditError], fix: str) -> Path:

@@ -481,7 +481,9 @@ def _cache(execution: Execution) -> JobCache | None:
     if execution.job_cache is False:
         return None
     root = job_cache_root() if execution.job_cache in (None, True) else execution.job_cache
-    return JobCache(root)
+    cache = JobCache(root)
+    _ = cache.mac_key  # a key that cannot be made or is refused says so before training
+    return cache
 
 
 _CACHE_ADVICE = f"free some space, point {JOB_CACHE_ENV} elsewhere, or pass --no-job-cache"

@@ -398,13 +398,11 @@ class AuditResult:
         from miaudit.evaluation import write_outputs
 
         settings = self.evaluate_settings()
-        # --records none: nothing names a record, here either (rows are then positions).
-        named = self.show_records != "none"
         meta = {
             "class_names": settings.pop("class_names"),
-            "records": settings.pop("records") if named else None,
-            "ids": settings.pop("ids") if named else None,
-            "settings": {k: v for k, v in settings.items() if k not in ("records", "ids")},
+            "records": settings.pop("records"),
+            "ids": settings.pop("ids"),
+            "settings": settings,
         }
         return write_outputs(path, self.outputs(), meta)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from miaudit.errors import ConfigError
-from miaudit.files import write_folder, write_text_atomic
+from miaudit.files import os_reason, private_dir, write_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,14 +60,14 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
         )
     parent = out.resolve().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        private_dir(parent)
         # A real file, not os.access: a read-only file system or a full disk shows here,
         # before the audit runs, and root passes os.access on both.
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.probe."):
             pass
     except OSError as exc:
         raise ConfigError(
-            f"cannot write into {parent} ({exc.strerror or exc}): choose a writable --out"
+            f"cannot write into {parent} ({os_reason(exc)}): choose a writable --out"
         ) from None
     return out
 
@@ -130,6 +130,11 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
     from miaudit.report.run import Run
 
     out = Path(out)
+    if outputs and result.show_records == "none":
+        raise ConfigError(
+            "--save-outputs with --records none: outputs.npz keeps every evaluated record's "
+            "outputs in the data's order, which names them; pass --records ids to keep it"
+        )
 
     def fill(tmp: Path) -> None:
         results = result.to_dict()
@@ -145,10 +150,12 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
         if outputs:
             result.save_outputs(tmp / OUTPUTS_FILE)
 
+    # outputs.npz is the writer's own only when it writes one: an evaluation's --out may
+    # hold the outputs.npz it read, which is then kept.
     return write_folder(
         out,
         fill,
-        (*RESULT_FILES, OUTPUTS_FILE),
+        (*RESULT_FILES, *((OUTPUTS_FILE,) if outputs else ())),
         ConfigError,
         "free space or choose another --out and run again; trained models are in the job "
         "cache, so they are not trained again",

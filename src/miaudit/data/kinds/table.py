@@ -105,14 +105,21 @@ def _id_like(df: pd.DataFrame, one_hot: set[str]) -> list[str]:
     return found
 
 
+#: Share of the records a categorical column's levels reach from which its values are
+#: taken to name records (names, e-mail addresses, ids with a few repeats).
+NAMING_SHARE = 0.5
+
+
 def id_like_categories(categories: dict[str, list[str]], n_records: int) -> list[str]:
-    """The categorical columns that :func:`_id_like` takes for identifiers, told from an
-    encoder fitted on ``n_records`` records (its ``categories_``) once the column itself
-    is gone (``miaudit serve`` reads a saved target's ``dataset.json``): as many
-    categories as records is a different value in every row."""
+    """The categorical columns whose values name records, told from an encoder fitted on
+    ``n_records`` records (its ``categories_``) once the column itself is gone (``miaudit
+    serve`` reads a saved target's ``dataset.json``): levels for at least
+    :data:`NAMING_SHARE` of the records. Wider than :func:`_id_like` (a different value in
+    every row), which a name repeated once would escape: what is published is judged
+    more strictly than what is warned of."""
     if n_records < ID_LIKE_ROWS:
         return []
-    return [str(c) for c, levels in categories.items() if len(levels) >= n_records]
+    return [str(c) for c, levels in categories.items() if len(levels) >= NAMING_SHARE * n_records]
 
 
 #: Types of a cell that holds one value (a number, a category, a date, or nothing).
