@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import io
 import json
 import math
@@ -487,16 +488,26 @@ def _memory_limit() -> int:
     return int(NPY_MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def _npy_header(fp: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype an ``.npy`` stream declares (its data is not read)."""
+def npy_header(fp: Any, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype an ``.npy`` stream declares (its data is not
+    read; ``fp`` is left at the data's start). ``ValueError`` for another format."""
     version = np.lib.format.read_magic(fp)
     if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
     elif version in ((2, 0), (3, 0)):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
     else:
         raise ValueError(f"{name}: .npy format version {version} is not one NumPy writes")
-    return tuple(int(s) for s in shape), np.dtype(dtype)
+    return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex (read in blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _declared_bytes(shape: tuple[int, ...], dtype: np.dtype, name: str) -> int:
@@ -519,7 +530,7 @@ def check_npy_sizes(source: Any, error: type[MiauditError], fix: str, what: str)
             with zipfile.ZipFile(raw) as archive:
                 for info in archive.infolist():
                     with archive.open(info) as fp:
-                        shape, dtype = _npy_header(fp, info.filename)
+                        shape, _, dtype = npy_header(fp, info.filename)
                     need = _declared_bytes(shape, dtype, info.filename)
                     if need > info.file_size:
                         raise ValueError(
@@ -529,7 +540,7 @@ def check_npy_sizes(source: Any, error: type[MiauditError], fix: str, what: str)
                     total += need
         else:
             with open(raw, "rb") as fp:
-                shape, dtype = _npy_header(fp, Path(raw).name)
+                shape, _, dtype = npy_header(fp, Path(raw).name)
             need = _declared_bytes(shape, dtype, Path(raw).name)
             if need > Path(raw).stat().st_size:
                 raise ValueError(f"it declares {need:,} bytes of data but the file is shorter")

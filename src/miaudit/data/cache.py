@@ -53,7 +53,7 @@ from miaudit.cache_key import (
     write_private,
 )
 from miaudit.data.dataset import Dataset
-from miaudit.files import PRIVATE_FILE, private_dir
+from miaudit.files import PRIVATE_FILE, file_sha256, npy_header, private_dir
 
 __all__ = [
     "CACHE_ENV",
@@ -151,7 +151,7 @@ def entry_path(
     """
     paths = [str(Path(p).resolve()) for p in sources]
     identity = _digest({"loader": loader, "options": dict(options), "paths": paths})
-    contents = [_file_sha256(Path(p)) for p in paths]
+    contents = [file_sha256(Path(p)) for p in paths]
     state = _digest({"format": CACHE_FORMAT, "version": version, "files": contents})
     return cache_dir() / f"{_slug(loader)}-{identity}-{state}"
 
@@ -218,13 +218,7 @@ def _read_verified(entry: Path, key: bytes) -> Dataset | None:
 def _npy_from_bytes(data: bytearray) -> np.ndarray:
     """The array of an ``.npy`` file's bytes, as a writable view of them (no copy)."""
     head = io.BytesIO(bytes(memoryview(data)[: 1 << 16]))
-    version = np.lib.format.read_magic(head)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
-    else:
-        raise ValueError(f".npy format version {version}")
+    shape, fortran, dtype = npy_header(head, "a data cache array")
     if dtype.hasobject:
         raise ValueError("an array of Python objects")
     flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=head.tell())
@@ -254,14 +248,6 @@ def _save_array(path: Path, array: np.ndarray) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     return out.sha.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_entry(entry: Path, dataset: Dataset) -> None:

@@ -99,7 +99,7 @@ def disclosure_note(level: str) -> str:
             "This run's files show no record's values, row or id: the page can be shared "
             "with anyone entitled to the figures."
         )
-    what = "values, rows and ids" if level == "values" else "rows and ids"
+    what = "values, rows and ids" if level == "values" else "rows (and ids)"
     return (
         f"This run folder is personal data: its page and results.json show the {what} of "
         "the training records most exposed, with their true membership, and scores.csv "

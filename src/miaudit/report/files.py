@@ -17,7 +17,6 @@ This module imports no other part of the report at load time, so the readers of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import uuid
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from miaudit.errors import ConfigError
-from miaudit.files import os_reason, private_dir, write_folder, write_text_atomic
+from miaudit.files import file_sha256, os_reason, private_dir, write_folder, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,15 +159,6 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
         "free space or choose another --out and run again; trained models are in the job "
         "cache, so they are not trained again",
     )
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _dump_json(path: Path, data) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from miaudit.errors import ConfigError
-from miaudit.files import check_readable, os_reason
+from miaudit.files import check_readable, file_sha256, os_reason
 from miaudit.report.disclosure import (
     LEVELS,
     check_level,
@@ -30,7 +30,7 @@ from miaudit.report.disclosure import (
     redact_scores,
     shows_more,
 )
-from miaudit.report.files import file_sha256, unescape_cells
+from miaudit.report.files import unescape_cells
 from miaudit.report.text import UNPRINTABLE
 
 #: The layout of ``results.json`` (and ``scores.csv`` beside it) this miaudit writes.
