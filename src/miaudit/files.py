@@ -155,20 +155,6 @@ def private_dir(path: str | Path) -> Path:
     return path
 
 
-def make_private(folder: str | Path) -> None:
-    """Give every file under ``folder`` :data:`PRIVATE_FILE` and every folder
-    :data:`PRIVATE_DIR` (symbolic links are not followed)."""
-    folder = Path(folder)
-    os.chmod(folder, PRIVATE_DIR)
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            if not os.path.islink(os.path.join(root, name)):
-                os.chmod(os.path.join(root, name), PRIVATE_DIR)
-        for name in files:
-            if not os.path.islink(os.path.join(root, name)):
-                os.chmod(os.path.join(root, name), PRIVATE_FILE)
-
-
 #: The end of a temporary folder's name: ``.<destination>.<pid>.<random>.tmp``.
 _TMP = ".tmp"
 
