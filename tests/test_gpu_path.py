@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from miaudit import jobs
+from miaudit import jobs, resources
 from miaudit.data import load_dataset
 from miaudit.errors import ConfigError, ModelError
 from miaudit.jobs import Execution, ShadowJob, run_jobs
@@ -49,7 +49,7 @@ def test_a_gpu_stack_fits_the_share_of_memory_it_is_given(
     monkeypatch, recipe, shape, classes, n_train, memory_gib
 ):
     memory = int(memory_gib * GIB)
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": memory)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": memory)
     per_model = int(GPU_OVERHEAD * training_bytes(recipe, shape, classes, n_train))
     limit = jobs.stack_limit(recipe, shape, classes, "cuda", n_train)
     assert 1 <= limit <= GPU_MAX_STACK
@@ -62,7 +62,7 @@ def test_a_gpu_stack_fits_the_share_of_memory_it_is_given(
         assert limit == GPU_MAX_STACK
     # The user's --max-stack caps it; the CPU keeps its chunk of 8.
     assert jobs.stack_limit(recipe, shape, classes, "cuda", n_train, max_stack=3) == min(3, limit)
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 64 * GIB)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": 64 * GIB)
     assert jobs.stack_limit(recipe, shape, classes, "cpu", n_train) == jobs.CHUNK
 
 
@@ -74,7 +74,7 @@ def test_stack_size_rule():
 
 
 def test_a_model_past_the_gpus_memory_is_refused_naming_the_memory(monkeypatch):
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 4 * GIB)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": 4 * GIB)
     huge = Recipe(model="mlp", hidden=500_000)
     with pytest.raises(ConfigError) as err:
         jobs.stack_limit(huge, (362,), 46, "cuda", 10_000)
@@ -91,11 +91,11 @@ def test_the_gpu_takes_one_stack_at_a_time_as_large_as_fits():
 
 
 def test_train_models_stacks_by_device_memory_on_a_gpu(monkeypatch):
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 80 * GIB)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": 80 * GIB)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert classifier.max_stack(CENSUS_MLP, (362,), 46, cuda, 10_000) == GPU_MAX_STACK
     assert classifier.max_stack(CENSUS_MLP, (362,), 46, cpu, 10_000) == torch_batched.MAX_STACK
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": GIB // 64)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": GIB // 64)
     assert classifier.max_stack(CNN, (1, 28, 28), 10, cuda, 10_000) == 1
 
 
@@ -166,8 +166,8 @@ def test_the_replayed_step_trains_on_every_minibatch_once_in_order(monkeypatch):
 def _cuda_run(monkeypatch, digits, cache, fail_on: set[int]):
     """run_jobs on "cuda", trained on the CPU underneath; stacks listed in ``fail_on``
     (by the order they start) run out of GPU memory."""
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 80 * GIB)
-    monkeypatch.setattr(jobs, "gpu_memory_now", lambda device: (1 * GIB, 80 * GIB, 79 * GIB))
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": 80 * GIB)
+    monkeypatch.setattr(resources, "gpu_memory_now", lambda device: (1 * GIB, 80 * GIB, 79 * GIB))
     real, started = classifier.train_models, []
 
     def train(recipe, X, y, n_classes, sets, seeds, *, device="cpu", **kw):
@@ -250,7 +250,7 @@ def test_a_gpu_that_is_not_there_is_one_line(monkeypatch, capsys, tmp_path):
 def test_stacks_for_a_dask_cluster_are_sized_to_its_smallest_workers_gpu(monkeypatch, digits):
     # This machine's GPU is large; the cluster's smallest is not: the chunks sent to
     # the workers are sized to theirs.
-    monkeypatch.setattr(jobs, "device_memory", lambda device="cpu": 80 * GIB)
+    monkeypatch.setattr(resources, "device_memory", lambda device="cpu": 80 * GIB)
     asked = []
 
     def workers(scheduler, device):
@@ -288,7 +288,7 @@ def test_a_dask_clusters_memory_is_asked_of_its_workers():
     )
     try:
         address = cluster.scheduler_address
-        assert jobs.workers_memory(address, "cpu") == jobs.device_memory("cpu")
+        assert jobs.workers_memory(address, "cpu") == resources.device_memory("cpu")
         if not torch.cuda.is_available():
             with pytest.raises(ConfigError) as err:
                 jobs.workers_memory(address, "cuda")

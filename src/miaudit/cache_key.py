@@ -40,6 +40,7 @@ from pathlib import Path
 
 from miaudit.errors import ConfigError
 from miaudit.files import NPY_MEMORY_SHARE, PRIVATE_FILE, private_dir
+from miaudit.resources import device_memory
 
 #: Environment variable naming the key file.
 KEY_ENV = "MIAUDIT_CACHE_KEY"
@@ -183,7 +184,7 @@ def read_regular(path: Path) -> bytearray:
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         size = info.st_size
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory = device_memory("cpu")
         if size > NPY_MEMORY_SHARE * memory:
             raise OSError(errno.EFBIG, "larger than any cache entry this machine holds", str(path))
         data = bytearray(size)

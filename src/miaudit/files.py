@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import MiauditError
+from miaudit.resources import device_memory
 
 #: Larger than any file of settings or metadata miaudit writes.
 MAX_JSON_BYTES = 64 * 2**20
@@ -471,7 +472,7 @@ NPY_MEMORY_SHARE = 0.5
 
 
 def _memory_limit() -> int:
-    return int(NPY_MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(NPY_MEMORY_SHARE * device_memory("cpu"))
 
 
 def npy_header(fp: Any, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:

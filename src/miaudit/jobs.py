@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit import __version__
+from miaudit import __version__, resources
 from miaudit.cache_key import (
     EntryMac,
     key_path,
@@ -91,7 +91,6 @@ from miaudit.models.torch_batched import (
     GPU_MAX_STACK,
     GPU_MEMORY_SHARE,
     GPU_OVERHEAD,
-    resolve_device,
     stack_size,
     torch_threads,
 )
@@ -638,7 +637,7 @@ def stack_limit(
     time there, and larger stacks cost less per model (``bench/gpu.py``).
     ``max_stack`` (the user's ``--max-stack``) caps either. ``memory``: the bytes to
     size for, where the models train elsewhere (:func:`workers_memory`); default
-    this machine's :func:`device_memory`.
+    this machine's :func:`~miaudit.resources.device_memory`.
     """
     family = as_family(family)
     if not family.stacked:  # models trained alone: each its own unit of work and cache
@@ -651,15 +650,11 @@ def stack_limit(
         cap = min(cap, max_stack)
     if per_model is None:
         return cap
-    memory = device_memory(device) if memory is None else memory
+    memory = resources.device_memory(device) if memory is None else memory
     if gpu:
         need = int(GPU_OVERHEAD * per_model)
         return max(1, stack_size(need, memory, GPU_MEMORY_SHARE, cap))
     return max(1, stack_size(per_model, memory, MEMORY_SHARE, cap))
-
-
-#: Share of the machine's memory one model may need at most: more is refused.
-MEMORY_LIMIT_SHARE = 0.8
 
 
 def check_memory(
@@ -671,13 +666,14 @@ def check_memory(
     memory: int | None = None,
 ) -> int | None:
     """The memory one model needs to train (an estimate; ``None`` when the family has
-    none), refused before any work when it exceeds :data:`MEMORY_LIMIT_SHARE` of the
-    machine's, or of ``memory`` bytes (an absurd ``hidden`` or ``filters``)."""
+    none), refused before any work when it exceeds
+    :data:`~miaudit.resources.MEMORY_LIMIT_SHARE` of the machine's, or of ``memory``
+    bytes (an absurd ``hidden`` or ``filters``)."""
     family = as_family(family)
     need = family.training_bytes(input_shape, n_classes, n_train)
     if need is None:
         return None
-    refuse_past_memory(
+    resources.refuse_past_memory(
         need,
         f"training one {family.describe()['model']} model of these settings",
         f"lower {key('target.hidden')}, filters or {key('target.batch_size')}",
@@ -685,28 +681,6 @@ def check_memory(
         memory=memory,
     )
     return need
-
-
-def refuse_past_memory(
-    need: int,
-    what: str,
-    fix: str,
-    error: type[MiauditError] = ConfigError,
-    device: str = "cpu",
-    memory: int | None = None,
-) -> None:
-    """Refuse, before any work, ``what`` when its estimated ``need`` (bytes) passes
-    :data:`MEMORY_LIMIT_SHARE` of ``device``'s memory (or of ``memory`` bytes, the
-    Dask workers' smallest): one line naming the estimate, the memory and ``fix``.
-    Every check of absurd sizes (models, shadows, a service's answers, a model
-    file's arrays) goes through here."""
-    where = "this machine's" if memory is None else "the smallest Dask worker's"
-    memory = device_memory(device) if memory is None else memory
-    if need > MEMORY_LIMIT_SHARE * memory:
-        raise error(
-            f"{what} would take about {need / 2**30:,.1f} GiB, more than {where} "
-            f"{memory / 2**30:,.1f} GiB allows: {fix}"
-        )
 
 
 @contextlib.contextmanager
@@ -721,7 +695,7 @@ def out_of_memory(family: ModelFamily, device: str, n_models: int) -> Iterator[N
     except torch.OutOfMemoryError:
         if not device.startswith("cuda"):
             raise
-        free, total, peak = gpu_memory_now(device)
+        free, total, peak = resources.gpu_memory_now(device)
         fix = (
             "lower --max-stack (the models trained together)"
             if n_models > 1
@@ -733,27 +707,6 @@ def out_of_memory(family: ModelFamily, device: str, n_models: int) -> Iterator[N
             f"allocated; {free / 2**30:,.1f} of {total / 2**30:,.1f} GiB free now): {fix}; "
             "finished stacks are kept in the job cache"
         ) from None
-
-
-def gpu_memory_now(device: str) -> tuple[int, int, int]:
-    """Bytes free and in all on the GPU ``device``, and the most this process has had
-    allocated there, after handing the allocator's cached blocks back."""
-    import torch
-
-    dev = torch.device(device)
-    torch.cuda.empty_cache()
-    free, total = torch.cuda.mem_get_info(dev)
-    return int(free), int(total), int(torch.cuda.max_memory_allocated(dev))
-
-
-def device_memory(device: str = "cpu") -> int:
-    """Bytes of memory on ``device`` (the GPU's, or the machine's); a GPU that is not
-    there is one line (:func:`~miaudit.models.torch_batched.resolve_device`)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_properties(resolve_device(device)).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _chunks(n_jobs: int, limit: int = CHUNK, spread: int = 2) -> list[list[int]]:
@@ -1048,13 +1001,13 @@ def _connect(scheduler: str):
 
 
 def workers_memory(scheduler: str, device: str) -> int:
-    """The smallest :func:`device_memory` of ``device`` among the workers of the Dask
-    cluster at ``scheduler``, each measured on its own machine (its GPU, where
+    """The smallest :func:`~miaudit.resources.device_memory` of ``device`` among the
+    workers of the Dask cluster at ``scheduler``, each measured on its own machine (its GPU, where
     ``CUDA_VISIBLE_DEVICES`` points), so that a stack sized to it fits on any of them.
     A cluster without workers, or a worker without the device, is one line."""
     client = _connect(scheduler)
     try:
-        answers = client.run(device_memory, device, on_error="return")
+        answers = client.run(resources.device_memory, device, on_error="return")
     finally:
         client.close()
     if not answers:

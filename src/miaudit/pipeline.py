@@ -670,7 +670,7 @@ def _check_scale(config: AuditConfig, data: Dataset, train_size: int | None) -> 
     probabilities (float64) on up to twice its training set's records, once per
     query; the target counts as one more model.
     """
-    from miaudit.jobs import refuse_past_memory
+    from miaudit.resources import refuse_past_memory
 
     size = min(train_size or DEFAULT_TARGET_SIZE, data.n_records)
     n_scored = min(2 * size, data.n_records)

@@ -60,7 +60,7 @@ _RESERVED_FDS = 32
 def check_service_memory(n_classes: int, max_batch: int) -> None:
     """Refuse, before anything is built, a service whose answers cannot fit in memory
     (a ``model.json`` declaring 100 million classes)."""
-    from miaudit.jobs import refuse_past_memory
+    from miaudit.resources import refuse_past_memory
 
     # Per class: its name, and per record of a batch its probability as float64, in
     # the policy's copy and as JSON text (about 24 bytes).

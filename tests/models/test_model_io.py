@@ -266,9 +266,9 @@ def test_a_skops_zip_bomb_is_refused_before_anything_is_expanded(saved_logistic,
 
 
 def test_a_skops_file_larger_than_memory_is_refused_before_loading(saved_logistic, monkeypatch):
-    import miaudit.jobs
+    import miaudit.resources
 
-    monkeypatch.setattr(miaudit.jobs, "device_memory", lambda device="cpu": 4096)
+    monkeypatch.setattr(miaudit.resources, "device_memory", lambda device="cpu": 4096)
     _refuse_to_expand(monkeypatch)
     message = r"loading .*model\.skops .* would take about [\d.]+ GiB, more than this.* 0\.0 GiB"
     with pytest.raises(ModelError, match=message):

@@ -316,7 +316,7 @@ def max_stack(
     (:func:`~miaudit.models.torch_batched.stack_size`), at least one."""
     if device.type != "cuda":
         return MAX_STACK
-    from miaudit.jobs import device_memory
+    from miaudit.resources import device_memory
 
     per_model = int(GPU_OVERHEAD * training_bytes(recipe, input_shape, n_classes, n_train))
     memory = device_memory(str(device))

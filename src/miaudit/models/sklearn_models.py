@@ -314,7 +314,7 @@ def _check_declared_size(path: Path) -> None:
     its directory, and reading never goes past it. A 1 MB file declaring a 1 GB
     array of zeros (a zip bomb) is refused here rather than expanded.
     """
-    from miaudit.jobs import refuse_past_memory
+    from miaudit.resources import refuse_past_memory
 
     try:
         with zipfile.ZipFile(path) as archive:

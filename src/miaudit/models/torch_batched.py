@@ -61,6 +61,7 @@ from miaudit.errors import ModelError
 from miaudit.models import dp
 from miaudit.models._seeding import derive_seed
 from miaudit.models.recipe import Recipe
+from miaudit.resources import resolve_device as resolve_device  # models name it here
 
 KERNEL = 5
 """Side of the square convolution kernels; padding ``KERNEL // 2`` keeps the size."""
@@ -289,19 +290,6 @@ def _initial_parameters(
         bound = 1.0 / math.sqrt(math.prod(weight_shape[1:]))
         params[name] = (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
     return params
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device(device)``, or a :class:`ModelError` saying what to use instead."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} requested but no CUDA GPU is available: use 'cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ModelError(f"device {device!r} is not supported: use 'cpu' or 'cuda'")
-    return dev
 
 
 @contextlib.contextmanager
