@@ -84,3 +84,13 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
         "def f():\n    from miaudit.jobs import run_jobs\n    import miaudit.pipeline\n"
     )
     assert _imports(source) == {"miaudit.jobs", "miaudit.pipeline"}
+
+
+def test_every_module_is_on_the_map():
+    """ARCHITECTURE.md names every module and package of miaudit, so a newcomer finds
+    each from the map."""
+    text = (PACKAGE.parents[1] / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    modules = [f"`{p.stem}`" for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
+    packages = [f"`{p.parent.name}/`" for p in PACKAGE.glob("*/__init__.py")]
+    missing = [name for name in sorted(modules + packages) if name not in text]
+    assert missing == [], f"not on ARCHITECTURE.md's map: {', '.join(missing)}"
