@@ -641,11 +641,10 @@ def audit(
         attacks = flags.setdefault("attacks", {})
         attacks[section] = {**(attacks.get(section) or {}), **values}
     cfg = _build_config(config, flags, allow_python)
-    if save_outputs and cfg.show_records == "none":
-        raise ConfigError(
-            "--save-outputs with --records none: outputs.npz keeps every evaluated record's "
-            "outputs in the data's order, which names them; pass --records ids to keep it"
-        )
+    if save_outputs:  # refused before the audit runs, not after
+        from miaudit.report.disclosure import refuse_outputs_at
+
+        refuse_outputs_at(cfg.show_records)
     if out is None and keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
         # as the data set will be (a built-in's full name, or a file's stem).

@@ -106,3 +106,13 @@ def disclosure_note(level: str) -> str:
         "every evaluated record's. Keep it as you keep the data; to share the page, make one "
         "with miaudit report --records none."
     )
+
+
+def refuse_outputs_at(level: str) -> None:
+    """Refuse ``--save-outputs`` at ``none``: ``outputs.npz`` keeps the evaluated
+    records' outputs in the data's order, which would name them."""
+    if level == "none":
+        raise ConfigError(
+            "--save-outputs with --records none: outputs.npz keeps every evaluated record's "
+            "outputs in the data's order, which names them; pass --records ids to keep it"
+        )

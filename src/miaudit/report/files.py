@@ -129,11 +129,10 @@ def write_results(result, out: str | Path, *, outputs: bool = False) -> Path:
     from miaudit.report.run import Run
 
     out = Path(out)
-    if outputs and result.show_records == "none":
-        raise ConfigError(
-            "--save-outputs with --records none: outputs.npz keeps every evaluated record's "
-            "outputs in the data's order, which names them; pass --records ids to keep it"
-        )
+    if outputs:
+        from miaudit.report.disclosure import refuse_outputs_at
+
+        refuse_outputs_at(result.show_records)
 
     def fill(tmp: Path) -> None:
         results = result.to_dict()
