@@ -20,9 +20,10 @@ from miaudit.attacks.shokri import LEARNERS, ShokriAttack
 from miaudit.config import make_config
 from miaudit.data import load_dataset
 from miaudit.metrics import evaluate_attack
-from miaudit.pipeline import _seeds, _train_target, resolve_recipe, shadow_signals
 from miaudit.progress import Reporter
+from miaudit.seeds import seeds_for
 from miaudit.splits import make_splits, resolve_target_size
+from miaudit.stages.models import resolve_recipe, shadow_signals, train_target
 
 
 def main() -> None:
@@ -40,13 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = make_config({"dataset": args.dataset, "shadows": args.shadows, "seed": args.seed})
-    seeds = _seeds(cfg.seed)
+    seeds = seeds_for(cfg.seed)
     data = load_dataset(cfg.dataset)
     recipe = resolve_recipe(cfg.target, data)
     size = resolve_target_size(data.n_records, args.target_size)
     splits = make_splits(data.n_records, size, cfg.shadows, np.random.default_rng(seeds["splits"]))
     t0 = time.perf_counter()
-    model = _train_target(recipe, data, splits, seeds["target"], cfg, Reporter())
+    model = train_target(recipe, data, splits, seeds["target"], cfg, Reporter())
     probs, labels, member, _, _ = shadow_signals(
         recipe, data, splits, [int(s) for s in seeds["shadows"].generate_state(cfg.shadows)]
     )

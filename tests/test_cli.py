@@ -227,8 +227,8 @@ def test_a_damaged_json_file_in_a_saved_target_is_one_line(
 
     from miaudit.data import load_dataset
     from miaudit.errors import MiauditError
-    from miaudit.pipeline import load_membership
     from miaudit.serve import PredictionService
+    from miaudit.stages.targets import load_membership
 
     folder = tmp_path / "m"
     shutil.copytree(saved_digits, folder)

@@ -51,7 +51,7 @@ def test_a_file_names_itself_as_the_caller_named_it(tmp_path, capsys):
 
 
 def test_a_membership_file_may_hold_a_mask_of_the_records(tmp_path):
-    from miaudit.pipeline import load_membership
+    from miaudit.stages.targets import load_membership
 
     data = miaudit.load_dataset("digits")
     members = np.zeros(data.n_records, bool)

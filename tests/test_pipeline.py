@@ -223,7 +223,8 @@ def test_a_saved_target_on_changed_data_says_what_differs_and_how_to_rebuild(tmp
     from miaudit.config import make_config
     from miaudit.data import load_dataset
     from miaudit.errors import ModelError
-    from miaudit.pipeline import load_membership, train_target_only
+    from miaudit.pipeline import train_target_only
+    from miaudit.stages.targets import load_membership
 
     settings = {"dataset": "digits", "target_size": 100, "target": {"model": "logistic-regression"}}
     train_target_only(make_config(settings), tmp_path / "model")
@@ -254,7 +255,7 @@ def test_a_saved_target_on_changed_data_says_what_differs_and_how_to_rebuild(tmp
 )
 def test_a_bad_membership_file_is_one_line_naming_the_array(tmp_path, members, message):
     from miaudit.data import load_dataset
-    from miaudit.pipeline import load_membership
+    from miaudit.stages.targets import load_membership
 
     np.savez(tmp_path / "membership.npz", members=members, non_members=np.array([10, 11]))
     with pytest.raises(ConfigError, match=message):

@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 import miaudit
-import miaudit.pipeline
+import miaudit.stages.models
 from miaudit.jobs import Execution
 
 QUICK = {"target": {"model": "logistic-regression"}}
@@ -28,13 +28,13 @@ COMBINATIONS = [
 def trained_sizes(monkeypatch):
     """The training-set size of every model the audit trains besides the target."""
     sizes: list[int] = []
-    real = miaudit.pipeline.train_models
+    real = miaudit.stages.models.train_models
 
     def spy(family, data, jobs, **options):
         sizes.extend(len(job.train) for job in jobs)
         return real(family, data, jobs, **options)
 
-    monkeypatch.setattr(miaudit.pipeline, "train_models", spy)
+    monkeypatch.setattr(miaudit.stages.models, "train_models", spy)
     return sizes
 
 

@@ -336,8 +336,8 @@ def test_a_trainer_without_source_is_not_cached_unless_named(tmp_path, recwarn):
     from miaudit.data import load_dataset
     from miaudit.handover import class_map
     from miaudit.models.user import make_family
-    from miaudit.pipeline import shadow_signals
     from miaudit.splits import make_splits
+    from miaudit.stages.models import shadow_signals
 
     data = load_dataset("digits")
     family = make_family(scope["fit"], class_map(data))
@@ -429,7 +429,7 @@ def test_torch_trainer_on_dask_gives_the_in_process_result():
 
 
 def test_a_failing_training_function_names_the_shadow_and_keeps_the_finished(tmp_path):
-    from miaudit.pipeline import _int_seeds, _seeds
+    from miaudit.seeds import int_seeds, seeds_for
 
     file = tmp_path / "flaky.py"
     _write(file, """
@@ -444,7 +444,7 @@ def test_a_failing_training_function_names_the_shadow_and_keeps_the_finished(tmp
     from miaudit.handover import load_object
 
     fit = load_object(f"{file}:fit", None, "trainer")
-    bad = _int_seeds(_seeds(1)["shadows"], 4)[2]
+    bad = int_seeds(seeds_for(1)["shadows"], 4)[2]
     X, y = _digits_arrays()
     kwargs = dict(
         data=(X, y), trainer=fit, target_size=100, shadows=4, attacks=["loss"],

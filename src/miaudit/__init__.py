@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-
 from miaudit.api import audit, evaluate
+from miaudit.version import __version__
 
 #: Names imported on first use, so that ``import miaudit`` stays light (no PyTorch).
 _LAZY = {

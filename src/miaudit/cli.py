@@ -3,16 +3,25 @@
 Options are validated here, once, into an :class:`miaudit.config.AuditConfig`.
 Errors the user can cause are printed as one line on standard error with exit
 status 2 — never a traceback.
+
+The options of ``audit`` are one table, :data:`AUDIT`: each is declared there once
+(its flags, help, type, default, panel, and the configuration key it sets), and the
+command's signature is generated from it (:func:`_command`); ``train``, ``evaluate``
+and ``serve`` take the options they share with ``audit`` from the same table.
+Nothing heavy is imported until a command runs: ``--help`` reads only this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
 
@@ -33,6 +42,7 @@ _REMOTE = "Remote target"
 _EXEC = "Execution (never changes a result)"
 _OWN = "Your own model"
 _POLICY = "Output policy"
+_DP = "DP-SGD (mlp, cnn; target and shadows)"
 _INTERRUPTED = (
     "interrupted; nothing was written to --out (the shadows trained so far are kept in the "
     "job cache, and a remote target's answered queries in the query cache: rerun the same "
@@ -78,11 +88,6 @@ def _attack_settings(specs: list[str] | None) -> dict[str, Any]:
     return sections
 
 
-def _recipe_overrides(**kw: Any) -> dict[str, Any] | None:
-    given = {k: v for k, v in kw.items() if v is not None}
-    return given or None
-
-
 def _same(value: Any) -> Any:
     return value
 
@@ -99,99 +104,654 @@ def _negated(value: bool | None) -> bool | None:
     return None if value is None else not value
 
 
-_DP = "DP-SGD (mlp, cnn; target and shadows)"
-_DP_EPSILON = typer.Option(
-    help="Train with DP-SGD to this epsilon: each record's gradient clipped, Gaussian noise "
-    "set by Opacus's accountant for --epochs and --batch-size, Poisson sampling.",
-    rich_help_panel=_DP,
-)
-_DP_DELTA = typer.Option(help="DP-SGD's delta (default 1/(2n)).", rich_help_panel=_DP)
-_MAX_GRAD_NORM = typer.Option(
-    help="DP-SGD's clipping norm of each record's gradient (default 1.0).", rich_help_panel=_DP
-)
-_DP_ACCOUNTANT = typer.Option(
-    help="Opacus accountant that sets the noise: rdp (default) or prv.", rich_help_panel=_DP
+#: The default of an option (or argument) the user must give.
+REQUIRED: Any = inspect.Parameter.empty
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """One option (or argument) of a command, declared once: typer sees only the
+    parameter :meth:`parameter` makes of it.
+
+    ``key`` is the configuration key an option of ``audit`` sets (dotted into tables),
+    read from its value by ``read``; ``run`` marks an option of ``audit`` that says how
+    or where the audit runs (or which settings file to read), never what it computes:
+    no configuration key. Every entry of :data:`AUDIT` is one or the other.
+    """
+
+    name: str
+    type: Any
+    default: Any = None
+    help: str | None = None
+    key: str | None = None
+    run: bool = False
+    read: Callable[[Any], Any] = _same
+    flags: tuple[str, ...] = ()
+    panel: str | None = None
+    metavar: str | None = None
+    hidden: bool = False
+    envvar: str | None = None
+    argument: bool = False
+
+    def but(self, **changes: Any) -> OptionSpec:
+        """This option as another command shows it (its own help, default, ...)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def flag(self) -> str:
+        """The option's first name, as click names it (``--augment`` of
+        ``--augment/--no-augment``)."""
+        if self.flags:
+            return self.flags[0].split("/")[0].strip()
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def setting_flag(self) -> str:
+        """The flag that names the setting in messages: of a negated boolean pair, the
+        one that turns the setting on (``--per-class`` of ``--class-agnostic``)."""
+        if self.read is _negated and self.flags and "/" in self.flags[0]:
+            return self.flags[0].split("/")[1].strip()
+        return self.flag
+
+    @property
+    def choices(self) -> tuple[Any, ...] | None:
+        """The values the option's setting allows where it is a ``Literal``, read from
+        the configuration (so no choice exists without its setting's value); ``None``
+        otherwise. Imports :mod:`miaudit.config`: for tests and tools, not ``--help``."""
+        if self.key is None:
+            return None
+        annotation = config_field(self.key).annotation
+        for kind in (annotation, *get_args(annotation)):
+            if get_origin(kind) is Literal:
+                return get_args(kind)
+        return None
+
+    def parameter(self) -> inspect.Parameter:
+        """The command parameter typer reads: ``Annotated[type, typer.Option(...)]``."""
+        if self.argument:
+            info = typer.Argument(help=self.help, metavar=self.metavar, hidden=self.hidden)
+        else:
+            info = typer.Option(
+                *self.flags,
+                help=self.help,
+                rich_help_panel=self.panel,
+                metavar=self.metavar,
+                hidden=self.hidden,
+                envvar=self.envvar,
+            )
+        return inspect.Parameter(
+            self.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=self.default,
+            annotation=Annotated[self.type, info],
+        )
+
+
+def config_field(key: str) -> Any:
+    """The field of :class:`miaudit.config.AuditConfig` at the dotted ``key``.
+
+    Raises
+    ------
+    KeyError
+        No such setting.
+    """
+    from pydantic import BaseModel
+
+    from miaudit.config import AuditConfig
+
+    model: type[BaseModel] = AuditConfig
+    *tables, last = key.split(".")
+    for table in tables:
+        inner = model.model_fields[table].annotation
+        kinds = [a for a in (inner, *get_args(inner)) if isinstance(a, type)]
+        tables_of = [a for a in kinds if issubclass(a, BaseModel)]
+        if not tables_of:
+            raise KeyError(f"{key}: {table} is not a table of settings")
+        model = tables_of[0]
+    if last not in model.model_fields:
+        raise KeyError(f"{key}: no such setting")
+    return model.model_fields[last]
+
+
+def _table(*specs: OptionSpec) -> tuple[OptionSpec, ...]:
+    """The options of ``audit``, checked: unique names, each a setting or a run option."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise AssertionError(f"an option is declared twice: {names}")
+    for spec in specs:
+        if (spec.key is None) == (not spec.run):
+            raise AssertionError(f"--{spec.name}: give it a configuration key or run=True")
+    return specs
+
+
+_DP_EPSILON_HELP = (
+    "Train with DP-SGD to this epsilon: each record's gradient clipped, Gaussian noise "
+    "set by Opacus's accountant for --epochs and --batch-size, Poisson sampling."
 )
 
+#: Every option of ``miaudit audit``, in the order ``--help`` shows them (by panel).
+#: An option that sets the configuration names its key (error messages name keys,
+#: and the CLI shows them as these options: :func:`option_for`); one that says how
+#: the audit runs has ``run=True``. ``tests/test_options.py`` checks every key exists
+#: and every setting is reached by an option or a file.
+AUDIT: tuple[OptionSpec, ...] = _table(
+    OptionSpec("config", Path | None, run=True, help="TOML or JSON settings (flags override it)."),
+    OptionSpec(
+        "dataset",
+        str | None,
+        key="dataset",
+        help="Built-in data set (see `miaudit datasets`) or a CSV/Parquet/.npz file.",
+    ),
+    OptionSpec(
+        "label",
+        str | None,
+        key="label",
+        help="Label column of a table, or the label of a built-in set (census).",
+    ),
+    OptionSpec(
+        "categorical",
+        str | None,
+        key="categorical",
+        read=_split_list,
+        help="Comma-separated columns to treat as categorical.",
+    ),
+    OptionSpec(
+        "id_column",
+        str | None,
+        key="id_column",
+        help="A column naming each record: kept out of the features, written to "
+        "scores.csv and the report, and usable in --members.",
+    ),
+    OptionSpec(
+        "text_column",
+        str | None,
+        key="text_column",
+        help="A table's column of texts: its records are text records (audited with the "
+        "text recipe tfidf-lr, or your own model).",
+    ),
+    OptionSpec(
+        "pixel_scale",
+        float | None,
+        key="pixel_scale",
+        help="Images that are not uint8: the value of white (e.g. 255, 65535).",
+    ),
+    OptionSpec(
+        "target_size",
+        int | None,
+        key="target_size",
+        help="Target's training-set size (default 10,000 where the data allows).",
+    ),
+    OptionSpec("shadows", int | None, key="shadows", help="Number of shadow models."),
+    OptionSpec(
+        "shadow_size",
+        int | None,
+        key="shadow_size",
+        help="Records each shadow trains on (default: as many as the target); for a pool "
+        "too small for shadows of the target's size.",
+    ),
+    OptionSpec(
+        "target_python",
+        str | None,
+        key="target_python",
+        panel=_OWN,
+        help="Audit your own fitted model: module:attribute (or file.py:attribute) naming "
+        "a scikit-learn estimator or Pipeline, a torch module, or a callable records -> "
+        "probabilities. Needs --members.",
+    ),
+    OptionSpec(
+        "trainer_python",
+        str | None,
+        key="trainer_python",
+        panel=_OWN,
+        help="Train shadows (and, with --game recipe, the target) with your own code: "
+        "module:attribute naming an unfitted estimator, a miaudit.TorchTrainer, or a "
+        "function fit(X, y, seed) -> model.",
+    ),
+    OptionSpec(
+        "python_path",
+        list[str] | None,
+        key="python_path",
+        panel=_OWN,
+        help="Folder to import your modules from (repeatable).",
+    ),
+    OptionSpec(
+        "members",
+        Path | None,
+        key="members",
+        read=_text,
+        panel=_OWN,
+        help="Which rows your target was trained on: a .npy (mask, row numbers or ids), "
+        ".txt (one per line) or .csv (one column) file; ids need --id-column; "
+        "--members-as settles a file that reads more than one way.",
+    ),
+    OptionSpec(
+        "non_members",
+        Path | None,
+        key="non_members",
+        read=_text,
+        panel=_OWN,
+        help="Rows it never saw (default: as many other rows as members, at most half).",
+    ),
+    OptionSpec(
+        "members_as",
+        str | None,
+        key="members_as",
+        panel=_OWN,
+        help="How --members and --non-members read where more than one way fits: mask "
+        "(0/1 per row), positions (row numbers from 0) or ids.",
+    ),
+    OptionSpec(
+        "model",
+        str | None,
+        key="target.model",
+        panel=_RECIPE,
+        help="mlp, cnn, logistic-regression, random-forest, gradient-boosting, sklearn-mlp; "
+        "text: tfidf-lr, boe.",
+    ),
+    OptionSpec("epochs", int | None, key="target.epochs", panel=_RECIPE),
+    OptionSpec("lr", float | None, key="target.lr", panel=_RECIPE, help="Learning rate."),
+    OptionSpec("batch_size", int | None, key="target.batch_size", panel=_RECIPE),
+    OptionSpec(
+        "l2", float | None, key="target.l2", panel=_RECIPE, help="L2 regularisation weight."
+    ),
+    OptionSpec(
+        "hidden", int | None, key="target.hidden", panel=_RECIPE, help="Hidden units of the MLP."
+    ),
+    OptionSpec(
+        "augment",
+        bool | None,
+        key="target.augment",
+        flags=("--augment/--no-augment",),
+        panel=_RECIPE,
+        help="Train the CNN on mirrored and shifted images (as image models usually are; "
+        "augmented --queries pay on them).",
+    ),
+    OptionSpec(
+        "dp_epsilon", float | None, key="target.dp_epsilon", panel=_DP, help=_DP_EPSILON_HELP
+    ),
+    OptionSpec(
+        "dp_delta",
+        float | None,
+        key="target.dp_delta",
+        panel=_DP,
+        help="DP-SGD's delta (default 1/(2n)).",
+    ),
+    OptionSpec(
+        "max_grad_norm",
+        float | None,
+        key="target.max_grad_norm",
+        panel=_DP,
+        help="DP-SGD's clipping norm of each record's gradient (default 1.0).",
+    ),
+    OptionSpec(
+        "dp_accountant",
+        str | None,
+        key="target.dp_accountant",
+        panel=_DP,
+        help="Opacus accountant that sets the noise: rdp (default) or prv.",
+    ),
+    OptionSpec(
+        "shadow_model",
+        str | None,
+        key="shadow.model",
+        panel=_RECIPE,
+        help="Train the shadows with another model.",
+    ),
+    OptionSpec(
+        "target_model",
+        Path | None,
+        key="target_model",
+        read=_text,
+        help="Audit a target saved by `miaudit train` instead of training one.",
+    ),
+    OptionSpec(
+        "save_target",
+        Path | None,
+        key="save_target",
+        read=_text,
+        help="Also save the trained target into this folder.",
+    ),
+    OptionSpec(
+        "target_url",
+        str | None,
+        key="target_url",
+        panel=_REMOTE,
+        help="Attack a prediction API (miaudit serve, or any service speaking its "
+        "protocol) at this base URL instead of a local model.",
+    ),
+    OptionSpec(
+        "membership",
+        Path | None,
+        key="membership",
+        read=_text,
+        panel=_REMOTE,
+        help="Which records the remote target was trained on: its saved folder or "
+        "membership.npz (to evaluate the attack, never to train it).",
+    ),
+    OptionSpec(
+        "token",
+        str | None,
+        run=True,
+        envvar="MIAUDIT_TOKEN",
+        panel=_REMOTE,
+        help="Bearer token of the service (never written to the results).",
+    ),
+    OptionSpec(
+        "query_cache",
+        Path | None,
+        run=True,
+        panel=_REMOTE,
+        help="Folder of answered queries, so an interrupted audit resumes without "
+        "paying again (default $MIAUDIT_QUERY_CACHE or ~/.cache/miaudit/queries).",
+    ),
+    OptionSpec(
+        "no_query_cache",
+        bool,
+        False,
+        run=True,
+        panel=_REMOTE,
+        help="Keep no answered queries on disk.",
+    ),
+    OptionSpec(
+        "http_timeout",
+        float | None,
+        key="http.timeout",
+        panel=_REMOTE,
+        help="Seconds per request (default 30).",
+    ),
+    OptionSpec(
+        "http_retries",
+        int | None,
+        key="http.retries",
+        panel=_REMOTE,
+        help="Retries of a request that timed out, failed to connect or was answered "
+        "429/5xx, with exponential backoff (default 5).",
+    ),
+    OptionSpec(
+        "shadow_data",
+        str | None,
+        key="shadow_data",
+        panel=_ATTACK,
+        help="Shadow training data: real (the attacker's pool), noisy (pool records "
+        "with --noise of their features re-drawn), marginal (features drawn from "
+        "per-class marginals), synthetic (hill climbing against the target).",
+    ),
+    OptionSpec(
+        "noise",
+        float | None,
+        key="noise",
+        panel=_ATTACK,
+        help="Fraction of features re-drawn for noisy.",
+    ),
+    OptionSpec(
+        "shadow_labels",
+        str | None,
+        key="shadow_labels",
+        panel=_ATTACK,
+        help="Label shadow records by the data (data) or by the target's answer (target).",
+    ),
+    OptionSpec(
+        "query_budget",
+        int | None,
+        key="query_budget",
+        panel=_ATTACK,
+        help="Most queries the audit may send to the target (cached answers are "
+        "free); hill-climbing synthesis stops early to leave what scoring needs "
+        "(its other knobs: the synthesis table of --config).",
+    ),
+    OptionSpec(
+        "defense",
+        list[str] | None,
+        key="defense",
+        read=_policies,
+        panel=_ATTACK,
+        help="Output policy of the target, repeatable, applied in order: top-k=K, "
+        "round=D, temperature=T, label-only. The shadows answer through it too.",
+    ),
+    OptionSpec(
+        "attack_learner",
+        str | None,
+        key="attacks.shokri.learner",
+        panel=_ATTACK,
+        help="Shokri's attack models: auto (default: nn or gbdt, whichever attacks a "
+        "held-out shadow better; nn on a tie or with one shadow), nn (small networks "
+        "trained as one stack on --device), gbdt, logreg, rf.",
+    ),
+    OptionSpec(
+        "class_agnostic",
+        bool | None,
+        key="attacks.shokri.per_class",
+        read=_negated,
+        flags=("--class-agnostic/--per-class",),
+        panel=_ATTACK,
+        help="One attack model for all classes instead of one per class.",
+    ),
+    OptionSpec(
+        "attacks",
+        str | None,
+        key="attacks.run",
+        read=_split_list,
+        panel=_ATTACK,
+        help="Comma-separated attacks, all sharing one set of shadows: shokri; loss, "
+        "confidence, entropy, mentr (each also -class: per-class thresholds); lira, "
+        "rmia (online: shadows train on halves of the evaluated records), lira-offline, "
+        "rmia-offline; gap, robustness (label only); 'all'. Default: "
+        "shokri,loss,mentr-class,gap,lira-offline,rmia-offline.",
+    ),
+    OptionSpec(
+        "attack_setting",
+        list[str] | None,
+        run=True,
+        panel=_ATTACK,
+        help="Any attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2, "
+        "boundary.directions=16); `miaudit attacks` lists them.",
+    ),
+    OptionSpec(
+        "lira_variance",
+        str | None,
+        key="attacks.lira.variance",
+        panel=_ATTACK,
+        help="LiRA's Gaussians: auto (default: the stronger on shadows attacked with the "
+        "others), global (stable below ~64 shadows) or per-record.",
+    ),
+    OptionSpec(
+        "lira_queries",
+        int | None,
+        key="attacks.lira.queries",
+        panel=_ATTACK,
+        help="Queries per record for LiRA alone (see --queries).",
+    ),
+    OptionSpec(
+        "queries",
+        int | None,
+        key="attacks.queries",
+        panel=_ATTACK,
+        help="Queries per record for every attack that scores a signal per record (LiRA, "
+        "RMIA, the threshold attacks), averaged over them: 1 (default), or up to 18 with "
+        "augmentations (images: mirror, then 1-pixel shifts; tables: small numeric "
+        "offsets). They pay on models trained on those augmentations (--augment).",
+    ),
+    OptionSpec(
+        "game",
+        str | None,
+        key="game",
+        panel=_ATTACK,
+        help="shokri (default: target members vs non-members, shadows on the attacker's "
+        "pool), recipe (target and reference models each on a random half of a pool; "
+        "every pool record is scored) or canaries (one training run: --canaries records "
+        "each put in the target's training set with probability 1/2, and a lower bound "
+        "on the epsilon its training honours; Steinke, Nasr and Jagielski 2023).",
+    ),
+    OptionSpec(
+        "canaries",
+        int | None,
+        key="canaries",
+        panel=_ATTACK,
+        help="Canaries of --game canaries (default 1000; at most the target's size).",
+    ),
+    OptionSpec(
+        "canary_kind",
+        str | None,
+        key="canary_kind",
+        panel=_ATTACK,
+        help="population (default: records drawn from the data) or mislabelled (the same, "
+        "each given a wrong label: easier to memorise, a stronger test).",
+    ),
+    OptionSpec(
+        "bootstrap",
+        int | None,
+        key="bootstrap",
+        panel=_ATTACK,
+        help="Bootstrap replicates for the TPR intervals (default 1000; 0: none).",
+    ),
+    OptionSpec(
+        "fpr",
+        str | None,
+        key="fprs",
+        read=_rates,
+        panel=_ATTACK,
+        help="Comma-separated extra false-positive rates to report the TPR at (always: "
+        "0.001, 0.01, 0.1); refused when too few non-members can resolve one.",
+    ),
+    OptionSpec(
+        "workers",
+        int | None,
+        run=True,
+        panel=_EXEC,
+        help="Shadow chunks trained at once: threads for PyTorch shadows, processes for "
+        "scikit-learn shadows or a local Dask cluster (default: the cores available).",
+    ),
+    OptionSpec(
+        "max_stack",
+        int | None,
+        run=True,
+        panel=_EXEC,
+        help="Most shadow networks trained together as one stack (default: 8 on a CPU, "
+        "as many as half the GPU's memory holds on one, at most 256); lower it when a "
+        "GPU runs out of memory.",
+    ),
+    OptionSpec(
+        "executor",
+        str,
+        "local",
+        run=True,
+        panel=_EXEC,
+        help="local (default) or dask: shadow training on a dask.distributed cluster.",
+    ),
+    OptionSpec(
+        "scheduler",
+        str | None,
+        run=True,
+        panel=_EXEC,
+        help="Dask scheduler address (tcp://host:port); without it --executor dask "
+        "starts a LocalCluster.",
+    ),
+    OptionSpec(
+        "job_cache",
+        Path | None,
+        run=True,
+        panel=_EXEC,
+        help="Folder of trained shadows' outputs (default $MIAUDIT_JOB_CACHE or "
+        "~/.cache/miaudit/jobs): an identical rerun trains nothing, an interrupted one "
+        "resumes.",
+    ),
+    OptionSpec("no_job_cache", bool, False, run=True, panel=_EXEC, help="Keep no job cache."),
+    OptionSpec(
+        "keep_models",
+        bool,
+        False,
+        run=True,
+        panel=_EXEC,
+        help="Save every shadow (or reference) model in OUT/shadow-models/NNN instead of "
+        "dropping it once its outputs are taken.",
+    ),
+    OptionSpec("seed", int | None, key="seed", help="Seed of every random choice."),
+    OptionSpec("device", str | None, key="device", help="cpu or cuda."),
+    OptionSpec(
+        "out",
+        Path | None,
+        run=True,
+        help="Result folder (default runs/<data set>-<date>-<time>).",
+    ),
+    OptionSpec("overwrite", bool, False, run=True, help="Replace results already in --out."),
+    OptionSpec(
+        "records",
+        str | None,
+        key="show_records",
+        help="How much of each record results.json, scores.csv and the page show: "
+        "values, ids (default: rows and ids, no values) or none (nothing that names a "
+        "record: a folder to share).",
+    ),
+    OptionSpec(
+        "save_outputs",
+        bool,
+        False,
+        run=True,
+        help="Also write outputs.npz: every model output the attacks scored from, for "
+        "`miaudit evaluate` (which then gives the same metrics).",
+    ),
+    OptionSpec("quiet", bool, False, run=True, help="No progress bars."),
+    OptionSpec(
+        "allow_python",
+        bool,
+        False,
+        run=True,
+        help="Let --config name Python code to import and run (target_python, "
+        "trainer_python); without it such a file is refused.",
+    ),
+)
+
+#: :data:`AUDIT` by option name.
+OPTIONS: dict[str, OptionSpec] = {spec.name: spec for spec in AUDIT}
 
 #: Every ``miaudit audit`` option that sets the configuration: its parameter -> the
-#: configuration key it sets (dotted into tables) and how its value is read. The one
-#: place options and settings meet: error messages name keys, and the CLI shows them
-#: as these options (a test checks every key exists and every option is here or in
-#: :data:`RUN_OPTIONS`).
+#: configuration key it sets and how its value is read (a view of :data:`AUDIT`).
 AUDIT_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "dataset": ("dataset", _same),
-    "label": ("label", _same),
-    "categorical": ("categorical", _split_list),
-    "id_column": ("id_column", _same),
-    "text_column": ("text_column", _same),
-    "pixel_scale": ("pixel_scale", _same),
-    "target_size": ("target_size", _same),
-    "shadows": ("shadows", _same),
-    "shadow_size": ("shadow_size", _same),
-    "target_python": ("target_python", _same),
-    "trainer_python": ("trainer_python", _same),
-    "python_path": ("python_path", _same),
-    "members": ("members", _text),
-    "non_members": ("non_members", _text),
-    "members_as": ("members_as", _same),
-    "model": ("target.model", _same),
-    "epochs": ("target.epochs", _same),
-    "lr": ("target.lr", _same),
-    "batch_size": ("target.batch_size", _same),
-    "l2": ("target.l2", _same),
-    "hidden": ("target.hidden", _same),
-    "augment": ("target.augment", _same),
-    "dp_epsilon": ("target.dp_epsilon", _same),
-    "dp_delta": ("target.dp_delta", _same),
-    "max_grad_norm": ("target.max_grad_norm", _same),
-    "dp_accountant": ("target.dp_accountant", _same),
-    "shadow_model": ("shadow.model", _same),
-    "target_model": ("target_model", _text),
-    "save_target": ("save_target", _text),
-    "target_url": ("target_url", _same),
-    "membership": ("membership", _text),
-    "http_timeout": ("http.timeout", _same),
-    "http_retries": ("http.retries", _same),
-    "shadow_data": ("shadow_data", _same),
-    "noise": ("noise", _same),
-    "shadow_labels": ("shadow_labels", _same),
-    "query_budget": ("query_budget", _same),
-    "defense": ("defense", _policies),
-    "attack_learner": ("attacks.shokri.learner", _same),
-    "class_agnostic": ("attacks.shokri.per_class", _negated),
-    "attacks": ("attacks.run", _split_list),
-    "lira_variance": ("attacks.lira.variance", _same),
-    "lira_queries": ("attacks.lira.queries", _same),
-    "queries": ("attacks.queries", _same),
-    "game": ("game", _same),
-    "canaries": ("canaries", _same),
-    "canary_kind": ("canary_kind", _same),
-    "bootstrap": ("bootstrap", _same),
-    "fpr": ("fprs", _rates),
-    "seed": ("seed", _same),
-    "device": ("device", _same),
-    "records": ("show_records", _same),
+    spec.name: (spec.key, spec.read) for spec in AUDIT if spec.key is not None
 }
 
 #: ``miaudit audit`` options that say how or where the audit runs (or which settings
-#: file to read), never what it computes: not configuration keys.
-RUN_OPTIONS = frozenset({
-    "config", "attack_setting", "token", "query_cache", "no_query_cache", "workers",
-    "max_stack", "executor", "scheduler", "job_cache", "no_job_cache", "keep_models", "out",
-    "overwrite", "save_outputs", "quiet", "allow_python",
-})  # fmt: skip
+#: file to read), never what it computes: not configuration keys (``run=True``).
+RUN_OPTIONS = frozenset(spec.name for spec in AUDIT if spec.run)
 
 
-def _options_to_config(values: dict[str, Any]) -> dict[str, Any]:
+def _use(name: str, **changes: Any) -> OptionSpec:
+    """The option ``name`` of :data:`AUDIT`, as another command shows it."""
+    return OPTIONS[name].but(**changes)
+
+
+def _command(specs: Sequence[OptionSpec], **settings: Any):
+    """Register ``body`` as a command of :data:`app` whose parameters are ``specs``, in
+    their order. Typer reads a command's ``inspect.signature``: the generated one is
+    all it sees. ``body`` gets every value (defaults filled in) as one namespace; its
+    name and docstring are the command's."""
+    signature = inspect.Signature([spec.parameter() for spec in specs])
+
+    def register(body: Callable[[SimpleNamespace], None]) -> Callable[..., None]:
+        def command(*args: Any, **kwargs: Any) -> None:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return body(SimpleNamespace(**bound.arguments))
+
+        command.__signature__ = signature  # type: ignore[attr-defined]
+        command.__name__ = command.__qualname__ = body.__name__
+        command.__doc__ = body.__doc__
+        command.__module__ = body.__module__
+        return app.command(**settings)(command)
+
+    return register
+
+
+def _options_to_config(specs: Iterable[OptionSpec], values: dict[str, Any]) -> dict[str, Any]:
     """The settings the given options say, as nested tables (``None``: not given)."""
     out: dict[str, Any] = {}
-    for name, value in values.items():
-        path, read = AUDIT_OPTIONS[name]
-        value = read(value)
+    for spec in specs:
+        if spec.key is None:
+            continue
+        value = spec.read(values[spec.name])
         if value is None:
             continue
-        *tables, last = path.split(".")
+        *tables, last = spec.key.split(".")
         at = out
         for table in tables:
             at = at.setdefault(table, {})
@@ -202,14 +762,10 @@ def _options_to_config(values: dict[str, Any]) -> dict[str, Any]:
 def option_for(config_key: str) -> str | None:
     """The ``miaudit audit`` option that sets ``config_key`` (``--attacks`` for
     ``attacks.run``), or ``None`` when only a settings file sets it."""
-    names = {path: name for name, (path, _) in AUDIT_OPTIONS.items()}
-    name = names.get(config_key)
-    if name is None:
-        return None
-    for param in typer.main.get_command(app).commands["audit"].params:
-        if param.name == name:
+    for spec in AUDIT:
+        if spec.key == config_key:
             # A boolean pair names the setting by the option that turns it on.
-            return "--per-class" if name == "class_agnostic" else param.opts[0]
+            return spec.setting_flag
     return None
 
 
@@ -223,429 +779,56 @@ def _build_config(config: Path | None, flags: dict[str, Any], allow_python: bool
     return combine(base, flags)
 
 
-@app.command()
-def audit(
-    config: Annotated[
-        Path | None, typer.Option(help="TOML or JSON settings (flags override it).")
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(help="Built-in data set (see `miaudit datasets`) or a CSV/Parquet/.npz file."),
-    ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option(help="Label column of a table, or the label of a built-in set (census)."),
-    ] = None,
-    categorical: Annotated[
-        str | None, typer.Option(help="Comma-separated columns to treat as categorical.")
-    ] = None,
-    id_column: Annotated[
-        str | None,
-        typer.Option(
-            help="A column naming each record: kept out of the features, written to "
-            "scores.csv and the report, and usable in --members."
-        ),
-    ] = None,
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            help="A table's column of texts: its records are text records (audited with the "
-            "text recipe tfidf-lr, or your own model)."
-        ),
-    ] = None,
-    pixel_scale: Annotated[
-        float | None,
-        typer.Option(help="Images that are not uint8: the value of white (e.g. 255, 65535)."),
-    ] = None,
-    target_size: Annotated[
-        int | None,
-        typer.Option(help="Target's training-set size (default 10,000 where the data allows)."),
-    ] = None,
-    shadows: Annotated[int | None, typer.Option(help="Number of shadow models.")] = None,
-    shadow_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Records each shadow trains on (default: as many as the target); for a pool "
-            "too small for shadows of the target's size."
-        ),
-    ] = None,
-    target_python: Annotated[
-        str | None,
-        typer.Option(
-            help="Audit your own fitted model: module:attribute (or file.py:attribute) naming "
-            "a scikit-learn estimator or Pipeline, a torch module, or a callable records -> "
-            "probabilities. Needs --members.",
-            rich_help_panel=_OWN,
-        ),
-    ] = None,
-    trainer_python: Annotated[
-        str | None,
-        typer.Option(
-            help="Train shadows (and, with --game recipe, the target) with your own code: "
-            "module:attribute naming an unfitted estimator, a miaudit.TorchTrainer, or a "
-            "function fit(X, y, seed) -> model.",
-            rich_help_panel=_OWN,
-        ),
-    ] = None,
-    python_path: Annotated[
-        list[str] | None,
-        typer.Option(help="Folder to import your modules from (repeatable).", rich_help_panel=_OWN),
-    ] = None,
-    members: Annotated[
-        Path | None,
-        typer.Option(
-            help="Which rows your target was trained on: a .npy (mask, row numbers or ids), "
-            ".txt (one per line) or .csv (one column) file; ids need --id-column; "
-            "--members-as settles a file that reads more than one way.",
-            rich_help_panel=_OWN,
-        ),
-    ] = None,
-    non_members: Annotated[
-        Path | None,
-        typer.Option(
-            help="Rows it never saw (default: as many other rows as members, at most half).",
-            rich_help_panel=_OWN,
-        ),
-    ] = None,
-    members_as: Annotated[
-        str | None,
-        typer.Option(
-            help="How --members and --non-members read where more than one way fits: mask "
-            "(0/1 per row), positions (row numbers from 0) or ids.",
-            rich_help_panel=_OWN,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="mlp, cnn, logistic-regression, random-forest, gradient-boosting, sklearn-mlp; "
-            "text: tfidf-lr, boe.",
-            rich_help_panel=_RECIPE,
-        ),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate.", rich_help_panel=_RECIPE)
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    l2: Annotated[
-        float | None, typer.Option(help="L2 regularisation weight.", rich_help_panel=_RECIPE)
-    ] = None,
-    hidden: Annotated[
-        int | None, typer.Option(help="Hidden units of the MLP.", rich_help_panel=_RECIPE)
-    ] = None,
-    augment: Annotated[
-        bool | None,
-        typer.Option(
-            "--augment/--no-augment",
-            help="Train the CNN on mirrored and shifted images (as image models usually are; "
-            "augmented --queries pay on them).",
-            rich_help_panel=_RECIPE,
-        ),
-    ] = None,
-    dp_epsilon: Annotated[float | None, _DP_EPSILON] = None,
-    dp_delta: Annotated[float | None, _DP_DELTA] = None,
-    max_grad_norm: Annotated[float | None, _MAX_GRAD_NORM] = None,
-    dp_accountant: Annotated[str | None, _DP_ACCOUNTANT] = None,
-    shadow_model: Annotated[
-        str | None,
-        typer.Option(help="Train the shadows with another model.", rich_help_panel=_RECIPE),
-    ] = None,
-    target_model: Annotated[
-        Path | None,
-        typer.Option(help="Audit a target saved by `miaudit train` instead of training one."),
-    ] = None,
-    save_target: Annotated[
-        Path | None, typer.Option(help="Also save the trained target into this folder.")
-    ] = None,
-    target_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Attack a prediction API (miaudit serve, or any service speaking its "
-            "protocol) at this base URL instead of a local model.",
-            rich_help_panel=_REMOTE,
-        ),
-    ] = None,
-    membership: Annotated[
-        Path | None,
-        typer.Option(
-            help="Which records the remote target was trained on: its saved folder or "
-            "membership.npz (to evaluate the attack, never to train it).",
-            rich_help_panel=_REMOTE,
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MIAUDIT_TOKEN",
-            show_envvar=True,
-            help="Bearer token of the service (never written to the results).",
-            rich_help_panel=_REMOTE,
-        ),
-    ] = None,
-    query_cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder of answered queries, so an interrupted audit resumes without "
-            "paying again (default $MIAUDIT_QUERY_CACHE or ~/.cache/miaudit/queries).",
-            rich_help_panel=_REMOTE,
-        ),
-    ] = None,
-    no_query_cache: Annotated[
-        bool,
-        typer.Option(help="Keep no answered queries on disk.", rich_help_panel=_REMOTE),
-    ] = False,
-    http_timeout: Annotated[
-        float | None,
-        typer.Option(help="Seconds per request (default 30).", rich_help_panel=_REMOTE),
-    ] = None,
-    http_retries: Annotated[
-        int | None,
-        typer.Option(
-            help="Retries of a request that timed out, failed to connect or was answered "
-            "429/5xx, with exponential backoff (default 5).",
-            rich_help_panel=_REMOTE,
-        ),
-    ] = None,
-    shadow_data: Annotated[
-        str | None,
-        typer.Option(
-            help="Shadow training data: real (the attacker's pool), noisy (pool records "
-            "with --noise of their features re-drawn), marginal (features drawn from "
-            "per-class marginals), synthetic (hill climbing against the target).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    noise: Annotated[
-        float | None,
-        typer.Option(help="Fraction of features re-drawn for noisy.", rich_help_panel=_ATTACK),
-    ] = None,
-    shadow_labels: Annotated[
-        str | None,
-        typer.Option(
-            help="Label shadow records by the data (data) or by the target's answer (target).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    query_budget: Annotated[
-        int | None,
-        typer.Option(
-            help="Most queries the audit may send to the target (cached answers are "
-            "free); hill-climbing synthesis stops early to leave what scoring needs "
-            "(its other knobs: the synthesis table of --config).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    defense: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Output policy of the target, repeatable, applied in order: top-k=K, "
-            "round=D, temperature=T, label-only. The shadows answer through it too.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    attack_learner: Annotated[
-        str | None,
-        typer.Option(
-            help="Shokri's attack models: auto (default: nn or gbdt, whichever attacks a "
-            "held-out shadow better; nn on a tie or with one shadow), nn (small networks "
-            "trained as one stack on --device), gbdt, logreg, rf.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    class_agnostic: Annotated[
-        bool | None,
-        typer.Option(
-            "--class-agnostic/--per-class",
-            help="One attack model for all classes instead of one per class.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    attacks: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated attacks, all sharing one set of shadows: shokri; loss, "
-            "confidence, entropy, mentr (each also -class: per-class thresholds); lira, "
-            "rmia (online: shadows train on halves of the evaluated records), lira-offline, "
-            "rmia-offline; gap, robustness (label only); 'all'. Default: "
-            "shokri,loss,mentr-class,gap,lira-offline,rmia-offline.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    attack_setting: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Any attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2, "
-            "boundary.directions=16); `miaudit attacks` lists them.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    lira_variance: Annotated[
-        str | None,
-        typer.Option(
-            help="LiRA's Gaussians: auto (default: the stronger on shadows attacked with the "
-            "others), global (stable below ~64 shadows) or per-record.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    lira_queries: Annotated[
-        int | None,
-        typer.Option(
-            help="Queries per record for LiRA alone (see --queries).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    queries: Annotated[
-        int | None,
-        typer.Option(
-            help="Queries per record for every attack that scores a signal per record (LiRA, "
-            "RMIA, the threshold attacks), averaged over them: 1 (default), or up to 18 with "
-            "augmentations (images: mirror, then 1-pixel shifts; tables: small numeric "
-            "offsets). They pay on models trained on those augmentations (--augment).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    game: Annotated[
-        str | None,
-        typer.Option(
-            help="shokri (default: target members vs non-members, shadows on the attacker's "
-            "pool), recipe (target and reference models each on a random half of a pool; "
-            "every pool record is scored) or canaries (one training run: --canaries records "
-            "each put in the target's training set with probability 1/2, and a lower bound "
-            "on the epsilon its training honours; Steinke, Nasr and Jagielski 2023).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    canaries: Annotated[
-        int | None,
-        typer.Option(
-            help="Canaries of --game canaries (default 1000; at most the target's size).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    canary_kind: Annotated[
-        str | None,
-        typer.Option(
-            help="population (default: records drawn from the data) or mislabelled (the same, "
-            "each given a wrong label: easier to memorise, a stronger test).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    bootstrap: Annotated[
-        int | None,
-        typer.Option(
-            help="Bootstrap replicates for the TPR intervals (default 1000; 0: none).",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    fpr: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated extra false-positive rates to report the TPR at (always: "
-            "0.001, 0.01, 0.1); refused when too few non-members can resolve one.",
-            rich_help_panel=_ATTACK,
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Shadow chunks trained at once: threads for PyTorch shadows, processes for "
-            "scikit-learn shadows or a local Dask cluster (default: the cores available).",
-            rich_help_panel=_EXEC,
-        ),
-    ] = None,
-    max_stack: Annotated[
-        int | None,
-        typer.Option(
-            help="Most shadow networks trained together as one stack (default: 8 on a CPU, "
-            "as many as half the GPU's memory holds on one, at most 256); lower it when a "
-            "GPU runs out of memory.",
-            rich_help_panel=_EXEC,
-        ),
-    ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            help="local (default) or dask: shadow training on a dask.distributed cluster.",
-            rich_help_panel=_EXEC,
-        ),
-    ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="Dask scheduler address (tcp://host:port); without it --executor dask "
-            "starts a LocalCluster.",
-            rich_help_panel=_EXEC,
-        ),
-    ] = None,
-    job_cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder of trained shadows' outputs (default $MIAUDIT_JOB_CACHE or "
-            "~/.cache/miaudit/jobs): an identical rerun trains nothing, an interrupted one "
-            "resumes.",
-            rich_help_panel=_EXEC,
-        ),
-    ] = None,
-    no_job_cache: Annotated[
-        bool, typer.Option(help="Keep no job cache.", rich_help_panel=_EXEC)
-    ] = False,
-    keep_models: Annotated[
-        bool,
-        typer.Option(
-            help="Save every shadow (or reference) model in OUT/shadow-models/NNN instead of "
-            "dropping it once its outputs are taken.",
-            rich_help_panel=_EXEC,
-        ),
-    ] = False,
-    seed: Annotated[int | None, typer.Option(help="Seed of every random choice.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Result folder (default runs/<data set>-<date>-<time>)."),
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
-    records: Annotated[
-        str | None,
-        typer.Option(
-            help="How much of each record results.json, scores.csv and the page show: "
-            "values, ids (default: rows and ids, no values) or none (nothing that names a "
-            "record: a folder to share)."
-        ),
-    ] = None,
-    save_outputs: Annotated[
-        bool,
-        typer.Option(
-            help="Also write outputs.npz: every model output the attacks scored from, for "
-            "`miaudit evaluate` (which then gives the same metrics)."
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
-    allow_python: Annotated[
-        bool,
-        typer.Option(
-            help="Let --config name Python code to import and run (target_python, "
-            "trainer_python); without it such a file is refused."
-        ),
-    ] = False,
-) -> None:
+@_command(AUDIT)
+def audit(o: SimpleNamespace) -> None:
     """Run a shadow-model membership inference audit and write its results."""
     from miaudit.pipeline import run_audit
     from miaudit.progress import Reporter, auto_reporter
-    from miaudit.report import default_out_dir, prepare_out_dir, write_results
+    from miaudit.report import default_out_dir, write_results
     from miaudit.report.summary import print_summary
 
-    given = locals()
-    flags = _options_to_config({name: given[name] for name in AUDIT_OPTIONS})
-    for section, values in _attack_settings(attack_setting).items():
+    cfg = _audit_config(o)
+    out = _audit_folders(o, cfg)
+    reporter = Reporter() if o.quiet else auto_reporter(option_for)
+    execution = _audit_execution(o, out)
+    try:
+        result = run_audit(
+            cfg,
+            reporter,
+            token=o.token,
+            query_cache=False if o.no_query_cache else o.query_cache,
+            execution=execution,
+        )
+    except KeyboardInterrupt:
+        typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
+        raise typer.Exit(130) from None
+    target_dir = out if out is not None else default_out_dir(result.dataset.name)
+    written = write_results(result, target_dir, outputs=o.save_outputs)
+    print_summary(result, written)
+
+
+def _audit_config(o: SimpleNamespace):
+    """The audit's configuration: the options' settings (and ``--attack-setting``'s) over
+    ``--config``'s; ``--save-outputs`` refused where ``--records`` forbids it."""
+    flags = _options_to_config(AUDIT, vars(o))
+    for section, values in _attack_settings(o.attack_setting).items():
         attacks = flags.setdefault("attacks", {})
         attacks[section] = {**(attacks.get(section) or {}), **values}
-    cfg = _build_config(config, flags, allow_python)
-    if save_outputs:  # refused before the audit runs, not after
+    cfg = _build_config(o.config, flags, o.allow_python)
+    if o.save_outputs:  # refused before the audit runs, not after
         from miaudit.report.disclosure import refuse_outputs_at
 
         refuse_outputs_at(cfg.show_records)
-    if out is None and keep_models:
+    return cfg
+
+
+def _audit_folders(o: SimpleNamespace, cfg: Any) -> Path | None:
+    """``--out`` (chosen now where ``--keep-models`` writes into it while the audit runs)
+    and ``--save-target``, checked before any work."""
+    from miaudit.report import default_out_dir, prepare_out_dir
+
+    out = o.out
+    if out is None and o.keep_models:
         # The models are written while the audit runs: the folder is chosen now, named
         # as the data set will be (a built-in's full name, or a file's stem).
         from miaudit.data.builtin import is_builtin, resolve_builtin
@@ -654,38 +837,28 @@ def audit(
         label = resolve_builtin(name, cfg.label).name if is_builtin(name) else Path(name).stem
         out = default_out_dir(label)
     if out is not None:
-        prepare_out_dir(out, overwrite=overwrite)
+        prepare_out_dir(out, overwrite=o.overwrite)
     if cfg.save_target is not None:
-        prepare_model_dir(Path(cfg.save_target), overwrite=overwrite)
-    reporter = Reporter() if quiet else auto_reporter(option_for)
-    if no_query_cache and query_cache is not None:
+        prepare_model_dir(Path(cfg.save_target), overwrite=o.overwrite)
+    return out
+
+
+def _audit_execution(o: SimpleNamespace, out: Path | None):
+    """How the shadows are trained (:class:`miaudit.jobs.Execution`), from the run options."""
+    if o.no_query_cache and o.query_cache is not None:
         raise ConfigError("--query-cache and --no-query-cache contradict each other: pass one")
-    if no_job_cache and job_cache is not None:
+    if o.no_job_cache and o.job_cache is not None:
         raise ConfigError("--job-cache and --no-job-cache contradict each other: pass one")
     from miaudit.jobs import Execution
 
-    execution = Execution(
-        job_cache=False if no_job_cache else job_cache,
-        executor=executor,
-        scheduler=scheduler,
-        workers=workers,
-        keep_models=out / "shadow-models" if keep_models else None,
-        max_stack=max_stack,
+    return Execution(
+        job_cache=False if o.no_job_cache else o.job_cache,
+        executor=o.executor,
+        scheduler=o.scheduler,
+        workers=o.workers,
+        keep_models=out / "shadow-models" if o.keep_models else None,
+        max_stack=o.max_stack,
     )
-    try:
-        result = run_audit(
-            cfg,
-            reporter,
-            token=token,
-            query_cache=False if no_query_cache else query_cache,
-            execution=execution,
-        )
-    except KeyboardInterrupt:
-        typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
-        raise typer.Exit(130) from None
-    target_dir = out if out is not None else default_out_dir(result.dataset.name)
-    written = write_results(result, target_dir, outputs=save_outputs)
-    print_summary(result, written)
 
 
 def prepare_model_dir(path: Path, *, overwrite: bool) -> None:
@@ -696,122 +869,154 @@ def prepare_model_dir(path: Path, *, overwrite: bool) -> None:
         raise ConfigError(f"{path} is not empty: choose another folder or pass --overwrite")
 
 
-@app.command()
-def train(
-    out: Annotated[Path, typer.Option(help="Folder to save the model and its membership into.")],
-    config: Annotated[Path | None, typer.Option(help="TOML or JSON settings.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Built-in data set or a file.")] = None,
-    label: Annotated[str | None, typer.Option(help="Label column or built-in label.")] = None,
-    target_size: Annotated[int | None, typer.Option(help="Training-set size.")] = None,
-    model: Annotated[str | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    epochs: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    lr: Annotated[float | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    batch_size: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    l2: Annotated[float | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    hidden: Annotated[int | None, typer.Option(rich_help_panel=_RECIPE)] = None,
-    augment: Annotated[
-        bool | None, typer.Option("--augment/--no-augment", rich_help_panel=_RECIPE)
-    ] = None,
-    dp_epsilon: Annotated[float | None, _DP_EPSILON] = None,
-    dp_delta: Annotated[float | None, _DP_DELTA] = None,
-    max_grad_norm: Annotated[float | None, _MAX_GRAD_NORM] = None,
-    dp_accountant: Annotated[str | None, _DP_ACCOUNTANT] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option()] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a model already in --out.")] = False,
-) -> None:
+#: ``miaudit train``: the recipe options of ``audit`` (some without their help).
+TRAIN: tuple[OptionSpec, ...] = (
+    _use(
+        "out", type=Path, default=REQUIRED, help="Folder to save the model and its membership into."
+    ),
+    _use("config", help="TOML or JSON settings."),
+    _use("dataset", help="Built-in data set or a file."),
+    _use("label", help="Label column or built-in label."),
+    _use("target_size", help="Training-set size."),
+    _use("model", help=None),
+    _use("epochs"),
+    _use("lr", help=None),
+    _use("batch_size"),
+    _use("l2", help=None),
+    _use("hidden", help=None),
+    _use("augment", help=None),
+    _use("dp_epsilon"),
+    _use("dp_delta"),
+    _use("max_grad_norm"),
+    _use("dp_accountant"),
+    _use("seed", help=None),
+    _use("device", help=None),
+    _use("overwrite", help="Replace a model already in --out."),
+)
+
+
+@_command(TRAIN)
+def train(o: SimpleNamespace) -> None:
     """Train a target model and save it (with which records it saw) for later audits."""
     from miaudit.pipeline import train_target_only
     from miaudit.progress import auto_reporter
 
-    flags = {
-        "dataset": dataset,
-        "label": label,
-        "target_size": target_size,
-        "target": _recipe_overrides(
-            model=model,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            l2=l2,
-            hidden=hidden,
-            augment=augment,
-            dp_epsilon=dp_epsilon,
-            dp_delta=dp_delta,
-            max_grad_norm=max_grad_norm,
-            dp_accountant=dp_accountant,
-        ),
-        "seed": seed,
-        "device": device,
-    }
-    cfg = _build_config(config, flags)
-    prepare_model_dir(out, overwrite=overwrite)
-    info = train_target_only(cfg, out, auto_reporter(option_for))
+    cfg = _build_config(o.config, _options_to_config(TRAIN, vars(o)))
+    prepare_model_dir(o.out, overwrite=o.overwrite)
+    info = train_target_only(cfg, o.out, auto_reporter(option_for))
     typer.echo(
         f"saved {info['model']} trained on {info['n_train']} records of {info['dataset']} to "
-        f"{out} (train accuracy {info['train_accuracy']:.3f}, "
+        f"{o.out} (train accuracy {info['train_accuracy']:.3f}, "
         f"test accuracy {info['test_accuracy']:.3f})"
     )
 
 
-@app.command()
-def serve(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A target saved by `miaudit train` or `audit --save-target`.")
-    ],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 picks a free one and prints it).")] = 8000,
-    token: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Bearer token a client must send; repeat for several clients (each gets "
-            "its own query counter). Default: $MIAUDIT_TOKEN.",
-        ),
-    ] = None,
-    no_auth: Annotated[
-        bool, typer.Option(help="Serve without a token (only on a trusted network).")
-    ] = False,
-    top_k: Annotated[
+#: ``miaudit serve``: its own options, and ``audit``'s ``--token`` and ``--workers`` as
+#: a service reads them.
+SERVE: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "model_dir",
+        Path,
+        REQUIRED,
+        argument=True,
+        help="A target saved by `miaudit train` or `audit --save-target`.",
+    ),
+    OptionSpec("host", str, "127.0.0.1", help="Address to listen on."),
+    OptionSpec("port", int, 8000, help="Port (0 picks a free one and prints it)."),
+    _use(
+        "token",
+        type=list[str] | None,
+        envvar=None,
+        panel=None,
+        help="Bearer token a client must send; repeat for several clients (each gets "
+        "its own query counter). Default: $MIAUDIT_TOKEN.",
+    ),
+    OptionSpec("no_auth", bool, False, help="Serve without a token (only on a trusted network)."),
+    OptionSpec("top_k", int | None, panel=_POLICY, help="Answer only the K largest probabilities."),
+    OptionSpec(
+        "round_",
         int | None,
-        typer.Option(help="Answer only the K largest probabilities.", rich_help_panel=_POLICY),
-    ] = None,
-    round_: Annotated[
-        int | None,
-        typer.Option("--round", help="Round probabilities to D decimals.", rich_help_panel=_POLICY),
-    ] = None,
-    temperature: Annotated[
+        flags=("--round",),
+        panel=_POLICY,
+        help="Round probabilities to D decimals.",
+    ),
+    OptionSpec(
+        "temperature",
         float | None,
-        typer.Option(help="Soften the probabilities at temperature T.", rich_help_panel=_POLICY),
-    ] = None,
-    label_only: Annotated[
-        bool, typer.Option(help="Answer only the predicted label.", rich_help_panel=_POLICY)
-    ] = False,
-    max_batch: Annotated[int, typer.Option(help="Most records per request.")] = 1024,
-    max_body: Annotated[int, typer.Option(help="Most bytes per request body.")] = 8 * 2**20,
-    max_connections: Annotated[
+        panel=_POLICY,
+        help="Soften the probabilities at temperature T.",
+    ),
+    OptionSpec("label_only", bool, False, panel=_POLICY, help="Answer only the predicted label."),
+    OptionSpec("max_batch", int, 1024, help="Most records per request."),
+    OptionSpec("max_body", int, 8 * 2**20, help="Most bytes per request body."),
+    OptionSpec(
+        "max_connections",
         int,
-        typer.Option(
-            help="Most open connections (fewer where the file-descriptor limit allows "
-            "fewer); past it a new one displaces the longest idle one."
-        ),
-    ] = 100,
-    header_timeout: Annotated[
-        float, typer.Option(help="Seconds a client has to send a request's headers.")
-    ] = 10.0,
-    body_timeout: Annotated[
+        100,
+        help="Most open connections (fewer where the file-descriptor limit allows "
+        "fewer); past it a new one displaces the longest idle one.",
+    ),
+    OptionSpec(
+        "header_timeout", float, 10.0, help="Seconds a client has to send a request's headers."
+    ),
+    OptionSpec(
+        "body_timeout",
         float,
-        typer.Option(help="Seconds a client has to send a request's body, and to read an answer."),
-    ] = 60.0,
-    workers: Annotated[int, typer.Option(help="Requests parsed and answered at once.")] = 2,
-) -> None:
-    """Serve a saved model as an HTTP prediction API (POST /v1/predict, GET /v1/info)."""
-    import os
+        60.0,
+        help="Seconds a client has to send a request's body, and to read an answer.",
+    ),
+    _use("workers", type=int, default=2, panel=None, help="Requests parsed and answered at once."),
+)
 
+
+@_command(SERVE)
+def serve(o: SimpleNamespace) -> None:
+    """Serve a saved model as an HTTP prediction API (POST /v1/predict, GET /v1/info)."""
     from miaudit.policies import parse_policy
-    from miaudit.serve import TOKEN_ENV, PredictionService, ServiceLimits, bind, create_app, url_of
+    from miaudit.serve import PredictionService, ServiceLimits, bind, create_app, url_of
     from miaudit.serve import run as run_server
 
-    tokens = list(token or [])
+    tokens = _serve_tokens(o.token, o.no_auth)
+    # The order a service would apply them: soften, truncate, round; label-only alone.
+    specs = [
+        f"temperature={o.temperature}" if o.temperature is not None else None,
+        f"top-k={o.top_k}" if o.top_k is not None else None,
+        f"round={o.round_}" if o.round_ is not None else None,
+        "label-only" if o.label_only else None,
+    ]
+    policies = [parse_policy(spec) for spec in specs if spec is not None]
+    service = PredictionService.from_folder(o.model_dir, policies, o.max_batch)
+    limits = ServiceLimits(
+        tuple(tokens),
+        o.max_batch,
+        o.max_body,
+        max_connections=o.max_connections,
+        header_timeout=o.header_timeout,
+        body_timeout=o.body_timeout,
+        workers=o.workers,
+    )
+    server = create_app(service, limits)
+    sock = bind(o.host, o.port)
+    policy = ", ".join(p.spec for p in policies) or "none"
+    if o.no_auth:
+        _warn_without_token(sock)
+    typer.echo(
+        f"serving {o.model_dir} ({len(service.class_names)} classes, output policy: {policy}) "
+        f"on {url_of(sock)}; Ctrl-C stops",
+    )
+    sys.stdout.flush()
+    run_server(server, sock)
+    typer.echo(f"stopped after answering {sum(server.state.counts.values())} queries")
+
+
+def _serve_tokens(given: list[str] | None, no_auth: bool) -> list[str]:
+    """The tokens a client may send: ``--token``'s, else ``$MIAUDIT_TOKEN``; none only
+    with ``--no-auth``, which no token may contradict."""
+    import os
+
+    from miaudit.serve import TOKEN_ENV
+
+    tokens = list(given or [])
     if not tokens and os.environ.get(TOKEN_ENV):
         tokens = [os.environ[TOKEN_ENV]]
     if tokens and no_auth:
@@ -821,106 +1026,84 @@ def serve(
             f"no token: pass --token (or set {TOKEN_ENV}) so that only your clients can "
             "query the model, or --no-auth to serve it to anyone who can connect"
         )
-    # The order a service would apply them: soften, truncate, round; label-only alone.
-    specs = [
-        f"temperature={temperature}" if temperature is not None else None,
-        f"top-k={top_k}" if top_k is not None else None,
-        f"round={round_}" if round_ is not None else None,
-        "label-only" if label_only else None,
-    ]
-    policies = [parse_policy(spec) for spec in specs if spec is not None]
-    service = PredictionService.from_folder(model_dir, policies, max_batch)
-    limits = ServiceLimits(
-        tuple(tokens),
-        max_batch,
-        max_body,
-        max_connections=max_connections,
-        header_timeout=header_timeout,
-        body_timeout=body_timeout,
-        workers=workers,
-    )
-    app = create_app(service, limits)
-    sock = bind(host, port)
-    policy = ", ".join(p.spec for p in policies) or "none"
-    if no_auth:
-        import ipaddress
+    return tokens
 
-        try:
-            loopback = ipaddress.ip_address(sock.getsockname()[0]).is_loopback
-        except ValueError:
-            loopback = False
-        typer.echo(
-            f"miaudit: warning: serving without a token: anyone who can reach {url_of(sock)} "
-            "can query the model"
-            + ("" if loopback else " — and this address is NOT the loopback: other machines can"),
-            err=True,
-        )
+
+def _warn_without_token(sock: Any) -> None:
+    """Say on standard error that anyone who can connect may query the model (and that
+    other machines can, where the address is not the loopback)."""
+    import ipaddress
+
+    from miaudit.serve import url_of
+
+    try:
+        loopback = ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+    except ValueError:
+        loopback = False
     typer.echo(
-        f"serving {model_dir} ({len(service.class_names)} classes, output policy: {policy}) "
-        f"on {url_of(sock)}; Ctrl-C stops",
+        f"miaudit: warning: serving without a token: anyone who can reach {url_of(sock)} "
+        "can query the model"
+        + ("" if loopback else " — and this address is NOT the loopback: other machines can"),
+        err=True,
     )
-    sys.stdout.flush()
-    run_server(app, sock)
-    typer.echo(f"stopped after answering {sum(app.state.counts.values())} queries")
 
 
-@app.command()
-def evaluate(
-    outputs: Annotated[
+#: ``miaudit evaluate``: ``audit``'s attack options as they read a file of outputs.
+EVALUATE: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "outputs",
         Path,
-        typer.Argument(
-            help="An .npz of model outputs (array names: README, 'Your own model'), e.g. the "
-            "outputs.npz of `miaudit audit --save-outputs`."
-        ),
-    ],
-    attacks: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated attacks (default: every one the arrays allow)."),
-    ] = None,
-    logits: Annotated[
-        bool, typer.Option(help="The outputs are logits: softmax them first.")
-    ] = False,
-    seed: Annotated[int | None, typer.Option(help="Seed (default: the file's, or 0).")] = None,
-    bootstrap: Annotated[int | None, typer.Option(help="Bootstrap replicates.")] = None,
-    fpr: Annotated[str | None, typer.Option(help="Extra false-positive rates.")] = None,
-    attack_setting: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="An attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2)."
-        ),
-    ] = None,
-    queries: Annotated[
-        int | None,
-        typer.Option(
-            help="Queries per record for LiRA, RMIA and the threshold attacks (default: all "
-            "the variants the file holds)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Result folder (default runs/outputs-<date>-<time>).")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace results already in --out.")] = False,
-    records: Annotated[
-        str | None,
-        typer.Option(
-            help="How much of each record the result files show: values, ids (default) or "
-            "none (no row or id)."
-        ),
-    ] = None,
-) -> None:
+        REQUIRED,
+        argument=True,
+        help="An .npz of model outputs (array names: README, 'Your own model'), e.g. the "
+        "outputs.npz of `miaudit audit --save-outputs`.",
+    ),
+    _use(
+        "attacks",
+        panel=None,
+        help="Comma-separated attacks (default: every one the arrays allow).",
+    ),
+    OptionSpec("logits", bool, False, help="The outputs are logits: softmax them first."),
+    _use("seed", help="Seed (default: the file's, or 0)."),
+    _use("bootstrap", panel=None, help="Bootstrap replicates."),
+    _use("fpr", panel=None, help="Extra false-positive rates."),
+    _use(
+        "attack_setting",
+        panel=None,
+        help="An attack's setting, SECTION.KEY=VALUE, repeatable (e.g. rmia.gamma=2).",
+    ),
+    _use(
+        "queries",
+        panel=None,
+        help="Queries per record for LiRA, RMIA and the threshold attacks (default: all "
+        "the variants the file holds).",
+    ),
+    _use("out", help="Result folder (default runs/outputs-<date>-<time>)."),
+    _use("overwrite"),
+    _use(
+        "records",
+        help="How much of each record the result files show: values, ids (default) or "
+        "none (no row or id).",
+    ),
+)
+
+
+@_command(EVALUATE)
+def evaluate(o: SimpleNamespace) -> None:
     """Run the attacks on model outputs computed elsewhere and write the results."""
     from miaudit.api import evaluate as run_evaluate
     from miaudit.report import default_out_dir
     from miaudit.report.summary import print_summary
 
-    target_dir = out if out is not None else default_out_dir(outputs.stem)
-    settings: dict[str, Any] = dict(_attack_settings(attack_setting))
-    if queries is not None:
-        settings["queries"] = queries
+    target_dir = o.out if o.out is not None else default_out_dir(o.outputs.stem)
+    settings: dict[str, Any] = dict(_attack_settings(o.attack_setting))
+    if o.queries is not None:
+        settings["queries"] = o.queries
     result = run_evaluate(
-        outputs, attacks=_split_list(attacks), logits=logits, seed=seed, bootstrap=bootstrap,
-        fprs=_rates(fpr), attack_settings=settings or None, out=target_dir, overwrite=overwrite,
-        **({} if records is None else {"show_records": records}),
+        o.outputs, attacks=_split_list(o.attacks), logits=o.logits, seed=o.seed,
+        bootstrap=o.bootstrap, fprs=_rates(o.fpr), attack_settings=settings or None,
+        out=target_dir, overwrite=o.overwrite,
+        **({} if o.records is None else {"show_records": o.records}),
     )  # fmt: skip
     print_summary(result, target_dir)
 
@@ -1024,23 +1207,14 @@ def compare(
 ) -> None:
     """Put runs side by side: each verdict, the change of the strongest attack's TPR at
     low FPR against the first run with its interval, and overlaid ROC curves."""
-    import json
-
     from rich.console import Console
 
-    from miaudit.report import default_out_dir
     from miaudit.report.compare import compare_runs, print_comparison, render_compare_html
     from miaudit.report.findings import Levels
     from miaudit.report.run import load_run
 
     chosen = Levels.parse(levels) if levels is not None else Levels()
-    folder = out if out is not None else default_out_dir("compare")
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file: pass a folder for compare.html")
-    if any((folder / name).exists() for name in COMPARE_FILES) and not overwrite:
-        raise ConfigError(
-            f"--out {folder} already holds a comparison: choose another folder or pass --overwrite"
-        )
+    folder = _compare_folder(out, overwrite)
     from miaudit.progress import Reporter, auto_reporter
 
     loaded = [load_run(r) for r in runs]  # seconds for a million records; then, progress
@@ -1050,17 +1224,39 @@ def compare(
     with _damaged(*runs):
         cmp = compare_runs(loaded, levels=chosen, n_boot=bootstrap, seed=seed, reporter=reporter)
         page = render_compare_html(cmp)
+    _write_comparison(folder, page, cmp.to_dict())
+    print_comparison(cmp, folder, Console())
+
+
+def _compare_folder(out: Path | None, overwrite: bool) -> Path:
+    """Where ``miaudit compare`` writes (``--out``, else a new folder under runs/),
+    refused before any work when it is a file or holds a comparison not to replace."""
+    from miaudit.report import default_out_dir
+
+    folder = out if out is not None else default_out_dir("compare")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file: pass a folder for compare.html")
+    if any((folder / name).exists() for name in COMPARE_FILES) and not overwrite:
+        raise ConfigError(
+            f"--out {folder} already holds a comparison: choose another folder or pass --overwrite"
+        )
+    return folder
+
+
+def _write_comparison(folder: Path, page: str, table: dict[str, Any]) -> None:
+    """compare.html and compare.json, swapped in whole: a kill leaves the old comparison
+    or the new one."""
+    import json
+
     from miaudit.files import write_folder
 
     def fill(tmp: Path) -> None:
         (tmp / "compare.html").write_text(page, encoding="utf-8")
         (tmp / "compare.json").write_text(
-            json.dumps(cmp.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+            json.dumps(table, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
 
-    # Swapped in whole: a kill leaves the old comparison or the new one.
     write_folder(folder, fill, COMPARE_FILES, ConfigError, "choose another --out")
-    print_comparison(cmp, folder, Console())
 
 
 #: What `miaudit compare` writes into its folder.
@@ -1113,35 +1309,19 @@ def experiment(
     ] = None,
 ) -> None:
     from miaudit.errors import DataError
-    from miaudit.experiments import EXPERIMENTS, Experiment, get_experiment, run_experiment
-    from miaudit.experiments.base import check_data
+    from miaudit.experiments import EXPERIMENTS, get_experiment
     from miaudit.jobs import Execution
-    from miaudit.progress import LogReporter
 
     every = name == "all"
     chosen = list(EXPERIMENTS.values()) if every else [get_experiment(name, EXPERIMENTS)]
-    not_run: list[tuple[Experiment, str]] = []
-    if every:
-        # Say at the start which experiments this machine cannot run (a data set not
-        # installed), rather than after the others' minutes of training.
-        runnable = []
-        for exp in chosen:
-            try:
-                check_data(exp.points(quick))
-            except DataError as err:
-                not_run.append((exp, err.for_cli(option_for)))
-                typer.echo(f"{exp.name}: cannot run here, skipped: {not_run[-1][1]}")
-                continue
-            runnable.append(exp)
-        chosen = runnable
+    # Say at the start which experiments this machine cannot run (a data set not
+    # installed), rather than after the others' minutes of training.
+    chosen, not_run = _runnable(chosen, quick) if every else (chosen, [])
     execution = Execution(job_cache=job_cache, workers=workers)
     done = []
     for exp in chosen:
         try:
-            table = run_experiment(
-                exp, out / exp.name, quick=quick, execution=execution, device=device,
-                say=LogReporter(stream=sys.stdout).line,
-            )  # fmt: skip
+            done.append((exp, _run_one(exp, out, quick, execution, device)))
         except DataError as err:
             # One experiment the data cannot serve leaves the others to run; alone, it
             # is the command's error (one line, exit status 2).
@@ -1149,14 +1329,48 @@ def experiment(
                 raise
             not_run.append((exp, err.for_cli(option_for)))
             typer.echo(f"{exp.name}: could not run, skipped: {not_run[-1][1]}")
+    if every:
+        _index_all(out, done, not_run, quick)
+
+
+def _runnable(chosen: list[Any], quick: bool) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """The experiments whose data this machine has, and the others with why not (each
+    said as it is found)."""
+    from miaudit.errors import DataError
+    from miaudit.experiments.base import check_data
+
+    runnable, not_run = [], []
+    for exp in chosen:
+        try:
+            check_data(exp.points(quick))
+        except DataError as err:
+            not_run.append((exp, err.for_cli(option_for)))
+            typer.echo(f"{exp.name}: cannot run here, skipped: {not_run[-1][1]}")
             continue
-        finding = table["finding"]
-        verdict = {True: "holds", False: "does not hold", None: "cannot tell"}[finding["holds"]]
-        typer.echo(f"{exp.name}: the paper's finding {verdict}. {finding['sentence']}")
-        typer.echo(f"{exp.name}: {table['seconds']:.0f} s; results in {out / exp.name}/")
-        done.append((exp, table))
-    if not every:
-        return
+        runnable.append(exp)
+    return runnable, not_run
+
+
+def _run_one(exp: Any, out: Path, quick: bool, execution: Any, device: str | None) -> Any:
+    """Run one experiment into ``out/NAME`` and say whether the paper's finding holds."""
+    from miaudit.experiments import run_experiment
+    from miaudit.progress import LogReporter
+
+    table = run_experiment(
+        exp, out / exp.name, quick=quick, execution=execution, device=device,
+        say=LogReporter(stream=sys.stdout).line,
+    )  # fmt: skip
+    finding = table["finding"]
+    verdict = {True: "holds", False: "does not hold", None: "cannot tell"}[finding["holds"]]
+    typer.echo(f"{exp.name}: the paper's finding {verdict}. {finding['sentence']}")
+    typer.echo(f"{exp.name}: {table['seconds']:.0f} s; results in {out / exp.name}/")
+    return table
+
+
+def _index_all(out: Path, done: list[Any], not_run: list[tuple[Any, str]], quick: bool) -> None:
+    """``experiment all``: write out/index.html, then name on standard error each
+    experiment that could not run (exit status 1)."""
+    from miaudit.experiments import EXPERIMENTS
     from miaudit.experiments.base import write_index
 
     # Registry order, whichever pass found them: the list reads like the index's.

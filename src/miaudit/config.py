@@ -27,11 +27,15 @@ from pydantic import (
 
 from miaudit.attacks.registry import SECTIONS, nearest, parse_attacks, section_attacks
 from miaudit.attacks.variants import MAX_QUERIES
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, flatten_validation_error
 from miaudit.errors import key as name_key
 from miaudit.files import read_json_object
+from miaudit.games import GAMES
 from miaudit.metrics import MAX_BOOTSTRAP
 from miaudit.synthesis import SynthesisConfig
+
+#: The games :data:`miaudit.games.GAMES` registers, by name (``game`` and ``--game``).
+GameName = Literal[tuple(GAMES)]  # type: ignore[valid-type]
 
 
 class RecipeSpec(BaseModel):
@@ -302,7 +306,7 @@ class AuditConfig(BaseModel):
     noise: float = Field(default=0.1, gt=0.0, le=1.0)
     shadow_labels: Literal["data", "target"] = "data"
     attacks: AttacksConfig = Field(default_factory=AttacksConfig)
-    game: Literal["shokri", "recipe", "canaries"] = "shokri"
+    game: GameName = "shokri"
     canaries: int = Field(default=1000, ge=2)
     canary_kind: Literal["population", "mislabelled"] = "population"
     bootstrap: int = Field(default=1000, ge=0, le=MAX_BOOTSTRAP)
@@ -527,18 +531,6 @@ def absolute_path(path: str) -> str:
     """``path`` (``~`` expanded) made absolute against the current folder; links in it
     are kept as named (the record says what the user gave, only from the root)."""
     return os.path.abspath(os.path.expanduser(path))
-
-
-def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line naming the first invalid setting and what is wrong with it."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    where = prefix + loc if loc else prefix.rstrip(".") or "config"
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
-    if first["type"] == "extra_forbidden":
-        return f"unknown configuration key '{where}': check its spelling{more}"
-    return f"invalid configuration value for '{where}': {msg}{more}"
 
 
 def make_config(values: dict[str, Any]) -> AuditConfig:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 #: A configuration key named in a message (see :func:`key`).
 _KEY = re.compile(r"⟦([A-Za-z_][\w.]*)(?:=([^⟧]*))?⟧")
@@ -98,3 +102,16 @@ class TargetError(MiauditError, RuntimeError):
 
 class QueryBudgetError(TargetError):
     """The audit would send more queries to the target than ``--query-budget`` allows."""
+
+
+def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line naming the first invalid setting of a pydantic ``ValidationError`` and
+    what is wrong with it (``prefix`` goes before the setting's name: ``"target."``)."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    where = prefix + loc if loc else prefix.rstrip(".") or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown configuration key '{where}': check its spelling{more}"
+    return f"invalid configuration value for '{where}': {msg}{more}"

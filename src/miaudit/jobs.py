@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit import __version__, resources
+import miaudit.resources as resources
 from miaudit.cache_key import (
     EntryMac,
     key_path,
@@ -94,6 +94,7 @@ from miaudit.models.torch_batched import (
     stack_size,
     torch_threads,
 )
+from miaudit.version import __version__
 
 #: Environment variable naming the job cache folder.
 JOB_CACHE_ENV = "MIAUDIT_JOB_CACHE"

@@ -7,6 +7,13 @@ The ``dataset``, ``target`` and ``shadows`` sections are dataclasses with the fi
 every audit has, plus ``details`` for what a kind of target or shadow adds (a
 service's URL and policy, the user's members, hill climbing's statistics); each
 section reads like the ``results.json`` table it becomes (``result.target["n_train"]``).
+
+What the result's files mean is below it, where the report reads it too: the results
+format and a run as its two tables (:mod:`miaudit.results_format`), what the files show
+of the records at each level of ``show_records`` (:mod:`miaudit.disclosure`), and the
+verdict (:mod:`miaudit.verdict`); their names used here (:data:`RESULTS_FORMAT`,
+:class:`RunTables`, :func:`label_values`, :func:`redact_results`, :func:`redact_scores`,
+:class:`Levels`, :class:`Verdict`, :func:`verdict`) are named here too.
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from miaudit import __version__
 from miaudit.attacks.base import AttackInputs
 from miaudit.attacks.registry import get_attack
 from miaudit.attacks.suite import inputs_to_arrays
 from miaudit.config import AuditConfig
+from miaudit.disclosure import redact_results, redact_scores
 from miaudit.errors import ConfigError
 from miaudit.metrics import (
     OPTIMISTIC_THRESHOLD,
@@ -35,14 +42,24 @@ from miaudit.metrics import (
     leak_bound,
 )
 from miaudit.models.dp import dp_claim
-from miaudit.report.run import RESULTS_FORMAT
+from miaudit.results_format import RESULTS_FORMAT, RunTables, label_values
+from miaudit.verdict import Levels, Verdict, verdict
+from miaudit.version import __version__
 
 __all__ = [
+    "RESULTS_FORMAT",
     "AuditResult",
     "DatasetSection",
+    "Levels",
     "QueryCount",
+    "RunTables",
     "ShadowsSection",
     "TargetSection",
+    "Verdict",
+    "label_values",
+    "redact_results",
+    "redact_scores",
+    "verdict",
 ]
 
 
@@ -263,7 +280,7 @@ class AuditResult:
         )
 
     def summary(self) -> str:
-        """A few lines for a person: the verdict (see ``report.findings``), the target,
+        """A few lines for a person: the verdict (:func:`verdict`), the target,
         and each attack's headline figures, strongest first (TPR at 1 % FPR, then AUC)."""
         tg = self.target
         dp = f" {dp_claim(tg.details['dp'])}" if tg.details.get("dp") else ""
@@ -314,8 +331,6 @@ class AuditResult:
         ``class_index`` now holds in either form).
         """
         import pandas as pd
-
-        from miaudit.report.run import label_values
 
         codes = np.asarray(self.labels, dtype=np.int64)
         names = self.dataset.class_names
@@ -474,27 +489,22 @@ class AuditResult:
         return {a: leak_bound(self.scores[a], member, attacks=n) for a in self.attacks}
 
     def verdict(self, levels=None):
-        """The :class:`~miaudit.report.findings.Verdict`: the level, the sentence and the
-        figures they rest on (``levels``: :class:`~miaudit.report.findings.Levels`)."""
+        """The :class:`Verdict`: the level, the sentence and the figures they rest on
+        (``levels``: :class:`Levels`)."""
         return self._verdict_of(self._results(), levels)
 
     def _verdict_of(self, results: dict[str, Any], levels=None):
-        from miaudit.report.findings import verdict
-        from miaudit.report.run import Run
-
-        return verdict(Run(results, self.to_frame(label_names=False)), levels)
+        return verdict(RunTables(results, self.to_frame(label_names=False)), levels)
 
     @property
     def show_records(self) -> str:
         """How much of each record ``results.json``, ``scores.csv`` and the page show:
-        ``values``, ``ids`` or ``none`` (:mod:`miaudit.report.disclosure`)."""
+        ``values``, ``ids`` or ``none`` (:mod:`miaudit.disclosure`)."""
         return self.config.show_records
 
     def to_dict(self) -> dict[str, Any]:
         """``results.json``: its most exposed records as :attr:`show_records` allows
         (:meth:`most_exposed` has them whole)."""
-        from miaudit.report.disclosure import redact_results
-
         out = self._results()
         # The verdict goes in for tools that read results.json; the report recomputes it
         # from scores.csv rather than trusting a copy that may have been edited.
@@ -505,8 +515,6 @@ class AuditResult:
         """``scores.csv`` as written (before its cells are escaped): :meth:`to_frame`
         with 0/1 membership, at :attr:`show_records` (at ``none`` without ``record`` and
         ``id``, in order of exposure)."""
-        from miaudit.report.disclosure import redact_scores
-
         return redact_scores(self.to_frame(label_names=False), self.show_records)
 
     def _results(self) -> dict[str, Any]:

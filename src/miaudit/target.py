@@ -12,7 +12,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from miaudit.errors import ModelError, QueryBudgetError, key
+from miaudit.errors import QueryBudgetError, key
+
+# Its home is the models' layer (the user's models check their answers too); still
+# importable from here.
+from miaudit.models.family import check_probabilities
 
 
 @runtime_checkable
@@ -52,16 +56,3 @@ class LocalTarget:
         self.queries_ += len(X)
         check_probabilities(P, len(X), self.n_classes, source="the target model")
         return P
-
-
-def check_probabilities(P: np.ndarray, n: int, n_classes: int, *, source: str) -> None:
-    """Refuse answers that are not ``n`` probability vectors of width ``n_classes``."""
-    if P.shape != (n, n_classes):
-        raise ModelError(
-            f"{source} answered an array of shape {P.shape} for {n} records; expected "
-            f"({n}, {n_classes}): does it predict the data set's {n_classes} classes?"
-        )
-    if not np.isfinite(P).all():
-        raise ModelError(f"{source} answered NaN or infinite probabilities")
-    if (P < -1e-6).any() or not np.allclose(P.sum(axis=1), 1.0, atol=1e-3):
-        raise ModelError(f"{source} answered rows that are not probability vectors (sum != 1)")

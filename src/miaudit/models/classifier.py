@@ -4,12 +4,16 @@ Position in the pipeline: ``splits -> target/shadows (training) -> signals``.
 :func:`train_models` turns K training sets (index arrays from the splits stage)
 into a :class:`ModelSet`, whose ``predict_proba`` gives the ``(K, n, C)`` array the
 signals stage starts from. :class:`Classifier` is one such model, the local kind
-of target: it can be saved, loaded and queried on its own.
+of target: it can be saved, loaded and queried on its own. Each kind of
+:class:`Classifier` writes itself into a model folder (:meth:`Classifier.save`);
+:mod:`miaudit.models.io` reads the folder back and says its layout.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,12 +21,14 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from sklearn.base import ClassifierMixin
 
 from miaudit.data.dataset import Dataset
 from miaudit.errors import ModelError
+from miaudit.files import PRIVATE_FILE, private_dir
 from miaudit.models.recipe import Recipe
-from miaudit.models.sklearn_models import aligned_proba, fit_estimator
+from miaudit.models.sklearn_models import aligned_proba, dump_estimator, fit_estimator
 from miaudit.models.torch_batched import (
     GPU_MAX_STACK,
     GPU_MEMORY_SHARE,
@@ -34,6 +40,13 @@ from miaudit.models.torch_batched import (
     train_stack,
     training_bytes,
 )
+
+#: A model folder's files (:mod:`miaudit.models.io` describes the layout and reads it).
+MODEL_FORMAT = "miaudit-model"
+MODEL_VERSION = 1
+MODEL_JSON = "model.json"
+TORCH_WEIGHTS = "weights.safetensors"
+SKLEARN_WEIGHTS = "model.skops"
 
 
 class _HasInputs(Protocol):
@@ -127,11 +140,46 @@ class Classifier(ABC):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` ``float32``; rows sum to 1."""
 
-    def save(self, path: str | Path) -> Path:
-        """Write this model to the directory ``path``; see :func:`miaudit.models.save_model`."""
-        from miaudit.models.io import save_model  # io imports this module
+    def save(
+        self,
+        path: str | Path,
+        *,
+        class_names: Sequence[str] | None = None,
+        dataset_fingerprint: str | None = None,
+    ) -> Path:
+        """Write this model to the directory ``path`` (created if missing, files
+        replaced), as :func:`miaudit.models.load_model` reads it back; returns the
+        directory. ``class_names`` and ``dataset_fingerprint`` go into ``model.json``
+        and default to the model's own (:func:`miaudit.models.save_model`)."""
+        path = Path(path)
+        names = class_names if class_names is not None else self.class_names
+        if names is not None and len(names) != self.n_classes:
+            raise ModelError(
+                f"{len(names)} class names given for a model of {self.n_classes} classes: "
+                f"pass one name per class"
+            )
+        private_dir(path)
+        self._write_weights(path)
+        meta = {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "framework": self.framework,
+            "recipe": self.recipe.settings(),
+            "input_shape": list(self.input_shape),
+            "n_classes": self.n_classes,
+            "class_names": None if names is None else [str(n) for n in names],
+            "dataset_fingerprint": dataset_fingerprint or self.dataset_fingerprint,
+        }
+        # Last: an interrupted save leaves a folder that fails to load, with a message.
+        (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        for name in (MODEL_JSON, TORCH_WEIGHTS, SKLEARN_WEIGHTS):
+            if (path / name).is_file():
+                os.chmod(path / name, PRIVATE_FILE)  # weights can hold what the model memorised
+        return path
 
-        return save_model(self, path)
+    def _write_weights(self, folder: Path) -> None:
+        """Write the weights into the model folder ``folder`` (each kind its own file)."""
+        raise TypeError(f"cannot save a {type(self).__name__}")
 
     def __repr__(self) -> str:
         return (
@@ -173,6 +221,9 @@ class TorchClassifier(Classifier):
         """The network's tensors in ``torch.nn.Linear``/``Conv2d`` layout, on the CPU."""
         return self.net.state_dict(0)
 
+    def _write_weights(self, folder: Path) -> None:
+        save_file(self.state_dict(), str(folder / TORCH_WEIGHTS))
+
 
 class SklearnClassifier(Classifier):
     """One fitted scikit-learn estimator with class-aligned, floored probabilities."""
@@ -206,6 +257,9 @@ class SklearnClassifier(Classifier):
     def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
         p = aligned_proba(self.estimator, _as_records(self, X), self.n_classes)
         return np.log(p).astype(np.float32)
+
+    def _write_weights(self, folder: Path) -> None:
+        dump_estimator(self.estimator, folder / SKLEARN_WEIGHTS)
 
 
 class ModelSet:

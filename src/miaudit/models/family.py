@@ -43,6 +43,20 @@ class Predictor(Protocol):
     def predict_proba(self, X: Any) -> np.ndarray: ...
 
 
+def check_probabilities(P: np.ndarray, n: int, n_classes: int, *, source: str) -> None:
+    """Refuse answers that are not ``n`` probability vectors of width ``n_classes``
+    (what every :class:`Predictor` answers; ``source`` names who answered)."""
+    if P.shape != (n, n_classes):
+        raise ModelError(
+            f"{source} answered an array of shape {P.shape} for {n} records; expected "
+            f"({n}, {n_classes}): does it predict the data set's {n_classes} classes?"
+        )
+    if not np.isfinite(P).all():
+        raise ModelError(f"{source} answered NaN or infinite probabilities")
+    if (P < -1e-6).any() or not np.allclose(P.sum(axis=1), 1.0, atol=1e-3):
+        raise ModelError(f"{source} answered rows that are not probability vectors (sum != 1)")
+
+
 class ModelFamily(ABC):
     """Trains models on index sets of the records.
 

@@ -17,13 +17,15 @@ Nothing is unpickled: safetensors holds only tensors, and skops files are loaded
 with an explicit allowlist of the types our estimators contain. ``model.json`` is
 written last, so an interrupted save leaves a directory that fails to load with
 a clear message instead of a half-written model.
+
+Writing is the classifier's own (:meth:`miaudit.models.Classifier.save`, each kind
+writing its weights; :func:`save_model` asks it), so that the classifiers, which this
+module reads back into, know nothing of it.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +33,26 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from miaudit.errors import ModelError
-from miaudit.files import PRIVATE_FILE, check_readable, private_dir, read_json_object
-from miaudit.models.classifier import Classifier, SklearnClassifier, TorchClassifier
+from miaudit.files import check_readable, read_json_object
+from miaudit.models.classifier import (
+    MODEL_FORMAT,
+    MODEL_JSON,
+    MODEL_VERSION,
+    SKLEARN_WEIGHTS,
+    TORCH_WEIGHTS,
+    Classifier,
+    SklearnClassifier,
+    TorchClassifier,
+)
 from miaudit.models.recipe import Recipe
-from miaudit.models.sklearn_models import check_predicts, dump_estimator, load_estimator
+from miaudit.models.sklearn_models import check_predicts, load_estimator
 from miaudit.models.torch_batched import StackedNet, parameter_shapes, resolve_device
 
-FORMAT = "miaudit-model"
-VERSION = 1
-MODEL_JSON = "model.json"
-TORCH_WEIGHTS = "weights.safetensors"
-SKLEARN_WEIGHTS = "model.skops"
+FORMAT = MODEL_FORMAT
+VERSION = MODEL_VERSION
 _RESAVE = "save it again with miaudit.models.save_model"
 
 
@@ -55,7 +63,9 @@ def save_model(
     class_names: list[str] | None = None,
     dataset_fingerprint: str | None = None,
 ) -> Path:
-    """Write ``clf`` to the directory ``path`` (created if missing, files replaced).
+    """Write ``clf`` to the directory ``path`` (created if missing, files replaced):
+    :meth:`Classifier.save <miaudit.models.Classifier.save>`, each kind of classifier
+    writing its own weights.
 
     Parameters
     ----------
@@ -71,35 +81,9 @@ def save_model(
     pathlib.Path
         The directory.
     """
-    path = Path(path)
-    names = class_names if class_names is not None else clf.class_names
-    if names is not None and len(names) != clf.n_classes:
-        raise ModelError(
-            f"{len(names)} class names given for a model of {clf.n_classes} classes: "
-            f"pass one name per class"
-        )
-    private_dir(path)
-    if isinstance(clf, TorchClassifier):
-        save_file(clf.state_dict(), str(path / TORCH_WEIGHTS))
-    elif isinstance(clf, SklearnClassifier):
-        dump_estimator(clf.estimator, path / SKLEARN_WEIGHTS)
-    else:
+    if not isinstance(clf, Classifier):
         raise TypeError(f"cannot save a {type(clf).__name__}")
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "framework": clf.framework,
-        "recipe": clf.recipe.settings(),
-        "input_shape": list(clf.input_shape),
-        "n_classes": clf.n_classes,
-        "class_names": None if names is None else [str(n) for n in names],
-        "dataset_fingerprint": dataset_fingerprint or clf.dataset_fingerprint,
-    }
-    (path / MODEL_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    for name in (MODEL_JSON, TORCH_WEIGHTS, SKLEARN_WEIGHTS):
-        if (path / name).is_file():
-            os.chmod(path / name, PRIVATE_FILE)  # weights can hold what the model memorised
-    return path
+    return clf.save(path, class_names=class_names, dataset_fingerprint=dataset_fingerprint)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

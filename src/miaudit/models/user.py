@@ -41,12 +41,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
-from miaudit.errors import ConfigError, MiauditError, ModelError, key
+from miaudit.errors import ConfigError, MiauditError, ModelError, flatten_validation_error, key
 from miaudit.models._seeding import derive_seed
-from miaudit.models.family import ModelFamily, take
+from miaudit.models.family import ModelFamily, check_probabilities, take
 from miaudit.models.identity import callable_record, code_identity, user_modules
 from miaudit.models.recipe import DP_FIELDS, Recipe
-from miaudit.target import check_probabilities
 
 __all__ = [
     "EstimatorFamily",
@@ -831,8 +830,6 @@ class TorchTrainer(UserFamily):
                     dp_delta=dp_delta, max_grad_norm=max_grad_norm, dp_accountant=dp_accountant,
                 )  # fmt: skip
             except ValidationError as err:
-                from miaudit.config import flatten_validation_error
-
                 raise ConfigError(flatten_validation_error(err, prefix="TorchTrainer.")) from None
         if train_fn is not None:
             self._refuse_loop_settings(

@@ -1,18 +1,9 @@
 """Writing an audit's result folder atomically.
 
-``scores.csv`` is safe to open in a spreadsheet: a text cell (an id, a label) that
-begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be run as a
-formula by Excel, LibreOffice or Google Sheets, so it is written with a single quote
-before it (``'=1+2``), as OWASP advises against CSV injection; a spreadsheet shows the
-text, without the quote, as text. A text cell that begins with a quote gets one more,
-so the escape can be undone exactly. Numbers are never escaped: a negative score or
-label in a column of numbers is written ``-3``. Whoever reads ``scores.csv`` back
-undoes the escape with :func:`unescape_cells` (miaudit's reader,
-:func:`miaudit.report.run.load_run`, which ``miaudit report`` and ``miaudit compare``
-read runs with), and so gets the ids and labels of ``results.json``.
-
-This module imports no other part of the report at load time, so the readers of
-``scores.csv`` (:mod:`miaudit.report.run`) can import :func:`unescape_cells` from it.
+``scores.csv`` is safe to open in a spreadsheet: its text cells are escaped against
+formulas (:mod:`miaudit.report.cells`, whose :func:`escape_cells` and
+:func:`unescape_cells` are named here too; whoever reads ``scores.csv`` back undoes the
+escape with :func:`unescape_cells`, as :func:`miaudit.report.run.load_run` does).
 """
 
 from __future__ import annotations
@@ -22,22 +13,39 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from miaudit.errors import ConfigError
 from miaudit.files import file_sha256, os_reason, private_dir, write_folder, write_text_atomic
+from miaudit.report.cells import (
+    ESCAPE,
+    FORMULA_STARTS,
+    escape_cell,
+    escape_cells,
+    unescape_cell,
+    unescape_cells,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from miaudit.report.findings import Levels
     from miaudit.report.run import Run
+    from miaudit.verdict import Levels
+
+__all__ = [
+    "ESCAPE",
+    "FORMULA_STARTS",
+    "OUTPUTS_FILE",
+    "RESULT_FILES",
+    "default_out_dir",
+    "escape_cell",
+    "escape_cells",
+    "prepare_out_dir",
+    "unescape_cell",
+    "unescape_cells",
+    "write_report",
+    "write_results",
+]
 
 RESULT_FILES = ("results.json", "scores.csv", "config.json", "report.html")
-#: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-#: What :func:`escape_cell` puts before such a cell (and before one that starts with it).
-ESCAPE = "'"
 #: The model outputs the attacks scored from, for ``miaudit evaluate`` (when asked for).
 OUTPUTS_FILE = "outputs.npz"
 
@@ -68,51 +76,6 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False) -> Path:
         raise ConfigError(
             f"cannot write into {parent} ({os_reason(exc)}): choose a writable --out"
         ) from None
-    return out
-
-
-def escape_cell(value: Any) -> Any:
-    """A text cell as ``scores.csv`` writes it: with :data:`ESCAPE` before it when it
-    begins with a formula's character or with the escape itself; anything else (a
-    number, a boolean) as it is."""
-    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, ESCAPE)):
-        return ESCAPE + value
-    return value
-
-
-def unescape_cell(value: Any) -> Any:
-    """A cell of ``scores.csv`` as it was before :func:`escape_cell`: text that begins
-    with :data:`ESCAPE` loses that one character; anything else is as it is."""
-    if isinstance(value, str) and value.startswith(ESCAPE):
-        return value[len(ESCAPE) :]
-    return value
-
-
-def _text_columns(frame: pd.DataFrame) -> list[Any]:
-    import pandas as pd
-
-    return [
-        c
-        for c in frame.columns
-        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)
-    ]
-
-
-def escape_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with :func:`escape_cell` applied to every cell of its text columns (a
-    copy; columns of numbers are left alone)."""
-    out = frame.copy()
-    for column in _text_columns(frame):
-        out[column] = frame[column].map(escape_cell).astype(frame[column].dtype)
-    return out
-
-
-def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """A ``scores.csv`` read back (``pd.read_csv``) with its text cells as they were
-    before :func:`escape_cells`: the one helper every reader of the file calls."""
-    out = frame.copy()
-    for column in _text_columns(frame):
-        out[column] = frame[column].map(unescape_cell).astype(frame[column].dtype)
     return out
 
 
