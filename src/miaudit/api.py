@@ -138,23 +138,50 @@ def audit(
     miaudit.errors.MiauditError
         For invalid settings, data or models, with a message that says what to change.
     """
-    from miaudit.config import AuditConfig, combine, load_config_file, refuse_python_from_file
-    from miaudit.errors import ConfigError
+    from miaudit.config import combine
     from miaudit.handover import Handover
     from miaudit.pipeline import run_audit
     from miaudit.report import prepare_out_dir, write_results
 
+    base = _base_settings(config, settings, allow_python)
+    objects: dict[str, Any] = {"trainer": trainer, "ids": ids, "cache_key": cache_key}
+    _sort_target(target, settings, objects)
+    _sort_objects(objects, settings, trainer=trainer, data=data, members=members,
+                  non_members=non_members, members_as=members_as)  # fmt: skip
+    cfg = combine(base, settings)
+    if out is not None:
+        prepare_out_dir(out, overwrite=overwrite)
+    result = run_audit(
+        cfg, _reporter(progress), token=token, query_cache=query_cache, execution=execution,
+        handed=Handover(**objects),
+    )  # fmt: skip
+    if out is not None:
+        write_results(result, out)
+    return result
+
+
+def _base_settings(config: Any, settings: dict[str, Any], allow_python: bool) -> dict[str, Any]:
+    """The settings ``config=`` gives (an :class:`AuditConfig`, a file's path, or a dict),
+    under the keywords; a file naming code to import is refused unless allowed."""
+    from miaudit.config import AuditConfig, load_config_file, refuse_python_from_file
+
     if isinstance(config, AuditConfig):
-        base = config.model_dump()
-    elif isinstance(config, str | Path):
+        return config.model_dump()
+    if isinstance(config, str | Path):
         base = load_config_file(config)
         # Code a keyword names is the caller's own choice; code only the file names is not.
         from_file = {k: v for k, v in base.items() if settings.get(k) is None}
         refuse_python_from_file(from_file, config, allow_python)
-    else:
-        base = dict(config or {})
-    objects: dict[str, Any] = {"trainer": trainer, "ids": ids, "cache_key": cache_key}
-    _sort_target(target, settings, objects)
+        return base
+    return dict(config or {})
+
+
+def _sort_objects(objects: dict[str, Any], settings: dict[str, Any], *, trainer, data, members,
+                  non_members, members_as) -> None:  # fmt: skip
+    """Put each argument where it belongs: a path or a name into ``settings`` (so it is
+    written to ``config.json``), a Python object into ``objects`` (handed over)."""
+    from miaudit.errors import ConfigError
+
     if isinstance(trainer, str):
         objects["trainer"] = None
         settings["trainer_python"] = trainer
@@ -172,63 +199,19 @@ def audit(
             settings[name] = str(given)
         elif given is not None:
             objects[name] = given
-    cfg = combine(base, settings)
-    if out is not None:
-        prepare_out_dir(out, overwrite=overwrite)
+
+
+def _reporter(progress: Any):
+    """The reporter ``progress=`` asks for: bars (``True``), silence (``False``), or the
+    caller's own :class:`miaudit.progress.Reporter`."""
+    from miaudit.errors import ConfigError
     from miaudit.progress import Reporter, auto_reporter
 
     if isinstance(progress, Reporter):
-        reporter = progress
-    elif isinstance(progress, bool):
-        reporter = auto_reporter() if progress else Reporter()
-    else:
-        raise ConfigError(f"progress={progress!r}: pass True, False or a miaudit.progress.Reporter")
-    result = run_audit(
-        cfg,
-        reporter,
-        token=token,
-        query_cache=query_cache,
-        execution=execution,
-        handed=Handover(**objects),
-    )
-    if out is not None:
-        write_results(result, out)
-    return result
-
-
-def _attack_settings(
-    saved: dict[str, Any], given: dict[str, dict[str, Any]] | None
-) -> dict[str, dict[str, Any]]:
-    """Each section's settings: ``given`` over those an ``outputs.npz`` carries (read
-    from its earlier keys, ``lira_variance``, ``rmia_gamma``, ``attack``, too)."""
-    saved_settings = dict(saved.get("attack_settings") or {})
-    # ``queries`` is the one setting of all the attacks together (``[attacks] queries``).
-    shared = {"queries": saved_settings.pop("queries")} if "queries" in saved_settings else {}
-    sections: dict[str, Any] = {k: dict(v) for k, v in saved_settings.items()}
-    legacy = {
-        "lira": {"variance": saved.get("lira_variance")},
-        "rmia": {"gamma": saved.get("rmia_gamma")},
-        "shokri": saved.get("attack") or {},
-    }
-    for name, values in legacy.items():
-        values = {k: v for k, v in values.items() if v is not None}
-        if values:
-            sections[name] = {**values, **sections.get(name, {})}
-    if given and "queries" in given:
-        # Asked now for all the attacks: it overrides what the file's tables say.
-        for name, values in sections.items():
-            if name not in given:
-                values.pop("queries", None)
-    for name, values in (given or {}).items():
-        if name == "queries":
-            shared["queries"] = values
-            continue
-        if not isinstance(values, dict):
-            from miaudit.errors import ConfigError
-
-            raise ConfigError(f"attack_settings[{name!r}]: give a dict of that attack's settings")
-        sections[name] = {**sections.get(name, {}), **values}
-    return {**sections, **shared}
+        return progress
+    if isinstance(progress, bool):
+        return auto_reporter() if progress else Reporter()
+    raise ConfigError(f"progress={progress!r}: pass True, False or a miaudit.progress.Reporter")
 
 
 def evaluate(
@@ -328,111 +311,25 @@ def evaluate(
         or an attack the arrays do not allow; class names, record numbers or ids
         that repeat (a name that names two things).
     """
-    from miaudit.attacks.base import build_config
-    from miaudit.attacks.registry import SECTIONS, section_attacks
-    from miaudit.config import make_config
-    from miaudit.errors import ConfigError
-    from miaudit.evaluation import (
-        allowed_attacks,
-        check_arrays,
-        check_identity,
-        choose_attacks,
-        read_outputs,
-    )
+    called = dict(locals())  # the arguments, before any other name is bound
+    from miaudit.attacks.suite import OUTPUT_ARRAYS
+    from miaudit.evaluation import prepare_evaluation
     from miaudit.pipeline import evaluate_arrays
     from miaudit.report import prepare_out_dir, write_results
 
-    given = {
-        "outputs": outputs, "labels": labels, "members": members,
-        "reference_outputs": reference_outputs, "reference_members": reference_members,
-        "shadow_outputs": shadow_outputs, "shadow_labels": shadow_labels,
-        "shadow_members": shadow_members, "population_outputs": population_outputs,
-        "population_labels": population_labels,
-        "population_reference_outputs": population_reference_outputs,
-        "population_reference_members": population_reference_members,
-        "calibration_outputs": calibration_outputs, "calibration_labels": calibration_labels,
-        "calibration_members": calibration_members, "variant_outputs": variant_outputs,
-        "reference_variant_outputs": reference_variant_outputs, "copies_outputs": copies_outputs,
-        "population_variant_outputs": population_variant_outputs,
-        "population_reference_variant_outputs": population_reference_variant_outputs,
-        "calibration_variant_outputs": calibration_variant_outputs,
-    }  # fmt: skip
-    settings: dict[str, Any] = {}
-    if isinstance(outputs, str | Path | dict):
-        if isinstance(outputs, dict):
-            found, meta = dict(outputs), {"settings": {}}
-        else:
-            found, meta = read_outputs(outputs)
-        clash = [k for k, v in given.items() if v is not None and k != "outputs"]
-        if clash:
-            raise ConfigError(
-                f"{clash[0]}= and the arrays in outputs both give {clash[0]}: pass them one way"
-            )
-        given = found
-        settings = dict(meta.get("settings") or {})
-        class_names = class_names if class_names is not None else meta.get("class_names")
-        records = records if records is not None else meta.get("records")
-        ids = ids if ids is not None else meta.get("ids")
-    arrays = check_arrays(given, logits=logits)
-    chosen = {"seed": seed, "bootstrap": bootstrap, "fprs": fprs}
-    settings.update({k: v for k, v in chosen.items() if v is not None})
-    sections = _attack_settings(settings, attack_settings)
-    if isinstance(attacks, str):
-        attacks = [a.strip() for a in attacks.split(",") if a.strip()]
-    asked = attacks if attacks is not None else settings.get("attacks")
-    # Refused before anything runs or is written: a name that names two things.
-    class_names, records, ids = check_identity(
-        *arrays["outputs"].shape, class_names=class_names, records=records, ids=ids
-    )
-
-    # Arrays with extra queries and no word on how many to use: every attack that
-    # averages over queries uses them all.
-    queries = sections.pop("queries", None)
-    said = queries is not None or any("queries" in v for v in sections.values())
-    if "variant_outputs" in arrays and not said:
-        queries = 1 + len(arrays["variant_outputs"])
-
-    def section(name: str):
-        values = sections.get(name, {})
-        if queries is not None and "queries" in SECTIONS[name].model_fields:
-            values = {"queries": queries, **values}
-        return build_config(SECTIONS[name], f"attacks.{name}", **values)
-
-    names = choose_attacks(arrays, asked, section)
-    # What the arrays do not allow, said wherever the verdict is: a verdict from the
-    # weaker attacks alone is a lower bound.
-    skipped = {
-        name: reason
-        for name, reason in allowed_attacks(arrays, section).items()
-        if reason and name not in names
-    }
-    config = make_config(
-        {
-            "dataset": "outputs",
-            "attacks": {
-                "run": list(names),
-                **({} if queries is None else {"queries": queries}),
-                # Settings an earlier audit saved for attacks these arrays do not allow
-                # are not asked for here.
-                **{
-                    k: v
-                    for k, v in sections.items()
-                    if (k in SECTIONS and (attack_settings or {}).get(k) is not None)
-                    or any(n in section_attacks(k) for n in names)
-                },
-            },
-            "seed": settings.get("seed", 0),
-            "bootstrap": settings.get("bootstrap", 1000),
-            "fprs": settings.get("fprs", []),
-            "show_records": show_records,
-        }
-    )
+    given = {name: value for name, value in called.items() if name in OUTPUT_ARRAYS}
+    run = prepare_evaluation(
+        given, logits=logits, attacks=attacks, class_names=class_names, records=records,
+        ids=ids, chosen={"seed": seed, "bootstrap": bootstrap, "fprs": fprs},
+        attack_settings=attack_settings, show_records=show_records,
+    )  # fmt: skip
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
     result = evaluate_arrays(
-        arrays, config, class_names=class_names, records=records, ids=ids, execution=execution
-    )
-    result.skipped = skipped
+        run.arrays, run.config, class_names=run.class_names, records=run.records, ids=run.ids,
+        execution=execution,
+    )  # fmt: skip
+    result.skipped = run.skipped
     if out is not None:
         write_results(result, out)
     return result

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-from miaudit.attacks.base import Attack
-from miaudit.attacks.registry import ATTACKS, parse_attacks
+from miaudit.attacks.base import Attack, build_config
+from miaudit.attacks.registry import ATTACKS, SECTIONS, parse_attacks, section_attacks
 from miaudit.attacks.suite import OUTPUT_ARRAYS
+from miaudit.config import make_config
 from miaudit.errors import ConfigError, DataError
 from miaudit.files import check_npy_sizes
 
@@ -436,3 +438,149 @@ def read_outputs(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any
         if key in found:
             meta[key] = found.pop(key)
     return found, meta
+
+
+@dataclass
+class Evaluation:
+    """What ``miaudit.evaluate`` runs: the checked arrays, the configuration, the
+    records' identity (class names, row numbers, ids, each checked for repeats), and the
+    attacks the arrays do not allow, each with why (a verdict from the weaker attacks
+    alone is a lower bound, and says so)."""
+
+    arrays: dict[str, np.ndarray]
+    config: Any
+    class_names: list[str] | None
+    records: np.ndarray | None
+    ids: np.ndarray | None
+    skipped: dict[str, str]
+
+
+def prepare_evaluation(
+    given: dict[str, Any],
+    *,
+    logits: bool,
+    attacks: list[str] | str | None,
+    class_names: list[str] | None,
+    records: Any,
+    ids: Any,
+    chosen: dict[str, Any],
+    attack_settings: dict[str, Any] | None,
+    show_records: str,
+) -> Evaluation:
+    """The arrays, the attacks and the settings of :func:`miaudit.evaluate`, checked
+    before anything runs or is written. ``given`` holds the arrays by name; its
+    ``outputs`` may instead be a dict of them all or the path of a saved ``.npz`` (whose
+    settings and records become the defaults). ``chosen`` holds ``seed``, ``bootstrap``
+    and ``fprs`` as the caller gave them (``None``: not given)."""
+    settings: dict[str, Any] = {}
+    if isinstance(given.get("outputs"), str | Path | dict):
+        given, meta = _saved_arrays(given)
+        settings = dict(meta.get("settings") or {})
+        class_names = class_names if class_names is not None else meta.get("class_names")
+        records = records if records is not None else meta.get("records")
+        ids = ids if ids is not None else meta.get("ids")
+    arrays = check_arrays(given, logits=logits)
+    settings.update({k: v for k, v in chosen.items() if v is not None})
+    sections = attack_sections(settings, attack_settings)
+    if isinstance(attacks, str):
+        attacks = [a.strip() for a in attacks.split(",") if a.strip()]
+    asked = attacks if attacks is not None else settings.get("attacks")
+    # Refused before anything runs or is written: a name that names two things.
+    class_names, records, ids = check_identity(
+        *arrays["outputs"].shape, class_names=class_names, records=records, ids=ids
+    )
+    # Arrays with extra queries and no word on how many to use: every attack that
+    # averages over queries uses them all.
+    queries = sections.pop("queries", None)
+    said = queries is not None or any("queries" in v for v in sections.values())
+    if "variant_outputs" in arrays and not said:
+        queries = 1 + len(arrays["variant_outputs"])
+
+    def section(name: str):
+        values = sections.get(name, {})
+        if queries is not None and "queries" in SECTIONS[name].model_fields:
+            values = {"queries": queries, **values}
+        return build_config(SECTIONS[name], f"attacks.{name}", **values)
+
+    names = choose_attacks(arrays, asked, section)
+    # What the arrays do not allow, said wherever the verdict is.
+    skipped = {
+        name: reason
+        for name, reason in allowed_attacks(arrays, section).items()
+        if reason and name not in names
+    }
+    config = _config(names, queries, sections, attack_settings, settings, show_records)
+    return Evaluation(arrays, config, class_names, records, ids, skipped)
+
+
+def _saved_arrays(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arrays (and what was saved with them) of ``outputs=``, a dict of them all or
+    the path of an ``.npz``; an array also given on its own is refused."""
+    outputs = given["outputs"]
+    if isinstance(outputs, dict):
+        found, meta = dict(outputs), {"settings": {}}
+    else:
+        found, meta = read_outputs(outputs)
+    clash = [k for k, v in given.items() if v is not None and k != "outputs"]
+    if clash:
+        raise ConfigError(
+            f"{clash[0]}= and the arrays in outputs both give {clash[0]}: pass them one way"
+        )
+    return found, meta
+
+
+def _config(names, queries, sections, attack_settings, settings, show_records):
+    """The evaluation's configuration: the attacks chosen with their settings (those an
+    earlier audit saved for attacks these arrays do not allow are not asked for)."""
+    return make_config(
+        {
+            "dataset": "outputs",
+            "attacks": {
+                "run": list(names),
+                **({} if queries is None else {"queries": queries}),
+                **{
+                    k: v
+                    for k, v in sections.items()
+                    if (k in SECTIONS and (attack_settings or {}).get(k) is not None)
+                    or any(n in section_attacks(k) for n in names)
+                },
+            },
+            "seed": settings.get("seed", 0),
+            "bootstrap": settings.get("bootstrap", 1000),
+            "fprs": settings.get("fprs", []),
+            "show_records": show_records,
+        }
+    )
+
+
+def attack_sections(
+    saved: dict[str, Any], given: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Each section's settings: ``given`` over those an ``outputs.npz`` carries (read
+    from its earlier keys, ``lira_variance``, ``rmia_gamma``, ``attack``, too)."""
+    saved_settings = dict(saved.get("attack_settings") or {})
+    # ``queries`` is the one setting of all the attacks together (``[attacks] queries``).
+    shared = {"queries": saved_settings.pop("queries")} if "queries" in saved_settings else {}
+    sections: dict[str, Any] = {k: dict(v) for k, v in saved_settings.items()}
+    legacy = {
+        "lira": {"variance": saved.get("lira_variance")},
+        "rmia": {"gamma": saved.get("rmia_gamma")},
+        "shokri": saved.get("attack") or {},
+    }
+    for name, values in legacy.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            sections[name] = {**values, **sections.get(name, {})}
+    if given and "queries" in given:
+        # Asked now for all the attacks: it overrides what the file's tables say.
+        for name, values in sections.items():
+            if name not in given:
+                values.pop("queries", None)
+    for name, values in (given or {}).items():
+        if name == "queries":
+            shared["queries"] = values
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"attack_settings[{name!r}]: give a dict of that attack's settings")
+        sections[name] = {**sections.get(name, {}), **values}
+    return {**sections, **shared}
