@@ -72,7 +72,7 @@ PINNED = {
         "--workers --max-stack --executor --scheduler --job-cache "
         "--no-job-cache/--no-no-job-cache --keep-models/--no-keep-models --seed --device "
         "--out --overwrite/--no-overwrite --records --save-outputs/--no-save-outputs "
-        "--quiet/--no-quiet --allow-python/--no-allow-python"
+        "--fail-on --quiet/--no-quiet --allow-python/--no-allow-python"
     ),
     "train": (
         "--out --config --dataset --label --target-size --model --epochs --lr --batch-size "
@@ -81,7 +81,7 @@ PINNED = {
     ),
     "evaluate": (
         "OUTPUTS --attacks --logits/--no-logits --seed --bootstrap --fpr --attack-setting "
-        "--queries --out --overwrite/--no-overwrite --records"
+        "--queries --out --overwrite/--no-overwrite --records --fail-on"
     ),
     "serve": (
         "MODEL_DIR --host --port --token --no-auth/--no-no-auth --top-k --round "

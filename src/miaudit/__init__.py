@@ -27,6 +27,7 @@ _LAZY = {
     "AuditResult": "miaudit.result",
     "Execution": "miaudit.jobs",
     "MiauditError": "miaudit.errors",
+    "GateFailed": "miaudit.errors",
 }
 
 

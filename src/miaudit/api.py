@@ -63,6 +63,7 @@ def audit(
     query_cache: str | bool | None = None,
     execution=None,
     progress: Any = False,
+    fail_on: str | None = None,
     **settings: Any,
 ) -> AuditResult:
     """Run an audit and return its result (the same pipeline as ``miaudit audit``).
@@ -127,6 +128,14 @@ def audit(
         ``True`` shows each stage's progress: bars in a terminal or a notebook,
         timestamped lines on standard error otherwise (a log). A
         :class:`miaudit.progress.Reporter` receives it instead. Off by default.
+    fail_on:
+        A level of leakage (``"low"``, ``"moderate"``, ``"high"`` or ``"severe"``) that
+        fails the audit, as ``--fail-on`` does in CI: once the result is returned to be
+        written (``out=``), :class:`miaudit.GateFailed` is raised when the verdict
+        reaches the level (its ``status`` 3; "at least" verdicts count) or when the
+        evaluation cannot rule it out (``status`` 4: too few records to show it, or
+        rates that reach it unconfirmed). ``result.level`` and ``result.gate(level)``
+        say the same without raising.
     **settings:
         Any key of :class:`miaudit.config.AuditConfig` (``shadows=``, ``game=``, ...).
         ``show_records="values" | "ids" | "none"`` says how much of each record
@@ -137,12 +146,19 @@ def audit(
     ------
     miaudit.errors.MiauditError
         For invalid settings, data or models, with a message that says what to change.
+    miaudit.GateFailed
+        With ``fail_on``, for a verdict that reaches it or an evaluation that cannot
+        rule it out (after ``out=`` is written).
     """
     from miaudit.config import combine
     from miaudit.handover import Handover
     from miaudit.pipeline import run_audit
     from miaudit.report import prepare_out_dir, write_results
 
+    if fail_on is not None:
+        from miaudit.verdict import check_gate_level
+
+        check_gate_level(fail_on)
     base = _base_settings(config, settings, allow_python)
     objects: dict[str, Any] = {"trainer": trainer, "ids": ids, "cache_key": cache_key}
     _sort_target(target, settings, objects)
@@ -157,6 +173,18 @@ def audit(
     )  # fmt: skip
     if out is not None:
         write_results(result, out)
+    return _gated(result, fail_on)
+
+
+def _gated(result: AuditResult, fail_on: str | None) -> AuditResult:
+    """``result``, or :class:`miaudit.GateFailed` where ``fail_on`` fails it."""
+    if fail_on is None:
+        return result
+    from miaudit.errors import GateFailed
+
+    outcome = result.gate(fail_on)
+    if outcome.status:
+        raise GateFailed(outcome, result)
     return result
 
 
@@ -250,6 +278,7 @@ def evaluate(
     overwrite: bool = False,
     show_records: str = "ids",
     execution=None,
+    fail_on: str | None = None,
 ) -> AuditResult:
     """Run the attacks on outputs computed elsewhere; the same result as an audit's.
 
@@ -303,6 +332,9 @@ def evaluate(
     show_records:
         How much of each record those files show: ``"values"``, ``"ids"`` (the
         default) or ``"none"`` (:mod:`miaudit.report.disclosure`).
+    fail_on:
+        As for :func:`audit`: :class:`miaudit.GateFailed` when the verdict reaches this
+        level or the evaluation cannot rule it out.
 
     Raises
     ------
@@ -312,6 +344,10 @@ def evaluate(
         that repeat (a name that names two things).
     """
     called = dict(locals())  # the arguments, before any other name is bound
+    if fail_on is not None:
+        from miaudit.verdict import check_gate_level
+
+        check_gate_level(fail_on)
     from miaudit.attacks.suite import OUTPUT_ARRAYS
     from miaudit.evaluation import prepare_evaluation
     from miaudit.pipeline import evaluate_arrays
@@ -332,4 +368,4 @@ def evaluate(
     result.skipped = run.skipped
     if out is not None:
         write_results(result, out)
-    return result
+    return _gated(result, fail_on)

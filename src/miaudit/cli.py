@@ -690,6 +690,15 @@ AUDIT: tuple[OptionSpec, ...] = _table(
         help="Also write outputs.npz: every model output the attacks scored from, for "
         "`miaudit evaluate` (which then gives the same metrics).",
     ),
+    OptionSpec(
+        "fail_on",
+        str | None,
+        run=True,
+        metavar="LEVEL",
+        help="Fail (exit status 3) when the verdict reaches LEVEL (low, moderate, high, "
+        "severe; 'at least' verdicts count), and with exit status 4 when the evaluation "
+        "cannot rule LEVEL out: a leakage gate for CI. The files are written first.",
+    ),
     OptionSpec("quiet", bool, False, run=True, help="No progress bars."),
     OptionSpec(
         "allow_python",
@@ -766,7 +775,9 @@ def option_for(config_key: str) -> str | None:
         if spec.key == config_key:
             # A boolean pair names the setting by the option that turns it on.
             return spec.setting_flag
-    return None
+    # A run option, named in a message by its parameter (``fail_on``).
+    spec = OPTIONS.get(config_key)
+    return spec.flag if spec is not None and spec.run else None
 
 
 def _build_config(config: Path | None, flags: dict[str, Any], allow_python: bool = False):
@@ -787,6 +798,7 @@ def audit(o: SimpleNamespace) -> None:
     from miaudit.report import default_out_dir, write_results
     from miaudit.report.summary import print_summary
 
+    _check_gate(o.fail_on)
     cfg = _audit_config(o)
     out = _audit_folders(o, cfg)
     reporter = Reporter() if o.quiet else auto_reporter(option_for)
@@ -805,6 +817,27 @@ def audit(o: SimpleNamespace) -> None:
     target_dir = out if out is not None else default_out_dir(result.dataset.name)
     written = write_results(result, target_dir, outputs=o.save_outputs)
     print_summary(result, written)
+    _judge(result, o.fail_on)
+
+
+def _check_gate(fail_on: str | None) -> None:
+    """``--fail-on``'s level, refused before anything runs when it names no level."""
+    if fail_on is not None:
+        from miaudit.verdict import check_gate_level
+
+        check_gate_level(fail_on)
+
+
+def _judge(result: Any, fail_on: str | None) -> None:
+    """Say what ``--fail-on`` makes of the written result, and exit with its status (3:
+    the verdict reaches the level; 4: the evaluation cannot rule it out)."""
+    if fail_on is None:
+        return
+    outcome = result.gate(fail_on)
+    word = {"passed": "passed", "failed": "FAILED", "undecided": "UNDECIDED"}[outcome.outcome]
+    typer.echo(f"miaudit: gate {word}: {outcome.for_cli(option_for)}", err=outcome.status != 0)
+    if outcome.status:
+        raise typer.Exit(outcome.status)
 
 
 def _audit_config(o: SimpleNamespace):
@@ -1085,6 +1118,7 @@ EVALUATE: tuple[OptionSpec, ...] = (
         help="How much of each record the result files show: values, ids (default) or "
         "none (no row or id).",
     ),
+    _use("fail_on"),
 )
 
 
@@ -1095,6 +1129,7 @@ def evaluate(o: SimpleNamespace) -> None:
     from miaudit.report import default_out_dir
     from miaudit.report.summary import print_summary
 
+    _check_gate(o.fail_on)
     target_dir = o.out if o.out is not None else default_out_dir(o.outputs.stem)
     settings: dict[str, Any] = dict(_attack_settings(o.attack_setting))
     if o.queries is not None:
@@ -1106,6 +1141,7 @@ def evaluate(o: SimpleNamespace) -> None:
         **({} if o.records is None else {"show_records": o.records}),
     )  # fmt: skip
     print_summary(result, target_dir)
+    _judge(result, o.fail_on)
 
 
 _LEVELS_HELP = (
@@ -1204,6 +1240,14 @@ def compare(
     overwrite: Annotated[bool, typer.Option(help="Replace a comparison already in --out.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", min=0)] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress.")] = False,
+    fail_on_increase: Annotated[
+        bool,
+        typer.Option(
+            help="Fail (exit status 3) when a run's strongest attack finds members at a "
+            "higher rate than the first run's by more than the noise (the change's 95 % "
+            "interval lies above 0): a regression gate for CI. The files are written first."
+        ),
+    ] = False,
 ) -> None:
     """Put runs side by side: each verdict, the change of the strongest attack's TPR at
     low FPR against the first run with its interval, and overlaid ROC curves."""
@@ -1226,6 +1270,31 @@ def compare(
         page = render_compare_html(cmp)
     _write_comparison(folder, page, cmp.to_dict())
     print_comparison(cmp, folder, Console())
+    if fail_on_increase:
+        _judge_increase(cmp)
+
+
+def _judge_increase(cmp: Any) -> None:
+    """``--fail-on-increase``: exit status 3, naming each run whose leak rose beyond noise."""
+    from miaudit.report.text import clean
+
+    def pct(v: float) -> str:
+        return f"{100 * v:.1f} %"
+
+    risen = cmp.increases()
+    if not risen:
+        said = f"no run's strongest attack rose beyond noise at {pct(cmp.fpr)} FPR"
+        typer.echo(f"miaudit: gate passed: {said}")
+        return
+    for c in risen:
+        low, high = (100 * v for v in c.interval)
+        typer.echo(
+            f"miaudit: gate FAILED: {clean(c.run)}: {c.attack} finds {pct(c.tpr)} of members at "
+            f"{pct(c.fpr)} FPR against the baseline's {pct(c.base_tpr)} ({100 * c.delta:+.1f} "
+            f"points, 95 % interval {low:+.1f} to {high:+.1f}): beyond noise",
+            err=True,
+        )
+    raise typer.Exit(3)
 
 
 def _compare_folder(out: Path | None, overwrite: bool) -> Path:

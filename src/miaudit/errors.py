@@ -115,3 +115,21 @@ def flatten_validation_error(err: ValidationError, prefix: str = "") -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown configuration key '{where}': check its spelling{more}"
     return f"invalid configuration value for '{where}': {msg}{more}"
+
+
+class GateFailed(Exception):
+    """An audit asked to fail on a level of leakage (``fail_on=``, ``--fail-on``) whose
+    verdict reaches it (:attr:`status` 3) or whose evaluation cannot tell whether it does
+    (:attr:`status` 4).
+
+    Not an input error: the audit ran, its files are written (``out=``), and
+    :attr:`result` holds it; :attr:`outcome` is the
+    :class:`~miaudit.verdict.GateOutcome` (its message, the verdict, and the non-members
+    an evaluation would need to decide an undecided level).
+    """
+
+    def __init__(self, outcome, result=None) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+        self.result = result
+        self.status: int = outcome.status

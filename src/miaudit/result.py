@@ -43,7 +43,7 @@ from miaudit.metrics import (
 )
 from miaudit.models.dp import dp_claim
 from miaudit.results_format import RESULTS_FORMAT, RunTables, label_values
-from miaudit.verdict import Levels, Verdict, verdict
+from miaudit.verdict import Levels, Verdict, gate, verdict
 from miaudit.version import __version__
 
 __all__ = [
@@ -494,7 +494,25 @@ class AuditResult:
         return self._verdict_of(self._results(), levels)
 
     def _verdict_of(self, results: dict[str, Any], levels=None):
-        return verdict(RunTables(results, self.to_frame(label_names=False)), levels)
+        return verdict(RunTables(results, self._tables_frame()), levels)
+
+    def _tables_frame(self):
+        return self.to_frame(label_names=False)
+
+    @property
+    def level(self) -> str:
+        """The verdict's level: ``"not detected"``, ``"low"``, ``"moderate"``, ``"high"``
+        or ``"severe"`` (:data:`~miaudit.verdict.LEVELS`, in that order). A verdict said
+        as "at least" a level gives that level: :meth:`gate` says whether the evaluation
+        can rule out a higher one."""
+        return self.verdict().level
+
+    def gate(self, fail_on: str, levels=None):
+        """What ``--fail-on fail_on`` says of this result (:func:`miaudit.verdict.gate`):
+        a :class:`~miaudit.verdict.GateOutcome` whose ``outcome`` is ``"passed"``,
+        ``"failed"`` (the verdict reaches the level) or ``"undecided"`` (the evaluation
+        cannot rule it out), with its message and exit status."""
+        return gate(RunTables(self._results(), self._tables_frame()), fail_on, levels)
 
     @property
     def show_records(self) -> str:

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, key, render
 from miaudit.metrics import (
     LeakBound,
     clopper_pearson,
@@ -66,14 +66,22 @@ from miaudit.metrics import (
 from miaudit.results_format import RunTables
 
 __all__ = [
+    "GATE_FAILED",
+    "GATE_LEVELS",
+    "GATE_UNDECIDED",
     "LEVELS",
+    "GateOutcome",
     "Levels",
     "RunTables",
     "Verdict",
     "chance_accuracy",
+    "check_gate_level",
+    "gate",
     "leak_bounds",
     "learned_nothing",
     "level_of",
+    "more_records",
+    "open_at",
     "skipped_attacks",
     "tpr_interval",
     "undecided",
@@ -270,16 +278,138 @@ def undecided(
     if step is None:
         return None
     name, target = step
+    open_ = open_at(bounds, target)
+    return None if open_ is None else (name, *open_)
+
+
+def open_at(bounds: dict[str, LeakBound], target: float) -> tuple[int | None, str] | None:
+    """Whether the evaluation leaves open that the leak reaches the likelihood ratio
+    ``target`` (which no bound reaches): ``(non-members needed, "size")`` when no attack
+    could show it with this many records, ``(…, "rates")`` when some attack's observed
+    rates reach it and a larger evaluation would confirm or refute them (``None``
+    non-members: no practical evaluation would); ``None`` when the evaluation rules it
+    out."""
     any_bound = next(iter(bounds.values()))
     if perfect_ratio(any_bound.n_members, any_bound.n_nonmembers, any_bound.attacks) <= target:
-        return name, nonmembers_needed(any_bound, target, observed=False), "size"
+        return nonmembers_needed(any_bound, target, observed=False), "size"
     reaching = [b for b in bounds.values() if _point_ratio(b) > target]
     if not reaching:
         return None
-    # Rates that reach the next level leave it open even where no practical evaluation
-    # would settle it (None: said so).
+    # Rates that reach it leave it open even where no practical evaluation would settle
+    # it (None: said so).
     needed = [n for b in reaching if (n := nonmembers_needed(b, target, observed=True))]
-    return name, min(needed) if needed else None, "rates"
+    return min(needed) if needed else None, "rates"
+
+
+def more_records(results: dict[str, Any]) -> str:
+    """What would evaluate more records in this run, by where its target came from."""
+    source = results["target"].get("source")
+    if source == "outputs":
+        return "the model's outputs on more members and non-members"
+    if source == "python":
+        return "more records (more held-out rows as non_members=, --non-members)"
+    return "more records (a larger --target-size, target_size= in Python, or a larger data set)"
+
+
+#: Exit status of ``--fail-on`` when the verdict reaches the level.
+GATE_FAILED = 3
+#: Exit status of ``--fail-on`` when the evaluation cannot tell whether it does.
+GATE_UNDECIDED = 4
+#: The levels a gate can fail on (every verdict reaches "not detected").
+GATE_LEVELS = LEVELS[1:]
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """What ``--fail-on LEVEL`` (``fail_on=``) says of a run: ``passed``, ``failed`` (the
+    verdict reaches ``level``; "at least" verdicts count) or ``undecided`` (the verdict is
+    below ``level`` but the evaluation cannot rule it out: too few non-members for any
+    attack to show it, or observed rates that reach it unconfirmed), the ``message``
+    saying so, and the exit status (0, :data:`GATE_FAILED`, :data:`GATE_UNDECIDED`)."""
+
+    level: str
+    outcome: str
+    text: str
+    verdict: Verdict
+    nonmembers_needed: int | None = None
+
+    @property
+    def message(self) -> str:
+        """What the gate says, settings named as Python passes them (``fail_on=high``)."""
+        return render(self.text)
+
+    def for_cli(self, flag) -> str:
+        """What the gate says, settings named as the command line's options."""
+        return render(self.text, flag)
+
+    @property
+    def status(self) -> int:
+        return {"passed": 0, "failed": GATE_FAILED, "undecided": GATE_UNDECIDED}[self.outcome]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fail_on": self.level,
+            "outcome": self.outcome,
+            "status": self.status,
+            "message": self.message,
+            "verdict": self.verdict.label,
+            "nonmembers_needed": self.nonmembers_needed,
+        }
+
+
+def check_gate_level(level: str) -> str:
+    """``level`` if a gate can fail on it, else one line naming the choices."""
+    if level not in GATE_LEVELS:
+        raise ConfigError(
+            f"{key('fail_on', level)}: give one of {', '.join(GATE_LEVELS)} (the verdict's "
+            "levels above not detected; every verdict reaches not detected)"
+        )
+    return level
+
+
+def gate(run: RunTables, level: str, levels: Levels | None = None) -> GateOutcome:
+    """Judge the run against ``--fail-on level``: failed when its verdict reaches
+    ``level`` (an "at least" verdict counts for what it reaches), undecided when the
+    verdict is below it but the evaluation cannot rule it out, passed otherwise. A run
+    whose audit was weakened says so in the message, whatever the outcome."""
+    levels = levels or Levels()
+    check_gate_level(level)
+    found = verdict(run, levels)
+    weakened = (
+        f" The audit was weakened ({'; '.join(found.weakened)}): the leak it measures is a "
+        "lower bound."
+        if found.weakened
+        else ""
+    )
+    if LEVELS.index(found.level) >= LEVELS.index(level):
+        message = (
+            f"leakage {found.label} reaches {key('fail_on', level)} ({found.attack}: a member is "
+            f"accused at least {_ratio(found.ratio)} times as often as a non-member)"
+        )
+        return GateOutcome(level, "failed", message + "." + weakened, found)
+    target = 1.0 if level == "low" else getattr(levels, level)
+    open_ = open_at(leak_bounds(run), target)
+    if open_ is not None:
+        needed, why = open_
+        more = (
+            f"an evaluation of about {needed:,} non-members would decide it"
+            if needed
+            else "no practical evaluation would decide it"
+        )
+        cause = (
+            "too few non-members were evaluated for any attack to show it"
+            if why == "size"
+            else "an attack's observed rates reach it, but not with 95 % confidence"
+        )
+        message = (
+            f"leakage is {found.label}, and this evaluation cannot rule out {level}: {cause}; "
+            f"{more}: evaluate {more_records(run.results)}"
+        )
+        return GateOutcome(level, "undecided", message + "." + weakened, found, needed)
+    message = (
+        f"leakage {found.label} is below --fail-on {level}, and the evaluation rules {level} out"
+    )
+    return GateOutcome(level, "passed", message + "." + weakened, found)
 
 
 def chance_accuracy(run: RunTables) -> float | None:

@@ -82,6 +82,12 @@ class Comparison:
     per_attack: dict[str, list[Change]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def increases(self) -> list[Change]:
+        """The runs whose strongest attack's TPR rose above the baseline's by more than
+        the noise (the change's 95 % interval lies above 0): what ``--fail-on-increase``
+        fails on."""
+        return [c for c in self.changes if c.delta > 0 and c.beyond_noise]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "fpr": self.fpr,

@@ -30,6 +30,7 @@ from miaudit.verdict import (
     leak_bounds,
     learned_nothing,
     level_of,
+    more_records,
     skipped_attacks,
     tpr_interval,
     undecided,
@@ -297,16 +298,7 @@ def recommendations(
             if needed is None
             else f"about {needed:,} non-members would tell"
         )
-        source = d["target"].get("source")
-        if source == "outputs":
-            how = "the model's outputs on more members and non-members"
-        elif source == "python":
-            how = "more records (more held-out rows as non_members=, --non-members)"
-        else:
-            how = (
-                "more records (a larger --target-size, target_size= in Python, or a larger "
-                "data set)"
-            )
+        how = more_records(d)
         out.append(Advice(
             f"Evaluate {how} before concluding the leak is only {found.level}: {more}.",
             f"{found.bound.n_nonmembers:,} non-members were evaluated; whether the leak is "
