@@ -266,9 +266,13 @@ class JobCache:
             mac = EntryMac("jobs", key, mac_key).add(blob)
             write_private(tmp_check, (mac.hexdigest() + "\n").encode())
             os.replace(tmp_check, check)
-        except OSError as exc:
+        except BaseException as exc:
+            # Interrupted too (Ctrl-C, SIGTERM): no temporary file is left behind.
             for path in (tmp, tmp_check):
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             raise ConfigError(
                 f"cannot write the job cache in {self.root} ({exc.strerror}): {_CACHE_ADVICE}"
             ) from None
@@ -537,8 +541,10 @@ def save_model_folder(
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
             raise
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # interrupted too: nothing left behind
+        if not isinstance(exc, OSError):
+            raise
         raise ConfigError(f"cannot write {folder} ({exc.strerror}): {advice}") from None
 
 
@@ -962,8 +968,10 @@ def _copy_model(folder: Path, dest: Path) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # interrupted too: nothing left behind
+        if not isinstance(exc, OSError):
+            raise
         raise ConfigError(
             f"cannot write {dest} ({exc.strerror}): free some space or drop --keep-models"
         ) from None

@@ -207,13 +207,20 @@ class QueryCache:
         buffer = io.BytesIO()
         np.savez(buffer, keys=key_array, answers=np.asarray(rows, dtype=np.float64))
         blob = buffer.getvalue()
-        write_private(tmp, blob)
-        os.replace(tmp, self.folder / f"{name}.npz")
-        # The MAC last: a chunk without one is never read.
         tmp_check = self.folder / f".{name}.tmp.sha256"
-        mac = self._mac(f"{name}.npz").add(blob)
-        write_private(tmp_check, (mac.hexdigest() + "\n").encode())
-        os.replace(tmp_check, self.folder / f"{name}.sha256")
+        try:
+            write_private(tmp, blob)
+            os.replace(tmp, self.folder / f"{name}.npz")
+            # The MAC last: a chunk without one is never read.
+            mac = self._mac(f"{name}.npz").add(blob)
+            write_private(tmp_check, (mac.hexdigest() + "\n").encode())
+            os.replace(tmp_check, self.folder / f"{name}.sha256")
+        except BaseException:
+            # Interrupted too (Ctrl-C, SIGTERM): no temporary file is left behind.
+            for path in (tmp, tmp_check):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            raise
 
 
 class HttpTarget:
