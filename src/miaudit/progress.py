@@ -1,8 +1,8 @@
 """Progress of the long stages, reported through a small interface.
 
 The pipeline calls a :class:`Reporter`. :func:`auto_reporter` picks how progress
-is shown: rich progress bars on a terminal or in a notebook
-(:class:`RichReporter`), plain timestamped lines everywhere else
+is shown: rich progress bars on a terminal (:class:`RichReporter`), HTML bars updated in
+place in a notebook (:class:`NotebookReporter`), plain timestamped lines everywhere else
 (:class:`LogReporter`: a log file, a CI job, ``nohup``), so that a redirected
 audit's log says what it is doing while it runs. The CLI uses it unless
 ``--quiet``; the Python API when ``audit(progress=True)``.
@@ -203,12 +203,83 @@ def _seconds(value: float) -> str:
     return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
+class NotebookReporter(Reporter):
+    """Progress in a notebook (Jupyter, VS Code, Colab): one line per stage with an HTML
+    ``<progress>`` bar, updated in place through IPython's display handles (no widget
+    library, no script), and the notes below it. A notebook executed and saved keeps
+    each stage's last state: its time, or how far it got."""
+
+    #: Seconds between two redraws of a bar.
+    interval = 0.25
+
+    def __init__(self, flag: Callable[[str], str | None] | None = None) -> None:
+        super().__init__()
+        self.flag = flag
+
+    def _ticker(self, description: str, total: int | None, unit: str = "") -> StageTicker:
+        return _NotebookTicker(self, description, total, unit)
+
+    def show(self, html: str, *, handle: bool = False):
+        from IPython.display import HTML, display
+
+        return display(HTML(html), display_id=True) if handle else display(HTML(html))
+
+    def message(self, text: str) -> None:
+        self.show(f"<div style='color:#555'>· {_escape(render(text, self.flag))}</div>")
+
+    def warn(self, text: str) -> None:
+        self.show(f"<div style='color:#8a5a00'>! {_escape(render(text, self.flag))}</div>")
+
+
+class _NotebookTicker(StageTicker):
+    def __init__(self, nb: NotebookReporter, description: str, total: int | None,
+                 unit: str) -> None:  # fmt: skip
+        self.nb, self.description, self.unit = nb, _escape(description), unit
+        self.start = self.drawn = time.monotonic()
+        self.handle = nb.show(self._html(0, total, None), handle=True)
+
+    def _html(self, done: float, total: int | None, seconds: float | None) -> str:
+        bar = (
+            f"<progress value='{done:g}' max='{total}' style='width:14em'></progress> "
+            f"{done:g}/{total} {_escape(self.unit)}"
+            if total
+            else "<progress style='width:14em'></progress>"
+        )
+        if seconds is not None:
+            bar = f"done in {seconds:.1f} s"
+        label = f"<span style='display:inline-block;min-width:22em'>{self.description}</span>"
+        return f"<div>{label} {bar}</div>"
+
+    def update(self, done: float, total: int) -> None:
+        now = time.monotonic()
+        if now - self.drawn >= self.nb.interval:
+            self.drawn = now
+            self.handle.update(_html_object(self._html(done, total, None)))
+
+    def close(self) -> None:
+        self.handle.update(_html_object(self._html(0, None, time.monotonic() - self.start)))
+
+
+def _html_object(html: str):
+    from IPython.display import HTML
+
+    return HTML(html)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def auto_reporter(flag: Callable[[str], str | None] | None = None) -> Reporter:
     """Progress bars where someone watches (a terminal, a notebook), timestamped lines
     where output goes to a file or a pipe."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    if console.is_terminal or console.is_jupyter:
+    if console.is_jupyter:
+        return NotebookReporter(flag)
+    if console.is_terminal:
         return RichReporter(flag)
     return LogReporter(flag=flag)

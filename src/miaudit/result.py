@@ -19,6 +19,7 @@ verdict (:mod:`miaudit.verdict`); their names used here (:data:`RESULTS_FORMAT`,
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -498,6 +499,12 @@ class AuditResult:
 
     def _tables_frame(self):
         return self.to_frame(label_names=False)
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows the result: the verdict box, the attacks' table and the ROC
+        figure, self-contained (:func:`miaudit.report.notebook.result_html`)."""
+        # The report's, imported by name: the result, below the report, imports none of it.
+        return importlib.import_module("miaudit.report.notebook").result_html(self)
 
     @property
     def level(self) -> str:
