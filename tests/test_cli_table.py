@@ -72,7 +72,7 @@ PINNED = {
         "--workers --max-stack --executor --scheduler --job-cache "
         "--no-job-cache/--no-no-job-cache --keep-models/--no-keep-models --seed --device "
         "--out --overwrite/--no-overwrite --records --save-outputs/--no-save-outputs "
-        "--fail-on --quiet/--no-quiet --allow-python/--no-allow-python"
+        "--mlflow/--no-mlflow --fail-on --quiet/--no-quiet --allow-python/--no-allow-python"
     ),
     "train": (
         "--out --config --dataset --label --target-size --model --epochs --lr --batch-size "

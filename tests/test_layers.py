@@ -40,8 +40,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("games and the pipeline", ("miaudit.config", "miaudit.handover", "miaudit.evaluation",
                                 "miaudit.result", "miaudit.stages", "miaudit.games",
                                 "miaudit.pipeline")),
-    ("the edges", ("miaudit.api", "miaudit.cli", "miaudit.serve", "miaudit.report",
-                   "miaudit.experiments", "miaudit")),
+    ("the edges", ("miaudit.api", "miaudit.cli", "miaudit.serve", "miaudit.mlflow",
+                   "miaudit.report", "miaudit.experiments", "miaudit")),
 )  # fmt: skip
 #: The package itself: on the map as one module, not as the prefix of every module.
 ROOT = "miaudit"

@@ -23,8 +23,9 @@ def _is_url(text: str) -> bool:
 
 
 def _sort_target(target: Any, settings: dict[str, Any], handed: dict[str, Any]) -> None:
-    """``target=`` is a recipe, a saved model, a URL, or the user's own model."""
-    from miaudit.config import RecipeSpec
+    """``target=`` is a recipe, a saved model, a URL, an MLflow model's URI (kept as
+    ``target_model``, loaded by :func:`miaudit.mlflow.open_named`), or the user's own model."""
+    from miaudit.config import RecipeSpec, is_mlflow_uri
 
     if target is None:
         return
@@ -37,7 +38,7 @@ def _sort_target(target: Any, settings: dict[str, Any], handed: dict[str, Any]) 
     elif isinstance(target, str):
         if _is_url(target):
             settings["target_url"] = target
-        elif Path(target).expanduser().is_dir():
+        elif is_mlflow_uri(target) or Path(target).expanduser().is_dir():
             settings["target_model"] = target
         else:
             settings["target"] = {"model": target}
@@ -82,7 +83,10 @@ def audit(
         (its outputs are logits; see :class:`miaudit.TorchModel`), or a callable
         ``records -> probabilities`` — which then needs ``members``; or what miaudit
         trains or reaches itself: a recipe (``"mlp"``, ``{"model": "mlp", "epochs":
-        5}``), a saved model's folder, a prediction API's URL.
+        5}``), a saved model's folder, a prediction API's URL. An MLflow model's URI
+        (``"models:/NAME/VERSION"``, ``"models:/NAME@ALIAS"``, ``"runs:/RUN_ID/PATH"``;
+        ``pip install 'miaudit[mlflow]'``) is loaded with MLflow's own loaders and
+        audited as your own model, with ``members`` (:mod:`miaudit.mlflow`).
     data:
         Your records: a pandas DataFrame (with ``label=`` naming the label column) or
         ``(X, y)`` arrays (a table, or images ``(n, h, w)`` / ``(n, c, h, w)``). Your
@@ -167,13 +171,28 @@ def audit(
     cfg = combine(base, settings)
     if out is not None:
         prepare_out_dir(out, overwrite=overwrite)
+    reporter, handed = _reporter(progress), Handover(**objects)
+    from miaudit.mlflow import open_named
+
+    cfg, handed, mlflow_model = open_named(cfg, handed, reporter)
     result = run_audit(
-        cfg, _reporter(progress), token=token, query_cache=query_cache, execution=execution,
-        handed=Handover(**objects),
+        cfg, reporter, token=token, query_cache=query_cache, execution=execution, handed=handed,
     )  # fmt: skip
+    if mlflow_model is not None:
+        from miaudit.mlflow import restate
+
+        result = restate(result, mlflow_model)
     if out is not None:
-        write_results(result, out)
+        _remember(result, write_results(result, out))
     return _gated(result, fail_on)
+
+
+def _remember(result: AuditResult, folder: Path) -> None:
+    """Note the folder ``out=`` wrote, so that :func:`miaudit.mlflow.log_result` logs
+    those very files."""
+    from miaudit.mlflow import remember_folder
+
+    remember_folder(result, folder)
 
 
 def _gated(result: AuditResult, fail_on: str | None) -> AuditResult:
@@ -367,5 +386,5 @@ def evaluate(
     )  # fmt: skip
     result.skipped = run.skipped
     if out is not None:
-        write_results(result, out)
+        _remember(result, write_results(result, out))
     return _gated(result, fail_on)

@@ -399,10 +399,12 @@ AUDIT: tuple[OptionSpec, ...] = _table(
     ),
     OptionSpec(
         "target_model",
-        Path | None,
+        str | None,
         key="target_model",
         read=_text,
-        help="Audit a target saved by `miaudit train` instead of training one.",
+        help="Audit a target saved by `miaudit train` instead of training one; or an MLflow "
+        "model, models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH, audited as "
+        "your own model (needs --members; pip install 'miaudit[mlflow]').",
     ),
     OptionSpec(
         "save_target",
@@ -691,6 +693,16 @@ AUDIT: tuple[OptionSpec, ...] = _table(
         "`miaudit evaluate` (which then gives the same metrics).",
     ),
     OptionSpec(
+        "mlflow",
+        bool,
+        False,
+        run=True,
+        help="Also log the run to MLflow (MLFLOW_TRACKING_URI): the verdict and every "
+        "attack's AUC and TPR at each FPR as metrics, report.html, results.json and "
+        "scores.csv as artifacts; to the run MLFLOW_RUN_ID names, else a new run in the "
+        "current experiment (MLFLOW_EXPERIMENT_NAME).",
+    ),
+    OptionSpec(
         "fail_on",
         str | None,
         run=True,
@@ -793,30 +805,47 @@ def _build_config(config: Path | None, flags: dict[str, Any], allow_python: bool
 @_command(AUDIT)
 def audit(o: SimpleNamespace) -> None:
     """Run a shadow-model membership inference audit and write its results."""
+    from miaudit.handover import Handover
+    from miaudit.mlflow import open_named
     from miaudit.pipeline import run_audit
     from miaudit.progress import Reporter, auto_reporter
     from miaudit.report import default_out_dir, write_results
     from miaudit.report.summary import print_summary
 
     _check_gate(o.fail_on)
+    if o.mlflow:  # refused before the audit runs, not after
+        from miaudit.mlflow import require_mlflow
+
+        require_mlflow("--mlflow")
     cfg = _audit_config(o)
     out = _audit_folders(o, cfg)
     reporter = Reporter() if o.quiet else auto_reporter(option_for)
     execution = _audit_execution(o, out)
     try:
+        cfg, handed, mlflow_model = open_named(cfg, Handover(), reporter)
         result = run_audit(
             cfg,
             reporter,
             token=o.token,
             query_cache=False if o.no_query_cache else o.query_cache,
             execution=execution,
+            handed=handed,
         )
     except KeyboardInterrupt:
         typer.echo(f"miaudit: {_INTERRUPTED}", err=True)
         raise typer.Exit(130) from None
+    if mlflow_model is not None:
+        from miaudit.mlflow import restate
+
+        result = restate(result, mlflow_model)
     target_dir = out if out is not None else default_out_dir(result.dataset.name)
     written = write_results(result, target_dir, outputs=o.save_outputs)
     print_summary(result, written)
+    if o.mlflow:
+        from miaudit.mlflow import log_result
+
+        run_id = log_result(written)
+        typer.echo(f"miaudit: logged {written} to the MLflow run {run_id}", err=True)
     _judge(result, o.fail_on)
 
 

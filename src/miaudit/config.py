@@ -255,7 +255,9 @@ class AuditConfig(BaseModel):
 
     ``target`` is the recipe the target model is trained with; ``shadow`` the one
     the shadows use (the target's when ``None`` — the paper's attacker knows the
-    training algorithm). ``target_model`` loads a saved target instead of training one;
+    training algorithm). ``target_model`` loads a saved target instead of training one
+    (or names an MLflow model, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``, which
+    the edge loads as the user's own model: :mod:`miaudit.mlflow`);
     ``target_url`` attacks a prediction service instead, whose membership (to evaluate
     the attack, never to train it) comes from ``membership``. ``query_budget`` caps
     the queries sent to the target; hill-climbing synthesis stops early to leave what
@@ -350,7 +352,8 @@ class AuditConfig(BaseModel):
     @field_validator("members", "non_members", "target_model", "membership", "save_target")
     @classmethod
     def _absolute_paths(cls, v: str | None) -> str | None:
-        return None if v is None else absolute_path(v)
+        # An MLflow model's URI is no path: config.json restates it as given.
+        return v if v is None or is_mlflow_uri(v) else absolute_path(v)
 
     @field_validator("dataset")
     @classmethod
@@ -525,6 +528,17 @@ class AuditConfig(BaseModel):
         """JSON-ready configuration; feeding it back through ``--config`` repeats the run,
         from any folder: its paths are absolute (made so when the config was made)."""
         return {**self.model_dump(mode="json"), "attacks": self.attacks.resolved()}
+
+
+#: How an MLflow model's URI begins (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
+#: ``runs:/RUN_ID/PATH``): ``target_model`` (``--target-model``, ``target=``) then names a
+#: model that MLflow loads (:mod:`miaudit.mlflow`), not a folder.
+MLFLOW_SCHEMES = ("models:/", "runs:/")
+
+
+def is_mlflow_uri(value: Any) -> bool:
+    """Whether ``value`` is an MLflow model's URI (text beginning ``models:/`` or ``runs:/``)."""
+    return isinstance(value, str) and value.startswith(MLFLOW_SCHEMES)
 
 
 def absolute_path(path: str) -> str:
