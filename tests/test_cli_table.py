@@ -64,7 +64,7 @@ PINNED = {
         "--python-path --members --non-members --members-as --model --epochs --lr "
         "--batch-size --l2 --hidden --augment/--no-augment --dp-epsilon --dp-delta "
         "--max-grad-norm --dp-accountant --shadow-model --target-model --save-target "
-        "--target-url --membership --token --query-cache "
+        "--target-url --protocol --membership --token --query-cache "
         "--no-query-cache/--no-no-query-cache --http-timeout --http-retries --shadow-data "
         "--noise --shadow-labels --query-budget --defense --attack-learner "
         "--class-agnostic/--per-class --attacks --attack-setting --lira-variance "

@@ -422,6 +422,14 @@ AUDIT: tuple[OptionSpec, ...] = _table(
         "protocol) at this base URL instead of a local model.",
     ),
     OptionSpec(
+        "protocol",
+        str | None,
+        key="protocol",
+        panel=_REMOTE,
+        help="What --target-url speaks: miaudit (miaudit serve's protocol, the default) or "
+        "mlflow (MLflow's scoring server, `mlflow models serve`: POST /invocations).",
+    ),
+    OptionSpec(
         "membership",
         Path | None,
         key="membership",

@@ -259,9 +259,11 @@ class AuditConfig(BaseModel):
     (or names an MLflow model, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``, which
     the edge loads as the user's own model: :mod:`miaudit.mlflow`);
     ``target_url`` attacks a prediction service instead, whose membership (to evaluate
-    the attack, never to train it) comes from ``membership``. ``query_budget`` caps
-    the queries sent to the target; hill-climbing synthesis stops early to leave what
-    scoring needs. The service's token is not configuration: it is never written.
+    the attack, never to train it) comes from ``membership``; ``protocol`` says what the
+    service speaks (``miaudit``: ``miaudit serve``'s; ``mlflow``: MLflow's scoring
+    server). ``query_budget`` caps the queries sent to the target; hill-climbing
+    synthesis stops early to leave what scoring needs. The service's token is not
+    configuration: it is never written.
 
     The user's own model and training code: ``target_python`` and ``trainer_python``
     name them as ``module:attribute`` (found on ``python_path``); ``members`` and
@@ -298,6 +300,7 @@ class AuditConfig(BaseModel):
     shadow: RecipeSpec | None = None
     target_model: str | None = None
     target_url: str | None = None
+    protocol: Literal["miaudit", "mlflow"] = "miaudit"
     membership: str | None = None
     http: HttpConfig = HttpConfig()
     save_target: str | None = None
@@ -460,6 +463,11 @@ class AuditConfig(BaseModel):
             )
         if self.target_url is not None:
             self._check_remote()
+        elif self.protocol != "miaudit":
+            raise ConfigError(
+                f"{name_key('protocol', self.protocol)} says what a remote target speaks: use "
+                f"it with {name_key('target_url')}, or drop it"
+            )
         elif self.membership is not None:
             raise ConfigError(
                 f"{name_key('membership')} says which records a remote target was trained on: use "

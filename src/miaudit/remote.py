@@ -41,7 +41,9 @@ from miaudit.errors import ConfigError, QueryBudgetError, TargetError, key
 from miaudit.files import check_npy_sizes, private_dir
 from miaudit.protocol import (
     PROTOCOL_VERSION,
+    SUM_TOLERANCE,
     InputSchema,
+    _short,
     parse_answer,
     record_keys,
     record_texts,
@@ -567,3 +569,199 @@ class HttpTarget:
                 else {}
             ),
         }
+
+
+#: What ``--protocol`` names: the wire format a remote target speaks.
+PROTOCOLS = ("miaudit", "mlflow")
+_MLFLOW_FIX = (
+    "serve a classifier that answers one probability per class (log scikit-learn models "
+    "with mlflow.sklearn.log_model(..., pyfunc_predict_fn='predict_proba')) or one label "
+    "per record, trained on this data set's columns"
+)
+
+
+class MlflowServingTarget(HttpTarget):
+    """A model behind MLflow's scoring server (``mlflow models serve``), as a target.
+
+    The same guarantees as :class:`HttpTarget` (budget counted on every try, deadlines,
+    answer-size caps, retries, the authenticated query cache, a bearer token), over
+    MLflow's wire format: ``POST /invocations`` with
+    ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (the raw records in
+    the data set's columns, as ``miaudit serve`` receives them) answered
+    ``{"predictions": ...}``: per-class probability rows (in the order of the data set's
+    classes) or one label per record (a label-only target).
+
+    The server publishes neither its classes nor whether it answers labels, and nothing
+    that identifies its model: ``GET /ping`` checks it is up, then one record, ``probe``
+    (one the audit evaluates), is asked (one query, counted against the budget; its answer
+    is kept, so it is never asked again). Its answer says
+    whether the service answers labels and checks the answer's shape, and its digest is
+    part of the query cache's identity, so answers of another model behind the same URL
+    are not reused (a label-only answer is a weak fingerprint: one of the classes).
+    """
+
+    def __init__(self, url: str, schema: InputSchema, class_names: list[str], *,
+                 probe: np.ndarray, **kw) -> None:  # fmt: skip
+        self._probe = np.asarray(probe)[:1]
+        if len(self._probe) != 1:
+            raise ConfigError("an MLflow target needs one record to probe the service with")
+        super().__init__(url, schema, class_names, **kw)
+        if self.cache is not None and len(self._probe_text):
+            found, _ = self.cache.get(self._probe_key)
+            if not found.all():
+                self.cache.add(self._probe_key, self._probe_row)
+
+    # ------------------------------------------------------------------ set-up
+    def _fetch_info(self) -> dict[str, Any]:
+        self._request("GET", "/ping")
+        self._probe_text = record_texts(self.schema.to_records(self._probe))
+        self._probe_key = record_keys(self._probe_text)
+        self.label_only = False
+        body = self._post(self._probe_text)
+        answer = self._answer_json(body)
+        first = answer[0] if len(answer) == 1 else None
+        # A scalar label, or a row of numbers (a one-element list of a label-only
+        # pyfunc is not told apart from a one-class row: there are at least 2 classes).
+        self.label_only = not isinstance(first, list)
+        self._probe_row = self._parse(body, 1)
+        return {
+            "output": "labels" if self.label_only else "probabilities",
+            "server": "mlflow",
+            "policy": [],
+            "model_id": None,
+            "answer_sha256": hashlib.sha256(self._probe_row.tobytes()).hexdigest(),
+        }
+
+    def identity(self) -> str:
+        """The query cache's folder name: the URL, the protocol, the classes and columns,
+        and the digest of the probe's answer (MLflow names no model)."""
+        parts = {
+            "url": self.url,
+            "protocol": "mlflow",
+            "output": self.info.get("output"),
+            "classes": self.class_names,
+            "columns": self.schema.fields,
+            "answer": self.info.get("answer_sha256"),
+        }
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+        host = urlsplit(self.url).netloc.replace(":", "_").replace("[", "").replace("]", "")
+        return f"mlflow-{host}-{digest}"
+
+    # ------------------------------------------------------------------ queries
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """As :meth:`HttpTarget.predict_proba`; the probe's record is never asked twice
+        (without a query cache its answer is kept in memory)."""
+        if self.cache is not None or not len(X):
+            return super().predict_proba(X)
+        X = np.asarray(X)
+        probe = (X.reshape(len(X), -1) == self._probe.reshape(1, -1)).all(axis=1)
+        if not probe.any():
+            return super().predict_proba(X)
+        P = np.empty((len(X), len(self.class_names)))
+        P[probe] = self._probe_row[0]
+        self.cached_ += int(probe.sum())
+        if not probe.all():
+            P[~probe] = super().predict_proba(X[~probe])
+        return P
+
+    def _batches(self, sizes: list[int]) -> list[tuple[int, int]]:
+        # MLflow publishes no body limit: batches of batch_size records.
+        step = self.batch_size
+        return [(i, min(len(sizes), i + step)) for i in range(0, len(sizes), step)]
+
+    def _predict(self, texts: list[bytes]) -> np.ndarray:
+        return self._parse(self._post(texts), len(texts))
+
+    def _post(self, texts: list[bytes]) -> bytes:
+        """The body of ``POST /invocations`` for records already turned into JSON text."""
+        dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+        rows = b",".join(dumps(list(json.loads(t).values())).encode() for t in texts)
+        body = (
+            b'{"dataframe_split":{"columns":' + dumps(self.schema.fields).encode()
+            + b',"data":[' + rows + b"]}}"
+        )  # fmt: skip
+        response = self._request(
+            "POST", "/invocations", records=len(texts), content=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        return response.content
+
+    def _answer_json(self, body: bytes) -> Any:
+        where = f"{self.url}/invocations"
+        try:
+            answer = json.loads(body)
+        except RecursionError:
+            raise TargetError(f"{where} answered JSON nested too deeply to be an answer") from None
+        except (ValueError, UnicodeDecodeError):
+            raise TargetError(
+                f"{where} answered something that is not JSON: is this an MLflow scoring "
+                "server (mlflow models serve)? Else drop --protocol mlflow"
+            ) from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
+            raise TargetError(
+                f"{where} answered without a 'predictions' list: is this an MLflow scoring "
+                "server (mlflow models serve)? Else drop --protocol mlflow"
+            )
+        return answer["predictions"]
+
+    def _parse(self, body: bytes, n: int) -> np.ndarray:
+        """An ``(n, C)`` array of the answer's probability rows (labels: one-hot rows),
+        or a :class:`TargetError` naming the URL, what is wrong, and the fix."""
+        where = f"{self.url}/invocations"
+        rows = self._answer_json(body)
+        C = len(self.class_names)
+        wrong = f"{where} answered"
+        if len(rows) != n:
+            raise TargetError(f"{wrong} {len(rows)} predictions for {n} records: {_MLFLOW_FIX}")
+        if self.label_only:
+            index = {c: k for k, c in enumerate(self.class_names)}
+            P = np.zeros((n, C))
+            for i, label in enumerate(rows):
+                # Labels are the data's class names: strings, or integers naming them.
+                k = index.get(label if type(label) is str else str(label)) if type(label) in (
+                    str, int) else None  # fmt: skip
+                if k is None:
+                    raise TargetError(
+                        f"{wrong} label {_short(label)}, which is none of the data set's "
+                        f"{C} classes {self.class_names[:5]}…: {_MLFLOW_FIX}"
+                    )
+                P[i, k] = 1.0
+            return P
+        bad = next((r for r in rows if not isinstance(r, list) or len(r) != C), None)
+        if bad is not None:
+            got = f"a row of {len(bad)} values" if isinstance(bad, list) else _short(bad)
+            raise TargetError(
+                f"{wrong} {got} where {C} probabilities per record (one per class of the "
+                f"data set) were expected: {_MLFLOW_FIX}"
+            )
+        if any(type(v) not in (int, float) for r in rows for v in r):
+            raise TargetError(f"{wrong} probability rows that are not all numbers: {_MLFLOW_FIX}")
+        try:
+            P = np.asarray(rows, dtype=np.float64).reshape(n, C)
+        except (TypeError, ValueError, OverflowError):
+            raise TargetError(f"{wrong} probability rows that are not all numbers") from None
+        if not np.isfinite(P).all() or (P < 0).any():
+            raise TargetError(f"{wrong} NaN, infinite or negative probabilities: {_MLFLOW_FIX}")
+        worst = float(np.abs(P.sum(axis=1) - 1).max()) if n else 0.0
+        if worst > SUM_TOLERANCE:
+            raise TargetError(
+                f"{wrong} rows that do not sum to 1 (off by up to {worst:.3g}): scores or "
+                f"logits, not probabilities: {_MLFLOW_FIX}"
+            )
+        return P
+
+    @staticmethod
+    def _refusal(where: str, response: httpx.Response) -> str:
+        status = response.status_code
+        if status == 404:
+            return (
+                f"{where} does not exist (404): is this an MLflow scoring server (mlflow "
+                "models serve)? Else drop --protocol mlflow"
+            )
+        if status in (401, 403):
+            return HttpTarget._refusal(where, response)
+        detail = response.text[:200].replace("\n", " ")
+        return f"{where} refused the request ({status}: {detail})"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "protocol": "mlflow"}

@@ -198,12 +198,19 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
 
 def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token, query_cache):
     from miaudit.protocol import InputSchema
-    from miaudit.remote import HttpTarget
+    from miaudit.remote import HttpTarget, MlflowServingTarget
 
-    target = HttpTarget(
+    # MLflow's server says nothing of its model: one record the audit evaluates (so the
+    # probe costs no query beyond the budget's) probes what it answers.
+    extra = {}
+    if config.protocol == "mlflow":
+        first = load_membership(config.membership, data).members[:1]
+        extra = {"probe": data.X[first]}
+    target = (MlflowServingTarget if config.protocol == "mlflow" else HttpTarget)(
         config.target_url,
         InputSchema.for_dataset(data),
         data.class_names,
+        **extra,
         token=token,
         query_budget=config.query_budget,
         cache_dir=query_cache,
@@ -212,6 +219,12 @@ def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token
         retries=config.http.retries,
         on_retry=reporter.message,
     )
+    if config.protocol == "mlflow":
+        reporter.message(
+            f"{target.url} (MLflow) answers "
+            + ("labels only: a label-only audit" if target.label_only else "probabilities")
+            + " (one record asked to find out, counted against the query budget)"
+        )
     if target.cache is not None and len(target.cache):
         reporter.message(
             f"resuming: {len(target.cache)} answered queries of {target.url} are in the query cache"

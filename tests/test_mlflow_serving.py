@@ -1,0 +1,304 @@
+"""Audits of a model behind MLflow's scoring server (``--protocol mlflow``): the same
+answers as the model in memory, the budget counted, wrong answers refused in one line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+mlflow = pytest.importorskip("mlflow", reason="the MLflow tests need mlflow installed")
+
+import miaudit  # noqa: E402
+from miaudit.cli import main  # noqa: E402
+from miaudit.data import load_dataset  # noqa: E402
+from miaudit.errors import QueryBudgetError, TargetError  # noqa: E402
+from miaudit.protocol import InputSchema  # noqa: E402
+from miaudit.remote import MlflowServingTarget  # noqa: E402
+
+COMMON = {
+    "dataset": "digits", "shadows": 2, "seed": 3, "shadow_size": 400,
+    "target": {"model": "logistic-regression"},
+}  # fmt: skip
+ATTACKS = ["shokri", "loss", "lira-offline"]
+TRUSTED = ["miaudit.data.encode.TabularEncoder", "miaudit.data.encode.TabularEncoder.transform"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(uri: str, tracking: str, log: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        # `mlflow models serve` runs uvicorn from PATH: this interpreter's.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
+        "local", "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow models serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow models serve did not answer /ping within 120 s: {log.read_text()[-2000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    # Its own session: uvicorn, its child, goes with it.
+    with_group = process.poll() is None
+    if with_group:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A logistic regression on 600 digits records, logged twice to an SQLite tracking
+    store (answering probabilities, and labels) and served by two real MLflow servers."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from miaudit.data.encode import TabularEncoder
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    data = load_dataset("digits")
+    order = np.random.default_rng(0).permutation(data.n_records)
+    members, non_members = np.sort(order[:600]), np.sort(order[600:1200])
+    np.savez(folder / "membership.npz", members=members, non_members=non_members)
+    model = LogisticRegression(max_iter=2000).fit(data.X[members], data.y[members])
+    # The server takes the raw columns miaudit sends, and encodes them as the audit does.
+    encoder = TabularEncoder.from_dict(data.encoder)
+    pipeline = Pipeline([("encode", FunctionTransformer(encoder.transform)), ("model", model)])
+    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    uris = {}
+    try:
+        # Artifacts in tmp_path too (by default they go to ./mlruns).
+        experiment = mlflow.create_experiment(
+            "miaudit-test", artifact_location=(folder / "artifacts").as_uri()
+        )
+        with mlflow.start_run(experiment_id=experiment):
+            for fn in ("predict_proba", "predict"):
+                info = mlflow.sklearn.log_model(
+                    pipeline, name=fn, pyfunc_predict_fn=fn, skops_trusted_types=TRUSTED
+                )
+                uris[fn] = info.model_uri
+    finally:
+        mlflow.set_tracking_uri(None)
+    started = {fn: _start(uri, tracking, folder / f"{fn}.log") for fn, uri in uris.items()}
+    try:
+        for fn, (process, url) in started.items():
+            _wait(process, url, folder / f"{fn}.log")
+        yield {
+            "data": data, "model": model, "membership": folder / "membership.npz",
+            "proba": started["predict_proba"][1], "labels": started["predict"][1],
+            "members": members, "non_members": non_members,
+        }  # fmt: skip
+    finally:
+        for process, _ in started.values():
+            _stop(process)
+
+
+class _InMemory:
+    """The same model as the service, in this process, where the audit opens the service."""
+
+    def __init__(self, model, label_only=False):
+        self.model, self.label_only, self.queries_, self.cached_ = model, label_only, 0, 0
+        self.policy = []
+
+    def predict_proba(self, X):
+        self.queries_ += len(X)
+        if self.label_only:
+            return np.eye(10)[self.model.predict(X)]
+        return np.asarray(self.model.predict_proba(X), dtype=np.float64)
+
+    def describe(self):
+        return {"url": "memory"}
+
+    def close(self):
+        pass
+
+
+def _audit_in_memory(monkeypatch, model, label_only=False, **kw):
+    import miaudit.games.shokri as shokri
+
+    with monkeypatch.context() as m:
+        m.setattr(shokri, "open_remote", lambda *a, **k: _InMemory(model, label_only))
+        return miaudit.audit(target_url="http://in-memory:1", **kw)
+
+
+def test_mlflow_answers_are_the_model_s_bit_for_bit(served):
+    data, model = served["data"], served["model"]
+    rows = np.concatenate([served["members"], served["non_members"]])
+    with MlflowServingTarget(
+        served["proba"], InputSchema.for_dataset(data), data.class_names,
+        probe=data.X[:1], cache_dir=False,
+    ) as target:  # fmt: skip
+        P = target.predict_proba(data.X[rows])
+        assert not target.label_only and target.queries_ == len(rows) + 1  # + the probe
+        with pytest.raises(QueryBudgetError, match="budget of 1300 is spent"):
+            target.query_budget = 1300
+            target.predict_proba(data.X[:500])
+        assert target.queries_ == 1300
+    # float32 probabilities, written by MLflow as float64 JSON, read back exactly.
+    np.testing.assert_array_equal(P, model.predict_proba(data.X[rows]).astype(np.float64))
+
+
+def test_an_audit_over_mlflow_equals_the_model_in_memory(served, tmp_path, monkeypatch):
+    membership = str(served["membership"])
+    common = {**COMMON, "attacks": ATTACKS, "membership": membership}
+    local = _audit_in_memory(monkeypatch, served["model"], **common)
+    remote = miaudit.audit(
+        target_url=served["proba"], protocol="mlflow", query_cache=tmp_path / "q", **common
+    )
+    np.testing.assert_array_equal(remote.record_index, local.record_index)
+    # The probe (the first member) was answered in a request of its own, and a float32
+    # model's answer to a record moves in its last bits with the batch it comes in: its
+    # scores agree to 1e-5 (relative), every other record's bit for bit.
+    other = remote.record_index != served["members"][0]
+    assert other.sum() == len(other) - 1
+    for name in ATTACKS:
+        np.testing.assert_array_equal(
+            remote.scores[name][other], local.scores[name][other], err_msg=name
+        )
+        np.testing.assert_allclose(remote.scores[name], local.scores[name], rtol=1e-5)
+        assert remote.attacks[name].auc == local.attacks[name].auc
+    tg = remote.target
+    assert tg["protocol"] == "mlflow" and tg["output"] == "probabilities"
+    # Every evaluated record once (the probe is one of them), within a budget of as many.
+    assert tg["queries"]["sent"] == local.target["queries"]["sent"] == 1200
+    # Resumed from the query cache: only the probe is asked again.
+    again = miaudit.audit(
+        target_url=served["proba"], protocol="mlflow", query_cache=tmp_path / "q",
+        query_budget=1200, **common,
+    )  # fmt: skip
+    assert again.target["queries"]["sent"] == 1
+    assert again.target["queries"]["from_cache"] == 1200
+    assert again.attacks["loss"].auc == local.attacks["loss"].auc
+
+
+def test_a_labels_only_server_gives_a_label_only_audit(served, monkeypatch):
+    common = {**COMMON, "attacks": ["gap"], "membership": str(served["membership"])}
+    local = _audit_in_memory(monkeypatch, served["model"], label_only=True, **common)
+    remote = miaudit.audit(
+        target_url=served["labels"], protocol="mlflow", query_cache=False, **common
+    )
+    assert remote.target["output"] == "labels"
+    assert remote.attacks["gap"].auc == local.attacks["gap"].auc
+
+
+def _line(code, err):
+    assert code == 2, err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("miaudit: error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_wrong_shaped_answer_is_refused_in_one_line(served, capsys):
+    data = served["data"]
+    # The service answers 10 probabilities per record; these "data" have 5 classes.
+    with pytest.raises(TargetError) as caught:
+        MlflowServingTarget(
+            served["proba"], InputSchema.for_dataset(data), data.class_names[:5],
+            probe=data.X[:1], cache_dir=False,
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "\n" not in message and served["proba"] in message
+    assert "a row of 10 values where 5 probabilities" in message and "predict_proba" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<html>", "not JSON"),
+        (b'{"probabilities": [[1.0]]}', "without a 'predictions' list"),
+        (b'{"predictions": [[0.5, 0.6, 0, 0, 0, 0, 0, 0, 0, 0]]}', "do not sum to 1"),
+        (b'{"predictions": [[0.5, 0.5]]}', "a row of 2 values where 10 probabilities"),
+        (b'{"predictions": ["cat"]}', "label 'cat', which is none of the data set's 10"),
+        (b'{"predictions": [3.0]}', "label 3.0, which is none"),
+        (b'{"predictions": [{"0": 1.0}]}', "label {'0': 1.0}"),
+        (b'{"predictions": [[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]]}',
+         "2 predictions for 1 records"),
+    ],
+)  # fmt: skip
+def test_malformed_answers_are_refused_naming_the_url(body, expected):
+    data = load_dataset("digits")
+
+    def answer(request):
+        return httpx.Response(200, content=body if request.url.path == "/invocations" else b"")
+
+    with pytest.raises(TargetError) as caught:
+        MlflowServingTarget(
+            "http://mlflow.test", InputSchema.for_dataset(data), data.class_names,
+            probe=data.X[:1], cache_dir=False, transport=httpx.MockTransport(answer),
+        )  # fmt: skip
+    message = str(caught.value)
+    assert expected in message and "http://mlflow.test/invocations" in message
+    assert "\n" not in message
+
+
+def test_the_token_travels_as_a_bearer_header():
+    data = load_dataset("digits")
+    seen = []
+
+    def answer(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, content=b'{"predictions": [7]}')
+
+    with MlflowServingTarget(
+        "http://mlflow.test", InputSchema.for_dataset(data), data.class_names, token="t0k",
+        probe=data.X[:1], cache_dir=False, transport=httpx.MockTransport(answer),
+    ) as target:  # fmt: skip
+        assert target.label_only and target.queries_ == 1
+    assert seen == ["Bearer t0k", "Bearer t0k"]
+
+
+def test_a_url_that_is_no_mlflow_server_is_refused_in_one_line(saved_adult, capsys):
+    from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in_thread
+
+    base = ["audit", "--dataset", "adult", "--membership", str(saved_adult), "--quiet",
+            "--protocol", "mlflow", "--http-retries", "0"]  # fmt: skip
+    code = main([*base, "--target-url", f"http://127.0.0.1:{_free_port()}"])
+    assert "could not be reached" in _line(code, capsys.readouterr().err)
+    service = PredictionService.from_folder(saved_adult, [])
+    with serve_in_thread(create_app(service, ServiceLimits(tokens=("tok",)))) as url:
+        code = main([*base, "--target-url", url, "--token", "tok"])
+    line = _line(code, capsys.readouterr().err)
+    assert f"{url}/ping" in line and "MLflow scoring server" in line, line
+
+
+def test_protocol_needs_a_target_url():
+    with pytest.raises(miaudit.errors.ConfigError, match="use it with target_url"):
+        miaudit.audit(dataset="digits", protocol="mlflow")
