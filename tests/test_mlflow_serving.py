@@ -236,7 +236,7 @@ def test_a_wrong_shaped_answer_is_refused_in_one_line(served, capsys):
         )  # fmt: skip
     message = str(caught.value)
     assert "\n" not in message and served["proba"] in message
-    assert "a row of 10 values where 5 probabilities" in message and "predict_proba" in message
+    assert "a row of 10 values; expected 5 probabilities" in message and "predict_proba" in message
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def test_a_wrong_shaped_answer_is_refused_in_one_line(served, capsys):
         (b"<html>", "not JSON"),
         (b'{"probabilities": [[1.0]]}', "without a 'predictions' list"),
         (b'{"predictions": [[0.5, 0.6, 0, 0, 0, 0, 0, 0, 0, 0]]}', "do not sum to 1"),
-        (b'{"predictions": [[0.5, 0.5]]}', "a row of 2 values where 10 probabilities"),
+        (b'{"predictions": [[0.5, 0.5]]}', "a row of 2 values; expected 10 probabilities"),
         (b'{"predictions": ["cat"]}', "label 'cat', which is none of the data set's 10"),
         (b'{"predictions": [3.0]}', "label 3.0, which is none"),
         (b'{"predictions": [{"0": 1.0}]}', "label {'0': 1.0}"),

@@ -477,28 +477,38 @@ def parse_answer(
                 raise TargetError(f"{source} answered label {label!r}, which is not a class")
             P[i, k] = 1.0
         return P
+    return probability_rows(rows, n, C, source)
+
+
+def probability_rows(rows: list, n: int, C: int, source: str, fix: str = "") -> np.ndarray:
+    """``rows``, ``n`` answers each a list of ``C`` JSON numbers, as an ``(n, C)`` array
+    of probabilities; else a :class:`TargetError` naming ``source``, what is wrong and
+    (``fix``) what to do. Shared by every protocol's client."""
+    then = f": {fix}" if fix else ""
     bad = next((r for r in rows if not isinstance(r, list) or len(r) != C), None)
     if bad is not None:
         got = f"{len(bad)} values" if isinstance(bad, list) else type(bad).__name__
         raise TargetError(
             f"{source} answered a row of {got}; expected {C} probabilities per record, "
-            "one per class"
+            f"one per class{then}"
         )
     # JSON numbers only: "0.5" or true would convert, and are not what the protocol says.
     if any(type(v) not in (int, float) for r in rows for v in r):
-        raise TargetError(f"{source} answered probability rows that are not all numbers")
+        raise TargetError(f"{source} answered probability rows that are not all numbers{then}")
     try:
         P = np.asarray(rows, dtype=np.float64).reshape(n, C)
     except (TypeError, ValueError, OverflowError):
-        raise TargetError(f"{source} answered probability rows that are not all numbers") from None
+        raise TargetError(
+            f"{source} answered probability rows that are not all numbers{then}"
+        ) from None
     if not np.isfinite(P).all():
-        raise TargetError(f"{source} answered NaN or infinite probabilities")
+        raise TargetError(f"{source} answered NaN or infinite probabilities{then}")
     if (P < 0).any():
-        raise TargetError(f"{source} answered negative probabilities")
+        raise TargetError(f"{source} answered negative probabilities{then}")
     worst = float(np.abs(P.sum(axis=1) - 1).max()) if n else 0.0
     if worst > SUM_TOLERANCE:
         raise TargetError(
             f"{source} answered rows that do not sum to 1 (off by up to {worst:.3g}): "
-            "are they probabilities, not logits or scores?"
+            f"are they probabilities, not logits or scores?{then}"
         )
     return P

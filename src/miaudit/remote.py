@@ -41,10 +41,10 @@ from miaudit.errors import ConfigError, QueryBudgetError, TargetError, key
 from miaudit.files import check_npy_sizes, private_dir
 from miaudit.protocol import (
     PROTOCOL_VERSION,
-    SUM_TOLERANCE,
     InputSchema,
     _short,
     parse_answer,
+    probability_rows,
     record_keys,
     record_texts,
     request_body,
@@ -727,28 +727,7 @@ class MlflowServingTarget(HttpTarget):
                     )
                 P[i, k] = 1.0
             return P
-        bad = next((r for r in rows if not isinstance(r, list) or len(r) != C), None)
-        if bad is not None:
-            got = f"a row of {len(bad)} values" if isinstance(bad, list) else _short(bad)
-            raise TargetError(
-                f"{wrong} {got} where {C} probabilities per record (one per class of the "
-                f"data set) were expected: {_MLFLOW_FIX}"
-            )
-        if any(type(v) not in (int, float) for r in rows for v in r):
-            raise TargetError(f"{wrong} probability rows that are not all numbers: {_MLFLOW_FIX}")
-        try:
-            P = np.asarray(rows, dtype=np.float64).reshape(n, C)
-        except (TypeError, ValueError, OverflowError):
-            raise TargetError(f"{wrong} probability rows that are not all numbers") from None
-        if not np.isfinite(P).all() or (P < 0).any():
-            raise TargetError(f"{wrong} NaN, infinite or negative probabilities: {_MLFLOW_FIX}")
-        worst = float(np.abs(P.sum(axis=1) - 1).max()) if n else 0.0
-        if worst > SUM_TOLERANCE:
-            raise TargetError(
-                f"{wrong} rows that do not sum to 1 (off by up to {worst:.3g}): scores or "
-                f"logits, not probabilities: {_MLFLOW_FIX}"
-            )
-        return P
+        return probability_rows(rows, n, C, where, _MLFLOW_FIX)
 
     @staticmethod
     def _refusal(where: str, response: httpx.Response) -> str:

@@ -18,10 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from miaudit.errors import ConfigError
-from miaudit.files import check_readable, file_sha256, os_reason
-from miaudit.report.cells import unescape_cells
-from miaudit.report.disclosure import (
+from miaudit.disclosure import (
     LEVELS,
     check_level,
     level_of,
@@ -29,6 +26,9 @@ from miaudit.report.disclosure import (
     redact_scores,
     shows_more,
 )
+from miaudit.errors import ConfigError
+from miaudit.files import check_readable, file_sha256, os_reason
+from miaudit.report.cells import unescape_cells
 from miaudit.report.text import UNPRINTABLE
 
 # The results format, the user's label values and a run's two tables are below the
