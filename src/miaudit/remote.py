@@ -593,11 +593,13 @@ class MlflowServingTarget(HttpTarget):
 
     The server publishes neither its classes nor whether it answers labels, and nothing
     that identifies its model: ``GET /ping`` checks it is up, then one record, ``probe``
-    (one the audit evaluates), is asked (one query, counted against the budget; its answer
-    is kept, so it is never asked again). Its answer says
-    whether the service answers labels and checks the answer's shape, and its digest is
-    part of the query cache's identity, so answers of another model behind the same URL
-    are not reused (a label-only answer is a weak fingerprint: one of the classes).
+    (one the audit evaluates), is asked on its own (one query, counted against the
+    budget). Its answer says whether the service answers labels and checks the answer's
+    shape, and its digest is part of the query cache's identity, so answers of another
+    model behind the same URL are not reused (a label-only answer is a weak fingerprint:
+    one of the classes). The answer is not used as the record's: a model's float32 maths
+    move with the batch a record comes in, so the record is asked again in its batch (one
+    more query), and the audit's answers are bit for bit the model's to those batches.
     """
 
     def __init__(self, url: str, schema: InputSchema, class_names: list[str], *,
@@ -606,30 +608,24 @@ class MlflowServingTarget(HttpTarget):
         if len(self._probe) != 1:
             raise ConfigError("an MLflow target needs one record to probe the service with")
         super().__init__(url, schema, class_names, **kw)
-        if self.cache is not None and len(self._probe_text):
-            found, _ = self.cache.get(self._probe_key)
-            if not found.all():
-                self.cache.add(self._probe_key, self._probe_row)
 
     # ------------------------------------------------------------------ set-up
     def _fetch_info(self) -> dict[str, Any]:
         self._request("GET", "/ping")
-        self._probe_text = record_texts(self.schema.to_records(self._probe))
-        self._probe_key = record_keys(self._probe_text)
         self.label_only = False
-        body = self._post(self._probe_text)
+        body = self._post(record_texts(self.schema.to_records(self._probe)))
         answer = self._answer_json(body)
         first = answer[0] if len(answer) == 1 else None
         # A scalar label, or a row of numbers (a one-element list of a label-only
         # pyfunc is not told apart from a one-class row: there are at least 2 classes).
         self.label_only = not isinstance(first, list)
-        self._probe_row = self._parse(body, 1)
+        row = self._parse(body, 1)
         return {
             "output": "labels" if self.label_only else "probabilities",
             "server": "mlflow",
             "policy": [],
             "model_id": None,
-            "answer_sha256": hashlib.sha256(self._probe_row.tobytes()).hexdigest(),
+            "answer_sha256": hashlib.sha256(row.tobytes()).hexdigest(),
         }
 
     def identity(self) -> str:
@@ -648,22 +644,6 @@ class MlflowServingTarget(HttpTarget):
         return f"mlflow-{host}-{digest}"
 
     # ------------------------------------------------------------------ queries
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """As :meth:`HttpTarget.predict_proba`; the probe's record is never asked twice
-        (without a query cache its answer is kept in memory)."""
-        if self.cache is not None or not len(X):
-            return super().predict_proba(X)
-        X = np.asarray(X)
-        probe = (X.reshape(len(X), -1) == self._probe.reshape(1, -1)).all(axis=1)
-        if not probe.any():
-            return super().predict_proba(X)
-        P = np.empty((len(X), len(self.class_names)))
-        P[probe] = self._probe_row[0]
-        self.cached_ += int(probe.sum())
-        if not probe.all():
-            P[~probe] = super().predict_proba(X[~probe])
-        return P
-
     def _batches(self, sizes: list[int]) -> list[tuple[int, int]]:
         # MLflow publishes no body limit: batches of batch_size records.
         step = self.batch_size

@@ -223,7 +223,7 @@ def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token
         reporter.message(
             f"{target.url} (MLflow) answers "
             + ("labels only: a label-only audit" if target.label_only else "probabilities")
-            + " (one record asked to find out, counted against the query budget)"
+            + " (one record asked on its own to find out, counted against the query budget)"
         )
     if target.cache is not None and len(target.cache):
         reporter.message(
