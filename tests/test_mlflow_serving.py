@@ -3,6 +3,7 @@ answers as the model in memory, the budget counted, wrong answers refused in one
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -85,9 +86,11 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A logistic regression on 600 digits records, logged twice to an SQLite tracking
-    store (answering probabilities, and labels) and served by two real MLflow servers."""
+    store (answering probabilities, and labels), and a text pipeline on SMS messages,
+    served by three real MLflow servers."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     from miaudit.data.encode import TabularEncoder
@@ -101,6 +104,10 @@ def served(tmp_path_factory):
     # The server takes the raw columns miaudit sends, and encodes them as the audit does.
     encoder = TabularEncoder.from_dict(data.encoder)
     pipeline = Pipeline([("encode", FunctionTransformer(encoder.transform)), ("model", model)])
+    sms = load_dataset("sms-spam")
+    texts = [r["text"] for r in InputSchema.for_dataset(sms).to_records(sms.X[:800])]
+    text_model = make_pipeline(TfidfVectorizer(), LogisticRegression(C=100, max_iter=2000))
+    text_model.fit(texts[:400], sms.y[:400])
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
     uris = {}
@@ -115,6 +122,10 @@ def served(tmp_path_factory):
                     pipeline, name=fn, pyfunc_predict_fn=fn, skops_trusted_types=TRUSTED
                 )
                 uris[fn] = info.model_uri
+            info = mlflow.sklearn.log_model(
+                text_model, name="sms", pyfunc_predict_fn="predict_proba"
+            )
+            uris["sms"] = info.model_uri
     finally:
         mlflow.set_tracking_uri(None)
     started = {fn: _start(uri, tracking, folder / f"{fn}.log") for fn, uri in uris.items()}
@@ -124,11 +135,23 @@ def served(tmp_path_factory):
         yield {
             "data": data, "model": model, "membership": folder / "membership.npz",
             "proba": started["predict_proba"][1], "labels": started["predict"][1],
-            "members": members, "non_members": non_members,
+            "members": members, "non_members": non_members, "sms_url": started["sms"][1],
+            "sms": sms, "texts": texts, "text_model": text_model,
         }  # fmt: skip
     finally:
         for process, _ in started.values():
             _stop(process)
+
+
+def test_texts_travel_as_the_pipeline_takes_them(served):
+    sms = served["sms"]
+    with MlflowServingTarget(
+        served["sms_url"], InputSchema.for_dataset(sms), sms.class_names,
+        probe=sms.X[:1], cache_dir=False,
+    ) as target:  # fmt: skip
+        P = target.predict_proba(sms.X[:800])
+    # {"inputs": [text, ...]}: the array of strings a scikit-learn text pipeline reads.
+    np.testing.assert_array_equal(P, served["text_model"].predict_proba(served["texts"]))
 
 
 class _InMemory:
@@ -262,6 +285,25 @@ def test_malformed_answers_are_refused_naming_the_url(body, expected):
     message = str(caught.value)
     assert expected in message and "http://mlflow.test/invocations" in message
     assert "\n" not in message
+
+
+def test_images_go_as_inputs_of_flat_pixels():
+    mnist = load_dataset("mnist")
+    bodies = []
+
+    def answer(request):
+        bodies.append(json.loads(request.content) if request.content else None)
+        n = len(bodies[-1]["inputs"]) if bodies[-1] else 0
+        return httpx.Response(200, json={"predictions": [[0.1] * 10] * n})
+
+    with MlflowServingTarget(
+        "http://mlflow.test", InputSchema.for_dataset(mnist), mnist.class_names,
+        probe=mnist.X[:1], cache_dir=False, transport=httpx.MockTransport(answer),
+    ) as target:  # fmt: skip
+        target.predict_proba(mnist.X[:3])
+    sent = np.array(bodies[-1]["inputs"])
+    assert sent.shape == (3, 784) and set(bodies[-1]) == {"inputs"}
+    np.testing.assert_allclose(sent, mnist.X[:3].reshape(3, -1), rtol=0, atol=1e-6)
 
 
 def test_the_token_travels_as_a_bearer_header():

@@ -148,7 +148,7 @@ def test_an_option_s_choices_are_its_setting_s_values_and_its_help_names_them():
         with_choices.add(spec.name)
         # The help cannot forget a value the setting gained (a flag, --canaries, is
         # not the value canaries).
-        words = set(re.findall(r"(?<![\w-])[a-z][a-z-]*", spec.help or ""))
+        words = set(re.findall(r"(?<![\w-])[a-z][a-z0-9-]*", spec.help or ""))
         assert set(allowed) <= words, f"--{spec.name}'s help omits {set(allowed) - words}"
     assert with_choices >= {"game", "shadow_data", "records", "device", "members_as"}
 

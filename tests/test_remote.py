@@ -138,7 +138,8 @@ def test_recoverable_faults_are_retried(make_target, faulty, adult, saved_adult,
 def test_a_service_that_stays_down_is_reported(make_target, faulty, adult):
     target = make_target(retries=2, cache_dir=False)
     faulty[1].plan.extend([500, 500, 500])
-    with pytest.raises(TargetError, match=r"answered 500 after 3 tries"):
+    # What the server last said comes with it: a traceback's last line says what failed.
+    with pytest.raises(TargetError, match=r"answered 500 \(last said: injected\) after 3 tries"):
         target.predict_proba(adult.X[:10])
 
 

@@ -419,15 +419,18 @@ AUDIT: tuple[OptionSpec, ...] = _table(
         key="target_url",
         panel=_REMOTE,
         help="Attack a prediction API (miaudit serve, or any service speaking its "
-        "protocol) at this base URL instead of a local model.",
+        "protocol) at this base URL instead of a local model; with --protocol v2, the "
+        "model's address, http://host:port/v2/models/NAME (or …/NAME/versions/V).",
     ),
     OptionSpec(
         "protocol",
         str | None,
         key="protocol",
         panel=_REMOTE,
-        help="What --target-url speaks: miaudit (miaudit serve's protocol, the default) or "
-        "mlflow (MLflow's scoring server, `mlflow models serve`: POST /invocations).",
+        help="What --target-url speaks: miaudit (miaudit serve's protocol, the default), "
+        "mlflow (MLflow's scoring server, `mlflow models serve`: POST /invocations) or v2 "
+        "(the Open Inference Protocol of KServe, Triton, MLServer, Seldon: POST "
+        "/v2/models/NAME/infer).",
     ),
     OptionSpec(
         "membership",

@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -261,9 +262,11 @@ class AuditConfig(BaseModel):
     ``target_url`` attacks a prediction service instead, whose membership (to evaluate
     the attack, never to train it) comes from ``membership``; ``protocol`` says what the
     service speaks (``miaudit``: ``miaudit serve``'s; ``mlflow``: MLflow's scoring
-    server). ``query_budget`` caps the queries sent to the target; hill-climbing
-    synthesis stops early to leave what scoring needs. The service's token is not
-    configuration: it is never written.
+    server; ``v2``: the Open Inference Protocol of KServe, Triton, MLServer and Seldon,
+    ``target_url`` then naming the model, ``…/v2/models/NAME[/versions/V]``).
+    ``query_budget`` caps the queries sent to the target; hill-climbing synthesis stops
+    early to leave what scoring needs. The service's token is not configuration: it is
+    never written.
 
     The user's own model and training code: ``target_python`` and ``trainer_python``
     name them as ``module:attribute`` (found on ``python_path``); ``members`` and
@@ -300,7 +303,7 @@ class AuditConfig(BaseModel):
     shadow: RecipeSpec | None = None
     target_model: str | None = None
     target_url: str | None = None
-    protocol: Literal["miaudit", "mlflow"] = "miaudit"
+    protocol: Literal["miaudit", "mlflow", "v2"] = "miaudit"
     membership: str | None = None
     http: HttpConfig = HttpConfig()
     save_target: str | None = None
@@ -510,6 +513,19 @@ class AuditConfig(BaseModel):
                 "applies its own and reports it (miaudit serve --top-k/--round/--temperature/"
                 "--label-only)"
             )
+        path = urlsplit(self.target_url).path.rstrip("/")
+        if "/v2/models/" in path + "/" and self.protocol != "v2":
+            raise ConfigError(
+                f"{name_key('target_url')} is a model's address in the Open Inference Protocol "
+                f"(KServe v2): add {name_key('protocol', 'v2')}"
+            )
+        for tail, speaker in (("/invocations", "mlflow"), ("/v1/predict", "miaudit"),
+                              ("/v1/info", "miaudit")):  # fmt: skip
+            if path.endswith(tail):
+                raise ConfigError(
+                    f"{name_key('target_url')} ends in {tail}: give the service's base address "
+                    f"(without {tail}) and {name_key('protocol', speaker)}"
+                )
         if self.membership is None:
             raise ConfigError(
                 f"an audit of {name_key('target_url')} must know which records the target was "

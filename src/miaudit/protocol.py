@@ -512,3 +512,33 @@ def probability_rows(rows: list, n: int, C: int, source: str, fix: str = "") -> 
             f"are they probabilities, not logits or scores?{then}"
         )
     return P
+
+
+def label_rows(labels: list, class_names: list[str], source: str, fix: str = "") -> np.ndarray:
+    """``labels``, one per record, as one-hot rows over ``class_names``; else a
+    :class:`TargetError` naming ``source``, the label and (``fix``) what to do.
+
+    A label is a class's name (a string, or an integer naming it: ``7`` for ``"7"``). An
+    integer ``k`` where no class is named by an integer is the ``k``-th class: a model
+    trained on the classes' positions, as miaudit's data sets hold them. Shared by the
+    clients of servers that know nothing of the data set (MLflow's, the v2 protocol's)."""
+    then = f": {fix}" if fix else ""
+    C = len(class_names)
+    index = {c: k for k, c in enumerate(class_names)}
+    by_position = not any(c.lstrip("-").isdigit() for c in class_names)
+    P = np.zeros((len(labels), C))
+    for i, label in enumerate(labels):
+        k = None
+        if type(label) is str:
+            k = index.get(label)
+        elif type(label) is int:
+            k = index.get(str(label))
+            if k is None and by_position and 0 <= label < C:
+                k = label
+        if k is None:
+            raise TargetError(
+                f"{source} answered label {_short(label)}, which is none of the data set's "
+                f"{C} classes {class_names[:5]}…{then}"
+            )
+        P[i, k] = 1.0
+    return P

@@ -42,7 +42,7 @@ from miaudit.files import check_npy_sizes, private_dir
 from miaudit.protocol import (
     PROTOCOL_VERSION,
     InputSchema,
-    _short,
+    label_rows,
     parse_answer,
     probability_rows,
     record_keys,
@@ -59,6 +59,28 @@ _MAX_CHUNKS = 64
 # /v1/info's schema and error bodies.
 _ANSWER_BYTES_PER_VALUE = 64
 _ANSWER_SLACK = 16 * 2**20
+
+
+def _said(response: httpx.Response) -> str:
+    """What a refusing server said, in one short line: its JSON ``error``, ``detail`` or
+    ``message``, else the last line of its text (a traceback's says what failed)."""
+    try:
+        body = response.json()
+        detail = next(
+            (
+                body[k]
+                for k in ("error", "detail", "message")
+                if isinstance(body, dict) and body.get(k)
+            ),
+            None,
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        detail = None
+    if detail is None:
+        lines = [ln.strip() for ln in response.text.splitlines() if ln.strip()]
+        detail = lines[-1] if lines else ""
+    detail = " ".join(str(detail).split())
+    return detail if len(detail) <= 200 else detail[:199] + "…"
 
 
 def query_cache_root() -> Path:
@@ -256,6 +278,9 @@ class HttpTarget:
     transport:
         An ``httpx`` transport, for tests.
     """
+
+    #: What the service is, as messages ask ("is this …?").
+    speaks = "a miaudit prediction API"
 
     def __init__(
         self,
@@ -464,10 +489,13 @@ class HttpTarget:
             source=f"{self.url}/v1/predict",
         )
 
-    def _request(self, method: str, path: str, *, records: int = 0, **kw) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, records: int = 0, accept: tuple[int, ...] = (), **kw
+    ) -> httpx.Response:
         """One request, retried as configured. ``records`` it carries count against the
         budget on every try: a request that timed out may still have reached the service,
-        which counts it, so a retry that would pass the budget is refused."""
+        which counts it, so a retry that would pass the budget is refused. A response of
+        a status in ``accept`` is returned as it is, not refused."""
         where = f"{self.url}{path}"
         for attempt in range(self.retries + 1):
             wait = self.backoff * 2**attempt * (0.5 + random.random())
@@ -490,7 +518,7 @@ class HttpTarget:
                            else "")
                         + "): give the service's own address"
                     )  # fmt: skip
-                if response.status_code < 400:
+                if response.status_code < 400 or response.status_code in accept:
                     return response
                 if response.status_code not in _RETRY_STATUS:
                     raise TargetError(self._refusal(where, response))
@@ -499,6 +527,8 @@ class HttpTarget:
                 if after.replace(".", "", 1).isdigit():
                     wait = min(float(after), 60.0)
             if attempt == self.retries:
+                said = _said(response) if problem.startswith("answered") else ""
+                problem += f" (last said: {said})" if said else ""
                 hint = (
                     "is the service running, and is the URL right?"
                     if "reached" in problem
@@ -528,14 +558,19 @@ class HttpTarget:
                 if size > limit:
                     raise TargetError(
                         f"{self.url}{path} answered more than {limit:,} bytes, more than an "
-                        f"answer to {records or 'this'} request can take: is this a miaudit "
-                        "prediction API?"
+                        f"answer to {records or 'this'} request can take: is this {self.speaks}?"
                     )
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"no whole answer within {self.timeout} s")
                 chunks.append(chunk)
+        # The bytes read are decoded (gzip, deflate): the headers that described them as
+        # they came over the wire no longer do.
+        headers = [
+            (k, v) for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]  # fmt: skip
         return httpx.Response(
-            response.status_code, headers=response.headers, content=b"".join(chunks),
+            response.status_code, headers=headers, content=b"".join(chunks),
             request=response.request,
         )  # fmt: skip
 
@@ -602,6 +637,8 @@ class MlflowServingTarget(HttpTarget):
     more query), and the audit's answers are bit for bit the model's to those batches.
     """
 
+    speaks = "an MLflow scoring server (mlflow models serve)"
+
     def __init__(self, url: str, schema: InputSchema, class_names: list[str], *,
                  probe: np.ndarray, **kw) -> None:  # fmt: skip
         self._probe = np.asarray(probe)[:1]
@@ -653,13 +690,20 @@ class MlflowServingTarget(HttpTarget):
         return self._parse(self._post(texts), len(texts))
 
     def _post(self, texts: list[bytes]) -> bytes:
-        """The body of ``POST /invocations`` for records already turned into JSON text."""
+        """The body of ``POST /invocations`` for records already turned into JSON text: a
+        table's as ``dataframe_split`` in its columns; texts, and images' flat pixels, as
+        ``inputs`` (the array a scikit-learn text pipeline or image model takes)."""
         dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-        rows = b",".join(dumps(list(json.loads(t).values())).encode() for t in texts)
-        body = (
-            b'{"dataframe_split":{"columns":' + dumps(self.schema.fields).encode()
-            + b',"data":[' + rows + b"]}}"
-        )  # fmt: skip
+        values = (list(json.loads(t).values()) for t in texts)
+        if self.schema.kind == "tabular":
+            rows = b",".join(dumps(v).encode() for v in values)
+            body = (
+                b'{"dataframe_split":{"columns":' + dumps(self.schema.fields).encode()
+                + b',"data":[' + rows + b"]}}"
+            )  # fmt: skip
+        else:
+            # One field per record: the text, or the flat list of pixels.
+            body = b'{"inputs":[' + b",".join(dumps(v[0]).encode() for v in values) + b"]}"
         response = self._request(
             "POST", "/invocations", records=len(texts), content=body,
             headers={"Content-Type": "application/json"},
@@ -694,19 +738,7 @@ class MlflowServingTarget(HttpTarget):
         if len(rows) != n:
             raise TargetError(f"{wrong} {len(rows)} predictions for {n} records: {_MLFLOW_FIX}")
         if self.label_only:
-            index = {c: k for k, c in enumerate(self.class_names)}
-            P = np.zeros((n, C))
-            for i, label in enumerate(rows):
-                # Labels are the data's class names: strings, or integers naming them.
-                k = index.get(label if type(label) is str else str(label)) if type(label) in (
-                    str, int) else None  # fmt: skip
-                if k is None:
-                    raise TargetError(
-                        f"{wrong} label {_short(label)}, which is none of the data set's "
-                        f"{C} classes {self.class_names[:5]}…: {_MLFLOW_FIX}"
-                    )
-                P[i, k] = 1.0
-            return P
+            return label_rows(rows, self.class_names, where, _MLFLOW_FIX)
         return probability_rows(rows, n, C, where, _MLFLOW_FIX)
 
     @staticmethod

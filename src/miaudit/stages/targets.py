@@ -197,16 +197,18 @@ def load_membership(path: str | Path, data: Dataset) -> SavedTarget:
 
 
 def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token, query_cache):
+    from miaudit.openinference import OpenInferenceTarget
     from miaudit.protocol import InputSchema
     from miaudit.remote import HttpTarget, MlflowServingTarget
 
-    # MLflow's server says nothing of its model: one record the audit evaluates (so the
-    # probe costs no query beyond the budget's) probes what it answers.
+    # MLflow's server, and a v2 server, say nothing of what the model answers: one record
+    # the audit evaluates probes it (one query more, within the budget).
     extra = {}
-    if config.protocol == "mlflow":
+    if config.protocol != "miaudit":
         first = load_membership(config.membership, data).members[:1]
         extra = {"probe": data.X[first]}
-    target = (MlflowServingTarget if config.protocol == "mlflow" else HttpTarget)(
+    kind = {"miaudit": HttpTarget, "mlflow": MlflowServingTarget, "v2": OpenInferenceTarget}
+    target = kind[config.protocol](
         config.target_url,
         InputSchema.for_dataset(data),
         data.class_names,
@@ -219,9 +221,10 @@ def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token
         retries=config.http.retries,
         on_retry=reporter.message,
     )
-    if config.protocol == "mlflow":
+    if config.protocol != "miaudit":
+        where = "MLflow" if config.protocol == "mlflow" else "v2"
         reporter.message(
-            f"{target.url} (MLflow) answers "
+            f"{target.describe()['url']} ({where}) answers "
             + ("labels only: a label-only audit" if target.label_only else "probabilities")
             + " (one record asked on its own to find out, counted against the query budget)"
         )
