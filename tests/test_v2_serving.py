@@ -444,3 +444,9 @@ def test_every_try_counts_against_the_budget():
                                           if r.url.path.endswith("/infer")
                                           else _server().handle_request(r)),
         )  # fmt: skip
+
+
+def test_an_answer_larger_than_an_answer_can_be_is_refused():
+    huge = b'{"model_name": "m", "outputs": [' + b" " * (20 * 2**20) + b"]}"
+    with pytest.raises(TargetError, match=r"answered more than [\d,]+ bytes.*Open Inference"):
+        _open(_server(body=huge))
