@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -255,7 +256,7 @@ def test_an_audit_over_v2_equals_the_model_in_memory(served, tmp_path, monkeypat
     assert tg["queries"]["sent"] == 1201 and local.target["queries"]["sent"] == 1200
     # Resumed from the query cache: only the probe is asked again.
     again = miaudit.audit(
-        target_url=url, protocol="v2", query_cache=cache, query_budget=1200, **common
+        target_url=url, protocol="v2", query_cache=cache, query_budget=1201, **common
     )
     assert again.target["queries"]["sent"] == 1 and again.target["queries"]["from_cache"] == 1200
     assert again.attacks["loss"].auc == local.attacks["loss"].auc
@@ -267,6 +268,9 @@ def test_an_audit_over_v2_equals_the_model_in_memory(served, tmp_path, monkeypat
     third = miaudit.audit(target_url=url, protocol="v2", query_cache=cache, **common)
     assert third.target["queries"]["sent"] == 1201
     assert third.attacks["loss"].auc == local.attacks["loss"].auc
+    # The probe is planned for: a budget of the evaluated records alone is refused first.
+    with pytest.raises(ConfigError, match=r"cannot cover the 1201 queries .* probing the server"):
+        miaudit.audit(target_url=url, protocol="v2", query_budget=1200, **common)
 
 
 @needs_server
@@ -304,6 +308,22 @@ def test_a_model_the_server_does_not_serve_is_one_line_naming_those_it_does(serv
     assert "digits-labels (version v1)" in line, line
 
 
+def test_a_url_that_is_no_v2_server_is_refused_in_one_line(saved_adult, capsys):
+    from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in_thread
+
+    base = ["audit", "--dataset", "adult", "--membership", str(saved_adult), "--quiet",
+            "--protocol", "v2", "--http-retries", "0"]  # fmt: skip
+    closed = f"http://127.0.0.1:{_free_port()}/v2/models/m"
+    assert "could not be reached" in _line(main([*base, "--target-url", closed]),
+                                           capsys.readouterr().err)  # fmt: skip
+    service = PredictionService.from_folder(saved_adult, [])
+    with serve_in_thread(create_app(service, ServiceLimits(tokens=("tok",)))) as url:
+        code = main([*base, "--target-url", f"{url}/v2/models/m", "--token", "tok"])
+    line = _line(code, capsys.readouterr().err)
+    assert f"{url}/v2 and {url}/v2/models/m do not exist (404)" in line, line
+    assert "Open Inference Protocol (v2)? Else drop --protocol v2" in line, line
+
+
 def test_addresses_and_protocols_that_disagree_are_refused_before_anything_runs(tmp_path):
     common = {"dataset": "digits", "membership": str(tmp_path / "m.npz")}
     with pytest.raises(ConfigError, match=r"Open Inference Protocol .* add protocol=v2"):
@@ -312,6 +332,8 @@ def test_addresses_and_protocols_that_disagree_are_refused_before_anything_runs(
         miaudit.audit(target_url="http://h:1/invocations", protocol="mlflow", **common)
     with pytest.raises(ConfigError, match="ends in /v1/predict"):
         miaudit.audit(target_url="http://h:1/v1/predict", **common)
+    with pytest.raises(ConfigError, match=r"ends in /infer: give the model's address"):
+        miaudit.audit(target_url="http://h:1/v2/models/m/infer", protocol="v2", **common)
     assert split_model_url("http://h:1/kserve/v2/models/a%20b/versions/3") == (
         "http://h:1/kserve", "a%20b", "3",
     )  # fmt: skip
@@ -395,8 +417,22 @@ def test_malformed_answers_are_refused_naming_the_address(outputs, body, expecte
 )  # fmt: skip
 def test_inputs_the_records_do_not_fit_are_refused_before_any_query(inputs, expected):
     seen = []
-    with pytest.raises(TargetError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(TargetError, match=re.escape(expected)):
         _open(_server(metadata={"name": "m", "inputs": inputs, "outputs": []}, seen=seen))
+    assert not [r for r in seen if r.url.path.endswith("/infer")]
+
+
+def test_images_in_another_order_of_axes_are_refused_before_any_query():
+    schema = InputSchema(kind="image", shape=(3, 4, 4))
+    metadata = {"name": "m", "inputs": [{"name": "x", "datatype": "FP32",
+                                         "shape": [-1, 4, 4, 3]}], "outputs": []}  # fmt: skip
+    seen = []
+    with pytest.raises(TargetError, match=re.escape("takes images of shape [4, 4, 3]; these")):
+        OpenInferenceTarget(
+            "http://v2.test/v2/models/m", schema, [str(k) for k in range(10)],
+            probe=np.zeros((1, 3, 4, 4), dtype=np.float32), cache_dir=False, retries=0,
+            transport=_server(metadata=metadata, seen=seen),
+        )  # fmt: skip
     assert not [r for r in seen if r.url.path.endswith("/infer")]
 
 

@@ -520,11 +520,12 @@ class AuditConfig(BaseModel):
                 f"(KServe v2): add {name_key('protocol', 'v2')}"
             )
         for tail, speaker in (("/invocations", "mlflow"), ("/v1/predict", "miaudit"),
-                              ("/v1/info", "miaudit")):  # fmt: skip
+                              ("/v1/info", "miaudit"), ("/infer", "v2")):  # fmt: skip
             if path.endswith(tail):
+                what = "the model's address" if speaker == "v2" else "the service's base address"
                 raise ConfigError(
-                    f"{name_key('target_url')} ends in {tail}: give the service's base address "
-                    f"(without {tail}) and {name_key('protocol', speaker)}"
+                    f"{name_key('target_url')} ends in {tail}: give {what} (without {tail}) "
+                    f"and {name_key('protocol', speaker)}"
                 )
         if self.membership is None:
             raise ConfigError(

@@ -102,14 +102,15 @@ class OpenInferenceTarget(HttpTarget):
         """The models the server lists (MLServer's repository extension), as a clause of
         a message; empty where it lists none."""
         try:
-            response = self._client.post("/v2/repository/index", json={}, timeout=5)
+            response = self._bounded("POST", "/v2/repository/index", 0, json={})
             models = response.json() if response.status_code == 200 else []
             names = [
                 f"{m['name']}" + (f" (version {m['version']})" if m.get("version") else "")
                 for m in models
                 if isinstance(m, dict) and isinstance(m.get("name"), str)
             ]
-        except (httpx.HTTPError, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        except (httpx.HTTPError, TargetError, ValueError, TypeError, UnicodeDecodeError,
+                RecursionError):  # fmt: skip
             return ""
         return f"; it serves {', '.join(names[:10])}" if names else ""
 
@@ -121,6 +122,8 @@ class OpenInferenceTarget(HttpTarget):
                 f"{self.url}/v2/models/NAME (and /versions/VERSION){self._served()}"
             )
         server = self._request("GET", "/v2", accept=(404,))
+        # Every v2 server describes itself at /v2: one that does not is likely no v2 server.
+        self._no_root = server.status_code == 404
         about = self._json(server.content, "/v2") if server.status_code == 200 else {}
         meta = self._json(self._request("GET", self._path).content, self._path)
         if not isinstance(meta, dict):
@@ -196,6 +199,15 @@ class OpenInferenceTarget(HttpTarget):
             if text:
                 self._shape = [1] if dims == [1] else []
             elif -1 not in dims and int(np.prod(dims)) == width:
+                # An image's pixels are held channels first: a model declaring another
+                # order (channels last, of more than one channel) would read them wrongly.
+                ones = [d for d in dims if d != 1]
+                if schema.kind == "image" and ones != [d for d in schema.shape if d != 1]:
+                    raise TargetError(
+                        f"{where} takes images of shape {dims}; these are held as "
+                        f"{list(schema.shape)} (channels, height, width): serve a model that "
+                        f"takes them so, or flat ([n, {width}]): {_FIX}"
+                    )
                 self._shape = dims
             elif not (len(dims) == 1 and dims[0] in (-1, width)):
                 raise TargetError(
@@ -410,9 +422,15 @@ class OpenInferenceTarget(HttpTarget):
             return HttpTarget._refusal(where, response)
         if status == 404 and where == f"{self.url}{self._path}":
             version = f" (version {self.version})" if self.version else ""
+            served = self._served()
+            if getattr(self, "_no_root", False) and not served:
+                return (
+                    f"{self.url}/v2 and {where} do not exist (404): is this a server speaking "
+                    "the Open Inference Protocol (v2)? Else drop --protocol v2"
+                )
             return (
                 f"{self.model_url} names a model the server does not serve: "
-                f"{self.model!r}{version}{self._served()}; give its name in "
+                f"{self.model!r}{version}{served}; give its name in "
                 f"{key('target_url')}"
             )
         if status == 404:

@@ -107,12 +107,16 @@ def check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: i
     """Refuse a query budget that cannot cover scoring, before training anything."""
     if config.query_budget is None:
         return
-    needed = n_eval + extra
+    # MLflow's server and a v2 server are first probed with one record on its own.
+    probe = int(config.target_url is not None and config.protocol != "miaudit")
+    needed = n_eval + extra + probe
     if config.shadow_labels == "target" and config.shadow_data != "synthetic":
         needed += len(np.unique(np.concatenate([*splits.training_sets, *splits.shadow_out])))
     if config.query_budget < needed + (config.shadow_data == "synthetic"):
-        what = "scoring the evaluation records" + (
-            " and labelling the shadows' records" if needed > n_eval else ""
+        what = (
+            "scoring the evaluation records"
+            + (" and labelling the shadows' records" if needed > n_eval + probe else "")
+            + (" (and probing the server with one of them)" if probe else "")
         )
         raise ConfigError(
             f"{key('query_budget', config.query_budget)} cannot cover the {needed} queries "
