@@ -256,7 +256,7 @@ def test_an_audit_over_v2_equals_the_model_in_memory(served, tmp_path, monkeypat
     assert tg["queries"]["sent"] == 1201 and local.target["queries"]["sent"] == 1200
     # Resumed from the query cache: only the probe is asked again.
     again = miaudit.audit(
-        target_url=url, protocol="v2", query_cache=cache, query_budget=1201, **common
+        target_url=url, protocol="v2", query_cache=cache, query_budget=1202, **common
     )
     assert again.target["queries"]["sent"] == 1 and again.target["queries"]["from_cache"] == 1200
     assert again.attacks["loss"].auc == local.attacks["loss"].auc
@@ -268,9 +268,10 @@ def test_an_audit_over_v2_equals_the_model_in_memory(served, tmp_path, monkeypat
     third = miaudit.audit(target_url=url, protocol="v2", query_cache=cache, **common)
     assert third.target["queries"]["sent"] == 1201
     assert third.attacks["loss"].auc == local.attacks["loss"].auc
-    # The probe is planned for: a budget of the evaluated records alone is refused first.
-    with pytest.raises(ConfigError, match=r"cannot cover the 1201 queries .* probing the server"):
-        miaudit.audit(target_url=url, protocol="v2", query_budget=1200, **common)
+    # The probe is planned for (a model declaring no outputs may be asked twice): a budget
+    # short of it is refused before anything trains.
+    with pytest.raises(ConfigError, match=r"cannot cover the 1202 queries .* up to two\)"):
+        miaudit.audit(target_url=url, protocol="v2", query_budget=1201, **common)
 
 
 @needs_server
@@ -335,9 +336,12 @@ def test_addresses_and_protocols_that_disagree_are_refused_before_anything_runs(
     with pytest.raises(ConfigError, match=r"ends in /infer: give the model's address"):
         miaudit.audit(target_url="http://h:1/v2/models/m/infer", protocol="v2", **common)
     assert split_model_url("http://h:1/kserve/v2/models/a%20b/versions/3") == (
-        "http://h:1/kserve", "a%20b", "3",
+        "http://h:1/kserve", "a b", "3",
     )  # fmt: skip
     assert split_model_url("http://h:1/v2") == ("http://h:1", None, None)
+    for address in ("http://h:1/v2/models/m/ready", "http://h:1/v2/models"):
+        with pytest.raises(ConfigError, match="is not a model's address"):
+            miaudit.audit(target_url=address, protocol="v2", **common)
 
 
 DIGITS = load_dataset("digits")
@@ -413,6 +417,12 @@ def test_malformed_answers_are_refused_naming_the_address(outputs, body, expecte
         ([{"name": "x", "datatype": "BYTES", "shape": [-1, 64]}], "takes 'BYTES' tensors"),
         ([{"name": "x", "datatype": "FP32", "shape": [-1, 10]}],
          "takes records of shape [10], but these have 64 values each"),
+        ([{"name": "x", "datatype": "FP32", "shape": [-1, -8, -8]}],
+         "declares its input's shape as [-1, -8, -8]"),
+        ([{"name": "x", "datatype": "FP32", "shape": [-1, -1, 64]}],
+         "takes records of shape [-1, 64], free in more than the batch"),
+        ([{"name": "x", "datatype": "FP32", "shape": "[-1, 64]"}],
+         "declares its input's shape as '[-1, 64]'"),
     ],
 )  # fmt: skip
 def test_inputs_the_records_do_not_fit_are_refused_before_any_query(inputs, expected):
@@ -420,6 +430,86 @@ def test_inputs_the_records_do_not_fit_are_refused_before_any_query(inputs, expe
     with pytest.raises(TargetError, match=re.escape(expected)):
         _open(_server(metadata={"name": "m", "inputs": inputs, "outputs": []}, seen=seen))
     assert not [r for r in seen if r.url.path.endswith("/infer")]
+
+
+@pytest.mark.parametrize(("field", "value"), [("inputs", 5), ("outputs", True), ("inputs", "x")])
+def test_metadata_that_is_no_list_of_tensors_is_one_line(field, value):
+    metadata = {"name": "m", "inputs": [], "outputs": [], field: value}
+    with pytest.raises(TargetError, match=f"describes the model's {field} as"):
+        _open(_server(metadata=metadata))
+
+
+def test_images_declared_flat_or_channels_first_are_taken():
+    schema = InputSchema(kind="image", shape=(1, 4, 4))
+    for shape, sent in (
+        ([-1, 16], [1, 16]),
+        ([-1, 1, 4, 4], [1, 1, 4, 4]),
+        ([-1, 4, 4], [1, 4, 4]),
+    ):
+        seen = []
+        metadata = {"name": "m", "inputs": [{"name": "x", "datatype": "FP32", "shape": shape}]}
+        OpenInferenceTarget(
+            "http://v2.test/v2/models/m", schema, [str(k) for k in range(10)],
+            probe=np.zeros((1, 1, 4, 4), dtype=np.float32), cache_dir=False, retries=0,
+            transport=_server(metadata=metadata, seen=seen),
+        ).close()  # fmt: skip
+        (infer,) = [r for r in seen if r.url.path.endswith("/infer")]
+        assert json.loads(infer.content)["inputs"][0]["shape"] == sent, shape
+
+
+def test_a_server_refusing_predict_proba_by_name_is_asked_for_its_default_output():
+    asked = []
+
+    def handle(request):
+        if request.url.path.endswith("/infer"):
+            body = json.loads(request.content)
+            asked.append(body.get("outputs"))
+            if body.get("outputs"):
+                return httpx.Response(400, json={"error": "no predict_proba here"})
+            return httpx.Response(
+                200,
+                json={
+                    "model_name": "m",
+                    "outputs": [
+                        {"name": "predict", "datatype": "INT64", "shape": [1, 1], "data": [3]}
+                    ],
+                },
+            )
+        return _server().handle_request(request)
+
+    with _open(httpx.MockTransport(handle)) as target:
+        assert target.label_only and target.queries_ == 2  # both tries count
+        assert target.describe()["integer_labels"] == "names"
+    assert asked == [[{"name": "predict_proba"}], None]
+    with pytest.raises(QueryBudgetError, match="budget of 1 is spent"):
+        _open(httpx.MockTransport(handle), query_budget=1)
+
+
+def test_a_ragged_answer_is_refused_rather_than_cut_into_rows():
+    ragged = [{"name": "predict_proba", "datatype": "FP64", "shape": [1, 10],
+               "data": [[0.1], [0.1] * 9]}]  # fmt: skip
+    with pytest.raises(TargetError, match="does not fill its shape"):
+        _open(_server(ragged))
+    nested = [{"name": "predict_proba", "datatype": "FP64", "shape": [1, 10], "data": [_PROBE_ROW]}]
+    with _open(_server(nested)) as target:
+        assert not target.label_only
+
+
+def test_a_hostile_server_s_words_reach_the_terminal_as_one_clean_line():
+    evil = "evil\n\x1b[31mRED\x1b[0m" + "x" * 300
+
+    def handle(request):
+        if request.url.path == "/v2/repository/index":
+            return httpx.Response(200, json=[{"name": evil, "version": "1"}])
+        if request.url.path == "/v2":
+            return httpx.Response(200, json={"name": evil, "version": "\x1b[2J"})
+        return httpx.Response(404, json={"error": "not found"})
+
+    with pytest.raises(TargetError) as caught:
+        _open(httpx.MockTransport(handle))
+    message = str(caught.value)
+    assert "\n" not in message and "\x1b" not in message and len(message) < 400, message
+    assert "it serves evil [31mRED" in message
 
 
 def test_images_in_another_order_of_axes_are_refused_before_any_query():

@@ -527,6 +527,10 @@ class AuditConfig(BaseModel):
                     f"{name_key('target_url')} ends in {tail}: give {what} (without {tail}) "
                     f"and {name_key('protocol', speaker)}"
                 )
+        if self.protocol == "v2":
+            from miaudit.openinference import split_model_url
+
+            split_model_url(self.target_url)  # a path under /v2/models that is no model's
         if self.membership is None:
             raise ConfigError(
                 f"an audit of {name_key('target_url')} must know which records the target was "

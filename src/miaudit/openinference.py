@@ -28,14 +28,21 @@ import hashlib
 import json
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import numpy as np
 
 from miaudit.errors import ConfigError, TargetError, key
-from miaudit.protocol import InputSchema, _short, label_rows, probability_rows, record_texts
-from miaudit.remote import HttpTarget, check_url
+from miaudit.protocol import (
+    InputSchema,
+    _short,
+    integer_labels,
+    label_rows,
+    probability_rows,
+    record_texts,
+)
+from miaudit.remote import HttpTarget, _said, check_url, clean
 
 #: Outputs that hold probabilities, by the names servers give them, in order of trust.
 PROBABILITY_NAMES = (
@@ -55,16 +62,23 @@ _MODEL_PATH = re.compile(
 
 def split_model_url(url: str) -> tuple[str, str | None, str | None]:
     """``(base, name, version)`` of a v2 model's address
-    (``http://host:port[/prefix]/v2/models/NAME[/versions/V]``); ``name`` is ``None``
-    where the address names no model (the server's base)."""
+    (``http://host:port[/prefix]/v2/models/NAME[/versions/V]``, the name and version
+    percent-decoded); ``name`` is ``None`` where the address names no model (the server's
+    base). A :class:`ConfigError` for a path under ``/v2/models`` that is no model's."""
     url = check_url(url)
     parts = urlsplit(url)
     found = _MODEL_PATH.fullmatch(parts.path)
     if found is None:
+        if "/v2/models" in parts.path:
+            raise ConfigError(
+                f"{key('target_url', url)} is not a model's address: give "
+                "http://host:port/v2/models/NAME (or …/NAME/versions/VERSION)"
+            )
         base = url[: -len("/v2")] if parts.path.endswith("/v2") else url
         return base, None, None
     prefix = f"{parts.scheme}://{parts.netloc}{found['base']}"
-    return prefix, found["name"], found["version"]
+    version = found["version"]
+    return prefix, unquote(found["name"]), None if version is None else unquote(version)
 
 
 class OpenInferenceTarget(HttpTarget):
@@ -105,7 +119,8 @@ class OpenInferenceTarget(HttpTarget):
             response = self._bounded("POST", "/v2/repository/index", 0, json={})
             models = response.json() if response.status_code == 200 else []
             names = [
-                f"{m['name']}" + (f" (version {m['version']})" if m.get("version") else "")
+                clean(m["name"], 60)
+                + (f" (version {clean(m['version'], 30)})" if m.get("version") else "")
                 for m in models
                 if isinstance(m, dict) and isinstance(m.get("name"), str)
             ]
@@ -133,6 +148,13 @@ class OpenInferenceTarget(HttpTarget):
                 f"{self.url}{self._path} describes model {_short(meta.get('name'))}, not "
                 f"{self.model!r}: give the model's own address"
             )
+        for field in ("inputs", "outputs"):
+            if not isinstance(meta.get(field, []), list):
+                raise TargetError(
+                    f"{self.url}{self._path} describes the model's {field} as "
+                    f"{_short(meta[field])}, not a list of tensors: is this a server speaking "
+                    "the Open Inference Protocol (v2)? Else drop --protocol v2"
+                )
         self._plan_inputs(meta.get("inputs") or [])
         declared = [o["name"] for o in meta.get("outputs") or [] if isinstance(o, dict)
                     and isinstance(o.get("name"), str)]  # fmt: skip
@@ -140,7 +162,7 @@ class OpenInferenceTarget(HttpTarget):
         self._outputs = self._choose_output(declared)
         return {
             "output": "labels" if self.label_only else "probabilities",
-            "server": " ".join(str(about.get(k, "")) for k in ("name", "version")).strip()
+            "server": clean(" ".join(str(about.get(k, "")) for k in ("name", "version")), 80)
             if isinstance(about, dict)
             else "",
             "policy": [],
@@ -182,7 +204,7 @@ class OpenInferenceTarget(HttpTarget):
         text = schema.kind == "text"
         if text and datatype not in (None, "BYTES"):
             raise TargetError(
-                f"{where} takes {datatype} tensors, but text records go as BYTES: {_FIX}"
+                f"{where} takes {_short(datatype)} tensors, but text records go as BYTES: {_FIX}"
             )
         if not text and datatype not in (None, *_FLOATS, *_INTEGERS):
             raise TargetError(
@@ -194,26 +216,40 @@ class OpenInferenceTarget(HttpTarget):
             record)  # fmt: skip
         shape = one.get("shape")
         self._shape = [] if text else [width]
-        if isinstance(shape, list) and len(shape) >= 2 and all(type(d) is int for d in shape):
-            dims = shape[1:]
-            if text:
-                self._shape = [1] if dims == [1] else []
-            elif -1 not in dims and int(np.prod(dims)) == width:
-                # An image's pixels are held channels first: a model declaring another
-                # order (channels last, of more than one channel) would read them wrongly.
-                ones = [d for d in dims if d != 1]
-                if schema.kind == "image" and ones != [d for d in schema.shape if d != 1]:
-                    raise TargetError(
-                        f"{where} takes images of shape {dims}; these are held as "
-                        f"{list(schema.shape)} (channels, height, width): serve a model that "
-                        f"takes them so, or flat ([n, {width}]): {_FIX}"
-                    )
-                self._shape = dims
-            elif not (len(dims) == 1 and dims[0] in (-1, width)):
+        if shape is None:
+            return
+        if not (isinstance(shape, list) and len(shape) >= 2
+                and all(type(d) is int and (d > 0 or d == -1) for d in shape)):  # fmt: skip
+            raise TargetError(
+                f"{where} declares its input's shape as {_short(shape)}, not a batch "
+                f"dimension and the record's (whole numbers, -1 where free): {_FIX}"
+            )
+        dims = shape[1:]
+        if text:
+            self._shape = [1] if dims == [1] else []
+        elif len(dims) == 1 and dims[0] in (-1, width):
+            pass  # flat records, as they are held
+        elif -1 in dims:
+            raise TargetError(
+                f"{where} takes records of shape {dims}, free in more than the batch: these "
+                f"are {width} values each; serve a model of a fixed or a flat record shape: "
+                f"{_FIX}"
+            )
+        elif int(np.prod(dims)) != width:
+            raise TargetError(
+                f"{where} takes records of shape {dims}, but these have {width} values each: {_FIX}"
+            )
+        else:
+            # An image's pixels are held channels first: a model declaring another order
+            # (channels last, of more than one channel) would read them wrongly.
+            ones = [d for d in dims if d != 1]
+            if schema.kind == "image" and ones != [d for d in schema.shape if d != 1]:
                 raise TargetError(
-                    f"{where} takes records of shape {dims}, but these have {width} values "
-                    f"each: {_FIX}"
+                    f"{where} takes images of shape {dims}; these are held as "
+                    f"{list(schema.shape)} (channels, height, width): serve a model that "
+                    f"takes them so, or flat ([n, {width}]): {_FIX}"
                 )
+            self._shape = dims
 
     def _choose_output(self, declared: list[str]) -> list[dict[str, str]] | None:
         """The ``outputs`` to ask for, learnt from the probe's answer; sets
@@ -276,6 +312,7 @@ class OpenInferenceTarget(HttpTarget):
             "protocol": "v2",
             "metadata": self.info.get("metadata_sha256"),
             "output": [self.info.get("output"), self._output],
+            "version": self.version or self._answered_version,
             "classes": self.class_names,
             "columns": self.schema.fields,
             "answer": hashlib.sha256(self._probe_answer.tobytes()).hexdigest(),
@@ -394,12 +431,13 @@ class OpenInferenceTarget(HttpTarget):
             )
         kinds = (*_INTEGERS, "BYTES") if self.label_only else _FLOATS
         if datatype not in kinds:
+            expected = "an integer datatype or BYTES" if self.label_only else "FP16/32/64 or BF16"
             raise TargetError(
-                f"{where} answered {self._output!r} as {_short(datatype)}; expected "
-                f"{' or '.join(kinds[-3:] if self.label_only else kinds[:3])}: {_FIX}"
+                f"{where} answered {self._output!r} as {_short(datatype)}; expected {expected}: "
+                f"{_FIX}"
             )
         data = tensor.get("data")
-        flat = _flatten(data) if isinstance(data, list) and len(data) <= n * C * 2 else None
+        flat = _flatten(data, shape) if isinstance(data, list) else None
         if flat is None or len(flat) != n * (1 if self.label_only else C):
             raise TargetError(
                 f"{where} answered {self._output!r} with data that does not fill its shape "
@@ -438,8 +476,7 @@ class OpenInferenceTarget(HttpTarget):
                 f"{where} does not exist (404): is this a server speaking the Open Inference "
                 "Protocol (v2)? Else drop --protocol v2"
             )
-        detail = " ".join(response.text[:200].split())
-        return f"{where} refused the request ({status}: {detail})"
+        return f"{where} refused the request ({status}: {_said(response)})"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -449,17 +486,25 @@ class OpenInferenceTarget(HttpTarget):
             "model_name": self.model,
             "model_version": self.version or self._answered_version,
             "tensor": self._output,
+            **({"integer_labels": integer_labels(self.class_names)} if self.label_only else {}),
         }
 
 
-def _flatten(data: list) -> list:
-    """A tensor's data, nested or flat, as one flat list (row-major)."""
+def _flatten(data: list, shape: list[int]) -> list | None:
+    """A tensor's data as one flat list (row-major): given flat, or nested exactly as
+    ``shape`` says; ``None`` where it is neither (a ragged nesting could move values
+    from one record to another)."""
+    if not any(isinstance(v, list) for v in data):
+        return data
     out: list = []
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-        else:
+
+    def walk(item: Any, dims: list[int]) -> bool:
+        if not dims:
+            if isinstance(item, list):
+                return False
             out.append(item)
-    return out
+            return True
+        return (isinstance(item, list) and len(item) == dims[0]
+                and all(walk(v, dims[1:]) for v in item))  # fmt: skip
+
+    return out if walk(data, list(shape)) else None

@@ -514,6 +514,13 @@ def probability_rows(rows: list, n: int, C: int, source: str, fix: str = "") -> 
     return P
 
 
+def integer_labels(class_names: list[str]) -> str:
+    """How :func:`label_rows` reads an integer label: ``"names"`` where a class is named
+    by an integer (``7`` is the class ``"7"``), else ``"positions"`` (``1`` is the second
+    class). Said in ``results.json`` by the targets that read labels."""
+    return "names" if any(c.lstrip("-").isdigit() for c in class_names) else "positions"
+
+
 def label_rows(labels: list, class_names: list[str], source: str, fix: str = "") -> np.ndarray:
     """``labels``, one per record, as one-hot rows over ``class_names``; else a
     :class:`TargetError` naming ``source``, the label and (``fix``) what to do.
@@ -525,7 +532,7 @@ def label_rows(labels: list, class_names: list[str], source: str, fix: str = "")
     then = f": {fix}" if fix else ""
     C = len(class_names)
     index = {c: k for k, c in enumerate(class_names)}
-    by_position = not any(c.lstrip("-").isdigit() for c in class_names)
+    by_position = integer_labels(class_names) == "positions"
     P = np.zeros((len(labels), C))
     for i, label in enumerate(labels):
         k = None

@@ -42,6 +42,7 @@ from miaudit.files import check_npy_sizes, private_dir
 from miaudit.protocol import (
     PROTOCOL_VERSION,
     InputSchema,
+    integer_labels,
     label_rows,
     parse_answer,
     probability_rows,
@@ -59,6 +60,14 @@ _MAX_CHUNKS = 64
 # /v1/info's schema and error bodies.
 _ANSWER_BYTES_PER_VALUE = 64
 _ANSWER_SLACK = 16 * 2**20
+
+
+def clean(text: Any, limit: int = 200) -> str:
+    """A server's words, fit for one line of a terminal: control characters (newlines,
+    escape sequences) dropped, spaces collapsed, at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else " " for c in str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _said(response: httpx.Response) -> str:
@@ -79,8 +88,7 @@ def _said(response: httpx.Response) -> str:
     if detail is None:
         lines = [ln.strip() for ln in response.text.splitlines() if ln.strip()]
         detail = lines[-1] if lines else ""
-    detail = " ".join(str(detail).split())
-    return detail if len(detail) <= 200 else detail[:199] + "…"
+    return clean(detail)
 
 
 def query_cache_root() -> Path:
@@ -324,6 +332,8 @@ class HttpTarget:
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=4),
         )
+        # Before the set-up's requests: a budget spent by them reads it (_refuse).
+        self.cache: QueryCache | None = None
         try:
             self.info = self._fetch_info()
         except BaseException:
@@ -333,7 +343,6 @@ class HttpTarget:
         self.policy = [str(p) for p in self.info.get("policy") or []]
         limit = self.info.get("max_batch")
         self.batch_size = max(1, min(batch_size, limit if isinstance(limit, int) else batch_size))
-        self.cache: QueryCache | None = None
         if cache_dir is not False:
             root = query_cache_root() if cache_dir in (None, True) else Path(cache_dir)
             self.cache = QueryCache(root / self.identity(), len(self.class_names))
@@ -514,8 +523,8 @@ class HttpTarget:
                     # Redirects are not followed, and their bodies are not answers.
                     raise TargetError(
                         f"{where} answered a redirect ({response.status_code}"
-                        + (f" to {response.headers['location']}" if "location" in response.headers
-                           else "")
+                        + (f" to {clean(response.headers['location'], 120)}"
+                           if "location" in response.headers else "")
                         + "): give the service's own address"
                     )  # fmt: skip
                 if response.status_code < 400 or response.status_code in accept:
@@ -576,10 +585,7 @@ class HttpTarget:
 
     @staticmethod
     def _refusal(where: str, response: httpx.Response) -> str:
-        try:
-            detail = response.json().get("error") or response.json().get("detail")
-        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
-            detail = response.text[:200]
+        detail = _said(response)
         status = response.status_code
         if status in (401, 403):
             return (
@@ -751,8 +757,11 @@ class MlflowServingTarget(HttpTarget):
             )
         if status in (401, 403):
             return HttpTarget._refusal(where, response)
-        detail = response.text[:200].replace("\n", " ")
-        return f"{where} refused the request ({status}: {detail})"
+        return f"{where} refused the request ({status}: {_said(response)})"
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "protocol": "mlflow"}
+        return {
+            **super().describe(),
+            "protocol": "mlflow",
+            **({"integer_labels": integer_labels(self.class_names)} if self.label_only else {}),
+        }

@@ -107,8 +107,9 @@ def check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: i
     """Refuse a query budget that cannot cover scoring, before training anything."""
     if config.query_budget is None:
         return
-    # MLflow's server and a v2 server are first probed with one record on its own.
-    probe = int(config.target_url is not None and config.protocol != "miaudit")
+    # MLflow's server and a v2 server are first probed with one record on its own (a v2
+    # model that declares no outputs is asked twice: for predict_proba, then as it is).
+    probe = {"miaudit": 0, "mlflow": 1, "v2": 2}[config.protocol] if config.target_url else 0
     needed = n_eval + extra + probe
     if config.shadow_labels == "target" and config.shadow_data != "synthetic":
         needed += len(np.unique(np.concatenate([*splits.training_sets, *splits.shadow_out])))
@@ -116,7 +117,9 @@ def check_budget(config: AuditConfig, n_eval: int, splits: AuditSplits, extra: i
         what = (
             "scoring the evaluation records"
             + (" and labelling the shadows' records" if needed > n_eval + probe else "")
-            + (" (and probing the server with one of them)" if probe else "")
+            + ["", " (and probing the server with one)", " (and probing the server: up to two)"][
+                probe
+            ]
         )
         raise ConfigError(
             f"{key('query_budget', config.query_budget)} cannot cover the {needed} queries "

@@ -225,7 +225,13 @@ def open_remote(config: AuditConfig, data: Dataset, reporter: Reporter, *, token
         where = "MLflow" if config.protocol == "mlflow" else "v2"
         reporter.message(
             f"{target.describe()['url']} ({where}) answers "
-            + ("labels only: a label-only audit" if target.label_only else "probabilities")
+            + (
+                "labels only: a label-only audit (integer labels read as the classes' "
+                + target.describe()["integer_labels"]
+                + ")"
+                if target.label_only
+                else "probabilities (columns in the order of the data set's classes)"
+            )
             + " (one record asked on its own to find out, counted against the query budget)"
         )
     if target.cache is not None and len(target.cache):
