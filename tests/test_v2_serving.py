@@ -576,3 +576,18 @@ def test_an_answer_larger_than_an_answer_can_be_is_refused():
     huge = b'{"model_name": "m", "outputs": [' + b" " * (20 * 2**20) + b"]}"
     with pytest.raises(TargetError, match=r"answered more than [\d,]+ bytes.*Open Inference"):
         _open(_server(body=huge))
+
+
+def test_integer_labels_are_names_where_classes_are_named_by_integers_else_positions():
+    from miaudit.protocol import integer_labels, label_rows
+
+    assert integer_labels(["<=50K", ">50K"]) == "positions"
+    np.testing.assert_array_equal(label_rows([1, ">50K", 0], ["<=50K", ">50K"], "s"),
+                                  [[0, 1], [0, 1], [1, 0]])  # fmt: skip
+    assert integer_labels(["1", "2", "3"]) == "names"
+    np.testing.assert_array_equal(label_rows([1, 3], ["1", "2", "3"], "s"), [[1, 0, 0], [0, 0, 1]])
+    for wrong in (0, 2.0, True, None, [1]):
+        with pytest.raises(TargetError, match="which is none of the data set's 3 classes"):
+            label_rows([wrong], ["1", "2", "3"], "s")
+    with pytest.raises(TargetError, match="label 2, which is none"):
+        label_rows([2], ["<=50K", ">50K"], "s")
