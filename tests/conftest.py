@@ -33,3 +33,16 @@ def saved_adult(tmp_path_factory):
     config = make_config({"dataset": "adult", "target_size": 600, "target": {"epochs": 10}})
     train_target_only(config, out)
     return out
+
+
+@pytest.fixture
+def error_line():
+    """Read the one ``miaudit: error:`` line of a command that ended with status 2."""
+
+    def read(code: int, err: str) -> str:
+        assert code == 2, err
+        lines = [ln for ln in err.strip().splitlines() if ln.startswith("miaudit: error: ")]
+        assert len(lines) == 1, err
+        return lines[0]
+
+    return read

@@ -237,13 +237,6 @@ def test_a_labels_only_server_gives_a_label_only_audit(served, monkeypatch):
     assert remote.attacks["gap"].auc == local.attacks["gap"].auc
 
 
-def _line(code, err):
-    assert code == 2, err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("miaudit: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 def test_a_wrong_shaped_answer_is_refused_in_one_line(served, capsys):
     data = served["data"]
     # The service answers 10 probabilities per record; these "data" have 5 classes.
@@ -322,17 +315,17 @@ def test_the_token_travels_as_a_bearer_header():
     assert seen == ["Bearer t0k", "Bearer t0k"]
 
 
-def test_a_url_that_is_no_mlflow_server_is_refused_in_one_line(saved_adult, capsys):
+def test_a_url_that_is_no_mlflow_server_is_refused_in_one_line(saved_adult, capsys, error_line):
     from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in_thread
 
     base = ["audit", "--dataset", "adult", "--membership", str(saved_adult), "--quiet",
             "--protocol", "mlflow", "--http-retries", "0"]  # fmt: skip
     code = main([*base, "--target-url", f"http://127.0.0.1:{_free_port()}"])
-    assert "could not be reached" in _line(code, capsys.readouterr().err)
+    assert "could not be reached" in error_line(code, capsys.readouterr().err)
     service = PredictionService.from_folder(saved_adult, [])
     with serve_in_thread(create_app(service, ServiceLimits(tokens=("tok",)))) as url:
         code = main([*base, "--target-url", url, "--token", "tok"])
-    line = _line(code, capsys.readouterr().err)
+    line = error_line(code, capsys.readouterr().err)
     assert f"{url}/ping" in line and "MLflow scoring server" in line, line
 
 

@@ -286,41 +286,36 @@ def test_a_model_that_declares_labels_gives_a_label_only_audit(served, monkeypat
     assert remote.attacks["gap"].auc == local.attacks["gap"].auc
 
 
-def _line(code, err):
-    assert code == 2, err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("miaudit: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 @needs_server
-def test_a_model_the_server_does_not_serve_is_one_line_naming_those_it_does(served, capsys):
+def test_a_model_the_server_does_not_serve_is_one_line_naming_those_it_does(
+    served, capsys, error_line
+):
     base = ["audit", "--dataset", "digits", "--membership", str(served["membership"]),
             "--quiet", "--protocol", "v2", "--http-retries", "0"]  # fmt: skip
     for address, said in [
         (f"{served['url']}/v2/models/digit", "'digit'"),
         (f"{served['url']}/v2/models/digits/versions/v9", "'digits' (version v9)"),
     ]:
-        line = _line(main([*base, "--target-url", address]), capsys.readouterr().err)
+        line = error_line(main([*base, "--target-url", address]), capsys.readouterr().err)
         assert f"{address} names a model the server does not serve: {said}" in line, line
         assert "it serves" in line and "digits (version v1)" in line and "sms" in line, line
-    line = _line(main([*base, "--target-url", served["url"]]), capsys.readouterr().err)
+    line = error_line(main([*base, "--target-url", served["url"]]), capsys.readouterr().err)
     assert "names no model" in line and f"{served['url']}/v2/models/NAME" in line, line
     assert "digits-labels (version v1)" in line, line
 
 
-def test_a_url_that_is_no_v2_server_is_refused_in_one_line(saved_adult, capsys):
+def test_a_url_that_is_no_v2_server_is_refused_in_one_line(saved_adult, capsys, error_line):
     from miaudit.serve import PredictionService, ServiceLimits, create_app, serve_in_thread
 
     base = ["audit", "--dataset", "adult", "--membership", str(saved_adult), "--quiet",
             "--protocol", "v2", "--http-retries", "0"]  # fmt: skip
     closed = f"http://127.0.0.1:{_free_port()}/v2/models/m"
-    assert "could not be reached" in _line(main([*base, "--target-url", closed]),
+    assert "could not be reached" in error_line(main([*base, "--target-url", closed]),
                                            capsys.readouterr().err)  # fmt: skip
     service = PredictionService.from_folder(saved_adult, [])
     with serve_in_thread(create_app(service, ServiceLimits(tokens=("tok",)))) as url:
         code = main([*base, "--target-url", f"{url}/v2/models/m", "--token", "tok"])
-    line = _line(code, capsys.readouterr().err)
+    line = error_line(code, capsys.readouterr().err)
     assert f"{url}/v2 and {url}/v2/models/m do not exist (404)" in line, line
     assert "Open Inference Protocol (v2)? Else drop --protocol v2" in line, line
 

@@ -42,7 +42,7 @@ from miaudit.protocol import (
     probability_rows,
     record_texts,
 )
-from miaudit.remote import HttpTarget, _said, check_url, clean
+from miaudit.remote import HttpTarget, _said, cache_folder_name, check_url, clean
 
 #: Outputs that hold probabilities, by the names servers give them, in order of trust.
 PROBABILITY_NAMES = (
@@ -317,14 +317,7 @@ class OpenInferenceTarget(HttpTarget):
             "columns": self.schema.fields,
             "answer": hashlib.sha256(self._probe_answer.tobytes()).hexdigest(),
         }
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-        host = urlsplit(self.url).netloc.replace(":", "_").replace("[", "").replace("]", "")
-        return f"v2-{host}-{digest}"
-
-    def _batches(self, sizes: list[int]) -> list[tuple[int, int]]:
-        # The protocol publishes no body limit: batches of batch_size records.
-        step = self.batch_size
-        return [(i, min(len(sizes), i + step)) for i in range(0, len(sizes), step)]
+        return cache_folder_name("v2-", self.url, parts)
 
     def _predict(self, texts: list[bytes]) -> np.ndarray:
         return self._read(self._infer(texts, self._outputs), len(texts))

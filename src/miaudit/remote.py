@@ -91,6 +91,14 @@ def _said(response: httpx.Response) -> str:
     return clean(detail)
 
 
+def cache_folder_name(prefix: str, url: str, parts: dict[str, Any]) -> str:
+    """A service's query-cache folder name: ``prefix``, its host and port, and a digest of
+    ``parts`` (what makes two services' answers differ)."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    host = urlsplit(url).netloc.replace(":", "_").replace("[", "").replace("]", "")
+    return f"{prefix}{host}-{digest}"
+
+
 def query_cache_root() -> Path:
     """``$MIAUDIT_QUERY_CACHE``, else ``$XDG_CACHE_HOME/miaudit/queries``, else ``~/.cache/...``."""
     return user_cache_dir("queries", QUERY_CACHE_ENV)
@@ -390,9 +398,7 @@ class HttpTarget:
             "classes": self.class_names,
             "protocol": PROTOCOL_VERSION,
         }
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-        host = urlsplit(self.url).netloc.replace(":", "_").replace("[", "").replace("]", "")
-        return f"{host}-{digest}"
+        return cache_folder_name("", self.url, parts)
 
     def close(self) -> None:
         self._client.close()
@@ -682,16 +688,9 @@ class MlflowServingTarget(HttpTarget):
             "columns": self.schema.fields,
             "answer": self.info.get("answer_sha256"),
         }
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
-        host = urlsplit(self.url).netloc.replace(":", "_").replace("[", "").replace("]", "")
-        return f"mlflow-{host}-{digest}"
+        return cache_folder_name("mlflow-", self.url, parts)
 
     # ------------------------------------------------------------------ queries
-    def _batches(self, sizes: list[int]) -> list[tuple[int, int]]:
-        # MLflow publishes no body limit: batches of batch_size records.
-        step = self.batch_size
-        return [(i, min(len(sizes), i + step)) for i in range(0, len(sizes), step)]
-
     def _predict(self, texts: list[bytes]) -> np.ndarray:
         return self._parse(self._post(texts), len(texts))
 
