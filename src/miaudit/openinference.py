@@ -149,7 +149,7 @@ class OpenInferenceTarget(HttpTarget):
                 f"{self.model!r}: give the model's own address"
             )
         for field in ("inputs", "outputs"):
-            if not isinstance(meta.get(field, []), list):
+            if meta.get(field) is not None and not isinstance(meta[field], list):
                 raise TargetError(
                     f"{self.url}{self._path} describes the model's {field} as "
                     f"{_short(meta[field])}, not a list of tensors: is this a server speaking "
@@ -187,7 +187,8 @@ class OpenInferenceTarget(HttpTarget):
             names = [i["name"] for i in declared]
             if declared and sorted(names) != sorted(wanted):
                 raise TargetError(
-                    f"{where} takes inputs {names[:6]}, but this data set's records have the "
+                    f"{where} takes inputs {[clean(n, 40) for n in names[:6]]}, but this data "
+                    "set's records have the "
                     f"columns {wanted[:6]} (a table with categories goes as one tensor per "
                     f"column): {_FIX}"
                 )
@@ -195,7 +196,8 @@ class OpenInferenceTarget(HttpTarget):
             return
         if len(declared) > 1:
             raise TargetError(
-                f"{where} takes {len(declared)} inputs {[i['name'] for i in declared][:6]}; "
+                f"{where} takes {len(declared)} inputs "
+                f"{[clean(i['name'], 40) for i in declared][:6]}; "
                 f"these {schema.kind} records go as one tensor: {_FIX}"
             )
         one = declared[0] if declared else {}
@@ -270,7 +272,7 @@ class OpenInferenceTarget(HttpTarget):
                 self._output, self.label_only = found
                 self._probe_answer = self._read(answer, 1)
                 return outputs
-        names = [o.get("name") for o in answer if isinstance(o, dict)]
+        names = [clean(o.get("name"), 40) for o in answer if isinstance(o, dict)]
         raise TargetError(
             f"{self.url}{self._path}/infer answered outputs {names[:6]}, none of them one "
             f"probability per class ({len(self.class_names)}) or one label per record: {_FIX}"
@@ -296,7 +298,7 @@ class OpenInferenceTarget(HttpTarget):
                     raise TargetError(
                         f"{self.url}{self._path}/infer answered {len(found)} outputs that "
                         f"could each be the model's {'labels' if label_only else 'probabilities'}"
-                        f" ({', '.join(found[:6])}): serve a model with one"
+                        f" ({', '.join(clean(n, 40) for n in found[:6])}): serve a model with one"
                     )
                 return named[0], label_only
             if found:
@@ -410,7 +412,7 @@ class OpenInferenceTarget(HttpTarget):
             (o for o in outputs if isinstance(o, dict) and o.get("name") == self._output), None
         )
         if tensor is None:
-            names = [o.get("name") for o in outputs if isinstance(o, dict)]
+            names = [clean(o.get("name"), 40) for o in outputs if isinstance(o, dict)]
             raise TargetError(
                 f"{where} answered outputs {names[:6]} without {self._output!r}, which it "
                 f"answered before: {_FIX}"
