@@ -79,6 +79,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from layout import extract  # bench/layout.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
 SUMMARY = "summary: "
@@ -345,15 +347,6 @@ def _report(
         f"calls that hold it); {pairs:,} calls reach back up ({len(rec.reach_back)} pairs, "
         f"{held_up} on its path); {wall:.1f} s under the profiler"
     )
-
-
-def extract(rev: str, into: Path) -> Path:
-    """``src`` of revision ``rev`` of this checkout, unpacked under ``into``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
 
 
 def _src_of(folder: Path) -> Path:

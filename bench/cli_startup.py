@@ -50,6 +50,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from layout import extract  # bench/layout.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = "import sys; from miaudit.cli import main; sys.exit(main())"
 BARE = "python -c pass"
@@ -78,15 +80,6 @@ def now_only(repeats: int) -> None:
         median = statistics.median(seconds)
         ratio = "" if name == BARE else f"  ({median / bare:.0f}x a bare start)"
         print(f"{name:<22}{median:.2f} s{ratio}")
-
-
-def extract(rev: str, into: Path) -> Path:
-    """``src`` of revision ``rev`` of this checkout, unpacked under ``into``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
 
 
 def _env(src: Path) -> dict[str, str]:

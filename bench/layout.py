@@ -73,7 +73,7 @@ def extract(rev: str, into: Path) -> Path:
         ["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src" / "miaudit"
+    return into / "src"
 
 
 def module_name(package: Path, path: Path) -> str:
@@ -308,7 +308,7 @@ def main() -> None:
             else:
                 folder = Path(tmp) / f"side{i}"
                 folder.mkdir()
-                package = extract(name, folder)
+                package = extract(name, folder) / "miaudit"
                 rev = _git("rev-parse", "--short", name)
                 label = f"{name}" if rev.startswith(name) else f"{name} ({rev})"
             columns.append(report(read_side(label, package), args.edges))

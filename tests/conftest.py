@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -46,3 +47,21 @@ def error_line():
         return lines[0]
 
     return read
+
+
+@pytest.fixture(scope="session")
+def stop_server():
+    """Stop a server the tests started in a session of its own (``start_new_session``):
+    SIGTERM to its whole group (uvicorn's children go with it), SIGKILL after 20 s."""
+
+    def stop(process: subprocess.Popen) -> None:
+        if process.poll() is not None:
+            return
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+    return stop

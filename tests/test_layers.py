@@ -1,9 +1,10 @@
 """Every layer looks only down, and no imports go round in a circle: a test that reads
 the package's imports (at module level, inside functions and under ``if TYPE_CHECKING:``
-alike) and names any import that reaches up a layer, any import cycle, and any module
-that is on no layer.
+alike, read by ``bench/layout.py``, whose report counts the same edges) and names any
+import that reaches up a layer, any import cycle, and any module that is on no layer.
 
-What counts as an import of what: ``import miaudit.x.y`` names ``miaudit.x.y``;
+What counts as an import of what: ``import miaudit.x.y`` names ``miaudit.x.y`` (else the
+nearest module holding it);
 ``from miaudit.x import y`` names ``miaudit.x.y`` where that is a module, else
 ``miaudit.x``; ``from miaudit import y`` names the module ``miaudit.y``, else the
 package ``miaudit`` itself (its ``__init__``); relative imports resolve the same way.
@@ -15,7 +16,7 @@ the games' registry, the user's own modules) are not read.
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import json
 import re
 import subprocess
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "miaudit"
+LAYOUT_SCRIPT = PACKAGE.parents[1] / "bench" / "layout.py"
 
 #: The layers, from the bottom. A name is a module, or a package with everything in it;
 #: the package ``miaudit`` itself (its ``__init__``) is only that module. A layer imports
@@ -51,49 +53,31 @@ ROOT = "miaudit"
 # --------------------------------------------------------------------------- the reading
 
 
-def _module(path: Path, root: Path = PACKAGE) -> str:
-    parts = path.relative_to(root.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _load_layout():
+    """``bench/layout.py``, which reads a tree's imports for its report: the one reading
+    of what imports what, for the report and for this test alike."""
+    spec = importlib.util.spec_from_file_location("miaudit_bench_layout", LAYOUT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+layout = _load_layout()
 
 
 def _modules(root: Path = PACKAGE) -> dict[str, Path]:
     """Every module of the package under ``root``, by name."""
-    return {_module(p, root): p for p in sorted(root.rglob("*.py"))}
-
-
-def _imports(path: Path, root: Path = PACKAGE) -> set[str]:
-    """Every module of the package that ``path`` imports, wherever in the file (see the
-    module's docstring for what names what)."""
-    top = root.name
-    this = _module(path, root) if path.is_relative_to(root) else ""
-    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == top}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                module = node.module or ""
-            if module.split(".")[0] != top:
-                continue
-            for alias in node.names:
-                named = f"{module}.{alias.name}"
-                found.add(named if _is_module(named, root) else module)
-    return found
-
-
-def _is_module(name: str, root: Path) -> bool:
-    """Whether ``name`` is a module or package of the package under ``root``, on disk."""
-    path = root.parent.joinpath(*name.split("."))
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+    return {layout.module_name(root, p): p for p in sorted(root.rglob("*.py"))}
 
 
 def _graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """Each module and the package's modules it imports (itself left out)."""
-    return {m: _imports(p, root) - {m} for m, p in _modules(root).items()}
+    side = layout.read_side(root.name, root)
+    graph: dict[str, set[str]] = {m: set() for m in side.modules}
+    for importer, imported in side.edges:
+        graph[importer].add(imported)
+    return graph
 
 
 def _layers_of(module: str) -> list[int]:
@@ -131,43 +115,8 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The import graph's cycles: each strongly connected component of more than one
     module, as one cycle through it (its first module, the shortest way round) followed
     by the component's other modules."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-
-    def visit(v: str) -> None:  # Tarjan's algorithm; the graph is ~150 modules deep at most
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in graph:
-                continue
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                components.append(sorted(component))
-
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 10 * len(graph) + 100))
-    try:
-        for v in sorted(graph):
-            if v not in index:
-                visit(v)
-    finally:
-        sys.setrecursionlimit(limit)
+    edges = {(a, b) for a, targets in graph.items() for b in targets if b in graph}
+    components = layout.cycles(sorted(graph), edges)
     return [_shortest_cycle(graph, c) for c in sorted(components)]
 
 
@@ -257,11 +206,11 @@ def test_the_map_places_modules_by_name():
 
 def test_the_check_sees_an_import_inside_a_function(tmp_path):
     """What the layering test reads: an import in a function body counts."""
-    source = tmp_path / "m.py"
-    source.write_text(
-        "def f():\n    from miaudit.jobs import run_jobs\n    import miaudit.pipeline\n"
-    )
-    assert _imports(source) == {"miaudit.jobs", "miaudit.pipeline"}
+    root = _package(tmp_path, {
+        "__init__.py": "", "jobs.py": "", "pipeline.py": "",
+        "m.py": "def f():\n    from miaudit.jobs import run_jobs\n    import miaudit.pipeline\n",
+    })  # fmt: skip
+    assert _graph(root)["miaudit.m"] == {"miaudit.jobs", "miaudit.pipeline"}
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -71,20 +71,8 @@ def _wait(process: subprocess.Popen, url: str, log: Path) -> None:
     pytest.fail(f"mlflow models serve did not answer /ping within 120 s: {log.read_text()[-2000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    # Its own session: uvicorn, its child, goes with it.
-    with_group = process.poll() is None
-    if with_group:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, stop_server):
     """A logistic regression on 600 digits records, logged twice to an SQLite tracking
     store (answering probabilities, and labels), and a text pipeline on SMS messages,
     served by three real MLflow servers."""
@@ -140,7 +128,7 @@ def served(tmp_path_factory):
         }  # fmt: skip
     finally:
         for process, _ in started.values():
-            _stop(process)
+            stop_server(process)
 
 
 def test_texts_travel_as_the_pipeline_takes_them(served):

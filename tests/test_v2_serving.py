@@ -68,7 +68,7 @@ def _save(folder: Path, name: str, model, **settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, stop_server):
     """Five models fitted on the records as the server receives them, served by one real
     MLServer on 127.0.0.1: digits (probabilities; and labels, as a model that declares the
     one output it answers), a text pipeline on SMS messages, a table with categories
@@ -159,13 +159,7 @@ def served(tmp_path_factory):
             "mnist": mnist, "images": images, "pixels": pixels, "image_model": image_model,
         }  # fmt: skip
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
+        stop_server(process)
 
 
 def _target(url, data, **kw):
